@@ -1,0 +1,114 @@
+"""Reading remote actor and key documents into the fields we store, with Mastodon's validity rules."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from fedserver.activitypub.normalize import as_list, first_type, host_of, id_of, string_or_none
+from fedserver.activitypub.vocab import ACTOR_TYPES, has_as_context
+
+
+class InvalidActor(ValueError):
+    """The document is not an actor we can use (wrong type, no inbox, no usable key...)."""
+
+
+@dataclass(frozen=True)
+class PublicKeyRef:
+    key_id: str
+    owner: str | None
+    pem: str
+
+
+def is_actor_document(doc: dict[str, Any]) -> bool:
+    return any(t in ACTOR_TYPES for t in as_list(doc.get("type")))
+
+
+def public_keys_of(doc: dict[str, Any]) -> list[PublicKeyRef]:
+    """`publicKey` may be one object or a list (bovine publishes a list)."""
+    keys = []
+    for entry in as_list(doc.get("publicKey")):
+        if not isinstance(entry, dict):
+            continue
+        key_id, pem = entry.get("id"), entry.get("publicKeyPem")
+        if isinstance(key_id, str) and isinstance(pem, str) and "PUBLIC KEY" in pem:
+            keys.append(PublicKeyRef(key_id=key_id, owner=id_of(entry.get("owner")), pem=pem))
+    return keys
+
+
+def key_document(doc: dict[str, Any]) -> PublicKeyRef | None:
+    """A standalone key document (GoToSocial-style key URL) answering a key id."""
+    pem, key_id = doc.get("publicKeyPem"), doc.get("id")
+    if isinstance(pem, str) and isinstance(key_id, str):
+        return PublicKeyRef(key_id=key_id, owner=id_of(doc.get("owner") or doc.get("controller")), pem=pem)
+    return None
+
+
+def _image_url(value: Any) -> tuple[str | None, str | None]:
+    for entry in as_list(value):
+        if isinstance(entry, str):
+            return entry, None
+        if isinstance(entry, dict):
+            url = entry.get("url")
+            if isinstance(url, dict):  # Link object (Mastodon 4.2.8+)
+                url = url.get("href")
+            if isinstance(url, list) and url:
+                url = id_of(url[0]) if isinstance(url[0], dict) else url[0]
+            if isinstance(url, str):
+                return url, string_or_none(entry.get("mediaType"), 100)
+    return None, None
+
+
+def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str, Any]:
+    """Stored columns for a remote actor document; raises InvalidActor when unusable."""
+    if not has_as_context(doc):
+        raise InvalidActor("actor document lacks the ActivityStreams @context")
+    actor_id = doc.get("id")
+    if not isinstance(actor_id, str) or host_of(actor_id) is None:
+        raise InvalidActor("actor has no http(s) id")
+    actor_type = next((t for t in as_list(doc.get("type")) if t in ACTOR_TYPES), None)
+    if actor_type is None:
+        raise InvalidActor(f"type {first_type(doc)!r} is not an actor type")
+    inbox = doc.get("inbox")
+    if not isinstance(inbox, str) or host_of(inbox) is None:
+        raise InvalidActor("actor has no inbox")
+    keys = public_keys_of(doc)
+    chosen = next((k for k in keys if key_id is None or k.key_id == key_id), None)
+    if chosen is None:
+        raise InvalidActor("actor publishes no usable public key" if key_id is None
+                           else f"actor does not publish key {key_id}")
+    if chosen.owner is not None and chosen.owner != actor_id:
+        raise InvalidActor("the key's owner is not this actor")
+    endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
+    shared_inbox = endpoints.get("sharedInbox") if isinstance(endpoints.get("sharedInbox"), str) else None
+    username = string_or_none(doc.get("preferredUsername"), 200)
+    if not username:
+        # Some servers publish actors without preferredUsername; fall back to the id's last segment.
+        username = urlsplit(actor_id).path.rstrip("/").rsplit("/", 1)[-1] or host_of(actor_id) or "unknown"
+    icon_url, icon_type = _image_url(doc.get("icon"))
+    url = doc.get("url")
+    url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
+    return {
+        "username": username,
+        "domain": host_of(actor_id),
+        "actor_type": actor_type,
+        "display_name": string_or_none(doc.get("name"), 500) or "",
+        "summary_html": string_or_none(doc.get("summary"), 20_000) or "",
+        "url": url if isinstance(url, str) else None,
+        "inbox_url": inbox,
+        "shared_inbox_url": shared_inbox,
+        "outbox_url": string_or_none(doc.get("outbox"), 2000),
+        "followers_url": string_or_none(doc.get("followers"), 2000),
+        "following_url": string_or_none(doc.get("following"), 2000),
+        "featured_url": string_or_none(id_of(doc.get("featured")), 2000),
+        "icon_url": icon_url,
+        "icon_media_type": icon_type,
+        "key_id": chosen.key_id,
+        "public_key_pem": chosen.pem,
+        "manually_approves_followers": int(doc.get("manuallyApprovesFollowers") is True),
+        "discoverable": int(doc.get("discoverable") is True),
+        # FEP-5feb: a missing indexable means false.
+        "indexable": int(doc.get("indexable") is True),
+        "raw_json": json.dumps(doc, separators=(",", ":"), sort_keys=True),
+    }

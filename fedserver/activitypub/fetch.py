@@ -1,0 +1,422 @@
+"""Outbound HTTP for federation: fetching AS2 objects, JSON discovery documents, POSTs.
+
+One :class:`RemoteFetcher` owns one ``aiohttp.ClientSession`` (keep-alive pool, per-host
+connection cap -- federation.md §5.4) whose connector resolves through
+:class:`~fedserver.activitypub.netpolicy.SafeResolver`.  Every request target, including
+each redirect hop, also goes through :func:`~fedserver.activitypub.netpolicy.check_url`
+because aiohttp never asks the resolver about IP literals.
+
+Object fetches follow Mastodon's post-CVE-2024-23832 rules (§2.1, §4.11, §7.1):
+status 200 only, AS2 content type only, ``@context`` must name AS2, no redirects, and
+the document's ``id`` must equal the URL that was requested -- a document may not vouch
+for an id it was not served from.  Bodies are capped (Content-Length pre-check plus a
+streaming cap, like Mastodon's 1 MB ``body_with_limit``) and the whole exchange runs
+under one deadline, so slow-loris peers cannot pin a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
+
+from .mediatypes import AS2_ACCEPT, AS_CONTEXT, is_activitypub_content_type
+from .netpolicy import BlockedAddressError, SafeResolver, check_url, parse_networks
+
+__all__ = [
+    "FetchBlocked",
+    "FetchConnectionError",
+    "FetchError",
+    "FetchGone",
+    "FetchHTTPError",
+    "FetchInvalid",
+    "FetchNotFound",
+    "FetchTimeout",
+    "RemoteFetcher",
+    "Signer",
+    "httpsig_signer",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``signer(method, url, body, accept) -> headers``; may also return an awaitable.
+Signer = Callable[
+    [str, str, bytes | None, str | None],
+    Mapping[str, str] | Awaitable[Mapping[str, str]],
+]
+
+_T = TypeVar("_T")
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class FetchError(Exception):
+    """Base class for every failure of :class:`RemoteFetcher`."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class FetchHTTPError(FetchError):
+    """Unexpected HTTP status (including any 3xx on an AP object fetch)."""
+
+    def __init__(self, status: int, message: str | None = None, *, url: str | None = None) -> None:
+        super().__init__(message or f"HTTP {status}", url=url)
+        self.status = status
+
+
+class FetchNotFound(FetchHTTPError):
+    """404."""
+
+    def __init__(self, message: str | None = None, *, url: str | None = None) -> None:
+        super().__init__(404, message, url=url)
+
+
+class FetchGone(FetchHTTPError):
+    """410: the remote object/actor was deleted (§5.3)."""
+
+    def __init__(self, message: str | None = None, *, url: str | None = None) -> None:
+        super().__init__(410, message, url=url)
+
+
+class FetchBlocked(FetchError):
+    """The target is forbidden by the network policy (SSRF protection)."""
+
+
+class FetchTimeout(FetchError):
+    """The overall deadline expired (connect, headers or body)."""
+
+
+class FetchInvalid(FetchError):
+    """Response unusable: wrong content type, bad JSON, id mismatch, too large, ..."""
+
+
+class FetchConnectionError(FetchError):
+    """Connection refused/reset, DNS failure, TLS error, truncated body."""
+
+
+def _strip_fragment(url: str) -> str:
+    # Fragments never reach the server (keyIds like ``actor#main-key``), so the fetched
+    # document can only be expected to carry the fragment-less id.
+    return url.split("#", 1)[0]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _parse_json_object(body: bytes, url: str) -> dict[str, Any]:
+    if not body:
+        raise FetchInvalid("empty body", url=url)
+    try:
+        doc = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested bombs
+        raise FetchInvalid(f"invalid JSON: {exc.__class__.__name__}", url=url) from None
+    if not isinstance(doc, dict):
+        raise FetchInvalid("JSON document is not an object", url=url)
+    return doc
+
+
+def _has_as_context(doc: Mapping[str, Any]) -> bool:
+    # Mastodon's supported_context?: equal to, or an array containing, the AS2 IRI (§2.2).
+    ctx = doc.get("@context")
+    if isinstance(ctx, list):
+        return AS_CONTEXT in ctx
+    return ctx == AS_CONTEXT
+
+
+def httpsig_signer(key_id: str, private_key_pem: str | bytes) -> Signer:
+    """Adapt ``fedserver.activitypub.httpsig.sign_request`` to the :data:`Signer` shape.
+
+    The import is lazy so this module (and its tests) do not depend on httpsig.
+    """
+
+    def sign(method: str, url: str, body: bytes | None, accept: str | None) -> Mapping[str, str]:
+        from .httpsig import sign_request
+
+        return sign_request(
+            method, url, body=body, key_id=key_id,
+            private_key_pem=private_key_pem, accept=accept,
+        )
+
+    return sign
+
+
+class RemoteFetcher:
+    """Policy-enforcing HTTP client for federation traffic.
+
+    ``allow_private``/``allowed_private_networks``: see :mod:`.netpolicy` (tests on
+    127.0.0.1 need ``allow_private=True``); ``allow_http``: permit plain http (Mastodon
+    only uses https, §1.1); ``timeout``: deadline for a whole call in seconds, connect
+    phase additionally capped at ``connect_timeout``; ``max_body``: response size cap
+    after decompression.  Create and use it inside a running event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        allow_http: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_body: int = DEFAULT_MAX_BODY,
+        user_agent: str = "fedserver/0.1",
+        signer: Signer | None = None,
+        limit: int = 100,
+        limit_per_host: int = 8,
+        max_redirects: int = 3,
+        allowed_private_networks: tuple[str, ...] | list[str] = (),
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self.allow_private = allow_private
+        self.allow_http = allow_http
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_body = max_body
+        self.user_agent = user_agent
+        self.signer = signer
+        self.max_redirects = max_redirects
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._allowed_networks = parse_networks(allowed_private_networks)
+        self._schemes: tuple[str, ...] = ("http", "https") if allow_http else ("https",)
+        self._inner_resolver = resolver  # only for tests / custom DNS
+        self._resolver: SafeResolver | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> RemoteFetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("RemoteFetcher is closed")
+        if self._session is None:
+            self._resolver = SafeResolver(
+                self.allow_private,
+                allowed_networks=self._allowed_networks,
+                inner=self._inner_resolver,
+            )
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver,
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=30.0,  # Mastodon's pool idle timeout (§5.4)
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self.user_agent},
+                timeout=aiohttp.ClientTimeout(
+                    total=self.timeout, sock_connect=min(self.connect_timeout, self.timeout)
+                ),
+                # No env proxies: a proxy would resolve names itself, bypassing SafeResolver.
+                trust_env=False,
+                # Peers' cookies must not leak between hosts or requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _checked(self, url: str | URL, *, encoded: bool = False) -> URL:
+        """Policy-check ``url``; return the URL object to request.
+
+        ``encoded=True`` returns the URL exactly as given (no re-quoting), for requests
+        the caller already signed over the raw path; both spellings are checked.
+        """
+        try:
+            u = url if isinstance(url, URL) else URL(url)
+            check_url(u, self.allow_private, self._schemes, allowed_networks=self._allowed_networks)
+            if encoded and not isinstance(url, URL):
+                u = URL(url, encoded=True)
+                check_url(
+                    u, self.allow_private, self._schemes, allowed_networks=self._allowed_networks
+                )
+        except BlockedAddressError as exc:
+            raise FetchBlocked(str(exc), url=str(url)) from None
+        except ValueError as exc:
+            raise FetchBlocked(f"invalid URL: {exc}", url=str(url)) from None
+        return u
+
+    async def _sign(
+        self, method: str, url: str, body: bytes | None, accept: str | None
+    ) -> dict[str, str]:
+        if self.signer is None:
+            return {}
+        result = self.signer(method, url, body, accept)
+        if inspect.isawaitable(result):
+            result = await result
+        return dict(result)
+
+    async def _guard(self, url: str, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``fn`` under the deadline and translate transport errors."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await fn()
+        except FetchError:
+            raise
+        except TimeoutError:  # asyncio.timeout and aiohttp's ServerTimeoutError alike
+            raise FetchTimeout(f"timed out after {self.timeout}s", url=url) from None
+        except BlockedAddressError as exc:
+            raise FetchBlocked(str(exc), url=url) from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedAddressError) or isinstance(
+                exc.__cause__, BlockedAddressError
+            ):
+                raise FetchBlocked(str(exc.os_error), url=url) from None
+            raise FetchConnectionError(f"cannot connect: {exc}", url=url) from exc
+        except aiohttp.InvalidURL as exc:
+            raise FetchBlocked(f"invalid URL: {exc}", url=url) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise FetchConnectionError(f"{exc.__class__.__name__}: {exc}", url=url) from exc
+
+    def _raise_for_status(self, resp: aiohttp.ClientResponse, url: str) -> None:
+        if resp.status == 200:
+            return
+        if resp.status == 404:
+            raise FetchNotFound(url=url)
+        if resp.status == 410:
+            raise FetchGone(url=url)
+        raise FetchHTTPError(resp.status, url=url)
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+        length = resp.content_length
+        if length is not None and length > self.max_body:
+            raise FetchInvalid(f"Content-Length {length} exceeds {self.max_body}", url=url)
+        buf = bytearray()
+        # Content-Length can be absent (chunked) or lie about decompressed size.
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            buf += chunk
+            if len(buf) > self.max_body:
+                raise FetchInvalid(f"body exceeds {self.max_body} bytes", url=url)
+        return bytes(buf)
+
+    async def _drain(self, resp: aiohttp.ClientResponse) -> None:
+        read = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            read += len(chunk)
+            if read > self.max_body:
+                resp.close()  # drop the connection rather than read an endless body
+                return
+
+    # -- public API --------------------------------------------------------------------
+
+    async def fetch_object(
+        self, url: str, *, expected_id: str | None = None, follow_id: bool = False
+    ) -> dict[str, Any]:
+        """GET an ActivityPub document; its ``id`` must equal ``url`` (minus fragment).
+
+        ``follow_id=True`` implements Mastodon's "id not known in advance" path (§4.11):
+        when the served ``id`` differs, fetch once more from that id and require an exact
+        match there.  ``expected_id`` (fragment ignored) additionally pins the final id.
+        """
+        target = _strip_fragment(url)
+        doc = await self._fetch_ap(target)
+        doc_id = doc.get("id")
+        if doc_id != target:
+            if not (follow_id and isinstance(doc_id, str) and "#" not in doc_id):
+                raise FetchInvalid(f"document id {doc_id!r} does not match URL", url=target)
+            doc = await self._fetch_ap(doc_id)
+            if doc.get("id") != doc_id:
+                raise FetchInvalid("document id does not match its own id URL", url=doc_id)
+        if expected_id is not None and doc["id"] != _strip_fragment(expected_id):
+            raise FetchInvalid(f"document id {doc['id']!r} is not the expected id", url=target)
+        return doc
+
+    async def _fetch_ap(self, url: str) -> dict[str, Any]:
+        u = self._checked(url)
+        session = self._get_session()
+        headers = {"Accept": AS2_ACCEPT}
+        # Sign the yarl-normalised spelling: it is byte-for-byte what aiohttp sends.
+        headers.update(await self._sign("GET", str(u), None, AS2_ACCEPT))
+
+        async def run() -> bytes:
+            # No redirects: the id must equal the requested URL anyway (§2.1).
+            async with session.get(u, headers=headers, allow_redirects=False) as resp:
+                self._raise_for_status(resp, url)
+                ctype = resp.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+                if not is_activitypub_content_type(ctype):
+                    raise FetchInvalid(f"not an ActivityPub content type: {ctype!r}", url=url)
+                return await self._read_capped(resp, url)
+
+        body = await self._guard(url, run)
+        doc = _parse_json_object(body, url)
+        if not _has_as_context(doc):
+            raise FetchInvalid("@context does not include ActivityStreams", url=url)
+        return doc
+
+    async def get_json(self, url: str, accept: str = "application/json") -> dict[str, Any]:
+        """GET a plain JSON object (WebFinger JRD, NodeInfo); unsigned.
+
+        Follows up to ``max_redirects`` redirects, re-checking every hop against the
+        network policy (https->http downgrades included).  Content type is not checked:
+        peers serve JRD as application/json, application/jrd+json or worse.
+        """
+        session = self._get_session()
+
+        async def run() -> bytes:
+            current = self._checked(url)
+            status = 0
+            for _hop in range(self.max_redirects + 1):
+                async with session.get(
+                    current, headers={"Accept": accept}, allow_redirects=False
+                ) as resp:
+                    status = resp.status
+                    if status in _REDIRECT_STATUSES:
+                        location = resp.headers.get(aiohttp.hdrs.LOCATION)
+                        if not location:
+                            raise FetchHTTPError(resp.status, "redirect without Location", url=url)
+                        try:
+                            nxt = resp.url.join(URL(location)).with_fragment(None)
+                        except ValueError:
+                            raise FetchInvalid("bad redirect Location", url=url) from None
+                        current = self._checked(nxt)
+                        continue
+                    self._raise_for_status(resp, str(current))
+                    return await self._read_capped(resp, str(current))
+            raise FetchHTTPError(status, "too many redirects", url=url)
+
+        body = await self._guard(url, run)
+        return _parse_json_object(body, url)
+
+    async def post(self, url: str, body: bytes, *, headers: Mapping[str, str]) -> int:
+        """POST ``body`` (already signed by the caller via ``headers``); return the status.
+
+        Redirects are not followed (the signature covers the request target).  At most
+        ``max_body`` bytes of the response are read and discarded.
+        """
+        u = self._checked(url, encoded=True)  # send the path the caller signed, unchanged
+        session = self._get_session()
+
+        async def run() -> int:
+            async with session.post(
+                u, data=body, headers=dict(headers), allow_redirects=False
+            ) as resp:
+                await self._drain(resp)
+                return resp.status
+
+        status = await self._guard(url, run)
+        log.debug("POST %s -> %s", u.with_query(None), status)
+        return status

@@ -1,0 +1,106 @@
+"""Reading remote Note-like objects into post fields, and Mastodon's addressing rules both ways."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedserver.activitypub.normalize import (as_list, content_of, first_type, host_of, id_of, ids_of,
+                                             language_of, string_or_none)
+from fedserver.activitypub.sanitize import html_to_text, sanitize_html
+from fedserver.activitypub.vocab import PUBLIC, PUBLIC_FORMS, POST_TYPES
+
+MAX_TAGS = 100  # bound work on hostile payloads (cf. CVE-2026-23962's unbounded poll options)
+
+
+class InvalidNote(ValueError):
+    """The object cannot be shown as a post."""
+
+
+@dataclass
+class ParsedNote:
+    uri: str
+    object_type: str
+    attributed_to: str
+    content_html: str
+    content_text: str
+    summary: str | None
+    sensitive: bool
+    language: str | None
+    in_reply_to: str | None
+    url: str | None
+    to: list[str]
+    cc: list[str]
+    published: str | None
+    updated: str | None
+    mention_hrefs: list[str] = field(default_factory=list)
+    hashtags: list[str] = field(default_factory=list)
+
+
+def addressing(visibility: str, followers_url: str, mention_uris: list[str]) -> dict[str, list[str]]:
+    """to/cc exactly as Mastodon forms them for each visibility (TagManager)."""
+    if visibility == "public":
+        return {"to": [PUBLIC], "cc": [followers_url, *mention_uris]}
+    if visibility == "unlisted":
+        return {"to": [followers_url], "cc": [PUBLIC, *mention_uris]}
+    if visibility == "followers":
+        return {"to": [followers_url], "cc": list(mention_uris)}
+    if visibility == "direct":
+        return {"to": list(mention_uris), "cc": []}
+    raise ValueError(f"unknown visibility {visibility!r}")
+
+
+def visibility_of(to: list[str], cc: list[str], followers_url: str | None) -> str:
+    """How Mastodon's StatusParser reads an audience."""
+    if any(a in PUBLIC_FORMS for a in to):
+        return "public"
+    if any(a in PUBLIC_FORMS for a in cc):
+        return "unlisted"
+    if followers_url and (followers_url in to or followers_url in cc):
+        return "followers"
+    return "direct"
+
+
+def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNote, str]:
+    """Parse a Note/Question/Article/Page; returns the fields and the derived visibility."""
+    if not isinstance(obj, dict):
+        raise InvalidNote("object is not embedded")
+    object_type = first_type(obj)
+    if object_type not in POST_TYPES:
+        raise InvalidNote(f"object type {object_type!r} is not shown as a post")
+    uri = obj.get("id")
+    if not isinstance(uri, str) or host_of(uri) is None:
+        raise InvalidNote("object has no http(s) id")
+    author = id_of(obj.get("attributedTo"))
+    if not author:
+        raise InvalidNote("object has no attributedTo")
+    raw_html = content_of(obj)
+    if object_type in ("Article", "Page"):
+        # Mastodon shows these as a title and a link; we keep title + content.
+        name = string_or_none(obj.get("name"), 500)
+        if name:
+            raw_html = f"<p><strong>{html.escape(name)}</strong></p>{raw_html}"
+    content_html = sanitize_html(raw_html[:200_000])
+    to, cc = ids_of(obj.get("to")), ids_of(obj.get("cc"))
+    mentions, hashtags = [], []
+    for tag in as_list(obj.get("tag"))[:MAX_TAGS]:
+        if not isinstance(tag, dict):
+            continue
+        kind = first_type(tag)
+        if kind == "Mention" and isinstance(tag.get("href"), str):
+            mentions.append(tag["href"])
+        elif kind == "Hashtag" and isinstance(tag.get("name"), str):
+            hashtags.append(tag["name"].lstrip("#").lower()[:100])
+    url = obj.get("url")
+    url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
+    summary = string_or_none(obj.get("summary"), 5000)
+    parsed = ParsedNote(
+        uri=uri, object_type=object_type, attributed_to=author, content_html=content_html,
+        content_text=html_to_text(content_html), summary=html_to_text(summary) if summary else None,
+        sensitive=obj.get("sensitive") is True or bool(summary), language=language_of(obj),
+        in_reply_to=id_of(obj.get("inReplyTo")), url=url if isinstance(url, str) else None,
+        to=to, cc=cc, published=string_or_none(obj.get("published"), 64),
+        updated=string_or_none(obj.get("updated"), 64), mention_hrefs=mentions,
+        hashtags=sorted(set(hashtags)))
+    return parsed, visibility_of(to, cc, followers_url)
+

@@ -1,0 +1,98 @@
+"""build_app(settings): routes, middlewares, start-up and shutdown wiring."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from fedserver import __version__
+from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
+from fedserver.clock import SYSTEM_CLOCK, Clock
+from fedserver.config import Settings
+from fedserver.context import Context
+from fedserver.db import Database, migrate
+from fedserver.federation import routes as federation_routes
+from fedserver.federation.delivery import DeliveryWorker
+from fedserver.federation.inbox import handle_inbox
+from fedserver.federation.processing import InboxWorker
+from fedserver.services.accounts import ensure_instance_actor
+from fedserver.web import pages
+
+log = logging.getLogger(__name__)
+
+CTX_KEY = "ctx"
+
+
+def user_agent(settings: Settings) -> str:
+    return f"fedserver/{__version__} (+{settings.base_url}/)"
+
+
+def make_fetcher(settings: Settings, key_id: str | None = None, private_key_pem: str | None = None,
+                 timeout: float | None = None) -> RemoteFetcher:
+    fed = settings.federation
+    return RemoteFetcher(
+        allow_private=fed.allow_private_addresses, allow_http=settings.instance.scheme == "http",
+        timeout=timeout or fed.fetch_timeout_seconds, max_body=fed.max_fetch_body_bytes,
+        user_agent=user_agent(settings),
+        signer=httpsig_signer(key_id, private_key_pem) if key_id and private_key_pem else None,
+        limit=max(100, fed.delivery_concurrency * 2), limit_per_host=fed.delivery_per_host_concurrency * 2)
+
+
+async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
+    """Open the database (migrating it) and a fetcher signing as the instance actor."""
+    db = Database(settings.database_path)
+    await db.open()
+    await migrate(db)
+    ctx = Context(settings=settings, db=db, fetcher=make_fetcher(settings), clock=clock)
+    instance_actor, account = await ensure_instance_actor(ctx)
+    await ctx.fetcher.close()
+    ctx.fetcher = make_fetcher(settings, instance_actor.key_id, account.private_key_pem)
+    return ctx
+
+
+async def close_context(ctx: Context) -> None:
+    await ctx.fetcher.close()
+    await ctx.db.close()
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: bool = True) -> web.Application:
+    # The inbox enforces its own (smaller or equal) limit with a clear 413; this caps everything else.
+    app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
+                          middlewares=[security_headers])
+    federation_routes.add_routes(app, handle_inbox)
+    pages.add_routes(app)
+
+    async def on_startup(app: web.Application) -> None:
+        ctx = await open_context(settings, clock)
+        app[CTX_KEY] = ctx
+        workers = []
+        if run_workers:
+            app["delivery_worker"] = DeliveryWorker(ctx)
+            app["inbox_worker"] = InboxWorker(ctx)
+            workers = [asyncio.create_task(app["delivery_worker"].run(), name="delivery-worker"),
+                       asyncio.create_task(app["inbox_worker"].run(), name="inbox-worker")]
+        app["workers"] = workers
+
+    async def on_cleanup(app: web.Application) -> None:
+        for task in app.get("workers", []):
+            task.cancel()
+        for task in app.get("workers", []):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if CTX_KEY in app:
+            await close_context(app[CTX_KEY])
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,250 @@
+"""The `fedserver` command: argument parsing and printing only; every command calls a service."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from fedserver.config import ConfigError, Settings, load_settings, render_default_config
+
+log = logging.getLogger("fedserver")
+
+
+class CommandError(Exception):
+    """A command failed for a reason the person can act on (printed, exit status 1)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedserver", description="A self-hostable ActivityPub server.")
+    p.add_argument("--config", default="fedserver.toml", help="config file (default: ./fedserver.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the server (creates config and database on first run)")
+    s.add_argument("--host", help="override [server] host")
+    s.add_argument("--port", type=int, help="override [server] port")
+
+    s = sub.add_parser("init", help="write a config file and create the database")
+    s.add_argument("--domain", default="localhost:8080", help="host[:port] used in ids (default localhost:8080)")
+    s.add_argument("--scheme", choices=("https", "http"), default="https")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--allow-private-addresses", action="store_true",
+                   help="allow federation with loopback/private addresses (local testing only)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing config file")
+
+    sub.add_parser("migrate", help="apply pending database migrations")
+
+    user = sub.add_parser("user", help="manage local accounts").add_subparsers(dest="user_command", required=True)
+    s = user.add_parser("create", help="create an account (prints a generated password)")
+    s.add_argument("name")
+    s.add_argument("--admin", action="store_true")
+    s.add_argument("--locked", action="store_true", help="approve followers by hand")
+    s.add_argument("--password-file", help="read the password from this file")
+    user.add_parser("list", help="list local accounts")
+
+    for name, text in (("follow", "follow a remote or local account"), ("unfollow", "stop following")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("local")
+        s.add_argument("handle", help="@user@host")
+
+    req = sub.add_parser("requests", help="follow requests to a locked account").add_subparsers(
+        dest="requests_command", required=True)
+    s = req.add_parser("list")
+    s.add_argument("local")
+    for name in ("approve", "reject"):
+        s = req.add_parser(name)
+        s.add_argument("local")
+        s.add_argument("handle")
+
+    s = sub.add_parser("post", help="publish a post (prints its id URL)")
+    s.add_argument("local")
+    s.add_argument("text")
+    s.add_argument("--visibility", choices=("public", "unlisted", "followers", "direct"), default="public")
+    s.add_argument("--cw", help="content warning")
+    s.add_argument("--reply-to", help="id URL of the post to reply to")
+    s.add_argument("--language", help="ISO 639-1 code, e.g. en")
+
+    s = sub.add_parser("edit", help="change the text of a post")
+    s.add_argument("local")
+    s.add_argument("post_url")
+    s.add_argument("text")
+    s.add_argument("--cw")
+
+    s = sub.add_parser("delete", help="delete a post")
+    s.add_argument("local")
+    s.add_argument("post_url")
+
+    for name in ("like", "unlike", "boost", "unboost"):
+        s = sub.add_parser(name, help=f"{name} a post")
+        s.add_argument("local")
+        s.add_argument("post_url")
+
+    domain = sub.add_parser("domain-block", help="refuse all federation with a domain").add_subparsers(
+        dest="domain_command", required=True)
+    s = domain.add_parser("add")
+    s.add_argument("domain")
+    s.add_argument("--reason", default="")
+    s = domain.add_parser("remove")
+    s.add_argument("domain")
+    domain.add_parser("list")
+
+    sub.add_parser("status", help="delivery queue depth and failing hosts")
+    return p
+
+
+def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = "https", port: int = 8080,
+                   allow_private: bool = False, force: bool = False) -> bool:
+    if path.exists() and not force:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_default_config(domain=domain, scheme=scheme, port=port, allow_private=allow_private),
+                    encoding="utf-8")
+    return True
+
+
+async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
+    from fedserver.app import close_context, open_context
+
+    ctx = await open_context(settings)
+    try:
+        return await action(ctx)
+    finally:
+        await close_context(ctx)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from fedserver.app import build_app
+
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    print(f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path})",
+          flush=True)
+    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None,
+                handle_signals=True, shutdown_timeout=5)
+    return 0
+
+
+async def _run_command(ctx, args: argparse.Namespace) -> int:
+    from fedserver.services import accounts, follows, interactions, posting, status
+
+    cmd = args.command
+    if cmd == "migrate":
+        print("database is up to date")
+    elif cmd == "user" and args.user_command == "create":
+        password = None
+        if args.password_file:
+            password = Path(args.password_file).read_text(encoding="utf-8").strip()
+        created = await accounts.create_account(ctx, args.name, password=password, admin=args.admin,
+                                                locked=args.locked)
+        print(f"created {created.actor.handle} ({created.actor.uri})")
+        if created.password is not None:
+            print(f"password: {created.password}")
+    elif cmd == "user" and args.user_command == "list":
+        for actor, account in await accounts.list_accounts(ctx):
+            flags = [f for f, on in (("admin", account.is_admin), ("locked", actor.manually_approves_followers),
+                                     ("deleted", actor.deleted_at)) if on]
+            print(f"{actor.handle}\t{actor.uri}\t{','.join(flags)}")
+    elif cmd == "follow":
+        record = await follows.follow(ctx, args.local, args.handle)
+        print(f"{args.local} follows {args.handle}: {record.state}")
+    elif cmd == "unfollow":
+        await follows.unfollow(ctx, args.local, args.handle)
+        print(f"{args.local} no longer follows {args.handle}")
+    elif cmd == "requests":
+        if args.requests_command == "list":
+            for actor in await follows.list_requests(ctx, args.local):
+                print(f"{actor.handle}\t{actor.uri}")
+        else:
+            await follows.answer_follow_request(ctx, args.local, args.handle,
+                                                accept=args.requests_command == "approve")
+            print(f"{args.requests_command}d {args.handle}")
+    elif cmd == "post":
+        post = await posting.create_post(ctx, args.local, posting.Draft(
+            text=args.text, visibility=args.visibility, content_warning=args.cw, reply_to=args.reply_to,
+            language=args.language))
+        print(post.uri)
+    elif cmd == "edit":
+        post = await posting.edit_post(ctx, args.local, args.post_url, posting.Draft(text=args.text,
+                                                                                    content_warning=args.cw))
+        print(post.uri)
+    elif cmd == "delete":
+        await posting.delete_post(ctx, args.local, args.post_url)
+        print(f"deleted {args.post_url}")
+    elif cmd in ("like", "unlike", "boost", "unboost"):
+        await getattr(interactions, cmd)(ctx, args.local, args.post_url)
+        print(f"{cmd}d {args.post_url}" if cmd.endswith("e") else f"{cmd}ed {args.post_url}")
+    elif cmd == "domain-block":
+        if args.domain_command == "list":
+            for block in await status.list_domain_blocks(ctx):
+                print(f"{block['domain']}\t{block['reason']}")
+        elif args.domain_command == "add":
+            await status.block_domain(ctx, args.domain, args.reason)
+            print(f"blocked {args.domain}")
+        else:
+            await status.unblock_domain(ctx, args.domain)
+            print(f"unblocked {args.domain}")
+    elif cmd == "status":
+        report = await status.queue_status(ctx)
+        print(f"deliveries: {report['deliveries']['pending']} pending, {report['deliveries']['delivered']} delivered,"
+              f" {report['deliveries']['failed']} failed")
+        print(f"inbox: {report['inbox_pending']} pending")
+        if report["failing_hosts"]:
+            print("failing hosts:")
+            for host in report["failing_hosts"]:
+                state = "unavailable" if host["unavailable_since"] else "failing"
+                print(f"  {host['host']}\t{state}\tfailure days: {host['failure_days']}\tlast failure:"
+                      f" {host['last_failure_at']}")
+        else:
+            print("failing hosts: none")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.INFO if args.command == "serve"
+                                                                  else logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config_path = Path(args.config)
+    try:
+        if args.command == "init":
+            if not _ensure_config(config_path, domain=args.domain, scheme=args.scheme, port=args.port,
+                                  allow_private=args.allow_private_addresses, force=args.force):
+                raise CommandError(f"{config_path} exists; use --force to overwrite it")
+            settings = load_settings(config_path)
+            asyncio.run(_with_context(settings, _noop))
+            print(f"wrote {config_path} and created {settings.database_path}")
+            return 0
+        if args.command == "serve" and _ensure_config(config_path):
+            print(f"created {config_path} with default settings: edit [instance] domain before federating")
+        settings = load_settings(config_path)
+        if args.command == "serve":
+            asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
+            return _serve(settings, args)
+        return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))
+    except (ConfigError, CommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except Exception as exc:  # noqa: BLE001 - turned into a message; -v shows the traceback
+        if _is_user_error(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+async def _noop(ctx) -> int:
+    return 0
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from fedserver.services.accounts import AccountError
+    from fedserver.services.follows import FollowError
+    from fedserver.services.interactions import InteractionError
+    from fedserver.services.posting import PostingError
+    from fedserver.services.remote_actors import ActorNotFound
+
+    return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound))

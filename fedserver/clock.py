@@ -1,0 +1,54 @@
+"""Time in one place: UTC ISO-8601 text for stored events, epoch milliseconds for queues, and
+time-ordered ids. Tests move time by replacing `Clock.now`."""
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timezone
+
+
+class Clock:
+    """Injectable source of the current time (epoch seconds)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def now_iso(self) -> str:
+        return iso_from_epoch(self.now())
+
+
+SYSTEM_CLOCK = Clock()
+
+
+def iso_from_epoch(seconds: float) -> str:
+    """Fixed-width UTC text, so that text order is time order (stored timestamps)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def wire_time(iso: str) -> str:
+    """ActivityPub `published`/`updated` form: second precision with a Z, as Mastodon emits."""
+    return iso[:19] + "Z"
+
+
+def parse_time(value: str | None) -> float | None:
+    """Parse an ISO-8601 time from a remote document; None when missing or unparsable."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def time_ordered_id(seconds: float) -> int:
+    """Mastodon-style snowflake: milliseconds << 16 with 16 random bits; fits a signed 64-bit int."""
+    return (int(seconds * 1000) << 16) | secrets.randbits(16)

@@ -1,0 +1,211 @@
+"""Typed settings loaded from `fedserver.toml`, validated with messages a self-hoster can act on."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or has an invalid value."""
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    domain: str = "localhost:8080"
+    scheme: str = "https"
+    name: str = "fedserver"
+    description: str = "A fedserver instance"
+    # open | invite | closed: who may create an account through the web interface.
+    registrations: str = "closed"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    path: str = "fedserver.sqlite3"
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    authorized_fetch: bool = False
+    # Off in production: refuses fetches and deliveries to loopback/private addresses (SSRF).
+    allow_private_addresses: bool = False
+    max_inbox_body_bytes: int = 1_048_576
+    max_fetch_body_bytes: int = 1_048_576
+    fetch_timeout_seconds: float = 10.0
+    delivery_timeout_seconds: float = 15.0
+    delivery_concurrency: int = 32
+    delivery_per_host_concurrency: int = 4
+    # Mastodon-like: ~16 attempts spread over about two days.
+    delivery_max_attempts: int = 16
+    # Multiplies every retry delay. 1.0 in production; tests shrink it to see retries in seconds.
+    delivery_retry_scale: float = 1.0
+    # A host whose deliveries keep failing on this many distinct days is skipped for a while.
+    host_failure_days: int = 7
+    signature_max_skew_seconds: int = 3900
+    actor_refresh_seconds: int = 86_400
+    user_agent_suffix: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance: InstanceSettings = field(default_factory=InstanceSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
+    # Directory of the config file: relative paths in it are taken relative to this.
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.instance.scheme}://{self.instance.domain}"
+
+    @property
+    def database_path(self) -> Path:
+        path = Path(self.database.path)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def media_dir(self) -> Path:
+        return self.database_path.parent / "media"
+
+
+_SECTIONS = {
+    "instance": InstanceSettings,
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "federation": FederationSettings,
+}
+
+
+def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"[{section}] has an unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        default = getattr(cls(), key)
+        expected = type(default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"[{section}] {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def validate(settings: Settings) -> Settings:
+    inst = settings.instance
+    if inst.scheme not in ("http", "https"):
+        raise ConfigError(f"[instance] scheme must be 'https' or 'http', got {inst.scheme!r}")
+    if not inst.domain or "/" in inst.domain or " " in inst.domain:
+        raise ConfigError(f"[instance] domain must be a host name with optional :port, got {inst.domain!r}")
+    if inst.registrations not in ("open", "invite", "closed"):
+        raise ConfigError("[instance] registrations must be 'open', 'invite' or 'closed'")
+    if not (0 < settings.server.port < 65536):
+        raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
+    fed = settings.federation
+    for name in ("max_inbox_body_bytes", "max_fetch_body_bytes", "delivery_concurrency",
+                 "delivery_per_host_concurrency", "delivery_max_attempts"):
+        if getattr(fed, name) <= 0:
+            raise ConfigError(f"[federation] {name} must be positive")
+    if fed.fetch_timeout_seconds <= 0 or fed.delivery_timeout_seconds <= 0:
+        raise ConfigError("[federation] timeouts must be positive")
+    return settings
+
+
+def settings_from_dict(data: dict[str, Any], base_dir: Path) -> Settings:
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown section [{name}]; known sections: {', '.join(_SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _coerce(name, _SECTIONS[name], value)
+    return validate(Settings(base_dir=base_dir, **sections))
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; run `fedserver init` to create one") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return settings_from_dict(data, path.resolve().parent)
+
+
+DEFAULT_CONFIG_TEMPLATE = """\
+# fedserver configuration. Every key is optional; the values shown are the defaults
+# unless said otherwise. Relative paths are taken relative to this file.
+
+[instance]
+# Host name (and :port when not 443/80) used in every id this server mints.
+# Changing it later breaks federation: remote servers know your accounts by these ids.
+domain = "{domain}"
+# "https" in production (behind a TLS reverse proxy). "http" only for local testing.
+scheme = "{scheme}"
+name = "fedserver"
+description = "A fedserver instance"
+# Who may sign up on the web: "open", "invite" (invite codes from the CLI) or "closed".
+registrations = "closed"
+
+[server]
+# Address and port the HTTP server listens on. Keep 127.0.0.1 behind a reverse proxy.
+host = "127.0.0.1"
+port = {port}
+
+[database]
+# SQLite database file (WAL mode). Created on first run.
+path = "fedserver.sqlite3"
+
+[federation]
+# Require HTTP signatures on GETs of actors, posts and collections (Mastodon's "secure mode").
+authorized_fetch = false
+# Allow fetching from and delivering to loopback/private addresses. Keep false in production
+# (it protects against SSRF); tests and local demos on 127.0.0.1 switch it on.
+allow_private_addresses = {allow_private}
+# Largest accepted inbox POST body; larger ones get 413.
+max_inbox_body_bytes = 1048576
+# Largest remote document we read when fetching actors and objects.
+max_fetch_body_bytes = 1048576
+# Timeout for fetching remote documents, in seconds.
+fetch_timeout_seconds = 10.0
+# Timeout for one delivery POST, in seconds.
+delivery_timeout_seconds = 15.0
+# Deliveries in flight at once, in total and per remote host.
+delivery_concurrency = 32
+delivery_per_host_concurrency = 4
+# Attempts per delivery before giving up (exponential back-off over about two days).
+delivery_max_attempts = 16
+# Multiplies every retry delay; keep 1.0 (tests shrink it).
+delivery_retry_scale = 1.0
+# Distinct days of failed deliveries after which a host is marked unavailable.
+host_failure_days = 7
+# Accepted clock difference for signed requests, in seconds (Mastodon: 1 h + 5 min).
+signature_max_skew_seconds = 3900
+# Refetch cached remote actors older than this, in seconds.
+actor_refresh_seconds = 86400
+"""
+
+
+def render_default_config(domain: str = "localhost:8080", scheme: str = "https", port: int = 8080,
+                          allow_private: bool = False) -> str:
+    return DEFAULT_CONFIG_TEMPLATE.format(domain=domain, scheme=scheme, port=port,
+                                          allow_private="true" if allow_private else "false")
+
+
+def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """Return settings with some section fields replaced (used by tests and the CLI)."""
+    updated = settings
+    for name, values in sections.items():
+        updated = replace(updated, **{name: replace(getattr(updated, name), **values)})
+    return validate(updated)

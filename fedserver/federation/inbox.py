@@ -1,0 +1,126 @@
+"""The inbox endpoints: check size, type, JSON, signature and origin, then store the activity for
+the inbox worker and answer 202. Nothing is processed before it is durably stored, and nothing is
+stored when any check fails."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from fedserver.activitypub.normalize import first_type, host_of, id_of
+from fedserver.context import Context
+from fedserver.federation.signatures import SignatureRejected, SignerBlocked, verify_request
+from fedserver.store import actors as actor_store
+from fedserver.store import hosts as host_store
+from fedserver.store import inbox as inbox_store
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_TYPES = ("application/activity+json", "application/ld+json", "application/json")
+# Types whose embedded object must come from the actor's own server (Mastodon's invalid_origin?).
+SAME_ORIGIN_OBJECT_TYPES = frozenset({"Create", "Update", "Delete"})
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _origin_problem(activity: dict[str, Any], actor_uri: str) -> str | None:
+    """Why the activity claims something its actor may not, or None (CVE-2024-23832 class)."""
+    activity_type = first_type(activity)
+    activity_id = activity.get("id")
+    if isinstance(activity_id, str) and host_of(activity_id) != host_of(actor_uri):
+        return "activity id is not on the actor's host"
+    obj = activity.get("object")
+    if activity_type in SAME_ORIGIN_OBJECT_TYPES:
+        object_id = id_of(obj)
+        if object_id is None:
+            return "activity has no object id"
+        if host_of(object_id) != host_of(actor_uri):
+            return "object id is not on the actor's host"
+        if isinstance(obj, dict) and activity_type != "Delete":
+            attributed = id_of(obj.get("attributedTo"))
+            if first_type(obj) not in ("Person", "Service", "Application", "Group", "Organization") \
+                    and attributed is not None and attributed != actor_uri:
+                return "object is attributed to someone else"
+    if activity_type == "Undo" and isinstance(obj, dict):
+        inner_actor = id_of(obj.get("actor"))
+        if inner_actor is not None and inner_actor != actor_uri:
+            return "undone activity belongs to another actor"
+    return None
+
+
+async def handle_inbox(request: web.Request) -> web.Response:
+    ctx: Context = request.app["ctx"]
+    username = request.match_info.get("username")
+    if username is not None:
+        owner = await actor_store.get_local_actor(ctx.db.reader, username)
+        if owner is None or owner.deleted_at:
+            return json_error(404, "no such inbox")
+    content_type = request.content_type.lower()
+    if content_type not in ACCEPTED_TYPES:
+        return json_error(415, f"inbox accepts application/activity+json, not {content_type or 'no content type'}")
+    try:
+        body = await _read_body(request, ctx.settings.federation.max_inbox_body_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"body larger than {ctx.settings.federation.max_inbox_body_bytes} bytes")
+    try:
+        activity = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json_error(400, f"body is not valid JSON: {exc}")
+    if not isinstance(activity, dict) or not first_type(activity) or not id_of(activity.get("actor")):
+        return json_error(400, "body is not an activity (needs type and actor)")
+    actor_uri = id_of(activity.get("actor"))
+    assert actor_uri is not None
+    activity_type = first_type(activity) or "Unknown"
+
+    if activity_type == "Delete" and id_of(activity.get("object")) == actor_uri:
+        # Mastodon: an account deleting itself that we never knew needs no key fetch (it would 410).
+        if await actor_store.get_actor_by_uri(ctx.db.reader, actor_uri) is None:
+            return web.Response(status=202)
+    try:
+        signer = await verify_request(ctx, request, body)
+    except SignerBlocked as exc:
+        log.info("inbox: refused %s from %s: %s", activity_type, actor_uri, exc)
+        return json_error(403, str(exc))
+    except SignatureRejected as exc:
+        log.info("inbox: bad signature on %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, exc)
+        return json_error(401, str(exc))
+    if signer.uri != actor_uri:
+        log.info("inbox: signer %s is not actor %s of %s", signer.uri, actor_uri, activity.get("id"))
+        return json_error(401, "the request is not signed by the activity's actor")
+    problem = _origin_problem(activity, actor_uri)
+    if problem:
+        log.info("inbox: refused %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, problem)
+        return json_error(403, problem)
+
+    activity_uri = activity.get("id") if isinstance(activity.get("id"), str) else \
+        "urn:sha256:" + hashlib.sha256(body).hexdigest()
+    async with ctx.db.transaction() as tx:
+        fresh = await inbox_store.enqueue_inbox_item(
+            tx, activity_uri=activity_uri, activity_type=activity_type[:64], signer_uri=signer.uri,
+            body=body.decode("utf-8"), now=ctx.clock.now_iso(), now_ms=ctx.clock.now_ms())
+    if fresh:
+        ctx.inbox_wakeup.set()
+        host = host_of(signer.uri)
+        if host and await host_store.unavailable_until(ctx.db.reader, host) is not None:
+            async with ctx.db.transaction() as tx:
+                await host_store.clear_unavailable(tx, host)
+    else:
+        log.debug("inbox: duplicate %s", activity_uri)
+    return web.Response(status=202)

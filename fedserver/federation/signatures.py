@@ -1,0 +1,70 @@
+"""Verifying the HTTP signature of an inbound request and finding who signed it."""
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from fedserver.activitypub.httpsig import SignatureError, extract_signature
+from fedserver.activitypub.keys import load_public_key
+from fedserver.context import Context
+from fedserver.services import remote_actors
+from fedserver.store.actors import Actor
+
+log = logging.getLogger(__name__)
+
+# key id -> monotonic time of the last forced refetch. A cache that may be lost: it only limits
+# how often a bad signature can make us refetch a key (Mastodon uses a per-source circuit breaker).
+_last_refetch: dict[str, float] = {}
+REFETCH_INTERVAL = 60.0
+
+
+class SignatureRejected(Exception):
+    """The request is unsigned or its signature does not verify (answer 401)."""
+
+
+class SignerBlocked(Exception):
+    """The signer's domain is blocked by the admin (answer 403)."""
+
+
+async def verify_request(ctx: Context, request: web.Request, body: bytes | None) -> Actor:
+    """Return the verified signer of the request or raise SignatureRejected/SignerBlocked."""
+    try:
+        pending = extract_signature(
+            request.method, request.raw_path, request.headers, body, now=ctx.clock.now(),
+            max_skew=ctx.settings.federation.signature_max_skew_seconds, scheme=ctx.settings.instance.scheme)
+    except SignatureError as exc:
+        raise SignatureRejected(str(exc)) from exc
+    if await remote_actors.domain_blocked(ctx, pending.key_id):
+        raise SignerBlocked(f"the domain of {pending.key_id} is blocked")
+    try:
+        signer = await remote_actors.get_actor_for_key(ctx, pending.key_id)
+    except remote_actors.ActorNotFound as exc:
+        raise SignatureRejected(f"cannot get key {pending.key_id}: {exc}") from exc
+    try:
+        pending.verify(load_public_key(signer.public_key_pem or ""))
+        return signer
+    except (SignatureError, ValueError) as first_error:
+        if signer.is_local or not _may_refetch(pending.key_id):
+            raise SignatureRejected(str(first_error)) from first_error
+    # The key may have been rotated: fetch it once more and retry (how rotation propagates).
+    try:
+        signer = await remote_actors.get_actor_for_key(ctx, pending.key_id, refresh=True)
+        pending.verify(load_public_key(signer.public_key_pem or ""))
+    except remote_actors.ActorNotFound as exc:
+        raise SignatureRejected(f"cannot refetch key {pending.key_id}: {exc}") from exc
+    except (SignatureError, ValueError) as exc:
+        raise SignatureRejected(str(exc)) from exc
+    return signer
+
+
+def _may_refetch(key_id: str) -> bool:
+    now = time.monotonic()
+    last = _last_refetch.get(key_id)
+    if last is not None and now - last < REFETCH_INTERVAL:
+        return False
+    if len(_last_refetch) > 10_000:
+        _last_refetch.clear()
+    _last_refetch[key_id] = now
+    return True

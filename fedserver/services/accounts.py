@@ -1,0 +1,117 @@
+"""Local accounts: creation (with their signing keys), the instance actor, passwords."""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from fedserver.activitypub.keys import generate_rsa_private_key_pem, public_pem_from_private
+from fedserver.context import Context
+from fedserver.store import actors as actor_store
+from fedserver.store.actors import Actor, LocalAccount
+
+USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
+_hasher = PasswordHasher()
+
+
+class AccountError(Exception):
+    """A request about a local account cannot be carried out (clear message for the person)."""
+
+
+@dataclass
+class CreatedAccount:
+    actor: Actor
+    password: str | None  # the generated password, when none was given
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def validate_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.match(name):
+        raise AccountError(f"invalid username {username!r}: use 1-30 letters a-z, digits or _")
+    return name
+
+
+async def create_account(ctx: Context, username: str, *, password: str | None = None, admin: bool = False,
+                         display_name: str = "", locked: bool = False) -> CreatedAccount:
+    name = validate_username(username)
+    generated = None
+    if password is None:
+        generated = password = secrets.token_urlsafe(16)
+    if len(password) < 8:
+        raise AccountError("password must be at least 8 characters")
+    private_pem = generate_rsa_private_key_pem()
+    urls = ctx.urls
+    uri = urls.actor(name)
+    now = ctx.clock.now_iso()
+    password_hash = hash_password(password)
+    async with ctx.db.transaction() as tx:
+        if await actor_store.get_local_account(tx, name) is not None or await actor_store.get_actor_by_uri(tx, uri):
+            raise AccountError(f"username {name!r} is taken")
+        actor_id = await actor_store.insert_actor(
+            tx, uri=uri, is_local=True, now=now, fetched_at=None, username=name, domain=urls.domain,
+            actor_type="Person", display_name=display_name or name, summary_html="", url=urls.profile(name),
+            inbox_url=urls.inbox(name), shared_inbox_url=urls.shared_inbox, outbox_url=urls.outbox(name),
+            followers_url=urls.followers(name), following_url=urls.following(name),
+            featured_url=urls.featured(name), key_id=urls.key_id(uri),
+            public_key_pem=public_pem_from_private(private_pem), manually_approves_followers=int(locked))
+        await actor_store.insert_local_account(
+            tx, actor_id=actor_id, username=name, private_key_pem=private_pem, password_hash=password_hash,
+            is_admin=admin, is_instance_actor=False, now=now)
+        actor = await actor_store.get_actor(tx, actor_id)
+    assert actor is not None
+    return CreatedAccount(actor=actor, password=generated)
+
+
+async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
+    """The server's own Application actor, created on first start; it signs the server's fetches."""
+    existing = await actor_store.get_instance_actor(ctx.db.reader)
+    if existing is not None:
+        return existing
+    urls = ctx.urls
+    private_pem = generate_rsa_private_key_pem()
+    uri = urls.instance_actor
+    now = ctx.clock.now_iso()
+    host_name = urls.domain.split(":")[0]
+    async with ctx.db.transaction() as tx:
+        found = await actor_store.get_instance_actor(tx)
+        if found is not None:
+            return found
+        actor_id = await actor_store.insert_actor(
+            tx, uri=uri, is_local=True, now=now, fetched_at=None, username=host_name, domain=urls.domain,
+            actor_type="Application", display_name=urls.domain, url=f"{urls.base}/about",
+            inbox_url=f"{uri}/inbox", shared_inbox_url=urls.shared_inbox, outbox_url=f"{uri}/outbox",
+            key_id=urls.key_id(uri), public_key_pem=public_pem_from_private(private_pem),
+            manually_approves_followers=1)
+        await actor_store.insert_local_account(
+            tx, actor_id=actor_id, username=f"instance.actor", private_key_pem=private_pem, password_hash=None,
+            is_admin=False, is_instance_actor=True, now=now)
+        found = await actor_store.get_instance_actor(tx)
+    assert found is not None
+    return found
+
+
+async def require_local_actor(ctx: Context, username: str) -> Actor:
+    actor = await actor_store.get_local_actor(ctx.db.reader, username.lstrip("@"))
+    if actor is None or actor.deleted_at:
+        raise AccountError(f"no local account named {username!r}")
+    return actor
+
+
+async def list_accounts(ctx: Context) -> list[tuple[Actor, LocalAccount]]:
+    return await actor_store.list_local_actors(ctx.db.reader)

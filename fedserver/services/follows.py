@@ -1,0 +1,114 @@
+"""Following and unfollowing, and answering follow requests to locked accounts."""
+from __future__ import annotations
+
+import logging
+
+from fedserver.context import Context
+from fedserver.services import as2, outbox, remote_actors
+from fedserver.services.accounts import require_local_actor
+from fedserver.store import follows as follow_store
+from fedserver.store import interactions as interaction_store
+from fedserver.store.actors import Actor
+from fedserver.store.follows import Follow
+
+log = logging.getLogger(__name__)
+
+
+class FollowError(Exception):
+    """The follow action cannot be carried out (clear message for the person)."""
+
+
+async def _target(ctx: Context, handle: str) -> Actor:
+    try:
+        return await remote_actors.resolve_handle(ctx, handle)
+    except remote_actors.ActorNotFound as exc:
+        raise FollowError(str(exc)) from exc
+
+
+async def follow(ctx: Context, username: str, handle: str) -> Follow:
+    """Send a Follow (remote) or record it (local). A locked account leaves it pending."""
+    follower = await require_local_actor(ctx, username)
+    target = await _target(ctx, handle)
+    if target.id == follower.id:
+        raise FollowError("you cannot follow yourself")
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        existing = await follow_store.get_follow(tx, follower.id, target.id)
+        if existing is not None and existing.state == "accepted":
+            return existing
+        # Every (re)sent Follow gets a fresh id; the stored follow takes the newest one, which the
+        # peer's Accept will refer to.
+        uri = ctx.urls.new_activity()
+        if target.is_local:
+            state = "pending" if target.manually_approves_followers else "accepted"
+            record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
+                                                      state=state, now=now)
+            kind = "follow_request" if state == "pending" else "follow"
+            await interaction_store.add_notification(tx, recipient_id=target.id, kind=kind,
+                                                     from_actor_id=follower.id, post_id=None, now=now)
+            return record
+        record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
+                                                  state="pending", now=now)
+        activity = as2.follow_activity(uri, follower.uri, target.uri)
+        await outbox.publish(ctx, tx, actor=follower, activity=activity, inboxes=[target.inbox_url],
+                             is_public=False)
+    log.info("%s sent Follow to %s", follower.username, target.uri)
+    return record
+
+
+async def unfollow(ctx: Context, username: str, handle: str) -> None:
+    follower = await require_local_actor(ctx, username)
+    target = await _target(ctx, handle)
+    async with ctx.db.transaction() as tx:
+        existing = await follow_store.get_follow(tx, follower.id, target.id)
+        if existing is None:
+            raise FollowError(f"{username} does not follow {handle}")
+        await follow_store.delete_follow(tx, existing.id)
+        if not target.is_local:
+            original = as2.follow_activity(existing.uri, follower.uri, target.uri)
+            undo = as2.undo_activity(f"{existing.uri}/undo", follower.uri, original)
+            await outbox.publish(ctx, tx, actor=follower, activity=undo, inboxes=[target.inbox_url], is_public=False)
+
+
+async def answer_follow_request(ctx: Context, username: str, handle: str, *, accept: bool) -> None:
+    """Approve or reject a pending follower of a locked account."""
+    followee = await require_local_actor(ctx, username)
+    follower = await _target(ctx, handle)
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        request = await follow_store.get_follow(tx, follower.id, followee.id)
+        if request is None or request.state != "pending":
+            raise FollowError(f"{handle} has no pending follow request to {username}")
+        if accept:
+            await follow_store.set_follow_state(tx, request.id, "accepted", now)
+        else:
+            await follow_store.delete_follow(tx, request.id)
+        if not follower.is_local:
+            await send_follow_answer(ctx, tx, followee, follower, request.uri, accept=accept)
+
+
+async def send_follow_answer(ctx: Context, tx, followee: Actor, follower: Actor, follow_uri: str, *,
+                             accept: bool) -> None:
+    follow_doc = as2.follow_activity(follow_uri, follower.uri, followee.uri)
+    kind = "Accept" if accept else "Reject"
+    answer = as2.answer_follow_activity(kind, ctx.urls.new_activity(), followee.uri, follow_doc)
+    await outbox.publish(ctx, tx, actor=followee, activity=answer, inboxes=[follower.inbox_url], is_public=False)
+
+
+async def remove_follower(ctx: Context, username: str, handle: str) -> None:
+    """Stop someone following you: Mastodon sends Reject of their (accepted) Follow."""
+    followee = await require_local_actor(ctx, username)
+    follower = await _target(ctx, handle)
+    async with ctx.db.transaction() as tx:
+        existing = await follow_store.get_follow(tx, follower.id, followee.id)
+        if existing is None:
+            raise FollowError(f"{handle} does not follow {username}")
+        await follow_store.delete_follow(tx, existing.id)
+        if not follower.is_local:
+            await send_follow_answer(ctx, tx, followee, follower, existing.uri, accept=False)
+
+
+async def list_requests(ctx: Context, username: str) -> list[Actor]:
+    followee = await require_local_actor(ctx, username)
+    return [actor for _, actor in await follow_store.list_follow_requests(ctx.db.reader, followee.id)]
+

@@ -1,0 +1,188 @@
+"""Writing, editing and deleting local posts, and federating each change to its audience."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.activitypub.notes import addressing
+from fedserver.activitypub.sanitize import html_to_text
+from fedserver.clock import time_ordered_id
+from fedserver.context import Context
+from fedserver.services import as2, outbox, remote_actors, remote_posts
+from fedserver.services.accounts import require_local_actor
+from fedserver.store import actors as actor_store
+from fedserver.store import interactions as interaction_store
+from fedserver.store import posts as post_store
+from fedserver.store.actors import Actor
+from fedserver.store.posts import NewPost, Post
+from fedserver.text import MentionTarget, find_hashtags, find_mentions, render_html
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = ("public", "unlisted", "followers", "direct")
+MAX_POST_CHARS = 5000
+
+
+class PostingError(Exception):
+    """The post cannot be written as asked (clear message for the person)."""
+
+
+@dataclass
+class Draft:
+    text: str
+    visibility: str = "public"
+    content_warning: str | None = None
+    reply_to: str | None = None
+    language: str | None = None
+
+
+async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
+    actors: list[Actor] = []
+    for handle in find_mentions(text, ctx.urls.domain):
+        try:
+            actor = await remote_actors.resolve_handle(ctx, handle)
+        except remote_actors.ActorNotFound as exc:
+            # Like Mastodon: an unresolvable handle stays plain text rather than failing the post.
+            log.info("mention %s not resolved: %s", handle, exc)
+            continue
+        if actor.id not in (a.id for a in actors):
+            actors.append(actor)
+    return actors
+
+
+async def _prepare(ctx: Context, author: Actor, draft: Draft) -> tuple[str, list[Actor], list[str], Post | None]:
+    text = draft.text.strip()
+    if not text:
+        raise PostingError("a post needs some text")
+    if len(text) > MAX_POST_CHARS:
+        raise PostingError(f"a post may have at most {MAX_POST_CHARS} characters")
+    if draft.visibility not in VISIBILITIES:
+        raise PostingError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    parent = None
+    if draft.reply_to:
+        try:
+            parent = await remote_posts.get_or_fetch_post(ctx, draft.reply_to)
+        except remote_posts.PostNotFound as exc:
+            raise PostingError(f"cannot reply: {exc}") from exc
+        if parent.is_deleted:
+            raise PostingError("cannot reply to a deleted post")
+    mentions = await _resolve_mentions(ctx, text)
+    if parent is not None and parent.actor_id != author.id and parent.actor_id not in (m.id for m in mentions):
+        parent_author = await actor_store.get_actor(ctx.db.reader, parent.actor_id)
+        if parent_author is not None:
+            mentions.append(parent_author)
+    targets = {f"{m.username}@{m.domain}".lower(): MentionTarget(m.uri, m.url or m.uri, m.handle) for m in mentions}
+    html = render_html(text, mentions=targets, tag_url=ctx.urls.tag, local_domain=ctx.urls.domain)
+    return html, mentions, find_hashtags(text), parent
+
+
+def _delivery_inboxes(visibility: str, mentions: list[Actor], follower_inboxes: list[str]) -> list[str | None]:
+    if visibility == "direct":
+        return [m.inbox_url for m in mentions if not m.is_local]
+    return [*follower_inboxes, *(m.preferred_inbox for m in mentions if not m.is_local)]
+
+
+async def _federate_post(ctx: Context, tx: aiosqlite.Connection, author: Actor, post: Post, mentions: list[Actor],
+                         tags: list[str], kind: str) -> None:
+    note = as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls)
+    activity_id = f"{post.uri}/activity" if kind == "Create" else ctx.urls.new_activity()
+    activity = as2.wrap_create(note, activity_id) if kind == "Create" else as2.wrap_update_note(note, activity_id)
+    inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
+    await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
+                         is_public=post.visibility in ("public", "unlisted"))
+
+
+async def _notify_local_mentions(ctx: Context, tx: aiosqlite.Connection, author: Actor, post: Post,
+                                 mentions: list[Actor], parent: Post | None) -> None:
+    now = ctx.clock.now_iso()
+    notified = set()
+    if parent is not None and parent.is_local and parent.actor_id != author.id:
+        await interaction_store.add_notification(tx, recipient_id=parent.actor_id, kind="reply",
+                                                 from_actor_id=author.id, post_id=post.id, now=now)
+        notified.add(parent.actor_id)
+    for actor in mentions:
+        if actor.is_local and actor.id != author.id and actor.id not in notified:
+            await interaction_store.add_notification(tx, recipient_id=actor.id, kind="mention",
+                                                     from_actor_id=author.id, post_id=post.id, now=now)
+
+
+async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
+    author = await require_local_actor(ctx, username)
+    html, mentions, tags, parent = await _prepare(ctx, author, draft)
+    now_epoch = ctx.clock.now()
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        post_id = time_ordered_id(now_epoch)
+        while await post_store.post_id_taken(tx, post_id):
+            post_id = time_ordered_id(now_epoch)
+        audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
+        await post_store.insert_post(tx, NewPost(
+            id=post_id, uri=ctx.urls.post(author.username, post_id), url=ctx.urls.post_page(author.username, post_id),
+            actor_id=author.id, is_local=True, object_type="Note", visibility=draft.visibility, content_html=html,
+            content_text=html_to_text(html), source_text=draft.text.strip(),
+            summary=(draft.content_warning or "").strip() or None, sensitive=bool((draft.content_warning or "").strip()),
+            language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
+            published_at=now), now)
+        await post_store.set_mentions(tx, post_id, [m.id for m in mentions])
+        await post_store.set_tags(tx, post_id, tags)
+        post = await post_store.get_post(tx, post_id)
+        assert post is not None
+        await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
+        await _federate_post(ctx, tx, author, post, mentions, tags, "Create")
+    log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
+    return post
+
+
+async def _own_post(ctx: Context, username: str, post_uri: str) -> tuple[Actor, Post]:
+    author = await require_local_actor(ctx, username)
+    post = await post_store.get_post_by_uri(ctx.db.reader, post_uri)
+    if post is None or post.actor_id != author.id:
+        raise PostingError(f"{username} has no post {post_uri}")
+    if post.is_deleted:
+        raise PostingError(f"{post_uri} was already deleted")
+    return author, post
+
+
+async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) -> Post:
+    """Change a post's text or content warning; its visibility and reply target stay as written."""
+    author, post = await _own_post(ctx, username, post_uri)
+    draft = Draft(text=draft.text, visibility=post.visibility, content_warning=draft.content_warning,
+                  language=draft.language or post.language)
+    html, mentions, tags, _ = await _prepare(ctx, author, draft)
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        audience = addressing(post.visibility, author.followers_url or "", [m.uri for m in mentions])
+        # Recipients of the original keep receiving the edit even if no longer mentioned.
+        old_mentions = await post_store.list_mentioned_actor_ids(tx, post.id)
+        await post_store.update_post_content(
+            tx, post.id, content_html=html, content_text=html_to_text(html), source_text=draft.text.strip(),
+            summary=(draft.content_warning or "").strip() or None,
+            sensitive=bool((draft.content_warning or "").strip()), language=draft.language,
+            visibility=post.visibility, audience=audience, edited_at=now, now=now)
+        await post_store.set_mentions(tx, post.id, [m.id for m in mentions])
+        await post_store.set_tags(tx, post.id, tags)
+        updated = await post_store.get_post(tx, post.id)
+        assert updated is not None
+        dropped = [a for a in [await actor_store.get_actor(tx, i) for i in old_mentions]
+                   if a is not None and a.id not in (m.id for m in mentions)]
+        note = as2.note_document(updated, author, mentions=mentions, tags=tags, urls=ctx.urls)
+        activity = as2.wrap_update_note(note, ctx.urls.new_activity())
+        inboxes = _delivery_inboxes(updated.visibility, mentions + dropped, await outbox.follower_inboxes(tx, author))
+        await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
+                             is_public=updated.visibility in ("public", "unlisted"))
+    return updated
+
+
+async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
+    author, post = await _own_post(ctx, username, post_uri)
+    async with ctx.db.transaction() as tx:
+        mention_ids = await post_store.list_mentioned_actor_ids(tx, post.id)
+        mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]
+        activity = as2.delete_note_activity(post, author, f"{post.uri}#delete")
+        inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
+        await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso())
+        await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
+                             is_public=post.visibility in ("public", "unlisted"))
+    log.info("post %s deleted by %s", post.uri, author.username)

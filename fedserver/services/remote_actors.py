@@ -1,0 +1,138 @@
+"""Finding remote actors: by id, by signing key id, by @user@host; cached in the actors table and
+refreshed when stale. Every fetch goes through the one RemoteFetcher (signed, SSRF-checked)."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urldefrag
+
+from fedserver.activitypub import webfinger
+from fedserver.activitypub.actors import InvalidActor, actor_profile, is_actor_document, key_document
+from fedserver.activitypub.fetch import FetchError, FetchGone
+from fedserver.activitypub.normalize import host_of
+from fedserver.activitypub.sanitize import sanitize_html
+from fedserver.clock import parse_time
+from fedserver.context import Context
+from fedserver.store import actors as actor_store
+from fedserver.store import hosts as host_store
+from fedserver.store.actors import Actor
+
+log = logging.getLogger(__name__)
+
+
+class ActorNotFound(Exception):
+    """The actor does not exist, is gone, or its server could not give a usable document."""
+
+
+def _is_stale(ctx: Context, actor: Actor) -> bool:
+    fetched = parse_time(actor.fetched_at)
+    return fetched is None or ctx.clock.now() - fetched > ctx.settings.federation.actor_refresh_seconds
+
+
+async def _store_document(ctx: Context, doc: dict, *, key_id: str | None = None) -> Actor:
+    try:
+        profile = actor_profile(doc, key_id=key_id)
+    except InvalidActor as exc:
+        raise ActorNotFound(str(exc)) from exc
+    profile["summary_html"] = sanitize_html(profile["summary_html"])
+    uri = doc["id"]
+    if ctx.urls.is_local(uri):
+        raise ActorNotFound("refusing to overwrite a local actor from a fetched document")
+    async with ctx.db.transaction() as tx:
+        actor_id = await actor_store.upsert_remote_actor(tx, uri=uri, now=ctx.clock.now_iso(), **profile)
+        actor = await actor_store.get_actor(tx, actor_id)
+    assert actor is not None
+    return actor
+
+
+async def domain_blocked(ctx: Context, uri: str) -> bool:
+    host = host_of(uri)
+    return host is not None and await host_store.is_domain_blocked(ctx.db.reader, host)
+
+
+async def fetch_actor(ctx: Context, uri: str) -> Actor:
+    """Fetch and store the actor document at uri (its id must equal uri)."""
+    if await domain_blocked(ctx, uri):
+        raise ActorNotFound(f"domain of {uri} is blocked")
+    try:
+        doc = await ctx.fetcher.fetch_object(uri, expected_id=uri)
+    except FetchGone:
+        await _mark_gone(ctx, uri)
+        raise ActorNotFound(f"{uri} is gone (410)") from None
+    except FetchError as exc:
+        raise ActorNotFound(f"could not fetch {uri}: {exc}") from exc
+    return await _store_document(ctx, doc)
+
+
+async def _mark_gone(ctx: Context, uri: str) -> None:
+    async with ctx.db.transaction() as tx:
+        actor = await actor_store.get_actor_by_uri(tx, uri)
+        if actor is not None and not actor.is_local:
+            await actor_store.mark_actor_deleted(tx, actor.id, ctx.clock.now_iso())
+
+
+async def get_actor(ctx: Context, uri: str, *, refresh: bool = False) -> Actor:
+    """The actor with this id, from the cache when fresh; a failed refresh falls back to the cache."""
+    cached = await actor_store.get_actor_by_uri(ctx.db.reader, uri)
+    if cached is not None and (cached.is_local or (not refresh and not _is_stale(ctx, cached))):
+        if cached.deleted_at:
+            raise ActorNotFound(f"{uri} was deleted")
+        return cached
+    try:
+        return await fetch_actor(ctx, uri)
+    except ActorNotFound:
+        if cached is not None and not cached.deleted_at and not refresh:
+            log.info("using cached actor %s after a failed refresh", uri)
+            return cached
+        raise
+
+
+async def get_actor_for_key(ctx: Context, key_id: str, *, refresh: bool = False) -> Actor:
+    """The actor owning key_id. Resolves `actor#main-key` and standalone key documents alike, and
+    checks both ways that the owner publishes exactly this key (Mastodon's FetchRemoteKeyService)."""
+    if not refresh:
+        cached = await actor_store.get_actor_by_key_id(ctx.db.reader, key_id)
+        if cached is not None and not cached.deleted_at:
+            return cached
+    if await domain_blocked(ctx, key_id):
+        raise ActorNotFound(f"domain of {key_id} is blocked")
+    document_url = urldefrag(key_id).url
+    try:
+        doc = await ctx.fetcher.fetch_object(document_url, expected_id=document_url)
+    except FetchGone:
+        await _mark_gone(ctx, document_url)
+        raise ActorNotFound(f"key {key_id} is gone (410)") from None
+    except FetchError as exc:
+        raise ActorNotFound(f"could not fetch key {key_id}: {exc}") from exc
+    if is_actor_document(doc):
+        return await _store_document(ctx, doc, key_id=key_id)
+    key = key_document(doc)
+    if key is None or key.key_id != key_id or key.owner is None:
+        raise ActorNotFound(f"{key_id} is neither an actor nor a key document with an owner")
+    if host_of(key.owner) != host_of(key_id):
+        raise ActorNotFound(f"key {key_id} claims an owner on another host")
+    try:
+        owner_doc = await ctx.fetcher.fetch_object(key.owner, expected_id=key.owner)
+    except FetchError as exc:
+        raise ActorNotFound(f"could not fetch key owner {key.owner}: {exc}") from exc
+    return await _store_document(ctx, owner_doc, key_id=key_id)
+
+
+async def resolve_handle(ctx: Context, handle: str) -> Actor:
+    """@user@host (or user@host, acct:user@host) to an actor: local directly, remote via WebFinger."""
+    try:
+        user, host = webfinger.parse_handle(handle)
+    except ValueError as exc:
+        raise ActorNotFound(str(exc)) from exc
+    if host.lower() == ctx.urls.domain.lower():
+        local = await actor_store.get_local_actor(ctx.db.reader, user)
+        if local is None:
+            raise ActorNotFound(f"no local account @{user}")
+        return local
+    cached = await actor_store.get_actor_by_handle(ctx.db.reader, user, host.lower())
+    if cached is not None and not _is_stale(ctx, cached):
+        return cached
+    try:
+        actor_uri = await webfinger.resolve_handle(ctx.fetcher, f"{user}@{host}", ctx.settings.instance.scheme)
+    except FetchError as exc:
+        raise ActorNotFound(f"could not resolve @{user}@{host}: {exc}") from exc
+    return await get_actor(ctx, actor_uri, refresh=True)

@@ -1,0 +1,206 @@
+"""Actors (local and remote) and local accounts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
+
+
+@dataclass
+class Actor:
+    id: int
+    uri: str
+    username: str
+    domain: str
+    is_local: int
+    actor_type: str
+    display_name: str
+    summary_html: str
+    url: str | None
+    inbox_url: str | None
+    shared_inbox_url: str | None
+    outbox_url: str | None
+    followers_url: str | None
+    following_url: str | None
+    featured_url: str | None
+    icon_url: str | None
+    icon_media_type: str | None
+    key_id: str | None
+    public_key_pem: str | None
+    manually_approves_followers: int
+    discoverable: int
+    indexable: int
+    raw_json: str | None
+    created_at: str
+    updated_at: str
+    fetched_at: str | None
+    deleted_at: str | None
+    suspended_at: str | None
+
+    @property
+    def handle(self) -> str:
+        return f"@{self.username}@{self.domain}"
+
+    @property
+    def preferred_inbox(self) -> str | None:
+        """Mastodon delivers to the shared inbox when there is one (preferred_inbox_url)."""
+        return self.shared_inbox_url or self.inbox_url
+
+    @property
+    def is_gone(self) -> bool:
+        return self.deleted_at is not None or self.suspended_at is not None
+
+
+@dataclass
+class LocalAccount:
+    actor_id: int
+    username: str
+    private_key_pem: str
+    password_hash: str | None
+    is_admin: int
+    is_instance_actor: int
+    created_at: str
+
+
+# Columns a remote actor document may set (see activitypub.actors.ActorFields).
+ACTOR_PROFILE_COLUMNS = (
+    "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
+    "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
+    "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
+    "indexable", "raw_json",
+)
+
+
+async def insert_actor(conn: aiosqlite.Connection, *, uri: str, is_local: bool, now: str,
+                       fetched_at: str | None, **profile: object) -> int:
+    unknown = set(profile) - set(ACTOR_PROFILE_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown actor columns {unknown}")
+    columns = ["uri", "is_local", "created_at", "updated_at", "fetched_at", *profile]
+    values = [uri, int(is_local), now, now, fetched_at, *profile.values()]
+    placeholders = ", ".join("?" for _ in columns)
+    cur = await conn.execute(
+        f"INSERT INTO actors ({', '.join(columns)}) VALUES ({placeholders})", tuple(values))
+    return int(cur.lastrowid)
+
+
+async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now: str,
+                               fetched_at: str | None = None, **profile: object) -> None:
+    unknown = set(profile) - set(ACTOR_PROFILE_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown actor columns {unknown}")
+    assignments = [f"{name} = ?" for name in profile] + ["updated_at = ?"]
+    values: list[object] = [*profile.values(), now]
+    if fetched_at is not None:
+        assignments.append("fetched_at = ?")
+        values.append(fetched_at)
+    values.append(actor_id)
+    await conn.execute(f"UPDATE actors SET {', '.join(assignments)} WHERE id = ?", tuple(values))
+
+
+async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str, **profile: object) -> int:
+    existing = await fetch_value(conn, "SELECT id FROM actors WHERE uri = ?", (uri,))
+    if existing is None:
+        return await insert_actor(conn, uri=uri, is_local=False, now=now, fetched_at=now, **profile)
+    await update_actor_profile(conn, existing, now=now, fetched_at=now, **profile)
+    return int(existing)
+
+
+async def mark_actor_deleted(conn: aiosqlite.Connection, actor_id: int, now: str) -> None:
+    await conn.execute("UPDATE actors SET deleted_at = COALESCE(deleted_at, ?), updated_at = ? WHERE id = ?",
+                       (now, now, actor_id))
+
+
+async def get_actor(conn: aiosqlite.Connection, actor_id: int) -> Actor | None:
+    return from_row(Actor, await fetch_one(conn, "SELECT * FROM actors WHERE id = ?", (actor_id,)))
+
+
+async def get_actor_by_uri(conn: aiosqlite.Connection, uri: str) -> Actor | None:
+    return from_row(Actor, await fetch_one(conn, "SELECT * FROM actors WHERE uri = ?", (uri,)))
+
+
+async def get_actor_by_key_id(conn: aiosqlite.Connection, key_id: str) -> Actor | None:
+    row = await fetch_one(conn, "SELECT * FROM actors WHERE key_id = ? ORDER BY id LIMIT 1", (key_id,))
+    return from_row(Actor, row)
+
+
+async def get_actor_by_handle(conn: aiosqlite.Connection, username: str, domain: str) -> Actor | None:
+    row = await fetch_one(
+        conn, "SELECT * FROM actors WHERE lower(username) = lower(?) AND domain = ? AND deleted_at IS NULL"
+              " ORDER BY is_local DESC, id LIMIT 1", (username, domain))
+    return from_row(Actor, row)
+
+
+async def get_actors_by_uris(conn: aiosqlite.Connection, uris: list[str]) -> list[Actor]:
+    if not uris:
+        return []
+    placeholders = ", ".join("?" for _ in uris)
+    return from_rows(Actor, await fetch_all(conn, f"SELECT * FROM actors WHERE uri IN ({placeholders})", tuple(uris)))
+
+
+async def insert_local_account(conn: aiosqlite.Connection, *, actor_id: int, username: str,
+                               private_key_pem: str, password_hash: str | None, is_admin: bool,
+                               is_instance_actor: bool, now: str) -> None:
+    await conn.execute(
+        "INSERT INTO local_accounts (actor_id, username, private_key_pem, password_hash, is_admin,"
+        " is_instance_actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (actor_id, username.lower(), private_key_pem, password_hash, int(is_admin), int(is_instance_actor), now))
+
+
+async def get_local_account(conn: aiosqlite.Connection, username: str) -> LocalAccount | None:
+    row = await fetch_one(conn, "SELECT * FROM local_accounts WHERE username = ?", (username.lower(),))
+    return from_row(LocalAccount, row)
+
+
+async def get_local_account_by_actor(conn: aiosqlite.Connection, actor_id: int) -> LocalAccount | None:
+    row = await fetch_one(conn, "SELECT * FROM local_accounts WHERE actor_id = ?", (actor_id,))
+    return from_row(LocalAccount, row)
+
+
+async def get_local_actor(conn: aiosqlite.Connection, username: str) -> Actor | None:
+    row = await fetch_one(
+        conn, "SELECT a.* FROM actors a JOIN local_accounts l ON l.actor_id = a.id"
+              " WHERE l.username = ? AND l.is_instance_actor = 0", (username.lower(),))
+    return from_row(Actor, row)
+
+
+async def get_instance_actor(conn: aiosqlite.Connection) -> tuple[Actor, LocalAccount] | None:
+    row = await fetch_one(
+        conn, "SELECT a.* FROM actors a JOIN local_accounts l ON l.actor_id = a.id WHERE l.is_instance_actor = 1")
+    actor = from_row(Actor, row)
+    if actor is None:
+        return None
+    account = await get_local_account_by_actor(conn, actor.id)
+    assert account is not None
+    return actor, account
+
+
+async def list_local_actors(conn: aiosqlite.Connection) -> list[tuple[Actor, LocalAccount]]:
+    rows = await fetch_all(
+        conn, "SELECT a.*, l.username AS l_username, l.private_key_pem, l.password_hash, l.is_admin,"
+              " l.is_instance_actor, l.created_at AS l_created_at FROM actors a"
+              " JOIN local_accounts l ON l.actor_id = a.id WHERE l.is_instance_actor = 0 ORDER BY a.id")
+    result = []
+    for row in rows:
+        actor = from_row(Actor, row)
+        assert actor is not None
+        account = LocalAccount(actor_id=actor.id, username=row["l_username"], private_key_pem=row["private_key_pem"],
+                               password_hash=row["password_hash"], is_admin=row["is_admin"],
+                               is_instance_actor=row["is_instance_actor"], created_at=row["l_created_at"])
+        result.append((actor, account))
+    return result
+
+
+async def count_local_users(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(
+        conn, "SELECT count(*) FROM local_accounts l JOIN actors a ON a.id = l.actor_id"
+              " WHERE l.is_instance_actor = 0 AND a.deleted_at IS NULL") or 0)
+
+
+async def count_active_local_users(conn: aiosqlite.Connection, since_iso: str) -> int:
+    """Local accounts that posted since the given time (NodeInfo activeMonth/activeHalfyear)."""
+    return int(await fetch_value(
+        conn, "SELECT count(DISTINCT p.actor_id) FROM posts p JOIN local_accounts l ON l.actor_id = p.actor_id"
+              " WHERE p.published_at >= ? AND p.deleted_at IS NULL", (since_iso,)) or 0)

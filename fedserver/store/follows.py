@@ -1,0 +1,137 @@
+"""The social graph: follows (pending and accepted) and blocks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.actors import Actor
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
+
+
+@dataclass
+class Follow:
+    id: int
+    uri: str
+    follower_id: int
+    followee_id: int
+    state: str
+    created_at: str
+    updated_at: str
+
+
+async def upsert_follow(conn: aiosqlite.Connection, *, uri: str, follower_id: int, followee_id: int,
+                        state: str, now: str) -> Follow:
+    """Create the follow, or refresh an existing one's id and state (a repeated Follow)."""
+    await conn.execute(
+        "INSERT INTO follows (uri, follower_id, followee_id, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (follower_id, followee_id) DO UPDATE SET"
+        " uri = excluded.uri, state = CASE WHEN follows.state = 'accepted' THEN 'accepted' ELSE excluded.state END,"
+        " updated_at = excluded.updated_at",
+        (uri, follower_id, followee_id, state, now, now))
+    follow = await get_follow(conn, follower_id, followee_id)
+    assert follow is not None
+    return follow
+
+
+async def get_follow(conn: aiosqlite.Connection, follower_id: int, followee_id: int) -> Follow | None:
+    row = await fetch_one(conn, "SELECT * FROM follows WHERE follower_id = ? AND followee_id = ?",
+                          (follower_id, followee_id))
+    return from_row(Follow, row)
+
+
+async def get_follow_by_uri(conn: aiosqlite.Connection, uri: str) -> Follow | None:
+    return from_row(Follow, await fetch_one(conn, "SELECT * FROM follows WHERE uri = ?", (uri,)))
+
+
+async def set_follow_state(conn: aiosqlite.Connection, follow_id: int, state: str, now: str) -> None:
+    await conn.execute("UPDATE follows SET state = ?, updated_at = ? WHERE id = ?", (state, now, follow_id))
+
+
+async def delete_follow(conn: aiosqlite.Connection, follow_id: int) -> None:
+    await conn.execute("DELETE FROM follows WHERE id = ?", (follow_id,))
+
+
+async def delete_follows_of_actor(conn: aiosqlite.Connection, actor_id: int) -> None:
+    await conn.execute("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", (actor_id, actor_id))
+
+
+async def list_followers(conn: aiosqlite.Connection, followee_id: int, *, state: str = "accepted",
+                         after_id: int | None = None, limit: int = 1000) -> list[tuple[Follow, Actor]]:
+    """Followers in follow order, paged by follow id."""
+    return await _list_side(conn, "followee_id", "follower_id", followee_id, state, after_id, limit)
+
+
+async def list_following(conn: aiosqlite.Connection, follower_id: int, *, state: str = "accepted",
+                         after_id: int | None = None, limit: int = 1000) -> list[tuple[Follow, Actor]]:
+    return await _list_side(conn, "follower_id", "followee_id", follower_id, state, after_id, limit)
+
+
+async def _list_side(conn: aiosqlite.Connection, own: str, other: str, actor_id: int, state: str,
+                     after_id: int | None, limit: int) -> list[tuple[Follow, Actor]]:
+    rows = await fetch_all(
+        conn, f"SELECT f.id AS f_id, f.uri AS f_uri, f.follower_id, f.followee_id, f.state,"
+              f" f.created_at AS f_created_at, f.updated_at AS f_updated_at, a.* FROM follows f"
+              f" JOIN actors a ON a.id = f.{other} WHERE f.{own} = ? AND f.state = ? AND f.id > ?"
+              f" ORDER BY f.id LIMIT ?", (actor_id, state, after_id or 0, limit))
+    result = []
+    for row in rows:
+        follow = Follow(id=row["f_id"], uri=row["f_uri"], follower_id=row["follower_id"],
+                        followee_id=row["followee_id"], state=row["state"], created_at=row["f_created_at"],
+                        updated_at=row["f_updated_at"])
+        actor = from_row(Actor, row)
+        assert actor is not None
+        result.append((follow, actor))
+    return result
+
+
+async def count_followers(conn: aiosqlite.Connection, followee_id: int) -> int:
+    return int(await fetch_value(
+        conn, "SELECT count(*) FROM follows WHERE followee_id = ? AND state = 'accepted'", (followee_id,)) or 0)
+
+
+async def count_following(conn: aiosqlite.Connection, follower_id: int) -> int:
+    return int(await fetch_value(
+        conn, "SELECT count(*) FROM follows WHERE follower_id = ? AND state = 'accepted'", (follower_id,)) or 0)
+
+
+async def follower_inboxes(conn: aiosqlite.Connection, followee_id: int) -> list[str]:
+    """Distinct preferred inboxes (shared inbox when known) of remote accepted followers."""
+    rows = await fetch_all(
+        conn, "SELECT DISTINCT COALESCE(a.shared_inbox_url, a.inbox_url) FROM follows f"
+              " JOIN actors a ON a.id = f.follower_id WHERE f.followee_id = ? AND f.state = 'accepted'"
+              " AND a.is_local = 0 AND a.deleted_at IS NULL AND COALESCE(a.shared_inbox_url, a.inbox_url) IS NOT NULL",
+        (followee_id,))
+    return [row[0] for row in rows]
+
+
+async def is_following(conn: aiosqlite.Connection, follower_id: int, followee_id: int) -> bool:
+    return await fetch_value(
+        conn, "SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ? AND state = 'accepted'",
+        (follower_id, followee_id)) is not None
+
+
+async def local_followers_of(conn: aiosqlite.Connection, followee_id: int) -> list[int]:
+    rows = await fetch_all(
+        conn, "SELECT f.follower_id FROM follows f JOIN local_accounts l ON l.actor_id = f.follower_id"
+              " WHERE f.followee_id = ? AND f.state = 'accepted'", (followee_id,))
+    return [row[0] for row in rows]
+
+
+async def add_block(conn: aiosqlite.Connection, *, uri: str, actor_id: int, target_id: int, now: str) -> None:
+    await conn.execute(
+        "INSERT INTO blocks (uri, actor_id, target_id, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (actor_id, target_id) DO NOTHING", (uri, actor_id, target_id, now))
+
+
+async def remove_block(conn: aiosqlite.Connection, actor_id: int, target_id: int) -> None:
+    await conn.execute("DELETE FROM blocks WHERE actor_id = ? AND target_id = ?", (actor_id, target_id))
+
+
+async def is_blocked_by(conn: aiosqlite.Connection, actor_id: int, blocker_id: int) -> bool:
+    return await fetch_value(conn, "SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?",
+                             (blocker_id, actor_id)) is not None
+
+
+async def list_follow_requests(conn: aiosqlite.Connection, followee_id: int) -> list[tuple[Follow, Actor]]:
+    return await list_followers(conn, followee_id, state="pending")

@@ -1,0 +1,65 @@
+"""Verified inbound activities: deduplication by activity id and the processing queue."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all, fetch_value
+
+
+@dataclass
+class InboxItem:
+    id: int
+    activity_uri: str
+    activity_type: str
+    signer_uri: str
+    body: str
+    attempts: int
+
+
+async def enqueue_inbox_item(conn: aiosqlite.Connection, *, activity_uri: str, activity_type: str,
+                             signer_uri: str, body: str, now: str, now_ms: int) -> bool:
+    """Store a verified activity for processing; False when its id was seen before (duplicate)."""
+    cur = await conn.execute(
+        "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (activity_uri) DO NOTHING",
+        (activity_uri, activity_type, signer_uri, body, now_ms, now))
+    return cur.rowcount > 0
+
+
+async def claim_due_items(conn: aiosqlite.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
+    rows = await fetch_all(
+        conn, "UPDATE inbox_items SET locked_until = ? WHERE id IN ("
+              " SELECT id FROM inbox_items WHERE state = 'pending' AND next_attempt_at <= ?"
+              " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY id LIMIT ?)"
+              " RETURNING id, activity_uri, activity_type, signer_uri, body, attempts",
+        (now_ms + lease_ms, now_ms, now_ms, limit))
+    items = [InboxItem(**dict(row)) for row in rows]
+    items.sort(key=lambda item: item.id)
+    return items
+
+
+async def mark_done(conn: aiosqlite.Connection, item_id: int, now: str) -> None:
+    # The body is no longer needed once processed; the id stays for deduplication.
+    await conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
+                       " attempts = attempts + 1 WHERE id = ?", (now, item_id))
+
+
+async def mark_retry(conn: aiosqlite.Connection, item_id: int, *, error: str, next_attempt_ms: int) -> None:
+    await conn.execute("UPDATE inbox_items SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+                       " locked_until = NULL WHERE id = ?", (error[:500], next_attempt_ms, item_id))
+
+
+async def mark_item_failed(conn: aiosqlite.Connection, item_id: int, *, error: str, now: str) -> None:
+    await conn.execute("UPDATE inbox_items SET state = 'failed', attempts = attempts + 1, last_error = ?,"
+                       " locked_until = NULL, processed_at = ? WHERE id = ?", (error[:500], now, item_id))
+
+
+async def pending_count(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM inbox_items WHERE state = 'pending'") or 0)
+
+
+async def next_due_ms(conn: aiosqlite.Connection) -> int | None:
+    value = await fetch_value(conn, "SELECT min(next_attempt_at) FROM inbox_items WHERE state = 'pending'")
+    return None if value is None else int(value)

@@ -1,0 +1,95 @@
+"""Likes, boosts (announces) and notifications."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
+
+
+@dataclass
+class Like:
+    id: int
+    uri: str
+    actor_id: int
+    post_id: int
+    created_at: str
+
+
+@dataclass
+class Announce:
+    id: int
+    uri: str
+    actor_id: int
+    post_id: int
+    published_at: str
+    created_at: str
+
+
+async def add_like(conn: aiosqlite.Connection, *, uri: str, actor_id: int, post_id: int, now: str) -> bool:
+    """True when a new like was recorded (a repeated Like changes nothing)."""
+    cur = await conn.execute(
+        "INSERT INTO likes (uri, actor_id, post_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (uri, actor_id, post_id, now))
+    return cur.rowcount > 0
+
+
+async def get_like(conn: aiosqlite.Connection, actor_id: int, post_id: int) -> Like | None:
+    row = await fetch_one(conn, "SELECT * FROM likes WHERE actor_id = ? AND post_id = ?", (actor_id, post_id))
+    return from_row(Like, row)
+
+
+async def get_like_by_uri(conn: aiosqlite.Connection, uri: str) -> Like | None:
+    return from_row(Like, await fetch_one(conn, "SELECT * FROM likes WHERE uri = ?", (uri,)))
+
+
+async def delete_like(conn: aiosqlite.Connection, like_id: int) -> None:
+    await conn.execute("DELETE FROM likes WHERE id = ?", (like_id,))
+
+
+async def count_likes(conn: aiosqlite.Connection, post_id: int) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM likes WHERE post_id = ?", (post_id,)) or 0)
+
+
+async def add_announce(conn: aiosqlite.Connection, *, announce_id: int, uri: str, actor_id: int, post_id: int,
+                       published_at: str, now: str) -> bool:
+    cur = await conn.execute(
+        "INSERT INTO announces (id, uri, actor_id, post_id, published_at, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING", (announce_id, uri, actor_id, post_id, published_at, now))
+    return cur.rowcount > 0
+
+
+async def get_announce(conn: aiosqlite.Connection, actor_id: int, post_id: int) -> Announce | None:
+    row = await fetch_one(conn, "SELECT * FROM announces WHERE actor_id = ? AND post_id = ?", (actor_id, post_id))
+    return from_row(Announce, row)
+
+
+async def get_announce_by_uri(conn: aiosqlite.Connection, uri: str) -> Announce | None:
+    return from_row(Announce, await fetch_one(conn, "SELECT * FROM announces WHERE uri = ?", (uri,)))
+
+
+async def delete_announce(conn: aiosqlite.Connection, announce_id: int) -> None:
+    await conn.execute("DELETE FROM announces WHERE id = ?", (announce_id,))
+
+
+async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM announces WHERE post_id = ?", (post_id,)) or 0)
+
+
+async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
+                           post_id: int | None, now: str) -> None:
+    await conn.execute(
+        "INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        (recipient_id, kind, from_actor_id, post_id, now))
+
+
+async def list_notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id: int | None = None,
+                             limit: int = 40) -> list[dict]:
+    rows = await fetch_all(
+        conn, "SELECT n.id, n.kind, n.post_id, n.created_at, n.read_at, a.uri AS from_uri,"
+              " a.username AS from_username, a.domain AS from_domain, a.display_name AS from_display_name"
+              " FROM notifications n JOIN actors a ON a.id = n.from_actor_id"
+              " WHERE n.recipient_id = ? AND n.id < ? ORDER BY n.id DESC LIMIT ?",
+        (recipient_id, max_id if max_id is not None else 2**62, limit))
+    return [dict(row) for row in rows]
