@@ -65,8 +65,10 @@ async def _apply_update(ctx: Context, tx: aiosqlite.Connection, existing: Post, 
                         visibility: str, mentions: list[Actor]) -> None:
     new_time = parse_time(parsed.updated)
     old_time = parse_time(existing.edited_at) or parse_time(existing.published_at) or 0
-    if new_time is None or new_time <= old_time:
-        return  # Mastodon ignores stale or undated updates
+    # Ignore undated and older updates (Mastodon does). An equal time is applied: wire times have
+    # second precision, so a quick edit can carry the same second as the original.
+    if new_time is None or new_time < old_time:
+        return
     await post_store.update_post_content(
         tx, existing.id, content_html=parsed.content_html, content_text=parsed.content_text, source_text=None,
         summary=parsed.summary, sensitive=parsed.sensitive, language=parsed.language,

@@ -18,7 +18,6 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from fedserver.activitypub.fetch import (
     FetchBlocked,
     FetchConnectionError,
-    FetchError,
     FetchGone,
     FetchHTTPError,
     FetchInvalid,
@@ -31,6 +30,23 @@ from fedserver.activitypub.mediatypes import AS2_ACCEPT
 AS = "https://www.w3.org/ns/activitystreams"
 AP_JSON = "application/activity+json"
 MAX_BODY = 4096
+
+
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", None}
+
+
+@pytest.fixture(autouse=True)
+def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback only: fail loudly if anything would ask a real DNS server."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOCAL_NAMES:
+            raise AssertionError(f"test tried to resolve {name!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
 
 
 @dataclass
@@ -63,6 +79,8 @@ def build_app(srv: Server, release: asyncio.Event) -> web.Application:
             return _ap(_doc("https://victim.example/users/admin"))
         if name == "alias":  # a non-canonical URL serving a document with another id
             return _ap(_doc(f"{base}/obj/alice"))
+        if name == "alias2":
+            return _ap(_doc(f"{base}/obj/mismatch"))
         if name == "json":
             return _ap(_doc(f"{base}/obj/json"), "application/json")
         if name == "html":
@@ -197,9 +215,11 @@ async def test_id_mismatch_rejected(server: Server, fetcher: RemoteFetcher) -> N
 async def test_follow_id_and_expected_id(server: Server, fetcher: RemoteFetcher) -> None:
     doc = await fetcher.fetch_object(f"{server.base}/obj/alias", follow_id=True)
     assert doc["id"] == f"{server.base}/obj/alice"
-    # The foreign id is refetched from its own origin, which is blocked/absent here.
-    with pytest.raises(FetchError):
-        await fetcher.fetch_object(f"{server.base}/obj/mismatch", follow_id=True)
+    # The refetch from the claimed id must itself be self-consistent: /obj/alias2 claims
+    # to be /obj/mismatch, which in turn claims a foreign id -> rejected, no third hop.
+    with pytest.raises(FetchInvalid, match="its own id"):
+        await fetcher.fetch_object(f"{server.base}/obj/alias2", follow_id=True)
+    assert "mismatch" in server.seen
     with pytest.raises(FetchInvalid, match="expected"):
         await fetcher.fetch_object(f"{server.base}/obj/alice",
                                    expected_id=f"{server.base}/obj/bob")
@@ -297,7 +317,7 @@ async def test_http_refused_unless_allowed(server: Server) -> None:
         with pytest.raises(FetchBlocked, match="scheme"):
             await f.fetch_object(f"{server.base}/obj/alice")
         with pytest.raises(FetchBlocked, match="scheme"):
-            await f.get_json(f"file:///etc/passwd")
+            await f.get_json("file:///etc/passwd")
 
 
 class FakeResolver(AbstractResolver):

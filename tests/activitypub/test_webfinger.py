@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,6 +25,23 @@ from fedserver.activitypub.webfinger import (
     self_link,
     verify_round_trip,
 )
+
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", None}
+
+
+@pytest.fixture(autouse=True)
+def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback only: fail loudly if anything would ask a real DNS server."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOCAL_NAMES:
+            raise AssertionError(f"test tried to resolve {name!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
 
 
 @pytest.mark.parametrize(
@@ -83,17 +102,23 @@ def test_self_link_requires_as2_type() -> None:
     assert self_link({"links": "nope"}) is None
 
 
-JRDS: dict[str, Any] = {}
+@dataclass
+class WF:
+    """A loopback server whose WebFinger answers come from ``jrds[resource]``."""
+
+    host: str
+    fetcher: RemoteFetcher
+    jrds: dict[str, Any] = field(default_factory=dict)  # resource -> JRD dict or status
+    seen: list[dict[str, str]] = field(default_factory=list)
 
 
 @pytest_asyncio.fixture
-async def wf() -> AsyncIterator[tuple[str, RemoteFetcher]]:
-    """A server whose WebFinger answers come from JRDS[resource] (status or dict)."""
-    seen: list[dict[str, str]] = []
+async def wf() -> AsyncIterator[WF]:
+    state = WF(host="", fetcher=RemoteFetcher(allow_private=True, allow_http=True, timeout=2))
 
     async def webfinger(request: web.Request) -> web.Response:
-        seen.append(dict(request.headers))
-        answer = JRDS.get(request.query.get("resource", ""), 404)
+        state.seen.append(dict(request.headers))
+        answer = state.jrds.get(request.query.get("resource", ""), 404)
         if isinstance(answer, int):
             return web.Response(status=answer)
         return web.json_response(answer, content_type="application/jrd+json")
@@ -104,39 +129,36 @@ async def wf() -> AsyncIterator[tuple[str, RemoteFetcher]]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    host = f"127.0.0.1:{runner.addresses[0][1]}"
-    fetcher = RemoteFetcher(allow_private=True, allow_http=True, timeout=2)
-    JRDS.clear()
-    JRDS["__seen__"] = seen
-    yield host, fetcher
-    await fetcher.close()
+    state.host = f"127.0.0.1:{runner.addresses[0][1]}"
+    yield state
+    await state.fetcher.close()
     await runner.cleanup()
 
 
 @pytest.mark.asyncio
-async def test_resolve_handle(wf: tuple[str, RemoteFetcher]) -> None:
-    host, fetcher = wf
+async def test_resolve_handle(wf: WF) -> None:
+    host, fetcher, jrds = wf.host, wf.fetcher, wf.jrds
     actor = f"http://{host}/users/alice"
-    JRDS[f"acct:alice@{host}"] = build_jrd(f"acct:alice@{host}", actor, f"http://{host}/@alice")
+    jrds[f"acct:alice@{host}"] = build_jrd(f"acct:alice@{host}", actor, f"http://{host}/@alice")
     assert await resolve_handle(fetcher, f"@alice@{host}", "http") == actor
-    assert JRDS["__seen__"][-1]["Accept"] == "application/jrd+json, application/json"
+    assert wf.seen[-1]["Accept"] == "application/jrd+json, application/json"
 
 
 @pytest.mark.asyncio
-async def test_resolve_handle_errors(wf: tuple[str, RemoteFetcher]) -> None:
-    host, fetcher = wf
+async def test_resolve_handle_errors(wf: WF) -> None:
+    host, fetcher, jrds = wf.host, wf.fetcher, wf.jrds
     with pytest.raises(FetchNotFound):
         await resolve_handle(fetcher, f"nobody@{host}", "http")
-    JRDS[f"acct:gone@{host}"] = 410
+    jrds[f"acct:gone@{host}"] = 410
     with pytest.raises(FetchGone):
         await resolve_handle(fetcher, f"gone@{host}", "http")
-    JRDS[f"acct:broken@{host}"] = 500
+    jrds[f"acct:broken@{host}"] = 500
     with pytest.raises(FetchHTTPError):
         await resolve_handle(fetcher, f"broken@{host}", "http")
-    JRDS[f"acct:noself@{host}"] = {"subject": f"acct:noself@{host}", "links": []}
+    jrds[f"acct:noself@{host}"] = {"subject": f"acct:noself@{host}", "links": []}
     with pytest.raises(FetchInvalid):
         await resolve_handle(fetcher, f"noself@{host}", "http")
-    JRDS[f"acct:js@{host}"] = build_jrd(f"acct:js@{host}", "javascript:alert(1)")
+    jrds[f"acct:js@{host}"] = build_jrd(f"acct:js@{host}", "javascript:alert(1)")
     with pytest.raises(FetchInvalid):
         await resolve_handle(fetcher, f"js@{host}", "http")
     with pytest.raises(ValueError):
@@ -144,15 +166,15 @@ async def test_resolve_handle_errors(wf: tuple[str, RemoteFetcher]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_verify_round_trip(wf: tuple[str, RemoteFetcher]) -> None:
-    host, fetcher = wf
+async def test_verify_round_trip(wf: WF) -> None:
+    host, fetcher, jrds = wf.host, wf.fetcher, wf.jrds
     actor_id = f"http://{host}/users/alice"
     actor = {"id": actor_id, "type": "Person", "preferredUsername": "alice"}
-    JRDS[f"acct:alice@{host}"] = build_jrd(f"acct:alice@{host}", actor_id)
+    jrds[f"acct:alice@{host}"] = build_jrd(f"acct:alice@{host}", actor_id)
     assert await verify_round_trip(fetcher, actor, "http")
 
     # Impersonation: WebFinger points elsewhere.
-    JRDS[f"acct:mallory@{host}"] = build_jrd(f"acct:mallory@{host}", f"http://{host}/users/mallory")
+    jrds[f"acct:mallory@{host}"] = build_jrd(f"acct:mallory@{host}", f"http://{host}/users/mallory")
     assert not await verify_round_trip(
         fetcher, {**actor, "preferredUsername": "mallory"}, "http")
     assert not await verify_round_trip(fetcher, {**actor, "preferredUsername": "nobody"}, "http")
@@ -161,23 +183,23 @@ async def test_verify_round_trip(wf: tuple[str, RemoteFetcher]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_verify_round_trip_split_domain(wf: tuple[str, RemoteFetcher]) -> None:
-    host, fetcher = wf
+async def test_verify_round_trip_split_domain(wf: WF) -> None:
+    host, fetcher, jrds = wf.host, wf.fetcher, wf.jrds
     actor_id = f"http://{host}/users/bob"
     # Both "domains" are the same loopback server; the subject names a different account.
-    JRDS[f"acct:bob@{host}"] = build_jrd(f"acct:robert@{host}", actor_id)
-    JRDS[f"acct:robert@{host}"] = build_jrd(f"acct:robert@{host}", actor_id)
+    jrds[f"acct:bob@{host}"] = build_jrd(f"acct:robert@{host}", actor_id)
+    jrds[f"acct:robert@{host}"] = build_jrd(f"acct:robert@{host}", actor_id)
     actor = {"id": actor_id, "preferredUsername": "bob"}
     assert await verify_round_trip(fetcher, actor, "http")
     # A second hop (subject moves again) is refused.
-    JRDS[f"acct:robert@{host}"] = build_jrd(f"acct:rob@{host}", actor_id)
+    jrds[f"acct:robert@{host}"] = build_jrd(f"acct:rob@{host}", actor_id)
     assert not await verify_round_trip(fetcher, actor, "http")
 
 
 @pytest.mark.asyncio
-async def test_verify_round_trip_fep_2c59(wf: tuple[str, RemoteFetcher]) -> None:
-    host, fetcher = wf
+async def test_verify_round_trip_fep_2c59(wf: WF) -> None:
+    host, fetcher, jrds = wf.host, wf.fetcher, wf.jrds
     actor_id = f"http://{host}/users/c"
-    JRDS[f"acct:carol@{host}"] = build_jrd(f"acct:carol@{host}", actor_id)
+    jrds[f"acct:carol@{host}"] = build_jrd(f"acct:carol@{host}", actor_id)
     actor = {"id": actor_id, "preferredUsername": "c", "webfinger": f"acct:carol@{host}"}
     assert await verify_round_trip(fetcher, actor, "http")

@@ -1,0 +1,133 @@
+"""Fixtures that build real things: SQLite files in tmp_path and fedserver instances serving real
+HTTP on loopback ports."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from fedserver.app import build_app
+from fedserver.config import Settings, settings_from_dict
+from fedserver.context import Context
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (bound now, so no other test takes it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with bound_socket() as sock:
+        return sock.getsockname()[1]
+
+
+def loopback_settings(directory: Path, port: int, **federation: Any) -> Settings:
+    """Settings for a test instance: plain http on 127.0.0.1, private addresses allowed (tests only),
+    fast retries and short timeouts."""
+    fed = {"allow_private_addresses": True, "delivery_retry_scale": 0.01, "fetch_timeout_seconds": 5.0,
+           "delivery_timeout_seconds": 3.0, **federation}
+    return settings_from_dict({
+        "instance": {"domain": f"127.0.0.1:{port}", "scheme": "http", "name": f"test-{port}"},
+        "server": {"host": "127.0.0.1", "port": port},
+        "database": {"path": "fedserver.sqlite3"},
+        "federation": fed,
+    }, directory)
+
+
+@dataclass
+class Instance:
+    """A fedserver running in this test's event loop, serving real HTTP on its own port."""
+    settings: Settings
+    sock: socket.socket
+    app: web.Application | None = None
+    runner: web.AppRunner | None = None
+    middlewares: list[Any] = field(default_factory=list)
+
+    @property
+    def ctx(self) -> Context:
+        assert self.app is not None
+        return self.app["ctx"]
+
+    @property
+    def base(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def domain(self) -> str:
+        return self.settings.instance.domain
+
+    def handle(self, username: str) -> str:
+        return f"@{username}@{self.domain}"
+
+    def actor_uri(self, username: str) -> str:
+        return f"{self.base}/users/{username}"
+
+    async def start(self) -> "Instance":
+        self.app = build_app(self.settings)
+        self.app.middlewares[0:0] = self.middlewares
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        await web.SockSite(self.runner, self.sock, shutdown_timeout=0.5).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+            self.app = None
+        # The runner closed the socket: bind the same port again so a restart serves there too.
+        port = self.settings.server.port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+
+    async def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        async with self.ctx.db.reader.execute(sql, params) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
+
+    async def count(self, sql: str, params: tuple = ()) -> int:
+        rows = await self.query(sql, params)
+        return int(rows[0][0])
+
+
+async def wait_until(predicate: Callable[[], Awaitable[Any]], *, timeout: float = 15.0,
+                     interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll an async predicate until it returns something truthy (federation is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def instances(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Instance]]]:
+    """Factory: `await instances("a")` starts a fedserver named a with its own SQLite file."""
+    started: list[Instance] = []
+
+    async def start(name: str = "a", *, middlewares: list[Any] | None = None, **federation: Any) -> Instance:
+        directory = tmp_path / name
+        directory.mkdir(parents=True, exist_ok=True)
+        sock = bound_socket()
+        settings = loopback_settings(directory, sock.getsockname()[1], **federation)
+        instance = Instance(settings=settings, sock=sock, middlewares=list(middlewares or []))
+        await instance.start()
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        await instance.stop()
+        instance.sock.close()
