@@ -92,3 +92,45 @@ async def _text_contains(instance, uri: str, needle: str) -> bool:
 async def _deleted(instance, uri: str) -> bool:
     row = await _post_at(instance, uri)
     return bool(row and row[2])
+
+
+async def test_locked_account_approves_one_request_and_rejects_another(instances):
+    a = await instances("a")
+    b = await instances("b")
+    await accounts.create_account(a.ctx, "alice", locked=True)
+    await accounts.create_account(b.ctx, "bob")
+    await accounts.create_account(b.ctx, "mallory")
+
+    await follows.follow(b.ctx, "bob", a.handle("alice"))
+    await follows.follow(b.ctx, "mallory", a.handle("alice"))
+    await wait_until(lambda: _has_len(_pending_handles(a), 2), what="both follow requests at a")
+    assert await a.count("SELECT count(*) FROM notifications WHERE kind = 'follow_request'") == 2
+
+    # Nothing is delivered to pending followers.
+    secret = await posting.create_post(a.ctx, "alice", Draft(text="before approval", visibility="followers"))
+    assert await a.count("SELECT count(*) FROM deliveries d JOIN outbound_activities o ON o.id = d.activity_id"
+                         " WHERE o.object_uri = ?", (secret.uri,)) == 0
+
+    await follows.answer_follow_request(a.ctx, "alice", b.handle("bob"), accept=True)
+    await follows.answer_follow_request(a.ctx, "alice", b.handle("mallory"), accept=False)
+    await wait_until(lambda: _eq(_follow_state(b, b.actor_uri("bob"), a.actor_uri("alice")), "accepted"),
+                     what="Accept reaches b")
+    await wait_until(lambda: _eq(_follow_state(b, b.actor_uri("mallory"), a.actor_uri("alice")), None),
+                     what="Reject reaches b")
+    assert await _follow_state(a, b.actor_uri("mallory"), a.actor_uri("alice")) is None
+
+    # Now a followers-only post reaches b (bob follows); mallory's rejection removed her follow.
+    post = await posting.create_post(a.ctx, "alice", Draft(text="for approved followers", visibility="followers"))
+    row = await wait_until(lambda: _post_at(b, post.uri), what="followers-only post at b")
+    assert row[0] == "followers"
+    assert await _post_at(b, secret.uri) is None
+
+
+async def _pending_handles(instance):
+    rows = await instance.query("SELECT a.uri FROM follows f JOIN actors a ON a.id = f.follower_id"
+                                " WHERE f.state = 'pending'")
+    return [r[0] for r in rows]
+
+
+async def _has_len(awaitable, n: int) -> bool:
+    return len(await awaitable) == n

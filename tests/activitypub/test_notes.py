@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from fedserver.activitypub.notes import InvalidNote, addressing, parse_note, visibility_of
+from fedserver.activitypub.vocab import PUBLIC
+
+FOLLOWERS = "https://a.example/users/bob/followers"
+MENTIONED = ["https://b.example/users/alice"]
+
+
+@pytest.mark.parametrize("visibility, to, cc", [
+    ("public", [PUBLIC], [FOLLOWERS, *MENTIONED]),
+    ("unlisted", [FOLLOWERS], [PUBLIC, *MENTIONED]),
+    ("followers", [FOLLOWERS], MENTIONED),
+    ("direct", MENTIONED, []),
+])
+def test_addressing_matches_mastodon_for_each_visibility(visibility, to, cc):
+    assert addressing(visibility, FOLLOWERS, MENTIONED) == {"to": to, "cc": cc}
+
+
+@given(st.sampled_from(["public", "unlisted", "followers", "direct"]),
+       st.lists(st.sampled_from(MENTIONED + ["https://c.example/users/x"]), unique=True, min_size=1))
+def test_visibility_read_back_from_addressing_is_the_one_written(visibility, mentions):
+    audience = addressing(visibility, FOLLOWERS, mentions)
+    assert visibility_of(audience["to"], audience["cc"], FOLLOWERS) == visibility
+
+
+def test_public_may_be_spelled_as_public_or_as_public_compact_form():
+    assert visibility_of(["as:Public"], [], FOLLOWERS) == "public"
+    assert visibility_of([], ["Public"], FOLLOWERS) == "unlisted"
+
+
+def _note(**extra):
+    return {"id": "https://a.example/notes/1", "type": "Note", "attributedTo": "https://a.example/users/bob",
+            "content": "<p>hi <script>alert(1)</script><b>there</b></p>", "to": [PUBLIC], **extra}
+
+
+def test_remote_note_content_is_sanitized_and_tags_are_read():
+    parsed, visibility = parse_note(_note(tag=[
+        {"type": "Mention", "href": "https://b.example/users/alice", "name": "@alice@b.example"},
+        {"type": "Hashtag", "name": "#Cats", "href": "https://a.example/tags/cats"}], summary="cw"))
+    assert visibility == "public"
+    assert "<script" not in parsed.content_html and "alert" not in parsed.content_text
+    assert parsed.mention_hrefs == ["https://b.example/users/alice"]
+    assert parsed.hashtags == ["cats"]
+    assert parsed.sensitive and parsed.summary == "cw"
+
+
+def test_content_map_is_used_when_content_is_missing_and_gives_the_language():
+    parsed, _ = parse_note({**_note(), "content": None, "contentMap": {"de": "<p>Hallo</p>"}})
+    assert parsed.content_text == "Hallo" and parsed.language == "de"
+
+
+@pytest.mark.parametrize("obj", [
+    "https://a.example/notes/1",
+    {"type": "Note", "attributedTo": "https://a.example/users/bob"},
+    {"id": "https://a.example/notes/1", "type": "Note"},
+    {"id": "https://a.example/x", "type": "Video", "attributedTo": "https://a.example/users/bob"},
+])
+def test_objects_that_cannot_be_shown_as_posts_are_refused(obj):
+    with pytest.raises(InvalidNote):
+        parse_note(obj)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedserver.config import ConfigError, Settings, load_settings, render_default_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_repository_example_config_loads_with_safe_production_defaults():
+    settings = load_settings(REPO / "fedserver.toml")
+    assert settings.instance.scheme == "https"
+    assert settings.federation.allow_private_addresses is False
+    assert settings.federation.authorized_fetch is False
+    # The example documents the defaults: loading it gives the same values as no file at all.
+    defaults = Settings(base_dir=REPO)
+    assert settings.federation == defaults.federation
+    assert settings.server == defaults.server
+
+
+def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
+    config = tmp_path / "conf" / "fedserver.toml"
+    config.parent.mkdir()
+    config.write_text(render_default_config())
+    assert load_settings(config).database_path == config.parent / "fedserver.sqlite3"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[instance]\nscheme = 'ftp'\n", "scheme"),
+    ("[server]\nport = 'eighty'\n", "port must be int"),
+    ("[federation]\nno_such_key = 1\n", "unknown key"),
+    ("[nonsense]\n", "unknown section"),
+    ("this is = = not toml", "not valid TOML"),
+    ("[federation]\ndelivery_concurrency = 0\n", "positive"),
+])
+def test_invalid_config_is_refused_with_a_message_naming_the_problem(tmp_path, body, message):
+    config = tmp_path / "fedserver.toml"
+    config.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_missing_config_file_says_how_to_create_one(tmp_path):
+    with pytest.raises(ConfigError, match="fedserver init"):
+        load_settings(tmp_path / "absent.toml")
