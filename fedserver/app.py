@@ -11,6 +11,7 @@ from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.context import Context
+from fedserver.corpus import sync as corpus_sync
 from fedserver.db import Database, migrate
 from fedserver.federation import routes as federation_routes
 from fedserver.federation.delivery import DeliveryWorker
@@ -79,7 +80,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
             app["delivery_worker"] = DeliveryWorker(ctx)
             app["inbox_worker"] = InboxWorker(ctx)
             workers = [asyncio.create_task(app["delivery_worker"].run(), name="delivery-worker"),
-                       asyncio.create_task(app["inbox_worker"].run(), name="inbox-worker")]
+                       asyncio.create_task(app["inbox_worker"].run(), name="inbox-worker"),
+                       asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler")]
         app["workers"] = workers
 
     async def on_cleanup(app: web.Application) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from fedserver import cli_corpus
 from fedserver.config import ConfigError, Settings, load_settings, render_default_config
 
 log = logging.getLogger("fedserver")
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     domain.add_parser("list")
 
     sub.add_parser("status", help="delivery queue depth and failing hosts")
+    cli_corpus.add_parsers(sub)
     return p
 
 
@@ -133,6 +135,8 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
     from fedserver.services import accounts, follows, interactions, posting, status
 
     cmd = args.command
+    if cmd in cli_corpus.COMMANDS:
+        return await cli_corpus.run(ctx, args)
     if cmd == "migrate":
         print("database is up to date")
     elif cmd == "user" and args.user_command == "create":
@@ -247,4 +251,5 @@ def _is_user_error(exc: Exception) -> bool:
     from fedserver.services.posting import PostingError
     from fedserver.services.remote_actors import ActorNotFound
 
-    return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound))
+    return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound,
+                            *cli_corpus.USER_ERRORS))

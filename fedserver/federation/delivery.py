@@ -120,11 +120,17 @@ class DeliveryWorker:
                                private_key_pem=delivery.private_key_pem)
         status: int | None = None
         error = ""
+        timeout = ctx.settings.federation.delivery_timeout_seconds
         try:
-            status = await ctx.fetcher.post(delivery.inbox_url, body, headers=headers)
+            # The shared fetcher's deadline is fetch_timeout_seconds; a delivery has its own (and the
+            # lease above is computed from it), so bound the POST here too.
+            async with asyncio.timeout(timeout):
+                status = await ctx.fetcher.post(delivery.inbox_url, body, headers=headers)
         except FetchBlocked as exc:
             await self._finish_failed(delivery, None, f"refused: {exc}")
             return
+        except TimeoutError:
+            error = f"timeout: no answer in {timeout}s"
         except FetchTimeout as exc:
             error = f"timeout: {exc}"
         except FetchError as exc:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable
 
-from fedserver.activitypub.actors import InvalidActor, actor_profile
 from fedserver.activitypub.normalize import first_type, host_of, id_of
 from fedserver.activitypub.notes import InvalidNote, parse_note
-from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
@@ -169,7 +167,8 @@ async def handle_create(ctx: Context, activity: dict[str, Any], signer: Actor) -
         log.info("Create %s ignored: nobody here follows or is addressed", activity.get("id"))
         return
     async with ctx.db.transaction() as tx:
-        await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions)
+        await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions,
+                                             excluded=remote_posts.author_excluded(obj, activity.get("@context")))
 
 
 async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
@@ -193,22 +192,19 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
             return
         mentions = await remote_posts.known_mentioned_actors(ctx, parsed.mention_hrefs)
         async with ctx.db.transaction() as tx:
-            await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions)
+            await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions,
+                                                 excluded=remote_posts.author_excluded(obj, activity.get("@context")))
 
 
 async def _update_actor(ctx: Context, doc: dict[str, Any], signer: Actor) -> None:
-    """Update(Person): store the new profile; a new key here is how key rotation arrives."""
+    """Update(Person): store the new profile and consent signal; a new key here is how key
+    rotation arrives."""
     if "@context" not in doc:
         doc = {"@context": "https://www.w3.org/ns/activitystreams", **doc}
     try:
-        profile = actor_profile(doc)
-    except InvalidActor as exc:
+        await remote_actors.store_document(ctx, doc)
+    except remote_actors.ActorNotFound as exc:
         log.info("Update of %s ignored: %s", signer.uri, exc)
-        return
-    profile["summary_html"] = sanitize_html(profile["summary_html"])
-    async with ctx.db.transaction() as tx:
-        await actor_store.update_actor_profile(tx, signer.id, now=ctx.clock.now_iso(), fetched_at=ctx.clock.now_iso(),
-                                               **profile)
 
 
 async def handle_delete(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:

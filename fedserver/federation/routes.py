@@ -39,6 +39,18 @@ def _ctx(request: web.Request) -> Context:
     return request.app["ctx"]
 
 
+def _signature_varies(ctx: Context, post: Post | None = None) -> bool:
+    """Does the answer depend on who signed the GET? Always in authorized-fetch mode (unsigned gets
+    401), and for posts only some readers may see (federation.md §2.1, §3.4)."""
+    return ctx.settings.federation.authorized_fetch or (post is not None and
+                                                        post.visibility not in ("public", "unlisted"))
+
+
+def _redirect_to_html(location: str) -> web.HTTPFound:
+    # Same URL, two representations: a cache must not give this redirect to an ActivityPub client.
+    return web.HTTPFound(location, headers={"Vary": "Accept"})
+
+
 async def requester(request: web.Request) -> Actor | None:
     """The verified signer of a GET, None when unsigned. Authorized-fetch mode requires one."""
     ctx = _ctx(request)
@@ -79,10 +91,10 @@ async def webfinger(request: web.Request) -> web.Response:
 async def _actor_for_resource(ctx: Context, resource: str) -> Actor | None:
     if resource.startswith(("http://", "https://")):
         actor = await actor_store.get_actor_by_uri(ctx.db.reader, resource)
-        if actor is None:
-            # The profile page URL names the same account.
-            for username in (resource.rsplit("/@", 1)[-1],) if "/@" in resource else ():
-                actor = await actor_store.get_local_actor(ctx.db.reader, username)
+        profile_prefix = ctx.urls.profile("")
+        if actor is None and resource.startswith(profile_prefix):
+            # Our profile page URL names the same account (another host's /@alice does not).
+            actor = await actor_store.get_local_actor(ctx.db.reader, resource[len(profile_prefix):])
         return actor if actor is not None and actor.is_local else None
     try:
         user, host = parse_handle(resource)
@@ -153,7 +165,7 @@ async def actor_document(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     actor = await _local_actor_or_404(request)
     if not wants_activitypub(request.headers.get("Accept")):
-        raise web.HTTPFound(actor.url or ctx.urls.profile(actor.username))
+        raise _redirect_to_html(actor.url or ctx.urls.profile(actor.username))
     if actor.deleted_at:
         return as2_response(as2.tombstone_document(actor.uri, actor.deleted_at), status=410)
     # Actor documents are served without a signature even in authorized-fetch mode: two such
@@ -169,6 +181,18 @@ async def instance_actor_document(request: web.Request) -> web.Response:
     return as2_response(as2.actor_document(found[0], ctx.urls))
 
 
+async def instance_actor_outbox(request: web.Request) -> web.Response:
+    """The instance actor advertises an outbox (as Mastodon's does); it never posts, so it is empty.
+    Readable unsigned, like the instance actor itself."""
+    ctx = _ctx(request)
+    found = await actor_store.get_instance_actor(ctx.db.reader)
+    if found is None or not found[0].outbox_url:
+        raise web.HTTPNotFound()
+    doc = as2.ordered_collection(found[0].outbox_url, 0, None)
+    doc["orderedItems"] = []
+    return as2_response(doc)
+
+
 # --- posts and activities ----------------------------------------------------------------
 
 async def post_document(request: web.Request) -> web.Response:
@@ -182,7 +206,7 @@ async def post_document(request: web.Request) -> web.Response:
     if post is None or post.actor_id != actor.id:
         raise web.HTTPNotFound()
     if not wants_activitypub(request.headers.get("Accept")):
-        raise web.HTTPFound(post.url or ctx.urls.post_page(actor.username, post.id))
+        raise _redirect_to_html(post.url or ctx.urls.post_page(actor.username, post.id))
     if post.is_deleted:
         return as2_response(as2.tombstone_document(post.uri, post.deleted_at), status=410)
     viewer = await requester(request)
@@ -191,7 +215,7 @@ async def post_document(request: web.Request) -> web.Response:
     note = await audience.local_note_document(ctx, post, actor)
     if request.path.endswith("/activity"):
         note = as2.wrap_create(note, f"{post.uri}/activity")
-    return as2_response(note, vary_signature=post.visibility not in ("public", "unlisted"))
+    return as2_response(note, vary_signature=_signature_varies(ctx, post))
 
 
 async def activity_document(request: web.Request) -> web.Response:
@@ -206,7 +230,8 @@ async def activity_document(request: web.Request) -> web.Response:
         addressed = {*_as_ids(doc.get("to")), *_as_ids(doc.get("cc")), *_as_ids(doc.get("object"))}
         if viewer is None or (viewer.uri not in addressed and viewer.id != activity.actor_id):
             raise web.HTTPNotFound()
-    return as2_response(json.loads(activity.body))
+    vary_signature = ctx.settings.federation.authorized_fetch or not activity.is_public
+    return as2_response(json.loads(activity.body), vary_signature=vary_signature)
 
 
 def _as_ids(value: Any) -> list[str]:
@@ -230,7 +255,8 @@ async def outbox(request: web.Request) -> web.Response:
     visible = ("public", "unlisted")
     if "page" not in request.query:
         total = await post_store.count_actor_posts(ctx.db.reader, actor.id, visible)
-        return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=true"))
+        return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=true"),
+                            vary_signature=_signature_varies(ctx))
     max_id = _int_param(request, "max_id")
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visible, max_id=max_id,
                                               limit=PAGE_SIZE)
@@ -241,7 +267,8 @@ async def outbox(request: web.Request) -> web.Response:
     next_page = (f"{collection_id}?{urlencode({'page': 'true', 'max_id': posts[-1].id})}"
                  if len(posts) == PAGE_SIZE else None)
     page_id = f"{collection_id}?{urlencode({'page': 'true', **({'max_id': max_id} if max_id else {})})}"
-    return as2_response(as2.ordered_collection_page(page_id, collection_id, items, next_page))
+    return as2_response(as2.ordered_collection_page(page_id, collection_id, items, next_page),
+                        vary_signature=_signature_varies(ctx))
 
 
 async def _graph_collection(request: web.Request, followers: bool) -> web.Response:
@@ -253,13 +280,15 @@ async def _graph_collection(request: web.Request, followers: bool) -> web.Respon
     if "page" not in request.query:
         total = await (follow_store.count_followers if followers else follow_store.count_following)(
             ctx.db.reader, actor.id)
-        return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=1"))
+        return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=1"),
+                            vary_signature=_signature_varies(ctx))
     after = _int_param(request, "after")
     lister = follow_store.list_followers if followers else follow_store.list_following
     rows = await lister(ctx.db.reader, actor.id, after_id=after, limit=PAGE_SIZE)
     next_page = f"{collection_id}?{urlencode({'page': 1, 'after': rows[-1][0].id})}" if len(rows) == PAGE_SIZE else None
     page_id = f"{collection_id}?{urlencode({'page': 1, **({'after': after} if after else {})})}"
-    return as2_response(as2.ordered_collection_page(page_id, collection_id, [a.uri for _, a in rows], next_page))
+    return as2_response(as2.ordered_collection_page(page_id, collection_id, [a.uri for _, a in rows], next_page),
+                        vary_signature=_signature_varies(ctx))
 
 
 async def followers_collection(request: web.Request) -> web.Response:
@@ -276,7 +305,7 @@ async def featured_collection(request: web.Request) -> web.Response:
     await requester(request)
     doc = as2.ordered_collection(actor.featured_url or ctx.urls.featured(actor.username), 0, None)
     doc["orderedItems"] = []
-    return as2_response(doc)
+    return as2_response(doc, vary_signature=_signature_varies(ctx))
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -297,6 +326,7 @@ def add_routes(app: web.Application, inbox_handler) -> None:
     r.add_get("/nodeinfo/{version:2\\.[01]}", nodeinfo)
     r.add_get("/actor", instance_actor_document)
     r.add_post("/actor/inbox", inbox_handler)
+    r.add_get("/actor/outbox", instance_actor_outbox)
     r.add_post("/inbox", inbox_handler)
     r.add_get("/users/{username}", actor_document)
     r.add_post("/users/{username}/inbox", inbox_handler)

@@ -4,9 +4,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import aiosqlite
+
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
+from fedserver.corpus import signals
+from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import as2
+from fedserver.store import consent as consent_store
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import posts as post_store
@@ -32,15 +37,32 @@ async def may_see(ctx: Context, post: Post, viewer: Actor | None) -> bool:
     return False
 
 
-async def local_actor_document(ctx: Context, actor: Actor) -> dict[str, Any]:
-    return as2.actor_document(actor, ctx.urls)
+async def training_choice(conn: aiosqlite.Connection, actor_id: int) -> tuple[str, str | None]:
+    """The author's current training choice (allow/deny/unset) and licence."""
+    row = await consent_store.get_choice(conn, actor_id, TRAIN_AI)
+    return (row.choice, row.license) if row is not None else ("unset", None)
 
 
-async def local_note_document(ctx: Context, post: Post, author: Actor, *, with_context: bool = True) -> dict[str, Any]:
-    mention_ids = await post_store.list_mentioned_actor_ids(ctx.db.reader, post.id)
-    mentions = [a for a in [await actor_store.get_actor(ctx.db.reader, i) for i in mention_ids] if a is not None]
-    tags = await post_store.list_tags(ctx.db.reader, post.id)
-    return as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls, with_context=with_context)
+async def local_actor_document(ctx: Context, actor: Actor, *, conn: aiosqlite.Connection | None = None
+                               ) -> dict[str, Any]:
+    """Our actor document, carrying the person's training choice (docs/fep-consent.md)."""
+    choice, license = await training_choice(conn or ctx.db.reader, actor.id)
+    return as2.actor_document(actor, ctx.urls, extra_context=signals.actor_context_extension(),
+                              extra_fields=signals.document_fields(choice, license))
+
+
+async def local_note_document(ctx: Context, post: Post, author: Actor, *, with_context: bool = True,
+                              conn: aiosqlite.Connection | None = None) -> dict[str, Any]:
+    """Our Note, carrying the author's choice as it applies to this post (an excluded post says no)."""
+    conn = conn or ctx.db.reader
+    mention_ids = await post_store.list_mentioned_actor_ids(conn, post.id)
+    mentions = [a for a in [await actor_store.get_actor(conn, i) for i in mention_ids] if a is not None]
+    tags = await post_store.list_tags(conn, post.id)
+    choice, license = await training_choice(conn, author.id)
+    return as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls, with_context=with_context,
+                             extra_context=signals.actor_context_extension(),
+                             extra_fields=signals.document_fields(choice, license,
+                                                                  post_excluded=bool(post.corpus_excluded)))
 
 
 async def usage_stats(ctx: Context) -> dict[str, int]:

@@ -10,7 +10,7 @@ from fedserver.activitypub.notes import addressing
 from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
-from fedserver.services import as2, outbox, remote_actors, remote_posts
+from fedserver.services import as2, audience, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import interactions as interaction_store
@@ -36,6 +36,8 @@ class Draft:
     content_warning: str | None = None
     reply_to: str | None = None
     language: str | None = None
+    # The author's "keep this post out of the training corpus" (meaningful once they consented).
+    exclude_from_corpus: bool = False
 
 
 async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
@@ -85,11 +87,14 @@ def _delivery_inboxes(visibility: str, mentions: list[Actor], follower_inboxes: 
 
 
 async def _federate_post(ctx: Context, tx: aiosqlite.Connection, author: Actor, post: Post, mentions: list[Actor],
-                         tags: list[str], kind: str) -> None:
-    note = as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls)
+                         kind: str, extra_recipients: list[Actor] | None = None) -> None:
+    """Deliver a Create or Update of the post to its audience (extra_recipients: people who saw an
+    earlier version and must see the change)."""
+    note = await audience.local_note_document(ctx, post, author, conn=tx)
     activity_id = f"{post.uri}/activity" if kind == "Create" else ctx.urls.new_activity()
     activity = as2.wrap_create(note, activity_id) if kind == "Create" else as2.wrap_update_note(note, activity_id)
-    inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
+    recipients = mentions + (extra_recipients or [])
+    inboxes = _delivery_inboxes(post.visibility, recipients, await outbox.follower_inboxes(tx, author))
     await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                          is_public=post.visibility in ("public", "unlisted"))
 
@@ -127,10 +132,12 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
             published_at=now), now)
         await post_store.set_mentions(tx, post_id, [m.id for m in mentions])
         await post_store.set_tags(tx, post_id, tags)
+        if draft.exclude_from_corpus:
+            await post_store.set_corpus_excluded(tx, post_id, True, now)
         post = await post_store.get_post(tx, post_id)
         assert post is not None
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
-        await _federate_post(ctx, tx, author, post, mentions, tags, "Create")
+        await _federate_post(ctx, tx, author, post, mentions, "Create")
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
 
@@ -167,11 +174,21 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
         assert updated is not None
         dropped = [a for a in [await actor_store.get_actor(tx, i) for i in old_mentions]
                    if a is not None and a.id not in (m.id for m in mentions)]
-        note = as2.note_document(updated, author, mentions=mentions, tags=tags, urls=ctx.urls)
-        activity = as2.wrap_update_note(note, ctx.urls.new_activity())
-        inboxes = _delivery_inboxes(updated.visibility, mentions + dropped, await outbox.follower_inboxes(tx, author))
-        await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
-                             is_public=updated.visibility in ("public", "unlisted"))
+        await _federate_post(ctx, tx, author, updated, mentions, "Update", extra_recipients=dropped)
+    return updated
+
+
+async def set_post_excluded(ctx: Context, username: str, post_uri: str, excluded: bool) -> Post:
+    """Keep one post out of (or let it back into) the training corpus. Peers learn of it through
+    an Update carrying the post's own signal."""
+    author, post = await _own_post(ctx, username, post_uri)
+    async with ctx.db.transaction() as tx:
+        await post_store.set_corpus_excluded(tx, post.id, excluded, ctx.clock.now_iso())
+        updated = await post_store.get_post(tx, post.id)
+        assert updated is not None
+        mention_ids = await post_store.list_mentioned_actor_ids(tx, post.id)
+        mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]
+        await _federate_post(ctx, tx, author, updated, mentions, "Update")
     return updated
 
 

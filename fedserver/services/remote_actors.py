@@ -12,6 +12,7 @@ from fedserver.activitypub.normalize import host_of
 from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.clock import parse_time
 from fedserver.context import Context
+from fedserver.services import consent
 from fedserver.store import actors as actor_store
 from fedserver.store import hosts as host_store
 from fedserver.store.actors import Actor
@@ -28,7 +29,9 @@ def _is_stale(ctx: Context, actor: Actor) -> bool:
     return fetched is None or ctx.clock.now() - fetched > ctx.settings.federation.actor_refresh_seconds
 
 
-async def _store_document(ctx: Context, doc: dict, *, key_id: str | None = None) -> Actor:
+async def store_document(ctx: Context, doc: dict, *, key_id: str | None = None) -> Actor:
+    """Store a remote actor document (fetched, or embedded in its own signed Update) and the
+    training-consent signal it carries."""
     try:
         profile = actor_profile(doc, key_id=key_id)
     except InvalidActor as exc:
@@ -40,7 +43,8 @@ async def _store_document(ctx: Context, doc: dict, *, key_id: str | None = None)
     async with ctx.db.transaction() as tx:
         actor_id = await actor_store.upsert_remote_actor(tx, uri=uri, now=ctx.clock.now_iso(), **profile)
         actor = await actor_store.get_actor(tx, actor_id)
-    assert actor is not None
+        assert actor is not None
+        await consent.apply_remote_signal(ctx, tx, actor, doc)
     return actor
 
 
@@ -60,7 +64,7 @@ async def fetch_actor(ctx: Context, uri: str) -> Actor:
         raise ActorNotFound(f"{uri} is gone (410)") from None
     except FetchError as exc:
         raise ActorNotFound(f"could not fetch {uri}: {exc}") from exc
-    return await _store_document(ctx, doc)
+    return await store_document(ctx, doc)
 
 
 async def _mark_gone(ctx: Context, uri: str) -> None:
@@ -104,7 +108,7 @@ async def get_actor_for_key(ctx: Context, key_id: str, *, refresh: bool = False)
     except FetchError as exc:
         raise ActorNotFound(f"could not fetch key {key_id}: {exc}") from exc
     if is_actor_document(doc):
-        return await _store_document(ctx, doc, key_id=key_id)
+        return await store_document(ctx, doc, key_id=key_id)
     key = key_document(doc)
     if key is None or key.key_id != key_id or key.owner is None:
         raise ActorNotFound(f"{key_id} is neither an actor nor a key document with an owner")
@@ -114,7 +118,7 @@ async def get_actor_for_key(ctx: Context, key_id: str, *, refresh: bool = False)
         owner_doc = await ctx.fetcher.fetch_object(key.owner, expected_id=key.owner)
     except FetchError as exc:
         raise ActorNotFound(f"could not fetch key owner {key.owner}: {exc}") from exc
-    return await _store_document(ctx, owner_doc, key_id=key_id)
+    return await store_document(ctx, owner_doc, key_id=key_id)
 
 
 async def resolve_handle(ctx: Context, handle: str) -> Actor:

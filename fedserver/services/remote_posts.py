@@ -10,6 +10,7 @@ from fedserver.activitypub.normalize import host_of
 from fedserver.activitypub.notes import InvalidNote, ParsedNote, parse_note
 from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
+from fedserver.corpus.signals import read_signal
 from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
 from fedserver.store import interactions as interaction_store
@@ -30,8 +31,14 @@ async def known_mentioned_actors(ctx: Context, hrefs: list[str]) -> list[Actor]:
     return await actor_store.get_actors_by_uris(ctx.db.reader, hrefs[:50])
 
 
+def author_excluded(obj: dict, context: object = None) -> bool:
+    """A Note whose own signal says no (our term or FEP-5e53 noai) is kept out of the corpus, even
+    if its author consented in general: the most restrictive signal wins."""
+    return read_signal(obj, context=obj.get("@context", context)).choice == "deny"
+
+
 async def store_remote_note(ctx: Context, tx: aiosqlite.Connection, parsed: ParsedNote, visibility: str,
-                            author: Actor, mentions: list[Actor]) -> tuple[Post, bool]:
+                            author: Actor, mentions: list[Actor], *, excluded: bool = False) -> tuple[Post, bool]:
     """Insert or update a remote post inside tx; returns (post, created). Local notifications for
     mentions and replies to local posts are written in the same transaction."""
     now = ctx.clock.now_iso()
@@ -39,6 +46,8 @@ async def store_remote_note(ctx: Context, tx: aiosqlite.Connection, parsed: Pars
     if existing is not None:
         if existing.is_deleted:
             return existing, False
+        if bool(existing.corpus_excluded) != excluded:
+            await post_store.set_corpus_excluded(tx, existing.id, excluded, now)
         await _apply_update(ctx, tx, existing, parsed, visibility, mentions)
         updated = await post_store.get_post(tx, existing.id)
         assert updated is not None
@@ -55,6 +64,8 @@ async def store_remote_note(ctx: Context, tx: aiosqlite.Connection, parsed: Pars
         published_at=iso_from_epoch(published_epoch)), now)
     await post_store.set_mentions(tx, post_id, [m.id for m in mentions])
     await post_store.set_tags(tx, post_id, parsed.hashtags)
+    if excluded:
+        await post_store.set_corpus_excluded(tx, post_id, True, now)
     await _notify_local(ctx, tx, post_id, parsed, author, mentions)
     post = await post_store.get_post(tx, post_id)
     assert post is not None
@@ -134,7 +145,8 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
         raise PostNotFound(f"{uri}: attributedTo mismatch")
     mentions = await known_mentioned_actors(ctx, parsed.mention_hrefs)
     async with ctx.db.transaction() as tx:
-        post, _ = await store_remote_note(ctx, tx, parsed, visibility, author, mentions)
+        post, _ = await store_remote_note(ctx, tx, parsed, visibility, author, mentions,
+                                          excluded=author_excluded(obj))
     return post
 
 

@@ -31,6 +31,7 @@ class Post:
     deleted_at: str | None
     created_at: str
     updated_at: str
+    corpus_excluded: int = 0
 
     @property
     def audience(self) -> dict[str, list[str]]:
@@ -176,6 +177,11 @@ async def add_tombstone(conn: aiosqlite.Connection, uri: str, now: str) -> None:
 
 async def is_tombstoned(conn: aiosqlite.Connection, uri: str) -> bool:
     return await fetch_value(conn, "SELECT 1 FROM tombstones WHERE uri = ?", (uri,)) is not None
+
+
+async def set_corpus_excluded(conn: aiosqlite.Connection, post_id: int, excluded: bool, now: str) -> None:
+    await conn.execute("UPDATE posts SET corpus_excluded = ?, updated_at = ? WHERE id = ?",
+                       (int(excluded), now, post_id))
 
 
 async def list_live_post_ids_of_actor(conn: aiosqlite.Connection, actor_id: int) -> list[int]:

@@ -1,0 +1,76 @@
+"""Corpus records as researchers receive them: one JSON object per post, with pseudonymous ids,
+the author's choice and licence, and the consent event that authorised it."""
+from __future__ import annotations
+
+import re
+from typing import Any, AsyncIterator
+
+import aiosqlite
+
+from fedserver.corpus.sync import pseudonym
+from fedserver.corpus.terms import LICENSE_URLS, TRAIN_AI
+from fedserver.store import corpus as corpus_store
+
+RECORD_SCHEMA_VERSION = "1"
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+PHONE_RE = re.compile(r"(?<![\w])\+?\d[\d ().-]{7,}\d(?![\w])")
+HANDLE_RE = re.compile(r"@[A-Za-z0-9_]+(?:@[A-Za-z0-9.-]+(?::\d+)?)?")
+
+
+def scrub(text: str, consenting_handles: set[str]) -> str:
+    """Replace e-mail addresses, phone numbers and @-handles of people who did not consent with
+    typed placeholders (handles of consenting authors stay)."""
+    text = EMAIL_RE.sub("[EMAIL]", text)
+    text = PHONE_RE.sub("[PHONE]", text)
+    return HANDLE_RE.sub(lambda m: m.group(0) if m.group(0).lower() in consenting_handles else "[HANDLE]", text)
+
+
+def build_record(row: dict[str, Any], secret: bytes, *, mentions: list[str], tags: list[str], boosts: int,
+                 scrub_handles: set[str] | None = None) -> dict[str, Any]:
+    """The record for a present corpus row (see store.corpus.RECORD_SELECT)."""
+    text, html = row["content_text"], row["content_html"]
+    if scrub_handles is not None:
+        text = scrub(text, scrub_handles)
+        html = scrub(html, scrub_handles)
+    return {
+        "record_id": row["record_id"],
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "post_url": row["uri"],
+        "text": text,
+        "html": html,
+        "content_warning": row["summary"],
+        "language": row["language"],
+        "created_at": row["published_at"],
+        "edited_at": row["edited_at"],
+        "author_id": pseudonym(secret, "author", row["author_uri"]),
+        "author_choices": {TRAIN_AI: row["choice"]},
+        "license": row["license"],
+        "license_url": LICENSE_URLS.get(row["license"] or ""),
+        "consent_event": {"id": row["consent_event_id"], "hash": row["consent_event_hash"],
+                          "at": row["consent_event_at"], "scope": row["scope"]},
+        "in_reply_to": pseudonym(secret, "record", row["in_reply_to_uri"]) if row["in_reply_to_uri"] else None,
+        "mentions": [pseudonym(secret, "author", uri) for uri in mentions],
+        "boost_count": boosts,
+        "hashtags": tags,
+        "visibility": row["visibility"],
+        "source_instance": row["author_domain"],
+        "local": bool(row["author_is_local"]),
+    }
+
+
+async def enrich(conn: aiosqlite.Connection, rows: list[dict[str, Any]], secret: bytes, *,
+                 scrub_handles: set[str] | None = None) -> list[dict[str, Any]]:
+    """Build records for a batch of rows with three batched look-ups (not three per row)."""
+    ids = [row["post_id"] for row in rows]
+    mentions = await corpus_store.mentions_of_posts(conn, ids)
+    tags = await corpus_store.tags_of_posts(conn, ids)
+    boosts = await corpus_store.boost_counts(conn, ids)
+    return [build_record(row, secret, mentions=mentions.get(row["post_id"], []), tags=tags.get(row["post_id"], []),
+                         boosts=boosts.get(row["post_id"], 0), scrub_handles=scrub_handles) for row in rows]
+
+
+async def iter_records(conn: aiosqlite.Connection, secret: bytes, *, max_seq: int | None = None,
+                       batch: int = 1000, scrub_handles: set[str] | None = None
+                       ) -> AsyncIterator[list[dict[str, Any]]]:
+    async for rows in corpus_store.iter_present_records(conn, batch=batch, max_seq=max_seq):
+        yield await enrich(conn, rows, secret, scrub_handles=scrub_handles)

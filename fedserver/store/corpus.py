@@ -1,0 +1,211 @@
+"""Corpus membership (corpus_records), its change feed (corpus_changes), releases and the small
+server state the corpus needs (its secret key, the reconciliation watermark)."""
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value
+
+
+async def get_state(conn: aiosqlite.Connection, key: str) -> str | None:
+    return await fetch_value(conn, "SELECT value FROM instance_state WHERE key = ?", (key,))
+
+
+async def set_state(conn: aiosqlite.Connection, key: str, value: str) -> None:
+    await conn.execute("INSERT INTO instance_state (key, value) VALUES (?, ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+async def changed_post_ids(conn: aiosqlite.Connection, since: str, after_id: int, limit: int) -> list[int]:
+    """Posts that may have changed corpus status since the given time: the post itself, its
+    author or its author's consent changed. Paged by post id."""
+    rows = await fetch_all(
+        conn, "SELECT id FROM ("
+              " SELECT p.id FROM posts p WHERE p.updated_at > ?"
+              " UNION SELECT p.id FROM posts p JOIN actors a ON a.id = p.actor_id WHERE a.updated_at > ?"
+              " UNION SELECT p.id FROM posts p JOIN consent_choices c ON c.actor_id = p.actor_id"
+              " WHERE c.updated_at > ?) AS changed WHERE id > ? ORDER BY id LIMIT ?",
+        (since, since, since, after_id, limit))
+    return [row[0] for row in rows]
+
+
+async def facts_for_posts(conn: aiosqlite.Connection, post_ids: list[int], purpose: str) -> list[dict[str, Any]]:
+    placeholders = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(
+        conn, "SELECT p.id AS post_id, p.uri, p.visibility, p.published_at, p.deleted_at, p.corpus_excluded,"
+              " p.content_html, p.summary, p.edited_at, p.language, a.deleted_at AS actor_deleted_at,"
+              " a.suspended_at AS actor_suspended_at, c.choice, c.include_unlisted, c.effective_from, c.license,"
+              " c.event_id, r.record_id, r.state, r.content_hash"
+              " FROM posts p JOIN actors a ON a.id = p.actor_id"
+              " LEFT JOIN consent_choices c ON c.actor_id = p.actor_id AND c.purpose = ?"
+              " LEFT JOIN corpus_records r ON r.post_id = p.id"
+              f" WHERE p.id IN ({placeholders}) ORDER BY p.id", (purpose, *post_ids))
+    return [dict(row) for row in rows]
+
+
+async def next_seq(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(conn, "SELECT COALESCE(max(seq), 0) FROM corpus_changes") or 0)
+
+
+async def record_change(conn: aiosqlite.Connection, *, post_id: int, record_id: str, action: str,
+                        reason: str | None, state: str, consent_event_id: int | None, content_hash: str,
+                        now: str) -> int:
+    cur = await conn.execute(
+        "INSERT INTO corpus_changes (record_id, post_id, action, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+        (record_id, post_id, action, reason, now))
+    seq = int(cur.lastrowid)
+    await conn.execute(
+        "INSERT INTO corpus_records (post_id, record_id, state, consent_event_id, content_hash, changed_seq)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO UPDATE SET state = excluded.state,"
+        " consent_event_id = excluded.consent_event_id, content_hash = excluded.content_hash,"
+        " changed_seq = excluded.changed_seq",
+        (post_id, record_id, state, consent_event_id, content_hash, seq))
+    return seq
+
+
+# The columns a corpus record is built from (see corpus.records.build_record).
+RECORD_SELECT = (
+    "SELECT r.record_id, r.consent_event_id, r.changed_seq, p.id AS post_id, p.uri, p.url, p.content_html,"
+    " p.content_text, p.summary, p.sensitive, p.language, p.published_at, p.edited_at, p.in_reply_to_uri,"
+    " p.visibility, p.object_type, a.uri AS author_uri, a.domain AS author_domain, a.is_local AS author_is_local,"
+    " c.choice, c.license, c.scope, c.include_unlisted, e.hash AS consent_event_hash,"
+    " e.created_at AS consent_event_at"
+    " FROM corpus_records r JOIN posts p ON p.id = r.post_id JOIN actors a ON a.id = p.actor_id"
+    " LEFT JOIN consent_choices c ON c.actor_id = p.actor_id AND c.purpose = 'train-ai'"
+    " LEFT JOIN consent_events e ON e.id = r.consent_event_id")
+
+
+async def iter_present_records(conn: aiosqlite.Connection, *, batch: int = 1000,
+                               max_seq: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    """Present records in post order, in batches (streams; never loads the corpus at once). With
+    max_seq, only records whose last change is at or before that cursor (a consistent snapshot)."""
+    last = 0
+    seq_filter = " AND r.changed_seq <= ?" if max_seq is not None else ""
+    while True:
+        params: tuple = (last, *((max_seq,) if max_seq is not None else ()), batch)
+        rows = await fetch_all(conn, f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ?{seq_filter}"
+                                     " ORDER BY r.post_id LIMIT ?", params)
+        if not rows:
+            return
+        yield [dict(row) for row in rows]
+        last = rows[-1]["post_id"]
+
+
+async def records_by_post_ids(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not post_ids:
+        return {}
+    placeholders = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(conn, f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id IN ({placeholders})",
+                           tuple(post_ids))
+    return {row["post_id"]: dict(row) for row in rows}
+
+
+async def changes_after(conn: aiosqlite.Connection, seq: int, limit: int) -> list[dict[str, Any]]:
+    rows = await fetch_all(conn, "SELECT seq, record_id, post_id, action, reason, created_at FROM corpus_changes"
+                                 " WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    return [dict(row) for row in rows]
+
+
+async def removals_between(conn: aiosqlite.Connection, after_seq: int, up_to_seq: int) -> list[dict[str, Any]]:
+    """Records that were present at after_seq and are removed at up_to_seq (a release's removals)."""
+    rows = await fetch_all(
+        conn, "SELECT r.record_id, c.reason, c.seq, c.created_at FROM corpus_records r"
+              " JOIN corpus_changes c ON c.seq = r.changed_seq"
+              " WHERE r.state = 'removed' AND r.changed_seq > ? AND r.changed_seq <= ?"
+              " AND EXISTS (SELECT 1 FROM corpus_changes a WHERE a.record_id = r.record_id AND a.seq <= ?"
+              " AND a.action = 'added') ORDER BY r.record_id", (after_seq, up_to_seq, after_seq))
+    return [dict(row) for row in rows]
+
+
+async def status_of(conn: aiosqlite.Connection, *, record_ids: list[str], post_uris: list[str]) -> list[dict]:
+    """Current status of records named by record id or post URL (batch compliance check)."""
+    results = []
+    for record_id in record_ids:
+        row = await fetch_one(conn, "SELECT r.record_id, r.state, r.changed_seq, c.reason FROM corpus_records r"
+                                    " JOIN corpus_changes c ON c.seq = r.changed_seq WHERE r.record_id = ?",
+                              (record_id,))
+        results.append({"id": record_id, **_status(row)})
+    for uri in post_uris:
+        row = await fetch_one(conn, "SELECT r.record_id, r.state, r.changed_seq, c.reason FROM corpus_records r"
+                                    " JOIN posts p ON p.id = r.post_id JOIN corpus_changes c ON c.seq = r.changed_seq"
+                                    " WHERE p.uri = ?", (uri,))
+        results.append({"id": uri, **_status(row)})
+    return results
+
+
+def _status(row) -> dict[str, Any]:
+    if row is None:
+        return {"status": "unknown", "record_id": None, "reason": None}
+    if row["state"] == "present":
+        return {"status": "present", "record_id": row["record_id"], "reason": None}
+    return {"status": "removed", "record_id": row["record_id"], "reason": row["reason"]}
+
+
+async def stats(conn: aiosqlite.Connection) -> dict[str, Any]:
+    row = await fetch_one(
+        conn, "SELECT count(*) AS records, count(DISTINCT p.actor_id) AS authors, min(p.published_at) AS first,"
+              " max(p.published_at) AS last FROM corpus_records r JOIN posts p ON p.id = r.post_id"
+              " WHERE r.state = 'present'")
+    languages = await fetch_all(
+        conn, "SELECT COALESCE(p.language, 'und') AS language, count(*) FROM corpus_records r"
+              " JOIN posts p ON p.id = r.post_id WHERE r.state = 'present' GROUP BY 1 ORDER BY 2 DESC, 1")
+    licenses = await fetch_all(
+        conn, "SELECT COALESCE(c.license, 'none'), count(*) FROM corpus_records r JOIN posts p ON p.id = r.post_id"
+              " LEFT JOIN consent_choices c ON c.actor_id = p.actor_id AND c.purpose = 'train-ai'"
+              " WHERE r.state = 'present' GROUP BY 1 ORDER BY 1")
+    removed = await fetch_value(conn, "SELECT count(*) FROM corpus_records WHERE state = 'removed'")
+    assert row is not None
+    return {"records": row["records"], "authors": row["authors"], "removed_records": removed or 0,
+            "first_published": row["first"], "last_published": row["last"],
+            "languages": {r[0]: r[1] for r in languages}, "licenses": {r[0]: r[1] for r in licenses}}
+
+
+async def count_present_for_actor(conn: aiosqlite.Connection, actor_id: int) -> int:
+    return int(await fetch_value(
+        conn, "SELECT count(*) FROM corpus_records r JOIN posts p ON p.id = r.post_id"
+              " WHERE r.state = 'present' AND p.actor_id = ?", (actor_id,)) or 0)
+
+
+async def last_release(conn: aiosqlite.Connection) -> dict[str, Any] | None:
+    row = await fetch_one(conn, "SELECT * FROM corpus_releases ORDER BY seq DESC, created_at DESC LIMIT 1")
+    return dict(row) if row else None
+
+
+async def add_release(conn: aiosqlite.Connection, *, version: str, seq: int, records: int, now: str) -> None:
+    await conn.execute("INSERT INTO corpus_releases (version, seq, records, created_at) VALUES (?, ?, ?, ?)",
+                       (version, seq, records, now))
+
+
+async def mentions_of_posts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, list[str]]:
+    if not post_ids:
+        return {}
+    placeholders = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(conn, f"SELECT m.post_id, a.uri FROM post_mentions m JOIN actors a ON a.id = m.actor_id"
+                                 f" WHERE m.post_id IN ({placeholders}) ORDER BY m.post_id, a.uri", tuple(post_ids))
+    result: dict[int, list[str]] = {}
+    for row in rows:
+        result.setdefault(row[0], []).append(row[1])
+    return result
+
+
+async def tags_of_posts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, list[str]]:
+    if not post_ids:
+        return {}
+    placeholders = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(conn, f"SELECT post_id, tag FROM post_tags WHERE post_id IN ({placeholders})"
+                                 " ORDER BY post_id, tag", tuple(post_ids))
+    result: dict[int, list[str]] = {}
+    for row in rows:
+        result.setdefault(row[0], []).append(row[1])
+    return result
+
+
+async def boost_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, int]:
+    if not post_ids:
+        return {}
+    placeholders = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM announces WHERE post_id IN ({placeholders})"
+                                 " GROUP BY post_id", tuple(post_ids))
+    return {row[0]: row[1] for row in rows}
