@@ -8,6 +8,8 @@ from dataclasses import dataclass
 # A handle is @user or @user@host (host may carry a port in local testing).
 MENTION_RE = re.compile(r"(?<![\w/@])@([a-zA-Z0-9_]+(?:[.-][a-zA-Z0-9_]+)*)(?:@([a-zA-Z0-9.-]+(?::\d+)?))?")
 HASHTAG_RE = re.compile(r"(?<![\w/&#])#(\w*[^\W\d_]\w*)")
+# C0 controls other than tab and newline have no place in a post (and HTML cannot carry NUL).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 URL_RE = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 
@@ -48,6 +50,7 @@ def _spans(text: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
 def render_html(text: str, *, mentions: dict[str, MentionTarget], tag_url, local_domain: str) -> str:
     """Plain text to HTML: paragraphs on blank lines, <br> on newlines, links, mentions, hashtags.
     mentions maps lower-cased user@host to its resolved target; unresolved handles stay plain text."""
+    text = CONTROL_RE.sub("", text.replace("\r\n", "\n"))
     paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
     rendered = []
     for paragraph in paragraphs:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from fedserver.app import build_app
+from fedserver.services import accounts
 from fedserver.config import Settings, settings_from_dict
 from fedserver.context import Context
 
@@ -131,3 +132,25 @@ async def instances(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Ins
     for instance in started:
         await instance.stop()
         instance.sock.close()
+
+
+_key_pool: list[str] = []
+
+
+@pytest.fixture
+def fast_accounts(monkeypatch):
+    """Creating an account costs ~40-400 ms of RSA generation and ~120 ms of argon2. Tests that make
+    many accounts and never log in use this: keys stay real and distinct within a test (taken in
+    order from a pool generated once per session) and passwords are not hashed."""
+    generate = accounts.generate_rsa_private_key_pem
+    taken = 0
+
+    def next_key() -> str:
+        nonlocal taken
+        if taken == len(_key_pool):
+            _key_pool.append(generate())
+        taken += 1
+        return _key_pool[taken - 1]
+
+    monkeypatch.setattr(accounts, "generate_rsa_private_key_pem", next_key)
+    monkeypatch.setattr(accounts, "hash_password", lambda password: "not-hashed-in-tests")

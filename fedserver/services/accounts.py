@@ -1,6 +1,7 @@
 """Local accounts: creation (with their signing keys), the instance actor, passwords."""
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass
@@ -55,11 +56,12 @@ async def create_account(ctx: Context, username: str, *, password: str | None = 
         generated = password = secrets.token_urlsafe(16)
     if len(password) < 8:
         raise AccountError("password must be at least 8 characters")
-    private_pem = generate_rsa_private_key_pem()
+    # Key generation and Argon2 take tens to hundreds of milliseconds: keep them off the event loop.
+    private_pem = await asyncio.to_thread(generate_rsa_private_key_pem)
+    password_hash = await asyncio.to_thread(hash_password, password)
     urls = ctx.urls
     uri = urls.actor(name)
     now = ctx.clock.now_iso()
-    password_hash = hash_password(password)
     async with ctx.db.transaction() as tx:
         if await actor_store.get_local_account(tx, name) is not None or await actor_store.get_actor_by_uri(tx, uri):
             raise AccountError(f"username {name!r} is taken")
@@ -84,7 +86,7 @@ async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
     if existing is not None:
         return existing
     urls = ctx.urls
-    private_pem = generate_rsa_private_key_pem()
+    private_pem = await asyncio.to_thread(generate_rsa_private_key_pem)
     uri = urls.instance_actor
     now = ctx.clock.now_iso()
     host_name = urls.domain.split(":")[0]
@@ -94,12 +96,12 @@ async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
             return found
         actor_id = await actor_store.insert_actor(
             tx, uri=uri, is_local=True, now=now, fetched_at=None, username=host_name, domain=urls.domain,
-            actor_type="Application", display_name=urls.domain, url=f"{urls.base}/about",
+            actor_type="Application", display_name=urls.domain, url=f"{urls.base}/",
             inbox_url=f"{uri}/inbox", shared_inbox_url=urls.shared_inbox, outbox_url=f"{uri}/outbox",
             key_id=urls.key_id(uri), public_key_pem=public_pem_from_private(private_pem),
             manually_approves_followers=1)
         await actor_store.insert_local_account(
-            tx, actor_id=actor_id, username=f"instance.actor", private_key_pem=private_pem, password_hash=None,
+            tx, actor_id=actor_id, username="instance.actor", private_key_pem=private_pem, password_hash=None,
             is_admin=False, is_instance_actor=True, now=now)
         found = await actor_store.get_instance_actor(tx)
     assert found is not None
