@@ -29,18 +29,18 @@ class ConsentFacts:
     effective_from: str | None  # with scope "future": posts published earlier stay out
 
 
-REMOVAL_REASONS = ("post_deleted", "account_deleted", "account_suspended", "consent_withdrawn", "post_excluded",
+REMOVAL_REASONS = ("account_deleted", "account_suspended", "post_deleted", "consent_withdrawn", "post_excluded",
                    "visibility_narrowed", "outside_consent_scope")
 
 
 def evaluate(post: PostFacts, author: AuthorFacts, consent: ConsentFacts | None) -> str | None:
     """None when the post belongs in the corpus, else the reason it does not (a removal reason)."""
-    if post.deleted:
-        return "post_deleted"
     if author.deleted:
         return "account_deleted"
     if author.suspended:
         return "account_suspended"
+    if post.deleted:
+        return "post_deleted"
     if consent is None or consent.choice != "allow":
         return "consent_withdrawn"
     if post.excluded:

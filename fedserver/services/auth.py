@@ -1,0 +1,174 @@
+"""Signing up, signing in and out, passwords, and deleting one's account."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from fedserver.clock import iso_from_epoch
+from fedserver.context import Context
+from fedserver.corpus import sync as corpus_sync
+from fedserver.services import accounts, as2, consent, outbox
+from fedserver.services.accounts import AccountError
+from fedserver.store import actors as actor_store
+from fedserver.store import corpus as corpus_store
+from fedserver.store import follows as follow_store
+from fedserver.store import posts as post_store
+from fedserver.store import web as web_store
+from fedserver.store.actors import Actor, LocalAccount
+
+log = logging.getLogger(__name__)
+
+SESSION_DAYS = 30
+FAILURE_WINDOW_MS = 15 * 60 * 1000
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_CLIENT = 20
+REGISTRATION_KEY = "registrations"
+
+
+class SignInThrottled(Exception):
+    """Too many failed sign-ins recently: wait before trying again."""
+
+
+@dataclass
+class Viewer:
+    """The signed-in person, as the web layer sees them."""
+    actor: Actor
+    account: LocalAccount
+    session_hash: str
+    csrf_token: str
+
+    @property
+    def username(self) -> str:
+        return self.account.username
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.account.is_admin)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def registration_mode(ctx: Context) -> str:
+    """open | invite | closed: the admin page may override the config file's value."""
+    stored = await corpus_store.get_state(ctx.db.reader, REGISTRATION_KEY)
+    return stored or ctx.settings.instance.registrations
+
+
+async def set_registration_mode(ctx: Context, mode: str) -> None:
+    if mode not in ("open", "invite", "closed"):
+        raise AccountError("registrations must be open, invite or closed")
+    async with ctx.db.transaction() as tx:
+        await corpus_store.set_state(tx, REGISTRATION_KEY, mode)
+
+
+async def create_invite(ctx: Context, *, max_uses: int = 1, days: int | None = 7, created_by: str = "admin") -> str:
+    code = secrets.token_urlsafe(12)
+    expires = iso_from_epoch(ctx.clock.now() + days * 86400) if days else None
+    async with ctx.db.transaction() as tx:
+        await web_store.insert_invite(tx, code=code, now=ctx.clock.now_iso(), expires_at=expires, max_uses=max_uses,
+                                      created_by=created_by)
+    return code
+
+
+async def sign_up(ctx: Context, username: str, password: str, *, invite: str | None = None) -> Actor:
+    mode = await registration_mode(ctx)
+    if mode == "closed":
+        raise AccountError("sign-up is closed on this server")
+    if mode == "invite":
+        if not invite:
+            raise AccountError("sign-up needs an invite code on this server")
+        async with ctx.db.transaction() as tx:
+            if not await web_store.use_invite(tx, invite.strip(), ctx.clock.now_iso()):
+                raise AccountError("that invite code is not valid (unknown, expired or used up)")
+    created = await accounts.create_account(ctx, username, password=password)
+    return created.actor
+
+
+async def sign_in(ctx: Context, username: str, password: str, *, client: str, user_agent: str = "") -> str:
+    """Check the password (throttled per username and per client) and open a session; returns the
+    session token for the cookie."""
+    name = username.strip().lstrip("@").lower()
+    since = ctx.clock.now_ms() - FAILURE_WINDOW_MS
+    by_user, by_client = await web_store.count_login_failures(ctx.db.reader, username=name, client=client,
+                                                              since_ms=since)
+    if by_user >= MAX_FAILURES_PER_USER or by_client >= MAX_FAILURES_PER_CLIENT:
+        raise SignInThrottled("too many failed sign-ins; try again in 15 minutes")
+    account = await actor_store.get_local_account(ctx.db.reader, name)
+    actor = await actor_store.get_actor(ctx.db.reader, account.actor_id) if account else None
+    ok = (account is not None and actor is not None and not actor.deleted_at and not account.is_instance_actor
+          and await asyncio.to_thread(accounts.verify_password, account.password_hash, password))
+    if not ok:
+        async with ctx.db.transaction() as tx:
+            await web_store.record_login_failure(tx, name, client, ctx.clock.now_ms())
+        log.info("failed sign-in for %r from %s", name, client)
+        raise AccountError("wrong username or password")
+    assert actor is not None
+    token = secrets.token_urlsafe(32)
+    async with ctx.db.transaction() as tx:
+        await web_store.clear_login_failures(tx, name)
+        await web_store.insert_session(tx, token_hash=token_hash(token), actor_id=actor.id,
+                                       csrf_token=secrets.token_urlsafe(24), now=ctx.clock.now_iso(),
+                                       expires_at=iso_from_epoch(ctx.clock.now() + SESSION_DAYS * 86400),
+                                       user_agent=user_agent)
+    return token
+
+
+async def viewer_for(ctx: Context, token: str) -> Viewer | None:
+    hashed = token_hash(token)
+    session = await web_store.get_session(ctx.db.reader, hashed, ctx.clock.now_iso())
+    if session is None:
+        return None
+    actor = await actor_store.get_actor(ctx.db.reader, session.actor_id)
+    account = await actor_store.get_local_account_by_actor(ctx.db.reader, session.actor_id)
+    if actor is None or account is None or actor.deleted_at:
+        return None
+    return Viewer(actor=actor, account=account, session_hash=hashed, csrf_token=session.csrf_token)
+
+
+async def sign_out(ctx: Context, viewer: Viewer) -> None:
+    async with ctx.db.transaction() as tx:
+        await web_store.delete_session(tx, viewer.session_hash)
+
+
+async def change_password(ctx: Context, viewer: Viewer, current: str, new: str) -> None:
+    if not await asyncio.to_thread(accounts.verify_password, viewer.account.password_hash, current):
+        raise AccountError("the current password is wrong")
+    if len(new) < 8:
+        raise AccountError("the new password must be at least 8 characters")
+    new_hash = await asyncio.to_thread(accounts.hash_password, new)
+    async with ctx.db.transaction() as tx:
+        await web_store.set_password_hash(tx, viewer.actor.id, new_hash)
+        # Other devices signed in with the old password are signed out.
+        await web_store.delete_sessions_of(tx, viewer.actor.id, except_hash=viewer.session_hash)
+
+
+async def delete_account(ctx: Context, username: str, *, password: str | None = None,
+                         by_admin: bool = False) -> None:
+    """Delete a local account: it answers 410 from now on, every server that knows it gets a
+    Delete, and its posts leave the research corpus (reason account_deleted)."""
+    actor = await accounts.require_local_actor(ctx, username)
+    account = await actor_store.get_local_account_by_actor(ctx.db.reader, actor.id)
+    assert account is not None
+    if not by_admin and not await asyncio.to_thread(accounts.verify_password, account.password_hash,
+                                                     password or ""):
+        raise AccountError("the password is wrong")
+    async with ctx.db.transaction() as tx:
+        inboxes = await follow_store.follower_inboxes(tx, actor.id)
+        inboxes += [a.preferred_inbox for _, a in await follow_store.list_following(tx, actor.id) if not a.is_local]
+        state = await consent.get_state(ctx, actor.id, conn=tx)
+        if state.choice != "unset":
+            await consent.record_choice(ctx, tx, actor, choice="unset", source="system", note="account deleted")
+        await outbox.publish(ctx, tx, actor=actor, activity=as2.delete_actor_activity(actor, f"{actor.uri}#delete"),
+                             inboxes=inboxes, is_public=True)
+        now = ctx.clock.now_iso()
+        await actor_store.mark_actor_deleted(tx, actor.id, now)
+        for post_id in await post_store.list_live_post_ids_of_actor(tx, actor.id):
+            await post_store.mark_post_deleted(tx, post_id, now)
+        await web_store.delete_sessions_of(tx, actor.id)
+    await corpus_sync.reconcile(ctx)
+    log.info("account %s deleted%s", actor.username, " by an admin" if by_admin else "")

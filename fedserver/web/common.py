@@ -1,0 +1,133 @@
+"""What every HTML page shares: templates, the signed-in viewer, CSRF protection, flash messages."""
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote, unquote
+
+import jinja2
+from aiohttp import web
+
+from fedserver.context import Context
+from fedserver.services import auth
+from fedserver.web import filters
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+SESSION_COOKIE = "fs_session"
+CSRF_COOKIE = "fs_csrf"
+FLASH_COOKIE = "fs_flash"
+# Machine-to-machine endpoints that authenticate by HTTP signature or bearer token, not cookies.
+CSRF_EXEMPT_PREFIXES = ("/inbox", "/actor/inbox", "/api/")
+
+env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                         autoescape=jinja2.select_autoescape(["html"]), enable_async=True)
+filters.install(env)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def ctx_of(request: web.Request) -> Context:
+    return request.app["ctx"]
+
+
+def viewer_of(request: web.Request) -> auth.Viewer | None:
+    return request.get("viewer")
+
+
+def csrf_token(request: web.Request) -> str:
+    viewer = viewer_of(request)
+    if viewer is not None:
+        return viewer.csrf_token
+    token = request.get("anon_csrf") or request.cookies.get(CSRF_COOKIE)
+    if not token:
+        token = secrets.token_urlsafe(24)
+    request["anon_csrf"] = token
+    return token
+
+
+async def render(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
+    ctx = ctx_of(request)
+    flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
+    html = await env.get_template(template).render_async(
+        request=request, viewer=viewer_of(request), csrf_token=csrf_token(request), instance=ctx.settings.instance,
+        flash=flash, base_url=ctx.urls.base, **values)
+    response = web.Response(text=html, content_type="text/html", status=status)
+    if flash:
+        response.del_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def redirect(location: str, *, flash: str | None = None) -> web.HTTPSeeOther:
+    response = web.HTTPSeeOther(location)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, quote(flash)[:500], path="/", httponly=True, samesite="Lax", max_age=60)
+    return response
+
+
+def require_viewer(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        if viewer_of(request) is None:
+            raise web.HTTPSeeOther(f"/auth/sign_in?next={quote(request.path_qs)}")
+        return await handler(request)
+    return wrapper
+
+
+def require_admin(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        viewer = viewer_of(request)
+        if viewer is None:
+            raise web.HTTPSeeOther(f"/auth/sign_in?next={quote(request.path_qs)}")
+        if not viewer.is_admin:
+            return await render(request, "error.html", status=403, message="This page is for administrators.")
+        return await handler(request)
+    return wrapper
+
+
+def _secure(request: web.Request) -> bool:
+    return ctx_of(request).settings.instance.scheme == "https"
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="Lax", secure=_secure(request),
+                        max_age=auth.SESSION_DAYS * 86400)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and "ctx" in request.app:
+        request["viewer"] = await auth.viewer_for(ctx_of(request), token)
+    response = await handler(request)
+    anon = request.get("anon_csrf")
+    if anon and request.get("viewer") is None and request.cookies.get(CSRF_COOKIE) != anon:
+        response.set_cookie(CSRF_COOKIE, anon, path="/", httponly=True, samesite="Lax", secure=_secure(request))
+    return response
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every state-changing form must carry the token bound to the session (or, before sign-in, to
+    the anonymous CSRF cookie). SameSite=Lax cookies are a second line, not the only one."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and not _exempt(request.path):
+        form = await request.post()
+        sent = form.get("csrf_token")
+        viewer = viewer_of(request)
+        expected = viewer.csrf_token if viewer is not None else request.cookies.get(CSRF_COOKIE)
+        if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+            return await render(request, "error.html", status=403,
+                                message="This form has expired or did not come from this site. Go back, "
+                                        "reload the page and try again.")
+    return await handler(request)
+
+
+def _exempt(path: str) -> bool:
+    return path.startswith(CSRF_EXEMPT_PREFIXES) or (path.startswith("/users/") and path.endswith("/inbox"))
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"

@@ -1,0 +1,43 @@
+"""Template filters: times, handles, and the only ways HTML reaches a page (sanitized or built by us)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import jinja2
+from markupsafe import Markup
+
+from fedserver.activitypub.sanitize import sanitize_html
+from fedserver.clock import parse_time
+from fedserver.text import render_html
+
+
+def post_html(html: str | None) -> Markup:
+    """Post and bio HTML: stored sanitized already; sanitized again on output so a bug or an old
+    row can never put script into a page (defence in depth)."""
+    return Markup(sanitize_html(html or ""))
+
+
+def linkify(text: str | None) -> Markup:
+    """Plain text (a local bio, a content warning) with links made clickable and everything else
+    escaped."""
+    if not text:
+        return Markup("")
+    return Markup(render_html(text, mentions={}, tag_url=lambda tag: f"/tags/{tag}", local_domain=""))
+
+
+def datetime_short(iso: str | None) -> str:
+    seconds = parse_time(iso)
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def handle(actor) -> str:
+    return f"@{actor.username}@{actor.domain}"
+
+
+def install(env: jinja2.Environment) -> None:
+    env.filters["post_html"] = post_html
+    env.filters["linkify"] = linkify
+    env.filters["datetime_short"] = datetime_short
+    env.filters["handle"] = handle
