@@ -73,7 +73,13 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
     inbox = doc.get("inbox")
     if not isinstance(inbox, str) or host_of(inbox) is None:
         raise InvalidActor("actor has no inbox")
-    keys = public_keys_of(doc)
+    # A key counts only when its id lives under the actor's own id (actor#main-key, GoToSocial's
+    # actor/main-key); otherwise an actor could claim another actor's key id and make our key
+    # look-ups return it (key-id squatting). A key id elsewhere on the host is accepted only when the
+    # caller resolved it from the key document's owner and checked both directions (key_id given).
+    keys = [k for k in public_keys_of(doc)
+            if k.key_id.split("#", 1)[0] == actor_id or k.key_id.startswith(actor_id.rstrip("/") + "/")
+            or (key_id is not None and k.key_id == key_id and host_of(k.key_id) == host_of(actor_id))]
     chosen = next((k for k in keys if key_id is None or k.key_id == key_id), None)
     if chosen is None:
         raise InvalidActor("actor publishes no usable public key" if key_id is None

@@ -40,6 +40,17 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _parse_json(body: bytes) -> Any:
+    """The body as JSON, or ValueError. UTF-8 only (RFC 8259 8.1): json.loads(bytes) would also
+    take UTF-16/32, which the queue (UTF-8 text) cannot store; deep nesting is refused, not a 500."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _origin_problem(activity: dict[str, Any], actor_uri: str) -> str | None:
     """Why the activity claims something its actor may not, or None (CVE-2024-23832 class)."""
     activity_type = first_type(activity)
@@ -80,27 +91,30 @@ async def handle_inbox(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"body larger than {ctx.settings.federation.max_inbox_body_bytes} bytes")
     try:
-        activity = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        activity = _parse_json(body)
+    except ValueError as exc:
         return json_error(400, f"body is not valid JSON: {exc}")
-    if not isinstance(activity, dict) or not first_type(activity) or not id_of(activity.get("actor")):
-        return json_error(400, "body is not an activity (needs type and actor)")
-    actor_uri = id_of(activity.get("actor"))
-    assert actor_uri is not None
-    activity_type = first_type(activity) or "Unknown"
+    shaped = isinstance(activity, dict) and bool(first_type(activity)) and bool(id_of(activity.get("actor")))
+    actor_uri = id_of(activity.get("actor")) if shaped else None
+    activity_type = (first_type(activity) if shaped else None) or "Unknown"
 
-    if activity_type == "Delete" and id_of(activity.get("object")) == actor_uri:
+    if shaped and activity_type == "Delete" and id_of(activity.get("object")) == actor_uri:
         # Mastodon: an account deleting itself that we never knew needs no key fetch (it would 410).
-        if await actor_store.get_actor_by_uri(ctx.db.reader, actor_uri) is None:
+        if await actor_store.get_actor_by_uri(ctx.db.reader, actor_uri or "") is None:
             return web.Response(status=202)
+    # The signature is checked before the shape, as Mastodon does: an unsigned request learns
+    # nothing but 401.
     try:
         signer = await verify_request(ctx, request, body)
     except SignerBlocked as exc:
         log.info("inbox: refused %s from %s: %s", activity_type, actor_uri, exc)
         return json_error(403, str(exc))
     except SignatureRejected as exc:
-        log.info("inbox: bad signature on %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, exc)
+        log.info("inbox: bad signature on %s from %s: %s", activity_type, actor_uri, exc)
         return json_error(401, str(exc))
+    if not shaped:
+        return json_error(400, "body is not an activity (needs type and actor)")
+    assert actor_uri is not None
     if signer.uri != actor_uri:
         log.info("inbox: signer %s is not actor %s of %s", signer.uri, actor_uri, activity.get("id"))
         return json_error(401, "the request is not signed by the activity's actor")

@@ -59,6 +59,9 @@ class InboxWorker:
         ctx = self.ctx
         try:
             activity = json.loads(item.body)
+            if isinstance(activity, dict) and not isinstance(activity.get("id"), str):
+                # An id-less activity was stored under urn:sha256 of its body; handlers key by that.
+                activity["id"] = item.activity_uri
             await dispatch(ctx, activity, item.signer_uri)
         except RetryLater as exc:
             if item.attempts + 1 >= MAX_ATTEMPTS:

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from fedserver.activitypub.httpsig import SignatureError, extract_signature
+from fedserver.activitypub.httpsig import PendingSignature, SignatureError, extract_signature, request_authority
 from fedserver.activitypub.keys import load_public_key
 from fedserver.context import Context
 from fedserver.services import remote_actors
@@ -36,6 +36,7 @@ async def verify_request(ctx: Context, request: web.Request, body: bytes | None)
             max_skew=ctx.settings.federation.signature_max_skew_seconds, scheme=ctx.settings.instance.scheme)
     except SignatureError as exc:
         raise SignatureRejected(str(exc)) from exc
+    _check_signed_host(ctx, request, pending)
     if await remote_actors.domain_blocked(ctx, pending.key_id):
         raise SignerBlocked(f"the domain of {pending.key_id} is blocked")
     try:
@@ -57,6 +58,24 @@ async def verify_request(ctx: Context, request: web.Request, body: bytes | None)
     except (SignatureError, ValueError) as exc:
         raise SignatureRejected(str(exc)) from exc
     return signer
+
+
+# Signature components that bind a request to the Host it was sent to.
+_HOST_COMPONENTS = frozenset({"host", "@authority", "@target-uri"})
+
+
+def _check_signed_host(ctx: Context, request: web.Request, pending: PendingSignature) -> None:
+    """A signature over Host is only meant for that server: a peer that received a signed request
+    could otherwise replay it, Host header and all, to us and it would verify (Misskey's 2023
+    signature bypass, federation.md 7.2). Behind a proxy the original Host must be passed through,
+    which verification already requires."""
+    if not _HOST_COMPONENTS.intersection(pending.covered):
+        return
+    scheme = ctx.settings.instance.scheme
+    received = request_authority(scheme, request.headers.get("Host", ""))
+    ours = request_authority(scheme, ctx.settings.instance.domain)
+    if received != ours:
+        raise SignatureRejected(f"the signature is for host {received}, not this server ({ours})")
 
 
 def _may_refetch(key_id: str) -> bool:

@@ -122,7 +122,10 @@ async def get_actor_by_uri(conn: aiosqlite.Connection, uri: str) -> Actor | None
 
 
 async def get_actor_by_key_id(conn: aiosqlite.Connection, key_id: str) -> Actor | None:
-    row = await fetch_one(conn, "SELECT * FROM actors WHERE key_id = ? ORDER BY id LIMIT 1", (key_id,))
+    """The actor publishing key_id; when several claim it, the one whose id is the key id without
+    its fragment wins (how Mastodon finds the owner)."""
+    row = await fetch_one(conn, "SELECT * FROM actors WHERE key_id = ? ORDER BY uri = ? DESC, id LIMIT 1",
+                          (key_id, key_id.split("#", 1)[0]))
     return from_row(Actor, row)
 
 
@@ -204,3 +207,22 @@ async def count_active_local_users(conn: aiosqlite.Connection, since_iso: str) -
     return int(await fetch_value(
         conn, "SELECT count(DISTINCT p.actor_id) FROM posts p JOIN local_accounts l ON l.actor_id = p.actor_id"
               " WHERE p.published_at >= ? AND p.deleted_at IS NULL", (since_iso,)) or 0)
+
+
+async def set_local_bio_source(conn: aiosqlite.Connection, actor_id: int, bio: str) -> None:
+    await conn.execute("UPDATE local_accounts SET bio_source = ? WHERE actor_id = ?", (bio, actor_id))
+
+
+async def get_local_bio_source(conn: aiosqlite.Connection, actor_id: int) -> str:
+    return str(await fetch_value(conn, "SELECT bio_source FROM local_accounts WHERE actor_id = ?", (actor_id,)) or "")
+
+
+async def list_all_local_accounts(conn: aiosqlite.Connection) -> list[dict]:
+    """Admin view: every local account with its flags and post count."""
+    rows = await fetch_all(
+        conn, "SELECT a.id, a.username, a.uri, a.display_name, a.created_at, a.deleted_at, a.suspended_at,"
+              " a.manually_approves_followers, l.is_admin,"
+              " (SELECT count(*) FROM posts p WHERE p.actor_id = a.id AND p.deleted_at IS NULL) AS posts"
+              " FROM actors a JOIN local_accounts l ON l.actor_id = a.id WHERE l.is_instance_actor = 0"
+              " ORDER BY a.username")
+    return [dict(row) for row in rows]
