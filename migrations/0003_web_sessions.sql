@@ -39,6 +39,9 @@ CREATE TABLE media (
     created_at TEXT NOT NULL
 );
 
+-- What the person typed as their bio (the actor's summary is the HTML made from it).
+ALTER TABLE local_accounts ADD COLUMN bio_source TEXT NOT NULL DEFAULT '';
+
 -- Home timeline: posts of the accounts a person follows, newest first (posts_actor_id covers the
 -- per-author scan; this one serves the local timeline of public posts).
 CREATE INDEX posts_local_public ON posts (is_local, visibility, id);

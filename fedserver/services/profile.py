@@ -1,12 +1,21 @@
 """A local account's public profile and telling other servers when it changes (Update(Person))."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import secrets
+from pathlib import Path
+
 import aiosqlite
 
 from fedserver.context import Context
 from fedserver.services import as2, audience, outbox
+from fedserver.services.accounts import require_local_actor
+from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
+from fedserver.store import web as web_store
 from fedserver.store.actors import Actor
+from fedserver.text import render_html
 
 
 async def federate_profile(ctx: Context, tx: aiosqlite.Connection, actor: Actor) -> None:
@@ -16,3 +25,79 @@ async def federate_profile(ctx: Context, tx: aiosqlite.Connection, actor: Actor)
     activity = as2.update_actor_activity(document, ctx.urls.new_activity())
     inboxes = await follow_store.follower_inboxes(tx, actor.id)
     await outbox.publish(ctx, tx, actor=actor, activity=activity, inboxes=inboxes, is_public=True)
+
+
+class ProfileError(Exception):
+    """The profile change is not valid (clear message for the person)."""
+
+
+MAX_DISPLAY_NAME = 100
+MAX_BIO = 2000
+MAX_AVATAR_BYTES = 2 * 1024 * 1024
+# Decided by the file's first bytes, never by the name or the browser's claim: an upload can only
+# ever be served as one of these image types (serving uploads as anything else is how CVE-2024-23832
+# style spoofing works).
+IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
+    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
+    (b"GIF87a", "image/gif", "gif"),
+    (b"GIF89a", "image/gif", "gif"),
+)
+
+
+def image_type(data: bytes) -> tuple[str, str] | None:
+    for magic, content_type, extension in IMAGE_SIGNATURES:
+        if data.startswith(magic):
+            return content_type, extension
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return None
+
+
+async def update_profile(ctx: Context, username: str, *, display_name: str, bio: str, locked: bool) -> Actor:
+    actor = await require_local_actor(ctx, username)
+    display_name = display_name.strip()
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise ProfileError(f"the display name may have at most {MAX_DISPLAY_NAME} characters")
+    if len(bio) > MAX_BIO:
+        raise ProfileError(f"the bio may have at most {MAX_BIO} characters")
+    bio_html = render_html(bio, mentions={}, tag_url=ctx.urls.tag, local_domain=ctx.urls.domain) if bio.strip() else ""
+    async with ctx.db.transaction() as tx:
+        await actor_store.update_actor_profile(tx, actor.id, now=ctx.clock.now_iso(),
+                                               display_name=display_name or actor.username, summary_html=bio_html,
+                                               manually_approves_followers=int(locked))
+        await actor_store.set_local_bio_source(tx, actor.id, bio)
+        updated = await actor_store.get_actor(tx, actor.id)
+        assert updated is not None
+        await federate_profile(ctx, tx, updated)
+    return updated
+
+
+async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
+    actor = await require_local_actor(ctx, username)
+    if len(data) > MAX_AVATAR_BYTES:
+        raise ProfileError(f"the picture may be at most {MAX_AVATAR_BYTES // (1024 * 1024)} MB")
+    kind = image_type(data)
+    if kind is None:
+        raise ProfileError("the picture must be a PNG, JPEG, GIF or WebP image")
+    content_type, extension = kind
+    media_id = f"{secrets.token_hex(16)}.{extension}"
+    path = ctx.settings.media_dir / media_id
+    await asyncio.to_thread(_write_file, path, data)
+    async with ctx.db.transaction() as tx:
+        await web_store.insert_media(tx, media_id=media_id, actor_id=actor.id, content_type=content_type,
+                                     size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=ctx.clock.now_iso())
+        await actor_store.update_actor_profile(tx, actor.id, now=ctx.clock.now_iso(),
+                                               icon_url=f"{ctx.urls.base}/media/{media_id}",
+                                               icon_media_type=content_type)
+        updated = await actor_store.get_actor(tx, actor.id)
+        assert updated is not None
+        await federate_profile(ctx, tx, updated)
+    return updated
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)

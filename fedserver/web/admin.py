@@ -1,0 +1,91 @@
+"""The admin page: instance settings, accounts, invites, researchers, delivery health, domain blocks."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedserver.services import auth, researchers, status
+from fedserver.services.accounts import AccountError
+from fedserver.store import actors as actor_store
+from fedserver.store import web as web_store
+from fedserver.web.common import ctx_of, redirect, render, require_admin
+
+
+@require_admin
+async def dashboard(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    return await render(
+        request, "admin/index.html",
+        registrations=await auth.registration_mode(ctx),
+        accounts=await actor_store.list_all_local_accounts(ctx.db.reader),
+        invites=await web_store.list_invites(ctx.db.reader),
+        researchers=await researchers.list_researchers(ctx),
+        queue=await status.queue_status(ctx),
+        domain_blocks=await status.list_domain_blocks(ctx),
+        new_token=request.query.get("token_for"),
+    )
+
+
+@require_admin
+async def set_registrations(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        await auth.set_registration_mode(ctx_of(request), str(form.get("registrations", "")))
+    except AccountError as exc:
+        return redirect("/admin", flash=str(exc))
+    return redirect("/admin", flash="Sign-up setting saved.")
+
+
+@require_admin
+async def create_invite(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        uses = max(1, min(100, int(str(form.get("max_uses", "1")))))
+    except ValueError:
+        uses = 1
+    code = await auth.create_invite(ctx_of(request), max_uses=uses)
+    return redirect("/admin#invites", flash=f"New invite code: {code}")
+
+
+@require_admin
+async def add_researcher(request: web.Request) -> web.Response:
+    form = await request.post()
+    try:
+        researcher, token = await researchers.add_researcher(ctx_of(request), str(form.get("name", "")).strip(),
+                                                            contact=str(form.get("contact", "")).strip())
+    except researchers.ResearcherError as exc:
+        return await render(request, "error.html", status=400, message=str(exc))
+    # The token is shown once, on this response only; only its hash is stored.
+    return await render(request, "admin/token.html", researcher=researcher, token=token)
+
+
+@require_admin
+async def revoke_researcher(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        await researchers.revoke_researcher(ctx_of(request), str(form.get("name", "")))
+    except researchers.ResearcherError as exc:
+        return redirect("/admin#researchers", flash=str(exc))
+    return redirect("/admin#researchers", flash="Access revoked.")
+
+
+@require_admin
+async def domain_block(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    domain = str(form.get("domain", "")).strip().lower()
+    if not domain:
+        return redirect("/admin#domains", flash="Give a domain.")
+    if form.get("action") == "remove":
+        await status.unblock_domain(ctx_of(request), domain)
+        return redirect("/admin#domains", flash=f"{domain} is no longer blocked.")
+    await status.block_domain(ctx_of(request), domain, str(form.get("reason", "")))
+    return redirect("/admin#domains", flash=f"{domain} is blocked.")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin", dashboard)
+    r.add_post("/admin/registrations", set_registrations)
+    r.add_post("/admin/invites", create_invite)
+    r.add_post("/admin/researchers", add_researcher)
+    r.add_post("/admin/researchers/revoke", revoke_researcher)
+    r.add_post("/admin/domain_blocks", domain_block)
