@@ -55,11 +55,18 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class CorpusSettings:
+    # Researcher API requests allowed per researcher per minute (counted in the database).
+    rate_limit_per_minute: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
     # Directory of the config file: relative paths in it are taken relative to this.
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -82,6 +89,7 @@ _SECTIONS = {
     "server": ServerSettings,
     "database": DatabaseSettings,
     "federation": FederationSettings,
+    "corpus": CorpusSettings,
 }
 
 
@@ -119,6 +127,8 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError(f"[federation] {name} must be positive")
     if fed.fetch_timeout_seconds <= 0 or fed.delivery_timeout_seconds <= 0:
         raise ConfigError("[federation] timeouts must be positive")
+    if settings.corpus.rate_limit_per_minute <= 0:
+        raise ConfigError("[corpus] rate_limit_per_minute must be positive")
     return settings
 
 
@@ -194,6 +204,10 @@ host_failure_days = 7
 signature_max_skew_seconds = 3900
 # Refetch cached remote actors older than this, in seconds.
 actor_refresh_seconds = 86400
+
+[corpus]
+# Researcher API requests allowed per researcher per minute.
+rate_limit_per_minute = 60
 """
 
 
