@@ -1,0 +1,32 @@
+"""Browser tests: Playwright drives Debian's Chromium against real `fedserver serve` processes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: .ci/run installs it (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """`here` (open sign-up, where the browser's person lives) and `there` (a remote server)."""
+    group = ProcessGroup(tmp_path_factory.mktemp("browser"))
+    here, there = group("here"), group("there")
+    set_config_keys(here.config, registrations="open")
+    try:
+        here.start()
+        there.start()
+        yield here, there
+    finally:
+        group.close()

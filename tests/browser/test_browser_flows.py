@@ -1,0 +1,117 @@
+"""What a person does in a browser, end to end: a real server, a remote server, real Chromium."""
+from __future__ import annotations
+
+import re
+import secrets
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.processes import ServerProcess, wait_for
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(page: Page, server: ServerProcess, username: str) -> None:
+    page.goto(f"{server.base}/auth/sign_up")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=False).first.fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/home$"))
+
+
+def new_person(page: Page, server: ServerProcess) -> str:
+    """Sign up a fresh person in this page (the plugin's page, so failures keep a screenshot)."""
+    username = "p" + secrets.token_hex(4)
+    sign_up(page, server, username)
+    return username
+
+
+def write_post(page: Page, text: str) -> None:
+    page.get_by_label("Your post").fill(text)
+    page.get_by_role("button", name="Post", exact=True).click()
+
+
+def test_chromium_is_the_expected_debian_major_version(browser: Browser):
+    # Playwright 1.65 is built for Chromium 159 and drives Debian's 156; a big jump shows up here first.
+    assert 150 <= int(browser.version.split(".")[0]) < 170, browser.version
+
+
+def test_sign_up_post_and_see_the_post_on_the_profile(page: Page, servers):
+    here, _ = servers
+    username = new_person(page, here)
+    write_post(page, "Hello from a real browser")
+    expect(page.get_by_text("Hello from a real browser")).to_be_visible()
+    page.goto(f"{here.base}/@{username}")
+    expect(page.get_by_text("Hello from a real browser")).to_be_visible()
+    # Signing out and in again works with the same password.
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{here.base}/auth/sign_in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/home$"))
+
+
+def test_follow_a_remote_account_and_see_its_posts_and_replies(page: Page, servers):
+    here, there = servers
+    remote_user = "r" + secrets.token_hex(3)
+    there.run("user", "create", remote_user, check=True)
+    username = new_person(page, here)
+
+    page.goto(f"{here.base}/search")
+    page.get_by_label("Their address").fill(there.handle(remote_user))
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name="Follow", exact=True).click()
+    wait_for(lambda: here.value(
+        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id WHERE a.uri = ?",
+        (there.actor_uri(remote_user),)) == "accepted", what="the remote server to accept the follow")
+
+    post_url = there.run("post", remote_user, "News from the other server", check=True).stdout.strip()
+    wait_for(lambda: here.value("SELECT count(*) FROM posts WHERE uri = ?", (post_url,)) == 1,
+             what="the remote post to arrive")
+    page.goto(f"{here.base}/home")
+    expect(page.get_by_text("News from the other server")).to_be_visible()
+
+    # A reply from the remote person to our post becomes a notification.
+    write_post(page, "My own first post")
+    mine = wait_for(lambda: here.value(
+        "SELECT p.uri FROM posts p JOIN actors a ON a.id = p.actor_id WHERE a.username = ? ORDER BY p.id DESC",
+        (username,)), what="our post to be stored")
+    there.run("post", remote_user, "Nice first post!", "--reply-to", mine, check=True)
+    wait_for(lambda: here.value("SELECT count(*) FROM notifications n JOIN actors a ON a.id = n.recipient_id"
+                                " WHERE a.username = ? AND n.kind = 'reply'", (username,)) == 1,
+             what="the reply notification")
+    page.goto(f"{here.base}/notifications")
+    expect(page.get_by_text("Nice first post!")).to_be_visible()
+
+
+def test_turning_consent_on_and_off_changes_the_corpus_count(page: Page, servers):
+    here, _ = servers
+    new_person(page, here)
+    write_post(page, "A public thought")
+    write_post(page, "Another public thought")
+    page.goto(f"{here.base}/settings/consent")
+    expect(page.locator("#corpus-count")).to_have_text("0")
+
+    page.get_by_label("Yes, my posts may be used to train AI models").check()
+    page.get_by_label("CC-BY-4.0").check()
+    page.get_by_label("Also my earlier public posts").check()
+    page.get_by_role("button", name="Save my choice").click()
+    expect(page.locator("#consent-status")).to_contain_text("Yes")
+    expect(page.locator("#corpus-count")).to_have_text("2")
+    expect(page.get_by_role("cell", name="allow")).to_be_visible()
+
+    page.get_by_label("No", exact=True).check()
+    page.get_by_role("button", name="Save my choice").click()
+    expect(page.locator("#corpus-count")).to_have_text("0")
+    expect(page.get_by_role("cell", name="deny")).to_be_visible()
+
+
+def test_a_form_without_its_csrf_token_is_rejected_and_changes_nothing(page: Page, servers):
+    here, _ = servers
+    new_person(page, here)
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
+    write_post(page, "This must not be stored")
+    expect(page.get_by_text("did not come from this site")).to_be_visible()
+    assert here.value("SELECT count(*) FROM posts WHERE content_text LIKE '%must not be stored%'") == 0
