@@ -10,14 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import http_sf
+
+from fedserver.corpus.eligibility import AuthorFacts, ConsentFacts, PostFacts, evaluate
 from fedserver.corpus.terms import LICENSE_URLS, TRAIN_AI
 
 NAMESPACE = "https://w3id.org/fedserver/ns#"
 CONTENT_USAGE_IRI = NAMESPACE + "contentUsage"
 CONTENT_LICENSE_IRI = NAMESPACE + "contentLicense"
-# FEP-5e53 names no final context; its examples use this placeholder document.
+# FEP-5e53's own context.jsonld (fep/5e53 in the FEP repository) maps xRobotsTag to this IRI; the
+# FEP's examples name a placeholder context URL instead. We emit the former and, since a noai hint
+# can only restrict, read all three spellings: either IRI, or the bare term next to the placeholder.
+X_ROBOTS_TAG_IRI = "https://www.robotstxt.org/meta.html"
 FEP_5E53_CONTEXT = "https://fep.example/ns/privacyHeaders"
-X_ROBOTS_TAG_IRI = FEP_5E53_CONTEXT + "#xRobotsTag"
+NOAI_IRIS = (X_ROBOTS_TAG_IRI, FEP_5E53_CONTEXT + "#xRobotsTag")
+# Context URLs whose terms we know without fetching them.
+KNOWN_CONTEXTS: dict[str, dict[str, Any]] = {FEP_5E53_CONTEXT: {"xRobotsTag": X_ROBOTS_TAG_IRI}}
 CONTEXT_PATH = "/ns/consent"
 
 # Inlined in every document we serve, so peers never need to fetch anything to read it.
@@ -66,6 +74,15 @@ def http_headers(choice: str, *, post_excluded: bool = False) -> dict[str, str]:
     return {"Content-Usage": f"{TRAIN_AI}=n", "X-Robots-Tag": NOAI}
 
 
+def post_choice(consent: ConsentFacts | None, post: PostFacts, author: AuthorFacts | None = None) -> str:
+    """The author's choice as it applies to one of their posts. An allow covers exactly the posts
+    the corpus rule admits (public, within the consent's scope, not excluded); for any other post
+    of a consenting author the answer is deny. Without an allow the author's choice stands."""
+    if consent is None or consent.choice != "allow":
+        return consent.choice if consent is not None else "unset"
+    return "allow" if evaluate(post, author or AuthorFacts(False, False), consent) is None else "deny"
+
+
 # --- reading remote documents ---------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -79,7 +96,9 @@ def _inline_terms(context: Any) -> dict[str, Any]:
     ones peers use (ActivityStreams, security) do not define these terms."""
     terms: dict[str, Any] = {}
     for entry in context if isinstance(context, list) else [context]:
-        if isinstance(entry, dict):
+        if isinstance(entry, str) and entry in KNOWN_CONTEXTS:
+            terms.update(KNOWN_CONTEXTS[entry])
+        elif isinstance(entry, dict):
             terms.update({k: v for k, v in entry.items() if not k.startswith("@")})
     return terms
 
@@ -121,27 +140,46 @@ def _values_by_iri(document: dict[str, Any], terms: dict[str, Any]) -> dict[str,
 
 
 def _aipref_choice(value: Any) -> str | None:
-    """Parse an aipref dictionary string for train-ai; None when it says nothing about it."""
+    """Parse an aipref statement (an RFC 9651 Dictionary, draft-ietf-aipref-vocab §6) for train-ai:
+    allow, deny, unset (present but unknown), or None when it says nothing about train-ai."""
     if isinstance(value, dict):
         value = value.get("@value")
     if not isinstance(value, str):
         return None
-    result = None
-    for member in value.split(","):
-        key, _, token = member.strip().partition("=")
-        if key.strip() == TRAIN_AI:
-            # aipref: the last occurrence of a key wins; anything but y/n means unknown.
-            result = FROM_AIPREF.get(token.strip().split(";")[0].strip(), "unset")
-    return result
+    try:
+        # The parser keeps the last occurrence of a repeated key, as aipref requires.
+        members = http_sf.parse(value.strip().encode("ascii"), tltype="dictionary")
+    except (UnicodeEncodeError, http_sf.StructuredFieldError, ValueError):
+        return "unset"  # aipref: a statement that fails to parse leaves every preference unknown
+    if not isinstance(members, dict) or TRAIN_AI not in members:
+        return None
+    member = members[TRAIN_AI]  # (value, parameters), or (inner list, parameters)
+    token = member[0] if isinstance(member, tuple) else None
+    # Only the Tokens y and n mean anything; a boolean, a string "y" or any other token is unknown.
+    return FROM_AIPREF.get(str(token), "unset") if isinstance(token, http_sf.Token) else "unset"
 
 
 def _has_noai(values: list[Any]) -> bool:
+    """Any noai/noimageai directive, also one scoped to a named bot ("otherbot: noai") or inside a
+    JSON-LD list: a restriction for anyone is honoured as a restriction here."""
     for value in values:
         if isinstance(value, dict):
+            if isinstance(value.get("@list"), list):
+                if _has_noai(value["@list"]):
+                    return True
+                continue
             value = value.get("@value")
-        if isinstance(value, str) and any(t.strip().lower() in ("noai", "noimageai") for t in value.split(",")):
+        if isinstance(value, str) and any(t.split(":")[-1].strip().lower() in ("noai", "noimageai")
+                                          for t in value.split(",")):
             return True
     return False
+
+
+def _iri_value(value: Any) -> str | None:
+    """A licence IRI given as a string or as a node reference ({"@id": ...}, or AS2's "id" alias)."""
+    if isinstance(value, dict):
+        value = value.get("@id", value.get("id"))
+    return value if isinstance(value, str) else None
 
 
 def read_signal(document: dict[str, Any], *, context: Any = None) -> RemoteSignal:
@@ -151,12 +189,12 @@ def read_signal(document: dict[str, Any], *, context: Any = None) -> RemoteSigna
     terms = _inline_terms(document.get("@context") if context is None else context)
     values = _values_by_iri(document, terms)
     choices = [c for c in (_aipref_choice(v) for v in values.get(CONTENT_USAGE_IRI, [])) if c]
-    if _has_noai(values.get(X_ROBOTS_TAG_IRI, [])):
+    if _has_noai([v for iri in NOAI_IRIS for v in values.get(iri, [])]):
         choices.append("deny")
     if "deny" in choices:
         return RemoteSignal("deny", None)
     if "allow" in choices:
-        license_urls = {v for v in values.get(CONTENT_LICENSE_IRI, []) if isinstance(v, str)}
+        license_urls = {u for u in (_iri_value(v) for v in values.get(CONTENT_LICENSE_IRI, [])) if u}
         by_url = {url: spdx for spdx, url in LICENSE_URLS.items()}
         licenses = [by_url[u] for u in license_urls if u in by_url]
         # An allow without a licence we can name is not usable consent for the corpus.

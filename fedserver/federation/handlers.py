@@ -179,7 +179,8 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
         if obj.get("id") != signer.uri:
             log.info("Update %s ignored: an actor may only update itself", activity.get("id"))
             return
-        await _update_actor(ctx, obj, signer)
+        # The embedded actor inherits the activity's @context (JSON-LD), where peers define extension terms.
+        await _update_actor(ctx, {"@context": activity["@context"], **obj} if "@context" in activity else obj, signer)
         return
     if first_type(obj) in POST_TYPES:
         existing = await post_store.get_post_by_uri(ctx.db.reader, obj.get("id") or "")

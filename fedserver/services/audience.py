@@ -9,6 +9,7 @@ import aiosqlite
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.corpus import signals
+from fedserver.corpus.eligibility import ConsentFacts, PostFacts
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import as2
 from fedserver.store import consent as consent_store
@@ -58,11 +59,17 @@ async def local_note_document(ctx: Context, post: Post, author: Actor, *, with_c
     mention_ids = await post_store.list_mentioned_actor_ids(conn, post.id)
     mentions = [a for a in [await actor_store.get_actor(conn, i) for i in mention_ids] if a is not None]
     tags = await post_store.list_tags(conn, post.id)
-    choice, license = await training_choice(conn, author.id)
+    row = await consent_store.get_choice(conn, author.id, TRAIN_AI)
+    consent = None if row is None else ConsentFacts(choice=row.choice, include_unlisted=bool(row.include_unlisted),
+                                                    effective_from=row.effective_from)
+    facts = PostFacts(visibility=post.visibility, published_at=post.published_at, deleted=post.is_deleted,
+                      excluded=bool(post.corpus_excluded))
+    # The Note says yes only when the corpus rule would take this very post (public, within the
+    # consent's scope, not excluded), so its body and the crawler headers never disagree.
+    choice = signals.post_choice(consent, facts)
     return as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls, with_context=with_context,
                              extra_context=signals.actor_context_extension(),
-                             extra_fields=signals.document_fields(choice, license,
-                                                                  post_excluded=bool(post.corpus_excluded)))
+                             extra_fields=signals.document_fields(choice, row.license if row else None))
 
 
 async def usage_stats(ctx: Context) -> dict[str, int]:

@@ -69,6 +69,10 @@ async def record_choice(ctx: Context, tx: aiosqlite.Connection, actor: Actor, *,
         include_unlisted=include_unlisted, terms_version=terms_version, terms_hash=terms_hash, source=source,
         note=note, created_at=now)
     effective_from = now if (choice == "allow" and scope == "future") else None
+    if effective_from is not None and source == "remote-signal":
+        # Remote `published` times have whole-second precision: start remote consent at the whole
+        # second it was seen, so a post written in that same second is not taken as older.
+        effective_from = now[:19] + ".000000Z"
     previous = await consent_store.get_choice(tx, actor.id, purpose)
     if (choice == "allow" and scope == "future" and previous is not None and previous.choice == "allow"
             and previous.scope == "future"):
