@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -92,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("domain")
     domain.add_parser("list")
 
+    invite = sub.add_parser("invite", help="invite codes for web sign-up").add_subparsers(
+        dest="invite_command", required=True)
+    s = invite.add_parser("create", help="create an invite code (prints it)")
+    s.add_argument("--uses", type=int, default=1, help="how many sign-ups it allows (default 1)")
+    s.add_argument("--days", type=int, default=7, help="days until it expires (0: never)")
+
     sub.add_parser("status", help="delivery queue depth and failing hosts")
     cli_corpus.add_parsers(sub)
     return p
@@ -124,10 +132,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    print(f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path})",
-          flush=True)
-    web.run_app(build_app(settings), host=host, port=port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=5)
+    banner = f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path})"
+    try:
+        # aiohttp calls `print` once the socket is bound: announce only what really serves.
+        web.run_app(build_app(settings), host=host, port=port, print=lambda _: print(banner, flush=True),
+                    access_log=None, handle_signals=True, shutdown_timeout=5)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise CommandError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno)}") from None
+        raise
     return 0
 
 
@@ -142,7 +155,10 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
     elif cmd == "user" and args.user_command == "create":
         password = None
         if args.password_file:
-            password = Path(args.password_file).read_text(encoding="utf-8").strip()
+            try:
+                password = Path(args.password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise CommandError(f"cannot read password file {args.password_file}: {exc.strerror}") from None
         created = await accounts.create_account(ctx, args.name, password=password, admin=args.admin,
                                                 locked=args.locked)
         print(f"created {created.actor.handle} ({created.actor.uri})")
@@ -166,7 +182,7 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         else:
             await follows.answer_follow_request(ctx, args.local, args.handle,
                                                 accept=args.requests_command == "approve")
-            print(f"{args.requests_command}d {args.handle}")
+            print(f"{'approved' if args.requests_command == 'approve' else 'rejected'} {args.handle}")
     elif cmd == "post":
         post = await posting.create_post(ctx, args.local, posting.Draft(
             text=args.text, visibility=args.visibility, content_warning=args.cw, reply_to=args.reply_to,
@@ -192,6 +208,12 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         else:
             await status.unblock_domain(ctx, args.domain)
             print(f"unblocked {args.domain}")
+    elif cmd == "invite":
+        from fedserver.services import auth
+
+        code = await auth.create_invite(ctx, max_uses=max(1, args.uses), days=args.days or None, created_by="cli")
+        print(f"invite code: {code}")
+        print(f"sign-up link: {ctx.urls.base}/auth/sign_up?invite={code}")
     elif cmd == "status":
         report = await status.queue_status(ctx)
         print(f"deliveries: {report['deliveries']['pending']} pending, {report['deliveries']['delivered']} delivered,"
@@ -231,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings, args)
         return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))
     except (ConfigError, CommandError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, ConfigError) and str(config_path) not in message:
+            message = f"{config_path}: {message}"  # a bad value: say which file to edit
+        print(f"error: {message}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except Exception as exc:  # noqa: BLE001 - turned into a message; -v shows the traceback
         if _is_user_error(exc):

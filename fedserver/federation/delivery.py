@@ -61,7 +61,7 @@ class DeliveryWorker:
 
     async def _sleep_until_due(self) -> None:
         wakeup = self.ctx.delivery_wakeup
-        due = await delivery_store.next_due_ms(self.ctx.db.reader)
+        due = await delivery_store.next_due_ms(self.ctx.db.reader, self.ctx.clock.now_ms())
         timeout = IDLE_POLL_SECONDS
         if due is not None:
             timeout = min(timeout, max(0.0, (due - self.ctx.clock.now_ms()) / 1000))
@@ -97,6 +97,16 @@ class DeliveryWorker:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Shutdown: give in-flight deliveries a moment to finish, then cancel them. A cancelled
+        one keeps its lease and is retried after it expires; the receiver dedupes by id."""
+        try:
+            await asyncio.wait_for(self.drain(), timeout=grace_seconds)
+        except asyncio.TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         try:
             async with self._slots, self._host_slot(delivery.host):
@@ -105,6 +115,8 @@ class DeliveryWorker:
             log.exception("delivery %s to %s crashed", delivery.activity_uri, delivery.inbox_url)
         finally:
             self._in_flight.discard(delivery.id)
+            # A slot is free and a retry may now be due: let the loop look again.
+            self.ctx.delivery_wakeup.set()
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
         ctx = self.ctx
@@ -112,8 +124,7 @@ class DeliveryWorker:
         if held_until is not None and held_until > ctx.clock.now_ms():
             async with ctx.db.transaction() as tx:
                 await delivery_store.postpone_host(tx, delivery.host, held_until)
-                await delivery_store.schedule_retry(tx, delivery.id, status=None, error="host marked unavailable",
-                                                    next_attempt_ms=held_until)
+                await delivery_store.hold(tx, delivery.id, until_ms=held_until, reason="host marked unavailable")
             return
         body = delivery.body.encode("utf-8")
         headers = sign_request("POST", delivery.inbox_url, body=body, key_id=delivery.key_id,
@@ -122,8 +133,8 @@ class DeliveryWorker:
         error = ""
         timeout = ctx.settings.federation.delivery_timeout_seconds
         try:
-            # The shared fetcher's deadline is fetch_timeout_seconds; a delivery has its own (and the
-            # lease above is computed from it), so bound the POST here too.
+            # The shared fetcher's deadline is fetch_timeout_seconds; a delivery has its own (the claim
+            # lease is computed from it), so bound the POST by it too.
             async with asyncio.timeout(timeout):
                 status = await ctx.fetcher.post(delivery.inbox_url, body, headers=headers)
         except FetchBlocked as exc:

@@ -37,7 +37,7 @@ class InboxWorker:
 
     async def _sleep(self) -> None:
         wakeup = self.ctx.inbox_wakeup
-        due = await inbox_store.next_due_ms(self.ctx.db.reader)
+        due = await inbox_store.next_due_ms(self.ctx.db.reader, self.ctx.clock.now_ms())
         timeout = IDLE_POLL_SECONDS
         if due is not None:
             timeout = min(timeout, max(0.05, (due - self.ctx.clock.now_ms()) / 1000))

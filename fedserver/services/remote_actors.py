@@ -132,6 +132,8 @@ async def resolve_handle(ctx: Context, handle: str) -> Actor:
         if local is None:
             raise ActorNotFound(f"no local account @{user}")
         return local
+    if await host_store.is_domain_blocked(ctx.db.reader, host):
+        raise ActorNotFound(f"the domain {host} is blocked")
     cached = await actor_store.get_actor_by_handle(ctx.db.reader, user, host.lower())
     if cached is not None and not _is_stale(ctx, cached):
         return cached

@@ -101,6 +101,14 @@ async def schedule_retry(conn: aiosqlite.Connection, delivery_id: int, *, status
         " locked_until = NULL WHERE id = ?", (status, error[:500], next_attempt_ms, delivery_id))
 
 
+async def hold(conn: aiosqlite.Connection, delivery_id: int, *, until_ms: int, reason: str) -> None:
+    """Give a claimed delivery back untried until until_ms (its host is held): no attempt is counted,
+    as no request was made."""
+    await conn.execute(
+        "UPDATE deliveries SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?",
+        (until_ms, reason[:500], delivery_id))
+
+
 async def postpone_host(conn: aiosqlite.Connection, host: str, until_ms: int) -> None:
     """Hold back a host's pending deliveries (it is marked unavailable) without counting attempts."""
     await conn.execute(
@@ -108,8 +116,13 @@ async def postpone_host(conn: aiosqlite.Connection, host: str, until_ms: int) ->
         (until_ms, host, until_ms))
 
 
-async def next_due_ms(conn: aiosqlite.Connection) -> int | None:
-    value = await fetch_value(conn, "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'")
+async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
+    """When the earliest claimable delivery is due. Leased rows (in flight here or in another worker)
+    are left out: their past due time would make an idle worker poll in a tight loop. A lease that
+    runs out is noticed by the worker's periodic poll."""
+    value = await fetch_value(
+        conn, "SELECT next_attempt_at FROM deliveries WHERE state = 'pending'"
+              " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT 1", (now_ms,))
     return None if value is None else int(value)
 
 

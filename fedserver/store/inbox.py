@@ -60,6 +60,10 @@ async def pending_count(conn: aiosqlite.Connection) -> int:
     return int(await fetch_value(conn, "SELECT count(*) FROM inbox_items WHERE state = 'pending'") or 0)
 
 
-async def next_due_ms(conn: aiosqlite.Connection) -> int | None:
-    value = await fetch_value(conn, "SELECT min(next_attempt_at) FROM inbox_items WHERE state = 'pending'")
+async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
+    """When the earliest claimable item is due; leased rows are left out (their past due time
+    would make an idle worker poll in a tight loop until the lease runs out)."""
+    value = await fetch_value(
+        conn, "SELECT next_attempt_at FROM inbox_items WHERE state = 'pending'"
+              " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT 1", (now_ms,))
     return None if value is None else int(value)

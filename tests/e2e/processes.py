@@ -1,0 +1,255 @@
+"""The real `fedserver` command run as subprocesses: a loopback instance's config and SQLite file,
+its CLI commands, and its `serve` process, which tests start, SIGKILL and restart."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.conftest import free_port
+
+
+
+def _fedserver_command() -> list[str]:
+    """The console script installed with the package; the module when it is not on PATH."""
+    script = shutil.which("fedserver")
+    return [script] if script else [sys.executable, "-m", "fedserver"]
+
+
+FEDSERVER = _fedserver_command()
+
+# Federation settings that keep multi-process tests fast: retries in tenths of seconds, short
+# timeouts (a delivery lease is 3 x delivery_timeout + 5 s, which bounds how long a killed
+# server's in-flight deliveries stay claimed).
+FAST_FEDERATION: dict[str, Any] = {
+    "delivery_retry_scale": 0.01,
+    "fetch_timeout_seconds": 5.0,
+    "delivery_timeout_seconds": 2.0,
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def set_config_keys(config: Path, **values: Any) -> None:
+    """Replace `key = value` lines of a config written by `fedserver init` (every key is present
+    there, each name once across sections)."""
+    text = config.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text, found = re.subn(rf"^{re.escape(key)} = .*$", f"{key} = {_toml_value(value)}", text, flags=re.M)
+        if found != 1:
+            raise KeyError(f"{config} has {found} lines for key {key!r}")
+    config.write_text(text, encoding="utf-8")
+
+
+class ServerProcess:
+    """One fedserver instance on 127.0.0.1:port, driven only through the `fedserver` command."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.config = directory / "fedserver.toml"
+        self.database = directory / "fedserver.sqlite3"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._serve_count = 0
+        self.stdout_path: Path | None = None
+        self.stderr_path: Path | None = None
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def domain(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.domain}"
+
+    def handle(self, username: str) -> str:
+        return f"@{username}@{self.domain}"
+
+    def actor_uri(self, username: str) -> str:
+        return f"{self.base}/users/{username}"
+
+    # -- configuration and CLI -----------------------------------------------------------
+
+    def init(self, **federation: Any) -> subprocess.CompletedProcess[str]:
+        """`fedserver init` for a loopback instance, then the fast federation settings."""
+        result = self.run("init", "--domain", self.domain, "--scheme", "http", "--port", str(self.port),
+                          "--allow-private-addresses", check=True)
+        set_config_keys(self.config, **{**FAST_FEDERATION, **federation})
+        return result
+
+    def run(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run `fedserver --config <config> ARGS...`; with check=True a non-zero exit raises with
+        the command's output."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run([*FEDSERVER, "--config", str(self.config), *args], cwd=self.directory,
+                                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"fedserver {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    async def arun(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`run` without blocking the event loop (in-process instances keep serving meanwhile)."""
+        return await asyncio.to_thread(self.run, *args, check=check, timeout=timeout)
+
+    # -- the serve process -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, *args: str, timeout: float = 20) -> "ServerProcess":
+        """Start `fedserver serve ARGS...` and wait until it answers HTTP on its port."""
+        assert not self.running, "already serving"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._serve_count += 1
+        self.stdout_path = self.directory / f"serve-{self._serve_count}.out"
+        self.stderr_path = self.directory / f"serve-{self._serve_count}.err"
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([*FEDSERVER, "--config", str(self.config), "serve", *args],
+                                         cwd=self.directory, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._wait_until_serving(timeout)
+        return self
+
+    async def astart(self, *args: str, timeout: float = 20) -> "ServerProcess":
+        return await asyncio.to_thread(self.start, *args, timeout=timeout)
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/.well-known/nodeinfo"
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fedserver serve exited {self.proc.returncode} before serving:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except urllib.error.HTTPError:
+                return  # any HTTP answer means it is serving
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"fedserver serve did not answer on port {self.port} in {timeout}s:\n"
+                                     f"{self.logs()}")
+            time.sleep(0.05)
+
+    def kill(self) -> int | None:
+        """SIGKILL: the process gets no chance to finish anything (a crash or power-off)."""
+        return self._signal(signal.SIGKILL)
+
+    def terminate(self, timeout: float = 10) -> int | None:
+        """SIGTERM: aiohttp shuts down gracefully; returns the exit status."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def _signal(self, signum: int, timeout: float = 10) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace") if self.stdout_path else ""
+
+    def logs(self) -> str:
+        err = self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path else ""
+        return f"--- stdout ---\n{self.stdout()}\n--- stderr (tail) ---\n{err[-4000:]}"
+
+    # -- the database, read directly -------------------------------------------------------
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read the instance's SQLite file (WAL: sees what the server and CLI committed)."""
+        conn = sqlite3.connect(self.database, timeout=10)
+        try:
+            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+
+    def value(self, sql: str, params: tuple = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    """Poll a plain predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+async def await_for(predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1,
+                    what: str = "condition") -> Any:
+    """`wait_for` that lets the event loop run between polls (for tests with in-process instances)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class ProcessGroup:
+    """Creates initialised instances under one directory and kills every serve process at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.servers: list[ServerProcess] = []
+
+    def __call__(self, name: str, *, init: bool = True, **federation: Any) -> ServerProcess:
+        server = ServerProcess(self.root / name)
+        if init:
+            server.init(**federation)
+        self.servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+@pytest.fixture
+def fedserver_processes(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Factory: `fedserver_processes("a")` is an initialised instance; `.start()` serves it."""
+    group = ProcessGroup(tmp_path)
+    try:
+        yield group
+    finally:
+        group.close()
