@@ -3,13 +3,19 @@ printing only; each command calls a service)."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
+from fedserver.corpus.export import DEFAULT_SHARD_SIZE, ExportError
+from fedserver.corpus.manifest import ReleaseError
 from fedserver.corpus.terms import LICENSES
 from fedserver.services.consent import ConsentError
+from fedserver.services.researchers import ResearcherError
 
-COMMANDS = ("consent",)
-USER_ERRORS: tuple[type[Exception], ...] = (ConsentError,)
+COMMANDS = ("consent", "researcher", "corpus")
+USER_ERRORS: tuple[type[Exception], ...] = (ConsentError, ResearcherError, ExportError, ReleaseError)
 
 
 def add_parsers(sub: Any) -> None:
@@ -28,12 +34,41 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("user")
     s.add_argument("--verify", action="store_true", help="verify the whole hash chain of the consent log")
 
+    corpus = sub.add_parser("corpus", help="offline releases of the research corpus").add_subparsers(
+        dest="corpus_command", required=True)
+    s = corpus.add_parser("export", help="write a signed release: shards, manifest, dataset card, croissant.json")
+    s.add_argument("--out", required=True, help="directory to write (new, empty, or an earlier release)")
+    s.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
+                   help="gzip JSON Lines (default) or Parquet (needs the parquet extra)")
+    s.add_argument("--scrub", action="store_true",
+                   help="replace e-mail addresses, phone numbers and handles of non-consenting people")
+    s.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="N", help="records per shard")
+    s.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar even when stderr is not a terminal")
+    s = corpus.add_parser("verify", help="check a release's manifest signature and every file's checksum")
+    s.add_argument("dir")
+    s.add_argument("--public-key", metavar="PEM_FILE",
+                   help="the signer's public key (default: this server's instance actor key)")
+
+    researcher = sub.add_parser("researcher", help="researchers who may pull the corpus").add_subparsers(
+        dest="researcher_command", required=True)
+    s = researcher.add_parser("add", help="register a researcher (prints their API token, once)")
+    s.add_argument("name")
+    s.add_argument("--contact", default="", help="how to reach them (kept for the admin)")
+    researcher.add_parser("list", help="researchers, their terms acceptance, revocation and pulls")
+    s = researcher.add_parser("revoke", help="end a researcher's access (their token stops working)")
+    s.add_argument("name")
+
 
 async def run(ctx: Any, args: argparse.Namespace) -> int:
     from fedserver.corpus import sync
     from fedserver.services import accounts, consent
     from fedserver.store import corpus as corpus_store
 
+    if args.command == "researcher":
+        return await _run_researcher(ctx, args)
+    if args.command == "corpus":
+        return await _run_corpus(ctx, args)
     if args.command == "consent":
         if args.consent_command == "show":
             actor = await accounts.require_local_actor(ctx, args.user)
@@ -64,4 +99,67 @@ async def run(ctx: Any, args: argparse.Namespace) -> int:
                 else:
                     print(f"consent log FAILED verification at event {result.first_bad_id}: {result.problem}")
                     return 3
+    return 0
+
+
+async def _run_researcher(ctx: Any, args: argparse.Namespace) -> int:
+    from fedserver.services import researchers
+
+    if args.researcher_command == "add":
+        researcher, token = await researchers.add_researcher(ctx, args.name, contact=args.contact)
+        print(f"added researcher {researcher.name}")
+        print(f"token: {token}")
+        print("the token is shown only this once; give it to the researcher over a private channel")
+    elif args.researcher_command == "list":
+        summaries = await researchers.list_researchers(ctx)
+        if not summaries:
+            print("no researchers")
+        for summary in summaries:
+            r = summary.researcher
+            if r.terms_accepted_at is None:
+                terms = "terms not accepted"
+            else:
+                current = "" if researchers.has_accepted_current_terms(r) else ", not the current version"
+                terms = f"terms {r.terms_version} accepted {r.terms_accepted_at}{current}"
+            access = f"revoked {r.revoked_at}" if r.revoked_at else "active"
+            print(f"{r.name}\tcreated {r.created_at}\t{terms}\t{access}\tpulls {summary.pulls}")
+    elif args.researcher_command == "revoke":
+        researcher, changed = await researchers.revoke_researcher(ctx, args.name)
+        print(f"revoked {researcher.name}" if changed else
+              f"{researcher.name} was already revoked ({researcher.revoked_at})")
+    return 0
+
+
+async def _run_corpus(ctx: Any, args: argparse.Namespace) -> int:
+    from fedserver.corpus import export, manifest
+    from fedserver.store import actors as actor_store
+
+    if args.corpus_command == "export":
+        result = await export.export_release(ctx, args.out, format=args.format, scrub=args.scrub,
+                                             shard_size=args.shard_size, progress=args.progress)
+        state = ("new release" if result.new_release
+                 else "unchanged since the last release: same version, same files")
+        print(f"corpus release {result.version} ({state}; previous {result.previous_version or 'none'})")
+        print(f"{result.records} records in {result.shards} shard(s), {result.removals} removal(s) -> {result.out}")
+        print(f"{result.seconds:.1f} s, {result.rate:,.0f} records/s")
+        if not result.consent_log_verified:
+            print("warning: the consent log does not verify; run `fedserver consent log USER --verify`",
+                  file=sys.stderr)
+        return 0
+    root = Path(args.dir)
+    if args.public_key:
+        public_key = Path(args.public_key).read_text(encoding="utf-8")
+    else:
+        instance = await actor_store.get_instance_actor(ctx.db.reader)
+        if instance is None or not instance[0].public_key_pem:
+            raise manifest.ReleaseError("this server has no instance actor key; pass --public-key")
+        public_key = instance[0].public_key_pem
+    problems = manifest.check_release(root, public_key)
+    if problems:
+        for problem in problems:
+            print(f"FAILED: {problem}")
+        return 3
+    info = manifest.signature_info(root)
+    files = len(json.loads((root / manifest.MANIFEST).read_text(encoding="utf-8"))["files"])
+    print(f"release verified: signature by {info.get('key_id')} and {files} file checksums")
     return 0

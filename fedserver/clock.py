@@ -49,6 +49,17 @@ def parse_time(value: str | None) -> float | None:
     return parsed.timestamp()
 
 
+_last_id = 0
+
+
 def time_ordered_id(seconds: float) -> int:
-    """Mastodon-style snowflake: milliseconds << 16 with 16 random bits; fits a signed 64-bit int."""
-    return (int(seconds * 1000) << 16) | secrets.randbits(16)
+    """Mastodon-style snowflake: milliseconds << 16 with 16 random bits; fits a signed 64-bit int.
+    Within one millisecond of this process, ids keep their creation order (random low bits alone
+    would shuffle posts written in the same millisecond)."""
+    global _last_id
+    millis = int(seconds * 1000)
+    candidate = (millis << 16) | secrets.randbits(16)
+    if millis == _last_id >> 16 and candidate <= _last_id and (_last_id & 0xFFFF) < 0xFFFF:
+        candidate = _last_id + 1
+    _last_id = max(_last_id, candidate)
+    return candidate

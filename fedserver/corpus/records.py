@@ -7,22 +7,68 @@ from typing import Any, AsyncIterator
 
 import aiosqlite
 
+from fedserver.activitypub.normalize import host_of
 from fedserver.corpus.sync import pseudonym
 from fedserver.corpus.terms import LICENSE_URLS, TRAIN_AI
 from fedserver.store import corpus as corpus_store
 
 RECORD_SCHEMA_VERSION = "1"
-EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE_RE = re.compile(r"(?<![\w])\+?\d[\d ().-]{7,}\d(?![\w])")
+# Not preceded by "@": "@bob@host.example" is a handle, handled below, not an e-mail address.
+EMAIL_RE = re.compile(r"(?<![@\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A phone number: optional +country code, then 3-5 groups of digits; 8 to 15 digits in all.
+PHONE_RE = re.compile(r"(?<![\w/:.@-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]?\d{2,8}){1,4}(?![\w/:@-])")
+DATE_OR_ADDRESS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,3}(?:\.\d{1,3}){3}$")
+URL_IN_TEXT_RE = re.compile(r"https?://[^\s<>\"']+")
 HANDLE_RE = re.compile(r"@[A-Za-z0-9_]+(?:@[A-Za-z0-9.-]+(?::\d+)?)?")
+
+
+# A mention link as Mastodon and fedserver write it: <a href="…/@bob" class="u-url mention">@<span>bob</span></a>.
+MENTION_LINK_RE = re.compile(r"<a\b[^>]*\bclass=\"[^\"]*\bmention\b[^\"]*\"[^>]*>.*?</a>", re.S | re.I)
+HREF_RE = re.compile(r"\bhref=\"([^\"]*)\"", re.I)
+TAG_RE = re.compile(r"<[^>]+>")
 
 
 def scrub(text: str, consenting_handles: set[str]) -> str:
     """Replace e-mail addresses, phone numbers and @-handles of people who did not consent with
     typed placeholders (handles of consenting authors stay)."""
     text = EMAIL_RE.sub("[EMAIL]", text)
-    text = PHONE_RE.sub("[PHONE]", text)
+    text = _outside_urls(text, lambda part: PHONE_RE.sub(_phone, part))
     return HANDLE_RE.sub(lambda m: m.group(0) if m.group(0).lower() in consenting_handles else "[HANDLE]", text)
+
+
+def _phone(match: re.Match[str]) -> str:
+    value = match.group(0)
+    digits = sum(c.isdigit() for c in value)
+    if not 8 <= digits <= 15 or DATE_OR_ADDRESS_RE.match(value):
+        return value  # a date, a time or an IP address, not a phone number
+    return "[PHONE]"
+
+
+def _outside_urls(text: str, apply) -> str:
+    """Apply a substitution to the text between URLs (numbers inside links are not phone numbers)."""
+    out, position = [], 0
+    for match in URL_IN_TEXT_RE.finditer(text):
+        out.append(apply(text[position:match.start()]))
+        out.append(match.group(0))
+        position = match.end()
+    out.append(apply(text[position:]))
+    return "".join(out)
+
+
+def scrub_html(html: str, consenting_handles: set[str]) -> str:
+    """scrub() for post HTML: a mention link names its person in its text and in its href, so a
+    non-consenting person's whole link becomes the placeholder; hashtag links stay."""
+    def replace_link(match: re.Match[str]) -> str:
+        link = match.group(0)
+        if "hashtag" in link[:link.index(">")].lower():
+            return link
+        name = TAG_RE.sub("", link).strip().lstrip("@").split("@")[0]
+        href = HREF_RE.search(link)
+        host = host_of(href.group(1)) if href else None
+        handle = f"@{name}@{host}".lower() if host else f"@{name}".lower()
+        return link if handle in consenting_handles else "[HANDLE]"
+
+    return scrub(MENTION_LINK_RE.sub(replace_link, html), consenting_handles)
 
 
 def build_record(row: dict[str, Any], secret: bytes, *, mentions: list[str], tags: list[str], boosts: int,
@@ -31,7 +77,7 @@ def build_record(row: dict[str, Any], secret: bytes, *, mentions: list[str], tag
     text, html = row["content_text"], row["content_html"]
     if scrub_handles is not None:
         text = scrub(text, scrub_handles)
-        html = scrub(html, scrub_handles)
+        html = scrub_html(html, scrub_handles)
     return {
         "record_id": row["record_id"],
         "schema_version": RECORD_SCHEMA_VERSION,

@@ -50,7 +50,7 @@ def pseudonym(secret: bytes, kind: str, uri: str) -> str:
 
 def _content_hash(facts: dict) -> str:
     material = "\x1f".join(str(facts.get(k) or "") for k in (
-        "content_html", "summary", "edited_at", "language", "license", "event_id", "visibility"))
+        "content_html", "summary", "edited_at", "language", "license", "event_id", "visibility", "boosts"))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -2,6 +2,7 @@
 server state the corpus needs (its secret key, the reconciliation watermark)."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import aiosqlite
@@ -37,7 +38,8 @@ async def facts_for_posts(conn: aiosqlite.Connection, post_ids: list[int], purpo
         conn, "SELECT p.id AS post_id, p.uri, p.visibility, p.published_at, p.deleted_at, p.corpus_excluded,"
               " p.content_html, p.summary, p.edited_at, p.language, a.deleted_at AS actor_deleted_at,"
               " a.suspended_at AS actor_suspended_at, c.choice, c.include_unlisted, c.effective_from, c.license,"
-              " c.event_id, r.record_id, r.state, r.content_hash"
+              " c.event_id, r.record_id, r.state, r.content_hash,"
+              " (SELECT count(*) FROM announces b WHERE b.post_id = p.id) AS boosts"
               " FROM posts p JOIN actors a ON a.id = p.actor_id"
               " LEFT JOIN consent_choices c ON c.actor_id = p.actor_id AND c.purpose = ?"
               " LEFT JOIN corpus_records r ON r.post_id = p.id"
@@ -209,3 +211,60 @@ async def boost_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[
     rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM announces WHERE post_id IN ({placeholders})"
                                  " GROUP BY post_id", tuple(post_ids))
     return {row[0]: row[1] for row in rows}
+
+
+# --- Offline releases (corpus.export) ---------------------------------------------------------
+
+@asynccontextmanager
+async def read_snapshot(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """One read transaction: every query inside sees the same committed state (a WAL snapshot taken
+    at the first read), so a release's records, counts and removals agree with its cursor. Use a
+    connection of its own: statements of other coroutines on it would join the transaction."""
+    await conn.execute("BEGIN DEFERRED")
+    try:
+        yield conn
+    finally:
+        await conn.execute("COMMIT")
+
+
+async def release_before(conn: aiosqlite.Connection, seq: int) -> dict[str, Any] | None:
+    """The latest release made at a cursor before seq (the predecessor of a release at seq)."""
+    row = await fetch_one(conn, "SELECT * FROM corpus_releases WHERE seq < ? ORDER BY seq DESC, created_at DESC"
+                                " LIMIT 1", (seq,))
+    return dict(row) if row else None
+
+
+async def consent_head_at(conn: aiosqlite.Connection, at: str) -> str | None:
+    """Hash of the last consent-log event written at or before the given time (None: no event)."""
+    return await fetch_value(conn, "SELECT hash FROM consent_events WHERE created_at <= ? ORDER BY id DESC LIMIT 1",
+                             (at,))
+
+
+async def iter_removals_between(conn: aiosqlite.Connection, after_seq: int, up_to_seq: int, *, batch: int = 1000
+                                ) -> AsyncIterator[list[dict[str, Any]]]:
+    """Like removals_between, streamed in record_id order, and exact about "present at after_seq":
+    the record's last change at or before after_seq added or updated it (a record added and removed
+    again before the previous release was not in it)."""
+    last = ""
+    while True:
+        rows = await fetch_all(
+            conn, "SELECT r.record_id, c.reason, c.seq, c.created_at FROM corpus_records r"
+                  " JOIN corpus_changes c ON c.seq = r.changed_seq"
+                  " WHERE r.state = 'removed' AND r.changed_seq > ? AND r.changed_seq <= ? AND r.record_id > ?"
+                  " AND (SELECT a.action FROM corpus_changes a WHERE a.record_id = r.record_id AND a.seq <= ?"
+                  " ORDER BY a.seq DESC LIMIT 1) IN ('added', 'updated')"
+                  " ORDER BY r.record_id LIMIT ?", (after_seq, up_to_seq, last, after_seq, batch))
+        if not rows:
+            return
+        yield [dict(row) for row in rows]
+        last = rows[-1]["record_id"]
+
+
+async def present_author_handles(conn: aiosqlite.Connection) -> list[tuple[str, str, bool]]:
+    """(username, domain, is_local) of every author with a record in the corpus now: the people
+    whose consent is in effect (scrubbing keeps their handles)."""
+    rows = await fetch_all(
+        conn, "SELECT DISTINCT a.username, a.domain, a.is_local FROM corpus_records r"
+              " JOIN posts p ON p.id = r.post_id JOIN actors a ON a.id = p.actor_id WHERE r.state = 'present'"
+              " ORDER BY a.domain, a.username")
+    return [(row[0], row[1], bool(row[2])) for row in rows]

@@ -57,6 +57,9 @@ async def add_announce(conn: aiosqlite.Connection, *, announce_id: int, uri: str
     cur = await conn.execute(
         "INSERT INTO announces (id, uri, actor_id, post_id, published_at, created_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING", (announce_id, uri, actor_id, post_id, published_at, now))
+    if cur.rowcount > 0:
+        # Corpus records carry a post's boost count: mark the post changed for reconciliation.
+        await conn.execute("UPDATE posts SET updated_at = ? WHERE id = ?", (now, post_id))
     return cur.rowcount > 0
 
 
@@ -69,7 +72,9 @@ async def get_announce_by_uri(conn: aiosqlite.Connection, uri: str) -> Announce 
     return from_row(Announce, await fetch_one(conn, "SELECT * FROM announces WHERE uri = ?", (uri,)))
 
 
-async def delete_announce(conn: aiosqlite.Connection, announce_id: int) -> None:
+async def delete_announce(conn: aiosqlite.Connection, announce_id: int, now: str) -> None:
+    await conn.execute("UPDATE posts SET updated_at = ? WHERE id = (SELECT post_id FROM announces WHERE id = ?)",
+                       (now, announce_id))
     await conn.execute("DELETE FROM announces WHERE id = ?", (announce_id,))
 
 

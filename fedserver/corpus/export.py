@@ -1,0 +1,414 @@
+"""`fedserver corpus export`: an offline release of the corpus as a directory of gzip JSON Lines (or
+Parquet) shards, removals.jsonl, croissant.json, a dataset card and a signed manifest.
+
+Records stream from one read snapshot in batches, so memory stays flat however large the corpus
+is, and everything written is a function of the database state: the same state gives
+byte-identical files (gzip without time or name, sorted keys, dates taken from the corpus)."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiosqlite
+
+from fedserver import __version__
+from fedserver.context import Context
+from fedserver.corpus import card, croissant
+from fedserver.corpus.card import RECORD_FIELDS, DatasetFacts
+from fedserver.corpus.manifest import (MANIFEST, SIGNATURE, SIGNATURE_INFO, ReleasePlan, describe_file,
+                                       manifest_bytes, plan_release, record_release, sign_manifest)
+from fedserver.corpus.records import RECORD_SCHEMA_VERSION, iter_records
+from fedserver.corpus.sync import corpus_secret, reconcile
+from fedserver.corpus.terms import CONSENT_TERMS, RESEARCHER_TERMS
+from fedserver.db import open_database
+from fedserver.services.consent import verify_log
+from fedserver.store import actors as actor_store
+from fedserver.store import corpus as corpus_store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 100_000
+PARQUET_ROW_GROUP = 10_000
+FORMATS = {"jsonl": (".jsonl.gz", croissant.JSONL), "parquet": (".parquet", croissant.PARQUET)}
+README, CROISSANT, REMOVALS = "README.md", "croissant.json", "removals.jsonl"
+_OWN_FILES = {MANIFEST, SIGNATURE, SIGNATURE_INFO, README, CROISSANT, REMOVALS}
+_SHARD_NAME = re.compile(r"^train-\d{5}-of-\d{5}\.(jsonl\.gz|parquet)$")
+
+
+class ExportError(Exception):
+    """The export cannot be made (clear message for the admin)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    version: str
+    previous_version: str | None
+    new_release: bool
+    records: int
+    shards: int
+    removals: int
+    consent_log_verified: bool
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else float(self.records)
+
+
+async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl", scrub: bool = False,
+                         shard_size: int = DEFAULT_SHARD_SIZE, progress: bool | None = None,
+                         stream: TextIO | None = None) -> ExportResult:
+    """Write a release of the corpus as it is now into out (new, empty, or an earlier release,
+    which is replaced whole). progress None: show a bar when the stream is a terminal."""
+    started = time.monotonic()
+    if format not in FORMATS:
+        raise ExportError(f"unknown format {format!r}; choose {' or '.join(FORMATS)}")
+    if shard_size < 1:
+        raise ExportError("--shard-size must be at least 1")
+    if format == "parquet":
+        _require_pyarrow()
+    out = Path(out).resolve()
+    _check_target(out)
+    stream = stream or sys.stderr
+    await reconcile(ctx)
+    secret = await corpus_secret(ctx)
+    verification = await verify_log(ctx)
+    if not verification.ok:
+        # Every record is authorised by a consent event; a log that was altered proves nothing, so
+        # nothing is released until the admin has looked into it.
+        raise ExportError(f"the consent log does not verify (event {verification.first_bad_id}: "
+                          f"{verification.problem}); no release was written")
+    instance = await actor_store.get_instance_actor(ctx.db.reader)
+    if instance is None:
+        raise ExportError("this server has no instance actor to sign the release with")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside out and renamed into place at the end: no half-written release is ever seen.
+    # (mkdtemp's mode 0700 stays: a release is for registered researchers only.)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        # A connection of our own in one read transaction: records, counts and removals all agree
+        # with the cursor even while the server keeps writing.
+        async with open_database(ctx.db.path) as db, corpus_store.read_snapshot(db.reader) as conn:
+            plan = await plan_release(conn)
+            facts = await card.gather_facts(ctx, conn, plan)
+            handles = await _consenting_handles(conn) if scrub else None
+            bar = ProgressBar(facts.records, stream, stream.isatty() if progress is None else progress)
+            shards = await _write_shards(conn, secret, staging, format, shard_size, facts.records, handles, bar)
+            removals = await _write_removals(conn, staging, plan)
+        document = await croissant.croissant_document(ctx, files=_describe(staging, format, shards, removals),
+                                                      facts=facts, records_glob=f"data/train-*{FORMATS[format][0]}")
+        (staging / CROISSANT).write_bytes(croissant.render(document))
+        (staging / README).write_text(card.render_card(
+            facts, data_glob=f"data/train-*{FORMATS[format][0]}", shards=shards, removals=removals,
+            scrubbed=scrub, format_name=format), encoding="utf-8")
+        manifest = _manifest(facts, staging, shards, removals, format=format, scrub=scrub,
+                             verified=verification.ok, signer=instance[0])
+        actor, account = instance
+        sign_manifest(staging, manifest_bytes(manifest), private_key_pem=account.private_key_pem,
+                      key_id=actor.key_id or f"{actor.uri}#main-key", public_key_pem=actor.public_key_pem or "",
+                      signer=actor.uri)
+        _install(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    async with ctx.db.transaction() as tx:
+        await record_release(tx, plan, facts.records, ctx.clock.now_iso())
+    result = ExportResult(out=out, version=plan.version, previous_version=plan.previous_version,
+                          new_release=plan.is_new, records=facts.records, shards=len(shards), removals=removals,
+                          consent_log_verified=verification.ok, seconds=time.monotonic() - started)
+    log.info("corpus release %s written to %s: %d records, %d removals", result.version, out, result.records,
+             result.removals)
+    return result
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ExportError("--format parquet needs pyarrow: pip install 'fedserver[parquet]'") from None
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to write over anything that is not an earlier release (we replace that whole)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    strangers = [p for p in out.iterdir() if not _is_release_file(out, p)]
+    if strangers:
+        raise ExportError(f"{out} holds files that are not part of a corpus release ({strangers[0].name}); "
+                          "choose a new or empty directory")
+
+
+def _is_release_file(out: Path, path: Path) -> bool:
+    if path.name == "data" and path.is_dir():
+        return all(_SHARD_NAME.match(p.name) and p.is_file() for p in path.iterdir())
+    return path.name in _OWN_FILES and path.is_file()
+
+
+def _install(staging: Path, out: Path) -> None:
+    if out.exists():
+        _check_target(out)  # still only an earlier release
+        shutil.rmtree(out)
+    os.rename(staging, out)
+
+
+async def _consenting_handles(conn: aiosqlite.Connection) -> set[str]:
+    """Handles scrubbing keeps: authors in the corpus now (so the set follows the corpus state), in
+    full form, and for local authors also as @user, the way people on this server write them."""
+    handles: set[str] = set()
+    for username, domain, is_local in await corpus_store.present_author_handles(conn):
+        handles.add(f"@{username}@{domain}".lower())
+        if is_local:
+            handles.add(f"@{username}".lower())
+    return handles
+
+
+# --- Shards ------------------------------------------------------------------------------------
+
+class JsonlShard:
+    """gzip JSON Lines with a fixed header (mtime 0, no file name) and sorted keys."""
+
+    def __init__(self, path: Path) -> None:
+        self._raw = path.open("wb")
+        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        self._gzip.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+                                 for r in records).encode("utf-8"))
+
+    def close(self) -> None:
+        self._gzip.close()
+        self._raw.close()
+
+
+class ParquetShard:
+    """Parquet with an explicit schema (the same columns in the same order every time)."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self._schema = parquet_schema()
+        self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
+        self._rows: list[dict[str, Any]] = []
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        self._rows.extend(records)
+        if len(self._rows) >= PARQUET_ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    atomic = {"sc:Text": pa.string(), "sc:URL": pa.string(), "sc:DateTime": pa.string(),
+              "sc:Integer": pa.int64(), "sc:Boolean": pa.bool_()}
+
+    def arrow_type(field: card.Field):
+        if field.sub_fields:
+            kind = pa.struct([pa.field(sub.name, arrow_type(sub)) for sub in field.sub_fields])
+        else:
+            kind = atomic[field.data_type]
+        return pa.list_(kind) if field.is_array else kind
+
+    return pa.schema([pa.field(f.name, arrow_type(f)) for f in RECORD_FIELDS])
+
+
+class ShardSet:
+    """Splits the record stream into shards of shard_size, named as the Hugging Face Hub expects."""
+
+    def __init__(self, root: Path, format: str, shard_size: int, total: int) -> None:
+        suffix = FORMATS[format][0]
+        self.count = max(1, math.ceil(total / shard_size))
+        self.paths = [f"data/train-{i:05d}-of-{self.count:05d}{suffix}" for i in range(self.count)]
+        self.records = [0] * self.count
+        self._root, self._format, self._size = root, format, shard_size
+        self._index = 0
+        self._writer: JsonlShard | ParquetShard | None = None
+        self._checked = False
+        (root / "data").mkdir()
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if not self._checked and records:
+            _check_fields(records[0])
+            self._checked = True
+        while records:
+            if self._writer is None:
+                self._open()
+            room = self._size - self.records[self._index]
+            if room == 0:
+                self._next()
+                continue
+            part, records = records[:room], records[room:]
+            assert self._writer is not None
+            self._writer.write(part)
+            self.records[self._index] += len(part)
+
+    def _open(self) -> None:
+        if self._index >= self.count:
+            raise ExportError("the corpus grew during the export; export again")
+        path = self._root / self.paths[self._index]
+        self._writer = JsonlShard(path) if self._format == "jsonl" else ParquetShard(path)
+
+    def _next(self) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        self._index += 1
+
+    def close(self) -> None:
+        # Every announced shard exists, even an empty corpus's single shard.
+        while self._index < self.count:
+            if self._writer is None:
+                self._open()
+            self._next()
+
+
+def _check_fields(record: dict[str, Any]) -> None:
+    expected = {f.name for f in RECORD_FIELDS}
+    if set(record) != expected:
+        raise ExportError(f"record keys and the documented fields differ: {sorted(set(record) ^ expected)}")
+
+
+async def _write_shards(conn: aiosqlite.Connection, secret: bytes, root: Path, format: str, shard_size: int,
+                        total: int, handles: set[str] | None, bar: "ProgressBar") -> list[dict[str, Any]]:
+    shards = ShardSet(root, format, shard_size, total)
+    written = 0
+    pending: asyncio.Future | None = None
+    try:
+        async for batch in iter_records(conn, secret, batch=1000, scrub_handles=handles):
+            # Serialising and compressing run in a thread, overlapping the next batch's queries.
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(asyncio.to_thread(shards.write, batch))
+            written += len(batch)
+            bar.advance(len(batch))
+        if pending is not None:
+            await pending
+            pending = None
+        await asyncio.to_thread(shards.close)
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        bar.finish()
+    if written != total:
+        raise ExportError(f"counted {total} records but read {written}; export again")
+    return [{"path": path, "records": count} for path, count in zip(shards.paths, shards.records)]
+
+
+async def _write_removals(conn: aiosqlite.Connection, root: Path, plan: ReleasePlan) -> int:
+    """Records of the previous release removed since, one JSON object a line, by record id."""
+    count = 0
+    with (root / REMOVALS).open("wb") as f:
+        if plan.previous_version is not None:
+            async for rows in corpus_store.iter_removals_between(conn, plan.previous_seq, plan.seq):
+                f.write("".join(json.dumps({"reason": r["reason"], "record_id": r["record_id"],
+                                            "removed_at": r["created_at"]}, sort_keys=True, separators=(",", ":"))
+                                + "\n" for r in rows).encode("utf-8"))
+                count += len(rows)
+    return count
+
+
+# --- Metadata ----------------------------------------------------------------------------------
+
+def _describe(root: Path, format: str, shards: list[dict[str, Any]], removals: int
+              ) -> list[croissant.DistributionFile]:
+    files = []
+    for shard in shards:
+        entry = describe_file(root, shard["path"])
+        shard.update(sha256=entry["sha256"], bytes=entry["bytes"])
+        files.append(croissant.DistributionFile(shard["path"], shard["path"], FORMATS[format][1],
+                                                sha256=entry["sha256"], content_size=entry["bytes"],
+                                                description=f"{shard['records']} records of the train split."))
+    entry = describe_file(root, REMOVALS)
+    files.append(croissant.DistributionFile(REMOVALS, REMOVALS, croissant.JSONL, sha256=entry["sha256"],
+                                            content_size=entry["bytes"],
+                                            # An empty file has no columns for a RecordSet to read.
+                                            holds="removals" if removals else "other",
+                                            description=f"{removals} records removed since the previous release."))
+    return files
+
+
+def _manifest(facts: DatasetFacts, root: Path, shards: list[dict[str, Any]], removals: int, *, format: str,
+              scrub: bool, verified: bool, signer: actor_store.Actor) -> dict[str, Any]:
+    plan = facts.plan
+    files = [{"path": s["path"], "sha256": s["sha256"], "bytes": s["bytes"], "records": s["records"]}
+             for s in shards]
+    files.append(describe_file(root, REMOVALS, records=removals))
+    files += [describe_file(root, CROISSANT), describe_file(root, README)]
+    return {
+        "name": facts.name,
+        "version": plan.version,
+        "previous_version": plan.previous_version,
+        "created_at": plan.created_at,
+        "corpus_cursor": plan.seq,
+        "previous_corpus_cursor": plan.previous_seq if plan.previous_version else None,
+        "records": facts.records,
+        "removals": removals,
+        "format": format,
+        "scrubbed": scrub,
+        "record_schema_version": RECORD_SCHEMA_VERSION,
+        "consent_log": {"head": facts.consent_head, "verified": verified},
+        "consent_terms": {"version": CONSENT_TERMS.version, "sha256": CONSENT_TERMS.sha256},
+        "researcher_terms": {"version": RESEARCHER_TERMS.version, "sha256": RESEARCHER_TERMS.sha256},
+        "signer": {"actor": signer.uri, "key_id": signer.key_id},
+        "generator": f"fedserver {__version__}",
+        "files": sorted(files, key=lambda f: f["path"]),
+    }
+
+
+# --- Progress ----------------------------------------------------------------------------------
+
+class ProgressBar:
+    """records written / total and the rate, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.done = 0
+        self._started = self._drawn = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= 0.1:
+            self._drawn = now
+            self._draw(now)
+
+    def finish(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now: float) -> None:
+        share = self.done / self.total if self.total else 1.0
+        filled = int(share * 30)
+        rate = self.done / max(now - self._started, 1e-6)
+        self.stream.write(f"\rexporting [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} records"
+                          f" {share:4.0%} {rate:,.0f} rec/s")
+        self.stream.flush()
