@@ -11,6 +11,7 @@ from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.context import Context
+from fedserver.corpus import api as corpus_api
 from fedserver.corpus import sync as corpus_sync
 from fedserver.db import Database, migrate
 from fedserver.federation import routes as federation_routes
@@ -18,7 +19,13 @@ from fedserver.federation.delivery import DeliveryWorker
 from fedserver.federation.inbox import handle_inbox
 from fedserver.federation.processing import InboxWorker
 from fedserver.services.accounts import ensure_instance_actor
-from fedserver.web import pages
+from fedserver.web import admin as web_admin
+from fedserver.web import auth as web_auth
+from fedserver.web import settings as web_settings
+from fedserver.web import common, crawlers, pages
+from fedserver.web import posts as web_posts
+from fedserver.web import social as web_social
+from fedserver.web import timeline as web_timeline
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +75,19 @@ async def security_headers(request: web.Request, handler):
 def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: bool = True) -> web.Application:
     # The inbox enforces its own (smaller or equal) limit with a clear 413; this caps everything else.
     app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
-                          middlewares=[security_headers])
+                          middlewares=[security_headers, crawlers.crawler_signals, common.session_middleware,
+                                       common.csrf_middleware])
     federation_routes.add_routes(app, handle_inbox)
     pages.add_routes(app)
+    crawlers.add_routes(app)
+    web_auth.add_routes(app)
+    web_timeline.add_routes(app)
+    web_posts.add_routes(app)
+    web_social.add_routes(app)
+    web_settings.add_routes(app)
+    web_admin.add_routes(app)
+    app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
+    corpus_api.add_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         ctx = await open_context(settings, clock)
@@ -92,6 +109,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                 await task
             except asyncio.CancelledError:
                 pass
+        if "delivery_worker" in app:
+            await app["delivery_worker"].stop()
         if CTX_KEY in app:
             await close_context(app[CTX_KEY])
 

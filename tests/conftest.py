@@ -154,3 +154,10 @@ def fast_accounts(monkeypatch):
 
     monkeypatch.setattr(accounts, "generate_rsa_private_key_pem", next_key)
     monkeypatch.setattr(accounts, "hash_password", lambda password: "not-hashed-in-tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread from its first use until the session ends, and asyncio tests cannot start a loop of
+    their own while it runs."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))

@@ -95,6 +95,9 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
     icon_url, icon_type = _image_url(doc.get("icon"))
     url = doc.get("url")
     url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
+    # Links we will put into pages and posts: http(s) only, never javascript: or data: URLs.
+    url = url if host_of(url) is not None else None
+    icon_url = icon_url if host_of(icon_url) is not None else None
     return {
         "username": username,
         "domain": host_of(actor_id),

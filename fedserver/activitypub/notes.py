@@ -93,6 +93,7 @@ def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNot
             hashtags.append(tag["name"].lstrip("#").lower()[:100])
     url = obj.get("url")
     url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
+    url = url if host_of(url) is not None else None  # http(s) only: it becomes a link in pages
     summary = string_or_none(obj.get("summary"), 5000)
     parsed = ParsedNote(
         uri=uri, object_type=object_type, attributed_to=author, content_html=content_html,

@@ -106,7 +106,7 @@ async def handle_undo(ctx: Context, activity: dict[str, Any], signer: Actor) -> 
         if inner_type in (None, "Announce"):
             announce = await interaction_store.get_announce_by_uri(tx, object_uri)
             if announce is not None and announce.actor_id == signer.id:
-                await interaction_store.delete_announce(tx, announce.id)
+                await interaction_store.delete_announce(tx, announce.id, ctx.clock.now_iso())
                 return
         if inner_type == "Block":
             target = await actor_store.get_actor_by_uri(tx, id_of(obj.get("object")) or "")

@@ -90,7 +90,7 @@ async def unboost(ctx: Context, username: str, post_uri: str) -> None:
         existing = await interaction_store.get_announce(tx, actor.id, post.id)
         if existing is None:
             raise InteractionError("you have not boosted that post")
-        await interaction_store.delete_announce(tx, existing.id)
+        await interaction_store.delete_announce(tx, existing.id, ctx.clock.now_iso())
         original = as2.announce_activity(existing.uri, actor, post.uri, author.uri, existing.published_at)
         undo = as2.undo_activity(f"{existing.uri}/undo", actor.uri, original)
         inboxes = [*await outbox.follower_inboxes(tx, actor), author.inbox_url if not author.is_local else None]

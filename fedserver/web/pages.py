@@ -1,25 +1,14 @@
-"""Public HTML pages: the home page, profiles and single posts (the full web interface builds on these)."""
+"""Public HTML pages: the landing page, local profiles and single local posts with their thread."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import jinja2
 from aiohttp import web
 
 from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.context import Context
-from fedserver.services import audience
-from fedserver.store import actors as actor_store
-from fedserver.store import posts as post_store
-
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                          autoescape=jinja2.select_autoescape(["html"]), enable_async=True)
-
-
-async def render(template: str, status: int = 200, **values) -> web.Response:
-    html = await _env.get_template(template).render_async(**values)
-    return web.Response(text=html, content_type="text/html", status=status)
+from fedserver.services import audience, auth, timelines
+from fedserver.web import crawlers, social
+from fedserver.web.common import render, viewer_of
+from fedserver.web.timeline import compose_values
 
 
 def _ctx(request: web.Request) -> Context:
@@ -27,39 +16,56 @@ def _ctx(request: web.Request) -> Context:
 
 
 async def home(request: web.Request) -> web.Response:
+    if viewer_of(request) is not None:
+        raise web.HTTPSeeOther("/home")
     ctx = _ctx(request)
     stats = await audience.usage_stats(ctx)
-    return await render("public/home.html", instance=ctx.settings.instance, stats=stats)
+    return await render(request, "public/home.html", stats=stats, registrations=await auth.registration_mode(ctx),
+                        crawler=crawlers.page_meta(ctx, False))
 
 
-async def profile(request: web.Request) -> web.Response:
+async def profile(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
-    actor = await actor_store.get_local_actor(ctx.db.reader, request.match_info["username"])
-    if actor is None or actor.deleted_at:
-        return await render("public/not_found.html", status=404, instance=ctx.settings.instance)
+    if "@" in request.match_info["username"]:
+        return await social.profile_by_handle(request)
+    actor = await timelines.local_actor(ctx, request.match_info["username"])
+    if actor is None:
+        return await render(request, "public/not_found.html", status=404)
     if wants_activitypub(request.headers.get("Accept")):
         raise web.HTTPFound(actor.uri)
-    posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=("public",), limit=20)
-    return await render("public/profile.html", instance=ctx.settings.instance, actor=actor, posts=posts)
+    values = await social.profile_values(request, actor)
+    posts = [card.post for card in values["page"].cards]
+    # The page shows these posts: it may say yes to training only if each of them may be used.
+    request[crawlers.ALLOWS_TRAINING] = allows = await crawlers.posts_allow(ctx, actor, posts)
+    return await render(request, "public/profile.html", actor=actor, crawler=crawlers.page_meta(ctx, allows),
+                        **values)
 
 
 async def post_page(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    actor = await actor_store.get_local_actor(ctx.db.reader, request.match_info["username"])
-    try:
-        post_id = int(request.match_info["post_id"])
-    except ValueError:
-        post_id = -1
-    post = await post_store.get_post(ctx.db.reader, post_id) if actor else None
+    actor = await timelines.local_actor(ctx, request.match_info["username"])
+    raw_id = request.match_info["post_id"]
+    post_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 20 else -1
+    post = await timelines.post_by_id(ctx, post_id) if actor else None
     if actor is None or post is None or post.actor_id != actor.id:
-        return await render("public/not_found.html", status=404, instance=ctx.settings.instance)
+        return await render(request, "public/not_found.html", status=404)
     if post.is_deleted:
-        return await render("public/not_found.html", status=410, instance=ctx.settings.instance)
-    if not await audience.may_see(ctx, post, None):
-        return await render("public/not_found.html", status=404, instance=ctx.settings.instance)
+        return await render(request, "public/not_found.html", status=410)
+    viewer = viewer_of(request)
+    if not await audience.may_see(ctx, post, viewer.actor if viewer else None):
+        return await render(request, "public/not_found.html", status=404)
     if wants_activitypub(request.headers.get("Accept")):
         raise web.HTTPFound(post.uri)
-    return await render("public/post.html", instance=ctx.settings.instance, actor=actor, post=post)
+    thread = await timelines.thread(ctx, post, viewer.actor if viewer else None)
+    others = [*thread.ancestors, *thread.descendants]
+    # The page shows the whole thread: it may say yes only if every post on it is the author's own
+    # and may be used (a reply by someone else carries that person's choice, not this author's).
+    request[crawlers.ALLOWS_TRAINING] = allows = (
+        await crawlers.post_allows(ctx, actor, post) and all(card.author.id == actor.id for card in others)
+        and (not others or await crawlers.posts_allow(ctx, actor, [card.post for card in others])))
+    compose = await compose_values(ctx, viewer, back=request.path, reply_to=thread.focus) if viewer else None
+    return await render(request, "public/post.html", actor=actor, post=post, thread=thread, compose=compose,
+                        crawler=crawlers.page_meta(ctx, allows))
 
 
 def add_routes(app: web.Application) -> None:

@@ -62,3 +62,17 @@ def test_content_map_is_used_when_content_is_missing_and_gives_the_language():
 def test_objects_that_cannot_be_shown_as_posts_are_refused(obj):
     with pytest.raises(InvalidNote):
         parse_note(obj)
+
+
+def test_only_http_links_of_remote_objects_and_actors_are_kept():
+    from fedserver.activitypub.actors import actor_profile
+
+    parsed, _ = parse_note(_note(url="javascript:alert(1)"))
+    assert parsed.url is None
+    actor = {"@context": "https://www.w3.org/ns/activitystreams", "id": "https://a.example/users/bob",
+             "type": "Person", "inbox": "https://a.example/users/bob/inbox", "url": "javascript:alert(1)",
+             "icon": {"type": "Image", "url": "data:image/png;base64,AAAA"},
+             "publicKey": {"id": "https://a.example/users/bob#main-key", "owner": "https://a.example/users/bob",
+                           "publicKeyPem": "-----BEGIN PUBLIC KEY-----x"}}
+    profile = actor_profile(actor)
+    assert profile["url"] is None and profile["icon_url"] is None

@@ -1,0 +1,136 @@
+"""Reading timelines: the home feed (posts and boosts of followed accounts), the local and hashtag
+timelines, and the batch look-ups that turn a page of posts into cards (authors, counts, the
+viewer's own likes and boosts). Every list pages by id: items older than max_id, newest first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.actors import Actor
+from fedserver.store.posts import Post
+from fedserver.store.rows import fetch_all, from_rows
+
+# Larger than any time-ordered id (milliseconds << 16 fits well under 2**62).
+NO_MAX_ID = 2**62
+
+
+@dataclass
+class TimelineEntry:
+    """One line of the home feed: a post, or a boost of it (sort_id is then the boost's id)."""
+    sort_id: int
+    post_id: int
+    boosted_by_id: int | None
+
+
+async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: int | None,
+                       limit: int) -> list[TimelineEntry]:
+    """The viewer's own posts; posts of accounts they follow (accepted follows only) that they may
+    see; and boosts of public or unlisted posts by those accounts or by the viewer."""
+    before = max_id if max_id is not None else NO_MAX_ID
+    # Each branch is limited first so that SQLite sorts at most 2 * limit rows.
+    rows = await fetch_all(conn, """
+        SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id FROM posts p
+             WHERE p.deleted_at IS NULL AND p.id < :before
+               AND (p.actor_id = :viewer
+                    OR (p.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = :viewer
+                                       AND state = 'accepted')
+                        AND (p.visibility != 'direct'
+                             OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = p.id
+                                        AND m.actor_id = :viewer))))
+             ORDER BY p.id DESC LIMIT :limit)
+        UNION ALL
+        SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT a.id AS sort_id, a.post_id AS post_id, a.actor_id AS boosted_by_id FROM announces a
+              JOIN posts p ON p.id = a.post_id
+             WHERE a.id < :before AND p.deleted_at IS NULL AND p.visibility IN ('public', 'unlisted')
+               AND (a.actor_id = :viewer
+                    OR a.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = :viewer
+                                      AND state = 'accepted'))
+             ORDER BY a.id DESC LIMIT :limit)
+        ORDER BY sort_id DESC LIMIT :limit""",
+        {"viewer": viewer_id, "before": before, "limit": limit})  # type: ignore[arg-type]
+    return [TimelineEntry(row["sort_id"], row["post_id"], row["boosted_by_id"]) for row in rows]
+
+
+async def local_public_posts(conn: aiosqlite.Connection, *, max_id: int | None, limit: int) -> list[Post]:
+    """Public posts of local accounts that are not suspended."""
+    rows = await fetch_all(
+        conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
+              " WHERE p.is_local = 1 AND p.visibility = 'public' AND p.deleted_at IS NULL AND p.id < ?"
+              " AND a.suspended_at IS NULL AND a.deleted_at IS NULL ORDER BY p.id DESC LIMIT ?",
+        (max_id if max_id is not None else NO_MAX_ID, limit))
+    return from_rows(Post, rows)
+
+
+async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_remote: bool,
+                              max_id: int | None, limit: int) -> list[Post]:
+    """Public posts carrying the hashtag (uses the post_tags_tag index)."""
+    rows = await fetch_all(
+        conn, "SELECT p.* FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN actors a ON a.id = p.actor_id"
+              " WHERE t.tag = ? AND t.post_id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
+              " AND (p.is_local = 1 OR ?) AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+              " ORDER BY t.post_id DESC LIMIT ?",
+        (tag.lower(), max_id if max_id is not None else NO_MAX_ID, int(include_remote), limit))
+    return from_rows(Post, rows)
+
+
+def _marks(values: list[int]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+async def posts_by_ids(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, Post]:
+    if not post_ids:
+        return {}
+    rows = await fetch_all(conn, f"SELECT * FROM posts WHERE id IN ({_marks(post_ids)})", tuple(post_ids))
+    return {post.id: post for post in from_rows(Post, rows)}
+
+
+async def actors_by_ids(conn: aiosqlite.Connection, actor_ids: list[int]) -> dict[int, Actor]:
+    if not actor_ids:
+        return {}
+    rows = await fetch_all(conn, f"SELECT * FROM actors WHERE id IN ({_marks(actor_ids)})", tuple(actor_ids))
+    return {actor.id: actor for actor in from_rows(Actor, rows)}
+
+
+async def like_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, int]:
+    if not post_ids:
+        return {}
+    rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM likes WHERE post_id IN ({_marks(post_ids)})"
+                                 " GROUP BY post_id", tuple(post_ids))
+    return {row[0]: row[1] for row in rows}
+
+
+async def announce_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, int]:
+    if not post_ids:
+        return {}
+    rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM announces WHERE post_id IN ({_marks(post_ids)})"
+                                 " GROUP BY post_id", tuple(post_ids))
+    return {row[0]: row[1] for row in rows}
+
+
+async def liked_among(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int]) -> set[int]:
+    if not post_ids:
+        return set()
+    rows = await fetch_all(conn, f"SELECT post_id FROM likes WHERE actor_id = ? AND post_id IN ({_marks(post_ids)})",
+                           (actor_id, *post_ids))
+    return {row[0] for row in rows}
+
+
+async def boosted_among(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int]) -> set[int]:
+    if not post_ids:
+        return set()
+    rows = await fetch_all(conn, f"SELECT post_id FROM announces WHERE actor_id = ?"
+                                 f" AND post_id IN ({_marks(post_ids)})", (actor_id, *post_ids))
+    return {row[0] for row in rows}
+
+
+async def notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id: int | None,
+                        limit: int) -> list[dict]:
+    """Notifications newest first, with the id of the actor they come from (for links and cards)."""
+    rows = await fetch_all(
+        conn, "SELECT id, kind, from_actor_id, post_id, created_at, read_at FROM notifications"
+              " WHERE recipient_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        (recipient_id, max_id if max_id is not None else NO_MAX_ID, limit))
+    return [dict(row) for row in rows]

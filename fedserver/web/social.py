@@ -1,0 +1,185 @@
+"""Finding and following people: search by @user@host, follow and unfollow, answering follow
+requests, and the profile pages of accounts on other servers."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from markupsafe import Markup
+
+from fedserver.activitypub import fetch
+from fedserver.activitypub.sanitize import sanitize_html
+from fedserver.services import follows, remote_actors, timelines
+from fedserver.services.auth import Viewer
+from fedserver.store.actors import Actor
+from fedserver.web.common import ctx_of, redirect, render, require_viewer, viewer_of
+from fedserver.web.timeline import local_path, max_id_of
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY = 300
+
+
+def bio_html(actor: Actor) -> Markup:
+    """The bio, sanitized. A local person's own links carry rel="me", so that a site linking back
+    to their profile verifies it (Mastodon's and IndieWeb's rel=me check); the sanitizer replaces
+    every rel with "nofollow noopener noreferrer", which is what we extend here."""
+    html = sanitize_html(actor.summary_html or "")
+    if actor.is_local:
+        # The sanitizer's output is serialised by html5ever: this exact attribute text only occurs
+        # as the attribute it set (quotes inside attribute values are escaped as &quot;).
+        html = html.replace(' rel="nofollow noopener noreferrer"', ' rel="me nofollow noopener noreferrer"')
+    return Markup(html)
+
+
+def _search_problem(handle: str, exc: remote_actors.ActorNotFound) -> str:
+    """A plain sentence for why the account could not be found (the technical reason follows)."""
+    user, _, host = handle.partition("@")
+    cause = exc.__cause__
+    if isinstance(cause, (fetch.FetchConnectionError, fetch.FetchTimeout)):
+        return f"We could not reach {host}: the server may be down, or the address may be misspelt. ({exc})"
+    if isinstance(cause, (fetch.FetchNotFound, fetch.FetchGone)):
+        return f"{host} has no account named {user}."
+    if isinstance(cause, fetch.FetchBlocked):
+        return f"This server does not connect to {host}."
+    return f"Could not find @{handle}: {exc}."
+
+
+def _handle_of(query: str, local_domain: str) -> str:
+    """@user@host or user@host as typed; a bare @user means someone on this server."""
+    handle = query.strip().removeprefix("acct:").lstrip("@")
+    return handle if "@" in handle else f"{handle}@{local_domain}"
+
+
+@require_viewer
+async def search(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    query = request.query.get("q", "").strip()[:MAX_QUERY]
+    if not query:
+        return await render(request, "social/search.html", q="", found=None)
+    if not query.strip("@ "):
+        return await render(request, "social/search.html", status=400, q=query, found=None,
+                            error="Type an address like @someone@mastodon.social.")
+    handle = _handle_of(query, ctx.urls.domain)
+    try:
+        found = await remote_actors.resolve_handle(ctx, handle)
+    except remote_actors.ActorNotFound as exc:
+        log.info("search for %r failed: %s", query, exc)
+        return await render(request, "social/search.html", status=404, q=query, found=None,
+                            error=_search_problem(handle, exc))
+    viewer = viewer_of(request)
+    assert viewer is not None
+    relation = await timelines.relationship(ctx, viewer.actor, found)
+    return await render(request, "social/search.html", q=query, found=found, relation=relation)
+
+
+async def _target(request: web.Request, form) -> Actor | None:
+    value = str(form.get("actor_id", ""))
+    return await timelines.actor_by_id(ctx_of(request), int(value)) if value.isdigit() else None
+
+
+def _viewer(request: web.Request) -> Viewer:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    return viewer
+
+
+@require_viewer
+async def follow(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    back = local_path(form.get("back"), "/home")
+    target = await _target(request, form)
+    if target is None:
+        return redirect(back, flash="That account is not known here.")
+    try:
+        record = await follows.follow(ctx_of(request), _viewer(request).username, target.handle)
+    except follows.FollowError as exc:
+        return redirect(back, flash=f"Could not follow: {exc}.")
+    name = target.display_name or target.username
+    if record.state == "accepted":
+        return redirect(back, flash=f"You follow {name} now.")
+    return redirect(back, flash=f"Follow request sent to {name}; you will follow them once it is accepted.")
+
+
+@require_viewer
+async def unfollow(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    back = local_path(form.get("back"), "/home")
+    target = await _target(request, form)
+    if target is None:
+        return redirect(back, flash="That account is not known here.")
+    try:
+        await follows.unfollow(ctx_of(request), _viewer(request).username, target.handle)
+    except follows.FollowError as exc:
+        return redirect(back, flash=f"Could not unfollow: {exc}.")
+    return redirect(back, flash=f"You no longer follow {target.display_name or target.username}.")
+
+
+@require_viewer
+async def follow_requests(request: web.Request) -> web.Response:
+    requests = await follows.list_requests(ctx_of(request), _viewer(request).username)
+    return await render(request, "social/follow_requests.html", requests=requests)
+
+
+@require_viewer
+async def answer_follow_request(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    target = await _target(request, form)
+    decision = form.get("decision")
+    if target is None or decision not in ("approve", "reject"):
+        return redirect("/follow_requests", flash="That request is not known here.")
+    try:
+        await follows.answer_follow_request(ctx_of(request), _viewer(request).username, target.handle,
+                                            accept=decision == "approve")
+    except follows.FollowError as exc:
+        return redirect("/follow_requests", flash=f"That did not work: {exc}.")
+    name = target.display_name or target.username
+    return redirect("/follow_requests",
+                    flash=f"{name} follows you now." if decision == "approve" else f"You turned down {name}.")
+
+
+async def profile_values(request: web.Request, actor: Actor) -> dict:
+    """What a profile page (local or remote) shows: header, counts, follow button and the posts
+    this viewer may see."""
+    ctx, viewer = ctx_of(request), viewer_of(request)
+    viewer_actor = viewer.actor if viewer else None
+    relation = await timelines.relationship(ctx, viewer_actor, actor)
+    visibilities = timelines.profile_visibilities(relation)
+    page = await timelines.profile_posts(ctx, actor, viewer_actor, visibilities, max_id=max_id_of(request))
+    counts = await timelines.profile_counts(ctx, actor, visibilities)
+    return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor)}
+
+
+@require_viewer
+async def remote_profile(request: web.Request) -> web.StreamResponse:
+    value = request.match_info["actor_id"]
+    actor = await timelines.actor_by_id(ctx_of(request), int(value)) if value.isdigit() and len(value) < 19 else None
+    if actor is None:
+        return await render(request, "public/not_found.html", status=404)
+    if actor.is_local:
+        raise web.HTTPFound(f"/@{actor.username}")
+    return await render(request, "social/remote_profile.html", **await profile_values(request, actor))
+
+
+@require_viewer
+async def profile_by_handle(request: web.Request) -> web.StreamResponse:
+    """/@user@host: the account on another server, found by WebFinger if it is not known yet."""
+    ctx = ctx_of(request)
+    handle = request.match_info["username"]
+    try:
+        actor = await remote_actors.resolve_handle(ctx, handle)
+    except remote_actors.ActorNotFound as exc:
+        return await render(request, "error.html", status=404, message=f"Could not find @{handle}: {exc}")
+    if actor.is_local:
+        raise web.HTTPFound(f"/@{actor.username}")
+    raise web.HTTPFound(f"/remote/{actor.id}")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/search", search)
+    r.add_post("/follow", follow)
+    r.add_post("/unfollow", unfollow)
+    r.add_get("/follow_requests", follow_requests)
+    r.add_post("/follow_requests/answer", answer_follow_request)
+    r.add_get("/remote/{actor_id}", remote_profile)

@@ -1,0 +1,91 @@
+"""Timeline pages: home (with the compose form), local, hashtags and notifications; and the small
+pieces the other people-facing pages share (paging, safe return paths, compose defaults)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from fedserver.context import Context
+from fedserver.services import follows, timelines
+from fedserver.services.auth import Viewer
+from fedserver.store.posts import Post
+from fedserver.web.common import ctx_of, render, require_viewer, viewer_of
+
+TAG_RE = re.compile(r"^\w{1,100}$")
+_NARROWNESS = ("direct", "followers", "unlisted", "public")
+
+
+def max_id_of(request: web.Request) -> int | None:
+    """The `max_id` paging parameter; anything that is not a positive integer means the first page."""
+    value = request.query.get("max_id", "")
+    return int(value) if value.isdigit() and len(value) < 20 else None
+
+
+def local_path(value: object, default: str = "/home") -> str:
+    # Only paths on this site: a form field must not turn into an open redirect.
+    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def reply_visibility(parent: Post) -> str:
+    """Replies start as private as the post they answer (Mastodon does the same)."""
+    return min("public", parent.visibility, key=_NARROWNESS.index)
+
+
+async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: timelines.PostCard | None = None,
+                         text: str | None = None, visibility: str | None = None, content_warning: str = "",
+                         exclude: bool = False) -> dict[str, Any]:
+    """What the compose form shows: a reply starts with the author's handle and the parent's CW."""
+    if reply_to is not None and text is None:
+        author = reply_to.author
+        text = "" if author.id == viewer.actor.id else (f"@{author.username} " if author.is_local
+                                                          else f"{author.handle} ")
+        content_warning = content_warning or (reply_to.post.summary or "")
+    if visibility is None:
+        visibility = reply_visibility(reply_to.post) if reply_to is not None else "public"
+    return {"text": text or "", "visibility": visibility, "content_warning": content_warning, "exclude": exclude,
+            "reply_to": reply_to, "back": back, "consented": await timelines.training_allowed(ctx, viewer.actor)}
+
+
+@require_viewer
+async def home(request: web.Request) -> web.Response:
+    ctx, viewer = ctx_of(request), viewer_of(request)
+    assert viewer is not None
+    page = await timelines.home(ctx, viewer.actor, max_id=max_id_of(request))
+    compose = await compose_values(ctx, viewer, back="/home")
+    return await render(request, "timeline/home.html", page=page, compose=compose)
+
+
+async def local(request: web.Request) -> web.Response:
+    viewer = viewer_of(request)
+    page = await timelines.local(ctx_of(request), viewer.actor if viewer else None, max_id=max_id_of(request))
+    return await render(request, "timeline/local.html", page=page)
+
+
+async def tag(request: web.Request) -> web.Response:
+    name = request.match_info["tag"]
+    if not TAG_RE.match(name):
+        return await render(request, "public/not_found.html", status=404)
+    viewer = viewer_of(request)
+    page = await timelines.tagged(ctx_of(request), name.lower(), viewer.actor if viewer else None,
+                                  max_id=max_id_of(request))
+    return await render(request, "timeline/tag.html", tag=name.lower(), page=page)
+
+
+@require_viewer
+async def notifications(request: web.Request) -> web.Response:
+    ctx, viewer = ctx_of(request), viewer_of(request)
+    assert viewer is not None
+    page = await timelines.notifications(ctx, viewer.actor, max_id=max_id_of(request))
+    waiting = len(await follows.list_requests(ctx, viewer.username))
+    return await render(request, "timeline/notifications.html", page=page, requests_waiting=waiting)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/home", home)
+    app.router.add_get("/local", local)
+    app.router.add_get("/tags/{tag}", tag)
+    app.router.add_get("/notifications", notifications)

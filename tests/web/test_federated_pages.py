@@ -1,0 +1,203 @@
+"""The pages with other servers on the other side: following someone found by @user@host search,
+their posts on the home timeline, a remote reply in the notifications, and remote HTML that tries
+to run script on our pages."""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import AsyncIterator
+
+import pytest
+
+from fedserver.services import accounts, posting
+from fedserver.services.posting import Draft
+from tests.conftest import wait_until
+from tests.e2e.fake_remote import FakeRemote
+from tests.web.browser import Browser, person
+
+
+
+class ActiveHtmlFinder(HTMLParser):
+    """Parses a page as a browser would and lists what could run: script, embedding elements,
+    event-handler attributes and javascript: addresses (escaped text is, rightly, just text)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "iframe", "object", "embed", "svg", "math", "style"):
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}=>")
+            if name in ("href", "src", "action", "formaction") and value and "javascript:" in value.lower():
+                self.found.append(f"<{tag} {name}={value}>")
+
+
+def active_html(page: str) -> list[str]:
+    finder = ActiveHtmlFinder()
+    finder.feed(page)
+    finder.close()
+    return finder.found
+
+
+async def follow_state(instance, follower_uri: str, followee_uri: str) -> str | None:
+    rows = await instance.query(
+        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
+        " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
+    return rows[0][0] if rows else None
+
+
+async def test_following_someone_found_by_search_brings_their_posts_home(instances):
+    a, b = await instances("a"), await instances("b")
+    alice = await person(a, "alice")
+    await accounts.create_account(b.ctx, "bob", display_name="Bob on B")
+    try:
+        found = await alice.get(f"/search?q={b.handle('bob')}")
+        assert found.status == 200 and "Bob on B" in found.text and ">Follow</button>" in found.text
+        actor_id = re.search(r'name="actor_id" value="(\d+)"', found.text).group(1)
+        await alice.submit(f"/search?q={b.handle('bob')}", "/follow", {"actor_id": actor_id, "back": "/search"})
+        await wait_until(lambda: _accepted(a, a.actor_uri("alice"), b.actor_uri("bob")), what="follow accepted")
+        assert "Unfollow" in (await alice.get(f"/remote/{actor_id}")).text
+
+        post = await posting.create_post(b.ctx, "bob", Draft(text="News from server B", visibility="followers"))
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (post.uri,)),
+                         what="bob's post delivered to a")
+        home = await alice.get("/home")
+        assert "News from server B" in home.text and f'href="/remote/{actor_id}"' in home.text
+        # Its page, by our id, with a reply form; and bob's profile as seen from here.
+        local_id = (await a.query("SELECT id FROM posts WHERE uri = ?", (post.uri,)))[0][0]
+        assert f'href="/posts/{local_id}"' in home.text
+        thread = await alice.get(f"/posts/{local_id}")
+        assert thread.status == 200 and "News from server B" in thread.text and f"{b.handle('bob')} " in thread.text
+        profile = await alice.get(f"/@bob@{b.domain}")
+        assert profile.url.endswith(f"/remote/{actor_id}") and "News from server B" in profile.text
+        # Not for the open web: a followers-only post does not exist for visitors; remote profiles
+        # send them to sign in.
+        anon = Browser(a.base)
+        assert (await anon.get(f"/posts/{local_id}", follow=False)).status == 404
+        assert (await anon.get(f"/remote/{actor_id}", follow=False)).status == 303
+        await anon.close()
+    finally:
+        await alice.close()
+
+
+async def _accepted(instance, follower_uri: str, followee_uri: str) -> bool:
+    return await follow_state(instance, follower_uri, followee_uri) == "accepted"
+
+
+async def test_search_errors_are_shown_plainly(instances):
+    a = await instances("a")
+    b = await instances("b")
+    alice = await person(a, "alice")
+    try:
+        unknown = await alice.get(f"/search?q=@nobody@{b.domain}")
+        assert unknown.status == 404 and f"{b.domain} has no account named nobody." in unknown.text
+        unreachable = await alice.get("/search?q=@someone@127.0.0.1:9")
+        assert unreachable.status == 404 and "We could not reach 127.0.0.1:9" in unreachable.text
+        nonsense = await alice.get("/search?q=@@@")
+        assert nonsense.status == 400 and "Type an address like" in nonsense.text
+        for page in (unknown, unreachable, nonsense):
+            assert 'role="alert"' in page.text
+    finally:
+        await alice.close()
+
+
+async def test_a_remote_reply_to_my_post_shows_in_notifications(instances):
+    a, b = await instances("a"), await instances("b")
+    alice = await person(a, "alice")
+    await accounts.create_account(b.ctx, "bob")
+    try:
+        await alice.submit("/home", "/posts", {"text": "Anyone out there?", "visibility": "public", "back": "/home"})
+        [(mine_uri, mine_id)] = await a.query("SELECT uri, id FROM posts")
+        reply = await posting.create_post(b.ctx, "bob", Draft(text="Yes, over here on B", reply_to=mine_uri))
+        await wait_until(lambda: a.count("SELECT count(*) FROM notifications WHERE kind = 'reply'"),
+                         what="reply notification at a")
+        notes = await alice.get("/notifications")
+        assert "replied to you" in notes.text and "Yes, over here on B" in notes.text
+        assert (await a.query("SELECT in_reply_to_uri FROM posts WHERE uri = ?", (reply.uri,)))[0][0] == mine_uri
+        thread = await Browser(a.base).get(f"/@alice/{mine_id}")
+        assert "Yes, over here on B" in thread.text
+    finally:
+        await alice.close()
+
+
+@pytest.fixture
+async def remote() -> AsyncIterator[FakeRemote]:
+    remote = await FakeRemote.start("eve")
+    yield remote
+    await remote.stop()
+
+
+async def test_remote_html_never_reaches_a_page_unescaped(instances, remote):
+    a = await instances("a")
+    alice = await person(a, "alice")
+    # Eve's server is hostile: script in her name, bio, avatar address, post and content warning.
+    document = remote.actor_document
+
+    def hostile_document(name: str) -> dict:
+        doc = document(name)
+        doc["name"] = '<script>alert("name")</script><img src=x onerror=alert(1)>Eve'
+        doc["summary"] = '<p onclick="alert(2)">bio<script>alert(3)</script><a href="javascript:alert(4)">x</a></p>'
+        doc["icon"] = {"type": "Image", "url": "javascript:alert(5)"}
+        doc["url"] = "javascript:alert(6)"
+        return doc
+
+    remote.actor_document = hostile_document
+    try:
+        found = await alice.get(f"/search?q=@eve@{remote.domain}")
+        assert found.status == 200
+        actor_id = re.search(r'name="actor_id" value="(\d+)"', found.text).group(1)
+        await alice.submit("/search", "/follow", {"actor_id": actor_id, "back": "/search"})
+        follow = await wait_until(lambda: _received_follow(remote), what="Follow at eve's server")
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Accept", follow), as_user="eve")
+        assert status in (200, 202)
+        await wait_until(lambda: _accepted(a, a.actor_uri("alice"), remote.actor_uri("eve")), what="accepted")
+
+        note = remote.note("eve", "hello", mention=a.actor_uri("alice"))
+        note["content"] = ('<p onmouseover="alert(7)">Hello <script>alert(8)</script><b onclick=alert(9)>friend</b>'
+                           '<img src=x onerror=alert(10)> #hostile</p>')
+        note["summary"] = '<script>alert(11)</script>careful <i onclick="x">now</i>'
+        note["tag"].append({"type": "Hashtag", "name": "#hostile", "href": f"{remote.base}/tags/hostile"})
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Create", note), as_user="eve")
+        assert status in (200, 202)
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (note["id"],)),
+                         what="eve's post stored")
+        post_id = (await a.query("SELECT id FROM posts WHERE uri = ?", (note["id"],)))[0][0]
+        await posting.create_post(a.ctx, "alice", Draft(text="@eve@" + remote.domain + " hi", reply_to=note["id"]))
+
+        pages = ["/home", "/notifications", f"/posts/{post_id}", f"/remote/{actor_id}", "/tags/hostile",
+                 f"/search?q=@eve@{remote.domain}", "/local", "/@alice"]
+        for path in pages:
+            page = await alice.get(path)
+            assert page.status == 200, path
+            assert active_html(page.text) == [], path
+        home = await alice.get("/home")
+        assert "Hello" in home.text and "friend" in home.text and "careful" in home.text
+        assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in home.text  # her name, shown as text
+    finally:
+        await alice.close()
+
+
+async def _received_follow(remote: FakeRemote) -> dict | None:
+    for item in remote.received:
+        if item.activity and item.activity.get("type") == "Follow":
+            return item.activity
+    return None
+
+
+async def test_boost_button_is_not_offered_for_private_posts(instances):
+    a = await instances("a")
+    alice = await person(a, "alice")
+    try:
+        await alice.submit("/home", "/posts", {"text": "for followers", "visibility": "followers", "back": "/home"})
+        [(post_id,)] = await a.query("SELECT id FROM posts")
+        home = await alice.get("/home")
+        assert f"/posts/{post_id}/like" in home.text and f"/posts/{post_id}/boost" not in home.text
+        refused = await alice.submit("/home", f"/posts/{post_id}/boost", {"back": "/home"})
+        assert "only public and unlisted posts can be boosted" in refused.text
+        assert await a.count("SELECT count(*) FROM announces") == 0
+    finally:
+        await alice.close()
+
