@@ -10,7 +10,7 @@ from fedserver import __version__
 from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.corpus import api as corpus_api
 from fedserver.corpus import sync as corpus_sync
 from fedserver.db import Database, migrate
@@ -29,7 +29,9 @@ from fedserver.web import timeline as web_timeline
 
 log = logging.getLogger(__name__)
 
-CTX_KEY = "ctx"
+DELIVERY_WORKER_KEY = web.AppKey("delivery_worker", DeliveryWorker)
+WORKERS_KEY = web.AppKey("workers", list)
+
 
 
 def user_agent(settings: Settings) -> str:
@@ -94,23 +96,22 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
         app[CTX_KEY] = ctx
         workers = []
         if run_workers:
-            app["delivery_worker"] = DeliveryWorker(ctx)
-            app["inbox_worker"] = InboxWorker(ctx)
-            workers = [asyncio.create_task(app["delivery_worker"].run(), name="delivery-worker"),
-                       asyncio.create_task(app["inbox_worker"].run(), name="inbox-worker"),
+            app[DELIVERY_WORKER_KEY] = DeliveryWorker(ctx)
+            workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
+                       asyncio.create_task(InboxWorker(ctx).run(), name="inbox-worker"),
                        asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler")]
-        app["workers"] = workers
+        app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:
-        for task in app.get("workers", []):
+        for task in app.get(WORKERS_KEY, []):
             task.cancel()
-        for task in app.get("workers", []):
+        for task in app.get(WORKERS_KEY, []):
             try:
                 await task
             except asyncio.CancelledError:
                 pass
-        if "delivery_worker" in app:
-            await app["delivery_worker"].stop()
+        if DELIVERY_WORKER_KEY in app:
+            await app[DELIVERY_WORKER_KEY].stop()
         if CTX_KEY in app:
             await close_context(app[CTX_KEY])
 

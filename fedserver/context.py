@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from fedserver.activitypub.fetch import RemoteFetcher
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
@@ -24,3 +26,7 @@ class Context:
     @property
     def urls(self) -> Urls:
         return Urls(self.settings.base_url)
+
+
+# How aiohttp handlers find the Context: request.app[CTX_KEY].
+CTX_KEY = web.AppKey("ctx", Context)

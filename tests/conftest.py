@@ -15,7 +15,7 @@ from aiohttp import web
 from fedserver.app import build_app
 from fedserver.services import accounts
 from fedserver.config import Settings, settings_from_dict
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 
 
 def bound_socket() -> socket.socket:
@@ -56,7 +56,7 @@ class Instance:
     @property
     def ctx(self) -> Context:
         assert self.app is not None
-        return self.app["ctx"]
+        return self.app[CTX_KEY]
 
     @property
     def base(self) -> str:
@@ -75,9 +75,9 @@ class Instance:
     async def start(self) -> "Instance":
         self.app = build_app(self.settings)
         self.app.middlewares[0:0] = self.middlewares
-        self.runner = web.AppRunner(self.app, access_log=None)
+        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
-        await web.SockSite(self.runner, self.sock, shutdown_timeout=0.5).start()
+        await web.SockSite(self.runner, self.sock).start()
         return self
 
     async def stop(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.services import researchers
 from fedserver.store.researchers import Researcher
 
@@ -79,7 +79,7 @@ def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Call
     """Wrap a handler with authentication, rate limiting, the terms gate and the pull log."""
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            ctx: Context = request.app["ctx"]
+            ctx: Context = request.app[CTX_KEY]
             params = request.query_string[:MAX_LOGGED_PARAMS]
             token = _bearer_token(request)
             try:

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from fedserver.activitypub.normalize import first_type, host_of, id_of
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, verify_request
 from fedserver.store import actors as actor_store
 from fedserver.store import hosts as host_store
@@ -77,7 +77,7 @@ def _origin_problem(activity: dict[str, Any], actor_uri: str) -> str | None:
 
 
 async def handle_inbox(request: web.Request) -> web.Response:
-    ctx: Context = request.app["ctx"]
+    ctx: Context = request.app[CTX_KEY]
     username = request.match_info.get("username")
     if username is not None:
         owner = await actor_store.get_local_actor(ctx.db.reader, username)

@@ -12,7 +12,7 @@ from aiohttp import web
 from fedserver import SOFTWARE_NAME, __version__
 from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.activitypub.webfinger import build_jrd, parse_handle
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, verify_request
 from fedserver.services import as2, audience
 from fedserver.store import actors as actor_store
@@ -36,7 +36,7 @@ def as2_response(doc: dict[str, Any], *, status: int = 200, vary_signature: bool
 
 
 def _ctx(request: web.Request) -> Context:
-    return request.app["ctx"]
+    return request.app[CTX_KEY]
 
 
 def _signature_varies(ctx: Context, post: Post | None = None) -> bool:

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 import jinja2
 from aiohttp import web
 
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.services import auth
 from fedserver.web import filters
 
@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def ctx_of(request: web.Request) -> Context:
-    return request.app["ctx"]
+    return request.app[CTX_KEY]
 
 
 def viewer_of(request: web.Request) -> auth.Viewer | None:
@@ -60,8 +60,9 @@ async def render(request: web.Request, template: str, *, status: int = 200, **va
     return response
 
 
-def redirect(location: str, *, flash: str | None = None) -> web.HTTPSeeOther:
-    response = web.HTTPSeeOther(location)
+def redirect(location: str, *, flash: str | None = None) -> web.Response:
+    """303 See Other to location (after a form post), optionally with a one-time flash message."""
+    response = web.Response(status=303, headers={"Location": location})
     if flash:
         response.set_cookie(FLASH_COOKIE, quote(flash)[:500], path="/", httponly=True, samesite="Lax", max_age=60)
     return response
@@ -100,7 +101,7 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, token
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
-    if token and "ctx" in request.app:
+    if token and CTX_KEY in request.app:
         request["viewer"] = await auth.viewer_for(ctx_of(request), token)
     response = await handler(request)
     anon = request.get("anon_csrf")

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.corpus import signals
 from fedserver.corpus.eligibility import AuthorFacts, ConsentFacts, PostFacts
 from fedserver.corpus.terms import TRAIN_AI
@@ -45,7 +45,7 @@ MAX_EXCEPTIONS_TOTAL = 5000
 
 
 def _ctx(request: web.Request) -> Context:
-    return request.app["ctx"]
+    return request.app[CTX_KEY]
 
 
 def policy_url(ctx: Context) -> str:

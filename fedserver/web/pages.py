@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.activitypub.mediatypes import wants_activitypub
-from fedserver.context import Context
+from fedserver.context import CTX_KEY, Context
 from fedserver.services import audience, auth, timelines
 from fedserver.web import crawlers, social
 from fedserver.web.common import render, viewer_of
@@ -12,7 +12,7 @@ from fedserver.web.timeline import compose_values
 
 
 def _ctx(request: web.Request) -> Context:
-    return request.app["ctx"]
+    return request.app[CTX_KEY]
 
 
 async def home(request: web.Request) -> web.Response:

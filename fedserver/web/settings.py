@@ -119,7 +119,7 @@ async def about_consent(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/about/consent", about_consent)
-    r.add_get("/settings", lambda request: _to_profile())
+    r.add_get("/settings", settings_index)
     r.add_get("/settings/profile", profile_form)
     r.add_post("/settings/profile", save_profile)
     r.add_post("/settings/avatar", save_avatar)
@@ -128,5 +128,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/media/{name}", media)
 
 
-async def _to_profile() -> web.StreamResponse:
+async def settings_index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/settings/profile")

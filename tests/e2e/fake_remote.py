@@ -85,9 +85,9 @@ class FakeRemote:
         app.router.add_post("/users/{name}/inbox", remote._inbox)
         app.router.add_post("/inbox", remote._inbox)
         app.router.add_get("/{path:.*}", remote._document)
-        remote.runner = web.AppRunner(app, access_log=None)
+        remote.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await remote.runner.setup()
-        await web.SockSite(remote.runner, sock, shutdown_timeout=0.2).start()
+        await web.SockSite(remote.runner, sock).start()
         remote.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return remote
 

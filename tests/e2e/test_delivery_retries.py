@@ -69,9 +69,9 @@ class Receiver:
     async def start(self) -> "Receiver":
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._inbox)
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
-        await web.SockSite(self.runner, self.sock, shutdown_timeout=0.1).start()
+        await web.SockSite(self.runner, self.sock).start()
         return self
 
 
