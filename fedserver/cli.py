@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--locked", action="store_true", help="approve followers by hand")
     s.add_argument("--password-file", help="read the password from this file")
     user.add_parser("list", help="list local accounts")
+    for name, text in (("suspend", "suspend an account (no sign-in, pages gone, posts leave the corpus)"),
+                       ("unsuspend", "lift a suspension"),
+                       ("delete", "delete an account for good (federates a Delete)")):
+        s = user.add_parser(name, help=text)
+        s.add_argument("name")
 
     for name, text in (("follow", "follow a remote or local account"), ("unfollow", "stop following")):
         s = sub.add_parser(name, help=text)
@@ -167,8 +172,18 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
     elif cmd == "user" and args.user_command == "list":
         for actor, account in await accounts.list_accounts(ctx):
             flags = [f for f, on in (("admin", account.is_admin), ("locked", actor.manually_approves_followers),
-                                     ("deleted", actor.deleted_at)) if on]
+                                     ("suspended", actor.suspended_at), ("deleted", actor.deleted_at)) if on]
             print(f"{actor.handle}\t{actor.uri}\t{','.join(flags)}")
+    elif cmd == "user" and args.user_command in ("suspend", "unsuspend"):
+        from fedserver.services import auth
+
+        await auth.set_suspended(ctx, args.name, args.user_command == "suspend")
+        print(f"{args.user_command}ed {args.name}")
+    elif cmd == "user" and args.user_command == "delete":
+        from fedserver.services import auth
+
+        await auth.delete_account(ctx, args.name, by_admin=True)
+        print(f"deleted {args.name}")
     elif cmd == "follow":
         record = await follows.follow(ctx, args.local, args.handle)
         print(f"{args.local} follows {args.handle}: {record.state}")

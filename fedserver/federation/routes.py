@@ -203,7 +203,7 @@ async def post_document(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPNotFound() from None
     post = await post_store.get_post(ctx.db.reader, post_id)
-    if post is None or post.actor_id != actor.id:
+    if post is None or post.actor_id != actor.id or actor.suspended_at:
         raise web.HTTPNotFound()
     if not wants_activitypub(request.headers.get("Accept")):
         raise _redirect_to_html(post.url or ctx.urls.post_page(actor.username, post.id))

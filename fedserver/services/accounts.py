@@ -108,10 +108,12 @@ async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
     return found
 
 
-async def require_local_actor(ctx: Context, username: str) -> Actor:
+async def require_local_actor(ctx: Context, username: str, *, allow_suspended: bool = False) -> Actor:
     actor = await actor_store.get_local_actor(ctx.db.reader, username.lstrip("@"))
     if actor is None or actor.deleted_at:
         raise AccountError(f"no local account named {username!r}")
+    if actor.suspended_at and not allow_suspended:
+        raise AccountError(f"the account {username!r} is suspended")
     return actor
 
 

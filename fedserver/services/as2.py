@@ -33,6 +33,8 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
         "published": actor.created_at[:10] + "T00:00:00Z",
         "publicKey": {"id": actor.key_id, "owner": actor.uri, "publicKeyPem": actor.public_key_pem},
     }
+    if actor.suspended_at:
+        doc["suspended"] = True
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "mediaType": actor.icon_media_type or "image/png", "url": actor.icon_url}
     if extra_fields:

@@ -100,7 +100,8 @@ async def sign_in(ctx: Context, username: str, password: str, *, client: str, us
         raise SignInThrottled("too many failed sign-ins; try again in 15 minutes")
     account = await actor_store.get_local_account(ctx.db.reader, name)
     actor = await actor_store.get_actor(ctx.db.reader, account.actor_id) if account else None
-    ok = (account is not None and actor is not None and not actor.deleted_at and not account.is_instance_actor
+    ok = (account is not None and actor is not None and not actor.deleted_at and not actor.suspended_at
+          and not account.is_instance_actor
           and await asyncio.to_thread(accounts.verify_password, account.password_hash, password))
     if not ok:
         async with ctx.db.transaction() as tx:
@@ -125,7 +126,7 @@ async def viewer_for(ctx: Context, token: str) -> Viewer | None:
         return None
     actor = await actor_store.get_actor(ctx.db.reader, session.actor_id)
     account = await actor_store.get_local_account_by_actor(ctx.db.reader, session.actor_id)
-    if actor is None or account is None or actor.deleted_at:
+    if actor is None or account is None or actor.deleted_at or actor.suspended_at:
         return None
     return Viewer(actor=actor, account=account, session_hash=hashed, csrf_token=session.csrf_token)
 
@@ -172,3 +173,23 @@ async def delete_account(ctx: Context, username: str, *, password: str | None = 
         await web_store.delete_sessions_of(tx, actor.id)
     await corpus_sync.reconcile(ctx)
     log.info("account %s deleted%s", actor.username, " by an admin" if by_admin else "")
+
+
+async def set_suspended(ctx: Context, username: str, suspended: bool) -> Actor:
+    """Suspend (or restore) a local account: it cannot sign in or post, its pages are gone, its
+    posts leave the corpus (reason account_suspended), and followers' servers get an Update
+    saying so (Mastodon's `suspended` flag), which undoes cleanly when the suspension is lifted."""
+    from fedserver.services import profile
+
+    actor = await accounts.require_local_actor(ctx, username, allow_suspended=True)
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        await actor_store.set_suspended(tx, actor.id, now if suspended else None, now)
+        if suspended:
+            await web_store.delete_sessions_of(tx, actor.id)
+        updated = await actor_store.get_actor(tx, actor.id)
+        assert updated is not None
+        await profile.federate_profile(ctx, tx, updated)
+    await corpus_sync.reconcile(ctx)
+    log.info("account %s %s", actor.username, "suspended" if suspended else "restored")
+    return updated

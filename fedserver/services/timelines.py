@@ -237,9 +237,10 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
 
 
 async def local_actor(ctx: Context, username: str) -> Actor | None:
-    """A live local account's actor by username (None for unknown, deleted or the instance actor)."""
+    """A live local account's actor by username (None for unknown, deleted, suspended or the
+    instance actor)."""
     actor = await actor_store.get_local_actor(ctx.db.reader, username)
-    return actor if actor is not None and not actor.deleted_at else None
+    return actor if actor is not None and not actor.is_gone else None
 
 
 async def actor_by_id(ctx: Context, actor_id: int) -> Actor | None:

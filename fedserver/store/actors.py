@@ -226,3 +226,7 @@ async def list_all_local_accounts(conn: aiosqlite.Connection) -> list[dict]:
               " FROM actors a JOIN local_accounts l ON l.actor_id = a.id WHERE l.is_instance_actor = 0"
               " ORDER BY a.username")
     return [dict(row) for row in rows]
+
+
+async def set_suspended(conn: aiosqlite.Connection, actor_id: int, suspended_at: str | None, now: str) -> None:
+    await conn.execute("UPDATE actors SET suspended_at = ?, updated_at = ? WHERE id = ?", (suspended_at, now, actor_id))

@@ -69,6 +69,18 @@ async def revoke_researcher(request: web.Request) -> web.StreamResponse:
 
 
 @require_admin
+async def suspend_account(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("name", ""))
+    suspend = form.get("action") != "restore"
+    try:
+        await auth.set_suspended(ctx_of(request), name, suspend)
+    except AccountError as exc:
+        return redirect("/admin#accounts", flash=str(exc))
+    return redirect("/admin#accounts", flash=f"@{name} is {'suspended' if suspend else 'restored'}.")
+
+
+@require_admin
 async def domain_block(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     domain = str(form.get("domain", "")).strip().lower()
@@ -89,3 +101,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/researchers", add_researcher)
     r.add_post("/admin/researchers/revoke", revoke_researcher)
     r.add_post("/admin/domain_blocks", domain_block)
+    r.add_post("/admin/accounts/suspend", suspend_account)
