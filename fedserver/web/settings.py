@@ -19,7 +19,11 @@ MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
 
 
 @require_viewer
-async def profile_form(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+async def profile_form(request: web.Request) -> web.Response:
+    return await _profile_page(request)
+
+
+async def _profile_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
     ctx = ctx_of(request)
     viewer = viewer_of(request)
     assert viewer is not None
@@ -38,7 +42,7 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
         await profile.update_profile(ctx_of(request), viewer.username, display_name=str(form.get("display_name", "")),
                                      bio=str(form.get("bio", "")), locked=form.get("locked") == "on")
     except ProfileError as exc:
-        return await profile_form(request, error=str(exc), status=400)
+        return await _profile_page(request, error=str(exc), status=400)
     return redirect("/settings/profile", flash="Your profile was saved.")
 
 
@@ -49,12 +53,12 @@ async def save_avatar(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     upload = form.get("avatar")
     if not isinstance(upload, web.FileField):
-        return await profile_form(request, error="choose a picture to upload", status=400)
+        return await _profile_page(request, error="choose a picture to upload", status=400)
     data = upload.file.read(profile.MAX_AVATAR_BYTES + 1)
     try:
         await profile.set_avatar(ctx_of(request), viewer.username, data)
     except ProfileError as exc:
-        return await profile_form(request, error=str(exc), status=400)
+        return await _profile_page(request, error=str(exc), status=400)
     return redirect("/settings/profile", flash="Your picture was updated.")
 
 
@@ -74,7 +78,11 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 
 @require_viewer
-async def consent_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+async def consent_page(request: web.Request) -> web.Response:
+    return await _consent_page(request)
+
+
+async def _consent_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
     ctx = ctx_of(request)
     viewer = viewer_of(request)
     assert viewer is not None
@@ -95,9 +103,9 @@ async def save_consent(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     choice = str(form.get("train_ai", ""))
     if choice not in ("allow", "deny"):
-        return await consent_page(request, error="choose whether to allow or not", status=400)
+        return await _consent_page(request, error="choose whether to allow or not", status=400)
     if choice == "allow" and form.get("terms_version") != CONSENT_TERMS.version:
-        return await consent_page(request, error="the explanation changed since you opened this page; read it again",
+        return await _consent_page(request, error="the explanation changed since you opened this page; read it again",
                                   status=409)
     try:
         await consent.set_training_consent(
@@ -105,7 +113,7 @@ async def save_consent(request: web.Request) -> web.StreamResponse:
             scope=str(form.get("scope", "")) or None, include_unlisted=form.get("include_unlisted") == "on",
             source="self", note="web settings")
     except ConsentError as exc:
-        return await consent_page(request, error=str(exc), status=400)
+        return await _consent_page(request, error=str(exc), status=400)
     await corpus_sync.reconcile(ctx)
     message = ("Thank you. Your public posts may now be used to train AI models under the licence you chose."
                if choice == "allow" else "Done. Your posts will not be used to train AI models.")
