@@ -22,6 +22,9 @@ FLASH_COOKIE = "fs_flash"
 # Machine-to-machine endpoints that authenticate by HTTP signature or bearer token, not cookies.
 CSRF_EXEMPT_PREFIXES = ("/inbox", "/actor/inbox", "/api/")
 
+VIEWER_KEY = web.RequestKey("viewer", object)  # auth.Viewer | None
+ANON_CSRF_KEY = web.RequestKey("anon_csrf", str)
+
 env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                          autoescape=jinja2.select_autoescape(["html"]), enable_async=True)
 filters.install(env)
@@ -34,17 +37,17 @@ def ctx_of(request: web.Request) -> Context:
 
 
 def viewer_of(request: web.Request) -> auth.Viewer | None:
-    return request.get("viewer")
+    return request.get(VIEWER_KEY)
 
 
 def csrf_token(request: web.Request) -> str:
     viewer = viewer_of(request)
     if viewer is not None:
         return viewer.csrf_token
-    token = request.get("anon_csrf") or request.cookies.get(CSRF_COOKIE)
+    token = request.get(ANON_CSRF_KEY) or request.cookies.get(CSRF_COOKIE)
     if not token:
         token = secrets.token_urlsafe(24)
-    request["anon_csrf"] = token
+    request[ANON_CSRF_KEY] = token
     return token
 
 
@@ -102,10 +105,10 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, token
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     if token and CTX_KEY in request.app:
-        request["viewer"] = await auth.viewer_for(ctx_of(request), token)
+        request[VIEWER_KEY] = await auth.viewer_for(ctx_of(request), token)
     response = await handler(request)
-    anon = request.get("anon_csrf")
-    if anon and request.get("viewer") is None and request.cookies.get(CSRF_COOKIE) != anon:
+    anon = request.get(ANON_CSRF_KEY)
+    if anon and request.get(VIEWER_KEY) is None and request.cookies.get(CSRF_COOKIE) != anon:
         response.set_cookie(CSRF_COOKIE, anon, path="/", httponly=True, samesite="Lax", secure=_secure(request))
     return response
 

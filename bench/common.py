@@ -1,0 +1,372 @@
+"""Shared pieces of the benchmarks: a real `fedserver serve` subprocess on loopback, memory readings
+from /proc, statistics, a cached pool of RSA keys, and a lean HTTP/1.1 keep-alive load generator.
+
+Everything here talks to 127.0.0.1 only, and every load loop is bounded in count and in time."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_CACHE = Path(os.environ.get("FEDSERVER_BENCH_CACHE", Path.home() / ".cache" / "fedserver-bench"))
+
+
+# --- machine and statistics ------------------------------------------------------------------
+
+def machine() -> str:
+    import aiohttp
+    import cryptography
+
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, aiohttp {aiohttp.__version__},"
+            f" cryptography {cryptography.__version__}, SQLite {__import__('sqlite3').sqlite_version},"
+            f" {platform.system()} {platform.release()}")
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MiB, from /proc/PID/status."""
+    rss = hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return rss, hwm
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def header(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+# --- RSA keys (generation costs ~50 ms each: generate once, keep in a cache file) --------------
+
+def key_pool(count: int) -> list[str]:
+    """`count` distinct RSA-2048 private keys (PEM), generated once and cached on disk."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    KEY_CACHE.mkdir(parents=True, exist_ok=True)
+    path = KEY_CACHE / "rsa2048.json"
+    keys: list[str] = json.loads(path.read_text()) if path.exists() else []
+    if len(keys) < count:
+        missing = count - len(keys)
+        print(f"generating {missing} RSA-2048 keys once (cached in {path}) ...", flush=True)
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            keys += list(pool.map(_gen_key, range(missing), chunksize=8))
+        path.write_text(json.dumps(keys))
+    return keys[:count]
+
+
+def _gen_key(_: int) -> str:
+    from fedserver.activitypub.keys import generate_rsa_private_key_pem
+
+    return generate_rsa_private_key_pem()
+
+
+# --- a real fedserver instance -------------------------------------------------------------
+
+def fedserver_command() -> list[str]:
+    # The interpreter itself, not a console-script shim (pyenv's is a shell script): the PID we hold
+    # is then the server's own, for RSS readings and py-spy.
+    return [sys.executable, "-m", "fedserver"]
+
+
+@dataclass
+class Server:
+    """A `fedserver serve` subprocess on 127.0.0.1 with its own config and SQLite file."""
+    directory: Path
+    port: int
+    proc: subprocess.Popen | None = None
+    federation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.domain}"
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "fedserver.toml"
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "fedserver.sqlite3"
+
+    @classmethod
+    def create(cls, directory: Path | None = None, *, port: int | None = None, users: Sequence[str] = ("alice",),
+               **federation: Any) -> "Server":
+        directory = directory or Path(tempfile.mkdtemp(prefix="fedserver-bench-"))
+        server = cls(directory=directory, port=port or free_port(), federation=federation)
+        server.cli("init", "--domain", server.domain, "--scheme", "http", "--port", str(server.port),
+                   "--allow-private-addresses")
+        server.set_config(**federation)
+        password = directory / "password.txt"
+        password.write_text("bench-password-123\n")
+        for user in users:
+            server.cli("user", "create", user, "--password-file", str(password))
+        return server
+
+    def set_config(self, **values: Any) -> None:
+        import re
+
+        text = self.config.read_text()
+        for key, value in values.items():
+            rendered = ("true" if value else "false") if isinstance(value, bool) else (
+                repr(value) if isinstance(value, (int, float)) else json.dumps(str(value)))
+            text, n = re.subn(rf"^{key} = .*$", f"{key} = {rendered}", text, flags=re.M)
+            if n != 1:
+                raise KeyError(key)
+        self.config.write_text(text)
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run([*fedserver_command(), "--config", str(self.config), *args], cwd=self.directory,
+                                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise RuntimeError(f"fedserver {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self, *, wrapper: Sequence[str] = (), timeout: float = 30) -> "Server":
+        log = open(self.directory / "serve.log", "ab")
+        self.proc = subprocess.Popen([*wrapper, *fedserver_command(), "--config", str(self.config), "serve"],
+                                     cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fedserver serve exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                urllib.request.urlopen(f"{self.base}/.well-known/nodeinfo", timeout=1).close()
+                return self
+            except urllib.error.HTTPError:
+                return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fedserver did not answer in {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_tail(self, chars: int = 3000) -> str:
+        path = self.directory / "serve.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def remove(self) -> None:
+        """Stop and delete the instance's directory (FEDSERVER_BENCH_KEEP=1 keeps it for a look)."""
+        self.stop()
+        if os.environ.get("FEDSERVER_BENCH_KEEP"):
+            print(f"kept {self.directory}")
+            return
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        import sqlite3
+
+        conn = sqlite3.connect(self.database, timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def value(self, sql: str, params: tuple = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+# --- lean HTTP/1.1 load generator ----------------------------------------------------------
+
+@dataclass
+class LoadResult:
+    sent: int
+    statuses: dict[int, int]
+    latencies_ms: list[float]
+    elapsed: float
+    cpu: float  # generator CPU seconds during the run (≈ elapsed means the generator was the limit)
+    errors: int = 0
+
+    def ok(self, status: int = 202) -> int:
+        return self.statuses.get(status, 0)
+
+    def summary(self, status: int = 202) -> dict[str, float]:
+        return {"sent": self.sent, "ok": self.ok(status), "rate": self.ok(status) / self.elapsed if self.elapsed else 0,
+                "p50": pct(self.latencies_ms, 50), "p99": pct(self.latencies_ms, 99), "elapsed": self.elapsed,
+                "gen_cpu": self.cpu / self.elapsed if self.elapsed else 0, "errors": self.errors,
+                "other": {k: v for k, v in self.statuses.items() if k != status}}
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    lower = head.lower()
+    i = lower.find(b"content-length:")
+    if i >= 0:
+        length = int(lower[i + 15:lower.index(b"\r\n", i)])
+    elif b"transfer-encoding: chunked" in lower:
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+        return status
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run_load(port: int, requests: Sequence[bytes], *, connections: int, duration: float,
+                   cycle: bool = False, rate: float | None = None) -> LoadResult:
+    """Send pre-built raw requests over `connections` keep-alive connections, closed loop (or paced
+    at `rate` req/s, latency then counted from the scheduled send time). Stops when the requests run
+    out (unless cycle) or after `duration` seconds, whichever comes first."""
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    next_index = 0
+    errors = 0
+    start = time.perf_counter()
+    deadline = start + duration
+    total = len(requests)
+
+    async def worker() -> None:
+        nonlocal next_index, errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= deadline:
+                    return
+                i = next_index
+                if i >= total and not cycle:
+                    return
+                next_index += 1
+                sent_at = now
+                if rate is not None:
+                    sent_at = start + i / rate
+                    if sent_at >= deadline:
+                        return
+                    if sent_at > now:
+                        await asyncio.sleep(sent_at - now)
+                writer.write(requests[i % total])
+                try:
+                    status = await _read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
+                latencies.append((time.perf_counter() - sent_at) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    cpu0 = time.process_time()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(connections))), timeout=duration + 60)
+    elapsed = time.perf_counter() - start
+    return LoadResult(sent=sum(statuses.values()) + errors, statuses=statuses, latencies_ms=latencies,
+                      elapsed=elapsed, cpu=time.process_time() - cpu0, errors=errors)
+
+
+def load_in_subprocess(port: int, requests: Sequence[bytes], **kwargs: Any) -> LoadResult:
+    """run_load in a separate process, so the generator never shares a core's event loop with what
+    it measures."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_load_child, args=(child, port, requests, kwargs), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(kwargs.get("duration", 10) + 90):
+            raise RuntimeError("load generator did not finish in time")
+        result = parent.recv()
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _load_child(conn, port: int, requests: Sequence[bytes], kwargs: dict[str, Any]) -> None:
+    try:
+        conn.send(asyncio.run(run_load(port, requests, **kwargs)))
+    except BaseException as exc:  # noqa: BLE001 - handed back to the parent
+        conn.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def raw_post(path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def raw_get(path: str, host: str, accept: str = "text/html") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\n\r\n".encode("latin-1")

@@ -1,0 +1,144 @@
+"""Corpus export benchmark: records per second and peak RSS of `fedserver corpus export --out DIR`
+(the real CLI, as an admin runs it) on databases seeded with consenting posts.
+
+    python -m bench.seed --posts 100000 --corpus --dir /tmp/fedserver-corpus-100k
+    python -m bench.seed --posts 1000000 --corpus --dir /tmp/fedserver-corpus-1m
+    python -m bench.export --dir /tmp/fedserver-corpus-100k --dir /tmp/fedserver-corpus-1m
+
+Each round exports into a new directory; the figures are the medians of --rounds. Peak RSS is the
+child's ru_maxrss (os.wait4), cross-checked by sampling /proc while it runs.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import fedserver_command, header, machine, median, rss_mib
+
+
+def export_once(directory: Path, timeout: float) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="fedserver-bench-export-")) / "release"
+    log = directory / "export.log"
+    start = time.perf_counter()
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen([*fedserver_command(), "--config", str(directory / "fedserver.toml"), "corpus",
+                                 "export", "--out", str(out)], cwd=directory, stdout=sink, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    sampled = 0.0
+    deadline = start + timeout
+    status = None
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                sampled = max(sampled, rss_mib(proc.pid)[0])
+            except OSError:
+                pass
+            if time.perf_counter() > deadline:
+                proc.kill()
+                raise RuntimeError(f"export did not finish in {timeout}s")
+            time.sleep(0.05)
+    finally:
+        proc.returncode = 0 if status is None else os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"export failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
+    shards = sorted((out / "data").glob("train-*"))
+    records = 0
+    for shard in shards:
+        with gzip.open(shard, "rb") as f:
+            records += sum(1 for _ in f)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {"records": records, "seconds": elapsed, "rate": records / elapsed, "peak_rss": usage.ru_maxrss / 1024,
+            "sampled_rss": sampled, "shards": len(shards), "bytes": size}
+
+
+def bare_ceiling(directory: Path, level: int = 6, limit: int | None = None, fast_json: bool = False) -> dict:
+    """The same rows (fedserver's RECORD_SELECT, present records in post order) read with plain
+    sqlite3 in 10,000-row pages, each row turned into a dict and written as sorted-key JSON Lines to
+    gzip at the same level: what the format itself costs on this machine, single-threaded."""
+    import sqlite3
+
+    from fedserver.store.corpus import RECORD_SELECT
+
+    out = Path(tempfile.mkdtemp(prefix="fedserver-bench-ceiling-"))
+    conn = sqlite3.connect(directory / "fedserver.sqlite3")
+    start = time.perf_counter()
+    records, last = 0, 0
+    with gzip.GzipFile(out / "x.jsonl.gz", "wb", compresslevel=level, mtime=0) as gz:
+        while True:
+            cur = conn.execute(f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ? ORDER BY r.post_id"
+                               " LIMIT 10000", (last,))
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+            if not rows:
+                break
+            if fast_json:
+                import orjson
+
+                gz.write(b"".join(orjson.dumps(dict(zip(names, row)), option=orjson.OPT_SORT_KEYS) + b"\n"
+                                  for row in rows))
+            else:
+                gz.write("".join(json.dumps(dict(zip(names, row)), sort_keys=True, ensure_ascii=False,
+                                            separators=(",", ":")) + "\n" for row in rows).encode())
+            records += len(rows)
+            last = rows[-1][names.index("post_id")]
+            if limit and records >= limit:
+                break
+    elapsed = time.perf_counter() - start
+    conn.close()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"records": records, "seconds": elapsed, "rate": records / elapsed}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, action="append", required=True, help="a directory made by bench.seed --corpus")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=900)
+    args = p.parse_args()
+    header("corpus export (fedserver corpus export --out DIR)")
+    print(machine())
+    summary = {}
+    for directory in args.dir:
+        meta = json.loads((directory / "seed.json").read_text())
+        rows = [export_once(directory, args.timeout) for _ in range(args.rounds)]
+        for i, r in enumerate(rows):
+            print(f"{meta['posts']} posts / {meta['corpus_records']} corpus records, round {i + 1}: {r['records']}"
+                  f" records in {r['seconds']:.1f}s = {r['rate']:.0f} records/s, peak RSS {r['peak_rss']:.0f} MiB"
+                  f" (sampled {r['sampled_rss']:.0f}), {r['shards']} shards, {r['bytes'] / 2**20:.0f} MiB written")
+        m = {k: median([r[k] for r in rows]) for k in rows[0]}
+        ceiling = bare_ceiling(directory, limit=200_000)
+        m["ceiling_rate"] = ceiling["rate"]
+        m["ratio"] = m["rate"] / ceiling["rate"]
+        summary[str(meta["corpus_records"])] = m
+        print(f"  median: {m['rate']:.0f} records/s, peak RSS {m['peak_rss']:.0f} MiB (target >= 100,000/s, flat RSS)")
+        print(f"  bare sqlite3 + json + gzip-6 loop over the same rows (first {ceiling['records']}):"
+              f" {ceiling['rate']:.0f} records/s -> ratio {m['ratio']:.2f}")
+        try:
+            fast = bare_ceiling(directory, level=1, limit=200_000, fast_json=True)
+            m["orjson_gzip1_rate"] = fast["rate"]
+            print(f"  the same loop with orjson and gzip level 1 (what a faster format path could reach):"
+                  f" {fast['rate']:.0f} records/s")
+        except ImportError:
+            pass
+    print("JSON " + json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Fan-out benchmark: one public post by a local account with 10,000 remote followers on 500
+loopback "hosts", delivered to a sink that verifies every signature; with shared inboxes (one
+delivery per host) and without (one per follower); against a bare aiohttp client POSTing the same
+body, pre-signed, to the same sink with the same concurrency limits, in the same run.
+
+    python -m bench.fanout                     # 10,000 followers, 500 hosts, 3 + 2 rounds
+    python -m bench.fanout --profile           # also py-spy the server during a personal-inbox round
+
+Followers are inserted directly into the SQLite file (remote actors + accepted follows); the post is
+made with `fedserver post` (the CLI), which commits the post and its queued deliveries; the running
+server's delivery worker picks them up (it polls the queue every second when nothing wakes it).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, Server, cpu_seconds, header, machine, median, rss_mib
+from bench.procs import BENCH, _stop, py_spy, summarize_profile
+
+
+@contextmanager
+def sink(public_pem: str, hosts: int) -> Iterator[list[int]]:
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="fedserver-bench-sink-"))
+    (tmp / "key.pem").write_text(public_pem)
+    proc = subprocess.Popen([sys.executable, str(BENCH / "sink.py"), str(tmp / "key.pem"), str(hosts),
+                             str(tmp / "ports.json")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp / "ports.json").exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("sink did not start")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        ports = json.loads((tmp / "ports.json").read_text())
+        yield ports
+    finally:
+        _stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sink_call(port: int, path: str, method: str = "GET") -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def add_followers(server: Server, ports: list[int], followers: int) -> None:
+    """Remote actors spread evenly over the sink's ports, each following alice (accepted)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    conn = sqlite3.connect(server.database, timeout=30)
+    try:
+        alice_id = conn.execute("SELECT actor_id FROM local_accounts WHERE username = 'alice'").fetchone()[0]
+        rows = []
+        for i in range(followers):
+            port = ports[i % len(ports)]
+            base = f"http://127.0.0.1:{port}"
+            uri = f"{base}/users/f{i}"
+            rows.append((uri, f"f{i}", f"127.0.0.1:{port}", f"{uri}/inbox", f"{base}/inbox", f"{uri}/followers",
+                         f"{uri}#main-key", "unused", now, now, now))
+        with conn:
+            conn.executemany(
+                "INSERT INTO actors (uri, username, domain, inbox_url, shared_inbox_url, followers_url, key_id,"
+                " public_key_pem, created_at, updated_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute(
+                "INSERT INTO follows (uri, follower_id, followee_id, state, created_at, updated_at)"
+                " SELECT uri || '/follows/1', id, ?, 'accepted', ?, ? FROM actors WHERE is_local = 0",
+                (alice_id, now, now))
+    finally:
+        conn.close()
+
+
+def set_shared(server: Server, shared: bool) -> None:
+    conn = sqlite3.connect(server.database, timeout=30)
+    try:
+        with conn:
+            if shared:
+                conn.execute("UPDATE actors SET shared_inbox_url = substr(uri, 1, instr(substr(uri, 8), '/') + 6)"
+                             " || '/inbox' WHERE is_local = 0")
+            else:
+                conn.execute("UPDATE actors SET shared_inbox_url = NULL WHERE is_local = 0")
+    finally:
+        conn.close()
+
+
+_ALICE: dict[str, str] = {}
+
+
+def _init(key_id: str, pem: str) -> None:
+    from bench.inbound import fast_private_keys
+
+    fast_private_keys()
+    _ALICE.update(key_id=key_id, pem=pem)
+
+
+def _sign(job: tuple[str, bytes]) -> tuple[str, dict]:
+    from fedserver.activitypub.httpsig import sign_request
+
+    url, body = job
+    return url, sign_request("POST", url, body=body, key_id=_ALICE["key_id"], private_key_pem=_ALICE["pem"])
+
+
+def bare_client(requests: list[tuple[str, dict]], body: bytes, limit: int, per_host: int, timeout: float) -> dict:
+    """POST every pre-signed request with a plain aiohttp client (run in a child process)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_bare_child, args=(child, requests, body, limit, per_host, timeout), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout + 30):
+            raise RuntimeError("bare client did not finish")
+        return parent.recv()
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+
+
+def _bare_child(conn, requests, body, limit, per_host, timeout) -> None:
+    import aiohttp
+    from yarl import URL
+
+    async def run() -> dict:
+        statuses: dict[int, int] = {}
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host, keepalive_timeout=30)
+        slots = asyncio.Semaphore(limit)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def one(url: str, headers: dict) -> None:
+                async with slots:
+                    async with session.post(URL(url, encoded=True), data=body, headers=headers) as resp:
+                        await resp.read()
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+
+            start = time.perf_counter()
+            await asyncio.wait_for(asyncio.gather(*(one(u, h) for u, h in requests)), timeout=timeout)
+            return {"elapsed": time.perf_counter() - start, "statuses": statuses}
+
+    try:
+        conn.send(asyncio.run(run()))
+    except BaseException as exc:  # noqa: BLE001
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def wait_for_arrivals(port: int, expected: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = sink_call(port, "/_stats")
+        if stats["arrivals"] >= expected or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.05)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--followers", type=int, default=10_000)
+    p.add_argument("--hosts", type=int, default=500)
+    p.add_argument("--shared-rounds", type=int, default=3)
+    p.add_argument("--personal-rounds", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=120.0, help="longest wait for one post to reach everyone")
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args()
+
+    header(f"fan-out: one public post to {args.followers} followers on {args.hosts} hosts")
+    print(machine())
+    server = Server.create()
+    alice_key_id, alice_pem, alice_public = server.query(
+        "SELECT a.key_id, l.private_key_pem, a.public_key_pem FROM actors a JOIN local_accounts l"
+        " ON l.actor_id = a.id WHERE l.username = 'alice'")[0]
+    settings_text = server.config.read_text()
+    concurrency = int(next(l for l in settings_text.splitlines() if l.startswith("delivery_concurrency")).split("=")[1])
+    per_host = int(next(l for l in settings_text.splitlines()
+                        if l.startswith("delivery_per_host_concurrency")).split("=")[1])
+
+    # The machine's signing ceiling, one core, same key.
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = serialization.load_pem_private_key(alice_pem.encode(), None)
+    t = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t < 1.0:
+        key.sign(b"(request-target): post /inbox\nhost: x\ndate: y\ndigest: z" + bytes([n % 256]), padding.PKCS1v15(),
+                 hashes.SHA256())
+        n += 1
+    sign_rate = n / (time.perf_counter() - t)
+    print(f"RSA-2048 sign ceiling: {sign_rate:.0f}/s on one core")
+
+    results: dict[str, list[dict]] = {"shared": [], "personal": []}
+    try:
+        with sink(alice_public, args.hosts) as ports, \
+                ProcessPoolExecutor(max_workers=os.cpu_count() or 2, initializer=_init,
+                                    initargs=(alice_key_id, alice_pem)) as signer:
+            add_followers(server, ports, args.followers)
+            server.start()
+            time.sleep(1.0)
+            idle_rss = rss_mib(server.pid)[0]
+            print(f"server pid {server.pid}, idle RSS {idle_rss:.1f} MiB; {args.followers} followers inserted;"
+                  f" delivery_concurrency {concurrency}, per host {per_host}")
+            for mode, rounds in (("shared", args.shared_rounds), ("personal", args.personal_rounds)):
+                set_shared(server, mode == "shared")
+                expected = len(ports) if mode == "shared" else args.followers
+                signed: list[tuple[str, dict]] | None = None
+                for r in range(rounds):
+                    sink_call(ports[0], "/_reset", "POST")
+                    cpu0 = cpu_seconds(server.pid)
+                    t0 = time.time()
+                    profile = args.profile and mode == "personal" and r == 0
+                    out = server.directory / "fanout-profile.txt"
+                    with (py_spy(server.pid, out, 20) if profile else _nothing()):
+                        uri = server.cli("post", "alice", f"Fan-out benchmark post {mode} {r}").strip()
+                        t1 = time.time()
+                        stats = wait_for_arrivals(ports[0], expected, args.timeout)
+                    cpu = cpu_seconds(server.pid) - cpu0
+                    done = stats["last"] or time.time()
+                    window = max(1e-6, (stats["last"] or 0) - (stats["first"] or 0))
+                    row = {"arrivals": stats["arrivals"], "verified": stats["verified"], "failed": stats["failed"],
+                           "signatures": stats["distinct_signatures"], "targets": stats["distinct_targets"],
+                           "reach_s": done - t0, "reach_after_cli_s": done - t1, "cli_s": t1 - t0,
+                           "first_after_cli_s": (stats["first"] or done) - t1,
+                           "rate_window": stats["verified"] / window, "server_cpu": cpu / max(1e-6, done - t1)}
+                    print(f"{mode} round {r + 1} fedserver: {row['verified']}/{expected} verified"
+                          f" ({row['failed']} failed), {row['signatures']} distinct signatures;"
+                          f" reached everyone {row['reach_s']:.2f}s after `fedserver post` started"
+                          f" (CLI took {row['cli_s']:.2f}s, first arrival {row['first_after_cli_s']:.2f}s after it);"
+                          f" {row['rate_window']:.0f} deliveries/s first->last; server CPU"
+                          f" {100 * row['server_cpu']:.0f}%")
+                    if stats["errors"]:
+                        print(f"   sink errors: {stats['errors']}")
+                    if profile:
+                        print(summarize_profile(out, 20))
+                    # The ceiling: the same body, pre-signed, POSTed by a bare aiohttp client.
+                    if signed is None:
+                        body = server.value("SELECT body FROM outbound_activities WHERE object_uri = ?",
+                                            (uri,)).encode()
+                        targets = [row[0] for row in server.query(
+                            "SELECT inbox_url FROM deliveries d JOIN outbound_activities o ON o.id = d.activity_id"
+                            " WHERE o.object_uri = ?", (uri,))]
+                        signed = list(signer.map(_sign, [(u, body) for u in targets], chunksize=64))
+                    sink_call(ports[0], "/_reset", "POST")
+                    b = bare_client(signed, body, concurrency, per_host, args.timeout)
+                    bstats = sink_call(ports[0], "/_stats")
+                    bwindow = max(1e-6, (bstats["last"] or 0) - (bstats["first"] or 0))
+                    row["bare_rate_window"] = bstats["verified"] / bwindow
+                    row["bare_elapsed"] = b.get("elapsed", float("nan"))
+                    row["ratio"] = row["rate_window"] / row["bare_rate_window"]
+                    print(f"{mode} round {r + 1} bare client: {bstats['verified']}/{len(signed)} verified in"
+                          f" {row['bare_elapsed']:.2f}s, {row['bare_rate_window']:.0f} deliveries/s first->last;"
+                          f" ratio fedserver/bare {row['ratio']:.2f}")
+                    results[mode].append(row)
+            loaded_rss, peak_rss = rss_mib(server.pid)
+
+        header("fan-out summary (medians of rounds)")
+        summary = {"sign_rate_one_core": sign_rate, "rss_idle": idle_rss, "rss_after": loaded_rss, "rss_peak": peak_rss}
+        for mode, rows in results.items():
+            if not rows:
+                continue
+            m = {k: median([r[k] for r in rows]) for k in rows[0] if isinstance(rows[0][k], (int, float))}
+            summary[mode] = m
+            people = args.followers
+            print(f"{mode:8s}: {int(m['verified'])} deliveries, {int(m['signatures'])} RSA signatures; all"
+                  f" {people} followers reached in {m['reach_s']:.2f}s ({m['reach_after_cli_s']:.2f}s after the CLI"
+                  f" returned); {m['rate_window']:.0f} deliveries/s vs bare client {m['bare_rate_window']:.0f}/s"
+                  f" -> ratio {m['ratio']:.2f} (target >= 0.7); server CPU {100 * m['server_cpu']:.0f}%")
+        print(f"server RSS idle {idle_rss:.1f} MiB, after {loaded_rss:.1f} MiB (peak {peak_rss:.1f})")
+        print("JSON " + json.dumps(summary))
+        return 0
+    finally:
+        server.remove()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+if __name__ == "__main__":
+    sys.exit(main())

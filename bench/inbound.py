@@ -1,0 +1,237 @@
+"""Inbound benchmark: signed Create(Note) activities per second accepted by a real fedserver's shared
+inbox, against a bare aiohttp endpoint loaded the same way in the same run.
+
+    python -m bench.inbound            # defaults: 64 connections, 3 rounds of <= 6 s
+    python -m bench.inbound --profile  # also py-spy the server during one round
+
+What happens: a `fedserver serve` subprocess (temp dir, http on 127.0.0.1, private addresses allowed)
+with one account `alice`; a remote-actors server publishing N actors on M loopback ports; requests
+signed beforehand (draft-cavage rsa-sha256 with fedserver's own signer, one distinct RSA key per actor)
+so the load generator (a separate process, raw HTTP/1.1 over keep-alive connections) only writes
+bytes. Every activity has a fresh id, mentions alice and is addressed to her, so the inbox worker
+stores it as a post.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (Server, cpu_seconds, header, key_pool, load_in_subprocess, machine, median,
+                          raw_post, rss_mib)
+from bench.procs import bare_server, py_spy, remote_actors, remote_stats, summarize_profile
+
+AS = "https://www.w3.org/ns/activitystreams"
+PUBLIC = AS + "#Public"
+TEXT = ("Benchmark note number {n}: a few sentences of ordinary text, about the length of a typical toot,"
+        " with a #hashtag and a link-free body so that sanitizing it costs what a normal post costs.")
+
+_KEYS: list[str] = []
+
+
+def _init_signer(keys: list[str]) -> None:
+    _KEYS[:] = keys
+    fast_private_keys()
+
+
+def fast_private_keys() -> None:
+    """In the load generator only: parse our own benchmark keys without cryptography's RSA
+    consistency check, which costs ~70 ms per key (the signatures are the same)."""
+    from functools import lru_cache
+
+    from cryptography.hazmat.primitives import serialization
+
+    from fedserver.activitypub import httpsig
+
+    @lru_cache(maxsize=None)
+    def load(pem: str):
+        return serialization.load_pem_private_key(pem.encode(), None, unsafe_skip_rsa_key_validation=True)
+
+    httpsig.load_private_key = load
+
+
+def _sign(job: tuple[str, int, str, str, str, int]) -> bytes:
+    """One raw HTTP request: a Create(Note) by actor `name` on remote port `rport`, signed for `inbox`."""
+    from fedserver.activitypub.httpsig import sign_request
+
+    inbox, rport, name, alice, tag, key_index = job
+    actor = f"http://127.0.0.1:{rport}/users/{name}"
+    published = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    note = {"id": f"{actor}/statuses/{tag}", "type": "Note", "attributedTo": actor,
+            "content": f'<p><span class="h-card"><a href="{alice}" class="u-url mention">@alice</a></span> '
+                       f"{TEXT.format(n=tag)}</p>",
+            "to": [PUBLIC], "cc": [f"{actor}/followers", alice], "published": published,
+            "tag": [{"type": "Mention", "href": alice, "name": "@alice"}], "sensitive": False}
+    activity = {"@context": AS, "id": f"{actor}/activities/{tag}", "type": "Create", "actor": actor,
+                "published": published, "to": note["to"], "cc": note["cc"], "object": note}
+    body = json.dumps(activity).encode()
+    headers = sign_request("POST", inbox, body=body, key_id=f"{actor}#main-key", private_key_pem=_KEYS[key_index])
+    return raw_post("/inbox", headers, body)
+
+
+def presign(pool: ProcessPoolExecutor, jobs: list[tuple]) -> list[bytes]:
+    return list(pool.map(_sign, jobs, chunksize=64))
+
+
+def wait_drained(server: Server, timeout: float) -> float:
+    """Seconds until the inbox queue has nothing pending (bounded by timeout)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if not server.value("SELECT count(*) FROM inbox_items WHERE state = 'pending'"):
+            break
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
+def fmt(s: dict) -> str:
+    other = f", other statuses {s['other']}" if s["other"] else ""
+    errors = f", {s['errors']} connection errors" if s["errors"] else ""
+    return (f"{s['ok']:6d} accepted in {s['elapsed']:.2f}s = {s['rate']:7.0f}/s  p50 {s['p50']:6.1f} ms"
+            f"  p99 {s['p99']:6.1f} ms  (generator CPU {100 * s['gen_cpu']:.0f}%{other}{errors})")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=6.0, help="time bound of one round, seconds")
+    p.add_argument("--per-round", type=int, default=6000, help="signed requests available to one round")
+    p.add_argument("--actors", type=int, default=300, help="distinct remote actors (cached keys)")
+    p.add_argument("--cold", type=int, default=400, help="fresh actors per cold-keys round")
+    p.add_argument("--hosts", type=int, default=30, help="loopback ports the remote actors live on")
+    p.add_argument("--profile", action="store_true", help="py-spy the server during the first round")
+    args = p.parse_args()
+
+    header("inbound: signed Create(Note) to the shared inbox")
+    print(machine())
+    cold_total = args.cold * args.rounds
+    keys = key_pool(args.actors + cold_total)
+    server = Server.create()
+    alice = f"{server.base}/users/alice"
+    inbox = f"{server.base}/inbox"
+    run = uuid.uuid4().hex[:8]
+    results: dict[str, list[dict]] = {"fed": [], "bare": [], "cold": [], "fetch": []}
+    try:
+        with remote_actors(keys, args.hosts) as ports, bare_server() as (bare_port, bare_pid), \
+                ProcessPoolExecutor(max_workers=os.cpu_count() or 2, initializer=_init_signer,
+                                    initargs=(keys,)) as signer:
+            server.start()
+            time.sleep(1.0)
+            idle_rss, _ = rss_mib(server.pid)
+            print(f"server pid {server.pid}; idle RSS {idle_rss:.1f} MiB; bare endpoint RSS "
+                  f"{rss_mib(bare_pid)[0]:.1f} MiB")
+
+            def actor_job(i: int, phase: str, n: int, key: int) -> tuple:
+                return (inbox, ports[key % len(ports)], f"k{key}-{phase}{run}", alice, f"{phase}{run}-{n}", key)
+
+            # Warm-up: each cached actor's first activity (the server fetches and stores its key).
+            t = time.perf_counter()
+            warm = presign(signer, [actor_job(0, "c", i, i) for i in range(args.actors)])
+            jobs = [actor_job(0, "c", args.actors + i, i % args.actors) for i in range(args.rounds * args.per_round)]
+            pool_requests = presign(signer, jobs)
+            print(f"pre-signed {len(warm) + len(pool_requests)} requests in {time.perf_counter() - t:.1f}s")
+            w = load_in_subprocess(server.port, warm, connections=min(args.connections, 32), duration=60)
+            print(f"warm-up: {w.ok()} of {len(warm)} first contacts accepted in {w.elapsed:.1f}s; "
+                  f"{server.value('SELECT count(*) FROM actors WHERE is_local = 0')} remote actors cached")
+            wait_drained(server, 60)
+
+            for r in range(args.rounds):
+                chunk = pool_requests[r * args.per_round:(r + 1) * args.per_round]
+                b = load_in_subprocess(bare_port, chunk, connections=args.connections, duration=args.duration,
+                                       cycle=True).summary()
+                results["bare"].append(b)
+                print(f"round {r + 1} bare aiohttp : {fmt(b)}")
+                cpu0 = cpu_seconds(server.pid)
+                started = time.perf_counter()
+                profile_out = Path(server.directory) / "inbound-profile.txt"
+                if args.profile and r == 0:
+                    with py_spy(server.pid, profile_out, int(args.duration)):
+                        f = load_in_subprocess(server.port, chunk, connections=args.connections,
+                                               duration=args.duration).summary()
+                else:
+                    f = load_in_subprocess(server.port, chunk, connections=args.connections,
+                                           duration=args.duration).summary()
+                f["server_cpu"] = (cpu_seconds(server.pid) - cpu0) / f["elapsed"]
+                drain = wait_drained(server, 120)
+                f["processed_rate"] = f["ok"] / (time.perf_counter() - started)
+                results["fed"].append(f)
+                print(f"round {r + 1} fedserver   : {fmt(f)}")
+                print(f"               server CPU {100 * f['server_cpu']:.0f}% of a core while loaded; inbox "
+                      f"worker finished {drain:.1f}s after the load ({f['processed_rate']:.0f} stored posts/s end to end)")
+                if args.profile and r == 0:
+                    print("profile of the server during this round (py-spy, main thread):")
+                    print(summarize_profile(profile_out, int(args.duration)))
+            loaded_rss, peak_rss = rss_mib(server.pid)
+
+            fed_rate = median([x["rate"] for x in results["fed"]])
+            bare_rate = median([x["rate"] for x in results["bare"]])
+            # Latency at half the load fedserver sustains: paced sending, latency from the scheduled time.
+            half = max(1.0, fed_rate / 2)
+            extra = presign(signer, [actor_job(0, "h", i, i % args.actors) for i in range(int(half * 5) + 1)])
+            paced = load_in_subprocess(server.port, extra, connections=args.connections, duration=5.0,
+                                       rate=half).summary()
+            print(f"paced at {half:.0f}/s (half of fedserver's median): {fmt(paced)}")
+            wait_drained(server, 120)
+
+            # Cold keys: every request is a fresh actor's first contact (key fetch + actor stored).
+            for r in range(args.rounds):
+                base = args.actors + r * args.cold
+                cold = presign(signer, [actor_job(0, f"f{r}", i, base + i) for i in range(args.cold)])
+                gets0 = remote_stats(ports[0])["actor_gets"]
+                c = load_in_subprocess(server.port, cold, connections=args.connections, duration=30).summary()
+                c["fetches"] = remote_stats(ports[0])["actor_gets"] - gets0
+                results["cold"].append(c)
+                print(f"cold round {r + 1}: {fmt(c)}; {c['fetches']} actor documents fetched")
+                # Ceiling for first contact: the same actor documents fetched by a bare client.
+                # Ceiling for first contact: the remote-actors server's own rate for the same documents,
+                # fetched by a bare client over the same number of connections.
+                gets = [f"GET /users/k{base + i}-x{run}{r} HTTP/1.1\r\nHost: 127.0.0.1:{ports[0]}"
+                        f"\r\nAccept: application/activity+json\r\n\r\n".encode() for i in range(args.cold)]
+                fr = load_in_subprocess(ports[0], gets, connections=args.connections, duration=3.0,
+                                        cycle=True).summary(200)
+                results["fetch"].append(fr)
+                wait_drained(server, 120)
+            final_rss, final_peak = rss_mib(server.pid)
+
+        header("inbound summary (medians of rounds)")
+        cold_rate = median([x["rate"] for x in results["cold"]])
+        fetch_rate = median([x["rate"] for x in results["fetch"]])
+        summary = {
+            "fed_rate": fed_rate, "bare_rate": bare_rate, "ratio": fed_rate / bare_rate if bare_rate else 0,
+            "fed_p50": median([x["p50"] for x in results["fed"]]), "fed_p99": median([x["p99"] for x in results["fed"]]),
+            "bare_p50": median([x["p50"] for x in results["bare"]]),
+            "bare_p99": median([x["p99"] for x in results["bare"]]),
+            "processed_rate": median([x["processed_rate"] for x in results["fed"]]),
+            "server_cpu": median([x["server_cpu"] for x in results["fed"]]),
+            "paced_rate": paced["rate"], "paced_p50": paced["p50"], "paced_p99": paced["p99"],
+            "cold_rate": cold_rate, "cold_p50": median([x["p50"] for x in results["cold"]]),
+            "cold_p99": median([x["p99"] for x in results["cold"]]),
+            "actor_doc_get_rate": fetch_rate,
+            "rss_idle": idle_rss, "rss_after_cached": loaded_rss, "rss_after_all": final_rss, "rss_peak": final_peak,
+            "connections": args.connections,
+        }
+        print(f"fedserver accepted/s {fed_rate:.0f} (p50 {summary['fed_p50']:.1f} ms, p99 {summary['fed_p99']:.1f} ms)")
+        print(f"bare aiohttp POST/s   {bare_rate:.0f} (p50 {summary['bare_p50']:.1f} ms, p99 {summary['bare_p99']:.1f} ms)")
+        print(f"ratio fedserver/bare  {summary['ratio']:.2f}   (target >= 0.5)")
+        print(f"stored posts/s end to end (accept + inbox worker) {summary['processed_rate']:.0f}")
+        print(f"at half load ({half:.0f}/s paced): p50 {paced['p50']:.1f} ms, p99 {paced['p99']:.1f} ms (target p99 < 50 ms)")
+        print(f"cold keys accepted/s  {cold_rate:.0f} (p50 {summary['cold_p50']:.1f} ms, p99 {summary['cold_p99']:.1f} ms);"
+              f" remote-actors server answers bare GETs of actor documents at {fetch_rate:.0f}/s")
+        print(f"server RSS idle {idle_rss:.1f} MiB, after cached rounds {loaded_rss:.1f} MiB, after all "
+              f"{final_rss:.1f} MiB, peak {final_peak:.1f} MiB (targets 60 / 150)")
+        print("JSON " + json.dumps(summary))
+        return 0
+    finally:
+        server.remove()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
