@@ -8,6 +8,7 @@ from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent
 from fedserver.store import actors as actor_store
+from fedserver.store import interactions as interaction_store
 from fedserver.store import follows as follow_store
 from fedserver.store import posts as post_store
 from fedserver.store import timelines as timeline_store
@@ -250,3 +251,12 @@ async def actor_by_id(ctx: Context, actor_id: int) -> Actor | None:
 
 async def post_by_id(ctx: Context, post_id: int) -> Post | None:
     return await post_store.get_post(ctx.db.reader, post_id)
+
+
+async def unread_notifications(ctx: Context, actor: Actor) -> int:
+    return await interaction_store.count_unread_notifications(ctx.db.reader, actor.id)
+
+
+async def mark_notifications_read(ctx: Context, actor: Actor) -> None:
+    async with ctx.db.transaction() as tx:
+        await interaction_store.mark_notifications_read(tx, actor.id, ctx.clock.now_iso())

@@ -98,3 +98,13 @@ async def list_notifications(conn: aiosqlite.Connection, recipient_id: int, *, m
               " WHERE n.recipient_id = ? AND n.id < ? ORDER BY n.id DESC LIMIT ?",
         (recipient_id, max_id if max_id is not None else 2**62, limit))
     return [dict(row) for row in rows]
+
+
+async def count_unread_notifications(conn: aiosqlite.Connection, recipient_id: int) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM notifications WHERE recipient_id = ? AND read_at IS NULL",
+                                 (recipient_id,)) or 0)
+
+
+async def mark_notifications_read(conn: aiosqlite.Connection, recipient_id: int, now: str) -> None:
+    await conn.execute("UPDATE notifications SET read_at = ? WHERE recipient_id = ? AND read_at IS NULL",
+                       (now, recipient_id))

@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from fedserver.context import CTX_KEY, Context
-from fedserver.services import auth
+from fedserver.services import auth, timelines
 from fedserver.web import filters
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -54,9 +54,12 @@ def csrf_token(request: web.Request) -> str:
 async def render(request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
     ctx = ctx_of(request)
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
+    viewer = viewer_of(request)
+    navigation = {"unread": await timelines.unread_notifications(ctx, viewer.actor) if viewer else 0,
+                  "registrations": await auth.registration_mode(ctx) if viewer is None else None}
     html = await env.get_template(template).render_async(
-        request=request, viewer=viewer_of(request), csrf_token=csrf_token(request), instance=ctx.settings.instance,
-        flash=flash, base_url=ctx.urls.base, **values)
+        request=request, viewer=viewer, csrf_token=csrf_token(request), instance=ctx.settings.instance,
+        flash=flash, base_url=ctx.urls.base, navigation=navigation, **values)
     response = web.Response(text=html, content_type="text/html", status=status)
     if flash:
         response.del_cookie(FLASH_COOKIE, path="/")

@@ -7,7 +7,7 @@ import jinja2
 from markupsafe import Markup
 
 from fedserver.activitypub.sanitize import sanitize_html
-from fedserver.clock import parse_time
+from fedserver.clock import parse_time, wire_time
 from fedserver.text import render_html
 
 
@@ -32,6 +32,11 @@ def datetime_short(iso: str | None) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def html_datetime(iso: str | None) -> str:
+    """A <time datetime> value: HTML allows at most three fraction digits; seconds are enough."""
+    return wire_time(iso) if iso else ""
+
+
 def handle(actor) -> str:
     return f"@{actor.username}@{actor.domain}"
 
@@ -41,3 +46,4 @@ def install(env: jinja2.Environment) -> None:
     env.filters["linkify"] = linkify
     env.filters["datetime_short"] = datetime_short
     env.filters["handle"] = handle
+    env.filters["html_datetime"] = html_datetime

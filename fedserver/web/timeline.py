@@ -81,7 +81,10 @@ async def notifications(request: web.Request) -> web.Response:
     assert viewer is not None
     page = await timelines.notifications(ctx, viewer.actor, max_id=max_id_of(request))
     waiting = len(await follows.list_requests(ctx, viewer.username))
-    return await render(request, "timeline/notifications.html", page=page, requests_waiting=waiting)
+    response = await render(request, "timeline/notifications.html", page=page, requests_waiting=waiting)
+    # Seen once shown: the unread count in the navigation starts again from zero.
+    await timelines.mark_notifications_read(ctx, viewer.actor)
+    return response
 
 
 def add_routes(app: web.Application) -> None:

