@@ -137,11 +137,9 @@ async def instances(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Ins
 _key_pool: list[str] = []
 
 
-@pytest.fixture
-def fast_accounts(monkeypatch):
-    """Creating an account costs ~40-400 ms of RSA generation and ~120 ms of argon2. Tests that make
-    many accounts and never log in use this: keys stay real and distinct within a test (taken in
-    order from a pool generated once per session) and passwords are not hashed."""
+def use_key_pool(monkeypatch) -> None:
+    """New accounts take real, distinct RSA keys from a pool generated once per session, in order
+    (generating one costs 40-400 ms)."""
     generate = accounts.generate_rsa_private_key_pem
     taken = 0
 
@@ -153,6 +151,12 @@ def fast_accounts(monkeypatch):
         return _key_pool[taken - 1]
 
     monkeypatch.setattr(accounts, "generate_rsa_private_key_pem", next_key)
+
+
+@pytest.fixture
+def fast_accounts(monkeypatch):
+    """For tests that make many accounts and never sign in: pooled keys, passwords not hashed."""
+    use_key_pool(monkeypatch)
     monkeypatch.setattr(accounts, "hash_password", lambda password: "not-hashed-in-tests")
 
 

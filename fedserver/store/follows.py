@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from fedserver.store.actors import Actor
-from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,24 +24,6 @@ from fedserver.activitypub.webfinger import (
     self_link,
     verify_round_trip,
 )
-
-_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", None}
-
-
-@pytest.fixture(autouse=True)
-def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback only: fail loudly if anything would ask a real DNS server."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else host
-        if name not in _LOCAL_NAMES:
-            raise AssertionError(f"test tried to resolve {name!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-
-
 
 @pytest.mark.parametrize(
     "handle,expected",

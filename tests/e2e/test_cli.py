@@ -13,7 +13,7 @@ import pytest
 
 from fedserver.services.accounts import verify_password
 from tests.conftest import free_port
-from tests.e2e.processes import ProcessGroup, ServerProcess, fedserver_processes, wait_for  # noqa: F401
+from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
 
 AS2 = "application/activity+json"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"

@@ -143,7 +143,7 @@ async def test_posts_from_before_the_consent_reached_us_stay_out(pair):
 async def test_a_note_that_says_no_stays_out_even_when_its_author_consented(pair):
     a, b = pair
     await consent.set_training_consent(a.ctx, "alice", "allow", license="CC-BY-4.0", scope="future")
-    seen = await wait_until(lambda: choice_is(b, a.actor_uri("alice"), "allow"), what="consent at b")
+    await wait_until(lambda: choice_is(b, a.actor_uri("alice"), "allow"), what="consent at b")
     # Excluded when written: the Create itself carries the Note's no.
     post = await posting.create_post(a.ctx, "alice", Draft(text="Not this one"))
     await posting.set_post_excluded(a.ctx, "alice", post.uri, True)

@@ -14,7 +14,7 @@ from aiohttp import web
 from fedserver.activitypub.httpsig import body_digest_header
 from fedserver.services import accounts, follows
 from tests.conftest import Instance, wait_until
-from tests.e2e.processes import ServerProcess, await_for, fedserver_processes  # noqa: F401
+from tests.e2e.processes import ServerProcess, await_for
 
 POSTS = 5
 # The slow receiver's answer delay, and the sender's delivery timeout comfortably above it. The

@@ -6,21 +6,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from fedserver.services import accounts
-
-_key_pool: list[str] = []
-_generate = accounts.generate_rsa_private_key_pem
+from tests.conftest import use_key_pool
 
 
 @pytest.fixture(autouse=True)
 def quick_accounts(monkeypatch):
-    taken = 0
-
-    def next_key() -> str:
-        nonlocal taken
-        if taken == len(_key_pool):
-            _key_pool.append(_generate())
-        taken += 1
-        return _key_pool[taken - 1]
-
-    monkeypatch.setattr(accounts, "generate_rsa_private_key_pem", next_key)
+    use_key_pool(monkeypatch)
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -24,7 +24,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     await person(a, "bob")
     await consent.set_training_consent(a.ctx, "alice", "allow", license="CC-BY-4.0", scope="all")
     post = await posting.create_post(a.ctx, "alice", Draft(
-        text=f"Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
+        text="Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
     await posting.create_post(a.ctx, "bob", Draft(text="a reply", reply_to=post.uri))
     local_id = post.id
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
