@@ -14,7 +14,7 @@ from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.activitypub.webfinger import build_jrd, parse_handle
 from fedserver.context import CTX_KEY, Context
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, verify_request
-from fedserver.services import as2, audience
+from fedserver.services import as2, audience, instance
 from fedserver.store import actors as actor_store
 from fedserver.store import deliveries as delivery_store
 from fedserver.store import follows as follow_store
@@ -133,6 +133,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     version = request.match_info["version"]
     stats = await audience.usage_stats(ctx)
+    info = await instance.instance_info(ctx)
     software: dict[str, Any] = {"name": SOFTWARE_NAME, "version": __version__}
     if version == "2.1":
         software["homepage"] = ctx.urls.base
@@ -141,11 +142,11 @@ async def nodeinfo(request: web.Request) -> web.Response:
         "software": software,
         "protocols": ["activitypub"],
         "services": {"inbound": [], "outbound": []},
-        "openRegistrations": ctx.settings.instance.registrations == "open",
+        "openRegistrations": info.registrations == "open",
         "usage": {"users": {"total": stats["users"], "activeMonth": stats["active_month"],
                             "activeHalfyear": stats["active_halfyear"]},
                   "localPosts": stats["local_posts"]},
-        "metadata": {"nodeName": ctx.settings.instance.name, "nodeDescription": ctx.settings.instance.description},
+        "metadata": {"nodeName": info.name, "nodeDescription": info.description},
     }
     content_type = f'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/{version}#"'
     return web.Response(body=json.dumps(doc).encode(), headers={"Content-Type": content_type,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import auth, researchers, status
+from fedserver.services import auth, instance, researchers, status
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
@@ -33,6 +33,17 @@ async def set_registrations(request: web.Request) -> web.StreamResponse:
     except AccountError as exc:
         return redirect("/admin", flash=str(exc))
     return redirect("/admin", flash="Sign-up setting saved.")
+
+
+@require_admin
+async def save_instance(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        await instance.set_instance_info(ctx_of(request), name=str(form.get("name", "")),
+                                         description=str(form.get("description", "")))
+    except instance.InstanceSettingsError as exc:
+        return redirect("/admin#instance", flash=str(exc))
+    return redirect("/admin#instance", flash="Instance settings saved.")
 
 
 @require_admin
@@ -97,6 +108,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin", dashboard)
     r.add_post("/admin/registrations", set_registrations)
+    r.add_post("/admin/instance", save_instance)
     r.add_post("/admin/invites", create_invite)
     r.add_post("/admin/researchers", add_researcher)
     r.add_post("/admin/researchers/revoke", revoke_researcher)

@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from fedserver.context import CTX_KEY, Context
-from fedserver.services import auth, timelines
+from fedserver.services import auth, instance, timelines
 from fedserver.web import filters
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -55,10 +55,11 @@ async def render(request: web.Request, template: str, *, status: int = 200, **va
     ctx = ctx_of(request)
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
     viewer = viewer_of(request)
+    info = await instance.instance_info(ctx)
     navigation = {"unread": await timelines.unread_notifications(ctx, viewer.actor) if viewer else 0,
-                  "registrations": await auth.registration_mode(ctx) if viewer is None else None}
+                  "registrations": info.registrations}
     html = await env.get_template(template).render_async(
-        request=request, viewer=viewer, csrf_token=csrf_token(request), instance=ctx.settings.instance,
+        request=request, viewer=viewer, csrf_token=csrf_token(request), instance=info,
         flash=flash, base_url=ctx.urls.base, navigation=navigation, **values)
     response = web.Response(text=html, content_type="text/html", status=status)
     if flash:

@@ -184,3 +184,14 @@ async def test_unread_notifications_are_counted_in_the_navigation_until_seen(ins
     assert "badge" not in (await ann.get("/home")).text
     await ann.close()
     await bob.close()
+
+
+async def test_admin_renames_the_instance_and_nodeinfo_and_pages_follow(instances):
+    a = await instances("a")
+    boss = await person(a, "boss", admin=True)
+    page = await boss.submit("/admin", "/admin/instance", {"name": "Quiet Garden", "description": "A calm place"})
+    assert "Instance settings saved" in page.text and "<title>Admin · Quiet Garden</title>" in page.text
+    async with boss.http.get(a.base + "/nodeinfo/2.1") as resp:
+        metadata = (await resp.json(content_type=None))["metadata"]
+    assert metadata == {"nodeName": "Quiet Garden", "nodeDescription": "A calm place"}
+    await boss.close()

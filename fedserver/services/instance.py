@@ -1,0 +1,46 @@
+"""The instance's public name and description: set in fedserver.toml, changeable on the admin page
+(the database value wins once set)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedserver.context import Context
+from fedserver.store import corpus as state_store
+
+NAME_KEY = "instance_name"
+DESCRIPTION_KEY = "instance_description"
+MAX_NAME = 100
+MAX_DESCRIPTION = 2000
+
+
+class InstanceSettingsError(Exception):
+    """The new instance settings are not valid."""
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    name: str
+    description: str
+    domain: str
+    registrations: str
+
+
+async def instance_info(ctx: Context) -> InstanceInfo:
+    from fedserver.services.auth import registration_mode
+
+    configured = ctx.settings.instance
+    name = await state_store.get_state(ctx.db.reader, NAME_KEY)
+    description = await state_store.get_state(ctx.db.reader, DESCRIPTION_KEY)
+    return InstanceInfo(name=name or configured.name, description=description or configured.description,
+                        domain=configured.domain, registrations=await registration_mode(ctx))
+
+
+async def set_instance_info(ctx: Context, *, name: str, description: str) -> None:
+    name, description = name.strip(), description.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InstanceSettingsError(f"the name must have 1 to {MAX_NAME} characters")
+    if len(description) > MAX_DESCRIPTION:
+        raise InstanceSettingsError(f"the description may have at most {MAX_DESCRIPTION} characters")
+    async with ctx.db.transaction() as tx:
+        await state_store.set_state(tx, NAME_KEY, name)
+        await state_store.set_state(tx, DESCRIPTION_KEY, description)
