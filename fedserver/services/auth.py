@@ -12,8 +12,8 @@ from fedserver.context import Context
 from fedserver.corpus import sync as corpus_sync
 from fedserver.services import accounts, as2, consent, outbox
 from fedserver.services.accounts import AccountError
+from fedserver.services.instance import registration_mode, set_registration_mode  # noqa: F401 (re-exported)
 from fedserver.store import actors as actor_store
-from fedserver.store import corpus as corpus_store
 from fedserver.store import follows as follow_store
 from fedserver.store import posts as post_store
 from fedserver.store import web as web_store
@@ -25,7 +25,6 @@ SESSION_DAYS = 30
 FAILURE_WINDOW_MS = 15 * 60 * 1000
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_CLIENT = 20
-REGISTRATION_KEY = "registrations"
 
 
 class SignInThrottled(Exception):
@@ -51,19 +50,6 @@ class Viewer:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-async def registration_mode(ctx: Context) -> str:
-    """open | invite | closed: the admin page may override the config file's value."""
-    stored = await corpus_store.get_state(ctx.db.reader, REGISTRATION_KEY)
-    return stored or ctx.settings.instance.registrations
-
-
-async def set_registration_mode(ctx: Context, mode: str) -> None:
-    if mode not in ("open", "invite", "closed"):
-        raise AccountError("registrations must be open, invite or closed")
-    async with ctx.db.transaction() as tx:
-        await corpus_store.set_state(tx, REGISTRATION_KEY, mode)
 
 
 async def create_invite(ctx: Context, *, max_uses: int = 1, days: int | None = 7, created_by: str = "admin") -> str:

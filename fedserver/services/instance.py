@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedserver.context import Context
+from fedserver.services.accounts import AccountError
 from fedserver.store import corpus as state_store
 
+REGISTRATION_KEY = "registrations"
 NAME_KEY = "instance_name"
 DESCRIPTION_KEY = "instance_description"
 MAX_NAME = 100
@@ -26,8 +28,6 @@ class InstanceInfo:
 
 
 async def instance_info(ctx: Context) -> InstanceInfo:
-    from fedserver.services.auth import registration_mode
-
     configured = ctx.settings.instance
     name = await state_store.get_state(ctx.db.reader, NAME_KEY)
     description = await state_store.get_state(ctx.db.reader, DESCRIPTION_KEY)
@@ -44,3 +44,16 @@ async def set_instance_info(ctx: Context, *, name: str, description: str) -> Non
     async with ctx.db.transaction() as tx:
         await state_store.set_state(tx, NAME_KEY, name)
         await state_store.set_state(tx, DESCRIPTION_KEY, description)
+
+
+async def registration_mode(ctx: Context) -> str:
+    """open | invite | closed: the admin page may override the config file's value."""
+    stored = await state_store.get_state(ctx.db.reader, REGISTRATION_KEY)
+    return stored or ctx.settings.instance.registrations
+
+
+async def set_registration_mode(ctx: Context, mode: str) -> None:
+    if mode not in ("open", "invite", "closed"):
+        raise AccountError("registrations must be open, invite or closed")
+    async with ctx.db.transaction() as tx:
+        await state_store.set_state(tx, REGISTRATION_KEY, mode)
