@@ -17,6 +17,7 @@ from fedserver.db import Database, migrate
 from fedserver.federation import routes as federation_routes
 from fedserver.federation.delivery import DeliveryWorker
 from fedserver.federation.inbox import handle_inbox
+from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
 from fedserver.services.accounts import ensure_instance_actor
 from fedserver.web import admin as web_admin
@@ -94,6 +95,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     async def on_startup(app: web.Application) -> None:
         ctx = await open_context(settings, clock)
         app[CTX_KEY] = ctx
+        app[INBOX_WRITER_KEY] = InboxWriter(ctx)
+        app[INBOX_WRITER_KEY].start()
         workers = []
         if run_workers:
             app[DELIVERY_WORKER_KEY] = DeliveryWorker(ctx)
@@ -112,6 +115,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                 pass
         if DELIVERY_WORKER_KEY in app:
             await app[DELIVERY_WORKER_KEY].stop()
+        if INBOX_WRITER_KEY in app:
+            await app[INBOX_WRITER_KEY].stop()
         if CTX_KEY in app:
             await close_context(app[CTX_KEY])
 

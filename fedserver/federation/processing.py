@@ -51,11 +51,22 @@ class InboxWorker:
         async with self.ctx.db.transaction() as tx:
             items = await inbox_store.claim_due_items(tx, now_ms=self.ctx.clock.now_ms(), lease_ms=LEASE_MS,
                                                       limit=BATCH)
-        for item in items:
-            await self.process(item)
+        done: list[int] = []
+        try:
+            for item in items:
+                if await self.process(item):
+                    done.append(item.id)
+        finally:
+            # One transaction for the batch's completions instead of one per item. A crash before it
+            # leaves them leased and pending: they are applied again, as when a crash fell between
+            # an item's effects and its mark_done (handlers tolerate a repeat).
+            if done:
+                async with self.ctx.db.transaction() as tx:
+                    await inbox_store.mark_many_done(tx, done, self.ctx.clock.now_iso())
         return len(items)
 
-    async def process(self, item: InboxItem) -> None:
+    async def process(self, item: InboxItem) -> bool:
+        """Apply one item; True when it succeeded and is to be marked done by the caller."""
         ctx = self.ctx
         try:
             activity = json.loads(item.body)
@@ -66,18 +77,17 @@ class InboxWorker:
         except RetryLater as exc:
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 await self._fail(item, f"gave up: {exc}")
-                return
+                return False
             delay_ms = int(min(3600, 10 * 4 ** item.attempts) * 1000 * ctx.settings.federation.delivery_retry_scale)
             log.info("inbox %s %s: retry in %d ms: %s", item.activity_type, item.activity_uri, delay_ms, exc)
             async with ctx.db.transaction() as tx:
                 await inbox_store.mark_retry(tx, item.id, error=str(exc), next_attempt_ms=ctx.clock.now_ms() + delay_ms)
-            return
+            return False
         except Exception as exc:  # noqa: BLE001 - one bad activity must not stop the queue
             log.exception("inbox %s %s from %s failed", item.activity_type, item.activity_uri, item.signer_uri)
             await self._fail(item, f"{type(exc).__name__}: {exc}")
-            return
-        async with ctx.db.transaction() as tx:
-            await inbox_store.mark_done(tx, item.id, ctx.clock.now_iso())
+            return False
+        return True
 
     async def _fail(self, item: InboxItem, error: str) -> None:
         async with self.ctx.db.transaction() as tx:

@@ -3,6 +3,10 @@ refreshed when stale. Every fetch goes through the one RemoteFetcher (signed, SS
 from __future__ import annotations
 
 import logging
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import replace
 from urllib.parse import urldefrag
 
 from fedserver.activitypub import webfinger
@@ -11,7 +15,9 @@ from fedserver.activitypub.fetch import FetchError, FetchGone
 from fedserver.activitypub.normalize import host_of
 from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.clock import parse_time
+from fedserver.activitypub.keys import PublicKey
 from fedserver.context import Context
+from fedserver.db import Database
 from fedserver.services import consent
 from fedserver.store import actors as actor_store
 from fedserver.store import hosts as host_store
@@ -22,6 +28,60 @@ log = logging.getLogger(__name__)
 
 class ActorNotFound(Exception):
     """The actor does not exist, is gone, or its server could not give a usable document."""
+
+
+# In-memory caches for the inbox's accept path, one set per open database (several instances may
+# share a process in tests). They may be lost at any time and are bounded in size and age.
+KEY_CACHE_SECONDS = 300.0
+KEY_CACHE_SIZE = 5_000
+# An admin's domain block (CLI, web) reaches a running server's inbox within this many seconds.
+DOMAIN_BLOCK_CACHE_SECONDS = 5.0
+DOMAIN_BLOCK_CACHE_SIZE = 10_000
+
+
+class _Caches:
+    def __init__(self) -> None:
+        # key id -> (expiry, signer, parsed key)
+        self.keys: OrderedDict[str, tuple[float, Actor, PublicKey]] = OrderedDict()
+        # host -> (expiry, blocked)
+        self.blocks: dict[str, tuple[float, bool]] = {}
+
+
+_caches: weakref.WeakKeyDictionary[Database, _Caches] = weakref.WeakKeyDictionary()
+
+
+def _caches_of(ctx: Context) -> _Caches:
+    caches = _caches.get(ctx.db)
+    if caches is None:
+        caches = _caches[ctx.db] = _Caches()
+    return caches
+
+
+def cached_signer(ctx: Context, key_id: str) -> tuple[Actor, PublicKey] | None:
+    """The signer and parsed key last verified for key_id, if remembered. Callers must check the
+    actor row is unchanged before relying on it (the inbox writer does, in its transaction)."""
+    keys = _caches_of(ctx).keys
+    entry = keys.get(key_id)
+    if entry is None:
+        return None
+    if entry[0] < time.monotonic():
+        del keys[key_id]
+        return None
+    keys.move_to_end(key_id)
+    return entry[1], entry[2]
+
+
+def remember_signer(ctx: Context, key_id: str, actor: Actor, key: PublicKey) -> None:
+    keys = _caches_of(ctx).keys
+    # Only what verification and the inbox need: the document and bio can be large.
+    keys[key_id] = (time.monotonic() + KEY_CACHE_SECONDS, replace(actor, raw_json=None, summary_html=""), key)
+    keys.move_to_end(key_id)
+    while len(keys) > KEY_CACHE_SIZE:
+        keys.popitem(last=False)
+
+
+def forget_signer(ctx: Context, key_id: str) -> None:
+    _caches_of(ctx).keys.pop(key_id, None)
 
 
 def _is_stale(ctx: Context, actor: Actor) -> bool:
@@ -48,9 +108,24 @@ async def store_document(ctx: Context, doc: dict, *, key_id: str | None = None) 
     return actor
 
 
-async def domain_blocked(ctx: Context, uri: str) -> bool:
+async def domain_blocked(ctx: Context, uri: str, *, cached: bool = False) -> bool:
+    """Whether uri's domain is blocked; cached=True may answer from a few seconds ago
+    (DOMAIN_BLOCK_CACHE_SECONDS)."""
     host = host_of(uri)
-    return host is not None and await host_store.is_domain_blocked(ctx.db.reader, host)
+    if host is None:
+        return False
+    if not cached:
+        return await host_store.is_domain_blocked(ctx.db.reader, host)
+    blocks = _caches_of(ctx).blocks
+    now = time.monotonic()
+    entry = blocks.get(host)
+    if entry is not None and entry[0] >= now:
+        return entry[1]
+    blocked = await host_store.is_domain_blocked(ctx.db.reader, host)
+    if len(blocks) >= DOMAIN_BLOCK_CACHE_SIZE:
+        blocks.clear()
+    blocks[host] = (now + DOMAIN_BLOCK_CACHE_SECONDS, blocked)
+    return blocked
 
 
 async def fetch_actor(ctx: Context, uri: str) -> Actor:

@@ -18,6 +18,27 @@ class InboxItem:
     attempts: int
 
 
+@dataclass(frozen=True)
+class NewInboxItem:
+    """A verified activity waiting to be stored (signer_host: whose unavailable mark it clears)."""
+    activity_uri: str
+    activity_type: str
+    signer_uri: str
+    body: str
+    signer_host: str | None = None
+
+
+@dataclass(frozen=True)
+class SignerState:
+    """The columns of a signer's actor row that its signature verification depended on."""
+    actor_id: int
+    key_id: str | None
+    public_key_pem: str | None
+    updated_at: str
+    deleted_at: str | None
+    suspended_at: str | None
+
+
 async def enqueue_inbox_item(conn: aiosqlite.Connection, *, activity_uri: str, activity_type: str,
                              signer_uri: str, body: str, now: str, now_ms: int) -> bool:
     """Store a verified activity for processing; False when its id was seen before (duplicate)."""
@@ -26,6 +47,37 @@ async def enqueue_inbox_item(conn: aiosqlite.Connection, *, activity_uri: str, a
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (activity_uri) DO NOTHING",
         (activity_uri, activity_type, signer_uri, body, now_ms, now))
     return cur.rowcount > 0
+
+
+async def enqueue_inbox_items(conn: aiosqlite.Connection, items: list[NewInboxItem], *, now: str,
+                              now_ms: int) -> set[str]:
+    """Store verified activities in one statement; the activity ids that were new (a duplicate,
+    seen before or twice in items, is left out and not returned)."""
+    placeholders = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in items)
+    params: list[object] = []
+    for item in items:
+        params += (item.activity_uri, item.activity_type, item.signer_uri, item.body, now_ms, now)
+    rows = await conn.execute_fetchall(
+        "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
+        f" VALUES {placeholders} ON CONFLICT (activity_uri) DO NOTHING RETURNING activity_uri", params)
+    return {row[0] for row in rows}
+
+
+async def signer_states(conn: aiosqlite.Connection, actor_ids: list[int]) -> dict[int, SignerState]:
+    rows = await conn.execute_fetchall(
+        "SELECT id, key_id, public_key_pem, updated_at, deleted_at, suspended_at FROM actors"
+        f" WHERE id IN ({', '.join('?' for _ in actor_ids)})", actor_ids)
+    return {row[0]: SignerState(*row) for row in rows}
+
+
+async def clear_unavailable_hosts(conn: aiosqlite.Connection, hosts: list[str]) -> None:
+    """Inbound signed traffic from a host shows it is alive again: hosts.clear_unavailable for
+    each marked host among these, in two statements (the inbox writer's batches)."""
+    marks = ", ".join("?" for _ in hosts)
+    await conn.execute(f"DELETE FROM host_failure_days WHERE host IN (SELECT host FROM hosts WHERE host IN ({marks})"
+                       " AND unavailable_until IS NOT NULL)", hosts)
+    await conn.execute(f"UPDATE hosts SET unavailable_since = NULL, unavailable_until = NULL WHERE host IN ({marks})"
+                       " AND unavailable_until IS NOT NULL AND unavailable_since IS NOT NULL", hosts)
 
 
 async def claim_due_items(conn: aiosqlite.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
@@ -44,6 +96,12 @@ async def mark_done(conn: aiosqlite.Connection, item_id: int, now: str) -> None:
     # The body is no longer needed once processed; the id stays for deduplication.
     await conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
                        " attempts = attempts + 1 WHERE id = ?", (now, item_id))
+
+
+async def mark_many_done(conn: aiosqlite.Connection, item_ids: list[int], now: str) -> None:
+    await conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
+                       f" attempts = attempts + 1 WHERE id IN ({', '.join('?' for _ in item_ids)})",
+                       (now, *item_ids))
 
 
 async def mark_retry(conn: aiosqlite.Connection, item_id: int, *, error: str, next_attempt_ms: int) -> None:

@@ -3,6 +3,8 @@ stores nothing when it does; it accepts what real peers send. A real fedserver o
 receives real HTTP from a hand-built remote (tests/e2e/fake_remote.py) that really signs."""
 from __future__ import annotations
 
+import asyncio
+
 import json
 from typing import Any, AsyncIterator
 
@@ -292,6 +294,26 @@ async def test_same_create_delivered_twice_is_accepted_twice_and_stored_once(ser
     await wait_until(lambda: _item_state(server, activity["id"], "done"), what="inbox item processed")
     assert await server.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ?", (activity["id"],)) == 1
     assert await server.count("SELECT count(*) FROM posts WHERE uri = ?", (activity["object"]["id"],)) == 1
+
+
+async def test_the_same_create_sent_many_times_at_once_is_stored_once(server, remote):
+    # Concurrent copies land in the same group commit of the inbox writer: one is new, the rest
+    # are duplicates, and every request is answered only after the commit.
+    activity = remote.create_note("eve", "said at once", mention=server.actor_uri("alice"))
+    results = await asyncio.gather(*(remote.post(inbox_of(server, "shared"), activity, as_user="eve")
+                                     for _ in range(8)))
+    assert [status for status, _ in results] == [202] * 8
+    await wait_until(lambda: _item_state(server, activity["id"], "done"), what="inbox item processed")
+    assert await server.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ?", (activity["id"],)) == 1
+    assert await server.count("SELECT count(*) FROM posts WHERE uri = ?", (activity["object"]["id"],)) == 1
+
+
+async def test_many_different_creates_at_once_are_all_stored(server, remote):
+    activities = [remote.create_note("eve", f"burst {i}", mention=server.actor_uri("alice")) for i in range(20)]
+    results = await asyncio.gather(*(remote.post(inbox_of(server, "shared"), a, as_user="eve") for a in activities))
+    assert [status for status, _ in results] == [202] * 20
+    for activity in activities:
+        await wait_until(lambda: post_row(server, activity["object"]["id"]), what="every burst post stored")
 
 
 async def test_rfc9421_signed_create_is_accepted_and_stored(server, remote):

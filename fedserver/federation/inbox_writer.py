@@ -1,0 +1,140 @@
+"""The inbox writer: one task that stores verified inbound activities in group commits. Requests
+queue their row and wait; the writer inserts everything queued in one transaction, commits, and
+only then tells each request whether its row was new, so a 202 still means "durably stored"
+(perf-targets.md: one transaction per activity caps inbound near 5k/s)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from fedserver.context import Context
+from fedserver.store import inbox as inbox_store
+from fedserver.store.inbox import NewInboxItem, SignerState
+
+log = logging.getLogger(__name__)
+
+# Rows per transaction; 6 parameters each stays far below SQLite's variable limit.
+MAX_BATCH = 256
+
+FRESH = "fresh"
+DUPLICATE = "duplicate"
+# The signer's row changed since its key was verified from memory: verify again from the database.
+SIGNER_CHANGED = "signer-changed"
+
+
+@dataclass
+class _Pending:
+    item: NewInboxItem
+    expected_signer: SignerState | None
+    future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class InboxWriter:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    async def stop(self) -> None:
+        """Store what is queued, then end the task."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None
+
+    async def store(self, item: NewInboxItem, expected_signer: SignerState | None = None) -> str:
+        """FRESH, DUPLICATE or SIGNER_CHANGED once the batch holding the item is committed.
+        With expected_signer, the row is stored only if the signer's row still matches it."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("inbox writer is not running")
+        pending = _Pending(item, expected_signer)
+        self._queue.put_nowait(pending)
+        return await asyncio.shield(pending.future)
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[_Pending] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                else:
+                    batch.append(nxt)
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await self._write_batch(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.cancel()
+            raise
+        except Exception:  # noqa: BLE001 - isolate the row that broke the batch
+            log.exception("inbox writer: batch of %d failed; storing its rows one by one", len(batch))
+            for pending in batch:
+                try:
+                    outcome = (await self._write_batch([pending]))[0]
+                except Exception as exc:  # noqa: BLE001 - the request answers 500 for its own row only
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                else:
+                    if not pending.future.done():
+                        pending.future.set_result(outcome)
+            return
+        for pending, outcome in zip(batch, outcomes):
+            if not pending.future.done():
+                pending.future.set_result(outcome)
+
+    async def _write_batch(self, batch: list[_Pending]) -> list[str]:
+        ctx = self.ctx
+        now, now_ms = ctx.clock.now_iso(), ctx.clock.now_ms()
+        async with ctx.db.transaction() as tx:
+            expected = {p.expected_signer.actor_id for p in batch if p.expected_signer is not None}
+            current = await inbox_store.signer_states(tx, sorted(expected)) if expected else {}
+            outcomes: list[str] = []
+            to_insert: list[NewInboxItem] = []
+            for pending in batch:
+                want = pending.expected_signer
+                if want is not None and current.get(want.actor_id) != want:
+                    outcomes.append(SIGNER_CHANGED)
+                else:
+                    outcomes.append(FRESH)
+                    to_insert.append(pending.item)
+            inserted = await inbox_store.enqueue_inbox_items(tx, to_insert, now=now, now_ms=now_ms) \
+                if to_insert else set()
+            fresh_hosts: set[str] = set()
+            for index, pending in enumerate(batch):
+                if outcomes[index] != FRESH:
+                    continue
+                uri = pending.item.activity_uri
+                if uri in inserted:
+                    inserted.discard(uri)  # a second copy in the same batch is a duplicate
+                    if pending.item.signer_host:
+                        fresh_hosts.add(pending.item.signer_host)
+                else:
+                    outcomes[index] = DUPLICATE
+            if fresh_hosts:
+                # Inbound signed traffic from a host shows it is alive again.
+                await inbox_store.clear_unavailable_hosts(tx, sorted(fresh_hosts))
+        if any(outcome == FRESH for outcome in outcomes):
+            ctx.inbox_wakeup.set()
+        return outcomes
+
+
+# How the inbox handler finds the writer: request.app[INBOX_WRITER_KEY].
+INBOX_WRITER_KEY = web.AppKey("inbox_writer", InboxWriter)
