@@ -118,24 +118,23 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     html, mentions, tags, parent = await _prepare(ctx, author, draft)
     now_epoch = ctx.clock.now()
     now = ctx.clock.now_iso()
+    audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
+    warning = (draft.content_warning or "").strip() or None
     async with ctx.db.transaction() as tx:
-        post_id = time_ordered_id(now_epoch)
-        while await post_store.post_id_taken(tx, post_id):
+        while True:
             post_id = time_ordered_id(now_epoch)
-        audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
-        await post_store.insert_post(tx, NewPost(
-            id=post_id, uri=ctx.urls.post(author.username, post_id), url=ctx.urls.post_page(author.username, post_id),
-            actor_id=author.id, is_local=True, object_type="Note", visibility=draft.visibility, content_html=html,
-            content_text=html_to_text(html), source_text=draft.text.strip(),
-            summary=(draft.content_warning or "").strip() or None, sensitive=bool((draft.content_warning or "").strip()),
-            language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
-            published_at=now), now)
-        await post_store.set_mentions(tx, post_id, [m.id for m in mentions])
-        await post_store.set_tags(tx, post_id, tags)
-        if draft.exclude_from_corpus:
-            await post_store.set_corpus_excluded(tx, post_id, True, now)
-        post = await post_store.get_post(tx, post_id)
-        assert post is not None
+            new_post = NewPost(
+                id=post_id, uri=ctx.urls.post(author.username, post_id),
+                url=ctx.urls.post_page(author.username, post_id), actor_id=author.id, is_local=True,
+                object_type="Note", visibility=draft.visibility, content_html=html, content_text=html_to_text(html),
+                source_text=draft.text.strip(), summary=warning, sensitive=warning is not None,
+                language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
+                published_at=now, corpus_excluded=draft.exclude_from_corpus)
+            if await post_store.insert_post(tx, new_post, now):
+                break
+        await post_store.set_mentions(tx, post_id, [m.id for m in mentions], new=True)
+        await post_store.set_tags(tx, post_id, tags, new=True)
+        post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)

@@ -53,23 +53,18 @@ async def store_remote_note(ctx: Context, tx: aiosqlite.Connection, parsed: Pars
         assert updated is not None
         return updated, False
     published_epoch = min(parse_time(parsed.published) or ctx.clock.now(), ctx.clock.now())
-    post_id = time_ordered_id(published_epoch)
-    while await post_store.post_id_taken(tx, post_id):
-        post_id = time_ordered_id(published_epoch)
-    await post_store.insert_post(tx, NewPost(
-        id=post_id, uri=parsed.uri, url=parsed.url, actor_id=author.id, is_local=False,
+    new_post = NewPost(
+        id=time_ordered_id(published_epoch), uri=parsed.uri, url=parsed.url, actor_id=author.id, is_local=False,
         object_type=parsed.object_type, visibility=visibility, content_html=parsed.content_html,
         content_text=parsed.content_text, source_text=None, summary=parsed.summary, sensitive=parsed.sensitive,
         language=parsed.language, in_reply_to_uri=parsed.in_reply_to, audience={"to": parsed.to, "cc": parsed.cc},
-        published_at=iso_from_epoch(published_epoch)), now)
-    await post_store.set_mentions(tx, post_id, [m.id for m in mentions])
-    await post_store.set_tags(tx, post_id, parsed.hashtags)
-    if excluded:
-        await post_store.set_corpus_excluded(tx, post_id, True, now)
-    await _notify_local(ctx, tx, post_id, parsed, author, mentions)
-    post = await post_store.get_post(tx, post_id)
-    assert post is not None
-    return post, True
+        published_at=iso_from_epoch(published_epoch), corpus_excluded=excluded)
+    while not await post_store.insert_post(tx, new_post, now):
+        new_post.id = time_ordered_id(published_epoch)
+    await post_store.set_mentions(tx, new_post.id, [m.id for m in mentions], new=True)
+    await post_store.set_tags(tx, new_post.id, parsed.hashtags, new=True)
+    await _notify_local(ctx, tx, new_post.id, parsed, author, mentions)
+    return new_post.stored(now), True
 
 
 async def _apply_update(ctx: Context, tx: aiosqlite.Connection, existing: Post, parsed: ParsedNote,

@@ -60,20 +60,30 @@ class NewPost:
     in_reply_to_uri: str | None
     audience: dict[str, list[str]]
     published_at: str
+    corpus_excluded: bool = False
+
+    def stored(self, now: str) -> Post:
+        """The row as insert_post writes it (saves reading it back)."""
+        return Post(id=self.id, uri=self.uri, url=self.url, actor_id=self.actor_id, is_local=int(self.is_local),
+                    object_type=self.object_type, visibility=self.visibility, content_html=self.content_html,
+                    content_text=self.content_text, source_text=self.source_text, summary=self.summary,
+                    sensitive=int(self.sensitive), language=self.language, in_reply_to_uri=self.in_reply_to_uri,
+                    audience_json=json.dumps(self.audience), published_at=self.published_at, edited_at=None,
+                    deleted_at=None, created_at=now, updated_at=now, corpus_excluded=int(self.corpus_excluded))
 
 
-async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> None:
-    await conn.execute(
+async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> bool:
+    """Insert the post; False when its time-ordered id is already taken (the caller draws another)."""
+    cur = await conn.execute(
         "INSERT INTO posts (id, uri, url, actor_id, is_local, object_type, visibility, content_html,"
         " content_text, source_text, summary, sensitive, language, in_reply_to_uri, audience_json,"
-        " published_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " published_at, created_at, updated_at, corpus_excluded)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         (post.id, post.uri, post.url, post.actor_id, int(post.is_local), post.object_type, post.visibility,
          post.content_html, post.content_text, post.source_text, post.summary, int(post.sensitive),
-         post.language, post.in_reply_to_uri, json.dumps(post.audience), post.published_at, now, now))
-
-
-async def post_id_taken(conn: aiosqlite.Connection, post_id: int) -> bool:
-    return await fetch_value(conn, "SELECT 1 FROM posts WHERE id = ?", (post_id,)) is not None
+         post.language, post.in_reply_to_uri, json.dumps(post.audience), post.published_at, now, now,
+         int(post.corpus_excluded)))
+    return cur.rowcount > 0
 
 
 async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, content_html: str, content_text: str,
@@ -148,8 +158,12 @@ async def list_replies(conn: aiosqlite.Connection, post_uri: str, limit: int = 1
     return from_rows(Post, rows)
 
 
-async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int]) -> None:
-    await conn.execute("DELETE FROM post_mentions WHERE post_id = ?", (post_id,))
+async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
+    """Replace a post's mentions (new=True: a post just inserted has none to remove)."""
+    if not new:
+        await conn.execute("DELETE FROM post_mentions WHERE post_id = ?", (post_id,))
+    if not actor_ids:
+        return
     await conn.executemany("INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)",
                            [(post_id, actor_id) for actor_id in actor_ids])
 
@@ -159,8 +173,11 @@ async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> 
     return [row[0] for row in rows]
 
 
-async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str]) -> None:
-    await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
+    if not new:
+        await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
+    if not tags:
+        return
     await conn.executemany("INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)",
                            [(post_id, tag) for tag in tags])
 
