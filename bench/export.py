@@ -6,7 +6,11 @@
     python -m bench.export --dir /tmp/fedserver-corpus-100k --dir /tmp/fedserver-corpus-1m
 
 Each round exports into a new directory; the figures are the medians of --rounds. Peak RSS is the
-child's ru_maxrss (os.wait4), cross-checked by sampling /proc while it runs.
+export process's ru_maxrss, cross-checked by sampling /proc while it runs. It is read by a small
+launcher process (LAUNCHER below), not by this script: Linux folds the spawning process's own peak
+RSS into a child's ru_maxrss at exec (vfork shares its memory map), so a child of this script,
+which has grown while measuring the ceiling loops, reported this script's peak (118 MiB at 1M,
+"a spike outside the streaming loop", in the first RESULTS.md), not its own (82 MiB).
 """
 from __future__ import annotations
 
@@ -27,35 +31,55 @@ if __package__ in (None, ""):
 from bench.common import fedserver_command, header, machine, median, rss_mib
 
 
+# Runs argv[2:] and writes "exit_code ru_maxrss_kib" of it to argv[1]; its own memory map is small,
+# so the child's ru_maxrss is the child's. The child's pid goes first to argv[1] + ".pid" (sampling).
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+with open(sys.argv[1] + ".pid", "w") as f:
+    f.write(str(child.pid))
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def export_once(directory: Path, timeout: float) -> dict:
     out = Path(tempfile.mkdtemp(prefix="fedserver-bench-export-")) / "release"
+    report = out.parent / "launcher.out"
     log = directory / "export.log"
     start = time.perf_counter()
     with open(log, "ab") as sink:
-        proc = subprocess.Popen([*fedserver_command(), "--config", str(directory / "fedserver.toml"), "corpus",
-                                 "export", "--out", str(out)], cwd=directory, stdout=sink, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), *fedserver_command(), "--config",
+                                 str(directory / "fedserver.toml"), "corpus", "export", "--out", str(out)],
+                                cwd=directory, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     sampled = 0.0
     deadline = start + timeout
-    status = None
+    child: int | None = None
     try:
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while proc.poll() is None:
+            if child is None and Path(f"{report}.pid").exists():
+                child = int(Path(f"{report}.pid").read_text() or 0) or None
             try:
-                sampled = max(sampled, rss_mib(proc.pid)[0])
+                if child is not None:
+                    sampled = max(sampled, rss_mib(child)[0])
             except OSError:
                 pass
             if time.perf_counter() > deadline:
+                if child is not None:
+                    os.kill(child, 9)
                 proc.kill()
+                proc.wait()
                 raise RuntimeError(f"export did not finish in {timeout}s")
             time.sleep(0.05)
     finally:
-        proc.returncode = 0 if status is None else os.waitstatus_to_exitcode(status)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"export failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
+    code, maxrss_kib = (int(x) for x in report.read_text().split())
+    if proc.returncode != 0 or code != 0:
+        raise RuntimeError(f"export failed ({code}):\n{log.read_text()[-3000:]}")
     shards = sorted((out / "data").glob("train-*"))
     records = 0
     for shard in shards:
@@ -63,7 +87,7 @@ def export_once(directory: Path, timeout: float) -> dict:
             records += sum(1 for _ in f)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     shutil.rmtree(out.parent, ignore_errors=True)
-    return {"records": records, "seconds": elapsed, "rate": records / elapsed, "peak_rss": usage.ru_maxrss / 1024,
+    return {"records": records, "seconds": elapsed, "rate": records / elapsed, "peak_rss": maxrss_kib / 1024,
             "sampled_rss": sampled, "shards": len(shards), "bytes": size}
 
 

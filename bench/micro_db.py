@@ -50,9 +50,14 @@ async def run(seconds: float = 1.5) -> None:
         return per_s
 
     key = lambda n: f"https://remote.example/users/u{n % 1000}#main-key"  # noqa: E731
-    await rate("store.actors.get_actor_by_key_id (execute+fetchone+close, 3 hops)",
+    async def three_hops(n: int):
+        async with db.reader.execute(sql, (key(n),)) as cur:
+            return await cur.fetchone()
+
+    await rate("store.actors.get_actor_by_key_id (rows.fetch_one + dataclass)",
                lambda n: get_actor_by_key_id(db.reader, key(n)))
-    await rate("rows.fetch_one, same query (3 hops)", lambda n: fetch_one(db.reader, sql, (key(n),)))
+    await rate("rows.fetch_one, same query (execute_fetchall: 1 hop)", lambda n: fetch_one(db.reader, sql, (key(n),)))
+    await rate("execute+fetchone+close, same query (3 hops, rows.fetch_one before)", three_hops)
     await rate("aiosqlite execute_fetchall, same query (1 hop)", lambda n: db.reader.execute_fetchall(sql, (key(n),)))
     sync = sqlite3.connect(path)
     n, start = 0, time.perf_counter()

@@ -47,6 +47,26 @@ SELECT p.* FROM authors a JOIN posts p ON p.id IN (
   ORDER BY q.id DESC LIMIT 20)
 ORDER BY p.id DESC LIMIT 20"""
 QUERIES = {"naive": TIMELINE_NAIVE, "per_author": TIMELINE_PER_AUTHOR}
+# fedserver's home_entries before it was planned per author (first RESULTS.md): kept to measure it
+# beside the current one in the same run and to check both return the same entries.
+HOME_ENTRIES_BEFORE = """
+SELECT sort_id, post_id, boosted_by_id FROM (
+    SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id FROM posts p
+     WHERE p.deleted_at IS NULL AND p.id < :before
+       AND (p.actor_id = :viewer
+            OR (p.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = :viewer AND state = 'accepted')
+                AND (p.visibility != 'direct'
+                     OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = p.id AND m.actor_id = :viewer))))
+     ORDER BY p.id DESC LIMIT :limit)
+UNION ALL
+SELECT sort_id, post_id, boosted_by_id FROM (
+    SELECT a.id AS sort_id, a.post_id AS post_id, a.actor_id AS boosted_by_id FROM announces a
+      JOIN posts p ON p.id = a.post_id
+     WHERE a.id < :before AND p.deleted_at IS NULL AND p.visibility IN ('public', 'unlisted')
+       AND (a.actor_id = :viewer
+            OR a.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = :viewer AND state = 'accepted'))
+     ORDER BY a.id DESC LIMIT :limit)
+ORDER BY sort_id DESC LIMIT :limit"""
 
 
 def plan(db: Path, sql: str, params: dict) -> list[str]:
@@ -83,6 +103,10 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
+
+    async def execute_fetchall(self, sql: str, params: object = ()):
+        self.calls.append((sql, params))
+        return []
 
     def execute(self, sql: str, params: object = ()):
         self.calls.append((sql, params))
@@ -127,6 +151,44 @@ async def fedserver_home_latency(db: Path, viewers: list[int], max_ids: list[int
         for i in range(rounds):
             t = time.perf_counter()
             await home_entries(conn, viewers[i % len(viewers)], max_id=max_ids[i % len(max_ids)], limit=20)
+            times.append((time.perf_counter() - t) * 1000)
+    finally:
+        await conn.close()
+    return {"p50": pct(times, 50), "p99": pct(times, 99), "max": max(times)}
+
+
+async def home_entries_same_as_before(db: Path, viewers: list[int], max_ids: list[int]) -> bool:
+    """fedserver's home_entries returns exactly what HOME_ENTRIES_BEFORE returns, for every viewer."""
+    import aiosqlite
+
+    from fedserver.store.timelines import home_entries
+
+    conn = await aiosqlite.connect(db, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    try:
+        for viewer in viewers:
+            for max_id in max_ids:
+                now = [(e.sort_id, e.post_id, e.boosted_by_id)
+                       for e in await home_entries(conn, viewer, max_id=max_id, limit=20)]
+                before = [tuple(r) for r in await conn.execute_fetchall(
+                    HOME_ENTRIES_BEFORE, {"viewer": viewer, "before": max_id, "limit": 20})]
+                if now != before:
+                    return False
+    finally:
+        await conn.close()
+    return True
+
+
+async def before_latency(db: Path, viewers: list[int], max_ids: list[int], rounds: int) -> dict:
+    import aiosqlite
+
+    conn = await aiosqlite.connect(db, isolation_level=None)
+    times: list[float] = []
+    try:
+        for i in range(rounds):
+            params = {"viewer": viewers[i % len(viewers)], "before": max_ids[i % len(max_ids)], "limit": 20}
+            t = time.perf_counter()
+            await conn.execute_fetchall(HOME_ENTRIES_BEFORE, params)
             times.append((time.perf_counter() - t) * 1000)
     finally:
         await conn.close()
@@ -214,6 +276,13 @@ def measure(args: argparse.Namespace, meta: dict, server: Server, db: Path) -> i
         results["timeline_fedserver_home_entries"] = {"first": first, "deep": paged}
         print(f"   first page: p50 {first['p50']:.2f} ms  p99 {first['p99']:.2f} ms  (max {first['max']:.1f})")
         print(f"   older pages (max_id across the year): p50 {paged['p50']:.2f} ms  p99 {paged['p99']:.2f} ms")
+        print("   same entries as the earlier home_entries query (every viewer, first and older pages):",
+              asyncio.run(home_entries_same_as_before(db, viewers, [newest, *deep])))
+        first = asyncio.run(before_latency(db, viewers, [newest], 200))
+        paged = asyncio.run(before_latency(db, viewers, deep, 200))
+        results["timeline_home_entries_before"] = {"first": first, "deep": paged}
+        print(f"-- the earlier home_entries query, same data and indexes: first page p50 {first['p50']:.2f} ms"
+              f"  p99 {first['p99']:.2f} ms; older pages p50 {paged['p50']:.2f} ms  p99 {paged['p99']:.2f} ms")
     for name, sql in QUERIES.items():
         print(f"-- {name}: EXPLAIN QUERY PLAN")
         for line in plan(db, sql, {"me": alice_id, "max_id": newest}):

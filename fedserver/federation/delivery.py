@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 
 from fedserver.activitypub.fetch import FetchBlocked, FetchError, FetchTimeout
 from fedserver.activitypub.httpsig import sign_request
@@ -38,6 +39,8 @@ class DeliveryWorker:
         self._slots = asyncio.Semaphore(fed.delivery_concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[int] = set()
+        # Running deliveries per host: the claim takes only rows whose host has a free slot.
+        self._host_load: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()
         self._lease_ms = int((fed.delivery_timeout_seconds * 3 + 5) * 1000)
 
@@ -80,12 +83,13 @@ class DeliveryWorker:
         async with self.ctx.db.transaction() as tx:
             claimed = await delivery_store.claim_due_deliveries(
                 tx, now_ms=self.ctx.clock.now_ms(), lease_ms=self._lease_ms, limit=free,
-                per_host=self.ctx.settings.federation.delivery_per_host_concurrency)
+                per_host=self.ctx.settings.federation.delivery_per_host_concurrency, in_flight=self._host_load)
         started = 0
         for delivery in claimed:
             if delivery.id in self._in_flight:
                 continue
             self._in_flight.add(delivery.id)
+            self._host_load[delivery.host] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -115,6 +119,9 @@ class DeliveryWorker:
             log.exception("delivery %s to %s crashed", delivery.activity_uri, delivery.inbox_url)
         finally:
             self._in_flight.discard(delivery.id)
+            self._host_load[delivery.host] -= 1
+            if self._host_load[delivery.host] <= 0:
+                del self._host_load[delivery.host]
             # A slot is free and a retry may now be due: let the loop look again.
             self.ctx.delivery_wakeup.set()
 
