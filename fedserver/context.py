@@ -25,7 +25,11 @@ class Context:
 
     @property
     def urls(self) -> Urls:
-        return Urls(self.settings.base_url)
+        # Built once per base URL rather than on every access (it is used on every request).
+        cached = self.__dict__.get("_urls")
+        if cached is None or cached.base != self.settings.base_url.rstrip("/"):
+            cached = self.__dict__["_urls"] = Urls(self.settings.base_url)
+        return cached
 
 
 # How aiohttp handlers find the Context: request.app[CTX_KEY].

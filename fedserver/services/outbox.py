@@ -47,10 +47,3 @@ async def publish(ctx: Context, tx: aiosqlite.Connection, *, actor: Actor, activ
 async def follower_inboxes(tx: aiosqlite.Connection, actor: Actor) -> list[str]:
     return await follow_store.follower_inboxes(tx, actor.id)
 
-
-def personal_inbox(actor: Actor) -> str | None:
-    return actor.inbox_url
-
-
-def preferred_inbox(actor: Actor) -> str | None:
-    return actor.preferred_inbox

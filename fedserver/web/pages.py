@@ -5,7 +5,7 @@ from aiohttp import web
 
 from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.context import CTX_KEY, Context
-from fedserver.services import audience, auth, timelines
+from fedserver.services import audience, timelines
 from fedserver.web import crawlers, social
 from fedserver.web.common import render, viewer_of
 from fedserver.web.timeline import compose_values
@@ -20,7 +20,7 @@ async def home(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/home")
     ctx = _ctx(request)
     stats = await audience.usage_stats(ctx)
-    return await render(request, "public/home.html", stats=stats, registrations=await auth.registration_mode(ctx),
+    return await render(request, "public/home.html", stats=stats,
                         crawler=crawlers.page_meta(ctx, False))
 
 

@@ -103,6 +103,7 @@ unboost = _interaction(interactions.unboost)
 
 
 async def _own_card(request: web.Request) -> timelines.PostCard | None:
+    """The signed-in person's own post named in the URL (its author is the viewer), or None."""
     viewer = viewer_of(request)
     assert viewer is not None
     post = await _visible_post(request, request.match_info["post_id"])
@@ -122,15 +123,13 @@ async def edit_form(request: web.Request) -> web.Response:
 
 @require_viewer
 async def edit(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    assert viewer is not None
     card = await _own_card(request)
     if card is None:
         return await _not_found(request)
     form = await request.post()
     text, content_warning = str(form.get("text", "")), str(form.get("content_warning", "")).strip()
     try:
-        await posting.edit_post(ctx_of(request), viewer.username, card.post.uri,
+        await posting.edit_post(ctx_of(request), card.author.username, card.post.uri,
                                 Draft(text=text, content_warning=content_warning or None))
     except PostingError as exc:
         return await render(request, "posts/edit.html", status=400, post=card.post, text=text,
@@ -148,29 +147,25 @@ async def delete_form(request: web.Request) -> web.Response:
 
 @require_viewer
 async def delete(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    assert viewer is not None
     card = await _own_card(request)
     if card is None:
         return await _not_found(request)
     try:
-        await posting.delete_post(ctx_of(request), viewer.username, card.post.uri)
+        await posting.delete_post(ctx_of(request), card.author.username, card.post.uri)
     except PostingError as exc:
         return await render(request, "error.html", status=400, message=str(exc))
-    return redirect(f"/@{viewer.username}", flash="Your post was deleted.")
+    return redirect(f"/@{card.author.username}", flash="Your post was deleted.")
 
 
 @require_viewer
 async def corpus_choice(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    assert viewer is not None
     card = await _own_card(request)
     if card is None:
         return await _not_found(request)
     form = await request.post()
     exclude = form.get("exclude") == "1"
     try:
-        await posting.set_post_excluded(ctx_of(request), viewer.username, card.post.uri, exclude)
+        await posting.set_post_excluded(ctx_of(request), card.author.username, card.post.uri, exclude)
     except PostingError as exc:
         return await render(request, "error.html", status=400, message=str(exc))
     message = ("This post is kept out of the training corpus." if exclude
