@@ -3,6 +3,12 @@
 the home-timeline SQL query the web timeline will need, run the way the server runs queries
 (aiosqlite, read connection, WAL) with its EXPLAIN QUERY PLAN.
 
+Then, on a copy of the database with what the seed leaves out added (mentions, hashtags, a thread,
+likes, boosts, notifications, a session for alice): SQL statements and aiosqlite round trips per
+page (fedserver's app in this process), and the latency of the outbox, profile, local and hashtag
+timelines, a thread, home and notifications pages (`fedserver serve` on the copy). --no-extras
+skips this part.
+
     python -m bench.seed --posts 1000000 --dir /tmp/fedserver-seed-1m   # once (~2-3 min)
     python -m bench.pages --dir /tmp/fedserver-seed-1m
 
@@ -213,6 +219,252 @@ def http_latency(port: int, path: str, accept: str, n: int) -> dict:
             "other": {k: v for k, v in r.statuses.items() if k != 200}}
 
 
+# --- pages with mentions, tags, threads, likes, boosts and notifications (on a copy) -------------
+# The seed writes plain posts only. These pages need more, so it is added to a copy of the seeded
+# database (the seed itself stays as other benchmarks expect it), and the copy is removed after.
+
+EXTRA_TAGS = ("fediverse", "coffee", "python")
+SESSION_TOKEN = "bench-pages-session-alice"
+PUBLIC_AUDIENCE = json.dumps({"to": ["https://www.w3.org/ns/activitystreams#Public"], "cc": []})
+
+
+class _Ids:
+    """Time-ordered ids after every existing post and boost (as new arrivals would get)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        top = max(conn.execute("SELECT COALESCE(max(id), 0) FROM posts").fetchone()[0],
+                  conn.execute("SELECT COALESCE(max(id), 0) FROM announces").fetchone()[0])
+        self.value = max(top, int(time.time() * 1000) << 16)
+
+    def next(self) -> int:
+        self.value += 1 << 16
+        return self.value
+
+
+def enrich(db: Path, port: int) -> dict:
+    """Add mentions and hashtags to alice's posts and to 1% of all public posts, a thread (8
+    ancestors, 40 replies of every visibility, one deleted), likes and boosts, alice's notifications
+    (mentions in followers-only and direct posts among them) and a web session for alice."""
+    import hashlib
+    import random
+
+    rng = random.Random(7)
+    base = f"http://127.0.0.1:{port}"
+    conn = sqlite3.connect(db)
+    now = iso_now()
+    locals_ = conn.execute("SELECT a.id, a.username FROM actors a JOIN local_accounts l ON l.actor_id = a.id"
+                           " WHERE l.is_instance_actor = 0 ORDER BY a.id").fetchall()
+    alice = locals_[0][0]
+    user_of = dict(locals_)
+    remotes = [r[0] for r in conn.execute("SELECT id FROM actors WHERE is_local = 0 ORDER BY id LIMIT 600")]
+    followed = [r[0] for r in conn.execute("SELECT followee_id FROM follows WHERE follower_id = ? AND"
+                                           " state = 'accepted' ORDER BY followee_id", (alice,))]
+    ids = _Ids(conn)
+    mentions: list[tuple[int, int]] = []
+    tags: list[tuple[int, str]] = []
+    alice_posts = [r[0] for r in conn.execute("SELECT id FROM posts WHERE actor_id = ? ORDER BY id", (alice,))]
+    for pid in alice_posts:
+        if rng.random() < 0.3:
+            mentions += [(pid, a) for a in rng.sample(remotes + list(user_of)[1:], rng.randint(1, 3))]
+        if rng.random() < 0.4:
+            tags += [(pid, t) for t in rng.sample(EXTRA_TAGS, rng.randint(1, 2))]
+    tags += [(r[0], "fediverse") for r in conn.execute("SELECT id FROM posts WHERE visibility = 'public'"
+                                                       " AND id % 97 = 0")]
+
+    posts: list[tuple] = []
+
+    def add_post(actor: int, visibility: str, reply_to: str | None, *, summary: str | None = None) -> tuple[int, str]:
+        pid = ids.next()
+        if actor in user_of:
+            uri, url = f"{base}/users/{user_of[actor]}/statuses/{pid}", f"{base}/@{user_of[actor]}/{pid}"
+        else:
+            uri = url = f"https://remote{actor % 200}.example/users/r{actor}/statuses/{pid}"
+        audience = PUBLIC_AUDIENCE if visibility == "public" else json.dumps({"to": [], "cc": []})
+        published = iso_from_ms(pid >> 16)
+        posts.append((pid, uri, url, actor, int(actor in user_of), visibility, f"<p>reply {pid}</p>",
+                      f"reply {pid}", None, "en", audience, published, published, published, reply_to, summary,
+                      int(summary is not None)))
+        return pid, uri
+
+    # A thread: 8 ancestors (remote and local), alice's post, 40 replies as a tree.
+    parent_uri = None
+    for k in range(8):
+        _, parent_uri = add_post(rng.choice(remotes) if k % 2 == 0 else rng.choice(list(user_of)[1:]),
+                                 "public", parent_uri)
+    focus, focus_uri = add_post(alice, "public", parent_uri, summary="a content warning")
+    tags.append((focus, "fediverse"))
+    replies = [(focus, focus_uri)]
+    depth = {focus: 0}
+    notifications: list[tuple] = []
+    for k in range(40):
+        parent = rng.choice(replies[-6:])
+        author = rng.choice(remotes[:50] + list(user_of))
+        visibility = rng.choices(("public", "unlisted", "followers", "direct"), (70, 15, 10, 5))[0]
+        reply = add_post(author, visibility, parent[1])
+        replies.append(reply)
+        depth[reply[0]] = depth[parent[0]] + 1
+        if visibility == "direct" or rng.random() < 0.3:
+            mentions.append((reply[0], alice))
+        if parent[0] == focus and author != alice:
+            notifications.append(("reply", author, reply[0]))
+    deleted = replies[5][0]
+    # Mentions of alice in posts only some may see, from people she follows and people she does not.
+    for k in range(25):
+        author = rng.choice(followed if k % 2 else remotes)
+        pid, _ = add_post(author, rng.choice(("followers", "direct")), None)
+        mentions.append((pid, alice))
+        notifications.append(("mention", author, pid))
+
+    recent = alice_posts[-200:]
+    likes = [(f"https://bench.example/likes/{pid}/{a}", a, pid, now)
+             for pid in recent for a in rng.sample(remotes, rng.randint(0, 6))]
+    boosts = [(pid, a) for pid in recent for a in rng.sample(remotes, rng.randint(0, 2))]
+    public_recent = [r[0] for r in conn.execute(
+        "SELECT id FROM posts WHERE visibility = 'public' ORDER BY id DESC LIMIT 2000")]
+    boosts += [(pid, a) for a in followed[:40] for pid in rng.sample(public_recent, 2)]
+    likes += [(f"https://bench.example/likes/{pid}/{alice}", alice, pid, now) for pid in public_recent[:300:7]]
+    boosts += [(pid, alice) for pid in public_recent[:300:11]]
+    announce_rows = [(ids.next(), f"https://bench.example/announces/{pid}/{a}", a, pid, now, now) for pid, a in boosts]
+    notifications = ([("like", a, pid) for _, a, pid, _ in likes[:30] if a != alice]
+                     + [("follow", a, None) for a in remotes[:10]] + notifications)
+    with conn:
+        conn.executemany("INSERT INTO posts (id, uri, url, actor_id, is_local, visibility, content_html, content_text,"
+                         " source_text, language, audience_json, published_at, created_at, updated_at,"
+                         " in_reply_to_uri, summary, sensitive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                         " ?, ?, ?)", posts)
+        conn.execute("UPDATE posts SET deleted_at = ?, content_html = '' WHERE id = ?", (now, deleted))
+        conn.executemany("INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)", mentions)
+        conn.executemany("INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)", tags)
+        conn.executemany("INSERT OR IGNORE INTO likes (uri, actor_id, post_id, created_at) VALUES (?, ?, ?, ?)", likes)
+        conn.executemany("INSERT OR IGNORE INTO announces (id, uri, actor_id, post_id, published_at, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", announce_rows)
+        conn.executemany("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
+                         " VALUES (?, ?, ?, ?, ?)", [(alice, kind, a, pid, now) for kind, a, pid in notifications])
+        conn.execute("INSERT INTO web_sessions (token_hash, actor_id, csrf_token, created_at, expires_at)"
+                     " VALUES (?, ?, 'bench-csrf', ?, '2999-01-01T00:00:00Z')",
+                     (hashlib.sha256(SESSION_TOKEN.encode()).hexdigest(), alice, now))
+    conn.execute("ANALYZE")
+    conn.close()
+    return {"focus": focus, "mentions": len(mentions), "tags": len(tags), "posts": len(posts), "likes": len(likes),
+            "boosts": len(announce_rows), "notifications": len(notifications),
+            "fifth_oldest": alice_posts[5], "thread_depth": max(depth.values())}
+
+
+def iso_now() -> str:
+    return iso_from_ms(int(time.time() * 1000))
+
+
+def iso_from_ms(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def extra_pages(focus: int, fifth_oldest: int) -> list[tuple[str, str, str, bool]]:
+    """(label, path, accept, signed in as alice)."""
+    as2 = "application/activity+json"
+    return [
+        ("outbox first page", "/users/alice/outbox?page=true", as2, False),
+        ("outbox page of 5 notes", f"/users/alice/outbox?page=true&max_id={fifth_oldest}", as2, False),
+        ("profile /@alice", "/@alice", "text/html", False),
+        ("profile /@alice signed in", "/@alice", "text/html", True),
+        ("local timeline /local", "/local", "text/html", False),
+        ("tag timeline /tags/fediverse", "/tags/fediverse", "text/html", False),
+        ("tag timeline, signed in", "/tags/fediverse", "text/html", True),
+        ("thread /@alice/ID", f"/@alice/{focus}", "text/html", False),
+        ("thread, signed in", f"/@alice/{focus}", "text/html", True),
+        ("home /home", "/home", "text/html", True),
+        ("notifications", "/notifications", "text/html", True),
+    ]
+
+
+def raw_request(path: str, host: str, accept: str, signed_in: bool) -> bytes:
+    cookie = f"Cookie: fs_session={SESSION_TOKEN}\r\n" if signed_in else ""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\n{cookie}\r\n".encode("latin-1")
+
+
+async def count_queries(directory: Path, pages: list[tuple[str, str, str, bool]]) -> dict[str, dict]:
+    """SQL statements and aiosqlite round trips (thread hops) per page, served in this process by
+    fedserver's own app on the database copy (each page requested once before, to warm caches)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from fedserver.app import build_app
+    from fedserver.config import load_settings
+    from fedserver.context import CTX_KEY
+
+    app = build_app(load_settings(directory / "fedserver.toml"), run_workers=False)
+    statements: list[str] = []
+    hops = [0]
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        db = app[CTX_KEY].db
+        # The writer has no public accessor; a bench may look (notifications mark themselves read).
+        for conn in (db.reader, db._writer):
+            await conn.set_trace_callback(statements.append)
+            execute = conn._execute  # every aiosqlite call is one hop through this method
+
+            async def counted(fn, *args, _execute=execute, **kwargs):
+                hops[0] += 1
+                return await _execute(fn, *args, **kwargs)
+
+            conn._execute = counted  # type: ignore[method-assign]
+        counts: dict[str, dict] = {}
+        for label, path, accept, signed_in in pages:
+            headers = {"Accept": accept, **({"Cookie": f"fs_session={SESSION_TOKEN}"} if signed_in else {})}
+            for attempt in range(2):
+                statements.clear()
+                hops[0] = 0
+                async with client.get(path, headers=headers, allow_redirects=False) as resp:
+                    await resp.read()
+                    status = resp.status
+            counts[label] = {"statements": len(statements), "round_trips": hops[0], "status": status}
+    return counts
+
+
+def measure_extras(args: argparse.Namespace, meta: dict) -> dict:
+    import shutil
+    import tempfile
+
+    results: dict = {}
+    header("pages with mentions, tags, threads, likes, boosts, notifications (on a copy of the database)")
+    copy = Path(tempfile.mkdtemp(prefix="fedserver-bench-pages-"))
+    try:
+        t = time.perf_counter()
+        for name in ("fedserver.toml", "fedserver.sqlite3", "fedserver.sqlite3-wal"):
+            if (args.dir / name).exists():
+                shutil.copy2(args.dir / name, copy / name)
+        info = enrich(copy / "fedserver.sqlite3", meta["port"])
+        print(f"copied and enriched in {time.perf_counter() - t:.1f}s: {info['mentions']} mentions, {info['tags']}"
+              f" hashtags, {info['posts']} new posts (a thread: 8 ancestors, the post, 40 replies"
+              f" {info['thread_depth']} levels deep), {info['likes']} likes,"
+              f" {info['boosts']} boosts, {info['notifications']} notifications for alice")
+        pages = extra_pages(info["focus"], info["fifth_oldest"])
+        counts = asyncio.run(count_queries(copy, pages))
+        results["queries"] = counts
+        print("queries per page (SQL statements / aiosqlite round trips, one request after a warm-up):")
+        for label, c in counts.items():
+            print(f"   {label:32s} {c['statements']:4d} statements  {c['round_trips']:4d} round trips"
+                  f"  (status {c['status']})")
+        server = Server(directory=copy, port=meta["port"])
+        server.start()
+        try:
+            time.sleep(0.5)
+            host = f"127.0.0.1:{server.port}"
+            for label, path, accept, signed_in in pages:
+                req = raw_request(path, host, accept, signed_in)
+                r = load_in_subprocess(server.port, [req] * args.requests, connections=1, duration=60)
+                ok = r.ok(200)
+                other = {k: v for k, v in r.statuses.items() if k != 200}
+                results[label] = {
+                    "p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99), "ok": ok, "n": r.sent}
+                print(f"{label:32s} p50 {pct(r.latencies_ms, 50):7.2f} ms  p99 {pct(r.latencies_ms, 99):7.2f} ms"
+                      f"  ({ok}/{r.sent} 200{f' other statuses {other}' if other else ''})")
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return results
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", type=Path, required=True, help="a directory made by bench.seed")
@@ -221,6 +473,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--with-index", metavar="SQL", help="CREATE INDEX to try: created before measuring, dropped after")
     p.add_argument("--sql-only", action="store_true", help="only the timeline SQL, no HTTP pages")
+    p.add_argument("--no-extras", action="store_true",
+                   help="skip the pages that need mentions, tags, threads and notifications (copy of the database)")
     args = p.parse_args()
     meta = json.loads((args.dir / "seed.json").read_text())
     header(f"pages on {meta['posts']} posts ({args.dir})")
@@ -326,6 +580,8 @@ def measure(args: argparse.Namespace, meta: dict, server: Server, db: Path) -> i
         print(f"server RSS at start {rss0:.1f} MiB, after {rss_mib(server.pid)[0]:.1f} MiB")
     finally:
         server.stop()
+    if not args.no_extras:
+        results["extras"] = measure_extras(args, meta)
     print("JSON " + json.dumps(results, default=str))
     return 0
 

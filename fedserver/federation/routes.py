@@ -261,8 +261,8 @@ async def outbox(request: web.Request) -> web.Response:
     max_id = _int_param(request, "max_id")
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visible, max_id=max_id,
                                               limit=PAGE_SIZE)
-    items = [as2.wrap_create(await audience.local_note_document(ctx, p, actor, with_context=False),
-                             f"{p.uri}/activity") for p in posts]
+    notes = await audience.local_note_documents(ctx, posts, actor, with_context=False)
+    items = [as2.wrap_create(note, f"{p.uri}/activity") for p, note in zip(posts, notes)]
     for item in items:
         item.pop("@context", None)
     next_page = (f"{collection_id}?{urlencode({'page': 'true', 'max_id': posts[-1].id})}"

@@ -10,6 +10,7 @@ from fedserver.services import audience, consent
 from fedserver.store import actors as actor_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import follows as follow_store
+from fedserver.store import note_batches
 from fedserver.store import posts as post_store
 from fedserver.store import timelines as timeline_store
 from fedserver.store.actors import Actor
@@ -18,6 +19,8 @@ from fedserver.store.posts import Post
 PAGE_SIZE = 20
 MAX_ANCESTORS = 40
 MAX_DESCENDANTS = 200
+# Threads with up to this many replies are read in one query (bench/pages.py: a thread page).
+THREAD_READ_AT_ONCE = 800
 
 
 @dataclass
@@ -74,17 +77,16 @@ async def training_allowed(ctx: Context, actor: Actor) -> bool:
     return (await consent.get_state(ctx, actor.id, TRAIN_AI)).choice == "allow"
 
 
-async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]]
-                    ) -> list[PostCard]:
+async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]], *,
+                    actors: dict[int, Actor] | None = None) -> list[PostCard]:
     """Cards for (sort_id, post, booster) entries, with authors, counts and the viewer's own marks
-    fetched in a handful of queries for the whole page."""
+    fetched in a handful of queries for the whole page (authors from `actors` when the caller has
+    already read them)."""
     reader = ctx.db.reader
     post_ids = list({post.id for _, post, _ in entries})
-    authors = await timeline_store.actors_by_ids(reader, list({post.actor_id for _, post, _ in entries}))
-    likes = await timeline_store.like_counts(reader, post_ids)
-    boosts = await timeline_store.announce_counts(reader, post_ids)
-    liked = await timeline_store.liked_among(reader, viewer.id, post_ids) if viewer else set()
-    boosted = await timeline_store.boosted_among(reader, viewer.id, post_ids) if viewer else set()
+    authors = actors if actors is not None else await timeline_store.actors_by_ids(
+        reader, list({post.actor_id for _, post, _ in entries}))
+    counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     viewer_consented = viewer is not None and await training_allowed(ctx, viewer)
     cards = []
     for sort_id, post, booster in entries:
@@ -92,9 +94,9 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         if author is None:
             continue
         own = viewer is not None and post.actor_id == viewer.id
+        likes, boosts, liked, boosted = counts.get(post.id, (0, 0, False, False))
         cards.append(PostCard(post=post, author=author, sort_id=sort_id, boosted_by=booster,
-                              likes=likes.get(post.id, 0), boosts=boosts.get(post.id, 0),
-                              liked=post.id in liked, boosted=post.id in boosted, own=own,
+                              likes=likes, boosts=boosts, liked=liked, boosted=boosted, own=own,
                               may_exclude=own and bool(post.is_local) and viewer_consented))
     return cards
 
@@ -107,8 +109,9 @@ async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], 
 async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE) -> Page:
     entries = await timeline_store.home_entries(ctx.db.reader, viewer.id, max_id=max_id, limit=limit)
     posts = await timeline_store.posts_by_ids(ctx.db.reader, [e.post_id for e in entries])
-    boosters = await timeline_store.actors_by_ids(ctx.db.reader, list({e.boosted_by_id for e in entries
-                                                                         if e.boosted_by_id is not None}))
+    # Authors and boosters in one read.
+    boosters = {e.boosted_by_id for e in entries if e.boosted_by_id is not None}
+    actors = await timeline_store.actors_by_ids(ctx.db.reader, list({p.actor_id for p in posts.values()} | boosters))
     shown: set[int] = set()
     chosen: list[tuple[int, Post, Actor | None]] = []
     for entry in entries:
@@ -117,8 +120,8 @@ async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit:
         if post is None or post.id in shown:
             continue
         shown.add(post.id)
-        chosen.append((entry.sort_id, post, boosters.get(entry.boosted_by_id) if entry.boosted_by_id else None))
-    cards = await cards_for(ctx, viewer, chosen)
+        chosen.append((entry.sort_id, post, actors.get(entry.boosted_by_id) if entry.boosted_by_id else None))
+    cards = await cards_for(ctx, viewer, chosen, actors=actors)
     return Page(cards, entries[-1].sort_id if len(entries) == limit else None)
 
 
@@ -176,26 +179,19 @@ async def profile_posts(ctx: Context, actor: Actor, viewer: Actor | None, visibi
     return await _page_of_posts(ctx, viewer, posts, limit)
 
 
-async def _visible(ctx: Context, posts: list[Post], viewer: Actor | None) -> list[Post]:
-    return [post for post in posts if await audience.may_see(ctx, post, viewer)]
-
-
 async def thread(ctx: Context, post: Post, viewer: Actor | None) -> Thread:
     """The post with the ancestors we hold (oldest first) and the replies we hold (depth first),
     each only if the viewer may see it. Nothing is fetched from other servers here."""
-    reader = ctx.db.reader
     ancestors: list[Post] = []
-    parent_uri = post.in_reply_to_uri
-    while parent_uri and len(ancestors) < MAX_ANCESTORS:
-        parent = await post_store.get_post_by_uri(reader, parent_uri)
-        if parent is None or parent.id in (a.id for a in ancestors):
-            break
-        ancestors.insert(0, parent)
-        parent_uri = parent.in_reply_to_uri
-    descendants: list[Post] = []
-    await _collect_replies(ctx, post, descendants, {post.id})
-    visible_ancestors = await _visible(ctx, ancestors, viewer)
-    visible_descendants = await _visible(ctx, descendants, viewer)
+    if post.in_reply_to_uri:
+        for parent in await note_batches.reply_chain(ctx.db.reader, post.in_reply_to_uri, MAX_ANCESTORS):
+            if parent.id in (a.id for a in ancestors):
+                break  # the chain loops back
+            ancestors.insert(0, parent)
+    descendants = await _descendants(ctx, post)
+    visible = {p.id for p in await audience.may_see_all(ctx, [*ancestors, *descendants], viewer)}
+    visible_ancestors = [p for p in ancestors if p.id in visible]
+    visible_descendants = [p for p in descendants if p.id in visible]
     everything = [*visible_ancestors, post, *visible_descendants]
     cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything])
     by_id = {card.post.id: card for card in cards}
@@ -204,14 +200,50 @@ async def thread(ctx: Context, post: Post, viewer: Actor | None) -> Thread:
                   descendants=[by_id[p.id] for p in visible_descendants if p.id in by_id])
 
 
-async def _collect_replies(ctx: Context, post: Post, out: list[Post], seen: set[int]) -> None:
-    """Replies in reading order: each reply followed by its own replies."""
-    for reply in await post_store.list_replies(ctx.db.reader, post.uri, limit=MAX_DESCENDANTS):
-        if len(out) >= MAX_DESCENDANTS or reply.id in seen:
-            continue
-        seen.add(reply.id)
-        out.append(reply)
-        await _collect_replies(ctx, reply, out, seen)
+async def _descendants(ctx: Context, post: Post) -> list[Post]:
+    """Replies in reading order, each reply followed by its own replies, at most MAX_DESCENDANTS
+    (and at most MAX_DESCENDANTS replies of any one post, the oldest)."""
+    replies_of = await _reply_lists(ctx, post)
+    out: list[Post] = []
+    seen = {post.id}
+    stack = [iter(replies_of.get(post.uri, []))]
+    while stack:
+        reply = next(stack[-1], None)
+        if reply is None:
+            stack.pop()
+        elif len(out) < MAX_DESCENDANTS and reply.id not in seen:
+            seen.add(reply.id)
+            out.append(reply)
+            stack.append(iter(replies_of.get(reply.uri, [])))
+    return out
+
+
+async def _reply_lists(ctx: Context, post: Post) -> dict[str, list[Post]]:
+    """The live replies of each post below this one (by the replied-to uri, oldest first, at most
+    MAX_DESCENDANTS each), as far as reading order can reach within MAX_DESCENDANTS posts. A thread
+    of up to THREAD_READ_AT_ONCE replies is read in one query; a larger one one level per query,
+    each level cut after its first MAX_DESCENDANTS posts in reading order (any later one has that
+    many posts before it)."""
+    tree = await note_batches.reply_tree(ctx.db.reader, post.uri, max_depth=MAX_DESCENDANTS,
+                                         max_rows=THREAD_READ_AT_ONCE)
+    replies_of: dict[str, list[Post]] = {}
+    if tree is not None:
+        for reply in {reply.id: reply for reply in tree}.values():  # a reply loop repeats posts
+            replies_of.setdefault(reply.in_reply_to_uri or "", []).append(reply)
+        return {uri: sorted(replies, key=lambda p: p.id)[:MAX_DESCENDANTS] for uri, replies in replies_of.items()}
+    seen = {post.id}
+    level = [post]
+    while level:
+        found = await note_batches.live_replies(ctx.db.reader, [p.uri for p in level], MAX_DESCENDANTS)
+        replies_of.update(found)
+        next_level: list[Post] = []
+        for parent in level:
+            for reply in found.get(parent.uri, []):
+                if reply.id not in seen and len(next_level) < MAX_DESCENDANTS:
+                    seen.add(reply.id)
+                    next_level.append(reply)
+        level = next_level
+    return replies_of
 
 
 async def card_of(ctx: Context, post: Post, viewer: Actor | None) -> PostCard:
@@ -222,10 +254,13 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
                         limit: int = PAGE_SIZE) -> NotificationPage:
     reader = ctx.db.reader
     rows = await timeline_store.notifications(reader, viewer.id, max_id=max_id, limit=limit)
-    actors = await timeline_store.actors_by_ids(reader, list({row["from_actor_id"] for row in rows}))
     posts = await timeline_store.posts_by_ids(reader, list({row["post_id"] for row in rows if row["post_id"]}))
-    visible = {post.id: post for post in await _visible(ctx, list(posts.values()), viewer)}
-    cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible.values()])}
+    # Who the notifications come from and who wrote the posts, in one read.
+    actors = await timeline_store.actors_by_ids(reader, list({row["from_actor_id"] for row in rows}
+                                                             | {post.actor_id for post in posts.values()}))
+    visible = await audience.may_see_all(ctx, list(posts.values()), viewer)
+    cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible],
+                                                             actors=actors)}
     items = []
     for row in rows:
         actor = actors.get(row["from_actor_id"])
