@@ -86,7 +86,7 @@ def py_spy(pid: int, out: Path, duration: int, rate: int = 250) -> Iterator[None
     if exe:
         out.parent.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(duration),
-                                 "--format", "raw", "--threads", "--output", str(out), "--nonblocking"],
+                                 "--format", "raw", "--threads", *(["--gil"] if os.environ.get("PYSPY_GIL") else []), "--output", str(out), "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         yield

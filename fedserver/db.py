@@ -3,6 +3,8 @@
 One writer connection guarded by an asyncio lock (SQLite allows one writer; interleaving two
 coroutines' statements on one connection would mix their transactions) and one reader connection
 that sees committed data. Store functions take either connection as their first argument.
+Hot paths that write many rows at once use write_batch: a plain sqlite3 connection on one thread
+of its own, under the same lock, so a whole transaction is a single hop off the event loop.
 """
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import asyncio
 import logging
 import re
 import sqlite3
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
 
 import aiosqlite
 
@@ -24,23 +28,82 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
+T = TypeVar("T")
 
 
 class MigrationError(Exception):
     """A migration file is misnamed, duplicated or failed to apply."""
 
 
+# WAL lets readers run beside the writer; NORMAL sync is durable across process crashes (a power
+# loss may drop the last commits, not corrupt the file). The CLI and the server may write the same
+# file at once: wait instead of failing.
+_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=10000")
+
+
 async def _open(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = aiosqlite.Row
-    # WAL lets readers run beside the writer; NORMAL sync is durable across process crashes
-    # (a power loss may drop the last commits, not corrupt the file).
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    # The CLI and the server may write the same file at once: wait instead of failing.
-    await conn.execute("PRAGMA busy_timeout=10000")
+    for pragma in _PRAGMAS:
+        await conn.execute(pragma)
     return conn
+
+
+def _open_sync(path: Path) -> sqlite3.Connection:
+    # Used only from the batch thread (check_same_thread would refuse the thread that opened it).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in _PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+class WriteLock:
+    """The process's one-writer lock, with two classes of waiters: urgent ones (a request waiting
+    for its answer, such as the inbox writer's batch) are handed the lock before normal ones
+    (background workers), so a busy inbox worker cannot queue up in front of inbound requests.
+    The lock passes straight to the next waiter on release; FIFO within a class."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if not self._locked and not self._urgent and not self._normal:
+            self._locked = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed the lock just as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # ownership passes; the lock stays taken
+                    return
+        self._locked = False
+
+    @asynccontextmanager
+    async def held(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class Database:
@@ -50,7 +113,10 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()
+        # write_batch's connection and its one thread, opened on first use.
+        self._batch_conn: sqlite3.Connection | None = None
+        self._batch_thread: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +129,12 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+        if self._batch_thread is not None:
+            batch_conn, self._batch_conn = self._batch_conn, None
+            if batch_conn is not None:
+                await asyncio.get_running_loop().run_in_executor(self._batch_thread, batch_conn.close)
+            self._batch_thread.shutdown(wait=True)
+            self._batch_thread = None
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -74,7 +146,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Serialised write transaction: commits on success, rolls back on any exception."""
         assert self._writer is not None, "database not open"
-        async with self._write_lock:
+        async with self._write_lock.held():
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
@@ -83,6 +155,38 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    async def write_batch(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """Run `work` inside one write transaction on the database's batch thread and return its
+        result: the whole transaction costs one thread hop instead of one per statement, which is
+        what a hot path that writes many rows at once (the inbox writer) needs when the event loop
+        is busy. `work` runs off the event loop: it must only touch the connection it is given. The
+        write lock is held until the thread is done, even if the caller is cancelled; urgent=True
+        takes it before background writers waiting for it (WriteLock)."""
+        assert self._writer is not None, "database not open"
+        loop = asyncio.get_running_loop()
+        async with self._write_lock.held(urgent=urgent):
+            if self._batch_thread is None:
+                self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
+            done = loop.run_in_executor(self._batch_thread, self._run_batch, work)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                await asyncio.wait([done])
+                raise
+
+    def _run_batch(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._batch_conn is None:
+            self._batch_conn = _open_sync(self.path)
+        conn = self._batch_conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:

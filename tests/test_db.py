@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from fedserver.db import MigrationError, migrate, migration_files, open_database
+from fedserver.db import MigrationError, WriteLock, migrate, migration_files, open_database
 
 
 async def test_migrations_apply_in_order_and_running_twice_changes_nothing(tmp_path):
@@ -51,3 +53,71 @@ async def test_a_transaction_that_raises_is_rolled_back(tmp_path):
                 raise RuntimeError("boom")
         async with db.reader.execute("SELECT count(*) FROM tombstones") as cur:
             assert (await cur.fetchone())[0] == 0
+
+
+# --- WriteLock: urgent writers (requests waiting for a commit) go before background workers ---
+
+async def _hold(lock: WriteLock, name: str, order: list[str], *, urgent: bool = False) -> None:
+    async with lock.held(urgent=urgent):
+        order.append(name)
+        await asyncio.sleep(0)
+
+
+async def test_write_lock_hands_over_to_urgent_waiters_first_then_in_arrival_order():
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()
+    tasks = [asyncio.create_task(_hold(lock, "worker-1", order)),
+             asyncio.create_task(_hold(lock, "worker-2", order)),
+             asyncio.create_task(_hold(lock, "inbox-1", order, urgent=True)),
+             asyncio.create_task(_hold(lock, "inbox-2", order, urgent=True))]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["inbox-1", "inbox-2", "worker-1", "worker-2"]
+    assert not lock.locked()
+
+
+async def test_write_lock_survives_cancelled_waiters():
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()
+    gone = asyncio.create_task(_hold(lock, "gone", order, urgent=True))
+    later = asyncio.create_task(_hold(lock, "later", order))
+    await asyncio.sleep(0)
+    gone.cancel()  # cancelled while waiting: leaves the queue
+    await asyncio.sleep(0)
+    lock.release()
+    await later
+    assert order == ["later"] and not lock.locked()
+
+    # Cancelled just after being handed the lock: it passes the lock on instead of keeping it.
+    await lock.acquire()
+    handed = asyncio.create_task(_hold(lock, "handed", order, urgent=True))
+    after = asyncio.create_task(_hold(lock, "after", order))
+    await asyncio.sleep(0)
+    lock.release()
+    handed.cancel()
+    await asyncio.gather(handed, after, return_exceptions=True)
+    assert order[-1] == "after" and "handed" not in order and not lock.locked()
+
+
+async def test_write_batch_commits_its_work_or_nothing(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await migrate(db)
+
+        def insert(conn, name: str, fail: bool = False) -> int:
+            conn.execute("INSERT INTO instance_state (key, value) VALUES (?, 'v')", (name,))
+            if fail:
+                raise RuntimeError("half-way")
+            return conn.execute("SELECT count(*) FROM instance_state WHERE key LIKE 'batch-%'").fetchone()[0]
+
+        assert await db.write_batch(lambda conn: insert(conn, "batch-1")) == 1
+        with pytest.raises(RuntimeError, match="half-way"):
+            await db.write_batch(lambda conn: insert(conn, "batch-2", fail=True))
+        async with db.reader.execute("SELECT key FROM instance_state WHERE key LIKE 'batch-%'") as cur:
+            assert [row[0] for row in await cur.fetchall()] == ["batch-1"]
+        # The ordinary transaction still works after a batch on the other connection.
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO instance_state (key, value) VALUES ('batch-3', 'v')")
+        assert await db.write_batch(lambda conn: insert(conn, "batch-4"), urgent=True) == 3

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 LEASE_MS = 120_000
 BATCH = 32
+# Signers whose activities are applied concurrently within one claimed batch.
+LANES = 8
 IDLE_POLL_SECONDS = 1.0
 
 
@@ -52,10 +54,23 @@ class InboxWorker:
             items = await inbox_store.claim_due_items(tx, now_ms=self.ctx.clock.now_ms(), lease_ms=LEASE_MS,
                                                       limit=BATCH)
         done: list[int] = []
+        # Activities by one signer are applied in arrival order; different signers' run side by side
+        # (their database waits overlap). The wire gives no order across actors either (servers
+        # deliver independently and retry), so handlers already tolerate, e.g., a Like before the
+        # Create it refers to.
+        by_signer: dict[str, list[InboxItem]] = {}
+        for item in items:
+            by_signer.setdefault(item.signer_uri, []).append(item)
+        lanes = asyncio.Semaphore(LANES)
+
+        async def apply_in_order(signer_items: list[InboxItem]) -> None:
+            async with lanes:
+                for item in signer_items:
+                    if await self.process(item):
+                        done.append(item.id)
+
         try:
-            for item in items:
-                if await self.process(item):
-                    done.append(item.id)
+            await asyncio.gather(*(apply_in_order(group) for group in by_signer.values()))
         finally:
             # One transaction for the batch's completions instead of one per item. A crash before it
             # leaves them leased and pending: they are applied again, as when a crash fell between

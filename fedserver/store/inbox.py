@@ -1,6 +1,7 @@
 """Verified inbound activities: deduplication by activity id and the processing queue."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
@@ -49,35 +50,42 @@ async def enqueue_inbox_item(conn: aiosqlite.Connection, *, activity_uri: str, a
     return cur.rowcount > 0
 
 
-async def enqueue_inbox_items(conn: aiosqlite.Connection, items: list[NewInboxItem], *, now: str,
-                              now_ms: int) -> set[str]:
+def insert_inbox_items(conn: sqlite3.Connection, items: list[NewInboxItem], *, now: str,
+                       now_ms: int) -> set[str]:
     """Store verified activities in one statement; the activity ids that were new (a duplicate,
-    seen before or twice in items, is left out and not returned)."""
+    seen before or twice in items, is left out and not returned). Synchronous: for Database.write_batch."""
     placeholders = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in items)
     params: list[object] = []
     for item in items:
         params += (item.activity_uri, item.activity_type, item.signer_uri, item.body, now_ms, now)
-    rows = await conn.execute_fetchall(
+    rows = conn.execute(
         "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
-        f" VALUES {placeholders} ON CONFLICT (activity_uri) DO NOTHING RETURNING activity_uri", params)
+        f" VALUES {placeholders} ON CONFLICT (activity_uri) DO NOTHING RETURNING activity_uri", params).fetchall()
     return {row[0] for row in rows}
 
 
-async def signer_states(conn: aiosqlite.Connection, actor_ids: list[int]) -> dict[int, SignerState]:
-    rows = await conn.execute_fetchall(
+def signer_states(conn: sqlite3.Connection, actor_ids: list[int]) -> dict[int, SignerState]:
+    """The current SignerState of each of these actors. Synchronous: for Database.write_batch."""
+    rows = conn.execute(
         "SELECT id, key_id, public_key_pem, updated_at, deleted_at, suspended_at FROM actors"
-        f" WHERE id IN ({', '.join('?' for _ in actor_ids)})", actor_ids)
+        f" WHERE id IN ({', '.join('?' for _ in actor_ids)})", actor_ids).fetchall()
     return {row[0]: SignerState(*row) for row in rows}
 
 
-async def clear_unavailable_hosts(conn: aiosqlite.Connection, hosts: list[str]) -> None:
-    """Inbound signed traffic from a host shows it is alive again: hosts.clear_unavailable for
-    each marked host among these, in two statements (the inbox writer's batches)."""
+def clear_unavailable_hosts(conn: sqlite3.Connection, hosts: list[str]) -> None:
+    """Inbound signed traffic from a host shows it is alive again: its unavailable mark and failure
+    days go, as hosts.clear_unavailable does for one host. Synchronous: for Database.write_batch (the inbox writer's
+    batches), which call it for every batch, so the usual case (no host marked) is one read."""
     marks = ", ".join("?" for _ in hosts)
-    await conn.execute(f"DELETE FROM host_failure_days WHERE host IN (SELECT host FROM hosts WHERE host IN ({marks})"
-                       " AND unavailable_until IS NOT NULL)", hosts)
-    await conn.execute(f"UPDATE hosts SET unavailable_since = NULL, unavailable_until = NULL WHERE host IN ({marks})"
-                       " AND unavailable_until IS NOT NULL AND unavailable_since IS NOT NULL", hosts)
+    marked = [row[0] for row in conn.execute(
+        f"SELECT host FROM hosts h WHERE host IN ({marks}) AND (unavailable_until IS NOT NULL"
+        " OR EXISTS (SELECT 1 FROM host_failure_days d WHERE d.host = h.host))", hosts)]
+    if not marked:
+        return
+    marks = ", ".join("?" for _ in marked)
+    conn.execute(f"DELETE FROM host_failure_days WHERE host IN ({marks})", marked)
+    conn.execute(f"UPDATE hosts SET unavailable_since = NULL, unavailable_until = NULL WHERE host IN ({marks})",
+                 marked)
 
 
 async def claim_due_items(conn: aiosqlite.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
