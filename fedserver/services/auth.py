@@ -106,13 +106,14 @@ async def sign_in(ctx: Context, username: str, password: str, *, client: str, us
 
 
 async def viewer_for(ctx: Context, token: str) -> Viewer | None:
+    """The person a session cookie signs in, or None (unknown or expired session, account deleted
+    or suspended)."""
     hashed = token_hash(token)
-    session = await web_store.get_session(ctx.db.reader, hashed, ctx.clock.now_iso())
-    if session is None:
+    found = await web_store.get_session_account(ctx.db.reader, hashed, ctx.clock.now_iso())
+    if found is None:
         return None
-    actor = await actor_store.get_actor(ctx.db.reader, session.actor_id)
-    account = await actor_store.get_local_account_by_actor(ctx.db.reader, session.actor_id)
-    if actor is None or account is None or actor.deleted_at or actor.suspended_at:
+    session, actor, account = found
+    if actor.deleted_at or actor.suspended_at:
         return None
     return Viewer(actor=actor, account=account, session_hash=hashed, csrf_token=session.csrf_token)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fedserver.context import Context
 from fedserver.services.accounts import AccountError
 from fedserver.store import corpus as state_store
+from fedserver.store import web as web_store
 
 REGISTRATION_KEY = "registrations"
 NAME_KEY = "instance_name"
@@ -28,11 +29,14 @@ class InstanceInfo:
 
 
 async def instance_info(ctx: Context) -> InstanceInfo:
+    """Read on every page, in one query and not cached: an admin's change shows on the next page,
+    whichever process serves it."""
     configured = ctx.settings.instance
-    name = await state_store.get_state(ctx.db.reader, NAME_KEY)
-    description = await state_store.get_state(ctx.db.reader, DESCRIPTION_KEY)
-    return InstanceInfo(name=name or configured.name, description=description or configured.description,
-                        domain=configured.domain, registrations=await registration_mode(ctx))
+    stored = await web_store.get_instance_settings(ctx.db.reader, (NAME_KEY, DESCRIPTION_KEY, REGISTRATION_KEY))
+    return InstanceInfo(name=stored.get(NAME_KEY) or configured.name,
+                        description=stored.get(DESCRIPTION_KEY) or configured.description,
+                        domain=configured.domain,
+                        registrations=stored.get(REGISTRATION_KEY) or configured.registrations)
 
 
 async def set_instance_info(ctx: Context, *, name: str, description: str) -> None:

@@ -72,22 +72,46 @@ class Thread:
     descendants: list[PostCard] = field(default_factory=list)
 
 
-async def training_allowed(ctx: Context, actor: Actor) -> bool:
+class TrainingChoices:
+    """People's training choices, each read at most once while one page is built: a thread page
+    asks about its author for the cards, the compose form and the crawler signals. Made per request
+    and dropped with it, so a changed choice shows on the next page."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._states: dict[int, consent.ConsentState] = {}
+
+    async def state(self, actor_id: int) -> consent.ConsentState:
+        state = self._states.get(actor_id)
+        if state is None:
+            state = self._states[actor_id] = await consent.get_state(self._ctx, actor_id, TRAIN_AI)
+        return state
+
+    async def allowed(self, actor: Actor) -> bool:
+        """Whether the person's current training choice is `allow` (the per-post opt-out then applies)."""
+        return (await self.state(actor.id)).choice == "allow"
+
+
+async def training_allowed(ctx: Context, actor: Actor, choices: TrainingChoices | None = None) -> bool:
     """Whether the person's current training choice is `allow` (the per-post opt-out then applies)."""
-    return (await consent.get_state(ctx, actor.id, TRAIN_AI)).choice == "allow"
+    return await (choices or TrainingChoices(ctx)).allowed(actor)
 
 
 async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]], *,
-                    actors: dict[int, Actor] | None = None) -> list[PostCard]:
+                    actors: dict[int, Actor] | None = None, choices: TrainingChoices | None = None
+                    ) -> list[PostCard]:
     """Cards for (sort_id, post, booster) entries, with authors, counts and the viewer's own marks
     fetched in a handful of queries for the whole page (authors from `actors` when the caller has
-    already read them)."""
+    already read them; the viewer's training choice from `choices`, and only when the page shows
+    one of the viewer's own posts)."""
     reader = ctx.db.reader
     post_ids = list({post.id for _, post, _ in entries})
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
-    viewer_consented = viewer is not None and await training_allowed(ctx, viewer)
+    viewer_consented = False
+    if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
+        viewer_consented = await training_allowed(ctx, viewer, choices)
     cards = []
     for sort_id, post, booster in entries:
         author = authors.get(post.actor_id)
@@ -101,12 +125,14 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     return cards
 
 
-async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int) -> Page:
-    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in posts])
+async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int,
+                         choices: TrainingChoices | None) -> Page:
+    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in posts], choices=choices)
     return Page(cards, posts[-1].id if len(posts) == limit else None)
 
 
-async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE) -> Page:
+async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
+               choices: TrainingChoices | None = None) -> Page:
     entries = await timeline_store.home_entries(ctx.db.reader, viewer.id, max_id=max_id, limit=limit)
     posts = await timeline_store.posts_by_ids(ctx.db.reader, [e.post_id for e in entries])
     # Authors and boosters in one read.
@@ -121,22 +147,23 @@ async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit:
             continue
         shown.add(post.id)
         chosen.append((entry.sort_id, post, actors.get(entry.boosted_by_id) if entry.boosted_by_id else None))
-    cards = await cards_for(ctx, viewer, chosen, actors=actors)
+    cards = await cards_for(ctx, viewer, chosen, actors=actors, choices=choices)
     return Page(cards, entries[-1].sort_id if len(entries) == limit else None)
 
 
-async def local(ctx: Context, viewer: Actor | None, *, max_id: int | None = None, limit: int = PAGE_SIZE) -> Page:
+async def local(ctx: Context, viewer: Actor | None, *, max_id: int | None = None, limit: int = PAGE_SIZE,
+                choices: TrainingChoices | None = None) -> Page:
     posts = await timeline_store.local_public_posts(ctx.db.reader, max_id=max_id, limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices)
 
 
 async def tagged(ctx: Context, tag: str, viewer: Actor | None, *, max_id: int | None = None,
-                 limit: int = PAGE_SIZE) -> Page:
+                 limit: int = PAGE_SIZE, choices: TrainingChoices | None = None) -> Page:
     """Public posts with the hashtag; signed-out visitors see only this server's posts (we do not
     republish other servers' posts to the open web)."""
     posts = await timeline_store.tagged_public_posts(ctx.db.reader, tag, include_remote=viewer is not None,
                                                      max_id=max_id, limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices)
 
 
 async def relationship(ctx: Context, viewer: Actor | None, target: Actor) -> str:
@@ -166,20 +193,20 @@ class ProfileCounts:
 
 
 async def profile_counts(ctx: Context, actor: Actor, visibilities: tuple[str, ...]) -> ProfileCounts:
-    reader = ctx.db.reader
-    return ProfileCounts(posts=await post_store.count_actor_posts(reader, actor.id, visibilities),
-                         followers=await follow_store.count_followers(reader, actor.id),
-                         following=await follow_store.count_following(reader, actor.id))
+    posts, followers, following = await timeline_store.profile_counts(ctx.db.reader, actor.id, visibilities)
+    return ProfileCounts(posts=posts, followers=followers, following=following)
 
 
 async def profile_posts(ctx: Context, actor: Actor, viewer: Actor | None, visibilities: tuple[str, ...], *,
-                        max_id: int | None = None, limit: int = PAGE_SIZE) -> Page:
+                        max_id: int | None = None, limit: int = PAGE_SIZE,
+                        choices: TrainingChoices | None = None) -> Page:
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visibilities, max_id=max_id,
                                               limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices)
 
 
-async def thread(ctx: Context, post: Post, viewer: Actor | None) -> Thread:
+async def thread(ctx: Context, post: Post, viewer: Actor | None, *,
+                 choices: TrainingChoices | None = None) -> Thread:
     """The post with the ancestors we hold (oldest first) and the replies we hold (depth first),
     each only if the viewer may see it. Nothing is fetched from other servers here."""
     ancestors: list[Post] = []
@@ -193,7 +220,7 @@ async def thread(ctx: Context, post: Post, viewer: Actor | None) -> Thread:
     visible_ancestors = [p for p in ancestors if p.id in visible]
     visible_descendants = [p for p in descendants if p.id in visible]
     everything = [*visible_ancestors, post, *visible_descendants]
-    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything])
+    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything], choices=choices)
     by_id = {card.post.id: card for card in cards}
     return Thread(ancestors=[by_id[p.id] for p in visible_ancestors if p.id in by_id],
                   focus=by_id[post.id],
@@ -246,12 +273,13 @@ async def _reply_lists(ctx: Context, post: Post) -> dict[str, list[Post]]:
     return replies_of
 
 
-async def card_of(ctx: Context, post: Post, viewer: Actor | None) -> PostCard:
-    return (await cards_for(ctx, viewer, [(post.id, post, None)]))[0]
+async def card_of(ctx: Context, post: Post, viewer: Actor | None, *,
+                  choices: TrainingChoices | None = None) -> PostCard:
+    return (await cards_for(ctx, viewer, [(post.id, post, None)], choices=choices))[0]
 
 
-async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = None,
-                        limit: int = PAGE_SIZE) -> NotificationPage:
+async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
+                        choices: TrainingChoices | None = None) -> NotificationPage:
     reader = ctx.db.reader
     rows = await timeline_store.notifications(reader, viewer.id, max_id=max_id, limit=limit)
     posts = await timeline_store.posts_by_ids(reader, list({row["post_id"] for row in rows if row["post_id"]}))
@@ -260,7 +288,7 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
                                                              | {post.actor_id for post in posts.values()}))
     visible = await audience.may_see_all(ctx, list(posts.values()), viewer)
     cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible],
-                                                             actors=actors)}
+                                                             actors=actors, choices=choices)}
     items = []
     for row in rows:
         actor = actors.get(row["from_actor_id"])

@@ -105,12 +105,6 @@ async def follower_inboxes(conn: aiosqlite.Connection, followee_id: int) -> list
     return [row[0] for row in rows]
 
 
-async def is_following(conn: aiosqlite.Connection, follower_id: int, followee_id: int) -> bool:
-    return await fetch_value(
-        conn, "SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ? AND state = 'accepted'",
-        (follower_id, followee_id)) is not None
-
-
 async def local_followers_of(conn: aiosqlite.Connection, followee_id: int) -> list[int]:
     rows = await fetch_all(
         conn, "SELECT f.follower_id FROM follows f JOIN local_accounts l ON l.actor_id = f.follower_id"

@@ -29,8 +29,8 @@ def _marks(values: Sequence[object]) -> str:
 
 
 async def mentioned_actors(conn: aiosqlite.Connection, post_ids: Sequence[int]) -> dict[int, list[Actor]]:
-    """The actors each post mentions, by post id, in actor id order (the order of the primary key
-    (post_id, actor_id) that a single post's mentions are read in)."""
+    """The actors each post mentions, by post id, in actor id order (the order
+    store.posts.list_mentioned_actor_ids reads a single post's mentions in)."""
     found: dict[int, list[Actor]] = {}
     for chunk in _chunks(list(dict.fromkeys(post_ids))):
         rows = await fetch_all(
@@ -77,12 +77,15 @@ async def followed_among(conn: aiosqlite.Connection, follower_id: int, actor_ids
 async def reply_chain(conn: aiosqlite.Connection, parent_uri: str, limit: int) -> list[Post]:
     """The post at parent_uri, its parent, and so on up the thread: at most `limit` posts, nearest
     first, deleted ones included, ending where a parent is not held here. The depth bound also ends a
-    chain that loops."""
+    chain that loops. Each parent is looked up through `id IN (subquery)`: written as a plain join,
+    SQLite 3.40 planned the recursive step with a Bloom filter on posts.uri, built by reading every
+    post, on a database of 20,000 posts (8 ancestors: 4 ms instead of 0.05 ms)."""
     rows = await fetch_all(conn, """
         WITH RECURSIVE chain(depth, uri) AS (
             SELECT 1, CAST(? AS TEXT)
             UNION ALL
-            SELECT c.depth + 1, p.in_reply_to_uri FROM chain c JOIN posts p ON p.uri = c.uri
+            SELECT c.depth + 1, p.in_reply_to_uri FROM chain c
+              JOIN posts p ON p.id IN (SELECT q.id FROM posts q WHERE q.uri = c.uri)
              WHERE c.depth < ? AND p.in_reply_to_uri IS NOT NULL)
         SELECT c.depth AS chain_depth, p.* FROM chain c JOIN posts p ON p.uri = c.uri
          ORDER BY c.depth""", (parent_uri, limit))
@@ -111,9 +114,8 @@ async def reply_tree(conn: aiosqlite.Connection, root_uri: str, *, max_depth: in
 
 
 async def live_replies(conn: aiosqlite.Connection, parent_uris: Sequence[str], limit: int) -> dict[str, list[Post]]:
-    """The live replies of each post, by the replied-to uri: the `limit` oldest of each, oldest first
-    (as store.posts.list_replies gives them for one post). Each post's replies are a range of the
-    posts_in_reply_to index that stops after `limit` rows."""
+    """The live replies of each post, by the replied-to uri: the `limit` oldest of each, oldest first.
+    Each post's replies are a range of the posts_in_reply_to index that stops after `limit` rows."""
     found: dict[str, list[Post]] = {}
     for chunk in _chunks(list(dict.fromkeys(parent_uris))):
         values = ", ".join("(?)" for _ in chunk)

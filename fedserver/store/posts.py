@@ -152,12 +152,6 @@ async def count_local_posts(conn: aiosqlite.Connection) -> int:
         conn, "SELECT count(*) FROM posts WHERE is_local = 1 AND deleted_at IS NULL") or 0)
 
 
-async def list_replies(conn: aiosqlite.Connection, post_uri: str, limit: int = 100) -> list[Post]:
-    rows = await fetch_all(conn, "SELECT * FROM posts WHERE in_reply_to_uri = ? AND deleted_at IS NULL"
-                                 " ORDER BY id LIMIT ?", (post_uri, limit))
-    return from_rows(Post, rows)
-
-
 async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
     """Replace a post's mentions (new=True: a post just inserted has none to remove)."""
     if not new:
@@ -169,7 +163,8 @@ async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list
 
 
 async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:
-    rows = await fetch_all(conn, "SELECT actor_id FROM post_mentions WHERE post_id = ?", (post_id,))
+    rows = await fetch_all(conn, "SELECT actor_id FROM post_mentions WHERE post_id = ? ORDER BY actor_id",
+                           (post_id,))
     return [row[0] for row in rows]
 
 

@@ -1,15 +1,17 @@
 """Reading timelines: the home feed (posts and boosts of followed accounts), the local and hashtag
-timelines, and the batch look-ups that turn a page of posts into cards (authors, counts, the
-viewer's own likes and boosts). Every list pages by id: items older than max_id, newest first."""
+timelines, notifications, the batch look-ups that turn a page of posts into cards (posts and
+authors by id) and a profile's counts. Every list pages by id: items older than max_id, newest
+first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import aiosqlite
 
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
-from fedserver.store.rows import fetch_all, from_rows
+from fedserver.store.rows import fetch_all, fetch_one, from_rows
 
 # Larger than any time-ordered id (milliseconds << 16 fits well under 2**62).
 NO_MAX_ID = 2**62
@@ -87,7 +89,7 @@ async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_r
     return from_rows(Post, rows)
 
 
-def _marks(values: list[int]) -> str:
+def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
@@ -105,38 +107,6 @@ async def actors_by_ids(conn: aiosqlite.Connection, actor_ids: list[int]) -> dic
     return {actor.id: actor for actor in from_rows(Actor, rows)}
 
 
-async def like_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, int]:
-    if not post_ids:
-        return {}
-    rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM likes WHERE post_id IN ({_marks(post_ids)})"
-                                 " GROUP BY post_id", tuple(post_ids))
-    return {row[0]: row[1] for row in rows}
-
-
-async def announce_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, int]:
-    if not post_ids:
-        return {}
-    rows = await fetch_all(conn, f"SELECT post_id, count(*) FROM announces WHERE post_id IN ({_marks(post_ids)})"
-                                 " GROUP BY post_id", tuple(post_ids))
-    return {row[0]: row[1] for row in rows}
-
-
-async def liked_among(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int]) -> set[int]:
-    if not post_ids:
-        return set()
-    rows = await fetch_all(conn, f"SELECT post_id FROM likes WHERE actor_id = ? AND post_id IN ({_marks(post_ids)})",
-                           (actor_id, *post_ids))
-    return {row[0] for row in rows}
-
-
-async def boosted_among(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int]) -> set[int]:
-    if not post_ids:
-        return set()
-    rows = await fetch_all(conn, f"SELECT post_id FROM announces WHERE actor_id = ?"
-                                 f" AND post_id IN ({_marks(post_ids)})", (actor_id, *post_ids))
-    return {row[0] for row in rows}
-
-
 async def notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id: int | None,
                         limit: int) -> list[dict]:
     """Notifications newest first, with the id of the actor they come from (for links and cards)."""
@@ -145,3 +115,19 @@ async def notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id
               " WHERE recipient_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
         (recipient_id, max_id if max_id is not None else NO_MAX_ID, limit))
     return [dict(row) for row in rows]
+
+
+async def profile_counts(conn: aiosqlite.Connection, actor_id: int, visibilities: tuple[str, ...]
+                         ) -> tuple[int, int, int]:
+    """(posts with one of the visibilities, followers, followed accounts) of a profile, accepted
+    follows only, in one query: each count is a range of one index (posts_actor_cover,
+    follows_followee, the (follower_id, followee_id) unique)."""
+    marks = _marks(visibilities)
+    row = await fetch_one(
+        conn, f"SELECT (SELECT count(*) FROM posts WHERE actor_id = ? AND deleted_at IS NULL"
+              f" AND visibility IN ({marks})),"
+              " (SELECT count(*) FROM follows WHERE followee_id = ? AND state = 'accepted'),"
+              " (SELECT count(*) FROM follows WHERE follower_id = ? AND state = 'accepted')",
+        (actor_id, *visibilities, actor_id, actor_id))
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])

@@ -17,7 +17,7 @@ from fedserver.context import CTX_KEY, Context
 from fedserver.corpus import signals
 from fedserver.corpus.eligibility import AuthorFacts, ConsentFacts, PostFacts
 from fedserver.corpus.terms import TRAIN_AI
-from fedserver.services import consent
+from fedserver.services.timelines import TrainingChoices
 from fedserver.store import actors as actor_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
@@ -69,8 +69,8 @@ def page_meta(ctx: Context, allows_training: bool) -> dict[str, str | None]:
 
 # --- the author's real choice -----------------------------------------------------------
 
-async def _consent_facts(ctx: Context, actor: Actor) -> ConsentFacts | None:
-    state = await consent.get_state(ctx, actor.id, TRAIN_AI)
+async def _consent_facts(ctx: Context, actor: Actor, choices: TrainingChoices | None = None) -> ConsentFacts | None:
+    state = await (choices or TrainingChoices(ctx)).state(actor.id)
     if state.choice == "unset":
         return None
     return ConsentFacts(choice=state.choice, include_unlisted=state.include_unlisted,
@@ -92,15 +92,16 @@ async def actor_allows(ctx: Context, actor: Actor) -> bool:
     return facts is not None and facts.choice == "allow" and not actor.is_gone
 
 
-async def post_allows(ctx: Context, actor: Actor, post: Post) -> bool:
+async def post_allows(ctx: Context, actor: Actor, post: Post, *, choices: TrainingChoices | None = None) -> bool:
     """One post: yes only when the corpus would take it (in scope, public, not excluded)."""
-    facts = await _consent_facts(ctx, actor)
+    facts = await _consent_facts(ctx, actor, choices)
     return signals.post_choice(facts, _post_facts(post), _author_facts(actor)) == "allow"
 
 
-async def posts_allow(ctx: Context, actor: Actor, posts: list[Post]) -> bool:
+async def posts_allow(ctx: Context, actor: Actor, posts: list[Post], *,
+                      choices: TrainingChoices | None = None) -> bool:
     """A page showing several posts of one author (the profile): yes only if every one may be used."""
-    facts = await _consent_facts(ctx, actor)
+    facts = await _consent_facts(ctx, actor, choices)
     if facts is None or facts.choice != "allow" or actor.is_gone:
         return False
     author = _author_facts(actor)

@@ -7,7 +7,7 @@ from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.context import CTX_KEY, Context
 from fedserver.services import audience, timelines
 from fedserver.web import crawlers, social
-from fedserver.web.common import render, viewer_of
+from fedserver.web.common import render, training_choices, viewer_of
 from fedserver.web.timeline import compose_values
 
 
@@ -36,7 +36,8 @@ async def profile(request: web.Request) -> web.StreamResponse:
     values = await social.profile_values(request, actor)
     posts = [card.post for card in values["page"].cards]
     # The page shows these posts: it may say yes to training only if each of them may be used.
-    request[crawlers.ALLOWS_TRAINING] = allows = await crawlers.posts_allow(ctx, actor, posts)
+    request[crawlers.ALLOWS_TRAINING] = allows = await crawlers.posts_allow(ctx, actor, posts,
+                                                                            choices=training_choices(request))
     return await render(request, "public/profile.html", actor=actor, crawler=crawlers.page_meta(ctx, allows),
                         **values)
 
@@ -56,14 +57,17 @@ async def post_page(request: web.Request) -> web.Response:
         return await render(request, "public/not_found.html", status=404)
     if wants_activitypub(request.headers.get("Accept")):
         raise web.HTTPFound(post.uri)
-    thread = await timelines.thread(ctx, post, viewer.actor if viewer else None)
+    choices = training_choices(request)
+    thread = await timelines.thread(ctx, post, viewer.actor if viewer else None, choices=choices)
     others = [*thread.ancestors, *thread.descendants]
     # The page shows the whole thread: it may say yes only if every post on it is the author's own
     # and may be used (a reply by someone else carries that person's choice, not this author's).
     request[crawlers.ALLOWS_TRAINING] = allows = (
-        await crawlers.post_allows(ctx, actor, post) and all(card.author.id == actor.id for card in others)
-        and (not others or await crawlers.posts_allow(ctx, actor, [card.post for card in others])))
-    compose = await compose_values(ctx, viewer, back=request.path, reply_to=thread.focus) if viewer else None
+        await crawlers.post_allows(ctx, actor, post, choices=choices)
+        and all(card.author.id == actor.id for card in others)
+        and (not others or await crawlers.posts_allow(ctx, actor, [card.post for card in others], choices=choices)))
+    compose = (await compose_values(ctx, viewer, back=request.path, reply_to=thread.focus, choices=choices)
+               if viewer else None)
     return await render(request, "public/post.html", actor=actor, post=post, thread=thread, compose=compose,
                         crawler=crawlers.page_meta(ctx, allows))
 

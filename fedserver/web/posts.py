@@ -7,7 +7,7 @@ from aiohttp import web
 from fedserver.services import audience, interactions, posting, timelines
 from fedserver.services.posting import Draft, PostingError
 from fedserver.store.posts import Post
-from fedserver.web.common import ctx_of, redirect, render, require_viewer, viewer_of
+from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
 from fedserver.web.timeline import compose_values, local_path
 
 
@@ -40,7 +40,8 @@ async def compose(request: web.Request) -> web.StreamResponse:
     back = local_path(form.get("back"))
     text, visibility = str(form.get("text", "")), str(form.get("visibility", "public"))
     content_warning = str(form.get("content_warning", "")).strip()
-    consented = await timelines.training_allowed(ctx, viewer.actor)
+    choices = training_choices(request)
+    consented = await timelines.training_allowed(ctx, viewer.actor, choices)
     exclude = consented and form.get("exclude_from_corpus") == "1"
     parent_card = None
     reply_to = str(form.get("reply_to", ""))
@@ -49,14 +50,15 @@ async def compose(request: web.Request) -> web.StreamResponse:
         if parent is None:
             return await render(request, "error.html", status=404,
                                 message="The post you are replying to is not available any more.")
-        parent_card = await timelines.card_of(ctx, parent, viewer.actor)
+        parent_card = await timelines.card_of(ctx, parent, viewer.actor, choices=choices)
     try:
         await posting.create_post(ctx, viewer.username, Draft(
             text=text, visibility=visibility, content_warning=content_warning or None,
             reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude))
     except PostingError as exc:
         values = await compose_values(ctx, viewer, back=back, reply_to=parent_card, text=text,
-                                      visibility=visibility, content_warning=content_warning, exclude=exclude)
+                                      visibility=visibility, content_warning=content_warning, exclude=exclude,
+                                      choices=choices)
         return await render(request, "posts/compose.html", status=400, compose=values, error=str(exc))
     return redirect(back, flash="Your reply is published." if parent_card else "Your post is published.")
 
@@ -68,13 +70,14 @@ async def show(request: web.Request) -> web.StreamResponse:
     if post is None:
         return await _not_found(request)
     ctx, viewer = ctx_of(request), viewer_of(request)
-    card = await timelines.card_of(ctx, post, viewer.actor if viewer else None)
+    choices = training_choices(request)
+    card = await timelines.card_of(ctx, post, viewer.actor if viewer else None, choices=choices)
     if post.is_local:
         raise web.HTTPFound(_page_path(post, card))
     if viewer is None:
         raise web.HTTPSeeOther(f"/auth/sign_in?next=/posts/{post.id}")
-    thread = await timelines.thread(ctx, post, viewer.actor)
-    values = await compose_values(ctx, viewer, back=request.path, reply_to=thread.focus)
+    thread = await timelines.thread(ctx, post, viewer.actor, choices=choices)
+    values = await compose_values(ctx, viewer, back=request.path, reply_to=thread.focus, choices=choices)
     return await render(request, "posts/thread.html", thread=thread, compose=values)
 
 
@@ -109,7 +112,7 @@ async def _own_card(request: web.Request) -> timelines.PostCard | None:
     post = await _visible_post(request, request.match_info["post_id"])
     if post is None or post.actor_id != viewer.actor.id:
         return None
-    return await timelines.card_of(ctx_of(request), post, viewer.actor)
+    return await timelines.card_of(ctx_of(request), post, viewer.actor, choices=training_choices(request))
 
 
 @require_viewer

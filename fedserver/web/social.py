@@ -12,7 +12,7 @@ from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.services import follows, remote_actors, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.actors import Actor
-from fedserver.web.common import ctx_of, redirect, render, require_viewer, viewer_of
+from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
 from fedserver.web.timeline import local_path, max_id_of
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
     viewer_actor = viewer.actor if viewer else None
     relation = await timelines.relationship(ctx, viewer_actor, actor)
     visibilities = timelines.profile_visibilities(relation)
-    page = await timelines.profile_posts(ctx, actor, viewer_actor, visibilities, max_id=max_id_of(request))
+    page = await timelines.profile_posts(ctx, actor, viewer_actor, visibilities, max_id=max_id_of(request),
+                                         choices=training_choices(request))
     counts = await timelines.profile_counts(ctx, actor, visibilities)
     return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor)}
 

@@ -11,7 +11,7 @@ from fedserver.context import Context
 from fedserver.services import follows, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.posts import Post
-from fedserver.web.common import ctx_of, render, require_viewer, viewer_of
+from fedserver.web.common import ctx_of, render, require_viewer, training_choices, viewer_of
 
 TAG_RE = re.compile(r"^\w{1,100}$")
 _NARROWNESS = ("direct", "followers", "unlisted", "public")
@@ -37,7 +37,7 @@ def reply_visibility(parent: Post) -> str:
 
 async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: timelines.PostCard | None = None,
                          text: str | None = None, visibility: str | None = None, content_warning: str = "",
-                         exclude: bool = False) -> dict[str, Any]:
+                         exclude: bool = False, choices: timelines.TrainingChoices | None = None) -> dict[str, Any]:
     """What the compose form shows: a reply starts with the author's handle and the parent's CW."""
     if reply_to is not None and text is None:
         author = reply_to.author
@@ -47,21 +47,24 @@ async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: t
     if visibility is None:
         visibility = reply_visibility(reply_to.post) if reply_to is not None else "public"
     return {"text": text or "", "visibility": visibility, "content_warning": content_warning, "exclude": exclude,
-            "reply_to": reply_to, "back": back, "consented": await timelines.training_allowed(ctx, viewer.actor)}
+            "reply_to": reply_to, "back": back,
+            "consented": await timelines.training_allowed(ctx, viewer.actor, choices)}
 
 
 @require_viewer
 async def home(request: web.Request) -> web.Response:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
-    page = await timelines.home(ctx, viewer.actor, max_id=max_id_of(request))
-    compose = await compose_values(ctx, viewer, back="/home")
+    choices = training_choices(request)
+    page = await timelines.home(ctx, viewer.actor, max_id=max_id_of(request), choices=choices)
+    compose = await compose_values(ctx, viewer, back="/home", choices=choices)
     return await render(request, "timeline/home.html", page=page, compose=compose)
 
 
 async def local(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
-    page = await timelines.local(ctx_of(request), viewer.actor if viewer else None, max_id=max_id_of(request))
+    page = await timelines.local(ctx_of(request), viewer.actor if viewer else None, max_id=max_id_of(request),
+                                 choices=training_choices(request))
     return await render(request, "timeline/local.html", page=page)
 
 
@@ -71,7 +74,7 @@ async def tag(request: web.Request) -> web.Response:
         return await render(request, "public/not_found.html", status=404)
     viewer = viewer_of(request)
     page = await timelines.tagged(ctx_of(request), name.lower(), viewer.actor if viewer else None,
-                                  max_id=max_id_of(request))
+                                  max_id=max_id_of(request), choices=training_choices(request))
     return await render(request, "timeline/tag.html", tag=name.lower(), page=page)
 
 
@@ -79,7 +82,8 @@ async def tag(request: web.Request) -> web.Response:
 async def notifications(request: web.Request) -> web.Response:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
-    page = await timelines.notifications(ctx, viewer.actor, max_id=max_id_of(request))
+    page = await timelines.notifications(ctx, viewer.actor, max_id=max_id_of(request),
+                                         choices=training_choices(request))
     waiting = len(await follows.list_requests(ctx, viewer.username))
     response = await render(request, "timeline/notifications.html", page=page, requests_waiting=waiting)
     # Seen once shown: the unread count in the navigation starts again from zero.
