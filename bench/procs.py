@@ -85,8 +85,10 @@ def py_spy(pid: int, out: Path, duration: int, rate: int = 250) -> Iterator[None
     proc = None
     if exe:
         out.parent.mkdir(parents=True, exist_ok=True)
+        # PYSPY_GIL=1: sample only the thread holding the GIL (what the other threads cost the loop).
+        only_gil = ["--gil"] if os.environ.get("PYSPY_GIL") else []
         proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(duration),
-                                 "--format", "raw", "--threads", *(["--gil"] if os.environ.get("PYSPY_GIL") else []), "--output", str(out), "--nonblocking"],
+                                 "--format", "raw", "--threads", *only_gil, "--output", str(out), "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         yield
