@@ -16,6 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from fedserver.activitypub.httpsig import (
     PendingSignature,
     SignatureError,
+    _parse_signature_params,
     body_digest_header,
     extract_signature,
     sign_request,
@@ -259,6 +260,20 @@ def test_unsigned_request_is_rejected():
 def test_malformed_signature_header_is_rejected(value):
     with pytest.raises(SignatureError, match="malformed Signature header"):
         _extract({"Host": "h", "Signature": value}, None, "GET", "/")
+
+
+@pytest.mark.parametrize(
+    "value, key_id",
+    [
+        ('keyId="https://r.example/a\\"b#k",signature="eA=="', 'https://r.example/a"b#k'),
+        ('keyId="https://r.example/a\\\\b#k",signature="eA=="', "https://r.example/a\\b#k"),
+        ('keyId=https://r.example/a#k, signature="eA=="', "https://r.example/a#k"),
+        ('Signature keyId="k",signature="eA=="', "k"),
+    ],
+)
+def test_signature_parameters_are_parsed_and_unescaped(value, key_id):
+    """Quoted values lose their \\-escapes (RFC 7230 3.2.6), bare tokens are taken as they are."""
+    assert _parse_signature_params(value) == {"keyid": key_id, "signature": "eA=="}
 
 
 def test_signature_without_key_id_is_rejected():
