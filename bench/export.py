@@ -10,7 +10,15 @@ export process's ru_maxrss, cross-checked by sampling /proc while it runs. It is
 launcher process (LAUNCHER below), not by this script: Linux folds the spawning process's own peak
 RSS into a child's ru_maxrss at exec (vfork shares its memory map), so a child of this script,
 which has grown while measuring the ceiling loops, reported this script's peak (118 MiB at 1M,
-"a spike outside the streaming loop", in the first RESULTS.md), not its own (82 MiB).
+"a spike outside the streaming loop", in the first RESULTS.md), not its own (82 MiB). The export
+runs its gzip compressor as a child process (fedserver/corpus/gzip_worker.py); ru_maxrss counts the
+larger of the two, so the compressor's own peak is sampled and printed beside it.
+
+Then, per database: one export at each of --levels (gzip level: size and speed), and the ceilings,
+bare loops over the same rows (fedserver's RECORD_SELECT, as dicts): the old format path (stdlib
+json + gzip-6 on one thread, the ratio earlier results used), orjson + gzip-1 on one thread, and
+the method the export now uses, orjson here with gzip-1 and the SHA-256 in a second process fed
+through a pipe (the ratio to compare with now).
 """
 from __future__ import annotations
 
@@ -44,16 +52,23 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def export_once(directory: Path, timeout: float) -> dict:
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def export_once(directory: Path, timeout: float, extra: tuple[str, ...] = ()) -> dict:
     out = Path(tempfile.mkdtemp(prefix="fedserver-bench-export-")) / "release"
     report = out.parent / "launcher.out"
     log = directory / "export.log"
     start = time.perf_counter()
     with open(log, "ab") as sink:
         proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), *fedserver_command(), "--config",
-                                 str(directory / "fedserver.toml"), "corpus", "export", "--out", str(out)],
+                                 str(directory / "fedserver.toml"), "corpus", "export", "--out", str(out), *extra],
                                 cwd=directory, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    sampled = 0.0
+    sampled = helpers = 0.0
     deadline = start + timeout
     child: int | None = None
     try:
@@ -63,6 +78,8 @@ def export_once(directory: Path, timeout: float) -> dict:
             try:
                 if child is not None:
                     sampled = max(sampled, rss_mib(child)[0])
+                    for helper in children_of(child):  # the gzip compressor process
+                        helpers = max(helpers, rss_mib(helper)[1])
             except OSError:
                 pass
             if time.perf_counter() > deadline:
@@ -86,9 +103,11 @@ def export_once(directory: Path, timeout: float) -> dict:
         with gzip.open(shard, "rb") as f:
             records += sum(1 for _ in f)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    shard_bytes = sum(p.stat().st_size for p in shards)
     shutil.rmtree(out.parent, ignore_errors=True)
     return {"records": records, "seconds": elapsed, "rate": records / elapsed, "peak_rss": maxrss_kib / 1024,
-            "sampled_rss": sampled, "shards": len(shards), "bytes": size}
+            "sampled_rss": sampled, "compressor_rss": helpers, "shards": len(shards), "bytes": size,
+            "shard_bytes": shard_bytes}
 
 
 def bare_ceiling(directory: Path, level: int = 6, limit: int | None = None, fast_json: bool = False) -> dict:
@@ -129,14 +148,62 @@ def bare_ceiling(directory: Path, level: int = 6, limit: int | None = None, fast
     return {"records": records, "seconds": elapsed, "rate": records / elapsed}
 
 
+def bare_two_process_ceiling(directory: Path, level: int = 1, limit: int | None = None) -> dict:
+    """The export's method without fedserver's record building: the same rows as dicts, encoded with
+    orjson (sorted keys) here, compressed (gzip, one stream) and hashed by fedserver's compressor
+    process fed through a pipe, as the export does: the two cores' ceiling for this format."""
+    import sqlite3
+
+    import orjson
+
+    from fedserver.corpus import gzip_worker
+    from fedserver.store.corpus import RECORD_SELECT
+
+    out = Path(tempfile.mkdtemp(prefix="fedserver-bench-ceiling-"))
+    conn = sqlite3.connect(directory / "fedserver.sqlite3")
+    worker = subprocess.Popen([sys.executable, "-I", "-S", gzip_worker.__file__, str(level)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    assert worker.stdin is not None
+
+    def send(kind: bytes, payload: bytes = b"") -> None:
+        worker.stdin.write(kind + len(payload).to_bytes(4, "big"))
+        worker.stdin.write(payload)
+
+    start = time.perf_counter()
+    send(gzip_worker.OPEN, str(out / "x.jsonl.gz").encode())
+    records, last = 0, 0
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    while True:
+        cur = conn.execute(f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ? ORDER BY r.post_id"
+                           " LIMIT 5000", (last,))
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        if not rows:
+            break
+        send(gzip_worker.DATA, b"".join([orjson.dumps(dict(zip(names, row)), option=options) for row in rows]))
+        records += len(rows)
+        last = rows[-1][names.index("post_id")]
+        if limit and records >= limit:
+            break
+    send(gzip_worker.CLOSE)
+    send(gzip_worker.END)
+    worker.communicate()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"records": records, "seconds": elapsed, "rate": records / elapsed}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", type=Path, action="append", required=True, help="a directory made by bench.seed --corpus")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--levels", default="1,3,6", help="gzip levels to export at once each (empty: none)")
     p.add_argument("--timeout", type=float, default=900)
     args = p.parse_args()
     header("corpus export (fedserver corpus export --out DIR)")
     print(machine())
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     summary = {}
     for directory in args.dir:
         meta = json.loads((directory / "seed.json").read_text())
@@ -144,22 +211,35 @@ def main() -> int:
         for i, r in enumerate(rows):
             print(f"{meta['posts']} posts / {meta['corpus_records']} corpus records, round {i + 1}: {r['records']}"
                   f" records in {r['seconds']:.1f}s = {r['rate']:.0f} records/s, peak RSS {r['peak_rss']:.0f} MiB"
-                  f" (sampled {r['sampled_rss']:.0f}), {r['shards']} shards, {r['bytes'] / 2**20:.0f} MiB written")
+                  f" (sampled {r['sampled_rss']:.0f}; compressor process {r['compressor_rss']:.0f}), {r['shards']}"
+                  f" shards, {r['bytes'] / 2**20:.0f} MiB written")
         m = {k: median([r[k] for r in rows]) for k in rows[0]}
+        print(f"  median: {m['rate']:.0f} records/s, peak RSS {m['peak_rss']:.0f} MiB (target >= 100,000/s, flat RSS)")
+        levels = {}
+        for level in [int(x) for x in args.levels.split(",") if x.strip()]:
+            r = export_once(directory, args.timeout, ("--gzip-level", str(level)))
+            levels[level] = r
+            print(f"  --gzip-level {level}: {r['rate']:.0f} records/s, shards {r['shard_bytes'] / 2**20:.1f} MiB"
+                  f" ({r['shard_bytes'] / max(r['records'], 1):.0f} bytes/record), peak RSS {r['peak_rss']:.0f} MiB")
+        m["levels"] = {str(k): {"rate": v["rate"], "shard_bytes": v["shard_bytes"]} for k, v in levels.items()}
         ceiling = bare_ceiling(directory, limit=200_000)
         m["ceiling_rate"] = ceiling["rate"]
         m["ratio"] = m["rate"] / ceiling["rate"]
-        summary[str(meta["corpus_records"])] = m
-        print(f"  median: {m['rate']:.0f} records/s, peak RSS {m['peak_rss']:.0f} MiB (target >= 100,000/s, flat RSS)")
-        print(f"  bare sqlite3 + json + gzip-6 loop over the same rows (first {ceiling['records']}):"
+        print(f"  bare sqlite3 + json + gzip-6 loop, one thread (the old format path; first {ceiling['records']}):"
               f" {ceiling['rate']:.0f} records/s -> ratio {m['ratio']:.2f}")
         try:
             fast = bare_ceiling(directory, level=1, limit=200_000, fast_json=True)
             m["orjson_gzip1_rate"] = fast["rate"]
-            print(f"  the same loop with orjson and gzip level 1 (what a faster format path could reach):"
-                  f" {fast['rate']:.0f} records/s")
+            print(f"  the same loop with orjson and gzip level 1, one thread: {fast['rate']:.0f} records/s")
+            two = bare_two_process_ceiling(directory, level=1, limit=200_000)
+            m["two_process_ceiling_rate"] = two["rate"]
+            m["two_process_ratio"] = m["rate"] / two["rate"]
+            print(f"  orjson here, gzip-1 + SHA-256 in fedserver's compressor process (the export's method):"
+                  f" {two['rate']:.0f} records/s -> ratio {m['two_process_ratio']:.2f}")
         except ImportError:
             pass
+        summary[str(meta["corpus_records"])] = m
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("JSON " + json.dumps(summary))
     return 0
 

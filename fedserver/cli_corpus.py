@@ -10,6 +10,7 @@ from typing import Any
 
 from fedserver.corpus.export import DEFAULT_SHARD_SIZE, ExportError
 from fedserver.corpus.manifest import ReleaseError
+from fedserver.corpus.shards import DEFAULT_GZIP_LEVEL
 from fedserver.corpus.terms import LICENSES
 from fedserver.services.consent import ConsentError
 from fedserver.services.researchers import ResearcherError
@@ -43,6 +44,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--scrub", action="store_true",
                    help="replace e-mail addresses, phone numbers and handles of non-consenting people")
     s.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="N", help="records per shard")
+    s.add_argument("--gzip-level", type=int, default=DEFAULT_GZIP_LEVEL, choices=range(1, 10), metavar="1-9",
+                   help=f"JSON Lines compression: 1 fastest, 9 smallest (default {DEFAULT_GZIP_LEVEL}); the records"
+                        " and the release version do not depend on it")
     s.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar even when stderr is not a terminal")
     s = corpus.add_parser("verify", help="check a release's manifest signature and every file's checksum")
@@ -136,9 +140,10 @@ async def _run_corpus(ctx: Any, args: argparse.Namespace) -> int:
 
     if args.corpus_command == "export":
         result = await export.export_release(ctx, args.out, format=args.format, scrub=args.scrub,
-                                             shard_size=args.shard_size, progress=args.progress)
+                                             shard_size=args.shard_size, gzip_level=args.gzip_level,
+                                             progress=args.progress)
         state = ("new release" if result.new_release
-                 else "unchanged since the last release: same version, same files")
+                 else "unchanged since the last release: same version, same records")
         print(f"corpus release {result.version} ({state}; previous {result.previous_version or 'none'})")
         print(f"{result.records} records in {result.shards} shard(s), {result.removals} removal(s) -> {result.out}")
         print(f"{result.seconds:.1f} s, {result.rate:,.0f} records/s")

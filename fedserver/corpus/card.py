@@ -100,9 +100,12 @@ class DatasetFacts:
         return sorted(k for k in self.languages if k and k != "und")
 
 
-async def gather_facts(ctx: Context, conn: aiosqlite.Connection, plan: ReleasePlan) -> DatasetFacts:
-    """Facts about the corpus as conn sees it (a snapshot during an export)."""
-    stats = await corpus_store.stats(conn)
+async def gather_facts(ctx: Context, conn: aiosqlite.Connection, plan: ReleasePlan, *,
+                       stats: dict[str, Any] | None = None) -> DatasetFacts:
+    """Facts about the corpus as conn sees it (a snapshot during an export). stats: what
+    store.corpus.stats would answer, when the caller has counted it already (an export does)."""
+    if stats is None:
+        stats = await corpus_store.stats(conn)
     head = await corpus_store.consent_head_at(conn, plan.created_at) if plan.seq else None
     domain = ctx.urls.domain
     return DatasetFacts(
@@ -165,9 +168,10 @@ USE_CASES = (
 MAINTENANCE = (
     "Maintained by the administrator of the server. Releases follow semantic versioning: a release that removes "
     "records is a new MAJOR version, one that only adds or updates records a new MINOR version, and exporting an "
-    "unchanged corpus gives the same version with byte-identical files. Every release has a manifest signed with "
-    "the server's instance key, listing the SHA-256 of every file, record counts, the corpus cursor and the head "
-    "of the consent log.")
+    "unchanged corpus gives the same version with the same records (byte-identical files with the same software "
+    "and settings). Every release has a manifest signed with the server's instance key, listing the SHA-256 of "
+    "every file, record counts, the corpus cursor, the head of the consent log, and the SHA-256 of the records "
+    "themselves as JSON Lines (`records_sha256`), which does not depend on compression or format.")
 
 
 def size_category(records: int) -> str:

@@ -53,7 +53,8 @@ def bump(version: str, *, major: bool) -> str:
 async def plan_release(conn: aiosqlite.Connection) -> ReleasePlan:
     """Version rules (Croissant's semantic versioning applied to consent): the first release is 1.0.0;
     one that removes records of the previous release is a new MAJOR; one that only adds or updates
-    records a new MINOR; an unchanged corpus keeps its version (and gives byte-identical files)."""
+    records a new MINOR; an unchanged corpus keeps its version (and gives the same records: the version
+    follows the corpus cursor, never the files, whose bytes change with the compression level)."""
     seq = await corpus_store.next_seq(conn)
     changes = await corpus_store.changes_after(conn, seq - 1, 1) if seq else []
     created_at = changes[0]["created_at"] if changes else EPOCH

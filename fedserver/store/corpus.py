@@ -79,20 +79,71 @@ RECORD_SELECT = (
     " LEFT JOIN consent_events e ON e.id = r.consent_event_id")
 
 
-async def iter_present_records(conn: aiosqlite.Connection, *, batch: int = 1000,
-                               max_seq: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
-    """Present records in post order, in batches (streams; never loads the corpus at once). With
-    max_seq, only records whose last change is at or before that cursor (a consistent snapshot)."""
-    last = 0
-    seq_filter = " AND r.changed_seq <= ?" if max_seq is not None else ""
-    while True:
-        params: tuple = (last, *((max_seq,) if max_seq is not None else ()), batch)
-        rows = await fetch_all(conn, f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ?{seq_filter}"
-                                     " ORDER BY r.post_id LIMIT ?", params)
-        if not rows:
-            return
-        yield [dict(row) for row in rows]
-        last = rows[-1]["post_id"]
+# --- Streaming present records (snapshot pulls and releases) ------------------------------------
+# A batch of records comes from two queries, each one round trip to the connection's thread (a
+# round trip costs as much as building ~100 records): the records with their posts and boost
+# counts, then the mentions and hashtags of the same range of posts. What many records share
+# (author, consent event, mentioned accounts) is looked up by id and memoised by the caller
+# (corpus.records). Rows are read by position. `corpus_records r CROSS JOIN ...` pins the join
+# order on SQLite (the records' range drives; stale statistics once made it scan `actors` first)
+# and is plain SQL elsewhere.
+
+# Columns of present_record_rows, in order.
+PRESENT_COLUMNS = ("post_id", "record_id", "consent_event_id", "actor_id", "uri", "content_text", "content_html",
+                   "summary", "language", "published_at", "edited_at", "in_reply_to_uri", "visibility", "boosts")
+_PRESENT_SELECT = (
+    "SELECT r.post_id, r.record_id, r.consent_event_id, p.actor_id, p.uri, p.content_text, p.content_html,"
+    " p.summary, p.language, p.published_at, p.edited_at, p.in_reply_to_uri, p.visibility,"
+    " (SELECT count(*) FROM announces b WHERE b.post_id = r.post_id) AS boosts"
+    " FROM corpus_records r CROSS JOIN posts p WHERE p.id = r.post_id AND r.state = 'present' AND r.post_id > ?")
+_IN_RANGE = "r.state = 'present' AND r.post_id > ? AND r.post_id <= ?"
+
+
+async def present_record_rows(conn: aiosqlite.Connection, *, after_post_id: int, limit: int,
+                              max_seq: int | None = None) -> list[aiosqlite.Row]:
+    """The next present records after a post id, in post order (PRESENT_COLUMNS). With max_seq,
+    only records whose last change is at or before that cursor (a consistent snapshot)."""
+    if max_seq is None:
+        return await fetch_all(conn, f"{_PRESENT_SELECT} ORDER BY r.post_id LIMIT ?", (after_post_id, limit))
+    return await fetch_all(conn, f"{_PRESENT_SELECT} AND r.changed_seq <= ? ORDER BY r.post_id LIMIT ?",
+                           (after_post_id, max_seq, limit))
+
+
+async def mentions_and_tags_between(conn: aiosqlite.Connection, after_post_id: int, up_to_post_id: int
+                                    ) -> list[aiosqlite.Row]:
+    """(post_id, actor_id, NULL) for every mention and (post_id, NULL, tag) for every hashtag of
+    the present records with after < post_id <= up_to; a post's hashtags in tag order."""
+    return await fetch_all(
+        conn, f"SELECT m.post_id, m.actor_id, NULL AS tag FROM corpus_records r CROSS JOIN post_mentions m"
+              f" WHERE m.post_id = r.post_id AND {_IN_RANGE}"
+              f" UNION ALL SELECT t.post_id, NULL, t.tag FROM corpus_records r CROSS JOIN post_tags t"
+              f" WHERE t.post_id = r.post_id AND {_IN_RANGE} ORDER BY 1, 3",
+        (after_post_id, up_to_post_id, after_post_id, up_to_post_id))
+
+
+def _placeholders(ids: list[int]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+async def record_authors(conn: aiosqlite.Connection, actor_ids: list[int]) -> list[aiosqlite.Row]:
+    """(id, uri, domain, is_local, choice, license, scope) of authors, with their train-ai choice."""
+    return await fetch_all(
+        conn, f"SELECT a.id, a.uri, a.domain, a.is_local, c.choice, c.license, c.scope FROM actors a"
+              f" LEFT JOIN consent_choices c ON c.actor_id = a.id AND c.purpose = 'train-ai'"
+              f" WHERE a.id IN ({_placeholders(actor_ids)})", tuple(actor_ids))
+
+
+async def actor_uris(conn: aiosqlite.Connection, actor_ids: list[int]) -> list[aiosqlite.Row]:
+    """(id, uri) of actors."""
+    return await fetch_all(conn, f"SELECT id, uri FROM actors WHERE id IN ({_placeholders(actor_ids)})",
+                           tuple(actor_ids))
+
+
+async def consent_events_by_id(conn: aiosqlite.Connection, event_ids: list[int]) -> list[aiosqlite.Row]:
+    """(id, hash, created_at) of consent-log events."""
+    return await fetch_all(
+        conn, f"SELECT id, hash, created_at FROM consent_events WHERE id IN ({_placeholders(event_ids)})",
+        tuple(event_ids))
 
 
 async def records_by_post_ids(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -146,22 +197,38 @@ def _status(row) -> dict[str, Any]:
 
 
 async def stats(conn: aiosqlite.Connection) -> dict[str, Any]:
-    row = await fetch_one(
-        conn, "SELECT count(*) AS records, count(DISTINCT p.actor_id) AS authors, min(p.published_at) AS first,"
-              " max(p.published_at) AS last FROM corpus_records r JOIN posts p ON p.id = r.post_id"
-              " WHERE r.state = 'present'")
-    languages = await fetch_all(
-        conn, "SELECT COALESCE(p.language, 'und') AS language, count(*) FROM corpus_records r"
-              " JOIN posts p ON p.id = r.post_id WHERE r.state = 'present' GROUP BY 1 ORDER BY 2 DESC, 1")
-    licenses = await fetch_all(
-        conn, "SELECT COALESCE(c.license, 'none'), count(*) FROM corpus_records r JOIN posts p ON p.id = r.post_id"
+    """Records, authors, languages, licences and publication dates of the present corpus, from one
+    scan grouped by author and language (three scans took 2.2 s on a million records, this one 1.3 s)."""
+    groups = await fetch_all(
+        conn, "SELECT p.actor_id, c.license, p.language, count(*), min(p.published_at), max(p.published_at)"
+              " FROM corpus_records r JOIN posts p ON p.id = r.post_id"
               " LEFT JOIN consent_choices c ON c.actor_id = p.actor_id AND c.purpose = 'train-ai'"
-              " WHERE r.state = 'present' GROUP BY 1 ORDER BY 1")
+              " WHERE r.state = 'present' GROUP BY p.actor_id, c.license, p.language")
     removed = await fetch_value(conn, "SELECT count(*) FROM corpus_records WHERE state = 'removed'")
-    assert row is not None
-    return {"records": row["records"], "authors": row["authors"], "removed_records": removed or 0,
-            "first_published": row["first"], "last_published": row["last"],
-            "languages": {r[0]: r[1] for r in languages}, "licenses": {r[0]: r[1] for r in licenses}}
+    languages: dict[str, int] = {}
+    licenses: dict[str, int] = {}
+    for _, license, language, count, _, _ in groups:
+        language = "und" if language is None else language
+        license = "none" if license is None else license
+        languages[language] = languages.get(language, 0) + count
+        licenses[license] = licenses.get(license, 0) + count
+    return {"records": sum(g[3] for g in groups), "authors": len({g[0] for g in groups}),
+            "removed_records": removed or 0,
+            "first_published": min((g[4] for g in groups), default=None),
+            "last_published": max((g[5] for g in groups), default=None),
+            # Most used first, then by code; licences by id (str order is SQL's byte order here).
+            "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "licenses": dict(sorted(licenses.items()))}
+
+
+async def count_present(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM corpus_records WHERE state = 'present'") or 0)
+
+
+async def count_present_authors(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(
+        conn, "SELECT count(DISTINCT p.actor_id) FROM corpus_records r JOIN posts p ON p.id = r.post_id"
+              " WHERE r.state = 'present'") or 0)
 
 
 async def count_present_for_actor(conn: aiosqlite.Connection, actor_id: int) -> int:

@@ -39,9 +39,11 @@ class World:
             await consent.set_training_consent(self.ctx, name, choice)
 
     async def post(self, label: str, name: str, text: str, *, visibility: str = "public",
-                   language: str | None = "en", excluded: bool = False) -> str:
+                   language: str | None = "en", excluded: bool = False, content_warning: str | None = None,
+                   reply_to: str | None = None) -> str:
         post = await posting.create_post(self.ctx, name, posting.Draft(
-            text=text, visibility=visibility, language=language, exclude_from_corpus=excluded))
+            text=text, visibility=visibility, language=language, exclude_from_corpus=excluded,
+            content_warning=content_warning, reply_to=self.posts.get(reply_to, reply_to) if reply_to else None))
         self.posts[label] = post.uri
         return post.uri
 

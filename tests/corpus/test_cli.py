@@ -73,3 +73,21 @@ def test_cli_export_into_a_foreign_directory_is_an_error_message(config: Path, t
 
     assert main(["--config", str(config), "corpus", "export", "--out", str(out)]) == 1
     assert "not part of a corpus release" in capsys.readouterr().err
+
+
+def test_cli_export_at_another_gzip_level_is_the_same_release_with_the_level_in_the_manifest(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["--config", str(config), "corpus", "export", "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+
+    assert main(["--config", str(config), "corpus", "export", "--out", str(tmp_path / "two"), "--gzip-level", "9"]) == 0
+
+    assert "corpus release 1.0.0 (unchanged since the last release: same version, same records" in \
+        capsys.readouterr().out
+    one, two = manifest_of(tmp_path / "one"), manifest_of(tmp_path / "two")
+    assert (one["compression"]["level"], two["compression"]["level"]) == (1, 9)
+    assert one["records_sha256"] == two["records_sha256"]
+    assert main(["--config", str(config), "corpus", "verify", str(tmp_path / "two")]) == 0
+    with pytest.raises(SystemExit) as refused:  # argparse: a bad argument exits with status 2
+        main(["--config", str(config), "corpus", "export", "--out", str(tmp_path / "x"), "--gzip-level", "0"])
+    assert refused.value.code == 2
