@@ -84,7 +84,9 @@ class WriteLock:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed the lock just as we were cancelled: pass it on
-            else:
+            elif waiter in queue:
+                # (A release between the cancellation and now has already dropped it: anything but
+                # CancelledError from here would make the caller carry on as if not cancelled.)
                 queue.remove(waiter)
             raise
 

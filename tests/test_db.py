@@ -121,3 +121,21 @@ async def test_write_batch_commits_its_work_or_nothing(tmp_path):
         async with db.transaction() as tx:
             await tx.execute("INSERT INTO instance_state (key, value) VALUES ('batch-3', 'v')")
         assert await db.write_batch(lambda conn: insert(conn, "batch-4"), urgent=True) == 3
+
+
+async def test_write_lock_waiter_cancelled_then_skipped_by_a_release_still_ends_cancelled():
+    """A waiter cancelled and then dropped by a release before it resumes must end with
+    CancelledError, not an error of the lock's own: a task that catches Exception (a periodic
+    worker) would otherwise carry on and never stop (the server's shutdown would hang)."""
+    lock = WriteLock()
+    order: list[str] = []
+    await lock.acquire()
+    cancelled = asyncio.create_task(_hold(lock, "cancelled", order))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    lock.release()  # runs before the cancelled task resumes: drops its waiter
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert order == [] and not lock.locked()
+    await _hold(lock, "next", order)
+    assert order == ["next"]
