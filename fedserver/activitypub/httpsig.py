@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from fedserver.activitypub.keys import PrivateKey, PublicKey, load_private_key, load_public_key
 
 __all__ = [
-    "PendingSignature", "SignatureError", "body_digest_header", "extract_signature", "sign_request"
+    "PendingSignature", "SignatureError", "UnsignedRequest", "body_digest_header", "extract_signature",
+    "prepare_signed_request", "sign_request"
 ]
 
 # Mastodon: created may be up to 1 h in the future; default validity 5 min plus 1 h of
@@ -185,6 +186,60 @@ def sign_request(
         f'signature="{base64.b64encode(signature).decode("ascii")}"'
     )
     return headers
+
+
+@dataclass(frozen=True)
+class UnsignedRequest:
+    """A draft-cavage request with everything but its signature: `message` is the signing string,
+    to be signed elsewhere (another process, in a batch) with the same key and then passed to
+    `with_signature`. Gives the same headers as `sign_request` for the same inputs."""
+
+    headers: dict[str, str]
+    message: bytes
+    key_id: str
+    algorithm: str
+    signed_names: str
+
+    def with_signature(self, signature: bytes) -> dict[str, str]:
+        """The headers to send, Signature included (`signature` over `message`)."""
+        return {**self.headers, "Signature": (
+            f'keyId="{_quote(self.key_id)}",algorithm="{self.algorithm}",headers="{self.signed_names}",'
+            f'signature="{base64.b64encode(signature).decode("ascii")}"')}
+
+
+def prepare_signed_request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None,
+    key_id: str,
+    key: PrivateKey,
+    body_digest: str | None = None,
+    content_type: str = "application/activity+json",
+    accept: str | None = None,
+    now: float | None = None,
+) -> UnsignedRequest:
+    """`sign_request` without the signing step, for senders that sign many requests in a batch
+    (a fan-out's deliveries). `body_digest` is `body_digest_header(body)` when the caller already
+    has it (one body sent to many inboxes); `key` only decides the algorithm name here."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {
+        "Host": request_authority(parts.scheme, parts.netloc),
+        "Date": email.utils.formatdate(time.time() if now is None else now, usegmt=True),
+    }
+    if body is not None:
+        headers["Digest"] = body_digest or body_digest_header(body)
+        headers["Content-Type"] = content_type
+    if accept is not None:
+        headers["Accept"] = accept
+    # Same order as sign_request (Mastodon's): (request-target) host date digest content-type | accept.
+    lines = [f"(request-target): {method.lower()} {target}"]
+    lines += [f"{name.lower()}: {value}" for name, value in headers.items()]
+    return UnsignedRequest(
+        headers=headers, message="\n".join(lines).encode("utf-8"), key_id=key_id,
+        algorithm="rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "hs2019",
+        signed_names=" ".join(["(request-target)", *(name.lower() for name in headers)]))
 
 
 def extract_signature(

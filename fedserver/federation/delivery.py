@@ -1,30 +1,53 @@
 """The delivery worker: sends queued activities to remote inboxes, signed by their author, with a
 global and per-host concurrency cap, retries with exponential back-off over about two days, and
-per-host failure tracking. State lives in the database, so a killed server resumes where it was."""
+per-host failure tracking. State lives in the database, so a killed server resumes where it was.
+
+The worker claims rows ahead of its free slots (so a slot that frees starts the next POST at once),
+starts a claimed row as soon as a slot is free, and hands every outcome to the outcome writer,
+which records a batch of them in one transaction (delivery_outcomes.py)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
+from typing import Any
 
 from fedserver.activitypub.fetch import FetchBlocked, FetchError, FetchTimeout
-from fedserver.activitypub.httpsig import sign_request
 from fedserver.context import Context
+from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome, OutcomeWriter, State
+from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivity, SignedDelivery
+from fedserver.federation.host_availability import HeldHosts
 from fedserver.store import deliveries as delivery_store
-from fedserver.store import hosts as host_store
 from fedserver.store.deliveries import ClaimedDelivery
+
+__all__ = ["UNAVAILABLE_HOLD_MS", "DeliveryWorker", "is_retryable", "retry_delay_seconds"]
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE_HOLD_MS = 24 * 3600 * 1000
 IDLE_POLL_SECONDS = 1.0
+# While idle, how often to ask SQLite whether another connection committed (PRAGMA data_version):
+# `fedserver post` queues deliveries from another process, which cannot set this process's wake-up.
+# Every 50 ms within BUSY_SECONDS of the last claim, every 250 ms after (each look costs a thread
+# hop: ~0.9% of a core at 50 ms when idle for good).
+WATCH_SECONDS = 0.05
+QUIET_WATCH_SECONDS = 0.25
+BUSY_SECONDS = 300.0
+# Claimed batches being prepared (bodies read, signed) at once: one signing, the next one queued.
+MAX_PREPARING = 2
 
 
 def retry_delay_seconds(attempt: int, scale: float) -> float:
     """Mastodon's DeliveryWorker schedule: attempt^4 + 15 s plus jitter; ~16 attempts span ~2 days."""
     base = attempt ** 4 + 15
     return (base + random.uniform(0, 0.5 * attempt ** 4) + random.uniform(0, 10) * (attempt + 1)) * scale
+
+
+def _cancelling() -> bool:
+    """Whether this task was asked to stop: an error raised while it was being cancelled must not
+    keep the worker going (shutdown would wait for it forever)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def is_retryable(status: int) -> bool:
@@ -36,106 +59,225 @@ class DeliveryWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         fed = ctx.settings.federation
-        self._slots = asyncio.Semaphore(fed.delivery_concurrency)
-        self._per_host: dict[str, asyncio.Semaphore] = {}
-        self._in_flight: set[int] = set()
-        # Running deliveries per host: the claim takes only rows whose host has a free slot.
+        self._concurrency = fed.delivery_concurrency
+        self._per_host = fed.delivery_per_host_concurrency
+        # Rows are claimed ahead of the free slots (up to 3 x concurrency in all, topped up in claims of
+        # at least concurrency / 2), so that signing and the write lock's waits never leave a slot
+        # idle (bench/RESULTS.md, fanout). A queued row has at most 2 x concurrency rows ahead of it,
+        # which free the slots in two rounds of attempts, each bounded by the delivery timeout: claim
+        # to outcome stays under 3 x timeout plus signing and the outcome writer's flush (tens of ms),
+        # within the lease of 3 x timeout + 5 s, so another worker never takes a row still queued here.
+        self._capacity = 3 * fed.delivery_concurrency
+        self._refill_below = self._capacity - max(1, fed.delivery_concurrency // 2)
+        self._lease_ms = int((fed.delivery_timeout_seconds * 3 + 5) * 1000)
+        self._ready: deque[SignedDelivery] = deque()
+        self._running = 0
+        self._preparing = 0
+        # Claimed and unfinished (queued here or running), in total and per host: the claim takes only
+        # rows whose host is below its cap, so every queued row can start once a global slot frees.
+        self._claimed: set[int] = set()
         self._host_load: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()
-        self._lease_ms = int((fed.delivery_timeout_seconds * 3 + 5) * 1000)
-
-    def _host_slot(self, host: str) -> asyncio.Semaphore:
-        slot = self._per_host.get(host)
-        if slot is None:
-            slot = self._per_host[host] = asyncio.Semaphore(self.ctx.settings.federation.delivery_per_host_concurrency)
-        return slot
+        # Look (a read) before claiming, rather than claim (a write transaction) to find nothing: set
+        # when the last claim found fewer rows than it asked for, and after waking from idle.
+        self._look_first = True
+        self._last_claim = float("-inf")
+        self._stopping = False
+        self.held_hosts = HeldHosts()
+        self.outcomes = OutcomeWriter(ctx.db, self.held_hosts, host_failure_days=fed.host_failure_days)
+        self.signer = DeliverySigner()
 
     async def run(self) -> None:
+        self.outcomes.start()
         while True:
             try:
-                started = await self.run_once()
+                if self.held_hosts.stale():
+                    await self.held_hosts.refresh(self.ctx.db.reader, self.ctx.clock.now_ms())
+                claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the worker must outlive any single failure
+                if _cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("delivery worker iteration failed")
-                started = 0
-            if started == 0:
+                claimed = 0
+                await asyncio.sleep(0.05)
+            if claimed:
+                continue
+            if self._claimed:
+                await self._wait_for_wakeup(IDLE_POLL_SECONDS)
+            else:
                 await self._sleep_until_due()
 
-    async def _sleep_until_due(self) -> None:
+    async def run_once(self) -> int:
+        """Claim due deliveries while fewer than the refill mark are claimed here, and hand them to
+        a preparing task (bodies, signatures) that queues them for the free slots; returns how many
+        were claimed."""
+        outstanding = len(self._claimed)
+        if outstanding >= self._refill_below or self._stopping or self._preparing >= MAX_PREPARING:
+            return 0
+        ctx = self.ctx
+        now_ms = ctx.clock.now_ms()
+        if self._look_first:
+            due = await delivery_store.next_due_ms(ctx.db.reader, now_ms)
+            if due is None or due > now_ms:
+                return 0
+        limit = self._capacity - outstanding
+        # The whole claim in one hop to the database's batch thread: hop by hop (four statements) it
+        # took ~8 ms on average while the event loop was busy sending, and held the write lock as long.
+        load = dict(self._host_load)  # read in the database's thread: a copy the loop does not change
+        claimed = await ctx.db.write_batch(lambda conn: delivery_store.claim_due_deliveries_now(
+            conn, now_ms=now_ms, lease_ms=self._lease_ms, limit=limit, per_host=self._per_host, in_flight=load))
+        self._look_first = len(claimed) < limit
+        if claimed:
+            self._last_claim = asyncio.get_running_loop().time()
+        claimed = [d for d in claimed if d.id not in self._claimed]
+        if not claimed:
+            return 0
+        for delivery in claimed:
+            self._claimed.add(delivery.id)
+            self._host_load[delivery.host] += 1
+        # Signing a claim takes a few ms (in the signing process): meanwhile the loop claims the next
+        # batch, so the signing process never waits for the claim.
+        self._preparing += 1
+        task = asyncio.create_task(self._prepare(claimed))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return len(claimed)
+
+    async def _prepare(self, claimed: list[ClaimedDelivery]) -> None:
+        started: set[int] = set()
+        try:
+            rows = await delivery_store.outbound_for_delivery(
+                self.ctx.db.reader, sorted({d.activity_id for d in claimed}))
+            activities = {activity_id: OutgoingActivity.from_row(row) for activity_id, row in rows.items()}
+            # An activity deleted since takes its deliveries with it.
+            jobs = [(d, activities[d.activity_id]) for d in claimed if d.activity_id in activities]
+            async for signed in self.signer.sign(jobs):
+                started.update(job.delivery.id for job in signed)
+                self._ready.extend(signed)
+                self._start_ready()
+        except Exception:  # noqa: BLE001 - the rows keep their lease and are tried again after it
+            log.exception("could not prepare %d deliveries", len(claimed))
+        finally:
+            self._preparing -= 1
+            for delivery in claimed:
+                if delivery.id not in started:
+                    self._finished(delivery)  # its lease stays: it is tried again when that runs out
+            self.ctx.delivery_wakeup.set()
+
+    def _start_ready(self) -> None:
+        while self._ready and self._running < self._concurrency and not self._stopping:
+            job = self._ready.popleft()
+            self._running += 1
+            task = asyncio.create_task(self._deliver(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _wait_for_wakeup(self, timeout: float) -> None:
         wakeup = self.ctx.delivery_wakeup
-        due = await delivery_store.next_due_ms(self.ctx.db.reader, self.ctx.clock.now_ms())
-        timeout = IDLE_POLL_SECONDS
-        if due is not None:
-            timeout = min(timeout, max(0.0, (due - self.ctx.clock.now_ms()) / 1000))
         try:
             await asyncio.wait_for(wakeup.wait(), timeout=timeout if timeout > 0 else 0.05)
         except asyncio.TimeoutError:
             pass
         wakeup.clear()
 
-    async def run_once(self) -> int:
-        """Claim what is due and start sending it; returns how many deliveries were started."""
-        free = self.ctx.settings.federation.delivery_concurrency - len(self._in_flight)
-        if free <= 0:
-            await asyncio.sleep(0.05)
-            return 0
-        async with self.ctx.db.transaction() as tx:
-            claimed = await delivery_store.claim_due_deliveries(
-                tx, now_ms=self.ctx.clock.now_ms(), lease_ms=self._lease_ms, limit=free,
-                per_host=self.ctx.settings.federation.delivery_per_host_concurrency, in_flight=self._host_load)
-        started = 0
-        for delivery in claimed:
-            if delivery.id in self._in_flight:
-                continue
-            self._in_flight.add(delivery.id)
-            self._host_load[delivery.host] += 1
-            task = asyncio.create_task(self._deliver(delivery))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
+    async def _sleep_until_due(self) -> None:
+        """Idle: wait for a wake-up from this process, for the next retry to fall due, for another
+        process to queue something (seen through data_version), or IDLE_POLL_SECONDS (leases)."""
+        ctx = self.ctx
+        reader, wakeup, loop = ctx.db.reader, ctx.delivery_wakeup, asyncio.get_running_loop()
+        await self.signer.close_if_idle()
+        due = await delivery_store.next_due_ms(reader, ctx.clock.now_ms())
+        timeout = IDLE_POLL_SECONDS
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - ctx.clock.now_ms()) / 1000))
+        if timeout <= 0:
+            await self._wait_for_wakeup(0)
+            return
+        deadline = loop.time() + timeout
+        # Look often while posts are being made, seldom when the server has been quiet for a while.
+        watch = WATCH_SECONDS if loop.time() - self._last_claim < BUSY_SECONDS else QUIET_WATCH_SECONDS
+        version = await delivery_store.data_version(reader)
+        while not wakeup.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(min(remaining, watch)):
+                    await wakeup.wait()
+                break
+            except TimeoutError:
+                pass
+            current = await delivery_store.data_version(reader)
+            if current != version:
+                version = current
+                now_ms = ctx.clock.now_ms()
+                due = await delivery_store.next_due_ms(reader, now_ms)
+                if due is not None and due <= now_ms:
+                    break
+        wakeup.clear()
+        self._look_first = True
 
     async def drain(self) -> None:
-        """Wait for in-flight deliveries (tests and shutdown)."""
+        """Wait until everything claimed here is finished (tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Shutdown: give in-flight deliveries a moment to finish, then cancel them. A cancelled
-        one keeps its lease and is retried after it expires; the receiver dedupes by id."""
+        """Shutdown: start nothing new, give running deliveries a moment to finish, then cancel them
+        (a cancelled one keeps its lease and is sent again after it expires; the receiver dedupes by
+        id), hand back the leases of rows never started, and write the outcomes still waiting."""
+        self._stopping = True
         try:
             await asyncio.wait_for(self.drain(), timeout=grace_seconds)
         except asyncio.TimeoutError:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        unstarted = [job.delivery.id for job in self._ready]
+        self._ready.clear()
+        if unstarted:
+            try:
+                async with self.ctx.db.transaction() as tx:
+                    await delivery_store.release(tx, unstarted)
+            except Exception:  # noqa: BLE001 - their leases run out instead
+                log.exception("could not release %d unstarted deliveries", len(unstarted))
+        await self.outcomes.stop()
+        await self.signer.close()
 
-    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+    async def _deliver(self, job: SignedDelivery) -> None:
         try:
-            async with self._slots, self._host_slot(delivery.host):
-                await self._attempt(delivery)
+            await self._attempt(job)
         except Exception:  # noqa: BLE001
-            log.exception("delivery %s to %s crashed", delivery.activity_uri, delivery.inbox_url)
+            log.exception("delivery %s to %s crashed", job.activity.uri, job.delivery.inbox_url)
         finally:
-            self._in_flight.discard(delivery.id)
-            self._host_load[delivery.host] -= 1
-            if self._host_load[delivery.host] <= 0:
-                del self._host_load[delivery.host]
-            # A slot is free and a retry may now be due: let the loop look again.
-            self.ctx.delivery_wakeup.set()
+            self._running -= 1
+            self._finished(job.delivery)
+            self._start_ready()
 
-    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+    def _finished(self, delivery: ClaimedDelivery) -> None:
+        self._claimed.discard(delivery.id)
+        self._host_load[delivery.host] -= 1
+        if self._host_load[delivery.host] <= 0:
+            del self._host_load[delivery.host]
+        # Room to claim more, and a retry may now be due: let the loop look again.
+        self.ctx.delivery_wakeup.set()
+
+    def _outcome(self, delivery: ClaimedDelivery, state: State, **fields: Any) -> None:
+        clock = self.ctx.clock
+        self.outcomes.add(Outcome(delivery_id=delivery.id, host=delivery.host, state=state,
+                                  at_ms=clock.now_ms(), at_iso=clock.now_iso(), **fields))
+
+    async def _attempt(self, job: SignedDelivery) -> None:
         ctx = self.ctx
-        held_until = await host_store.unavailable_until(ctx.db.reader, delivery.host)
-        if held_until is not None and held_until > ctx.clock.now_ms():
-            async with ctx.db.transaction() as tx:
-                await delivery_store.postpone_host(tx, delivery.host, held_until)
-                await delivery_store.hold(tx, delivery.id, until_ms=held_until, reason="host marked unavailable")
-            return
-        body = delivery.body.encode("utf-8")
-        headers = sign_request("POST", delivery.inbox_url, body=body, key_id=delivery.key_id,
-                               private_key_pem=delivery.private_key_pem)
+        delivery, activity = job.delivery, job.activity
+        now_ms = ctx.clock.now_ms()
+        if self.held_hosts.held_until(delivery.host, now_ms) is not None:
+            held_until = await self.held_hosts.confirm(ctx.db.reader, delivery.host, now_ms)
+            if held_until is not None:
+                self._outcome(delivery, "held", next_attempt_ms=held_until, error="host marked unavailable")
+                return
         status: int | None = None
         error = ""
         timeout = ctx.settings.federation.delivery_timeout_seconds
@@ -143,9 +285,9 @@ class DeliveryWorker:
             # The shared fetcher's deadline is fetch_timeout_seconds; a delivery has its own (the claim
             # lease is computed from it), so bound the POST by it too.
             async with asyncio.timeout(timeout):
-                status = await ctx.fetcher.post(delivery.inbox_url, body, headers=headers)
+                status = await ctx.fetcher.post(delivery.inbox_url, activity.body, headers=job.headers)
         except FetchBlocked as exc:
-            await self._finish_failed(delivery, None, f"refused: {exc}")
+            self._finish_failed(job, None, f"refused: {exc}")
             return
         except TimeoutError:
             error = f"timeout: no answer in {timeout}s"
@@ -154,37 +296,27 @@ class DeliveryWorker:
         except FetchError as exc:
             error = f"connection failed: {exc}"
         if status is not None and 200 <= status < 300:
-            async with ctx.db.transaction() as tx:
-                await delivery_store.mark_delivered(tx, delivery.id, status=status, now=ctx.clock.now_iso())
-                await host_store.record_success(tx, delivery.host, ctx.clock.now_iso())
-            log.debug("delivered %s to %s (%s)", delivery.activity_uri, delivery.inbox_url, status)
+            self._outcome(delivery, "delivered", status=status, host_success=True)
+            log.debug("delivered %s to %s (%s)", activity.uri, delivery.inbox_url, status)
             return
         if status is not None and not is_retryable(status):
-            await self._finish_failed(delivery, status, f"HTTP {status}")
+            self._finish_failed(job, status, f"HTTP {status}")
             return
-        await self._retry(delivery, status, error or f"HTTP {status}")
+        self._retry(job, status, error or f"HTTP {status}")
 
-    async def _finish_failed(self, delivery: ClaimedDelivery, status: int | None, error: str) -> None:
-        log.info("delivery of %s to %s failed for good: %s", delivery.activity_uri, delivery.inbox_url, error)
-        async with self.ctx.db.transaction() as tx:
-            await delivery_store.mark_failed(tx, delivery.id, status=status, error=error, now=self.ctx.clock.now_iso())
+    def _finish_failed(self, job: SignedDelivery, status: int | None, error: str) -> None:
+        log.info("delivery of %s to %s failed for good: %s", job.activity.uri, job.delivery.inbox_url, error)
+        self._outcome(job.delivery, "failed", status=status, error=error)
 
-    async def _retry(self, delivery: ClaimedDelivery, status: int | None, error: str) -> None:
-        ctx = self.ctx
-        fed = ctx.settings.federation
-        now = ctx.clock.now_iso()
-        async with ctx.db.transaction() as tx:
-            failure_days = await host_store.record_failure(tx, delivery.host, now)
-            if failure_days >= fed.host_failure_days:
-                until = ctx.clock.now_ms() + UNAVAILABLE_HOLD_MS
-                await host_store.mark_unavailable(tx, delivery.host, now=now, until_ms=until)
-                log.warning("host %s failed on %d days: holding its deliveries", delivery.host, failure_days)
-            if delivery.attempts + 1 >= fed.delivery_max_attempts:
-                await delivery_store.mark_failed(tx, delivery.id, status=status, error=f"gave up: {error}", now=now)
-                log.info("gave up delivering %s to %s: %s", delivery.activity_uri, delivery.inbox_url, error)
-                return
-            delay = retry_delay_seconds(delivery.attempts, fed.delivery_retry_scale)
-            await delivery_store.schedule_retry(tx, delivery.id, status=status, error=error,
-                                                next_attempt_ms=ctx.clock.now_ms() + int(delay * 1000))
-        log.info("delivery of %s to %s will be retried in %.1fs: %s", delivery.activity_uri,
+    def _retry(self, job: SignedDelivery, status: int | None, error: str) -> None:
+        delivery = job.delivery
+        fed = self.ctx.settings.federation
+        if delivery.attempts + 1 >= fed.delivery_max_attempts:
+            self._outcome(delivery, "failed", status=status, error=f"gave up: {error}", host_failure=True)
+            log.info("gave up delivering %s to %s: %s", job.activity.uri, delivery.inbox_url, error)
+            return
+        delay = retry_delay_seconds(delivery.attempts, fed.delivery_retry_scale)
+        self._outcome(delivery, "retry", status=status, error=error, host_failure=True,
+                      next_attempt_ms=self.ctx.clock.now_ms() + int(delay * 1000))
+        log.info("delivery of %s to %s will be retried in %.1fs: %s", job.activity.uri,
                  delivery.inbox_url, delay, error)

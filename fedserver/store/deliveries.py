@@ -1,6 +1,7 @@
 """Outbound activities and the durable delivery queue (one row per activity and target inbox)."""
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping
@@ -29,8 +30,14 @@ class ClaimedDelivery:
     inbox_url: str
     host: str
     attempts: int
+
+
+@dataclass
+class OutboundForDelivery:
+    """What sending an activity needs: its id, body and its author's key."""
+    id: int
+    uri: str
     body: str
-    activity_uri: str
     key_id: str
     private_key_pem: str
 
@@ -62,101 +69,147 @@ async def claim_due_deliveries(conn: aiosqlite.Connection, *, now_ms: int, lease
                                per_host: int, in_flight: Mapping[str, int] | None = None
                                ) -> list[ClaimedDelivery]:
     """Lease up to limit due deliveries to this worker, oldest due first, such that no host has more
-    than per_host in flight here (in_flight: this worker's running deliveries per host), so every
-    claimed row can start at once. Another worker skips rows whose lease has not expired, so several
-    processes can share the queue; a crashed worker's rows come back when the lease expires."""
-    if limit <= 0:
-        return []
-    load = Counter({host: count for host, count in (in_flight or {}).items() if count > 0})
-    chosen = await _choose_due(conn, now_ms=now_ms, limit=limit, per_host=per_host, load=load)
-    if not chosen:
-        return []
-    marks = ", ".join("?" for _ in chosen)
-    # The lease condition is checked again by the UPDATE itself: of the rows chosen above, only those
-    # still pending and unleased are taken (RETURNING says which).
-    claimed = await fetch_all(
-        conn, f"UPDATE deliveries SET locked_until = ? WHERE id IN ({marks}) AND state = 'pending'"
-              " AND (locked_until IS NULL OR locked_until <= ?) RETURNING id",
-        (now_ms + lease_ms, *chosen, now_ms))
-    if not claimed:
-        return []
-    ids = [row[0] for row in claimed]
-    placeholders = ", ".join("?" for _ in ids)
-    rows = await fetch_all(
-        conn, "SELECT d.id, d.activity_id, d.inbox_url, d.host, d.attempts, o.body, o.uri AS activity_uri,"
-              " a.key_id, l.private_key_pem FROM deliveries d"
-              " JOIN outbound_activities o ON o.id = d.activity_id"
-              " JOIN actors a ON a.id = o.actor_id JOIN local_accounts l ON l.actor_id = o.actor_id"
-              f" WHERE d.id IN ({placeholders}) ORDER BY d.next_attempt_at, d.id", tuple(ids))
-    return [ClaimedDelivery(**dict(row)) for row in rows]
+    than per_host in flight here (in_flight: this worker's claimed, unfinished deliveries per host).
+    Another worker skips rows whose lease has not expired, so several processes can share the queue;
+    a crashed worker's rows come back when the lease expires. What the rows' activities need for
+    sending is read apart (outbound_for_delivery), outside the write transaction: all rows of a
+    fan-out share one activity."""
+    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight)
+    while (page := claim.next_page()) is not None:
+        claim.choose(await fetch_all(conn, *page))
+    update = claim.lease()
+    return claim.claimed(await fetch_all(conn, *update)) if update is not None else []
 
 
-async def _choose_due(conn: aiosqlite.Connection, *, now_ms: int, limit: int, per_host: int,
-                      load: Counter[str]) -> list[int]:
-    """Ids of due, unleased rows in (next_attempt_at, id) order, walking the deliveries_due index a
-    page at a time and skipping rows whose host is at its cap. The cost is the rows read, not every
-    due row: a window over all due rows (ROW_NUMBER per host) cost 8 ms per claim with 10,000
-    pending, whatever the limit, inside the write transaction (bench/RESULTS.md, fanout). Hosts
-    already at their cap are left out in SQL, so a host with thousands of queued rows is skipped
-    without handing them to Python."""
-    chosen: list[int] = []
-    page = max(4 * limit, 64)
-    after_due, after_id = -1, -1
-    while len(chosen) < limit:
-        full = sorted(host for host, count in load.items() if count >= per_host)
+def claim_due_deliveries_now(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, limit: int,
+                             per_host: int, in_flight: Mapping[str, int] | None = None) -> list[ClaimedDelivery]:
+    """claim_due_deliveries, synchronous: for Database.write_batch (the whole claim in one thread hop,
+    which is what the delivery worker needs while its event loop is busy sending)."""
+    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight)
+    while (page := claim.next_page()) is not None:
+        claim.choose(conn.execute(*page).fetchall())
+    update = claim.lease()
+    return claim.claimed(conn.execute(*update).fetchall()) if update is not None else []
+
+
+class _Claim:
+    """A claim's statements, run by either connection kind above. It chooses due, unleased rows in
+    (next_attempt_at, id) order, walking the deliveries_due index a page at a time and skipping rows
+    whose host is at its cap; the cost is the rows read, not every due row: a window over all due
+    rows (ROW_NUMBER per host) cost 8 ms per claim with 10,000 pending, whatever the limit, inside
+    the write transaction (bench/RESULTS.md, fanout). Hosts already at their cap are left out in
+    SQL, so a host with thousands of queued rows is skipped without handing them to Python."""
+
+    def __init__(self, *, now_ms: int, lease_ms: int, limit: int, per_host: int,
+                 in_flight: Mapping[str, int] | None) -> None:
+        self.now_ms, self.lease_ms, self.limit, self.per_host = now_ms, lease_ms, limit, per_host
+        self.load = Counter({host: count for host, count in (in_flight or {}).items() if count > 0})
+        self.chosen: list[int] = []
+        self.page = max(4 * limit, 64)
+        self.after: tuple[int, int] = (-1, -1)  # (next_attempt_at, id) of the last row read
+        self.done = limit <= 0
+
+    def next_page(self) -> tuple[str, tuple] | None:
+        if self.done or len(self.chosen) >= self.limit:
+            return None
+        full = sorted(host for host, count in self.load.items() if count >= self.per_host)
         skip = f" AND host NOT IN ({', '.join('?' for _ in full)})" if full else ""
-        rows = await fetch_all(
-            conn, "SELECT id, host, next_attempt_at FROM deliveries"
-                  " WHERE state = 'pending' AND next_attempt_at <= ? AND next_attempt_at >= ?"
-                  " AND (next_attempt_at > ? OR id > ?) AND (locked_until IS NULL OR locked_until <= ?)"
-                  f"{skip} ORDER BY next_attempt_at, id LIMIT ?",
-            (now_ms, after_due, after_due, after_id, now_ms, *full, page))
+        after_due, after_id = self.after
+        return ("SELECT id, host, next_attempt_at FROM deliveries"
+                " WHERE state = 'pending' AND next_attempt_at <= ? AND next_attempt_at >= ?"
+                " AND (next_attempt_at > ? OR id > ?) AND (locked_until IS NULL OR locked_until <= ?)"
+                f"{skip} ORDER BY next_attempt_at, id LIMIT ?",
+                (self.now_ms, after_due, after_due, after_id, self.now_ms, *full, self.page))
+
+    def choose(self, rows: list) -> None:
         for delivery_id, host, _ in rows:
-            if load[host] >= per_host:
+            if self.load[host] >= self.per_host:
                 continue
-            load[host] += 1
-            chosen.append(delivery_id)
-            if len(chosen) == limit:
+            self.load[host] += 1
+            self.chosen.append(delivery_id)
+            if len(self.chosen) == self.limit:
                 break
-        if len(rows) < page:
-            break
-        after_id, _, after_due = rows[-1]
-    return chosen
+        if len(rows) < self.page:
+            self.done = True
+        else:
+            self.after = (rows[-1][2], rows[-1][0])
+
+    def lease(self) -> tuple[str, tuple] | None:
+        """The UPDATE that leases the chosen rows. It checks the lease condition again: of the rows
+        chosen, only those still pending and unleased are taken (RETURNING says which, in no
+        particular order)."""
+        if not self.chosen:
+            return None
+        marks = ", ".join("?" for _ in self.chosen)
+        return (f"UPDATE deliveries SET locked_until = ? WHERE id IN ({marks}) AND state = 'pending'"
+                " AND (locked_until IS NULL OR locked_until <= ?) RETURNING id, activity_id, inbox_url, host, attempts",
+                (self.now_ms + self.lease_ms, *self.chosen, self.now_ms))
+
+    def claimed(self, rows: list) -> list[ClaimedDelivery]:
+        order = {delivery_id: index for index, delivery_id in enumerate(self.chosen)}
+        return sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: order[d.id])
 
 
-async def mark_delivered(conn: aiosqlite.Connection, delivery_id: int, *, status: int, now: str) -> None:
-    await conn.execute(
+async def outbound_for_delivery(conn: aiosqlite.Connection, activity_ids: list[int]) -> dict[int, OutboundForDelivery]:
+    """Outbound activities by id, with their author's key id and private key."""
+    if not activity_ids:
+        return {}
+    marks = ", ".join("?" for _ in activity_ids)
+    rows = await fetch_all(
+        conn, "SELECT o.id, o.uri, o.body, a.key_id, l.private_key_pem FROM outbound_activities o"
+              " JOIN actors a ON a.id = o.actor_id JOIN local_accounts l ON l.actor_id = o.actor_id"
+              f" WHERE o.id IN ({marks})", tuple(activity_ids))
+    return {row[0]: OutboundForDelivery(*row) for row in rows}
+
+
+# Outcomes are written in batches (federation/delivery_outcomes.py), each list with one statement,
+# all in one Database.write_batch transaction: these are synchronous. None of them checks the lease:
+# the row was claimed by this worker and its outcome is final.
+
+def mark_delivered(conn: sqlite3.Connection, rows: list[tuple[int, int, str]]) -> None:
+    """rows: (delivery id, HTTP status, finished at)."""
+    conn.executemany(
         "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_status = ?, last_error = NULL,"
-        " locked_until = NULL, finished_at = ? WHERE id = ?", (status, now, delivery_id))
+        " locked_until = NULL, finished_at = ? WHERE id = ?",
+        [(status, now, delivery_id) for delivery_id, status, now in rows])
 
 
-async def mark_failed(conn: aiosqlite.Connection, delivery_id: int, *, status: int | None, error: str,
-                      now: str) -> None:
-    await conn.execute(
+def mark_failed(conn: sqlite3.Connection, rows: list[tuple[int, int | None, str, str]]) -> None:
+    """rows: (delivery id, HTTP status or None, error, finished at)."""
+    conn.executemany(
         "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_status = ?, last_error = ?,"
-        " locked_until = NULL, finished_at = ? WHERE id = ?", (status, error[:500], now, delivery_id))
+        " locked_until = NULL, finished_at = ? WHERE id = ?",
+        [(status, error[:500], now, delivery_id) for delivery_id, status, error, now in rows])
 
 
-async def schedule_retry(conn: aiosqlite.Connection, delivery_id: int, *, status: int | None, error: str,
-                         next_attempt_ms: int) -> None:
-    await conn.execute(
+def schedule_retries(conn: sqlite3.Connection, rows: list[tuple[int, int | None, str, int]]) -> None:
+    """rows: (delivery id, HTTP status or None, error, next attempt at in epoch ms)."""
+    conn.executemany(
         "UPDATE deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?, next_attempt_at = ?,"
-        " locked_until = NULL WHERE id = ?", (status, error[:500], next_attempt_ms, delivery_id))
+        " locked_until = NULL WHERE id = ?",
+        [(status, error[:500], next_ms, delivery_id) for delivery_id, status, error, next_ms in rows])
 
 
-async def hold(conn: aiosqlite.Connection, delivery_id: int, *, until_ms: int, reason: str) -> None:
-    """Give a claimed delivery back untried until until_ms (its host is held): no attempt is counted,
-    as no request was made."""
-    await conn.execute(
+def hold(conn: sqlite3.Connection, rows: list[tuple[int, int, str]]) -> None:
+    """Give claimed deliveries back untried until a time (their host is held): no attempt is
+    counted, as no request was made. rows: (delivery id, until epoch ms, reason)."""
+    conn.executemany(
         "UPDATE deliveries SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?",
-        (until_ms, reason[:500], delivery_id))
+        [(until_ms, reason[:500], delivery_id) for delivery_id, until_ms, reason in rows])
 
 
-async def postpone_host(conn: aiosqlite.Connection, host: str, until_ms: int) -> None:
+def postpone_host(conn: sqlite3.Connection, host: str, until_ms: int) -> None:
     """Hold back a host's pending deliveries (it is marked unavailable) without counting attempts."""
-    await conn.execute(
+    conn.execute(
         "UPDATE deliveries SET next_attempt_at = ? WHERE host = ? AND state = 'pending' AND next_attempt_at < ?",
         (until_ms, host, until_ms))
+
+
+async def release(conn: aiosqlite.Connection, delivery_ids: list[int]) -> None:
+    """Give back claimed deliveries that were never started (shutdown), for any worker to take now
+    rather than when their lease runs out."""
+    await conn.executemany("UPDATE deliveries SET locked_until = NULL WHERE id = ? AND state = 'pending'",
+                           [(delivery_id,) for delivery_id in delivery_ids])
 
 
 async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
@@ -167,6 +220,13 @@ async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
         conn, "SELECT next_attempt_at FROM deliveries WHERE state = 'pending'"
               " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT 1", (now_ms,))
     return None if value is None else int(value)
+
+
+async def data_version(conn: aiosqlite.Connection) -> int:
+    """SQLite's PRAGMA data_version: changes when another connection (another process, or this
+    process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker;
+    PostgreSQL would use LISTEN/NOTIFY instead."""
+    return int(await fetch_value(conn, "PRAGMA data_version"))
 
 
 async def queue_stats(conn: aiosqlite.Connection) -> dict[str, int]:
