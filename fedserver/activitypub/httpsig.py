@@ -163,29 +163,10 @@ def sign_request(
     `yarl.URL(url, encoded=True)` so nothing is re-encoded after signing.
     An RSA key signs as rsa-sha256 (what Mastodon emits); an Ed25519 key as hs2019.
     """
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = {
-        "Host": request_authority(parts.scheme, parts.netloc),
-        "Date": email.utils.formatdate(time.time() if now is None else now, usegmt=True),
-    }
-    if body is not None:
-        headers["Digest"] = body_digest_header(body)
-        headers["Content-Type"] = content_type
-    if accept is not None:
-        headers["Accept"] = accept
-    # Same order Mastodon uses: (request-target) host date digest content-type | accept.
-    lines = [f"(request-target): {method.lower()} {target}"]
-    lines += [f"{name.lower()}: {value}" for name, value in headers.items()]
     key = load_private_key(private_key_pem)
-    algorithm = "rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "hs2019"
-    signature = sign_message(key, "\n".join(lines).encode("utf-8"))
-    signed = " ".join(["(request-target)", *(name.lower() for name in headers)])
-    headers["Signature"] = (
-        f'keyId="{_quote(key_id)}",algorithm="{algorithm}",headers="{signed}",'
-        f'signature="{base64.b64encode(signature).decode("ascii")}"'
-    )
-    return headers
+    unsigned = prepare_signed_request(method, url, body=body, key_id=key_id, key=key, content_type=content_type,
+                                      accept=accept, now=now)
+    return unsigned.with_signature(sign_message(key, unsigned.message))
 
 
 @dataclass(frozen=True)
@@ -233,7 +214,7 @@ def prepare_signed_request(
         headers["Content-Type"] = content_type
     if accept is not None:
         headers["Accept"] = accept
-    # Same order as sign_request (Mastodon's): (request-target) host date digest content-type | accept.
+    # Same order Mastodon uses: (request-target) host date digest content-type | accept.
     lines = [f"(request-target): {method.lower()} {target}"]
     lines += [f"{name.lower()}: {value}" for name, value in headers.items()]
     return UnsignedRequest(
