@@ -16,8 +16,6 @@ from fedserver.federation.inbox_writer import DUPLICATE, FRESH, INBOX_WRITER_KEY
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, signer_state, verify_request
 from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
-from fedserver.store import hosts as host_store
-from fedserver.store import inbox as inbox_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import NewInboxItem
 
@@ -110,9 +108,9 @@ async def handle_inbox(request: web.Request) -> web.Response:
             return web.Response(status=202)
     # The signature is checked before the shape, as Mastodon does: an unsigned request learns
     # nothing but 401.
-    use_cache = INBOX_WRITER_KEY in request.app
     try:
-        signer = await verify_request(ctx, request, body, use_cache=use_cache)
+        # Keys may verify from memory: the writer re-checks the signer's row when it stores.
+        signer = await verify_request(ctx, request, body, use_cache=True)
         refused = _refusal(activity, activity_type, actor_uri if shaped else None, signer)
         if refused is not None:
             return refused
@@ -121,21 +119,18 @@ async def handle_inbox(request: web.Request) -> web.Response:
             "urn:sha256:" + hashlib.sha256(body).hexdigest()
         item = NewInboxItem(activity_uri=activity_uri, activity_type=activity_type[:64], signer_uri=signer.uri,
                             body=body.decode("utf-8"), signer_host=host_of(signer.uri))
-        if not use_cache:
-            fresh = await _store_alone(ctx, item)
-        else:
-            writer = request.app[INBOX_WRITER_KEY]
-            outcome = await writer.store(item, signer_state(signer))
-            if outcome not in (FRESH, DUPLICATE):
-                # The signer's row changed after its key was remembered (rotated, deleted, refetched):
-                # verify again from the database, exactly as without the cache.
-                remote_actors.forget_signer(ctx, signer.key_id or "")
-                signer = await verify_request(ctx, request, body)
-                refused = _refusal(activity, activity_type, actor_uri, signer)
-                if refused is not None:
-                    return refused
-                outcome = await writer.store(item)
-            fresh = outcome == FRESH
+        writer = request.app[INBOX_WRITER_KEY]
+        outcome = await writer.store(item, signer_state(signer))
+        if outcome not in (FRESH, DUPLICATE):
+            # The signer's row changed after its key was remembered (rotated, deleted, refetched):
+            # verify again from the database, exactly as without the cache.
+            remote_actors.forget_signer(ctx, signer.key_id or "")
+            signer = await verify_request(ctx, request, body)
+            refused = _refusal(activity, activity_type, actor_uri, signer)
+            if refused is not None:
+                return refused
+            outcome = await writer.store(item)
+        fresh = outcome == FRESH
     except SignerBlocked as exc:
         log.info("inbox: refused %s from %s: %s", activity_type, actor_uri, exc)
         return json_error(403, str(exc))
@@ -159,18 +154,3 @@ def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: A
         log.info("inbox: refused %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, problem)
         return json_error(403, problem)
     return None
-
-
-async def _store_alone(ctx: Context, item: NewInboxItem) -> bool:
-    """Store one activity in its own transaction (an app without the inbox writer)."""
-    async with ctx.db.transaction() as tx:
-        fresh = await inbox_store.enqueue_inbox_item(
-            tx, activity_uri=item.activity_uri, activity_type=item.activity_type, signer_uri=item.signer_uri,
-            body=item.body, now=ctx.clock.now_iso(), now_ms=ctx.clock.now_ms())
-    if fresh:
-        ctx.inbox_wakeup.set()
-        host = item.signer_host
-        if host and await host_store.unavailable_until(ctx.db.reader, host) is not None:
-            async with ctx.db.transaction() as tx:
-                await host_store.clear_unavailable(tx, host)
-    return fresh

@@ -74,8 +74,8 @@ def signer_states(conn: sqlite3.Connection, actor_ids: list[int]) -> dict[int, S
 
 def clear_unavailable_hosts(conn: sqlite3.Connection, hosts: list[str]) -> None:
     """Inbound signed traffic from a host shows it is alive again: its unavailable mark and failure
-    days go, as hosts.clear_unavailable does for one host. Synchronous: for Database.write_batch (the inbox writer's
-    batches), which call it for every batch, so the usual case (no host marked) is one read."""
+    days go, as hosts.clear_unavailable does for one host. Synchronous: for Database.write_batch
+    (the inbox writer calls it for every batch, so the usual case, no host marked, is one read)."""
     marks = ", ".join("?" for _ in hosts)
     marked = [row[0] for row in conn.execute(
         f"SELECT host FROM hosts h WHERE host IN ({marks}) AND (unavailable_until IS NOT NULL"
