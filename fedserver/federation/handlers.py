@@ -10,6 +10,7 @@ from fedserver.activitypub.notes import InvalidNote, parse_note
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
+from fedserver.federation import creates
 from fedserver.services import follows as follow_service
 from fedserver.services import remote_actors, remote_posts
 from fedserver.store import actors as actor_store
@@ -123,17 +124,6 @@ async def handle_undo(ctx: Context, activity: dict[str, Any], signer: Actor) -> 
     log.info("Undo %s of %s matched nothing", activity.get("id"), object_uri)
 
 
-async def _is_relevant(ctx: Context, parsed, signer: Actor, mentions: list[Actor]) -> bool:
-    """Mastodon's related_to_local_activity?: followed author, addressed/mentioned local account,
-    or a reply to a local post."""
-    if await follow_store.local_followers_of(ctx.db.reader, signer.id):
-        return True
-    addressed = set(parsed.to) | set(parsed.cc)
-    if any(m.is_local for m in mentions) or any(ctx.urls.is_local(a) for a in addressed):
-        return True
-    return bool(parsed.in_reply_to and ctx.urls.is_local(parsed.in_reply_to))
-
-
 async def _note_from(ctx: Context, activity: dict[str, Any], signer: Actor) -> dict[str, Any] | None:
     obj = activity.get("object")
     if isinstance(obj, str):
@@ -148,27 +138,9 @@ async def _note_from(ctx: Context, activity: dict[str, Any], signer: Actor) -> d
 
 
 async def handle_create(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
+    # (The inbox worker applies Creates with embedded objects many at a time: creates.apply_creates.)
     obj = await _note_from(ctx, activity, signer)
-    if obj is None or first_type(obj) not in POST_TYPES:
-        log.info("Create %s of %s ignored", activity.get("id"), first_type(obj) if obj else None)
-        return
-    try:
-        parsed, visibility = parse_note(obj, followers_url=signer.followers_url)
-    except InvalidNote as exc:
-        log.info("Create %s ignored: %s", activity.get("id"), exc)
-        return
-    if parsed.attributed_to != signer.uri:
-        log.info("Create %s ignored: attributedTo is not the actor", activity.get("id"))
-        return
-    if await post_store.is_tombstoned(ctx.db.reader, parsed.uri):
-        return
-    mentions = await remote_posts.known_mentioned_actors(ctx, parsed.mention_hrefs)
-    if not await _is_relevant(ctx, parsed, signer, mentions):
-        log.info("Create %s ignored: nobody here follows or is addressed", activity.get("id"))
-        return
-    async with ctx.db.transaction() as tx:
-        await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions,
-                                             excluded=remote_posts.author_excluded(obj, activity.get("@context")))
+    await creates.apply_creates(ctx, [creates.DeliveredCreate(activity, obj, signer)])
 
 
 async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
@@ -192,9 +164,9 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
             log.info("Update %s ignored: %s", activity.get("id"), exc)
             return
         mentions = await remote_posts.known_mentioned_actors(ctx, parsed.mention_hrefs)
-        async with ctx.db.transaction() as tx:
-            await remote_posts.store_remote_note(ctx, tx, parsed, visibility, signer, mentions,
-                                                 excluded=remote_posts.author_excluded(obj, activity.get("@context")))
+        excluded = remote_posts.author_excluded(obj, activity.get("@context"))
+        await remote_posts.save_remote_note(
+            ctx, remote_posts.incoming_note(ctx, parsed, visibility, signer, mentions, excluded=excluded))
 
 
 async def _update_actor(ctx: Context, doc: dict[str, Any], signer: Actor) -> None:

@@ -1,22 +1,32 @@
 """The inbox worker: applies stored inbound activities in arrival order. A transient failure (a
-remote server down) is retried with back-off; a bug in one activity never stops the others."""
+remote server down) is retried with back-off; a bug in one activity never stops the others.
+Creates with their object embedded, most of what arrives, are applied a claimed batch at a time in
+one transaction with their mark-done (federation/creates.py); other activities one by one."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from typing import Any, Callable
 
+from fedserver.activitypub.normalize import first_type
 from fedserver.context import Context
+from fedserver.federation.creates import DeliveredCreate, apply_creates
 from fedserver.federation.handlers import RetryLater, dispatch
+from fedserver.store import actors as actor_store
 from fedserver.store import inbox as inbox_store
+from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 LEASE_MS = 120_000
-BATCH = 32
-# Signers whose activities are applied concurrently within one claimed batch.
+# Items claimed at once. The Creates among them are applied in one transaction, which holds the
+# write lock (and so keeps the inbox writer's next group commit waiting) for ~0.06 ms per Create
+# plus the commit (~11 ms for 128); in-process, 64 -> 128 drained 3,800 -> 4,200 Creates/s.
+BATCH = 128
+# Signers whose other activities are applied concurrently within one claimed batch.
 LANES = 8
 IDLE_POLL_SECONDS = 1.0
 
@@ -50,17 +60,23 @@ class InboxWorker:
         wakeup.clear()
 
     async def run_once(self) -> int:
-        async with self.ctx.db.transaction() as tx:
-            items = await inbox_store.claim_due_items(tx, now_ms=self.ctx.clock.now_ms(), lease_ms=LEASE_MS,
-                                                      limit=BATCH)
+        ctx = self.ctx
+        now_ms = ctx.clock.now_ms()
+        items = await ctx.db.write_batch(
+            lambda conn: inbox_store.claim_due_items(conn, now_ms=now_ms, lease_ms=LEASE_MS, limit=BATCH))
+        if not items:
+            return 0
+        activities = {item.id: _decoded(item) for item in items}
+        signers = {actor.uri: actor for actor in await actor_store.get_actors_by_uris(
+            ctx.db.reader, sorted({item.signer_uri for item in items}))}
+
+        def batched(item: InboxItem) -> bool:
+            # A Create with its object embedded, by a signer we know: nothing to fetch first.
+            activity = activities[item.id]
+            return (isinstance(activity, dict) and first_type(activity) == "Create"
+                    and isinstance(activity.get("object"), dict) and item.signer_uri in signers)
+
         done: list[int] = []
-        # Activities by one signer are applied in arrival order; different signers' run side by side
-        # (their database waits overlap). The wire gives no order across actors either (servers
-        # deliver independently and retry), so handlers already tolerate, e.g., a Like before the
-        # Create it refers to.
-        by_signer: dict[str, list[InboxItem]] = {}
-        for item in items:
-            by_signer.setdefault(item.signer_uri, []).append(item)
         lanes = asyncio.Semaphore(LANES)
 
         async def apply_in_order(signer_items: list[InboxItem]) -> None:
@@ -70,33 +86,58 @@ class InboxWorker:
                         done.append(item.id)
 
         try:
-            await asyncio.gather(*(apply_in_order(group) for group in by_signer.values()))
+            # Activities by one signer are applied in arrival order; different signers' run side by
+            # side (their database waits overlap). The wire gives no order across actors either
+            # (servers deliver independently and retry), so handlers already tolerate, e.g., a Like
+            # before the Create it refers to.
+            for creates, others in _rounds(items, batched):
+                await asyncio.gather(self._apply_creates(creates, activities, signers, done),
+                                     *(apply_in_order(group) for group in others))
         finally:
-            # One transaction for the batch's completions instead of one per item. A crash before it
+            # One transaction for the completions of what was applied one by one. A crash before it
             # leaves them leased and pending: they are applied again, as when a crash fell between
-            # an item's effects and its mark_done (handlers tolerate a repeat).
+            # an item's effects and its mark-done (handlers tolerate a repeat).
             if done:
-                async with self.ctx.db.transaction() as tx:
-                    await inbox_store.mark_many_done(tx, done, self.ctx.clock.now_iso())
+                now = ctx.clock.now_iso()
+                await ctx.db.write_batch(lambda conn: inbox_store.mark_many_done(conn, done, now))
         return len(items)
+
+    async def _apply_creates(self, items: list[InboxItem], activities: dict[int, Any], signers: dict[str, Actor],
+                             done: list[int]) -> None:
+        """Apply these Creates (by known signers, objects embedded) together and mark them done in
+        the same transaction; if that fails, apply them one by one, so that one bad activity only
+        fails itself."""
+        if not items:
+            return
+        creates = [DeliveredCreate(activities[item.id], activities[item.id]["object"], signers[item.signer_uri])
+                   for item in items
+                   if not signers[item.signer_uri].deleted_at]  # a deleted actor's activities do nothing
+        ids = [item.id for item in items]
+        now = self.ctx.clock.now_iso()
+        try:
+            await apply_creates(self.ctx, creates, also=lambda conn: inbox_store.mark_many_done(conn, ids, now))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - isolate the activity that broke the batch
+            log.exception("inbox: a batch of %d Creates failed; applying them one by one", len(items))
+            for item in items:
+                if await self.process(item):
+                    done.append(item.id)
 
     async def process(self, item: InboxItem) -> bool:
         """Apply one item; True when it succeeded and is to be marked done by the caller."""
         ctx = self.ctx
         try:
-            activity = json.loads(item.body)
-            if isinstance(activity, dict) and not isinstance(activity.get("id"), str):
-                # An id-less activity was stored under urn:sha256 of its body; handlers key by that.
-                activity["id"] = item.activity_uri
-            await dispatch(ctx, activity, item.signer_uri)
+            await dispatch(ctx, _decoded(item, strict=True), item.signer_uri)
         except RetryLater as exc:
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 await self._fail(item, f"gave up: {exc}")
                 return False
             delay_ms = int(min(3600, 10 * 4 ** item.attempts) * 1000 * ctx.settings.federation.delivery_retry_scale)
             log.info("inbox %s %s: retry in %d ms: %s", item.activity_type, item.activity_uri, delay_ms, exc)
-            async with ctx.db.transaction() as tx:
-                await inbox_store.mark_retry(tx, item.id, error=str(exc), next_attempt_ms=ctx.clock.now_ms() + delay_ms)
+            error, due_ms = str(exc), ctx.clock.now_ms() + delay_ms
+            await ctx.db.write_batch(
+                lambda conn: inbox_store.mark_retry(conn, item.id, error=error, next_attempt_ms=due_ms))
             return False
         except Exception as exc:  # noqa: BLE001 - one bad activity must not stop the queue
             log.exception("inbox %s %s from %s failed", item.activity_type, item.activity_uri, item.signer_uri)
@@ -105,5 +146,49 @@ class InboxWorker:
         return True
 
     async def _fail(self, item: InboxItem, error: str) -> None:
-        async with self.ctx.db.transaction() as tx:
-            await inbox_store.mark_item_failed(tx, item.id, error=error, now=self.ctx.clock.now_iso())
+        now = self.ctx.clock.now_iso()
+        await self.ctx.db.write_batch(lambda conn: inbox_store.mark_item_failed(conn, item.id, error=error, now=now))
+
+
+def _decoded(item: InboxItem, *, strict: bool = False) -> Any:
+    """The item's activity; None for a body that does not decode unless strict (then it raises: the
+    item is applied one by one, where the error is recorded)."""
+    try:
+        activity = json.loads(item.body)
+    except Exception:  # noqa: BLE001 - not swallowed: process() decodes it again, strictly
+        if strict:
+            raise
+        return None
+    if isinstance(activity, dict) and not isinstance(activity.get("id"), str):
+        # An id-less activity was stored under urn:sha256 of its body; handlers key by that.
+        activity["id"] = item.activity_uri
+    return activity
+
+
+def _rounds(items: list[InboxItem], batched: Callable[[InboxItem], bool]
+            ) -> list[tuple[list[InboxItem], list[list[InboxItem]]]]:
+    """The claimed items in rounds that keep each signer's order: each signer's items fall into
+    runs of consecutive batched (or not) items, and round k holds every signer's k-th run. A round
+    is (batched items of all signers in arrival order, the other runs one per signer)."""
+    runs_of: dict[str, list[tuple[bool, list[InboxItem]]]] = {}
+    for item in items:
+        runs = runs_of.setdefault(item.signer_uri, [])
+        kind = batched(item)
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(item)
+        else:
+            runs.append((kind, [item]))
+    rounds: list[tuple[list[InboxItem], list[list[InboxItem]]]] = []
+    for k in range(max(len(runs) for runs in runs_of.values())):
+        together: list[InboxItem] = []
+        apart: list[list[InboxItem]] = []
+        for runs in runs_of.values():
+            if k < len(runs):
+                kind, run = runs[k]
+                if kind:
+                    together.extend(run)
+                else:
+                    apart.append(run)
+        together.sort(key=lambda item: item.id)
+        rounds.append((together, apart))
+    return rounds

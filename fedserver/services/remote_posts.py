@@ -1,9 +1,12 @@
-"""Storing posts that come from other servers, whether delivered to us or fetched on demand."""
+"""Storing posts that come from other servers, whether delivered to us or fetched on demand.
+
+Storing runs as one synchronous function inside a Database.write_batch transaction: the inbox
+worker stores a whole batch of delivered posts in one thread hop (save_remote_note stores one)."""
 from __future__ import annotations
 
 import logging
-
-import aiosqlite
+import sqlite3
+from dataclasses import dataclass
 
 from fedserver.activitypub.fetch import FetchError
 from fedserver.activitypub.normalize import host_of
@@ -16,19 +19,58 @@ from fedserver.store import actors as actor_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
-from fedserver.store.posts import NewPost, Post
+from fedserver.store.posts import NewPost, Post, PostEdit
+from fedserver.urls import Urls
 
 log = logging.getLogger(__name__)
+
+# Mentions of one post looked up (the rest are ignored: a post cannot make us do unbounded work).
+MAX_MENTIONS = 50
+# Actor ids per look-up query (SQLite before 3.32 allows 999 parameters per statement).
+_LOOKUP_CHUNK = 500
 
 
 class PostNotFound(Exception):
     """The post does not exist here and could not be fetched from its origin."""
 
 
+@dataclass
+class IncomingNote:
+    """A parsed remote post with everything storing it needs (store_remote_note)."""
+    parsed: ParsedNote
+    visibility: str
+    author: Actor
+    mentions: list[Actor]
+    excluded: bool
+    published_epoch: float
+    # The id it gets if it is new. Drawn on the event loop: time_ordered_id keeps per-process state
+    # (ids in creation order within a millisecond) that the database thread must not race with.
+    new_id: int
+
+
+def incoming_note(ctx: Context, parsed: ParsedNote, visibility: str, author: Actor, mentions: list[Actor], *,
+                  excluded: bool = False) -> IncomingNote:
+    # A post dated in the future is stored as published now (it would otherwise top timelines).
+    now = ctx.clock.now()
+    published_epoch = min(parse_time(parsed.published) or now, now)
+    return IncomingNote(parsed=parsed, visibility=visibility, author=author, mentions=mentions, excluded=excluded,
+                        published_epoch=published_epoch, new_id=time_ordered_id(published_epoch))
+
+
 async def known_mentioned_actors(ctx: Context, hrefs: list[str]) -> list[Actor]:
     """Mentioned actors we know (local ones always; remote ones only from the cache: resolving every
     mention of every incoming post would let one post make us fetch hundreds of documents)."""
-    return await actor_store.get_actors_by_uris(ctx.db.reader, hrefs[:50])
+    return (await known_mentioned_actors_of(ctx, [hrefs]))[0]
+
+
+async def known_mentioned_actors_of(ctx: Context, href_lists: list[list[str]]) -> list[list[Actor]]:
+    """known_mentioned_actors of many posts at once, in one query per 500 distinct actors."""
+    wanted = list(dict.fromkeys(href for hrefs in href_lists for href in hrefs[:MAX_MENTIONS]))
+    known: dict[str, Actor] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        for actor in await actor_store.get_actors_by_uris(ctx.db.reader, wanted[start:start + _LOOKUP_CHUNK]):
+            known[actor.uri] = actor
+    return [[known[href] for href in dict.fromkeys(hrefs[:MAX_MENTIONS]) if href in known] for hrefs in href_lists]
 
 
 def author_excluded(obj: dict, context: object = None) -> bool:
@@ -37,51 +79,58 @@ def author_excluded(obj: dict, context: object = None) -> bool:
     return read_signal(obj, context=obj.get("@context", context)).choice == "deny"
 
 
-async def store_remote_note(ctx: Context, tx: aiosqlite.Connection, parsed: ParsedNote, visibility: str,
-                            author: Actor, mentions: list[Actor], *, excluded: bool = False) -> tuple[Post, bool]:
-    """Insert or update a remote post inside tx; returns (post, created). Local notifications for
-    mentions and replies to local posts are written in the same transaction."""
-    now = ctx.clock.now_iso()
-    existing = await post_store.get_post_by_uri(tx, parsed.uri)
+async def save_remote_note(ctx: Context, note: IncomingNote) -> tuple[Post, bool]:
+    """store_remote_note in a transaction of its own."""
+    now, urls = ctx.clock.now_iso(), ctx.urls
+    return await ctx.db.write_batch(lambda conn: store_remote_note(conn, note, now=now, urls=urls))
+
+
+def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str, urls: Urls) -> tuple[Post, bool]:
+    """Insert or update a remote post inside the transaction of a Database.write_batch; returns
+    (post, created). Local notifications for mentions and replies to local posts are written in
+    the same transaction."""
+    parsed = note.parsed
+    existing = post_store.get_post_by_uri_sync(conn, parsed.uri)
     if existing is not None:
         if existing.is_deleted:
             return existing, False
-        if bool(existing.corpus_excluded) != excluded:
-            await post_store.set_corpus_excluded(tx, existing.id, excluded, now)
-        await _apply_update(ctx, tx, existing, parsed, visibility, mentions)
-        updated = await post_store.get_post(tx, existing.id)
+        if bool(existing.corpus_excluded) != note.excluded:
+            post_store.set_corpus_excluded_sync(conn, existing.id, note.excluded, now)
+        _apply_update(conn, existing, note, now)
+        updated = post_store.get_post_sync(conn, existing.id)
         assert updated is not None
         return updated, False
-    published_epoch = min(parse_time(parsed.published) or ctx.clock.now(), ctx.clock.now())
     new_post = NewPost(
-        id=time_ordered_id(published_epoch), uri=parsed.uri, url=parsed.url, actor_id=author.id, is_local=False,
-        object_type=parsed.object_type, visibility=visibility, content_html=parsed.content_html,
+        id=note.new_id, uri=parsed.uri, url=parsed.url, actor_id=note.author.id, is_local=False,
+        object_type=parsed.object_type, visibility=note.visibility, content_html=parsed.content_html,
         content_text=parsed.content_text, source_text=None, summary=parsed.summary, sensitive=parsed.sensitive,
         language=parsed.language, in_reply_to_uri=parsed.in_reply_to, audience={"to": parsed.to, "cc": parsed.cc},
-        published_at=iso_from_epoch(published_epoch), corpus_excluded=excluded)
-    while not await post_store.insert_post(tx, new_post, now):
-        new_post.id = time_ordered_id(published_epoch)
-    await post_store.set_mentions(tx, new_post.id, [m.id for m in mentions], new=True)
-    await post_store.set_tags(tx, new_post.id, parsed.hashtags, new=True)
-    await _notify_local(ctx, tx, new_post.id, parsed, author, mentions)
+        published_at=iso_from_epoch(note.published_epoch), corpus_excluded=note.excluded)
+    while not post_store.insert_post_sync(conn, new_post, now):
+        # The id is taken (by another process's post in the same millisecond): draw another.
+        new_post.id = time_ordered_id(note.published_epoch)
+    mention_ids = [m.id for m in note.mentions]
+    post_store.set_mentions_sync(conn, new_post.id, mention_ids, new=True)
+    post_store.set_tags_sync(conn, new_post.id, parsed.hashtags, new=True)
+    _notify_local(conn, new_post.id, note, now, urls)
     return new_post.stored(now), True
 
 
-async def _apply_update(ctx: Context, tx: aiosqlite.Connection, existing: Post, parsed: ParsedNote,
-                        visibility: str, mentions: list[Actor]) -> None:
+def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, now: str) -> None:
+    parsed = note.parsed
     new_time = parse_time(parsed.updated)
     old_time = parse_time(existing.edited_at) or parse_time(existing.published_at) or 0
     # Ignore undated and older updates (Mastodon does). An equal time is applied: wire times have
     # second precision, so a quick edit can carry the same second as the original.
     if new_time is None or new_time < old_time:
         return
-    await post_store.update_post_content(
-        tx, existing.id, content_html=parsed.content_html, content_text=parsed.content_text, source_text=None,
+    post_store.update_post_content_sync(conn, existing.id, PostEdit(
+        content_html=parsed.content_html, content_text=parsed.content_text, source_text=None,
         summary=parsed.summary, sensitive=parsed.sensitive, language=parsed.language,
-        visibility=_narrowest(existing.visibility, visibility), audience={"to": parsed.to, "cc": parsed.cc},
-        edited_at=iso_from_epoch(new_time), now=ctx.clock.now_iso())
-    await post_store.set_mentions(tx, existing.id, [m.id for m in mentions])
-    await post_store.set_tags(tx, existing.id, parsed.hashtags)
+        visibility=_narrowest(existing.visibility, note.visibility), audience={"to": parsed.to, "cc": parsed.cc},
+        edited_at=iso_from_epoch(new_time)), now)
+    post_store.set_mentions_sync(conn, existing.id, [m.id for m in note.mentions])
+    post_store.set_tags_sync(conn, existing.id, parsed.hashtags)
 
 
 _ORDER = ("direct", "followers", "unlisted", "public")
@@ -93,22 +142,21 @@ def _narrowest(a: str, b: str) -> str:
     return a if _ORDER.index(a) < _ORDER.index(b) else b
 
 
-async def _notify_local(ctx: Context, tx: aiosqlite.Connection, post_id: int, parsed: ParsedNote,
-                        author: Actor, mentions: list[Actor]) -> None:
-    now = ctx.clock.now_iso()
+def _notify_local(conn: sqlite3.Connection, post_id: int, note: IncomingNote, now: str, urls: Urls) -> None:
+    parsed, author = note.parsed, note.author
     notified: set[int] = set()
     addressed = set(parsed.to) | set(parsed.cc)
-    if parsed.in_reply_to and ctx.urls.is_local(parsed.in_reply_to):
-        parent = await post_store.get_post_by_uri(tx, parsed.in_reply_to)
+    if parsed.in_reply_to and urls.is_local(parsed.in_reply_to):
+        parent = post_store.get_post_by_uri_sync(conn, parsed.in_reply_to)
         if parent is not None and parent.actor_id != author.id:
-            await interaction_store.add_notification(tx, recipient_id=parent.actor_id, kind="reply",
-                                                     from_actor_id=author.id, post_id=post_id, now=now)
+            interaction_store.add_notification_sync(conn, recipient_id=parent.actor_id, kind="reply",
+                                                    from_actor_id=author.id, post_id=post_id, now=now)
             notified.add(parent.actor_id)
-    for actor in mentions:
+    for actor in note.mentions:
         # Mastodon notifies only accounts both tagged and addressed (tagged-only is a silent mention).
         if actor.is_local and actor.id not in notified and actor.uri in addressed:
-            await interaction_store.add_notification(tx, recipient_id=actor.id, kind="mention",
-                                                     from_actor_id=author.id, post_id=post_id, now=now)
+            interaction_store.add_notification_sync(conn, recipient_id=actor.id, kind="mention",
+                                                    from_actor_id=author.id, post_id=post_id, now=now)
             notified.add(actor.id)
 
 
@@ -139,9 +187,8 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
     if parsed.attributed_to != author.uri:
         raise PostNotFound(f"{uri}: attributedTo mismatch")
     mentions = await known_mentioned_actors(ctx, parsed.mention_hrefs)
-    async with ctx.db.transaction() as tx:
-        post, _ = await store_remote_note(ctx, tx, parsed, visibility, author, mentions,
-                                          excluded=author_excluded(obj))
+    post, _ = await save_remote_note(ctx, incoming_note(ctx, parsed, visibility, author, mentions,
+                                                        excluded=author_excluded(obj)))
     return post
 
 

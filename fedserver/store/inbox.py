@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_value
+from fedserver.store.rows import fetch_value
 
 
 @dataclass
@@ -88,38 +88,40 @@ def clear_unavailable_hosts(conn: sqlite3.Connection, hosts: list[str]) -> None:
                  marked)
 
 
-async def claim_due_items(conn: aiosqlite.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
-    rows = await fetch_all(
-        conn, "UPDATE inbox_items SET locked_until = ? WHERE id IN ("
-              " SELECT id FROM inbox_items WHERE state = 'pending' AND next_attempt_at <= ?"
-              " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY id LIMIT ?)"
-              " RETURNING id, activity_uri, activity_type, signer_uri, body, attempts",
-        (now_ms + lease_ms, now_ms, now_ms, limit))
-    items = [InboxItem(**dict(row)) for row in rows]
+# The inbox worker's claim and outcomes are synchronous, for Database.write_batch: each is one
+# thread hop where an aiosqlite transaction took three (BEGIN, the statement, COMMIT), and marking
+# a batch done can join the transaction that applied it.
+
+def claim_due_items(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
+    """Lease up to `limit` due pending items, oldest first."""
+    # "next_attempt_at + 0": the range on next_attempt_at would otherwise make SQLite prefer
+    # inbox_items_due and sort every pending row; inbox_items_pending yields them in id order and
+    # the scan stops after `limit` (migration 0005).
+    rows = conn.execute(
+        "UPDATE inbox_items SET locked_until = ? WHERE id IN ("
+        " SELECT id FROM inbox_items WHERE state = 'pending' AND next_attempt_at + 0 <= ?"
+        " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY id LIMIT ?)"
+        " RETURNING id, activity_uri, activity_type, signer_uri, body, attempts",
+        (now_ms + lease_ms, now_ms, now_ms, limit)).fetchall()
+    items = [InboxItem(*row) for row in rows]
     items.sort(key=lambda item: item.id)
     return items
 
 
-async def mark_done(conn: aiosqlite.Connection, item_id: int, now: str) -> None:
+def mark_many_done(conn: sqlite3.Connection, item_ids: list[int], now: str) -> None:
     # The body is no longer needed once processed; the id stays for deduplication.
-    await conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
-                       " attempts = attempts + 1 WHERE id = ?", (now, item_id))
+    conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
+                 f" attempts = attempts + 1 WHERE id IN ({', '.join('?' for _ in item_ids)})", (now, *item_ids))
 
 
-async def mark_many_done(conn: aiosqlite.Connection, item_ids: list[int], now: str) -> None:
-    await conn.execute("UPDATE inbox_items SET state = 'done', body = '', locked_until = NULL, processed_at = ?,"
-                       f" attempts = attempts + 1 WHERE id IN ({', '.join('?' for _ in item_ids)})",
-                       (now, *item_ids))
+def mark_retry(conn: sqlite3.Connection, item_id: int, *, error: str, next_attempt_ms: int) -> None:
+    conn.execute("UPDATE inbox_items SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+                 " locked_until = NULL WHERE id = ?", (error[:500], next_attempt_ms, item_id))
 
 
-async def mark_retry(conn: aiosqlite.Connection, item_id: int, *, error: str, next_attempt_ms: int) -> None:
-    await conn.execute("UPDATE inbox_items SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
-                       " locked_until = NULL WHERE id = ?", (error[:500], next_attempt_ms, item_id))
-
-
-async def mark_item_failed(conn: aiosqlite.Connection, item_id: int, *, error: str, now: str) -> None:
-    await conn.execute("UPDATE inbox_items SET state = 'failed', attempts = attempts + 1, last_error = ?,"
-                       " locked_until = NULL, processed_at = ? WHERE id = ?", (error[:500], now, item_id))
+def mark_item_failed(conn: sqlite3.Connection, item_id: int, *, error: str, now: str) -> None:
+    conn.execute("UPDATE inbox_items SET state = 'failed', attempts = attempts + 1, last_error = ?,"
+                 " locked_until = NULL, processed_at = ? WHERE id = ?", (error[:500], now, item_id))
 
 
 async def pending_count(conn: aiosqlite.Connection) -> int:

@@ -1,6 +1,7 @@
 """Likes, boosts (announces) and notifications."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
@@ -82,11 +83,19 @@ async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:
     return int(await fetch_value(conn, "SELECT count(*) FROM announces WHERE post_id = ?", (post_id,)) or 0)
 
 
+_INSERT_NOTIFICATION = ("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)")
+
+
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
                            post_id: int | None, now: str) -> None:
-    await conn.execute(
-        "INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        (recipient_id, kind, from_actor_id, post_id, now))
+    await conn.execute(_INSERT_NOTIFICATION, (recipient_id, kind, from_actor_id, post_id, now))
+
+
+def add_notification_sync(conn: sqlite3.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
+                          post_id: int | None, now: str) -> None:
+    """add_notification, synchronous: for Database.write_batch."""
+    conn.execute(_INSERT_NOTIFICATION, (recipient_id, kind, from_actor_id, post_id, now))
 
 
 async def list_notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id: int | None = None,

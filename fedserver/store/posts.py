@@ -1,8 +1,13 @@
-"""Posts, their mentions, hashtags, revisions, and tombstones of deleted remote objects."""
+"""Posts, their mentions, hashtags, revisions, and tombstones of deleted remote objects.
+
+The writes remote posts need also have a synchronous form (`..._sync`, taking a plain sqlite3
+connection) for Database.write_batch, where the inbox worker stores a whole batch of delivered
+posts in one thread hop; both forms run the same statements, written once below."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, fields
 
 import aiosqlite
 
@@ -72,18 +77,55 @@ class NewPost:
                     deleted_at=None, created_at=now, updated_at=now, corpus_excluded=int(self.corpus_excluded))
 
 
+_INSERT_POST = (
+    "INSERT INTO posts (id, uri, url, actor_id, is_local, object_type, visibility, content_html,"
+    " content_text, source_text, summary, sensitive, language, in_reply_to_uri, audience_json,"
+    " published_at, created_at, updated_at, corpus_excluded)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+
+
+def _insert_params(post: NewPost, now: str) -> tuple:
+    return (post.id, post.uri, post.url, post.actor_id, int(post.is_local), post.object_type, post.visibility,
+            post.content_html, post.content_text, post.source_text, post.summary, int(post.sensitive),
+            post.language, post.in_reply_to_uri, json.dumps(post.audience), post.published_at, now, now,
+            int(post.corpus_excluded))
+
+
 async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> bool:
     """Insert the post; False when its time-ordered id is already taken (the caller draws another)."""
-    cur = await conn.execute(
-        "INSERT INTO posts (id, uri, url, actor_id, is_local, object_type, visibility, content_html,"
-        " content_text, source_text, summary, sensitive, language, in_reply_to_uri, audience_json,"
-        " published_at, created_at, updated_at, corpus_excluded)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (post.id, post.uri, post.url, post.actor_id, int(post.is_local), post.object_type, post.visibility,
-         post.content_html, post.content_text, post.source_text, post.summary, int(post.sensitive),
-         post.language, post.in_reply_to_uri, json.dumps(post.audience), post.published_at, now, now,
-         int(post.corpus_excluded)))
+    cur = await conn.execute(_INSERT_POST, _insert_params(post, now))
     return cur.rowcount > 0
+
+
+def insert_post_sync(conn: sqlite3.Connection, post: NewPost, now: str) -> bool:
+    """insert_post, synchronous: for Database.write_batch."""
+    return conn.execute(_INSERT_POST, _insert_params(post, now)).rowcount > 0
+
+
+_SAVE_REVISION = (
+    "INSERT INTO post_revisions (post_id, content_html, summary, sensitive, revised_at)"
+    " SELECT id, content_html, summary, sensitive, COALESCE(edited_at, published_at) FROM posts WHERE id = ?")
+_UPDATE_CONTENT = (
+    "UPDATE posts SET content_html = ?, content_text = ?, source_text = ?, summary = ?, sensitive = ?,"
+    " language = ?, visibility = ?, audience_json = ?, edited_at = ?, updated_at = ? WHERE id = ?")
+
+
+@dataclass(frozen=True)
+class PostEdit:
+    """The fields an edit replaces (update_post_content)."""
+    content_html: str
+    content_text: str
+    source_text: str | None
+    summary: str | None
+    sensitive: bool
+    language: str | None
+    visibility: str
+    audience: dict[str, list[str]]
+    edited_at: str
+
+    def params(self, post_id: int, now: str) -> tuple:
+        return (self.content_html, self.content_text, self.source_text, self.summary, int(self.sensitive),
+                self.language, self.visibility, json.dumps(self.audience), self.edited_at, now, post_id)
 
 
 async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, content_html: str, content_text: str,
@@ -91,15 +133,17 @@ async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, conte
                               language: str | None, visibility: str, audience: dict[str, list[str]],
                               edited_at: str, now: str) -> None:
     """Apply an edit, keeping the previous version in post_revisions."""
-    await conn.execute(
-        "INSERT INTO post_revisions (post_id, content_html, summary, sensitive, revised_at)"
-        " SELECT id, content_html, summary, sensitive, COALESCE(edited_at, published_at) FROM posts WHERE id = ?",
-        (post_id,))
-    await conn.execute(
-        "UPDATE posts SET content_html = ?, content_text = ?, source_text = ?, summary = ?, sensitive = ?,"
-        " language = ?, visibility = ?, audience_json = ?, edited_at = ?, updated_at = ? WHERE id = ?",
-        (content_html, content_text, source_text, summary, int(sensitive), language, visibility,
-         json.dumps(audience), edited_at, now, post_id))
+    edit = PostEdit(content_html=content_html, content_text=content_text, source_text=source_text,
+                    summary=summary, sensitive=sensitive, language=language, visibility=visibility,
+                    audience=audience, edited_at=edited_at)
+    await conn.execute(_SAVE_REVISION, (post_id,))
+    await conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
+
+
+def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostEdit, now: str) -> None:
+    """update_post_content, synchronous: for Database.write_batch."""
+    conn.execute(_SAVE_REVISION, (post_id,))
+    conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
 
 
 async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> None:
@@ -110,12 +154,30 @@ async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) 
     await conn.execute("DELETE FROM post_revisions WHERE post_id = ?", (post_id,))
 
 
+# The columns of Post in its field order: a plain sqlite3 row of them is Post(*row).
+_POST_COLUMNS = ", ".join(f.name for f in fields(Post))
+_POST_BY_ID = f"SELECT {_POST_COLUMNS} FROM posts WHERE id = ?"
+_POST_BY_URI = f"SELECT {_POST_COLUMNS} FROM posts WHERE uri = ?"
+
+
 async def get_post(conn: aiosqlite.Connection, post_id: int) -> Post | None:
-    return from_row(Post, await fetch_one(conn, "SELECT * FROM posts WHERE id = ?", (post_id,)))
+    return from_row(Post, await fetch_one(conn, _POST_BY_ID, (post_id,)))
 
 
 async def get_post_by_uri(conn: aiosqlite.Connection, uri: str) -> Post | None:
-    return from_row(Post, await fetch_one(conn, "SELECT * FROM posts WHERE uri = ?", (uri,)))
+    return from_row(Post, await fetch_one(conn, _POST_BY_URI, (uri,)))
+
+
+def get_post_sync(conn: sqlite3.Connection, post_id: int) -> Post | None:
+    """get_post, synchronous: for Database.write_batch."""
+    row = conn.execute(_POST_BY_ID, (post_id,)).fetchone()
+    return None if row is None else Post(*row)
+
+
+def get_post_by_uri_sync(conn: sqlite3.Connection, uri: str) -> Post | None:
+    """get_post_by_uri, synchronous: for Database.write_batch."""
+    row = conn.execute(_POST_BY_URI, (uri,)).fetchone()
+    return None if row is None else Post(*row)
 
 
 async def list_revisions(conn: aiosqlite.Connection, post_id: int) -> list[dict]:
@@ -152,14 +214,24 @@ async def count_local_posts(conn: aiosqlite.Connection) -> int:
         conn, "SELECT count(*) FROM posts WHERE is_local = 1 AND deleted_at IS NULL") or 0)
 
 
+_DELETE_MENTIONS = "DELETE FROM post_mentions WHERE post_id = ?"
+_INSERT_MENTION = "INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)"
+
+
 async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
     """Replace a post's mentions (new=True: a post just inserted has none to remove)."""
     if not new:
-        await conn.execute("DELETE FROM post_mentions WHERE post_id = ?", (post_id,))
-    if not actor_ids:
-        return
-    await conn.executemany("INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)",
-                           [(post_id, actor_id) for actor_id in actor_ids])
+        await conn.execute(_DELETE_MENTIONS, (post_id,))
+    if actor_ids:
+        await conn.executemany(_INSERT_MENTION, [(post_id, actor_id) for actor_id in actor_ids])
+
+
+def set_mentions_sync(conn: sqlite3.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
+    """set_mentions, synchronous: for Database.write_batch."""
+    if not new:
+        conn.execute(_DELETE_MENTIONS, (post_id,))
+    if actor_ids:
+        conn.executemany(_INSERT_MENTION, [(post_id, actor_id) for actor_id in actor_ids])
 
 
 async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:
@@ -168,13 +240,23 @@ async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> 
     return [row[0] for row in rows]
 
 
+_DELETE_TAGS = "DELETE FROM post_tags WHERE post_id = ?"
+_INSERT_TAG = "INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)"
+
+
 async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
     if not new:
-        await conn.execute("DELETE FROM post_tags WHERE post_id = ?", (post_id,))
-    if not tags:
-        return
-    await conn.executemany("INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)",
-                           [(post_id, tag) for tag in tags])
+        await conn.execute(_DELETE_TAGS, (post_id,))
+    if tags:
+        await conn.executemany(_INSERT_TAG, [(post_id, tag) for tag in tags])
+
+
+def set_tags_sync(conn: sqlite3.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
+    """set_tags, synchronous: for Database.write_batch."""
+    if not new:
+        conn.execute(_DELETE_TAGS, (post_id,))
+    if tags:
+        conn.executemany(_INSERT_TAG, [(post_id, tag) for tag in tags])
 
 
 async def list_tags(conn: aiosqlite.Connection, post_id: int) -> list[str]:
@@ -191,9 +273,16 @@ async def is_tombstoned(conn: aiosqlite.Connection, uri: str) -> bool:
     return await fetch_value(conn, "SELECT 1 FROM tombstones WHERE uri = ?", (uri,)) is not None
 
 
+_SET_CORPUS_EXCLUDED = "UPDATE posts SET corpus_excluded = ?, updated_at = ? WHERE id = ?"
+
+
 async def set_corpus_excluded(conn: aiosqlite.Connection, post_id: int, excluded: bool, now: str) -> None:
-    await conn.execute("UPDATE posts SET corpus_excluded = ?, updated_at = ? WHERE id = ?",
-                       (int(excluded), now, post_id))
+    await conn.execute(_SET_CORPUS_EXCLUDED, (int(excluded), now, post_id))
+
+
+def set_corpus_excluded_sync(conn: sqlite3.Connection, post_id: int, excluded: bool, now: str) -> None:
+    """set_corpus_excluded, synchronous: for Database.write_batch."""
+    conn.execute(_SET_CORPUS_EXCLUDED, (int(excluded), now, post_id))
 
 
 async def list_live_post_ids_of_actor(conn: aiosqlite.Connection, actor_id: int) -> list[int]:

@@ -108,11 +108,8 @@ class ConsentMachine(RuleBasedStateMachine):
         author = self.run(actor_store.get_actor_by_uri(self.ctx.db.reader, uri))
         parsed, vis = parse_note(obj, followers_url=author.followers_url)
 
-        async def store():
-            async with self.ctx.db.transaction() as tx:
-                await remote_posts.store_remote_note(self.ctx, tx, parsed, vis, author, [],
-                                                     excluded=remote_posts.author_excluded(obj))
-        self.run(store())
+        self.run(remote_posts.save_remote_note(self.ctx, remote_posts.incoming_note(
+            self.ctx, parsed, vis, author, [], excluded=remote_posts.author_excluded(obj))))
         self.posts.append(obj["id"])
 
     @rule(user=st.sampled_from(LOCAL_USERS), choice=st.sampled_from(["allow", "deny"]),
