@@ -101,7 +101,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
         if run_workers:
             app[DELIVERY_WORKER_KEY] = DeliveryWorker(ctx)
             workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
-                       asyncio.create_task(InboxWorker(ctx).run(), name="inbox-worker"),
+                       asyncio.create_task(InboxWorker(ctx, app[INBOX_WRITER_KEY]).run(), name="inbox-worker"),
                        asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler")]
         app[WORKERS_KEY] = workers
 

@@ -38,6 +38,13 @@ class InboxWriter:
         self.ctx = ctx
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for their commit now: how hard senders are pushing (the inbox worker
+        gives way while it is high, see processing.InboxWorker)."""
+        return self._waiting
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
@@ -57,9 +64,13 @@ class InboxWriter:
             raise RuntimeError("inbox writer is not running")
         pending = _Pending(item, expected_signer)
         self._queue.put_nowait(pending)
-        # Not shielded: if the request is cancelled (client gone), its future is cancelled and the
-        # writer, which skips done futures, still stores the row it already took.
-        return await pending.future
+        self._waiting += 1
+        try:
+            # Not shielded: if the request is cancelled (client gone), its future is cancelled and
+            # the writer, which skips done futures, still stores the row it already took.
+            return await pending.future
+        finally:
+            self._waiting -= 1
 
     async def _run(self) -> None:
         stopping = False

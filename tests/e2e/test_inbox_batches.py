@@ -4,6 +4,7 @@ A real fedserver receives real signed HTTP from a hand-built remote; its inbox w
 by itself, so everything posted lands in one claimed batch, applied with run_once."""
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, AsyncIterator
 
@@ -14,7 +15,7 @@ from fedserver.app import build_app
 from fedserver.federation.processing import InboxWorker
 from fedserver.services import accounts, follows, posting
 from fedserver.services.posting import Draft
-from tests.conftest import Instance, bound_socket, loopback_settings
+from tests.conftest import Instance, bound_socket, loopback_settings, wait_until
 from tests.e2e.fake_remote import FakeRemote
 
 
@@ -199,3 +200,24 @@ async def test_a_create_arriving_after_its_delete_in_one_batch_is_not_stored(ser
     assert set((await item_states(server)).values()) == {"done"}
     assert await post_of(server, note["id"]) is None
     assert await notifications_of(server, "alice") == []
+
+
+class SendersAlwaysWaiting:
+    """Inbound pressure that never lets up: more requests waiting on the inbox writer than the
+    worker's give-way threshold, for as long as the test runs."""
+
+    waiting = 1_000
+
+
+async def test_worker_gives_way_to_a_burst_for_a_bounded_time_and_still_applies(server, remote):
+    # Acknowledge first, but never starve: a sustained burst only delays applying what was stored.
+    activity = remote.create_note("eve", "stored during a burst", mention=server.actor_uri("alice"))
+    await deliver(server, remote, activity)
+    worker = asyncio.create_task(InboxWorker(server.ctx, SendersAlwaysWaiting()).run())
+    try:
+        row = await wait_until(lambda: post_of(server, activity["object"]["id"]), what="post applied during a burst")
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert row[1].endswith("stored during a burst")
+    assert (await item_states(server))[activity["id"]] == "done"
