@@ -2,10 +2,12 @@
 refreshed when stale. Every fetch goes through the one RemoteFetcher (signed, SSRF-checked)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from urllib.parse import urldefrag
 
@@ -17,8 +19,10 @@ from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.clock import parse_time
 from fedserver.activitypub.keys import PublicKey
 from fedserver.context import Context
+from fedserver.corpus.signals import read_signal
 from fedserver.db import Database
 from fedserver.services import consent
+from fedserver.services.actor_writer import ActorWriter
 from fedserver.store import actors as actor_store
 from fedserver.store import hosts as host_store
 from fedserver.store.actors import Actor
@@ -45,6 +49,9 @@ class _Caches:
         self.keys: OrderedDict[str, tuple[float, Actor, PublicKey]] = OrderedDict()
         # host -> (expiry, blocked)
         self.blocks: dict[str, tuple[float, bool]] = {}
+        # What is being fetched now -> its outcome when known (see _single_flight).
+        self.inflight: dict[tuple[str, str, bool], asyncio.Future[Actor]] = {}
+        self.writer = ActorWriter()
 
 
 _caches: weakref.WeakKeyDictionary[Database, _Caches] = weakref.WeakKeyDictionary()
@@ -100,12 +107,50 @@ async def store_document(ctx: Context, doc: dict, *, key_id: str | None = None) 
     uri = doc["id"]
     if ctx.urls.is_local(uri):
         raise ActorNotFound("refusing to overwrite a local actor from a fetched document")
+    if read_signal(doc).choice == "unset":
+        # A first contact with nothing to record beside its row: stored with the other first contacts
+        # of the moment in one transaction (ActorWriter); None means the actor had a row already.
+        stored = await _caches_of(ctx).writer.store_new(ctx, uri, profile)
+        if stored is not None:
+            return stored
     async with ctx.db.transaction() as tx:
         actor_id = await actor_store.upsert_remote_actor(tx, uri=uri, now=ctx.clock.now_iso(), **profile)
         actor = await actor_store.get_actor(tx, actor_id)
         assert actor is not None
         await consent.apply_remote_signal(ctx, tx, actor, doc)
     return actor
+
+
+async def _single_flight(ctx: Context, key: tuple[str, str, bool], work: Callable[[], Awaitable[Actor]]) -> Actor:
+    """One fetch per document at a time: a request needing a document that another request is
+    already fetching (an actor's first activities arriving together) waits for that fetch and its
+    stored row instead of fetching and storing the same document again. The first caller does the
+    work itself (no task: a hop through the event loop is a few ms under load); if it is cancelled
+    (its client went away), the callers waiting for it start over."""
+    inflight = _caches_of(ctx).inflight
+    while (running := inflight.get(key)) is not None:
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # this caller was cancelled, not the one doing the work
+    done: asyncio.Future[Actor] = asyncio.get_running_loop().create_future()
+    inflight[key] = done
+    try:
+        actor = await work()
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(exc)
+            done.exception()  # retrieved: nobody else may be waiting
+        raise
+    else:
+        done.set_result(actor)
+        return actor
+    finally:
+        if inflight.get(key) is done:
+            del inflight[key]
 
 
 async def domain_blocked(ctx: Context, uri: str, *, cached: bool = False) -> bool:
@@ -132,6 +177,10 @@ async def fetch_actor(ctx: Context, uri: str) -> Actor:
     """Fetch and store the actor document at uri (its id must equal uri)."""
     if await domain_blocked(ctx, uri):
         raise ActorNotFound(f"domain of {uri} is blocked")
+    return await _single_flight(ctx, ("actor", uri, True), lambda: _fetch_and_store_actor(ctx, uri))
+
+
+async def _fetch_and_store_actor(ctx: Context, uri: str) -> Actor:
     try:
         doc = await ctx.fetcher.fetch_object(uri, expected_id=uri)
     except FetchGone:
@@ -168,12 +217,21 @@ async def get_actor(ctx: Context, uri: str, *, refresh: bool = False) -> Actor:
 async def get_actor_for_key(ctx: Context, key_id: str, *, refresh: bool = False) -> Actor:
     """The actor owning key_id. Resolves `actor#main-key` and standalone key documents alike, and
     checks both ways that the owner publishes exactly this key (Mastodon's FetchRemoteKeyService)."""
-    if not refresh:
-        cached = await actor_store.get_actor_by_key_id(ctx.db.reader, key_id)
+    if refresh:
+        blocked = await domain_blocked(ctx, key_id)
+    else:
+        # Both reads at once: each is a hop to the reader's thread and back, which costs an event
+        # loop turn under load, and a first contact needs both.
+        cached, blocked = await asyncio.gather(actor_store.get_actor_by_key_id(ctx.db.reader, key_id),
+                                               domain_blocked(ctx, key_id))
         if cached is not None and not cached.deleted_at:
             return cached
-    if await domain_blocked(ctx, key_id):
+    if blocked:
         raise ActorNotFound(f"domain of {key_id} is blocked")
+    return await _single_flight(ctx, ("key", key_id, refresh), lambda: _fetch_and_store_key_owner(ctx, key_id))
+
+
+async def _fetch_and_store_key_owner(ctx: Context, key_id: str) -> Actor:
     document_url = urldefrag(key_id).url
     try:
         doc = await ctx.fetcher.fetch_object(document_url, expected_id=document_url)

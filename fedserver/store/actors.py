@@ -1,6 +1,7 @@
 """Actors (local and remote) and local accounts."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
@@ -73,39 +74,86 @@ ACTOR_PROFILE_COLUMNS = (
 )
 
 
-async def insert_actor(conn: aiosqlite.Connection, *, uri: str, is_local: bool, now: str,
-                       fetched_at: str | None, **profile: object) -> int:
+def _checked_profile(profile: dict[str, object]) -> None:
     unknown = set(profile) - set(ACTOR_PROFILE_COLUMNS)
     if unknown:
         raise ValueError(f"unknown actor columns {unknown}")
+
+
+# Each statement is built once here and run by both the async functions (aiosqlite) and their
+# synchronous twins (a plain sqlite3 connection inside Database.write_batch).
+
+_ACTOR_ID_BY_URI = "SELECT id FROM actors WHERE uri = ?"
+
+
+def _insert_statement(*, uri: str, is_local: bool, now: str, fetched_at: str | None,
+                      profile: dict[str, object]) -> tuple[str, tuple]:
+    _checked_profile(profile)
     columns = ["uri", "is_local", "created_at", "updated_at", "fetched_at", *profile]
     values = [uri, int(is_local), now, now, fetched_at, *profile.values()]
     placeholders = ", ".join("?" for _ in columns)
-    cur = await conn.execute(
-        f"INSERT INTO actors ({', '.join(columns)}) VALUES ({placeholders})", tuple(values))
-    return int(cur.lastrowid)
+    return f"INSERT INTO actors ({', '.join(columns)}) VALUES ({placeholders})", tuple(values)
 
 
-async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now: str,
-                               fetched_at: str | None = None, **profile: object) -> None:
-    unknown = set(profile) - set(ACTOR_PROFILE_COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown actor columns {unknown}")
+def _update_statement(actor_id: int, *, now: str, fetched_at: str | None,
+                      profile: dict[str, object]) -> tuple[str, tuple]:
+    _checked_profile(profile)
     assignments = [f"{name} = ?" for name in profile] + ["updated_at = ?"]
     values: list[object] = [*profile.values(), now]
     if fetched_at is not None:
         assignments.append("fetched_at = ?")
         values.append(fetched_at)
     values.append(actor_id)
-    await conn.execute(f"UPDATE actors SET {', '.join(assignments)} WHERE id = ?", tuple(values))
+    return f"UPDATE actors SET {', '.join(assignments)} WHERE id = ?", tuple(values)
+
+
+async def insert_actor(conn: aiosqlite.Connection, *, uri: str, is_local: bool, now: str,
+                       fetched_at: str | None, **profile: object) -> int:
+    cur = await conn.execute(*_insert_statement(uri=uri, is_local=is_local, now=now, fetched_at=fetched_at,
+                                                profile=profile))
+    return int(cur.lastrowid)
+
+
+async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now: str,
+                               fetched_at: str | None = None, **profile: object) -> None:
+    await conn.execute(*_update_statement(actor_id, now=now, fetched_at=fetched_at, profile=profile))
 
 
 async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str, **profile: object) -> int:
-    existing = await fetch_value(conn, "SELECT id FROM actors WHERE uri = ?", (uri,))
+    existing = await fetch_value(conn, _ACTOR_ID_BY_URI, (uri,))
     if existing is None:
         return await insert_actor(conn, uri=uri, is_local=False, now=now, fetched_at=now, **profile)
     await update_actor_profile(conn, existing, now=now, fetched_at=now, **profile)
     return int(existing)
+
+
+def actor_id_by_uri_sync(conn: sqlite3.Connection, uri: str) -> int | None:
+    """The id of the actor with this uri. Synchronous: for Database.write_batch."""
+    row = conn.execute(_ACTOR_ID_BY_URI, (uri,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def upsert_remote_actor_sync(conn: sqlite3.Connection, *, uri: str, now: str, existing: int | None,
+                             profile: dict[str, object]) -> int:
+    """upsert_remote_actor for Database.write_batch, the caller having looked up `existing`
+    (actor_id_by_uri_sync) in the same transaction."""
+    if existing is None:
+        cur = conn.execute(*_insert_statement(uri=uri, is_local=False, now=now, fetched_at=now, profile=profile))
+        return int(cur.lastrowid)
+    conn.execute(*_update_statement(existing, now=now, fetched_at=now, profile=profile))
+    return existing
+
+
+def get_actors_by_ids_sync(conn: sqlite3.Connection, actor_ids: list[int]) -> dict[int, Actor]:
+    """These actors by id (at most 999 at once). Synchronous: for Database.write_batch."""
+    if not actor_ids:
+        return {}
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    rows = cur.execute(f"SELECT * FROM actors WHERE id IN ({', '.join('?' for _ in actor_ids)})",
+                       tuple(actor_ids)).fetchall()
+    actors = from_rows(Actor, rows)
+    return {actor.id: actor for actor in actors}
 
 
 async def mark_actor_deleted(conn: aiosqlite.Connection, actor_id: int, now: str) -> None:
