@@ -2,7 +2,8 @@
 serving Mastodon-shaped actor documents with their public keys so fedserver can fetch them.
 
 Actor `k<N>-<anything>` publishes public key number N of the benchmark's key pool. GET /_stats
-answers how many actor documents were served (to count key fetches).
+answers how many actor documents were served (to count key fetches), and how many of those GETs
+were signed.
 
 Run: python bench/remote_actors.py KEYFILE PORTCOUNT READYFILE"""
 from __future__ import annotations
@@ -27,6 +28,8 @@ def build_app(public_pems: list[str], stats: dict[str, int]) -> web.Application:
         except (ValueError, IndexError):
             return web.json_response({"error": "not found"}, status=404)
         stats["actor_gets"] += 1
+        if "Signature" in request.headers or "Signature-Input" in request.headers:
+            stats["signed_gets"] += 1  # fedserver signs every fetch (authorized-fetch peers need it)
         base = f"http://{request.host}"
         uri = f"{base}/users/{name}"
         doc = {
@@ -60,7 +63,7 @@ async def serve(keyfile: Path, port_count: int, ready: Path) -> None:
     from fedserver.activitypub.keys import public_pem_from_private
 
     pems = [public_pem_from_private(k) for k in json.loads(keyfile.read_text())]
-    stats = {"actor_gets": 0, "inbox_posts": 0}
+    stats = {"actor_gets": 0, "signed_gets": 0, "inbox_posts": 0}
     runner = web.AppRunner(build_app(pems, stats), access_log=None)
     await runner.setup()
     ports = []
