@@ -6,15 +6,27 @@ body, pre-signed, to the same sink with the same concurrency limits, in the same
     python -m bench.fanout                     # 10,000 followers, 500 hosts, 3 + 2 rounds
     python -m bench.fanout --profile           # also py-spy the server during a personal-inbox round
     python -m bench.fanout --profile shared    # ... during the first shared-inbox round instead
+    python -m bench.fanout --profile shared --profile-round 2   # ... during its second round
+                                               # (FANOUT_PROFILE_OUT=FILE keeps py-spy's raw samples)
+    python -m bench.fanout --timeline          # fedserver's arrivals per 20 ms, every round
 
 Followers are inserted directly into the SQLite file (remote actors + accepted follows); the post is
 made with `fedserver post` (the CLI), which commits the post and its queued deliveries; the running
 server's delivery worker picks them up (an idle worker notices another process's commit through
 PRAGMA data_version, within 50 ms while it has been busy recently, 250 ms after a quiet spell).
 Large claims are signed in fedserver's signing process, whose CPU is shown beside the server's.
-The bare client opens new connections every round; fedserver keeps its connections to the sink's
-ports alive between rounds (as it would between posts to the same servers), so round 1 is the
-like-for-like comparison, with cold connections on both sides.
+
+Like for like: before every timed run, fedserver's and the bare client's alike, the sink closes all
+its connections (as servers do after their keep-alive timeout, which is shorter than the time
+between two posts to the same servers), so every round starts with cold connections on both sides.
+Earlier versions of this benchmark kept fedserver's connections warm from round 2 on while the bare
+client always started cold, which flattered fedserver (a warm bare client is ~2x as fast on 500
+hosts; bench/RESULTS.md).
+
+Every delivery needs an RSA signature (one per shared inbox, one per personal inbox), so each round
+also measures the machine's RSA-2048 signing rate on one and on two cores, and prints fedserver's
+rate against the lower of that two-core rate and the bare client's, and the CPU time per delivery of
+fedserver (server + signing process), the bare client and the sink.
 """
 from __future__ import annotations
 
@@ -136,6 +148,41 @@ def _sign(job: tuple[str, bytes]) -> tuple[str, dict]:
     return url, sign_request("POST", url, body=body, key_id=_ALICE["key_id"], private_key_pem=_ALICE["pem"])
 
 
+def sign_ceiling(pem: str, cores: int, seconds: float) -> float:
+    """RSA-2048 signatures per second on `cores` processes signing side by side for `seconds`."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_sign_for, args=(pem, seconds, start, results), daemon=True) for _ in range(cores)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    try:
+        counts = [results.get(timeout=seconds + 30) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+    return sum(n / elapsed for n, elapsed in counts)
+
+
+def _sign_for(pem: str, seconds: float, start, results) -> None:
+    from fedserver.activitypub.httpsig import sign_message
+    from fedserver.activitypub.keys import load_private_key
+
+    key = load_private_key(pem)
+    start.wait(30)
+    t = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t < seconds:
+        sign_message(key, b"(request-target): post /inbox\nhost: x\ndate: y\ndigest: z" + n.to_bytes(4, "big"))
+        n += 1
+    results.put((n, time.perf_counter() - t))
+
+
 def bare_client(requests: list[tuple[str, dict]], body: bytes, limit: int, per_host: int, timeout: float) -> dict:
     """POST every pre-signed request with a plain aiohttp client (run in a child process)."""
     import multiprocessing as mp
@@ -170,9 +217,9 @@ def _bare_child(conn, requests, body, limit, per_host, timeout) -> None:
                         await resp.read()
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             await asyncio.wait_for(asyncio.gather(*(one(u, h) for u, h in requests)), timeout=timeout)
-            return {"elapsed": time.perf_counter() - start, "statuses": statuses}
+            return {"elapsed": time.perf_counter() - start, "cpu": time.process_time() - cpu, "statuses": statuses}
 
     try:
         conn.send(asyncio.run(run()))
@@ -194,6 +241,23 @@ def children_cpu(pid: int) -> dict[int, float]:
     return found
 
 
+def cold_sink(port: int) -> None:
+    """Zero the sink's counts and close every connection to it: the next run starts cold."""
+    sink_call(port, "/_reset?close=1", "POST")
+    time.sleep(0.3)  # the clients see the connections close before they send again
+    sink_call(port, "/_reset", "POST")
+
+
+def timeline(times: list[float], step: float = 0.02) -> str:
+    if not times:
+        return "(none)"
+    first = min(times)
+    bins = [0] * (int((max(times) - first) / step) + 1)
+    for t in times:
+        bins[int((t - first) / step)] += 1
+    return " ".join(str(n) for n in bins)
+
+
 def wait_for_arrivals(port: int, expected: int, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -211,7 +275,10 @@ def main() -> int:
     p.add_argument("--personal-rounds", type=int, default=2)
     p.add_argument("--timeout", type=float, default=120.0, help="longest wait for one post to reach everyone")
     p.add_argument("--profile", nargs="?", const="personal", choices=("personal", "shared"),
-                   help="py-spy the server during the first round of this mode (default personal)")
+                   help="py-spy the server during a round of this mode (default personal)")
+    p.add_argument("--profile-round", type=int, default=1, help="which round --profile samples (default 1)")
+    p.add_argument("--timeline", action="store_true",
+                   help="print fedserver's arrivals per 20 ms from the first one, for every round")
     args = p.parse_args()
 
     header(f"fan-out: one public post to {args.followers} followers on {args.hosts} hosts")
@@ -255,12 +322,12 @@ def main() -> int:
                 expected = len(ports) if mode == "shared" else args.followers
                 signed: list[tuple[str, dict]] | None = None
                 for r in range(rounds):
-                    sink_call(ports[0], "/_reset", "POST")
+                    cold_sink(ports[0])
                     cpu0, sink_cpu0 = cpu_seconds(server.pid), cpu_seconds(sink_pid)
                     child_cpu0 = children_cpu(server.pid)
                     t0 = time.time()
-                    profile = args.profile == mode and r == 0
-                    out = server.directory / "fanout-profile.txt"
+                    profile = args.profile == mode and r == args.profile_round - 1
+                    out = Path(os.environ.get("FANOUT_PROFILE_OUT") or server.directory / "fanout-profile.txt")
                     # A shared round lasts well under a second: sample it more often.
                     rate = 1000 if mode == "shared" else 250
                     with (py_spy(server.pid, out, 20, rate=rate) if profile else _nothing()):
@@ -290,6 +357,8 @@ def main() -> int:
                           f" sink CPU {100 * row['sink_cpu']:.0f}%")
                     if stats["errors"]:
                         print(f"   sink errors: {stats['errors']}")
+                    if args.timeline:
+                        print("   arrivals per 20 ms: " + timeline(sink_call(ports[0], "/_stats?times=1")["times"]))
                     if profile:
                         print(summarize_profile(out, 20, rate=rate))
                     # The ceiling: the same body, pre-signed, POSTed by a bare aiohttp client.
@@ -300,9 +369,11 @@ def main() -> int:
                             "SELECT inbox_url FROM deliveries d JOIN outbound_activities o ON o.id = d.activity_id"
                             " WHERE o.object_uri = ?", (uri,))]
                         signed = list(signer.map(_sign, [(u, body) for u in targets], chunksize=64))
-                    sink_call(ports[0], "/_reset", "POST")
+                    cold_sink(ports[0])
+                    bare_sink_cpu0 = cpu_seconds(sink_pid)
                     b = bare_client(signed, body, concurrency, per_host, args.timeout)
                     bstats = sink_call(ports[0], "/_stats")
+                    bare_sink_cpu = cpu_seconds(sink_pid) - bare_sink_cpu0
                     bwindow = max(1e-6, (bstats["last"] or 0) - (bstats["first"] or 0))
                     row["bare_rate_window"] = bstats["verified"] / bwindow
                     row["bare_elapsed"] = b.get("elapsed", float("nan"))
@@ -310,6 +381,24 @@ def main() -> int:
                     print(f"{mode} round {r + 1} bare client: {bstats['verified']}/{len(signed)} verified in"
                           f" {row['bare_elapsed']:.2f}s, {row['bare_rate_window']:.0f} deliveries/s first->last;"
                           f" ratio fedserver/bare {row['ratio']:.2f}")
+                    # Every delivery needs a signature: the machine's signing rate is a ceiling too.
+                    row["sign_one_core"] = sign_ceiling(alice_pem, 1, 0.5)
+                    row["sign_two_cores"] = sign_ceiling(alice_pem, 2, 0.5)
+                    row["ceiling"] = min(row["bare_rate_window"], row["sign_two_cores"])
+                    row["ratio_to_ceiling"] = row["rate_window"] / row["ceiling"]
+                    # CPU per delivery (ms): what the machine's two cores are shared between.
+                    delivered = max(1, row["verified"])
+                    row["cpu_ms_fedserver"] = 1000 * (cpu + child_cpu) / delivered
+                    row["cpu_ms_signing"] = 1000 * child_cpu / delivered
+                    row["cpu_ms_sink"] = 1000 * sink_cpu / delivered
+                    row["cpu_ms_bare"] = 1000 * b.get("cpu", float("nan")) / max(1, bstats["verified"])
+                    row["cpu_ms_sink_bare"] = 1000 * bare_sink_cpu / max(1, bstats["verified"])
+                    print(f"{mode} round {r + 1} ceilings: RSA-2048 signing {row['sign_one_core']:.0f}/s on one core,"
+                          f" {row['sign_two_cores']:.0f}/s on two; fedserver / min(bare, two-core signing)"
+                          f" {row['ratio_to_ceiling']:.2f}; CPU ms per delivery: fedserver"
+                          f" {row['cpu_ms_fedserver']:.3f} (signing process {row['cpu_ms_signing']:.3f}) + sink"
+                          f" {row['cpu_ms_sink']:.3f}, bare client {row['cpu_ms_bare']:.3f} + sink"
+                          f" {row['cpu_ms_sink_bare']:.3f}")
                     results[mode].append(row)
             loaded_rss, peak_rss = rss_mib(server.pid)
             child_rss = sum(rss_mib(child)[0] for child in children_cpu(server.pid))
@@ -327,8 +416,24 @@ def main() -> int:
                   f" {people} followers reached in {m['reach_s']:.2f}s ({m['reach_after_cli_s']:.2f}s after the CLI"
                   f" returned); {m['rate_window']:.0f} deliveries/s vs bare client {m['bare_rate_window']:.0f}/s"
                   f" -> ratio {m['ratio']:.2f} (target >= 0.7); server CPU {100 * m['server_cpu']:.0f}%"
-                  f" (+ {100 * m['children_cpu']:.0f}% signing process); round 1 alone (cold connections on both"
-                  f" sides) {rows[0]['ratio']:.2f}")
+                  f" (+ {100 * m['children_cpu']:.0f}% signing process); round 1 alone (the first post since the server"
+                  f" started) {rows[0]['ratio']:.2f}")
+            print(f"{'':8s}  every round with cold connections on both sides; ratios per round"
+                  f" {' / '.join(f'{row_ratio:.2f}' for row_ratio in (r['ratio'] for r in rows))}; RSA-2048 signing"
+                  f" {m['sign_one_core']:.0f}/s one core, {m['sign_two_cores']:.0f}/s two cores -> fedserver /"
+                  f" min(bare, two-core signing) {m['ratio_to_ceiling']:.2f}; CPU ms per delivery fedserver"
+                  f" {m['cpu_ms_fedserver']:.3f} (signing {m['cpu_ms_signing']:.3f}), bare client"
+                  f" {m['cpu_ms_bare']:.3f}, sink {m['cpu_ms_sink']:.3f}")
+            # A model, not a measurement: a client as lean as the bare one that also made each
+            # delivery's signature would cost the bare client's CPU per delivery, plus one signature,
+            # plus the sink's; the machine's two cores cap it at this rate.
+            signed_bare_ms = m["cpu_ms_bare"] + m["cpu_ms_sink_bare"] + 1000 / m["sign_one_core"]
+            model = 2 * 1000 / signed_bare_ms
+            summary[mode]["signed_bare_model"] = model
+            print(f"{'':8s}  model: the bare client plus one RSA signature per delivery needs {signed_bare_ms:.3f} ms"
+                  f" of CPU per delivery with the sink's, at most {model:.0f}/s on two cores; fedserver"
+                  f" {m['rate_window']:.0f}/s = {m['rate_window'] / model:.2f} of that"
+                  f" ({m['cpu_ms_fedserver'] + m['cpu_ms_sink']:.3f} ms per delivery with the sink's)")
         print(f"server RSS idle {idle_rss:.1f} MiB, after {loaded_rss:.1f} MiB (peak {peak_rss:.1f});"
               f" signing process {child_rss:.1f} MiB")
         print("JSON " + json.dumps(summary))

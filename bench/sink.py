@@ -1,7 +1,10 @@
 """A delivery sink for the fan-out benchmark: one aiohttp server listening on many 127.0.0.1 ports
 (each port a distinct remote "host"), verifying the HTTP signature of every POST with
 fedserver.activitypub.httpsig.extract_signature and the sender's public key, and counting arrivals,
-distinct signatures and failures. GET /_stats answers the counts; POST /_reset zeroes them.
+distinct signatures and failures. GET /_stats answers the counts (with ?times=1 also every arrival's
+time); POST /_reset zeroes them, and with ?close=1 also closes every open connection (this request's
+own once answered), as a server does when its keep-alive timeout runs out: the next round starts with
+cold connections, whichever client sent the last one.
 
 Run: python bench/sink.py PUBLIC_KEY_PEM_FILE PORTCOUNT READYFILE"""
 from __future__ import annotations
@@ -19,13 +22,13 @@ from fedserver.activitypub.httpsig import SignatureError, extract_signature
 from fedserver.activitypub.keys import load_public_key
 
 
-def build_app(public_pem: str) -> tuple[web.Application, dict]:
+def build_app(public_pem: str, runner: list[web.AppRunner] | None = None) -> tuple[web.Application, dict]:
     key = load_public_key(public_pem)  # parsed once: the sink must not be the bottleneck
     state: dict = {}
 
     def reset() -> None:
         state.update(arrivals=0, verified=0, failed=0, signatures=set(), first=None, last=None, errors={},
-                     paths=set())
+                     paths=set(), times=[])
 
     reset()
 
@@ -35,6 +38,7 @@ def build_app(public_pem: str) -> tuple[web.Application, dict]:
         state["arrivals"] += 1
         state["first"] = state["first"] or now
         state["last"] = now
+        state["times"].append(now)
         try:
             pending = extract_signature(request.method, request.raw_path, request.headers, body, scheme="http")
             pending.verify(key)
@@ -48,13 +52,23 @@ def build_app(public_pem: str) -> tuple[web.Application, dict]:
         return web.Response(status=202)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({**{k: v for k, v in state.items() if k not in ("signatures", "paths")},
+        hidden = ("signatures", "paths") if request.query.get("times") else ("signatures", "paths", "times")
+        return web.json_response({**{k: v for k, v in state.items() if k not in hidden},
                                   "distinct_signatures": len(state["signatures"]),
                                   "distinct_targets": len(state["paths"])})
 
     async def do_reset(request: web.Request) -> web.Response:
         reset()
-        return web.json_response({"ok": True})
+        closed = 0
+        if request.query.get("close") and runner:
+            server = runner[0].server
+            for connection in server.connections if server is not None else []:
+                if connection.transport is request.transport:
+                    connection.close()  # after this answer
+                else:
+                    connection.force_close()  # idle, or a request in flight that the reset voids
+                closed += 1
+        return web.json_response({"ok": True, "closed": closed})
 
     app = web.Application()
     app.router.add_post("/inbox", inbox)
@@ -65,8 +79,10 @@ def build_app(public_pem: str) -> tuple[web.Application, dict]:
 
 
 async def serve(pem_file: Path, port_count: int, ready: Path) -> None:
-    app, _ = build_app(pem_file.read_text())
+    holder: list[web.AppRunner] = []
+    app, _ = build_app(pem_file.read_text(), holder)
     runner = web.AppRunner(app, access_log=None)
+    holder.append(runner)
     await runner.setup()
     ports = []
     for _ in range(port_count):
