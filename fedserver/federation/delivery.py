@@ -8,6 +8,7 @@ which records a batch of them in one transaction (delivery_outcomes.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter, deque
@@ -89,6 +90,11 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         self.outcomes.start()
+        # A server that just started is treated as busy (its first post is often moments away): the
+        # idle worker looks for deliveries queued by another process every WATCH_SECONDS, not every
+        # QUIET_WATCH_SECONDS, for BUSY_SECONDS. Without this, a `fedserver post` right after start
+        # waited up to 0.25 s for its first delivery (bench/RESULTS.md, fanout).
+        self._last_claim = asyncio.get_running_loop().time()
         while True:
             try:
                 if self.held_hosts.stale():
@@ -177,8 +183,11 @@ class DeliveryWorker:
     async def _wait_for_wakeup(self, timeout: float) -> None:
         wakeup = self.ctx.delivery_wakeup
         try:
-            await asyncio.wait_for(wakeup.wait(), timeout=timeout if timeout > 0 else 0.05)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: wait_for makes a task per call, and this runs while a
+            # fan-out is being sent.
+            async with asyncio.timeout(timeout if timeout > 0 else 0.05):
+                await wakeup.wait()
+        except TimeoutError:
             pass
         wakeup.clear()
 
@@ -261,8 +270,10 @@ class DeliveryWorker:
         self._host_load[delivery.host] -= 1
         if self._host_load[delivery.host] <= 0:
             del self._host_load[delivery.host]
-        # Room to claim more, and a retry may now be due: let the loop look again.
-        self.ctx.delivery_wakeup.set()
+        # Room to claim more (and a retry may now be due): let the loop look again. At or above the
+        # refill mark it would find no room, so it is not woken for every delivery of a fan-out.
+        if len(self._claimed) < self._refill_below:
+            self.ctx.delivery_wakeup.set()
 
     def _outcome(self, delivery: ClaimedDelivery, state: State, **fields: Any) -> None:
         clock = self.ctx.clock
@@ -281,11 +292,13 @@ class DeliveryWorker:
         status: int | None = None
         error = ""
         timeout = ctx.settings.federation.delivery_timeout_seconds
+        fetcher = ctx.fetcher
         try:
             # The shared fetcher's deadline is fetch_timeout_seconds; a delivery has its own (the claim
-            # lease is computed from it), so bound the POST by it too.
-            async with asyncio.timeout(timeout):
-                status = await ctx.fetcher.post(delivery.inbox_url, activity.body, headers=job.headers)
+            # lease is computed from it), so bound the POST by it too, unless the fetcher's is shorter
+            # (the default: 10 s against 15 s), which bounds the whole POST already.
+            async with (asyncio.timeout(timeout) if fetcher.timeout > timeout else contextlib.nullcontext()):
+                status = await fetcher.post(delivery.inbox_url, activity.body, headers=job.headers)
         except FetchBlocked as exc:
             self._finish_failed(job, None, f"refused: {exc}")
             return

@@ -77,12 +77,15 @@ class DeliverySigner:
             by_key[item[1].private_key_pem].append(item)
         chunks = [items[i:i + self.chunk] for items in by_key.values() for i in range(0, len(items), self.chunk)]
         if not self.process.ready:
-            # Signing here while the process starts beats waiting ~0.1 s for it.
+            # Signing here while the process starts (~0.1 s, more on a busy machine) beats waiting for
+            # it; once it is ready, the rest of the claim goes there rather than all of it being
+            # signed on the event loop (96 rows: 26 ms).
             self._start_process()
-            for chunk in chunks:
-                yield _sign_here(chunk)
+            while chunks and not self.process.ready:
+                yield _sign_here(chunks.pop(0))
                 await asyncio.sleep(0)  # let this chunk's POSTs start
-            return
+            if not chunks:
+                return
         # All chunks are queued in the signing process at once; it answers them in order.
         pending = [asyncio.ensure_future(self.process.sign(chunk[0][1].private_key_pem,
                                                            [unsigned.message for _, _, unsigned in chunk]))
