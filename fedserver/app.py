@@ -6,20 +6,16 @@ import logging
 
 from aiohttp import web
 
-from fedserver import __version__
-from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
-from fedserver.context import CTX_KEY, Context
+from fedserver.context import CTX_KEY, close_context, open_context
 from fedserver.corpus import api as corpus_api
 from fedserver.corpus import sync as corpus_sync
-from fedserver.db import Database, migrate
 from fedserver.federation import routes as federation_routes
 from fedserver.federation.delivery import DeliveryWorker
 from fedserver.federation.inbox import handle_inbox
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
-from fedserver.services.accounts import ensure_instance_actor
 from fedserver.web import admin as web_admin
 from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
@@ -32,39 +28,6 @@ log = logging.getLogger(__name__)
 
 DELIVERY_WORKER_KEY = web.AppKey("delivery_worker", DeliveryWorker)
 WORKERS_KEY = web.AppKey("workers", list)
-
-
-
-def user_agent(settings: Settings) -> str:
-    return f"fedserver/{__version__} (+{settings.base_url}/)"
-
-
-def make_fetcher(settings: Settings, key_id: str | None = None, private_key_pem: str | None = None,
-                 timeout: float | None = None) -> RemoteFetcher:
-    fed = settings.federation
-    return RemoteFetcher(
-        allow_private=fed.allow_private_addresses, allow_http=settings.instance.scheme == "http",
-        timeout=timeout or fed.fetch_timeout_seconds, max_body=fed.max_fetch_body_bytes,
-        user_agent=user_agent(settings),
-        signer=httpsig_signer(key_id, private_key_pem) if key_id and private_key_pem else None,
-        limit=max(100, fed.delivery_concurrency * 2), limit_per_host=fed.delivery_per_host_concurrency * 2)
-
-
-async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
-    """Open the database (migrating it) and a fetcher signing as the instance actor."""
-    db = Database(settings.database_path)
-    await db.open()
-    await migrate(db)
-    ctx = Context(settings=settings, db=db, fetcher=make_fetcher(settings), clock=clock)
-    instance_actor, account = await ensure_instance_actor(ctx)
-    await ctx.fetcher.close()
-    ctx.fetcher = make_fetcher(settings, instance_actor.key_id, account.private_key_pem)
-    return ctx
-
-
-async def close_context(ctx: Context) -> None:
-    await ctx.fetcher.close()
-    await ctx.db.close()
 
 
 @web.middleware

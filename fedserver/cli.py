@@ -121,7 +121,7 @@ def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = 
 
 
 async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
-    from fedserver.app import close_context, open_context
+    from fedserver.context import close_context, open_context
 
     ctx = await open_context(settings)
     try:
@@ -150,14 +150,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run_command(ctx, args: argparse.Namespace) -> int:
-    from fedserver.services import accounts, follows, interactions, posting, status
-
+    # Each command imports the services it calls: the federation ones bring aiohttp, whose import is a
+    # large share of a command's start-up.
     cmd = args.command
     if cmd in cli_corpus.COMMANDS:
         return await cli_corpus.run(ctx, args)
     if cmd == "migrate":
         print("database is up to date")
     elif cmd == "user" and args.user_command == "create":
+        from fedserver.services import accounts
+
         password = None
         if args.password_file:
             try:
@@ -170,6 +172,8 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         if created.password is not None:
             print(f"password: {created.password}")
     elif cmd == "user" and args.user_command == "list":
+        from fedserver.services import accounts
+
         for actor, account in await accounts.list_accounts(ctx):
             flags = [f for f, on in (("admin", account.is_admin), ("locked", actor.manually_approves_followers),
                                      ("suspended", actor.suspended_at), ("deleted", actor.deleted_at)) if on]
@@ -184,7 +188,31 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
 
         await auth.delete_account(ctx, args.name, by_admin=True)
         print(f"deleted {args.name}")
-    elif cmd == "follow":
+    elif cmd in ("follow", "unfollow", "requests"):
+        await _run_follows(ctx, args)
+    elif cmd in ("post", "edit", "delete"):
+        await _run_posting(ctx, args)
+    elif cmd in ("like", "unlike", "boost", "unboost"):
+        from fedserver.services import interactions
+
+        await getattr(interactions, cmd)(ctx, args.local, args.post_url)
+        print(f"{cmd}d {args.post_url}" if cmd.endswith("e") else f"{cmd}ed {args.post_url}")
+    elif cmd in ("domain-block", "status"):
+        await _run_status(ctx, args)
+    elif cmd == "invite":
+        from fedserver.services import auth
+
+        code = await auth.create_invite(ctx, max_uses=max(1, args.uses), days=args.days or None, created_by="cli")
+        print(f"invite code: {code}")
+        print(f"sign-up link: {ctx.urls.base}/auth/sign_up?invite={code}")
+    return 0
+
+
+async def _run_follows(ctx, args: argparse.Namespace) -> None:
+    from fedserver.services import follows
+
+    cmd = args.command
+    if cmd == "follow":
         record = await follows.follow(ctx, args.local, args.handle)
         print(f"{args.local} follows {args.handle}: {record.state}")
     elif cmd == "unfollow":
@@ -198,22 +226,29 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
             await follows.answer_follow_request(ctx, args.local, args.handle,
                                                 accept=args.requests_command == "approve")
             print(f"{'approved' if args.requests_command == 'approve' else 'rejected'} {args.handle}")
-    elif cmd == "post":
+
+
+async def _run_posting(ctx, args: argparse.Namespace) -> None:
+    from fedserver.services import posting
+
+    if args.command == "post":
         post = await posting.create_post(ctx, args.local, posting.Draft(
             text=args.text, visibility=args.visibility, content_warning=args.cw, reply_to=args.reply_to,
             language=args.language))
         print(post.uri)
-    elif cmd == "edit":
+    elif args.command == "edit":
         post = await posting.edit_post(ctx, args.local, args.post_url, posting.Draft(text=args.text,
                                                                                     content_warning=args.cw))
         print(post.uri)
-    elif cmd == "delete":
+    else:
         await posting.delete_post(ctx, args.local, args.post_url)
         print(f"deleted {args.post_url}")
-    elif cmd in ("like", "unlike", "boost", "unboost"):
-        await getattr(interactions, cmd)(ctx, args.local, args.post_url)
-        print(f"{cmd}d {args.post_url}" if cmd.endswith("e") else f"{cmd}ed {args.post_url}")
-    elif cmd == "domain-block":
+
+
+async def _run_status(ctx, args: argparse.Namespace) -> None:
+    from fedserver.services import status
+
+    if args.command == "domain-block":
         if args.domain_command == "list":
             for block in await status.list_domain_blocks(ctx):
                 print(f"{block['domain']}\t{block['reason']}")
@@ -223,26 +258,19 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         else:
             await status.unblock_domain(ctx, args.domain)
             print(f"unblocked {args.domain}")
-    elif cmd == "invite":
-        from fedserver.services import auth
-
-        code = await auth.create_invite(ctx, max_uses=max(1, args.uses), days=args.days or None, created_by="cli")
-        print(f"invite code: {code}")
-        print(f"sign-up link: {ctx.urls.base}/auth/sign_up?invite={code}")
-    elif cmd == "status":
-        report = await status.queue_status(ctx)
-        print(f"deliveries: {report['deliveries']['pending']} pending, {report['deliveries']['delivered']} delivered,"
-              f" {report['deliveries']['failed']} failed")
-        print(f"inbox: {report['inbox_pending']} pending")
-        if report["failing_hosts"]:
-            print("failing hosts:")
-            for host in report["failing_hosts"]:
-                state = "unavailable" if host["unavailable_since"] else "failing"
-                print(f"  {host['host']}\t{state}\tfailure days: {host['failure_days']}\tlast failure:"
-                      f" {host['last_failure_at']}")
-        else:
-            print("failing hosts: none")
-    return 0
+        return
+    report = await status.queue_status(ctx)
+    print(f"deliveries: {report['deliveries']['pending']} pending, {report['deliveries']['delivered']} delivered,"
+          f" {report['deliveries']['failed']} failed")
+    print(f"inbox: {report['inbox_pending']} pending")
+    if report["failing_hosts"]:
+        print("failing hosts:")
+        for host in report["failing_hosts"]:
+            state = "unavailable" if host["unavailable_since"] else "failing"
+            print(f"  {host['host']}\t{state}\tfailure days: {host['failure_days']}\tlast failure:"
+                  f" {host['last_failure_at']}")
+    else:
+        print("failing hosts: none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,4 +320,4 @@ def _is_user_error(exc: Exception) -> bool:
     from fedserver.services.remote_actors import ActorNotFound
 
     return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound,
-                            *cli_corpus.USER_ERRORS))
+                            *cli_corpus.user_errors()))

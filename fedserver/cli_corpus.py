@@ -8,15 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedserver.corpus.export import DEFAULT_SHARD_SIZE, ExportError
-from fedserver.corpus.manifest import ReleaseError
-from fedserver.corpus.shards import DEFAULT_GZIP_LEVEL
+from fedserver.corpus.defaults import DEFAULT_GZIP_LEVEL, DEFAULT_SHARD_SIZE
 from fedserver.corpus.terms import LICENSES
-from fedserver.services.consent import ConsentError
-from fedserver.services.researchers import ResearcherError
 
+# Services are imported by the commands that use them: `fedserver --help` and the other commands
+# start without the exporter and rdflib.
 COMMANDS = ("consent", "researcher", "corpus")
-USER_ERRORS: tuple[type[Exception], ...] = (ConsentError, ResearcherError, ExportError, ReleaseError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What these commands raise for a reason the person can act on (printed, exit status 1)."""
+    from fedserver.corpus.export import ExportError
+    from fedserver.corpus.manifest import ReleaseError
+    from fedserver.services.consent import ConsentError
+    from fedserver.services.researchers import ResearcherError
+
+    return (ConsentError, ResearcherError, ExportError, ReleaseError)
 
 
 def add_parsers(sub: Any) -> None:
@@ -65,14 +72,14 @@ def add_parsers(sub: Any) -> None:
 
 
 async def run(ctx: Any, args: argparse.Namespace) -> int:
-    from fedserver.corpus import sync
-    from fedserver.services import accounts, consent
-    from fedserver.store import corpus as corpus_store
-
     if args.command == "researcher":
         return await _run_researcher(ctx, args)
     if args.command == "corpus":
         return await _run_corpus(ctx, args)
+    from fedserver.corpus import sync
+    from fedserver.services import accounts, consent
+    from fedserver.store import corpus as corpus_store
+
     if args.command == "consent":
         if args.consent_command == "show":
             actor = await accounts.require_local_actor(ctx, args.user)
@@ -86,7 +93,7 @@ async def run(ctx: Any, args: argparse.Namespace) -> int:
             print(f"posts in the corpus now: {count}")
         elif args.consent_command == "set":
             if args.train_ai == "allow" and (not args.license or not args.scope):
-                raise ConsentError("--train-ai allow needs --license and --scope")
+                raise consent.ConsentError("--train-ai allow needs --license and --scope")
             event = await consent.set_training_consent(
                 ctx, args.user, args.train_ai, license=args.license, scope=args.scope,
                 include_unlisted=args.include_unlisted, source="admin", note=args.note or "set by an admin")

@@ -1,27 +1,35 @@
 """What every service call needs: settings, the database, the remote fetcher, the clock, URLs, and the
-wake-up signals of this process's workers (lost with the process, which is fine: workers also poll)."""
+wake-up signals of this process's workers (lost with the process, which is fine: workers also poll);
+open_context and close_context make and release one, for the server and for CLI commands alike."""
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from fedserver.activitypub.fetch import RemoteFetcher
+from fedserver import __version__
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
-from fedserver.db import Database
+from fedserver.db import Database, migrate
 from fedserver.urls import Urls
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from fedserver.activitypub.fetch import RemoteFetcher
+
+    CTX_KEY: web.AppKey[Context]
 
 
 @dataclass
 class Context:
     settings: Settings
     db: Database
-    fetcher: RemoteFetcher
     clock: Clock = SYSTEM_CLOCK
     delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # The key the fetcher signs with (the instance actor's): key id and private key PEM.
+    signing_key: tuple[str, str] | None = None
 
     @property
     def urls(self) -> Urls:
@@ -31,6 +39,65 @@ class Context:
             cached = self.__dict__["_urls"] = Urls(self.settings.base_url)
         return cached
 
+    @property
+    def fetcher(self) -> RemoteFetcher:
+        # Built on first use: most CLI commands never fetch, and a fetcher needs aiohttp, whose import
+        # is a large share of a command's start-up.
+        fetcher = self.__dict__.get("_fetcher")
+        if fetcher is None:
+            key_id, private_key_pem = self.signing_key or (None, None)
+            fetcher = self.__dict__["_fetcher"] = make_fetcher(self.settings, key_id, private_key_pem)
+        return fetcher
 
-# How aiohttp handlers find the Context: request.app[CTX_KEY].
-CTX_KEY = web.AppKey("ctx", Context)
+    async def close_fetcher(self) -> None:
+        fetcher = self.__dict__.pop("_fetcher", None)
+        if fetcher is not None:
+            await fetcher.close()
+
+
+def __getattr__(name: str) -> Any:
+    # How aiohttp handlers find the Context: request.app[CTX_KEY]. Made on first use, for the same
+    # reason as the fetcher: commands that never serve HTTP do not import aiohttp.
+    if name == "CTX_KEY":
+        from aiohttp import web
+
+        key = globals()["CTX_KEY"] = web.AppKey("ctx", Context)
+        return key
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def user_agent(settings: Settings) -> str:
+    return f"fedserver/{__version__} (+{settings.base_url}/)"
+
+
+def make_fetcher(settings: Settings, key_id: str | None = None, private_key_pem: str | None = None,
+                 timeout: float | None = None) -> RemoteFetcher:
+    from fedserver.activitypub.fetch import RemoteFetcher, httpsig_signer
+
+    fed = settings.federation
+    return RemoteFetcher(
+        allow_private=fed.allow_private_addresses, allow_http=settings.instance.scheme == "http",
+        timeout=timeout or fed.fetch_timeout_seconds, max_body=fed.max_fetch_body_bytes,
+        user_agent=user_agent(settings),
+        signer=httpsig_signer(key_id, private_key_pem) if key_id and private_key_pem else None,
+        limit=max(100, fed.delivery_concurrency * 2), limit_per_host=fed.delivery_per_host_concurrency * 2)
+
+
+async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
+    """Open the database (migrating it) and make sure the instance actor exists; the fetcher signs
+    as it."""
+    from fedserver.services.accounts import ensure_instance_actor  # services import this module
+
+    db = Database(settings.database_path)
+    await db.open()
+    await migrate(db)
+    ctx = Context(settings=settings, db=db, clock=clock)
+    instance_actor, account = await ensure_instance_actor(ctx)
+    if instance_actor.key_id and account.private_key_pem:
+        ctx.signing_key = (instance_actor.key_id, account.private_key_pem)
+    return ctx
+
+
+async def close_context(ctx: Context) -> None:
+    await ctx.close_fetcher()
+    await ctx.db.close()

@@ -19,12 +19,10 @@ import orjson
 
 from fedserver.corpus import card, gzip_worker
 from fedserver.corpus.card import RECORD_FIELDS
+from fedserver.corpus.defaults import DEFAULT_GZIP_LEVEL
 
 log = logging.getLogger(__name__)
 
-# Level 1 of 1..9: on corpus text it compresses ~3x faster than level 6 for files ~20% larger
-# (bench/export.py measures the levels); the manifest records the level used.
-DEFAULT_GZIP_LEVEL = 1
 # Records go to the compressor encoded in slices of this many (~256 KiB for posts of ~1 KB); the
 # pipe (raised to Linux's default pipe-max-size) holds a few, so handing one over rarely waits for
 # the compressor. Measured on a million records: ~256 KiB a chunk beat 1 MiB by a few percent.

@@ -10,7 +10,6 @@ import aiosqlite
 from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
 from fedserver.corpus.terms import CONSENT_TERMS, LICENSES, PURPOSES, SCOPES, TRAIN_AI
-from fedserver.services import profile
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import consent as consent_store
 from fedserver.store.actors import Actor
@@ -89,6 +88,9 @@ async def set_training_consent(ctx: Context, username: str, choice: str, *, lice
                                note: str = "") -> ConsentEvent:
     """A local person's explicit choice (source 'self'), or an admin acting for them ('admin'). The
     new choice is federated as Update(Person) so other servers learn of it."""
+    # Imported here: it brings the federation services, which the corpus export (verify_log) does not need.
+    from fedserver.services import profile
+
     actor = await require_local_actor(ctx, username)
     async with ctx.db.transaction() as tx:
         event = await record_choice(ctx, tx, actor, choice=choice, license=license, scope=scope,
