@@ -8,6 +8,7 @@ Records are built and encoded here; gzip runs in a compressor process (shards.py
 core."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -16,9 +17,10 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 import aiosqlite
 
@@ -26,10 +28,11 @@ from fedserver import __version__
 from fedserver.context import Context
 from fedserver.corpus import card, croissant
 from fedserver.corpus.card import DatasetFacts
+from fedserver.corpus.defaults import DEFAULT_GZIP_LEVEL, DEFAULT_SHARD_SIZE
 from fedserver.corpus.manifest import (MANIFEST, SIGNATURE, SIGNATURE_INFO, ReleasePlan, describe_file,
                                        manifest_bytes, plan_release, record_release, sign_manifest)
 from fedserver.corpus.records import RECORD_SCHEMA_VERSION, CorpusTally, iter_records
-from fedserver.corpus.shards import DEFAULT_GZIP_LEVEL, SUFFIXES, ShardError, ShardSet
+from fedserver.corpus.shards import SUFFIXES, ShardError, ShardSet
 from fedserver.corpus.sync import corpus_secret, reconcile
 from fedserver.corpus.terms import CONSENT_TERMS, RESEARCHER_TERMS
 from fedserver.db import open_database
@@ -39,7 +42,6 @@ from fedserver.store import corpus as corpus_store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARD_SIZE = 100_000
 FORMATS = {"jsonl": (SUFFIXES["jsonl"], croissant.JSONL), "parquet": (SUFFIXES["parquet"], croissant.PARQUET)}
 README, CROISSANT, REMOVALS = "README.md", "croissant.json", "removals.jsonl"
 _OWN_FILES = {MANIFEST, SIGNATURE, SIGNATURE_INFO, README, CROISSANT, REMOVALS}
@@ -206,11 +208,13 @@ async def _write_shards(conn: aiosqlite.Connection, secret: bytes, root: Path, f
     the shard set's compressor process."""
     shards = ShardSet(root, format, shard_size, total, gzip_level=gzip_level)
     written = 0
+    _keep_heap_slack()
     try:
-        async for batch in iter_records(conn, secret, batch=RECORD_BATCH, scrub_handles=handles, tally=tally):
-            shards.write(batch)
-            written += len(batch)
-            bar.advance(len(batch))
+        with _collector_paused():
+            async for batch in iter_records(conn, secret, batch=RECORD_BATCH, scrub_handles=handles, tally=tally):
+                shards.write(batch)
+                written += len(batch)
+                bar.advance(len(batch))
         shards.close()
     except ShardError as exc:
         shards.abort()
@@ -223,6 +227,41 @@ async def _write_shards(conn: aiosqlite.Connection, secret: bytes, root: Path, f
     if written != total:
         raise ExportError(f"counted {total} records but read {written}; export again")
     return shards.files, shards.records_sha256
+
+
+# mallopt's M_TOP_PAD (glibc's malloc.h): how much freed memory above the heap's top is kept.
+_M_TOP_PAD = -2
+_HEAP_SLACK = 8 << 20
+
+
+def _keep_heap_slack() -> None:
+    """Each batch of records (~4 MB of strings and dicts) is freed once written, and glibc gives
+    freed memory at the top of the heap back to the kernel, so the next batch faulted the same pages
+    in again: ~85,000 page faults, ~0.1 s of an export of 100,000 records. Keeping 8 MiB of slack on
+    top of the heap avoids that (peak RSS +1 MiB). glibc only; elsewhere nothing changes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(_M_TOP_PAD, _HEAP_SLACK)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while records stream. Records hold no cycles and reference
+    counting frees each batch once it is written, but allocating them by the hundred thousand
+    triggers a collector pass every few hundred allocations, each scanning the batch in hand and,
+    every few passes, everything the process has loaded: ~0.1 s of the ~0.75 s that streaming
+    100,000 records takes. (Exports run in the CLI's own process: nothing else there waits on the
+    collector.)"""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def _write_removals(conn: aiosqlite.Connection, root: Path, plan: ReleasePlan) -> int:
