@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_CACHE = Path(os.environ.get("FEDSERVER_BENCH_CACHE", Path.home() / ".cache" / "fedserver-bench"))
@@ -332,16 +332,22 @@ async def run_load(port: int, requests: Sequence[bytes], *, connections: int, du
 def load_in_subprocess(port: int, requests: Sequence[bytes], **kwargs: Any) -> LoadResult:
     """run_load in a separate process, so the generator never shares a core's event loop with what
     it measures."""
+    return run_in_subprocess(run_load, port, requests, what="load generator", **kwargs)
+
+
+def run_in_subprocess(load: Callable[..., Awaitable[Any]], *args: Any, what: str, **kwargs: Any) -> Any:
+    """asyncio.run(load(*args, **kwargs)) in a forked child process and its result (an exception in
+    the child is raised here); `what` names it when it does not finish within its duration + 90 s."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_load_child, args=(child, port, requests, kwargs), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, load, args, kwargs), daemon=True)
     proc.start()
     child.close()
     try:
         if not parent.poll(kwargs.get("duration", 10) + 90):
-            raise RuntimeError("load generator did not finish in time")
+            raise RuntimeError(f"{what} did not finish in time")
         result = parent.recv()
     finally:
         proc.join(5)
@@ -352,9 +358,9 @@ def load_in_subprocess(port: int, requests: Sequence[bytes], **kwargs: Any) -> L
     return result
 
 
-def _load_child(conn, port: int, requests: Sequence[bytes], kwargs: dict[str, Any]) -> None:
+def _child(conn, load: Callable[..., Awaitable[Any]], args: tuple, kwargs: dict[str, Any]) -> None:
     try:
-        conn.send(asyncio.run(run_load(port, requests, **kwargs)))
+        conn.send(asyncio.run(load(*args, **kwargs)))
     except BaseException as exc:  # noqa: BLE001 - handed back to the parent
         conn.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
     finally:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any, Sequence
 
-from bench.common import LoadResult, _read_response
+from bench.common import LoadResult, _read_response, run_in_subprocess
 
 AS2_ACCEPT = "application/activity+json"
 
@@ -71,30 +71,4 @@ async def run_signed_gets(port: int, paths: Sequence[str], *, key_id: str, priva
 
 def signed_gets_in_subprocess(port: int, paths: Sequence[str], **kwargs: Any) -> LoadResult:
     """run_signed_gets in a process of its own (fresh, so nothing of the benchmark shares its core)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, port, list(paths), kwargs), daemon=True)
-    proc.start()
-    child.close()
-    try:
-        if not parent.poll(kwargs.get("duration", 10) + 90):
-            raise RuntimeError("signed-GET client did not finish in time")
-        result = parent.recv()
-    finally:
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-def _child(conn, port: int, paths: list[str], kwargs: dict[str, Any]) -> None:
-    try:
-        conn.send(asyncio.run(run_signed_gets(port, paths, **kwargs)))
-    except BaseException as exc:  # noqa: BLE001 - handed back to the parent
-        conn.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
+    return run_in_subprocess(run_signed_gets, port, list(paths), what="signed-GET client", **kwargs)
