@@ -277,11 +277,13 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def run_load(port: int, requests: Sequence[bytes], *, connections: int, duration: float,
-                   cycle: bool = False, rate: float | None = None) -> LoadResult:
+async def run_load(port: int, requests: Sequence[Any], *, connections: int, duration: float,
+                   cycle: bool = False, rate: float | None = None,
+                   build: Callable[[Any], bytes] | None = None) -> LoadResult:
     """Send pre-built raw requests over `connections` keep-alive connections, closed loop (or paced
     at `rate` req/s, latency then counted from the scheduled send time). Stops when the requests run
-    out (unless cycle) or after `duration` seconds, whichever comes first."""
+    out (unless cycle) or after `duration` seconds, whichever comes first. With `build`, each item of
+    `requests` is turned into its bytes just before it is sent (a request signed at send time)."""
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     next_index = 0
@@ -309,7 +311,7 @@ async def run_load(port: int, requests: Sequence[bytes], *, connections: int, du
                         return
                     if sent_at > now:
                         await asyncio.sleep(sent_at - now)
-                writer.write(requests[i % total])
+                writer.write(requests[i % total] if build is None else build(requests[i % total]))
                 try:
                     status = await _read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
