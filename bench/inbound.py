@@ -16,16 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,30 +76,6 @@ def _sign(job: tuple[str, int, str, str, str, int]) -> bytes:
     body = json.dumps(activity).encode()
     headers = sign_request("POST", inbox, body=body, key_id=f"{actor}#main-key", private_key_pem=_KEYS[key_index])
     return raw_post("/inbox", headers, body)
-
-
-@contextmanager
-def py_spy_while(pid: int, out: Path, rate: int = 250) -> Iterator[None]:
-    """py-spy on `pid` for as long as the block runs (stopped with SIGINT, on which py-spy writes
-    what it has): a cold round lasts an unknown ~1-5 s and the inbox worker is busy after it, so a
-    fixed duration would mix in what follows the round. No-op without py-spy."""
-    exe = shutil.which("py-spy")
-    proc = None
-    if exe:
-        proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--duration", "120",
-                                 "--format", "raw", "--threads", "--output", str(out), "--nonblocking"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(0.5)  # attached before the load starts
-    try:
-        yield
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def machine_busy() -> tuple[float, float]:
@@ -259,7 +230,7 @@ def main() -> int:
                 busy0, total0 = machine_busy()
                 profile_out = Path(server.directory) / "cold-profile.txt"
                 if args.profile and r == 0:
-                    with py_spy_while(server.pid, profile_out):
+                    with py_spy(server.pid, profile_out, None):
                         c = load_in_subprocess(server.port, cold, connections=args.connections, duration=30).summary()
                 else:
                     c = load_in_subprocess(server.port, cold, connections=args.connections, duration=30).summary()

@@ -79,23 +79,30 @@ def remote_stats(port: int) -> dict[str, int]:
 
 
 @contextmanager
-def py_spy(pid: int, out: Path, duration: int, rate: int = 250) -> Iterator[None]:
-    """Sample `pid` with py-spy (collapsed stacks to `out`) while the block runs; no-op without py-spy."""
+def py_spy(pid: int, out: Path, duration: int | None, rate: int = 250) -> Iterator[None]:
+    """Sample `pid` with py-spy (collapsed stacks to `out`) while the block runs; no-op without py-spy.
+    duration=None samples for exactly as long as the block runs (py-spy is stopped with SIGINT, on
+    which it writes what it has): for a load of unknown length, so that what follows is not mixed in."""
     exe = shutil.which("py-spy")
     proc = None
     if exe:
         out.parent.mkdir(parents=True, exist_ok=True)
         # PYSPY_GIL=1: sample only the thread holding the GIL (what the other threads cost the loop).
         only_gil = ["--gil"] if os.environ.get("PYSPY_GIL") else []
-        proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(duration),
-                                 "--format", "raw", "--threads", *only_gil, "--output", str(out), "--nonblocking"],
+        proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate),
+                                 "--duration", str(duration or 120), "--format", "raw", "--threads", *only_gil,
+                                 "--output", str(out), "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        if duration is None:
+            time.sleep(0.5)  # attached before the load starts
     try:
         yield
     finally:
         if proc is not None:
+            if duration is None:
+                proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=duration + 30)
+                proc.wait(timeout=(duration or 0) + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
