@@ -4,7 +4,9 @@ One writer connection guarded by an asyncio lock (SQLite allows one writer; inte
 coroutines' statements on one connection would mix their transactions) and one reader connection
 that sees committed data. Store functions take either connection as their first argument.
 Hot paths that write many rows at once use write_batch: a plain sqlite3 connection on one thread
-of its own, under the same lock, so a whole transaction is a single hop off the event loop.
+of its own, under the same lock, so a whole transaction is a single hop off the event loop. The
+inbox writer's small group commits use write_now: the same on the loop's own thread, never waiting
+for another process and never checkpointing there.
 """
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ Connection = aiosqlite.Connection
 T = TypeVar("T")
 
 
+# write_now's commits between two passive checkpoints: ~1,000 WAL pages at the inbox's batch sizes,
+# SQLite's own autocheckpoint threshold.
+CHECKPOINT_EVERY = 100
+
+
 class MigrationError(Exception):
     """A migration file is misnamed, duplicated or failed to apply."""
 
@@ -55,6 +62,18 @@ def _open_sync(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in _PRAGMAS:
         conn.execute(pragma)
+    return conn
+
+
+def _open_on_loop(path: Path) -> sqlite3.Connection:
+    """write_now's connection: it must never make the event loop wait, so it does not wait for
+    another process's write lock (busy_timeout 0: the caller goes to the batch thread instead) and
+    does not checkpoint (a checkpoint copies the WAL into the database and syncs both files)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in _PRAGMAS:
+        conn.execute(pragma)
+    conn.execute("PRAGMA busy_timeout=0")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
 
 
@@ -119,6 +138,9 @@ class Database:
         # write_batch's connection and its one thread, opened on first use.
         self._batch_conn: sqlite3.Connection | None = None
         self._batch_thread: ThreadPoolExecutor | None = None
+        # write_now's connection, opened on first use; its commits since the last checkpoint.
+        self._loop_conn: sqlite3.Connection | None = None
+        self._loop_commits = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +149,9 @@ class Database:
         await self._reader.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -177,18 +202,70 @@ class Database:
                 await asyncio.wait([done])
                 raise
 
+    async def write_now(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """write_batch without the thread: `work` runs inside one write transaction on the event
+        loop's own thread. For short transactions that requests are waiting for (the inbox writer's
+        group commit): handing a transaction to the batch thread and back costs more CPU than a
+        small one itself (GIL hand-offs: ~45 us per inbox request, bench/RESULTS.md). It never makes
+        the loop wait for someone else: if another process (a CLI command) holds SQLite's write
+        lock, the transaction goes to write_batch, which waits on its thread. Its connection does
+        not checkpoint; every CHECKPOINT_EVERY commits a passive checkpoint runs on the batch thread."""
+        assert self._writer is not None, "database not open"
+        async with self._write_lock.held(urgent=urgent):
+            if self._loop_conn is None:
+                self._loop_conn = _open_on_loop(self.path)
+            conn = self._loop_conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                log.debug("write_now: the database is locked by another process; using the batch thread")
+            else:
+                result = _run_and_commit(conn, work)
+                self._loop_commits += 1
+                if self._loop_commits >= CHECKPOINT_EVERY:
+                    # What SQLite's autocheckpoint would do at this commit, off the loop: the caller
+                    # waits for it (a few ms every CHECKPOINT_EVERY commits), nobody else writes meanwhile.
+                    self._loop_commits = 0
+                    if self._batch_thread is None:
+                        self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
+                    done = asyncio.get_running_loop().run_in_executor(self._batch_thread, self._checkpoint_wal)
+                    try:
+                        await asyncio.shield(done)
+                    except asyncio.CancelledError:
+                        await asyncio.wait([done])  # the lock stays held until the thread is done
+                        raise
+                return result
+        return await self.write_batch(work, urgent=urgent)
+
+    def _checkpoint_wal(self) -> None:
+        """On the batch thread, with the write lock held: with no commit in between, a passive
+        checkpoint catches up with the whole WAL, so the next write starts the WAL from its
+        beginning again (one racing new commits would never catch up, and the WAL would grow)."""
+        if self._batch_conn is None:
+            self._batch_conn = _open_sync(self.path)
+        self._batch_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _run_batch(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._batch_conn is None:
             self._batch_conn = _open_sync(self.path)
         conn = self._batch_conn
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return _run_and_commit(conn, work)
+
+
+def _run_and_commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Inside a transaction begun on conn: run work and commit, or roll back if either fails (a
+    failed COMMIT, a full disk say, would otherwise leave the transaction open on the connection)."""
+    try:
+        result = work(conn)
         conn.execute("COMMIT")
-        return result
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
-from fedserver.db import MigrationError, WriteLock, migrate, migration_files, open_database
+from fedserver.db import CHECKPOINT_EVERY, MigrationError, WriteLock, migrate, migration_files, open_database
 
 
 async def test_migrations_apply_in_order_and_running_twice_changes_nothing(tmp_path):
@@ -139,3 +140,68 @@ async def test_write_lock_waiter_cancelled_then_skipped_by_a_release_still_ends_
     assert order == [] and not lock.locked()
     await _hold(lock, "next", order)
     assert order == ["next"]
+
+
+# --- write_now: the inbox writer's transactions on the event loop's own thread ---
+
+# Another process that takes SQLite's write lock, says so, and commits its row when told to.
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO instance_state (key, value) VALUES ('held-by-another-process', 'v')")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+async def test_write_now_never_makes_the_event_loop_wait_for_another_process(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        await migrate(db)
+        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),
+                                                      stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        try:
+            assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+
+            ticking = asyncio.create_task(ticker())
+            write = asyncio.create_task(db.write_now(
+                lambda conn: conn.execute("INSERT INTO instance_state (key, value) VALUES ('written-now', 'v')")))
+            await asyncio.sleep(0.3)
+            # The write waits for the other process (on the batch thread) while the loop keeps running.
+            assert not write.done()
+            assert ticks > 5
+            holder.stdin.write(b"go\n")
+            await holder.stdin.drain()
+            await asyncio.wait_for(write, 30)
+            ticking.cancel()
+        finally:
+            if holder.returncode is None:
+                holder.stdin.close()
+            await holder.wait()
+        async with db.reader.execute("SELECT key FROM instance_state WHERE value = 'v' ORDER BY key") as cur:
+            assert [row[0] for row in await cur.fetchall()] == ["held-by-another-process", "written-now"]
+
+
+async def test_write_now_keeps_the_wal_from_growing_without_bound(tmp_path):
+    # write_now's connection does not checkpoint on the loop; the batch thread does it in its place.
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        await migrate(db)
+        row = "x" * 20_000  # ~6 WAL pages a commit
+        for i in range(4 * CHECKPOINT_EVERY):
+            await db.write_now(lambda conn, i=i: conn.execute(
+                "INSERT INTO instance_state (key, value) VALUES (?, ?)", (f"big-{i}", row)))
+        wal = path.with_name(path.name + "-wal").stat().st_size
+        written = 4 * CHECKPOINT_EVERY * len(row)
+        assert wal < written * 0.6, f"WAL {wal} bytes after {written} bytes written"
+        async with db.reader.execute("SELECT count(*) FROM instance_state WHERE key LIKE 'big-%'") as cur:
+            assert (await cur.fetchone())[0] == 4 * CHECKPOINT_EVERY

@@ -38,13 +38,17 @@ class InboxWriter:
         self.ctx = ctx
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._waiting = 0
+        self._received = 0
 
     @property
-    def waiting(self) -> int:
-        """Requests waiting for their commit now: how hard senders are pushing (the inbox worker
-        gives way while it is high, see processing.InboxWorker)."""
-        return self._waiting
+    def received(self) -> int:
+        """Inbox requests received since start: how hard senders are pushing, as arrivals between
+        two looks (the inbox worker gives way to them while the loop is busy, processing.InboxWorker)."""
+        return self._received
+
+    def receiving(self) -> None:
+        """Count an inbox request as received."""
+        self._received += 1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
@@ -64,13 +68,9 @@ class InboxWriter:
             raise RuntimeError("inbox writer is not running")
         pending = _Pending(item, expected_signer)
         self._queue.put_nowait(pending)
-        self._waiting += 1
-        try:
-            # Not shielded: if the request is cancelled (client gone), its future is cancelled and
-            # the writer, which skips done futures, still stores the row it already took.
-            return await pending.future
-        finally:
-            self._waiting -= 1
+        # Not shielded: if the request is cancelled (client gone), its future is cancelled and the
+        # writer, which skips done futures, still stores the row it already took.
+        return await pending.future
 
     async def _run(self) -> None:
         stopping = False
@@ -117,10 +117,11 @@ class InboxWriter:
     async def _write_batch(self, batch: list[_Pending]) -> list[str]:
         ctx = self.ctx
         now, now_ms = ctx.clock.now_iso(), ctx.clock.now_ms()
-        # One hop to the database thread for the whole batch (Database.write_batch): under load the
-        # event loop is busy, and every await per statement would add a full loop turn to each
-        # request's latency. Urgent: requests are waiting for this commit, workers are not.
-        outcomes = await ctx.db.write_batch(lambda conn: _store_batch(conn, batch, now, now_ms), urgent=True)
+        # The whole batch in one transaction on the loop's thread (Database.write_now): under load
+        # every await per statement would add a loop turn to each request's latency, and a hop to the
+        # batch thread costs more CPU than this small transaction. Urgent: requests are waiting for
+        # this commit, workers are not.
+        outcomes = await ctx.db.write_now(lambda conn: _store_batch(conn, batch, now, now_ms), urgent=True)
         if any(outcome == FRESH for outcome in outcomes):
             ctx.inbox_wakeup.set()
         return outcomes
