@@ -92,6 +92,8 @@ def _origin_problem(activity: dict[str, Any], actor_uri: str) -> str | None:
 
 async def handle_inbox(request: web.Request) -> web.Response:
     ctx: Context = request.app[CTX_KEY]
+    writer = request.app[INBOX_WRITER_KEY]
+    writer.receiving()
     username = request.match_info.get("username")
     if username is not None:
         owner = await actor_store.get_local_actor(ctx.db.reader, username)
@@ -129,7 +131,6 @@ async def handle_inbox(request: web.Request) -> web.Response:
             "urn:sha256:" + hashlib.sha256(body).hexdigest()
         item = NewInboxItem(activity_uri=activity_uri, activity_type=activity_type[:64], signer_uri=signer.uri,
                             body=body.decode("utf-8"), signer_host=host_of(signer.uri))
-        writer = request.app[INBOX_WRITER_KEY]
         outcome = await writer.store(item, signer_state(signer))
         if outcome not in (FRESH, DUPLICATE):
             # The signer's row changed after its key was remembered (rotated, deleted, refetched):
