@@ -93,7 +93,7 @@ def _origin_problem(activity: dict[str, Any], actor_uri: str) -> str | None:
 async def handle_inbox(request: web.Request) -> web.Response:
     ctx: Context = request.app[CTX_KEY]
     writer = request.app[INBOX_WRITER_KEY]
-    writer.receiving()
+    writer.count_arrival()
     username = request.match_info.get("username")
     if username is not None:
         owner = await actor_store.get_local_actor(ctx.db.reader, username)

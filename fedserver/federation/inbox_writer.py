@@ -46,7 +46,7 @@ class InboxWriter:
         two looks (the inbox worker gives way to them while the loop is busy, processing.InboxWorker)."""
         return self._received
 
-    def receiving(self) -> None:
+    def count_arrival(self) -> None:
         """Count an inbox request as received."""
         self._received += 1
 

@@ -76,18 +76,14 @@ class InboxWorker:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + GIVE_WAY_SECONDS
-        first = True
-        while loop.time() < deadline:
-            arrived = self._arrivals()
-            if first:
-                self._inbound_now, first = arrived > 0, False
-            if arrived < GIVE_WAY_ARRIVALS:
-                return  # senders are quiet
+        arrived = self._arrivals()
+        self._inbound_now = arrived > 0
+        while arrived >= GIVE_WAY_ARRIVALS and loop.time() < deadline:
             # This thread runs the event loop: its CPU time over the wait is how busy the loop was.
             wall, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(GIVE_WAY_POLL_SECONDS)
+            arrived = self._arrivals()
             if time.thread_time() - cpu < GIVE_WAY_BUSY * (loop.time() - wall):
-                self._arrivals()
                 return  # the loop had room: apply now
 
     def _arrivals(self) -> int:
