@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -110,38 +111,46 @@ def export_once(directory: Path, timeout: float, extra: tuple[str, ...] = ()) ->
             "shard_bytes": shard_bytes}
 
 
+def _present_record_pages(conn: Any, page: int, limit: int | None) -> Iterator[list[dict]]:
+    """fedserver's RECORD_SELECT rows of present records in post order, as dicts, `page` at a time
+    (keyset paging on post_id), stopping after `limit` records if given."""
+    from fedserver.store.corpus import RECORD_SELECT
+
+    records, last = 0, 0
+    while True:
+        cur = conn.execute(f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ? ORDER BY r.post_id"
+                           f" LIMIT {int(page)}", (last,))
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        if not rows:
+            return
+        yield [dict(zip(names, row)) for row in rows]
+        records += len(rows)
+        last = rows[-1][names.index("post_id")]
+        if limit and records >= limit:
+            return
+
+
 def bare_ceiling(directory: Path, level: int = 6, limit: int | None = None, fast_json: bool = False) -> dict:
     """The same rows (fedserver's RECORD_SELECT, present records in post order) read with plain
     sqlite3 in 10,000-row pages, each row turned into a dict and written as sorted-key JSON Lines to
     gzip at the same level: what the format itself costs on this machine, single-threaded."""
     import sqlite3
 
-    from fedserver.store.corpus import RECORD_SELECT
-
     out = Path(tempfile.mkdtemp(prefix="fedserver-bench-ceiling-"))
     conn = sqlite3.connect(directory / "fedserver.sqlite3")
     start = time.perf_counter()
-    records, last = 0, 0
+    records = 0
     with gzip.GzipFile(out / "x.jsonl.gz", "wb", compresslevel=level, mtime=0) as gz:
-        while True:
-            cur = conn.execute(f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ? ORDER BY r.post_id"
-                               " LIMIT 10000", (last,))
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-            if not rows:
-                break
+        for batch in _present_record_pages(conn, 10_000, limit):
             if fast_json:
                 import orjson
 
-                gz.write(b"".join(orjson.dumps(dict(zip(names, row)), option=orjson.OPT_SORT_KEYS) + b"\n"
-                                  for row in rows))
+                gz.write(b"".join(orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n" for record in batch))
             else:
-                gz.write("".join(json.dumps(dict(zip(names, row)), sort_keys=True, ensure_ascii=False,
-                                            separators=(",", ":")) + "\n" for row in rows).encode())
-            records += len(rows)
-            last = rows[-1][names.index("post_id")]
-            if limit and records >= limit:
-                break
+                gz.write("".join(json.dumps(record, sort_keys=True, ensure_ascii=False,
+                                            separators=(",", ":")) + "\n" for record in batch).encode())
+            records += len(batch)
     elapsed = time.perf_counter() - start
     conn.close()
     shutil.rmtree(out, ignore_errors=True)
@@ -157,7 +166,6 @@ def bare_two_process_ceiling(directory: Path, level: int = 1, limit: int | None 
     import orjson
 
     from fedserver.corpus import gzip_worker
-    from fedserver.store.corpus import RECORD_SELECT
 
     out = Path(tempfile.mkdtemp(prefix="fedserver-bench-ceiling-"))
     conn = sqlite3.connect(directory / "fedserver.sqlite3")
@@ -171,20 +179,11 @@ def bare_two_process_ceiling(directory: Path, level: int = 1, limit: int | None 
 
     start = time.perf_counter()
     send(gzip_worker.OPEN, str(out / "x.jsonl.gz").encode())
-    records, last = 0, 0
+    records = 0
     options = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-    while True:
-        cur = conn.execute(f"{RECORD_SELECT} WHERE r.state = 'present' AND r.post_id > ? ORDER BY r.post_id"
-                           " LIMIT 5000", (last,))
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-        if not rows:
-            break
-        send(gzip_worker.DATA, b"".join([orjson.dumps(dict(zip(names, row)), option=options) for row in rows]))
-        records += len(rows)
-        last = rows[-1][names.index("post_id")]
-        if limit and records >= limit:
-            break
+    for batch in _present_record_pages(conn, 5000, limit):
+        send(gzip_worker.DATA, b"".join([orjson.dumps(record, option=options) for record in batch]))
+        records += len(batch)
     send(gzip_worker.CLOSE)
     send(gzip_worker.END)
     worker.communicate()
