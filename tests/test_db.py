@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from fedserver.db import CHECKPOINT_EVERY, MigrationError, WriteLock, migrate, migration_files, open_database
+from fedserver.db import (CHECKPOINT_EVERY, MigrationError, ProcessWriteLock, WriteLock, migrate, migration_files,
+                          open_database)
 
 
 async def test_migrations_apply_in_order_and_running_twice_changes_nothing(tmp_path):
@@ -189,6 +190,55 @@ async def test_write_now_never_makes_the_event_loop_wait_for_another_process(tmp
             await holder.wait()
         async with db.reader.execute("SELECT key FROM instance_state WHERE value = 'v' ORDER BY key") as cur:
             assert [row[0] for row in await cur.fetchall()] == ["held-by-another-process", "written-now"]
+
+
+# Another fedserver process (an acceptor, a CLI command) in its write path: it holds the
+# cross-process write lock, says so, and lets go when told to.
+FLOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()
+fcntl.flock(fd, fcntl.LOCK_UN)
+"""
+
+
+@pytest.mark.parametrize("path_used", ["write_now", "write_batch"])
+async def test_writers_in_two_processes_take_turns_without_the_loop_waiting(tmp_path, path_used):
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        await migrate(db)
+        lock_file = ProcessWriteLock(path).path
+        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOCK_HOLDER, str(lock_file),
+                                                      stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        try:
+            assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+
+            ticking = asyncio.create_task(ticker())
+            write = getattr(db, path_used)
+            written = asyncio.create_task(write(
+                lambda conn: conn.execute("INSERT INTO instance_state (key, value) VALUES ('after-turn', 'v')")))
+            await asyncio.sleep(0.3)
+            assert not written.done()  # its turn has not come
+            assert ticks > 5  # and the event loop kept running meanwhile
+            holder.stdin.write(b"go\n")
+            await holder.stdin.drain()
+            await asyncio.wait_for(written, 30)
+            ticking.cancel()
+        finally:
+            if holder.returncode is None:
+                holder.stdin.close()
+            await holder.wait()
+        rows = await db.reader.execute_fetchall("SELECT key FROM instance_state WHERE value = 'v'")
+        assert [tuple(row) for row in rows] == [("after-turn",)]
 
 
 async def test_write_now_keeps_the_wal_from_growing_without_bound(tmp_path):
