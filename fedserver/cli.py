@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from fedserver import cli_corpus
-from fedserver.config import ConfigError, Settings, load_settings, render_default_config
+from fedserver.config import MAX_PROCESSES, ConfigError, Settings, load_settings, render_default_config
 
 log = logging.getLogger("fedserver")
 
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (creates config and database on first run)")
     s.add_argument("--host", help="override [server] host")
     s.add_argument("--port", type=int, help="override [server] port")
+    s.add_argument("--processes", type=int, help="override [server] processes (processes serving HTTP)")
+    # Internal: how the primary starts an acceptor process (fedserver/serving.py).
+    s.add_argument("--acceptor-parent-fd", type=int, help=argparse.SUPPRESS)
 
     s = sub.add_parser("init", help="write a config file and create the database")
     s.add_argument("--domain", default="localhost:8080", help="host[:port] used in ids (default localhost:8080)")
@@ -131,17 +134,22 @@ async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[in
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from fedserver.app import build_app
+    from fedserver import serving
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    banner = f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path})"
+    processes = settings.server.processes if args.processes is None else args.processes
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise CommandError(f"--processes must be 1-{MAX_PROCESSES}, got {processes}")
+    several = f", {processes} processes" if processes > 1 else ""
+    banner = (f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path}"
+              f"{several})")
     try:
-        # aiohttp calls `print` once the socket is bound: announce only what really serves.
-        web.run_app(build_app(settings), host=host, port=port, print=lambda _: print(banner, flush=True),
-                    access_log=None, handle_signals=True, shutdown_timeout=5)
+        # Called once the socket is bound: announce only what really serves.
+        serving.serve(settings, config_path=Path(args.config).resolve(), host=host, port=port, processes=processes,
+                      on_listening=lambda: print(banner, flush=True), verbose=args.verbose)
+    except serving.CannotServe as exc:
+        raise CommandError(str(exc)) from None
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise CommandError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno)}") from None
@@ -291,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve" and _ensure_config(config_path):
             print(f"created {config_path} with default settings: edit [instance] domain before federating")
         settings = load_settings(config_path)
+        if args.command == "serve" and args.acceptor_parent_fd is not None:
+            from fedserver import serving
+
+            serving.run_acceptor(settings, host=args.host or settings.server.host,
+                                 port=args.port or settings.server.port, parent_fd=args.acceptor_parent_fd)
+            return 0
         if args.command == "serve":
             asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
             return _serve(settings, args)

@@ -21,10 +21,15 @@ class InstanceSettings:
     registrations: str = "closed"
 
 
+# [server] processes: more than a machine has cores only adds memory and lock contention.
+MAX_PROCESSES = 64
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[instance] registrations must be 'open', 'invite' or 'closed'")
     if not (0 < settings.server.port < 65536):
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
+    if not (1 <= settings.server.processes <= MAX_PROCESSES):
+        raise ConfigError(f"[server] processes must be 1-{MAX_PROCESSES}, got {settings.server.processes}")
     fed = settings.federation
     for name in ("max_inbox_body_bytes", "max_fetch_body_bytes", "delivery_concurrency",
                  "delivery_per_host_concurrency", "delivery_max_attempts"):
@@ -172,6 +179,11 @@ registrations = "closed"
 # Address and port the HTTP server listens on. Keep 127.0.0.1 behind a reverse proxy.
 host = "127.0.0.1"
 port = {port}
+# Processes serving HTTP on that port. One answers about a core's worth of requests and is what a
+# small instance needs (about 55 MB). With more, the first runs the background workers and the
+# others only answer requests, sharing the socket and the database: for a busy instance with
+# cores to spare, up to one per core.
+processes = 1
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

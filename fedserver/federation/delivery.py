@@ -21,6 +21,7 @@ from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivi
 from fedserver.federation.host_availability import HeldHosts
 from fedserver.store import deliveries as delivery_store
 from fedserver.store.deliveries import ClaimedDelivery
+from fedserver.store.rows import data_version
 
 __all__ = ["UNAVAILABLE_HOLD_MS", "DeliveryWorker", "is_retryable", "retry_delay_seconds"]
 
@@ -207,7 +208,7 @@ class DeliveryWorker:
         deadline = loop.time() + timeout
         # Look often while posts are being made, seldom when the server has been quiet for a while.
         watch = WATCH_SECONDS if loop.time() - self._last_claim < BUSY_SECONDS else QUIET_WATCH_SECONDS
-        version = await delivery_store.data_version(reader)
+        version = await data_version(reader)
         while not wakeup.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -218,7 +219,7 @@ class DeliveryWorker:
                 break
             except TimeoutError:
                 pass
-            current = await delivery_store.data_version(reader)
+            current = await data_version(reader)
             if current != version:
                 version = current
                 now_ms = ctx.clock.now_ms()

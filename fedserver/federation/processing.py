@@ -18,6 +18,7 @@ from fedserver.store import actors as actor_store
 from fedserver.store import inbox as inbox_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
+from fedserver.store.rows import data_version
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ BATCH_WHILE_INBOUND = 32
 # Signers whose other activities are applied concurrently within one claimed batch.
 LANES = 8
 IDLE_POLL_SECONDS = 1.0
+# How soon an activity stored by an acceptor process is applied when this worker is idle.
+ACCEPTOR_WATCH_SECONDS = 0.05
 # Acknowledge first: while inbox requests keep arriving (GIVE_WAY_ARRIVALS or more since the last
 # look) and the event loop's thread is busy (GIVE_WAY_BUSY of the time or more, by its CPU time over
 # a 10 ms wait), senders push harder than one process answers, and applying a batch (~30 ms of CPU
@@ -93,15 +96,35 @@ class InboxWorker:
         return arrived
 
     async def _sleep(self) -> None:
-        wakeup = self.ctx.inbox_wakeup
-        due = await inbox_store.next_due_ms(self.ctx.db.reader, self.ctx.clock.now_ms())
+        """Idle: wait for this process's wake-up (its inbox stored something), for the next retry to
+        fall due, or IDLE_POLL_SECONDS (leases). With acceptor processes (fedserver/serving.py),
+        whose stored activities cannot set this process's wake-up, also look every
+        ACCEPTOR_WATCH_SECONDS whether another connection committed (PRAGMA data_version)."""
+        ctx = self.ctx
+        wakeup, reader, loop = ctx.inbox_wakeup, ctx.db.reader, asyncio.get_running_loop()
+        due = await inbox_store.next_due_ms(reader, ctx.clock.now_ms())
         timeout = IDLE_POLL_SECONDS
         if due is not None:
-            timeout = min(timeout, max(0.05, (due - self.ctx.clock.now_ms()) / 1000))
-        try:
-            await asyncio.wait_for(wakeup.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
-            pass
+            timeout = min(timeout, max(0.05, (due - ctx.clock.now_ms()) / 1000))
+        watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 else timeout
+        deadline = loop.time() + timeout
+        version = await data_version(reader) if watch < timeout else 0
+        while not wakeup.is_set() and (remaining := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(min(remaining, watch)):
+                    await wakeup.wait()
+                break
+            except TimeoutError:
+                pass
+            if watch >= timeout:
+                continue
+            current = await data_version(reader)
+            if current != version:
+                version = current
+                now_ms = ctx.clock.now_ms()
+                due = await inbox_store.next_due_ms(reader, now_ms)
+                if due is not None and due <= now_ms:
+                    break
         wakeup.clear()
 
     async def run_once(self) -> int:

@@ -222,13 +222,6 @@ async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
     return None if value is None else int(value)
 
 
-async def data_version(conn: aiosqlite.Connection) -> int:
-    """SQLite's PRAGMA data_version: changes when another connection (another process, or this
-    process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker;
-    PostgreSQL would use LISTEN/NOTIFY instead."""
-    return int(await fetch_value(conn, "PRAGMA data_version"))
-
-
 async def queue_stats(conn: aiosqlite.Connection) -> dict[str, int]:
     rows = await fetch_all(conn, "SELECT state, count(*) FROM deliveries GROUP BY state")
     stats = {"pending": 0, "delivered": 0, "failed": 0}

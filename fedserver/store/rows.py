@@ -43,3 +43,10 @@ async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> l
 async def fetch_value(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> Any:
     row = await fetch_one(conn, sql, params)
     return None if row is None else row[0]
+
+
+async def data_version(conn: aiosqlite.Connection) -> int:
+    """SQLite's PRAGMA data_version: changes when another connection (another process, or this
+    process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker;
+    PostgreSQL would use LISTEN/NOTIFY instead."""
+    return int(await fetch_value(conn, "PRAGMA data_version"))
