@@ -75,6 +75,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (a server's acceptor and signing processes), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return sorted(set(found))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds of a process and its children that are still running."""
+    total = 0.0
+    for each in [pid, *child_pids(pid)]:
+        try:
+            total += cpu_seconds(each)
+        except OSError:
+            pass
+    return total
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Current RSS of a process and its children, summed (shared pages counted in each)."""
+    total = 0.0
+    for each in [pid, *child_pids(pid)]:
+        try:
+            total += rss_mib(each)[0]
+        except OSError:
+            pass
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

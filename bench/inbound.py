@@ -3,6 +3,7 @@ inbox, against a bare aiohttp endpoint loaded the same way in the same run.
 
     python -m bench.inbound            # defaults: 64 connections, 3 rounds of <= 6 s
     python -m bench.inbound --profile  # also py-spy the server during one round
+    python -m bench.inbound --processes 2  # [server] processes = 2: a primary and one acceptor
 
 What happens: a `fedserver serve` subprocess (temp dir, http on 127.0.0.1, private addresses allowed)
 with one account `alice`; a remote-actors server publishing N actors on M loopback ports; requests
@@ -25,8 +26,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Server, cpu_seconds, header, key_pool, load_in_subprocess, machine, median,
-                          raw_post, rss_mib)
+from bench.common import (Server, header, key_pool, load_in_subprocess, machine, median, raw_post, rss_mib,
+                          tree_cpu_seconds, tree_rss_mib)
 from bench.procs import bare_server, py_spy, remote_actors, remote_stats, summarize_profile
 from bench.signed_get import signed_gets_in_subprocess
 
@@ -124,6 +125,8 @@ def main() -> int:
     p.add_argument("--hosts", type=int, default=30, help="loopback ports the remote actors live on")
     p.add_argument("--profile", action="store_true",
                    help="py-spy the server during the first round (cached keys and cold keys)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="[server] processes: HTTP processes sharing the port (the bare endpoint stays one)")
     p.add_argument("--cold-only", action="store_true",
                    help="only the cold-keys rounds and their ceilings (no cached rounds, no paced run)")
     args = p.parse_args()
@@ -135,6 +138,7 @@ def main() -> int:
         args.actors = 0
     keys = key_pool(args.actors + cold_total)
     server = Server.create()
+    server.set_config(processes=args.processes)
     alice = f"{server.base}/users/alice"
     inbox = f"{server.base}/inbox"
     run = uuid.uuid4().hex[:8]
@@ -150,8 +154,9 @@ def main() -> int:
             time.sleep(1.0)
             if server.proc is None or server.proc.poll() is not None:
                 raise RuntimeError(f"fedserver is not running:\n{server.log_tail()}")
-            idle_rss, _ = rss_mib(server.pid)
-            print(f"server pid {server.pid}; idle RSS {idle_rss:.1f} MiB; bare endpoint RSS "
+            idle_rss = tree_rss_mib(server.pid)
+            processes = f" (RSS of its {args.processes} processes summed)" if args.processes > 1 else ""
+            print(f"server pid {server.pid}; idle RSS {idle_rss:.1f} MiB{processes}; bare endpoint RSS "
                   f"{rss_mib(bare_pid)[0]:.1f} MiB")
 
             def actor_job(i: int, phase: str, n: int, key: int, actor_phase: str | None = None) -> tuple:
@@ -181,7 +186,7 @@ def main() -> int:
                                            cycle=True).summary()
                     results["bare"].append(b)
                     print(f"round {r + 1} bare aiohttp : {fmt(b)}")
-                    cpu0 = cpu_seconds(server.pid)
+                    cpu0 = tree_cpu_seconds(server.pid)
                     started = time.perf_counter()
                     profile_out = Path(server.directory) / "inbound-profile.txt"
                     if args.profile and r == 0:
@@ -191,7 +196,7 @@ def main() -> int:
                     else:
                         f = load_in_subprocess(server.port, chunk, connections=args.connections,
                                                duration=args.duration).summary()
-                    f["server_cpu"] = (cpu_seconds(server.pid) - cpu0) / f["elapsed"]
+                    f["server_cpu"] = (tree_cpu_seconds(server.pid) - cpu0) / f["elapsed"]
                     drain = wait_drained(server, 120)
                     f["processed_rate"] = f["ok"] / (time.perf_counter() - started)
                     results["fed"].append(f)
@@ -201,7 +206,7 @@ def main() -> int:
                     if args.profile and r == 0:
                         print("profile of the server during this round (py-spy, main thread):")
                         print(summarize_profile(profile_out, int(args.duration)))
-                loaded_rss, _ = rss_mib(server.pid)
+                loaded_rss = tree_rss_mib(server.pid)
 
                 fed_rate = median([x["rate"] for x in results["fed"]])
                 bare_rate = median([x["rate"] for x in results["bare"]])
@@ -226,7 +231,7 @@ def main() -> int:
                 base = args.actors + r * args.cold
                 cold = presign(signer, [actor_job(0, f"f{r}", i, base + i) for i in range(args.cold)])
                 stats0 = remote_stats(ports[0])
-                cpu0, loop0 = cpu_seconds(server.pid), main_thread_cpu(server.pid)
+                cpu0, loop0 = tree_cpu_seconds(server.pid), main_thread_cpu(server.pid)
                 busy0, total0 = machine_busy()
                 profile_out = Path(server.directory) / "cold-profile.txt"
                 if args.profile and r == 0:
@@ -234,7 +239,7 @@ def main() -> int:
                         c = load_in_subprocess(server.port, cold, connections=args.connections, duration=30).summary()
                 else:
                     c = load_in_subprocess(server.port, cold, connections=args.connections, duration=30).summary()
-                c["server_cpu"] = (cpu_seconds(server.pid) - cpu0) / c["elapsed"]
+                c["server_cpu"] = (tree_cpu_seconds(server.pid) - cpu0) / c["elapsed"]
                 c["loop_cpu"] = (main_thread_cpu(server.pid) - loop0) / c["elapsed"]
                 busy1, total1 = machine_busy()
                 c["machine_busy"] = (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan")
@@ -264,7 +269,7 @@ def main() -> int:
                 print(f"      bare GETs of actor documents  : {fmt(fr)}")
                 print(f"      signed GETs (RSA-2048 each)   : {fmt(sr)}")
                 wait_drained(server, 120)
-            final_rss, final_peak = rss_mib(server.pid)
+            final_rss, final_peak = tree_rss_mib(server.pid), rss_mib(server.pid)[1]
 
         header("inbound summary (medians of rounds)")
         cold_rate = median([x["rate"] for x in results["cold"]])
