@@ -41,6 +41,9 @@ KEY_CACHE_SIZE = 5_000
 # An admin's domain block (CLI, web) reaches a running server's inbox within this many seconds.
 DOMAIN_BLOCK_CACHE_SECONDS = 5.0
 DOMAIN_BLOCK_CACHE_SIZE = 10_000
+# A fetch that just finished answers the same question for this long (see _single_flight).
+JUST_FETCHED_SECONDS = 5.0
+JUST_FETCHED_SIZE = 1_000
 
 
 class _Caches:
@@ -51,6 +54,8 @@ class _Caches:
         self.blocks: dict[str, tuple[float, bool]] = {}
         # What is being fetched now -> its outcome when known (see _single_flight).
         self.inflight: dict[tuple[str, str, bool], asyncio.Future[Actor]] = {}
+        # What was fetched and stored a moment ago -> (expiry, its stored actor).
+        self.just_fetched: OrderedDict[tuple[str, str, bool], tuple[float, Actor]] = OrderedDict()
         self.writer = ActorWriter()
 
 
@@ -126,8 +131,18 @@ async def _single_flight(ctx: Context, key: tuple[str, str, bool], work: Callabl
     already fetching (an actor's first activities arriving together) waits for that fetch and its
     stored row instead of fetching and storing the same document again. The first caller does the
     work itself (no task: a hop through the event loop is a few ms under load); if it is cancelled
-    (its client went away), the callers waiting for it start over."""
-    inflight = _caches_of(ctx).inflight
+    (its client went away), the callers waiting for it start over.
+
+    A caller whose database read missed the row just before the fetch stored it, and that comes
+    here just after the fetch finished, would fetch again: for JUST_FETCHED_SECONDS the finished
+    fetch's stored actor answers instead (it is what that read would now find)."""
+    caches = _caches_of(ctx)
+    inflight = caches.inflight
+    recent = caches.just_fetched.get(key)
+    if recent is not None:
+        if recent[0] >= time.monotonic():
+            return recent[1]
+        del caches.just_fetched[key]
     while (running := inflight.get(key)) is not None:
         try:
             return await asyncio.shield(running)
@@ -147,6 +162,9 @@ async def _single_flight(ctx: Context, key: tuple[str, str, bool], work: Callabl
         raise
     else:
         done.set_result(actor)
+        caches.just_fetched[key] = (time.monotonic() + JUST_FETCHED_SECONDS, actor)
+        while len(caches.just_fetched) > JUST_FETCHED_SIZE:
+            caches.just_fetched.popitem(last=False)
         return actor
     finally:
         if inflight.get(key) is done:
