@@ -11,10 +11,23 @@ from fedserver.activitypub.sanitize import html_to_text, sanitize_html
 from fedserver.activitypub.vocab import PUBLIC, PUBLIC_FORMS, POST_TYPES
 
 MAX_TAGS = 100  # bound work on hostile payloads (cf. CVE-2026-23962's unbounded poll options)
+# Mastodon attaches up to 4, Misskey up to 16; more are dropped, as Mastodon drops past its limit.
+MAX_ATTACHMENTS = 16
+ATTACHMENT_TYPES = ("Document", "Image", "Video", "Audio")
 
 
 class InvalidNote(ValueError):
     """The object cannot be shown as a post."""
+
+
+@dataclass(frozen=True)
+class MediaAttachment:
+    """A Document/Image/Video/Audio attached to a post: where the media is and what it shows."""
+    url: str
+    media_type: str
+    description: str | None
+    width: int | None
+    height: int | None
 
 
 @dataclass
@@ -35,6 +48,7 @@ class ParsedNote:
     updated: str | None
     mention_hrefs: list[str] = field(default_factory=list)
     hashtags: list[str] = field(default_factory=list)
+    attachments: list[MediaAttachment] = field(default_factory=list)
 
 
 def addressing(visibility: str, followers_url: str, mention_uris: list[str]) -> dict[str, list[str]]:
@@ -102,6 +116,45 @@ def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNot
         in_reply_to=id_of(obj.get("inReplyTo")), url=url if isinstance(url, str) else None,
         to=to, cc=cc, published=string_or_none(obj.get("published"), 64),
         updated=string_or_none(obj.get("updated"), 64), mention_hrefs=mentions,
-        hashtags=sorted(set(hashtags)))
+        hashtags=sorted(set(hashtags)), attachments=attachments_of(obj))
     return parsed, visibility_of(to, cc, followers_url)
+
+
+def attachments_of(obj: dict[str, Any]) -> list[MediaAttachment]:
+    """The object's media attachments in order: http(s) URLs only (each becomes a link in pages),
+    at most MAX_ATTACHMENTS; anything else in `attachment` (Mastodon profile fields are
+    PropertyValues there) is skipped."""
+    found: list[MediaAttachment] = []
+    for item in as_list(obj.get("attachment"))[:MAX_TAGS]:
+        if not isinstance(item, dict) or first_type(item) not in ATTACHMENT_TYPES:
+            continue
+        url, link_type = _media_link(item.get("url"))
+        if url is None:
+            continue
+        found.append(MediaAttachment(
+            url=url, media_type=string_or_none(item.get("mediaType"), 100) or link_type or "",
+            description=string_or_none(item.get("name"), 1500) or string_or_none(item.get("summary"), 1500),
+            width=_dimension(item.get("width")), height=_dimension(item.get("height"))))
+        if len(found) == MAX_ATTACHMENTS:
+            break
+    return found
+
+
+def _media_link(value: Any) -> tuple[str | None, str | None]:
+    """(URL, media type) from an attachment's url: a string, a Link (href, mediaType) or a list of
+    them (the first usable one, as Mastodon takes it)."""
+    for candidate in as_list(value)[:MAX_TAGS]:
+        if isinstance(candidate, str):
+            href, media_type = candidate, None
+        elif isinstance(candidate, dict):
+            href, media_type = candidate.get("href"), string_or_none(candidate.get("mediaType"), 100)
+        else:
+            continue
+        if isinstance(href, str) and len(href) <= 2048 and host_of(href) is not None:
+            return href, media_type
+    return None, None
+
+
+def _dimension(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000 else None
 

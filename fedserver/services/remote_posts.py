@@ -16,9 +16,11 @@ from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
 from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
+from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
 from fedserver.store.posts import NewPost, Post, PostEdit
 from fedserver.urls import Urls
 
@@ -112,6 +114,8 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
     mention_ids = [m.id for m in note.mentions]
     post_store.set_mentions_sync(conn, new_post.id, mention_ids, new=True)
     post_store.set_tags_sync(conn, new_post.id, parsed.hashtags, new=True)
+    if parsed.attachments:
+        attachment_store.set_attachments_sync(conn, new_post.id, _attachment_rows(parsed), new=True)
     _notify_local(conn, new_post.id, note, now, urls)
     return new_post.stored(now), True
 
@@ -131,6 +135,12 @@ def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, 
         edited_at=iso_from_epoch(new_time)), now)
     post_store.set_mentions_sync(conn, existing.id, [m.id for m in note.mentions])
     post_store.set_tags_sync(conn, existing.id, parsed.hashtags)
+    attachment_store.set_attachments_sync(conn, existing.id, _attachment_rows(parsed))
+
+
+def _attachment_rows(parsed: ParsedNote) -> list[Attachment]:
+    return [Attachment(position=index, media_type=media.media_type, url=media.url, description=media.description,
+                       width=media.width, height=media.height) for index, media in enumerate(parsed.attachments)]
 
 
 _ORDER = ("direct", "followers", "unlisted", "public")

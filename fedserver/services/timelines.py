@@ -8,12 +8,14 @@ from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent
 from fedserver.store import actors as actor_store
+from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import follows as follow_store
 from fedserver.store import note_batches
 from fedserver.store import posts as post_store
 from fedserver.store import timelines as timeline_store
 from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
 from fedserver.store.posts import Post
 
 PAGE_SIZE = 20
@@ -37,6 +39,7 @@ class PostCard:
     own: bool = False
     # The author consented to training, so "keep this post out of the corpus" means something.
     may_exclude: bool = False
+    attachments: list[Attachment] = field(default_factory=list)
 
     @property
     def can_boost(self) -> bool:
@@ -109,6 +112,7 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
+    media = await attachment_store.attachments_for(reader, post_ids)
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
         viewer_consented = await training_allowed(ctx, viewer, choices)
@@ -121,7 +125,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         likes, boosts, liked, boosted = counts.get(post.id, (0, 0, False, False))
         cards.append(PostCard(post=post, author=author, sort_id=sort_id, boosted_by=booster,
                               likes=likes, boosts=boosts, liked=liked, boosted=boosted, own=own,
-                              may_exclude=own and bool(post.is_local) and viewer_consented))
+                              may_exclude=own and bool(post.is_local) and viewer_consented,
+                              attachments=media.get(post.id, [])))
     return cards
 
 

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import jinja2
 from markupsafe import Markup
 
+from fedserver.activitypub.normalize import host_of
 from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.clock import parse_time, wire_time
 from fedserver.text import render_html
@@ -37,6 +38,17 @@ def html_datetime(iso: str | None) -> str:
     return wire_time(iso) if iso else ""
 
 
+def http_url(url: str | None) -> str:
+    """An http(s) URL for an href, or "" (stored URLs are checked when parsed; checked again here
+    so that no other scheme, javascript: say, can ever become a link)."""
+    return url if url and host_of(url) is not None else ""
+
+
+def url_host(url: str | None) -> str:
+    """The host[:port] a link leads to, shown beside it."""
+    return host_of(url) or ""
+
+
 def handle(actor) -> str:
     return f"@{actor.username}@{actor.domain}"
 
@@ -47,3 +59,5 @@ def install(env: jinja2.Environment) -> None:
     env.filters["datetime_short"] = datetime_short
     env.filters["handle"] = handle
     env.filters["html_datetime"] = html_datetime
+    env.filters["http_url"] = http_url
+    env.filters["url_host"] = url_host

@@ -76,3 +76,25 @@ def test_only_http_links_of_remote_objects_and_actors_are_kept():
                            "publicKeyPem": "-----BEGIN PUBLIC KEY-----x"}}
     profile = actor_profile(actor)
     assert profile["url"] is None and profile["icon_url"] is None
+
+
+def test_media_attachments_are_read_in_order_with_http_links_only():
+    parsed, _ = parse_note(_note(attachment=[
+        {"type": "Document", "mediaType": "image/jpeg", "url": "https://m.example/a.jpg", "name": "alt text",
+         "width": 1200, "height": True},
+        {"type": "Image", "url": ["ftp://m.example/b.png", {"type": "Link", "href": "https://m.example/b.png",
+                                                              "mediaType": "image/png"}]},
+        {"type": "Audio", "url": "data:audio/ogg;base64,AAAA"},
+        {"type": "PropertyValue", "name": "Website", "value": "https://m.example"},
+        "https://m.example/not-an-object.png",
+    ]))
+    assert [(a.url, a.media_type, a.description, a.width, a.height) for a in parsed.attachments] == [
+        ("https://m.example/a.jpg", "image/jpeg", "alt text", 1200, None),
+        ("https://m.example/b.png", "image/png", None, None, None),
+    ]
+
+
+def test_at_most_sixteen_attachments_are_kept():
+    many = [{"type": "Document", "mediaType": "image/png", "url": f"https://m.example/{n}.png"} for n in range(40)]
+    parsed, _ = parse_note(_note(attachment=many))
+    assert [a.url for a in parsed.attachments] == [f"https://m.example/{n}.png" for n in range(16)]

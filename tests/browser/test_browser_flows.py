@@ -1,12 +1,19 @@
 """What a person does in a browser, end to end: a real server, a remote server, real Chromium."""
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import threading
+from contextlib import contextmanager
+from typing import Awaitable, Callable, Iterator, TypeVar
 
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, wait_for
+
+T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
 
@@ -115,3 +122,47 @@ def test_a_form_without_its_csrf_token_is_rejected_and_changes_nothing(page: Pag
     write_post(page, "This must not be stored")
     expect(page.get_by_text("did not come from this site")).to_be_visible()
     assert here.value("SELECT count(*) FROM posts WHERE content_text LIKE '%must not be stored%'") == 0
+
+
+@contextmanager
+def fake_remote_in_thread(*names: str) -> Iterator[tuple[FakeRemote, Callable[[Awaitable[T]], T]]]:
+    """A FakeRemote (a real server that signs) on its own event loop in a thread, for these
+    synchronous tests; yields it and a function that runs one of its coroutines to completion."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+
+    remote = run(FakeRemote.start(*names))
+    try:
+        yield remote, run
+    finally:
+        run(remote.stop())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_media_on_a_remote_post_is_linked_and_sensitive_media_waits_for_a_click(page: Page, servers):
+    here, _ = servers
+    username = new_person(page, here)
+    with fake_remote_in_thread("eve") as (remote, run):
+        note = remote.note("eve", "Two pictures", mention=here.actor_uri(username))
+        note["sensitive"] = True
+        note["attachment"] = [{"type": "Document", "mediaType": "image/png", "url": "https://media.eve.example/1.png",
+                               "name": "A heron standing in the reeds"}]
+        status, _ = run(remote.post(f"{here.base}/inbox", remote.activity("eve", "Create", note), as_user="eve"))
+        assert status == 202
+        post_id = wait_for(lambda: here.value("SELECT id FROM posts WHERE uri = ?", (note["id"],)),
+                           what="eve's post to be stored")
+
+    page.goto(f"{here.base}/posts/{post_id}")
+    expect(page.get_by_text("Two pictures")).to_be_visible()
+    media = page.get_by_role("link", name="Image")
+    expect(media).to_be_hidden()  # marked sensitive: behind a click
+    page.get_by_text("Sensitive media").click()
+    expect(media).to_be_visible()
+    expect(media).to_have_attribute("href", "https://media.eve.example/1.png")
+    expect(page.get_by_text("A heron standing in the reeds")).to_be_visible()

@@ -4,6 +4,7 @@ to run script on our pages."""
 from __future__ import annotations
 
 import re
+import time
 from html.parser import HTMLParser
 from typing import AsyncIterator
 
@@ -201,3 +202,57 @@ async def test_boost_button_is_not_offered_for_private_posts(instances):
     finally:
         await alice.close()
 
+
+
+async def test_media_on_a_remote_post_is_listed_with_its_description_and_follows_edits_and_deletes(
+        instances, remote):
+    a = await instances("a")
+    alice = await person(a, "alice")
+    media = "https://media.eve.example"
+    note = remote.note("eve", "look at this", mention=a.actor_uri("alice"))
+    note["attachment"] = [
+        # Mastodon's shape.
+        {"type": "Document", "mediaType": "image/png", "url": f"{media}/cat.png",
+         "name": "A cat <b>asleep</b> on a keyboard", "blurhash": "LEHV6nWB2yk8", "width": 640, "height": 480},
+        # Misskey/Pleroma shapes: a list of Links, no description.
+        {"type": "Video", "url": [{"type": "Link", "href": f"{media}/clip.mp4", "mediaType": "video/mp4"}]},
+        # Never a link: another scheme, and something that is not media at all.
+        {"type": "Document", "mediaType": "image/png", "url": "javascript:alert(1)", "name": "trap"},
+        {"type": "PropertyValue", "name": "Website", "value": "https://eve.example"},
+    ]
+    try:
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Create", note), as_user="eve")
+        assert status == 202
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (note["id"],)),
+                         what="eve's post stored")
+        post_id = (await a.query("SELECT id FROM posts WHERE uri = ?", (note["id"],)))[0][0]
+
+        for path in (f"/posts/{post_id}", "/notifications"):
+            page = await alice.get(path)
+            assert page.status == 200 and active_html(page.text) == [], path
+            links = re.findall(r'<a href="([^"]*)" rel="noopener noreferrer nofollow ugc">(\w+)</a>', page.text)
+            assert links == [(f"{media}/cat.png", "Image"), (f"{media}/clip.mp4", "Video")], path
+            assert "A cat &lt;b&gt;asleep&lt;/b&gt; on a keyboard" in page.text  # the description, as text
+            assert "(no description)" in page.text and "on media.eve.example" in page.text
+            assert "trap" not in page.text and "<img" not in page.text  # linked, never loaded by the page
+
+        # An edit replaces the media: one removed, the other described anew.
+        note["attachment"] = [{"type": "Document", "mediaType": "video/mp4", "url": f"{media}/clip.mp4",
+                               "name": "Now with a description"}]
+        note["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Update", note), as_user="eve")
+        assert status == 202
+        await wait_until(lambda: a.count("SELECT count(*) FROM post_attachments WHERE post_id = ? AND description"
+                                         " = 'Now with a description'", (post_id,)), what="the edit applied")
+        page = await alice.get(f"/posts/{post_id}")
+        assert "cat.png" not in page.text and "Now with a description" in page.text
+
+        # Deleted, the post takes its media with it.
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity(
+            "eve", "Delete", {"id": note["id"], "type": "Tombstone"}), as_user="eve")
+        assert status == 202
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE id = ? AND deleted_at IS NOT NULL",
+                                         (post_id,)), what="the delete applied")
+        assert await a.count("SELECT count(*) FROM post_attachments") == 0
+    finally:
+        await alice.close()

@@ -1,0 +1,56 @@
+"""Media attached to posts: one row per attachment, in the author's order. Written in the
+transaction that stores or updates the post (synchronous, for Database.write_batch); read for a
+whole page of posts at once."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all
+
+
+@dataclass(frozen=True)
+class Attachment:
+    position: int
+    media_type: str
+    url: str
+    description: str | None
+    width: int | None
+    height: int | None
+
+    @property
+    def kind(self) -> str:
+        """image, video, audio or file: how a page presents it."""
+        major = self.media_type.partition("/")[0].lower()
+        return major if major in ("image", "video", "audio") else "file"
+
+
+_DELETE = "DELETE FROM post_attachments WHERE post_id = ?"
+_INSERT = ("INSERT INTO post_attachments (post_id, position, media_type, url, description, width, height)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def set_attachments_sync(conn: sqlite3.Connection, post_id: int, attachments: list[Attachment], *,
+                         new: bool = False) -> None:
+    """Replace the post's attachments (an edit may add, remove or reorder them)."""
+    if not new:
+        conn.execute(_DELETE, (post_id,))
+    if attachments:
+        conn.executemany(_INSERT, [(post_id, a.position, a.media_type, a.url, a.description, a.width, a.height)
+                                   for a in attachments])
+
+
+async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, list[Attachment]]:
+    """Each post's attachments in order; posts without any are left out."""
+    if not post_ids:
+        return {}
+    marks = ", ".join("?" for _ in post_ids)
+    rows = await fetch_all(
+        conn, "SELECT post_id, position, media_type, url, description, width, height FROM post_attachments"
+              f" WHERE post_id IN ({marks}) ORDER BY post_id, position", post_ids)
+    found: dict[int, list[Attachment]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(Attachment(*row[1:]))
+    return found
