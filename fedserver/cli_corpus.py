@@ -69,6 +69,9 @@ def add_parsers(sub: Any) -> None:
     researcher.add_parser("list", help="researchers, their terms acceptance, revocation and pulls")
     s = researcher.add_parser("revoke", help="end a researcher's access (their token stops working)")
     s.add_argument("name")
+    s = researcher.add_parser("rotate-token", help="give a researcher a new token (prints it, once); the old one "
+                                                   "stops working, their terms and history stay")
+    s.add_argument("name")
 
 
 async def run(ctx: Any, args: argparse.Namespace) -> int:
@@ -138,6 +141,11 @@ async def _run_researcher(ctx: Any, args: argparse.Namespace) -> int:
         researcher, changed = await researchers.revoke_researcher(ctx, args.name)
         print(f"revoked {researcher.name}" if changed else
               f"{researcher.name} was already revoked ({researcher.revoked_at})")
+    elif args.researcher_command == "rotate-token":
+        researcher, token = await researchers.rotate_token(ctx, args.name)
+        print(f"new token for researcher {researcher.name}; the old one no longer works")
+        print(f"token: {token}")
+        print("the token is shown only this once; give it to the researcher over a private channel")
     return 0
 
 

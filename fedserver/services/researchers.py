@@ -123,6 +123,25 @@ async def revoke_researcher(ctx: Context, name: str) -> tuple[Researcher, bool]:
     return revoked, True
 
 
+async def rotate_token(ctx: Context, name: str) -> tuple[Researcher, str]:
+    """Give a researcher a new token (a leaked or lost one): the old token stops working at once,
+    and everything else stays theirs (accepted terms, pull log, where their sync had got to).
+    Returns the new token, which is never stored (only its hash)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    async with ctx.db.transaction() as tx:
+        researcher = await researcher_store.get_researcher_by_name(tx, name)
+        if researcher is None:
+            raise ResearcherError(f"no researcher named {name}")
+        if researcher.revoked_at is not None:
+            raise ResearcherError(f"researcher {name} was revoked ({researcher.revoked_at}); a revoked"
+                                  " researcher gets no new token")
+        await researcher_store.set_token_hash(tx, researcher.id, token_hash(token))
+        rotated = await researcher_store.get_researcher(tx, researcher.id)
+    assert rotated is not None
+    log.info("researcher %s: new token issued, the old one no longer works", name)
+    return rotated, token
+
+
 # --- authentication, terms and the pull log -----------------------------------------------------
 
 async def authenticate(ctx: Context, token: str | None) -> Researcher:

@@ -70,6 +70,10 @@ async def revoke_researcher(conn: aiosqlite.Connection, researcher_id: int, now:
                        (now, researcher_id))
 
 
+async def set_token_hash(conn: aiosqlite.Connection, researcher_id: int, new_hash: str) -> None:
+    await conn.execute("UPDATE researchers SET token_hash = ? WHERE id = ?", (new_hash, researcher_id))
+
+
 async def set_terms_accepted(conn: aiosqlite.Connection, researcher_id: int, *, version: str, sha256: str,
                              now: str) -> None:
     await conn.execute("UPDATE researchers SET terms_version = ?, terms_hash = ?, terms_accepted_at = ?"

@@ -65,8 +65,24 @@ async def add_researcher(request: web.Request) -> web.Response:
                                                             contact=str(form.get("contact", "")).strip())
     except researchers.ResearcherError as exc:
         return await render(request, "error.html", status=400, message=str(exc))
-    # The token is shown once, on this response only; only its hash is stored.
-    return await render(request, "admin/token.html", researcher=researcher, token=token)
+    return await _token_page(request, researcher, token, rotated=False)
+
+
+@require_admin
+async def rotate_researcher_token(request: web.Request) -> web.Response:
+    form = await request.post()
+    try:
+        researcher, token = await researchers.rotate_token(ctx_of(request), str(form.get("name", "")))
+    except researchers.ResearcherError as exc:
+        return await render(request, "error.html", status=400, message=str(exc))
+    return await _token_page(request, researcher, token, rotated=True)
+
+
+async def _token_page(request: web.Request, researcher: researchers.Researcher, token: str, *, rotated: bool) -> web.Response:
+    # The token is shown once, on this response only (only its hash is stored): nothing may keep a copy.
+    response = await render(request, "admin/token.html", researcher=researcher, token=token, rotated=rotated)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @require_admin
@@ -112,5 +128,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/invites", create_invite)
     r.add_post("/admin/researchers", add_researcher)
     r.add_post("/admin/researchers/revoke", revoke_researcher)
+    r.add_post("/admin/researchers/rotate", rotate_researcher_token)
     r.add_post("/admin/domain_blocks", domain_block)
     r.add_post("/admin/accounts/suspend", suspend_account)

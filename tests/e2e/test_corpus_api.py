@@ -579,3 +579,27 @@ async def test_token_printed_by_the_cli_opens_the_api_and_cli_revoke_closes_it(s
     line = capsys.readouterr().out.splitlines()[-1]
     assert f"terms {RESEARCHER_TERMS.version} accepted" in line
     assert "pulls 4" in line  # GET terms, POST terms, GET stats, then the refused GET stats
+
+
+async def test_a_rotated_token_keeps_the_researchers_terms_and_history_and_the_old_one_is_refused(
+        server, session, capsys):
+    config = server.settings.base_dir / "cli.toml"
+    config.write_text(render_default_config(domain=server.domain, scheme="http", port=server.settings.server.port),
+                      encoding="utf-8")
+    assert await asyncio.to_thread(cli, config, "researcher", "add", "rotating-lab") == 0
+    old = ResearcherClient(server, session, capsys.readouterr().out.split("token: ", 1)[1].split()[0])
+    await old.accept_terms()
+    assert (await old.get("stats"))[0] == 200
+
+    assert await asyncio.to_thread(cli, config, "researcher", "rotate-token", "rotating-lab") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("new token for researcher rotating-lab; the old one no longer works")
+    new = ResearcherClient(server, session, out.split("token: ", 1)[1].split()[0])
+    assert (await old.get("stats"))[0] == 401
+    assert (await new.get("stats"))[0] == 200  # no second acceptance of the terms needed
+    # The history stays the researcher's: the pulls before the new token and the one after (the old
+    # token is unknown now, so its refused try belongs to nobody).
+    assert [row[0] for row in await pulls(server, "rotating-lab")] == ["GET terms", "POST terms", "GET stats",
+                                                                     "GET stats"]
+    assert await asyncio.to_thread(cli, config, "researcher", "rotate-token", "nobody") == 1
+    assert capsys.readouterr().err.strip() == "error: no researcher named nobody"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -21,6 +21,7 @@ class Page:
     url: str
     text: str
     location: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def csrf(self) -> str:
@@ -53,11 +54,11 @@ class Browser:
 
     async def get(self, path: str, *, follow: bool = True) -> Page:
         async with self.http.get(self._url(path), allow_redirects=follow) as resp:
-            return Page(resp.status, str(resp.url), await resp.text(), resp.headers.get("Location"))
+            return Page(resp.status, str(resp.url), await resp.text(), resp.headers.get("Location"), dict(resp.headers))
 
     async def post(self, path: str, data: dict[str, Any], *, follow: bool = True) -> Page:
         async with self.http.post(self._url(path), data=data, allow_redirects=follow) as resp:
-            return Page(resp.status, str(resp.url), await resp.text(), resp.headers.get("Location"))
+            return Page(resp.status, str(resp.url), await resp.text(), resp.headers.get("Location"), dict(resp.headers))
 
     async def submit(self, page_path: str, action: str, data: dict[str, Any], *, follow: bool = True) -> Page:
         """Open page_path, take its CSRF token and post data to action, like pressing a button there."""

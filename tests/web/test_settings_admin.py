@@ -2,6 +2,8 @@
 through real HTTP against a running instance."""
 from __future__ import annotations
 
+import re
+
 import struct
 import zlib
 
@@ -195,3 +197,33 @@ async def test_admin_renames_the_instance_and_nodeinfo_and_pages_follow(instance
         metadata = (await resp.json(content_type=None))["metadata"]
     assert metadata == {"nodeName": "Quiet Garden", "nodeDescription": "A calm place"}
     await boss.close()
+
+
+async def test_admin_gives_a_researcher_a_new_token_and_the_old_one_stops_working(instances):
+    a = await instances("a")
+    boss = await person(a, "boss", admin=True)
+    api = f"{a.base}/api/corpus/v1/terms"
+
+    async def status_with(token: str) -> int:
+        async with boss.http.get(api, headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status
+
+    try:
+        first = await boss.submit("/admin", "/admin/researchers", {"name": "lab"})
+        old_token = re.search(r'id="researcher-token">([^<]+)<', first.text).group(1)
+        assert await status_with(old_token) == 200
+
+        rotated = await boss.submit("/admin", "/admin/researchers/rotate", {"name": "lab"})
+        assert rotated.status == 200 and "New token for researcher lab" in rotated.text
+        assert rotated.headers["Cache-Control"] == "no-store"
+        new_token = re.search(r'id="researcher-token">([^<]+)<', rotated.text).group(1)
+        assert new_token.startswith("fsr_") and new_token != old_token
+        assert await status_with(old_token) == 401
+        assert await status_with(new_token) == 200
+        assert new_token not in (await boss.get("/admin")).text
+
+        await boss.submit("/admin", "/admin/researchers/revoke", {"name": "lab"})
+        refused = await boss.submit("/admin", "/admin/researchers/rotate", {"name": "lab"})
+        assert refused.status == 400 and "a revoked researcher gets no new token" in refused.text
+    finally:
+        await boss.close()
