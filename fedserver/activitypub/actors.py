@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from fedserver.activitypub.normalize import as_list, first_type, host_of, id_of, string_or_none
+from fedserver.activitypub.normalize import as_list, first_type, host_of, id_of, ids_of, string_or_none
 from fedserver.activitypub.vocab import ACTOR_TYPES, has_as_context
 
 
@@ -98,6 +98,7 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
     # Links we will put into pages and posts: http(s) only, never javascript: or data: URLs.
     url = url if host_of(url) is not None else None
     icon_url = icon_url if host_of(icon_url) is not None else None
+    moved_to = id_of(doc.get("movedTo"))
     return {
         "username": username,
         "domain": host_of(actor_id),
@@ -120,4 +121,12 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         # FEP-5feb: a missing indexable means false.
         "indexable": int(doc.get("indexable") is True),
         "raw_json": json.dumps(doc, separators=(",", ":"), sort_keys=True),
+        # Shown as a link on the profile: http(s) only.
+        "moved_to_uri": moved_to if host_of(moved_to) is not None and moved_to != actor_id else None,
     }
+
+
+def also_known_as(doc: dict[str, Any]) -> list[str]:
+    """The other ids an actor says are also its own (alsoKnownAs): a Move to this actor is only
+    believed when the account moving away is listed here."""
+    return ids_of(doc.get("alsoKnownAs"))[:100]

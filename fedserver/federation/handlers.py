@@ -2,13 +2,15 @@
 activity's actor and that embedded objects come from the actor's server."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Awaitable, Callable
 
+from fedserver.activitypub.actors import also_known_as
 from fedserver.activitypub.normalize import first_type, host_of, id_of
 from fedserver.activitypub.notes import InvalidNote, parse_note
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
-from fedserver.clock import time_ordered_id
+from fedserver.clock import parse_time, time_ordered_id
 from fedserver.context import Context
 from fedserver.federation import creates
 from fedserver.services import follows as follow_service
@@ -248,6 +250,35 @@ async def handle_block(ctx: Context, activity: dict[str, Any], signer: Actor) ->
                 await follow_store.delete_follow(tx, follow.id)
 
 
+# After a Move is carried out for an account, further Moves of it are ignored this long (Mastodon).
+MOVE_COOLDOWN_SECONDS = 7 * 86400
+
+
+async def handle_move(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
+    """An account moved (Mastodon's account migration): its local followers follow the new account
+    instead. Believed only when the moving account is the signer and the new account, fetched
+    afresh from its own server, lists the old one in alsoKnownAs."""
+    origin_uri, target_uri = id_of(activity.get("object")), id_of(activity.get("target"))
+    if origin_uri != signer.uri or not target_uri or target_uri == origin_uri or host_of(target_uri) is None:
+        log.info("Move %s ignored: an account may only move itself, to another http(s) account", activity.get("id"))
+        return
+    last_move = parse_time(signer.moved_at)
+    if last_move is not None and ctx.clock.now() - last_move < MOVE_COOLDOWN_SECONDS:
+        log.info("Move %s ignored: %s already moved less than 7 days ago", activity.get("id"), signer.uri)
+        return
+    try:
+        target = await remote_actors.fetch_actor(ctx, target_uri)
+    except remote_actors.ActorNotFound as exc:
+        raise RetryLater(f"cannot fetch the Move's target {target_uri}: {exc}") from exc
+    if target.is_local or target.is_gone:
+        log.info("Move %s ignored: the target %s is local or gone", activity.get("id"), target_uri)
+        return
+    if origin_uri not in also_known_as(json.loads(target.raw_json or "{}")):
+        log.info("Move %s ignored: %s does not list %s in alsoKnownAs", activity.get("id"), target_uri, origin_uri)
+        return
+    await follow_service.move_followers(ctx, signer, target)
+
+
 HANDLERS: dict[str, Handler] = {
     "Follow": handle_follow,
     "Accept": handle_accept,
@@ -259,6 +290,7 @@ HANDLERS: dict[str, Handler] = {
     "Like": handle_like,
     "Announce": handle_announce,
     "Block": handle_block,
+    "Move": handle_move,
 }
 
 

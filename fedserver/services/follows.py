@@ -6,6 +6,7 @@ import logging
 from fedserver.context import Context
 from fedserver.services import as2, outbox, remote_actors
 from fedserver.services.accounts import require_local_actor
+from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store.actors import Actor
@@ -47,13 +48,50 @@ async def follow(ctx: Context, username: str, handle: str) -> Follow:
             await interaction_store.add_notification(tx, recipient_id=target.id, kind=kind,
                                                      from_actor_id=follower.id, post_id=None, now=now)
             return record
-        record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
-                                                  state="pending", now=now)
-        activity = as2.follow_activity(uri, follower.uri, target.uri)
-        await outbox.publish(ctx, tx, actor=follower, activity=activity, inboxes=[target.inbox_url],
-                             is_public=False)
+        record = await _send_follow(ctx, tx, follower, target, uri, now)
     log.info("%s sent Follow to %s", follower.username, target.uri)
     return record
+
+
+async def _send_follow(ctx: Context, tx, follower: Actor, target: Actor, uri: str, now: str) -> Follow:
+    """Inside tx: a pending follow of a remote account, and its Follow queued for delivery."""
+    record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
+                                              state="pending", now=now)
+    activity = as2.follow_activity(uri, follower.uri, target.uri)
+    await outbox.publish(ctx, tx, actor=follower, activity=activity, inboxes=[target.inbox_url], is_public=False)
+    return record
+
+
+async def _send_unfollow(ctx: Context, tx, follower: Actor, target: Actor, existing: Follow) -> None:
+    """Inside tx: end a follow of a remote account and queue the Undo(Follow)."""
+    await follow_store.delete_follow(tx, existing.id)
+    original = as2.follow_activity(existing.uri, follower.uri, target.uri)
+    undo = as2.undo_activity(f"{existing.uri}/undo", follower.uri, original)
+    await outbox.publish(ctx, tx, actor=follower, activity=undo, inboxes=[target.inbox_url], is_public=False)
+
+
+async def move_followers(ctx: Context, origin: Actor, target: Actor) -> int:
+    """`origin` moved to `target` (the caller has verified the Move): record it, and every local
+    account following origin follows target instead, as Mastodon does (a Follow to target, an
+    Undo(Follow) to origin). Returns how many local followers were moved."""
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        await actor_store.set_moved(tx, origin.id, target_uri=target.uri, now=now)
+        follower_ids = await follow_store.local_followers_of(tx, origin.id)
+        for follower_id in follower_ids:
+            follower = await actor_store.get_actor(tx, follower_id)
+            if follower is None or follower.is_gone:
+                continue
+            blocked = (await follow_store.is_blocked_by(tx, follower.id, target.id)
+                       or await follow_store.is_blocked_by(tx, target.id, follower.id))
+            if not blocked and await follow_store.get_follow(tx, follower.id, target.id) is None:
+                await _send_follow(ctx, tx, follower, target, ctx.urls.new_activity(), now)
+            old = await follow_store.get_follow(tx, follower.id, origin.id)
+            if old is not None:
+                await _send_unfollow(ctx, tx, follower, origin, old)
+    log.info("%s moved to %s: %d local followers now follow the new account", origin.uri, target.uri,
+             len(follower_ids))
+    return len(follower_ids)
 
 
 async def unfollow(ctx: Context, username: str, handle: str) -> None:
@@ -63,11 +101,10 @@ async def unfollow(ctx: Context, username: str, handle: str) -> None:
         existing = await follow_store.get_follow(tx, follower.id, target.id)
         if existing is None:
             raise FollowError(f"{username} does not follow {handle}")
-        await follow_store.delete_follow(tx, existing.id)
-        if not target.is_local:
-            original = as2.follow_activity(existing.uri, follower.uri, target.uri)
-            undo = as2.undo_activity(f"{existing.uri}/undo", follower.uri, original)
-            await outbox.publish(ctx, tx, actor=follower, activity=undo, inboxes=[target.inbox_url], is_public=False)
+        if target.is_local:
+            await follow_store.delete_follow(tx, existing.id)
+        else:
+            await _send_unfollow(ctx, tx, follower, target, existing)
 
 
 async def answer_follow_request(ctx: Context, username: str, handle: str, *, accept: bool) -> None:

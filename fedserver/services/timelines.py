@@ -317,6 +317,11 @@ async def actor_by_id(ctx: Context, actor_id: int) -> Actor | None:
     return actor if actor is not None and not actor.deleted_at else None
 
 
+async def actor_by_uri(ctx: Context, uri: str) -> Actor | None:
+    actor = await actor_store.get_actor_by_uri(ctx.db.reader, uri)
+    return actor if actor is not None and not actor.deleted_at else None
+
+
 async def post_by_id(ctx: Context, post_id: int) -> Post | None:
     return await post_store.get_post(ctx.db.reader, post_id)
 

@@ -39,6 +39,9 @@ class Actor:
     fetched_at: str | None
     deleted_at: str | None
     suspended_at: str | None
+    # Account migration: the account it moved to (its movedTo), and when we last carried out a Move.
+    moved_to_uri: str | None = None
+    moved_at: str | None = None
 
     @property
     def handle(self) -> str:
@@ -70,7 +73,7 @@ ACTOR_PROFILE_COLUMNS = (
     "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
     "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
     "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
-    "indexable", "raw_json",
+    "indexable", "raw_json", "moved_to_uri",
 )
 
 
@@ -154,6 +157,12 @@ def get_actors_by_ids_sync(conn: sqlite3.Connection, actor_ids: list[int]) -> di
                        tuple(actor_ids)).fetchall()
     actors = from_rows(Actor, rows)
     return {actor.id: actor for actor in actors}
+
+
+async def set_moved(conn: aiosqlite.Connection, actor_id: int, *, target_uri: str, now: str) -> None:
+    """A verified Move of this actor to target_uri was carried out now."""
+    await conn.execute("UPDATE actors SET moved_to_uri = ?, moved_at = ?, updated_at = ? WHERE id = ?",
+                       (target_uri, now, now, actor_id))
 
 
 async def mark_actor_deleted(conn: aiosqlite.Connection, actor_id: int, now: str) -> None:

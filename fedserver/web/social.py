@@ -148,7 +148,9 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
     page = await timelines.profile_posts(ctx, actor, viewer_actor, visibilities, max_id=max_id_of(request),
                                          choices=training_choices(request))
     counts = await timelines.profile_counts(ctx, actor, visibilities)
-    return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor)}
+    moved_to = await timelines.actor_by_uri(ctx, actor.moved_to_uri) if actor.moved_to_uri else None
+    return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor),
+            "moved_to": moved_to}
 
 
 @require_viewer
