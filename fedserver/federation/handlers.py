@@ -2,12 +2,13 @@
 activity's actor and that embedded objects come from the actor's server."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, Awaitable, Callable
 
 from fedserver.activitypub.actors import also_known_as
-from fedserver.activitypub.normalize import first_type, host_of, id_of
+from fedserver.activitypub.normalize import first_type, host_of, id_of, ids_of
 from fedserver.activitypub.notes import InvalidNote, parse_note
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
 from fedserver.clock import parse_time, time_ordered_id
@@ -15,6 +16,7 @@ from fedserver.context import Context
 from fedserver.federation import creates
 from fedserver.services import follows as follow_service
 from fedserver.services import remote_actors, remote_posts
+from fedserver.services import reports as report_service
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
@@ -279,6 +281,18 @@ async def handle_move(ctx: Context, activity: dict[str, Any], signer: Actor) -> 
     await follow_service.move_followers(ctx, signer, target)
 
 
+async def handle_flag(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
+    """A report about local accounts or their posts, for the admin page (Mastodon's Flag)."""
+    flag_uri = activity.get("id")
+    if not isinstance(flag_uri, str):
+        # An id keeps a repeated delivery from making a second report; without one, the content does.
+        flag_uri = "urn:sha256:" + hashlib.sha256(json.dumps(activity, sort_keys=True).encode()).hexdigest()
+    comment = activity.get("content") if isinstance(activity.get("content"), str) else ""
+    created = await report_service.receive_flag(ctx, flag_uri, signer, ids_of(activity.get("object")), comment)
+    if not created:
+        log.info("Flag %s from %s: no new report (nothing local named, or already received)", flag_uri, signer.uri)
+
+
 HANDLERS: dict[str, Handler] = {
     "Follow": handle_follow,
     "Accept": handle_accept,
@@ -291,6 +305,7 @@ HANDLERS: dict[str, Handler] = {
     "Announce": handle_announce,
     "Block": handle_block,
     "Move": handle_move,
+    "Flag": handle_flag,
 }
 
 

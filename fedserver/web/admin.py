@@ -1,13 +1,14 @@
-"""The admin page: instance settings, accounts, invites, researchers, delivery health, domain blocks."""
+"""The admin page: instance settings, reports, accounts, invites, researchers, delivery health,
+domain blocks."""
 from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import auth, instance, researchers, status
+from fedserver.services import auth, instance, reports, researchers, status
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
-from fedserver.web.common import ctx_of, redirect, render, require_admin
+from fedserver.web.common import ctx_of, redirect, render, require_admin, viewer_of
 
 
 @require_admin
@@ -21,6 +22,7 @@ async def dashboard(request: web.Request) -> web.Response:
         researchers=await researchers.list_researchers(ctx),
         queue=await status.queue_status(ctx),
         domain_blocks=await status.list_domain_blocks(ctx),
+        reports=await reports.open_reports(ctx),
         new_token=request.query.get("token_for"),
     )
 
@@ -96,6 +98,18 @@ async def revoke_researcher(request: web.Request) -> web.StreamResponse:
 
 
 @require_admin
+async def resolve_report(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    value = str(form.get("report_id", ""))
+    if not value.isdigit() or len(value) > 18:
+        return redirect("/admin#reports", flash="No such report.")
+    viewer = viewer_of(request)
+    assert viewer is not None
+    done = await reports.resolve(ctx_of(request), int(value), viewer.actor)
+    return redirect("/admin#reports", flash="Report marked as handled." if done else "That report was already handled.")
+
+
+@require_admin
 async def suspend_account(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name = str(form.get("name", ""))
@@ -129,5 +143,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/researchers", add_researcher)
     r.add_post("/admin/researchers/revoke", revoke_researcher)
     r.add_post("/admin/researchers/rotate", rotate_researcher_token)
+    r.add_post("/admin/reports/resolve", resolve_report)
     r.add_post("/admin/domain_blocks", domain_block)
     r.add_post("/admin/accounts/suspend", suspend_account)
