@@ -14,6 +14,8 @@ MAX_TAGS = 100  # bound work on hostile payloads (cf. CVE-2026-23962's unbounded
 # Mastodon attaches up to 4, Misskey up to 16; more are dropped, as Mastodon drops past its limit.
 MAX_ATTACHMENTS = 16
 ATTACHMENT_TYPES = ("Document", "Image", "Video", "Audio")
+# Mastodon allows 4 poll options by default, instances up to about 10; Misskey 10.
+MAX_POLL_OPTIONS = 20
 
 
 class InvalidNote(ValueError):
@@ -28,6 +30,22 @@ class MediaAttachment:
     description: str | None
     width: int | None
     height: int | None
+
+
+@dataclass(frozen=True)
+class PollOption:
+    name: str
+    votes: int
+
+
+@dataclass(frozen=True)
+class ParsedPoll:
+    """A Question's choices as its author's server last reported them."""
+    multiple: bool
+    options: list[PollOption]
+    ends_at: str | None
+    closed_at: str | None
+    voters: int | None
 
 
 @dataclass
@@ -49,6 +67,7 @@ class ParsedNote:
     mention_hrefs: list[str] = field(default_factory=list)
     hashtags: list[str] = field(default_factory=list)
     attachments: list[MediaAttachment] = field(default_factory=list)
+    poll: ParsedPoll | None = None
 
 
 def addressing(visibility: str, followers_url: str, mention_uris: list[str]) -> dict[str, list[str]]:
@@ -116,8 +135,31 @@ def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNot
         in_reply_to=id_of(obj.get("inReplyTo")), url=url if isinstance(url, str) else None,
         to=to, cc=cc, published=string_or_none(obj.get("published"), 64),
         updated=string_or_none(obj.get("updated"), 64), mention_hrefs=mentions,
-        hashtags=sorted(set(hashtags)), attachments=attachments_of(obj))
+        hashtags=sorted(set(hashtags)), attachments=attachments_of(obj), poll=poll_of(obj))
     return parsed, visibility_of(to, cc, followers_url)
+
+
+def poll_of(obj: dict[str, Any]) -> ParsedPoll | None:
+    """The poll of a Question (oneOf: pick one; anyOf: pick any), or None for anything else."""
+    if first_type(obj) != "Question":
+        return None
+    multiple = "anyOf" in obj and "oneOf" not in obj
+    options = []
+    for choice in as_list(obj.get("anyOf" if multiple else "oneOf"))[:MAX_POLL_OPTIONS]:
+        if not isinstance(choice, dict) or not isinstance(choice.get("name"), str):
+            continue
+        replies = choice.get("replies")
+        votes = replies.get("totalItems") if isinstance(replies, dict) else None
+        options.append(PollOption(name=choice["name"][:200], votes=_count(votes) or 0))
+    if not options:
+        return None
+    closed = obj.get("closed")
+    return ParsedPoll(multiple=multiple, options=options, ends_at=string_or_none(obj.get("endTime"), 64),
+                      closed_at=closed if isinstance(closed, str) else None, voters=_count(obj.get("votersCount")))
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12 else None
 
 
 def attachments_of(obj: dict[str, Any]) -> list[MediaAttachment]:

@@ -18,9 +18,11 @@ from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
+from fedserver.store import polls as poll_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
+from fedserver.store.polls import Poll, PollChoice
 from fedserver.store.posts import NewPost, Post, PostEdit
 from fedserver.urls import Urls
 
@@ -116,12 +118,18 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
     post_store.set_tags_sync(conn, new_post.id, parsed.hashtags, new=True)
     if parsed.attachments:
         attachment_store.set_attachments_sync(conn, new_post.id, _attachment_rows(parsed), new=True)
+    if parsed.poll is not None:
+        poll_store.set_poll_sync(conn, new_post.id, _poll_row(parsed), new=True)
     _notify_local(conn, new_post.id, note, now, urls)
     return new_post.stored(now), True
 
 
 def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, now: str) -> None:
     parsed = note.parsed
+    if parsed.poll is not None:
+        # New counts, or the end of the poll: Mastodon sends these as Updates that are not edits
+        # (no newer `updated`), so they apply whatever the time check below decides.
+        poll_store.set_poll_sync(conn, existing.id, _poll_row(parsed))
     new_time = parse_time(parsed.updated)
     old_time = parse_time(existing.edited_at) or parse_time(existing.published_at) or 0
     # Ignore undated and older updates (Mastodon does). An equal time is applied: wire times have
@@ -136,6 +144,14 @@ def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, 
     post_store.set_mentions_sync(conn, existing.id, [m.id for m in note.mentions])
     post_store.set_tags_sync(conn, existing.id, parsed.hashtags)
     attachment_store.set_attachments_sync(conn, existing.id, _attachment_rows(parsed))
+
+
+def _poll_row(parsed: ParsedNote) -> Poll | None:
+    poll = parsed.poll
+    if poll is None:
+        return None
+    return Poll(multiple=poll.multiple, ends_at=poll.ends_at, closed_at=poll.closed_at, voters=poll.voters,
+                choices=tuple(PollChoice(option.name, option.votes) for option in poll.options))
 
 
 def _attachment_rows(parsed: ParsedNote) -> list[Attachment]:

@@ -12,10 +12,12 @@ from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import follows as follow_store
 from fedserver.store import note_batches
+from fedserver.store import polls as poll_store
 from fedserver.store import posts as post_store
 from fedserver.store import timelines as timeline_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
+from fedserver.store.polls import Poll
 from fedserver.store.posts import Post
 
 PAGE_SIZE = 20
@@ -40,6 +42,7 @@ class PostCard:
     # The author consented to training, so "keep this post out of the corpus" means something.
     may_exclude: bool = False
     attachments: list[Attachment] = field(default_factory=list)
+    poll: Poll | None = None
 
     @property
     def can_boost(self) -> bool:
@@ -113,6 +116,9 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         reader, list({post.actor_id for _, post, _ in entries}))
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     media = await attachment_store.attachments_for(reader, post_ids)
+    # Only Questions have polls: most pages need no read for them.
+    polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
+                                                     if post.object_type == "Question"}))
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
         viewer_consented = await training_allowed(ctx, viewer, choices)
@@ -126,7 +132,7 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         cards.append(PostCard(post=post, author=author, sort_id=sort_id, boosted_by=booster,
                               likes=likes, boosts=boosts, liked=liked, boosted=boosted, own=own,
                               may_exclude=own and bool(post.is_local) and viewer_consented,
-                              attachments=media.get(post.id, [])))
+                              attachments=media.get(post.id, []), poll=polls.get(post.id)))
     return cards
 
 

@@ -153,6 +153,7 @@ async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) 
         " source_text = NULL, summary = NULL WHERE id = ? AND deleted_at IS NULL", (now, now, post_id))
     await conn.execute("DELETE FROM post_revisions WHERE post_id = ?", (post_id,))
     await conn.execute("DELETE FROM post_attachments WHERE post_id = ?", (post_id,))
+    await conn.execute("DELETE FROM polls WHERE post_id = ?", (post_id,))
 
 
 # The columns of Post in its field order: a plain sqlite3 row of them is Post(*row).

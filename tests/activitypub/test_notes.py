@@ -98,3 +98,19 @@ def test_at_most_sixteen_attachments_are_kept():
     many = [{"type": "Document", "mediaType": "image/png", "url": f"https://m.example/{n}.png"} for n in range(40)]
     parsed, _ = parse_note(_note(attachment=many))
     assert [a.url for a in parsed.attachments] == [f"https://m.example/{n}.png" for n in range(16)]
+
+
+def test_a_questions_poll_is_read_with_its_counts():
+    question = _note(type="Question", endTime="2026-12-01T10:00:00Z", votersCount=7, anyOf=[
+        {"type": "Note", "name": "Tea", "replies": {"type": "Collection", "totalItems": 5}},
+        {"type": "Note", "name": "Coffee", "replies": {"type": "Collection", "totalItems": True}},
+        {"type": "Note", "replies": {"totalItems": 3}},  # no name: not a choice
+    ])
+    parsed, _ = parse_note(question)
+    assert parsed.poll is not None and parsed.poll.multiple and parsed.poll.voters == 7
+    assert [(o.name, o.votes) for o in parsed.poll.options] == [("Tea", 5), ("Coffee", 0)]
+    assert parsed.poll.ends_at == "2026-12-01T10:00:00Z" and parsed.poll.closed_at is None
+    single, _ = parse_note(_note(type="Question", oneOf=[{"type": "Note", "name": "Yes"}], closed="2026-11-01T00:00:00Z"))
+    assert single.poll is not None and not single.poll.multiple and single.poll.closed_at == "2026-11-01T00:00:00Z"
+    assert parse_note(_note(type="Question"))[0].poll is None  # no choices: a post without a poll
+    assert parse_note(_note(oneOf=[{"type": "Note", "name": "Yes"}]))[0].poll is None  # only Questions

@@ -256,3 +256,37 @@ async def test_media_on_a_remote_post_is_listed_with_its_description_and_follows
         assert await a.count("SELECT count(*) FROM post_attachments") == 0
     finally:
         await alice.close()
+
+
+async def test_a_remote_poll_shows_its_choices_and_follows_updated_counts(instances, remote):
+    a = await instances("a")
+    alice = await person(a, "alice")
+    question = remote.note("eve", "Tea or coffee?", mention=a.actor_uri("alice"))
+    question.update(type="Question", endTime="2026-12-01T10:00:00Z", votersCount=4, oneOf=[
+        {"type": "Note", "name": "Tea <b>obviously</b>", "replies": {"type": "Collection", "totalItems": 3}},
+        {"type": "Note", "name": "Coffee", "replies": {"type": "Collection", "totalItems": 1}}])
+    try:
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Create", question), as_user="eve")
+        assert status == 202
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (question["id"],)),
+                         what="eve's poll stored")
+        post_id = (await a.query("SELECT id FROM posts WHERE uri = ?", (question["id"],)))[0][0]
+        page = await alice.get(f"/posts/{post_id}")
+        assert active_html(page.text) == []
+        choices = re.findall(r'<span class="choice">([^<]*)</span> <span class="muted">([^<]*)</span>', page.text)
+        assert choices == [("Tea &lt;b&gt;obviously&lt;/b&gt;", "75% (3 votes)"), ("Coffee", "25% (1 vote)")]
+        assert "4 people voted" in page.text and "ends 2026-12-01 10:00 UTC" in page.text
+
+        # The poll closes with new counts: an Update that is not an edit (no newer `updated`).
+        question["oneOf"][1]["replies"]["totalItems"] = 5
+        question.update(votersCount=8, closed="2026-12-01T10:00:00Z")
+        status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Update", question), as_user="eve")
+        assert status == 202
+        await wait_until(lambda: a.count("SELECT count(*) FROM polls WHERE post_id = ? AND closed_at IS NOT NULL",
+                                         (post_id,)), what="the poll's update applied")
+        page = await alice.get(f"/posts/{post_id}")
+        choices = re.findall(r'<span class="choice">([^<]*)</span> <span class="muted">([^<]*)</span>', page.text)
+        assert [share for _, share in choices] == ["38% (3 votes)", "62% (5 votes)"]
+        assert "8 people voted" in page.text and "closed 2026-12-01 10:00 UTC" in page.text
+    finally:
+        await alice.close()

@@ -1,0 +1,65 @@
+"""Polls of posts (ActivityPub Question): the choices and their counts. Written in the transaction
+that stores or updates the post (synchronous, for Database.write_batch); read for a whole page of
+posts at once."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import aiosqlite
+
+from fedserver.store.rows import fetch_all
+
+
+@dataclass(frozen=True)
+class PollChoice:
+    name: str
+    votes: int
+
+
+@dataclass(frozen=True)
+class Poll:
+    multiple: bool
+    ends_at: str | None
+    closed_at: str | None
+    voters: int | None
+    choices: tuple[PollChoice, ...]
+
+    @property
+    def total_votes(self) -> int:
+        return sum(choice.votes for choice in self.choices)
+
+    def share(self, choice: PollChoice) -> int:
+        """The choice's share of the votes in whole percent (of voters when several may be picked,
+        as Mastodon shows it)."""
+        base = (self.voters or self.total_votes) if self.multiple else self.total_votes
+        return round(100 * choice.votes / base) if base else 0
+
+
+def set_poll_sync(conn: sqlite3.Connection, post_id: int, poll: Poll | None, *, new: bool = False) -> None:
+    """Replace the post's poll (an Update brings new counts, or ends the poll)."""
+    if not new:
+        conn.execute("DELETE FROM polls WHERE post_id = ?", (post_id,))
+    if poll is None:
+        return
+    conn.execute("INSERT INTO polls (post_id, multiple, ends_at, closed_at, voters) VALUES (?, ?, ?, ?, ?)",
+                 (post_id, int(poll.multiple), poll.ends_at, poll.closed_at, poll.voters))
+    conn.executemany("INSERT INTO poll_options (post_id, position, name, votes) VALUES (?, ?, ?, ?)",
+                     [(post_id, position, choice.name, choice.votes) for position, choice in enumerate(poll.choices)])
+
+
+async def polls_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, Poll]:
+    """Each post's poll; posts without one are left out."""
+    if not post_ids:
+        return {}
+    marks = ", ".join("?" for _ in post_ids)
+    polls = await fetch_all(conn, f"SELECT post_id, multiple, ends_at, closed_at, voters FROM polls"
+                                  f" WHERE post_id IN ({marks})", post_ids)
+    if not polls:
+        return {}
+    choices: dict[int, list[PollChoice]] = {}
+    for post_id, name, votes in await fetch_all(
+            conn, f"SELECT post_id, name, votes FROM poll_options WHERE post_id IN ({marks})"
+                  " ORDER BY post_id, position", post_ids):
+        choices.setdefault(post_id, []).append(PollChoice(name, votes))
+    return {row[0]: Poll(bool(row[1]), row[2], row[3], row[4], tuple(choices.get(row[0], []))) for row in polls}
