@@ -160,6 +160,10 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
         return
     if first_type(obj) in POST_TYPES:
         existing = await post_store.get_post_by_uri(ctx.db.reader, obj.get("id") or "")
+        if existing is None and await _create_may_be_on_its_way(ctx, obj, signer):
+            # Deliveries race: an edit made right after posting can arrive before the Create
+            # (two POSTs in flight at once). Applied after a retry, once the post is here.
+            raise RetryLater(f"an Update of {obj.get('id')}, which has not arrived yet")
         if existing is None or existing.actor_id != signer.id:
             return  # an edit of a post we never stored
         try:
@@ -171,6 +175,18 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
         excluded = remote_posts.author_excluded(obj, activity.get("@context"))
         await remote_posts.save_remote_note(
             ctx, remote_posts.incoming_note(ctx, parsed, visibility, signer, mentions, excluded=excluded))
+
+
+# An Update of a post we do not have is retried while the post is this new (its Create may still be
+# in flight); older ones are edits of posts that never reached us, and are dropped.
+CREATE_IN_FLIGHT_SECONDS = 600
+
+
+async def _create_may_be_on_its_way(ctx: Context, obj: dict[str, Any], signer: Actor) -> bool:
+    published = parse_time(obj.get("published") if isinstance(obj.get("published"), str) else None)
+    return (id_of(obj.get("attributedTo")) == signer.uri and published is not None
+            and abs(ctx.clock.now() - published) < CREATE_IN_FLIGHT_SECONDS
+            and not await post_store.is_tombstoned(ctx.db.reader, obj.get("id") or ""))
 
 
 async def _update_actor(ctx: Context, doc: dict[str, Any], signer: Actor) -> None:

@@ -5,6 +5,7 @@ hand-built remote that really signs (tests/e2e/fake_remote.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import AsyncIterator
 
 import pytest
@@ -91,3 +92,41 @@ async def test_first_contacts_with_a_forged_signature_are_refused_while_others_a
     assert results[0][0] == 401, results[0]
     assert [status for status, _ in results[1:]] == [202] * len(honest)
     assert await server.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ?", (forged["id"],)) == 0
+
+
+async def test_an_edit_that_overtakes_its_post_is_applied_once_the_post_arrives(server, remote):
+    remote.add_actor("hasty")
+    inbox = f"{server.base}/inbox"
+    note = remote.note("hasty", "first draft", mention=server.actor_uri("alice"))
+    edited = {**note, "content": "<p>second draft</p>",
+              "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))}
+    update = remote.activity("hasty", "Update", edited)
+    assert (await remote.post(inbox, update, as_user="hasty"))[0] == 202
+
+    async def update_waits() -> bool:
+        return bool(await server.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ? AND state = 'pending'"
+                                       " AND attempts >= 1", (update["id"],)))
+
+    await wait_until(update_waits, what="the Update set aside for a retry")
+    assert (await remote.post(inbox, remote.activity("hasty", "Create", note), as_user="hasty"))[0] == 202
+
+    async def edited_text() -> bool:
+        rows = await server.query("SELECT content_text FROM posts WHERE uri = ?", (note["id"],))
+        return bool(rows) and rows[0][0] == "second draft"
+
+    await wait_until(edited_text, what="the edit applied to the post that arrived after it")
+
+
+async def test_an_edit_of_an_old_post_that_never_arrived_is_dropped(server, remote):
+    remote.add_actor("late")
+    note = remote.note("late", "from last year")
+    note["published"] = "2025-01-01T00:00:00Z"
+    update = remote.activity("late", "Update", note)
+    assert (await remote.post(f"{server.base}/inbox", update, as_user="late"))[0] == 202
+
+    async def done() -> bool:
+        return bool(await server.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ? AND state = 'done'",
+                                       (update["id"],)))
+
+    await wait_until(done, what="the Update processed")
+    assert await server.count("SELECT count(*) FROM posts WHERE uri = ?", (note["id"],)) == 0
