@@ -136,6 +136,15 @@ def answer_follow_activity(kind: str, activity_id: str, followee_uri: str, follo
     return {"@context": AS_CONTEXT, "id": activity_id, "type": kind, "actor": followee_uri, "object": embedded}
 
 
+def vote_activity(note_uri: str, voter_uri: str, question_uri: str, author_uri: str, choice: str) -> dict[str, Any]:
+    """One choice of a vote in someone's poll, as Mastodon sends it: a Note named after the choice,
+    in reply to the Question, addressed to its author alone."""
+    note = {"id": note_uri, "type": "Note", "name": choice, "attributedTo": voter_uri, "inReplyTo": question_uri,
+            "to": [author_uri]}
+    return {"@context": AS_CONTEXT, "id": f"{note_uri}/activity", "type": "Create", "actor": voter_uri,
+            "to": [author_uri], "object": note}
+
+
 def undo_activity(activity_id: str, actor_uri: str, original: dict[str, Any]) -> dict[str, Any]:
     embedded = {k: v for k, v in original.items() if k != "@context"}
     doc = {"@context": AS_CONTEXT, "id": activity_id, "type": "Undo", "actor": actor_uri, "object": embedded}

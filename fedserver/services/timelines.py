@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent
+from fedserver.services import polls as polls_service
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
@@ -43,6 +44,9 @@ class PostCard:
     may_exclude: bool = False
     attachments: list[Attachment] = field(default_factory=list)
     poll: Poll | None = None
+    # The viewer's own vote in the poll (option positions), and whether votes are still taken.
+    my_votes: tuple[int, ...] = ()
+    poll_open: bool = False
 
     @property
     def can_boost(self) -> bool:
@@ -119,6 +123,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     # Only Questions have polls: most pages need no read for them.
     polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
                                                      if post.object_type == "Question"}))
+    my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
+    now = ctx.clock.now()
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
         viewer_consented = await training_allowed(ctx, viewer, choices)
@@ -132,7 +138,9 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         cards.append(PostCard(post=post, author=author, sort_id=sort_id, boosted_by=booster,
                               likes=likes, boosts=boosts, liked=liked, boosted=boosted, own=own,
                               may_exclude=own and bool(post.is_local) and viewer_consented,
-                              attachments=media.get(post.id, []), poll=polls.get(post.id)))
+                              attachments=media.get(post.id, []), poll=polls.get(post.id),
+                              my_votes=my_votes.get(post.id, ()),
+                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
     return cards
 
 

@@ -63,3 +63,33 @@ async def polls_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int
                   " ORDER BY post_id, position", post_ids):
         choices.setdefault(post_id, []).append(PollChoice(name, votes))
     return {row[0]: Poll(bool(row[1]), row[2], row[3], row[4], tuple(choices.get(row[0], []))) for row in polls}
+
+
+async def has_voted(conn: aiosqlite.Connection, post_id: int, actor_id: int) -> bool:
+    rows = await fetch_all(conn, "SELECT 1 FROM poll_votes WHERE post_id = ? AND actor_id = ? LIMIT 1",
+                           (post_id, actor_id))
+    return bool(rows)
+
+
+async def add_vote(conn: aiosqlite.Connection, *, post_id: int, actor_id: int, positions: list[int],
+                   uris: list[str], now: str) -> None:
+    """Record a vote and count it in the shown totals until the author's server sends its own."""
+    await conn.executemany(
+        "INSERT INTO poll_votes (post_id, actor_id, position, uri, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(post_id, actor_id, position, uri, now) for position, uri in zip(positions, uris)])
+    await conn.execute(f"UPDATE poll_options SET votes = votes + 1 WHERE post_id = ?"
+                       f" AND position IN ({', '.join('?' for _ in positions)})", (post_id, *positions))
+    await conn.execute("UPDATE polls SET voters = voters + 1 WHERE post_id = ? AND voters IS NOT NULL", (post_id,))
+
+
+async def votes_of(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int]) -> dict[int, tuple[int, ...]]:
+    """The choices this person voted for in each of these polls (polls not voted in are left out)."""
+    if not post_ids:
+        return {}
+    marks = ", ".join("?" for _ in post_ids)
+    found: dict[int, list[int]] = {}
+    for post_id, position in await fetch_all(
+            conn, f"SELECT post_id, position FROM poll_votes WHERE actor_id = ? AND post_id IN ({marks})"
+                  " ORDER BY post_id, position", (actor_id, *post_ids)):
+        found.setdefault(post_id, []).append(position)
+    return {post_id: tuple(positions) for post_id, positions in found.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import audience, interactions, posting, timelines
+from fedserver.services import audience, interactions, polls, posting, timelines
 from fedserver.services.posting import Draft, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
@@ -105,6 +105,24 @@ boost = _interaction(interactions.boost)
 unboost = _interaction(interactions.unboost)
 
 
+@require_viewer
+async def vote(request: web.Request) -> web.StreamResponse:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    form = await request.post()
+    back = local_path(form.get("back"))
+    post = await _visible_post(request, request.match_info["post_id"])
+    if post is None:
+        return await _not_found(request)
+    chosen = [int(value) for value in form.getall("choice", []) if isinstance(value, str) and value.isdigit()
+              and len(value) < 4]
+    try:
+        await polls.vote(ctx_of(request), viewer.username, post, chosen)
+    except polls.VoteError as exc:
+        return redirect(back, flash=f"Your vote was not counted: {exc}.")
+    return redirect(back, flash="Your vote was sent.")
+
+
 async def _own_card(request: web.Request) -> timelines.PostCard | None:
     """The signed-in person's own post named in the URL (its author is the viewer), or None."""
     viewer = viewer_of(request)
@@ -184,6 +202,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/posts/{post_id}/unlike", unlike)
     r.add_post("/posts/{post_id}/boost", boost)
     r.add_post("/posts/{post_id}/unboost", unboost)
+    r.add_post("/posts/{post_id}/vote", vote)
     r.add_get("/posts/{post_id}/edit", edit_form)
     r.add_post("/posts/{post_id}/edit", edit)
     r.add_get("/posts/{post_id}/delete", delete_form)

@@ -166,3 +166,26 @@ def test_media_on_a_remote_post_is_linked_and_sensitive_media_waits_for_a_click(
     expect(media).to_be_visible()
     expect(media).to_have_attribute("href", "https://media.eve.example/1.png")
     expect(page.get_by_text("A heron standing in the reeds")).to_be_visible()
+
+
+def test_vote_in_a_remote_poll(page: Page, servers):
+    here, _ = servers
+    username = new_person(page, here)
+    with fake_remote_in_thread("eve") as (remote, run):
+        question = remote.note("eve", "Which season?", mention=here.actor_uri(username))
+        question.update(type="Question", endTime="2099-01-01T00:00:00Z", anyOf=[
+            {"type": "Note", "name": name, "replies": {"type": "Collection", "totalItems": 0}}
+            for name in ("Spring", "Autumn")])
+        status, _ = run(remote.post(f"{here.base}/inbox", remote.activity("eve", "Create", question), as_user="eve"))
+        assert status == 202
+        post_id = wait_for(lambda: here.value("SELECT id FROM posts WHERE uri = ?", (question["id"],)),
+                           what="eve's poll to be stored")
+        page.goto(f"{here.base}/posts/{post_id}")
+        page.get_by_label("Spring").check()
+        page.get_by_label("Autumn").check()
+        page.get_by_role("button", name="Vote").click()
+        expect(page.get_by_text("Your vote was sent.")).to_be_visible()
+        expect(page.locator("strong.my-vote")).to_have_count(2)
+        wait_for(lambda: sum(1 for item in remote.received if item.verified and (item.activity or {})
+                             .get("object", {}).get("inReplyTo") == question["id"]) == 2,
+                 what="both choices at eve's server")

@@ -258,11 +258,16 @@ async def test_media_on_a_remote_post_is_listed_with_its_description_and_follows
         await alice.close()
 
 
-async def test_a_remote_poll_shows_its_choices_and_follows_updated_counts(instances, remote):
+def poll_results(page) -> list[tuple[str, str]]:
+    return re.findall(r'<span class="choice">([^<]*)</span> <span class="muted">([^<]*)</span>', page.text)
+
+
+async def test_voting_in_a_remote_poll_sends_the_choice_and_counts_follow_the_authors_updates(instances, remote):
     a = await instances("a")
     alice = await person(a, "alice")
+    bob = await person(a, "bob")
     question = remote.note("eve", "Tea or coffee?", mention=a.actor_uri("alice"))
-    question.update(type="Question", endTime="2026-12-01T10:00:00Z", votersCount=4, oneOf=[
+    question.update(type="Question", endTime="2099-12-01T10:00:00Z", votersCount=4, oneOf=[
         {"type": "Note", "name": "Tea <b>obviously</b>", "replies": {"type": "Collection", "totalItems": 3}},
         {"type": "Note", "name": "Coffee", "replies": {"type": "Collection", "totalItems": 1}}])
     try:
@@ -271,22 +276,47 @@ async def test_a_remote_poll_shows_its_choices_and_follows_updated_counts(instan
         await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (question["id"],)),
                          what="eve's poll stored")
         post_id = (await a.query("SELECT id FROM posts WHERE uri = ?", (question["id"],)))[0][0]
-        page = await alice.get(f"/posts/{post_id}")
+        path = f"/posts/{post_id}"
+        page = await alice.get(path)
         assert active_html(page.text) == []
-        choices = re.findall(r'<span class="choice">([^<]*)</span> <span class="muted">([^<]*)</span>', page.text)
-        assert choices == [("Tea &lt;b&gt;obviously&lt;/b&gt;", "75% (3 votes)"), ("Coffee", "25% (1 vote)")]
-        assert "4 people voted" in page.text and "ends 2026-12-01 10:00 UTC" in page.text
+        assert re.findall(r'type="radio" name="choice" value="(\d)"> ([^<]*)</label>', page.text) == [
+            ("0", "Tea &lt;b&gt;obviously&lt;/b&gt;"), ("1", "Coffee")]
+        assert "4 people voted" in page.text and "ends 2099-12-01 10:00 UTC" in page.text
 
-        # The poll closes with new counts: an Update that is not an edit (no newer `updated`).
+        voted = await alice.submit(path, f"{path}/vote", {"choice": "1", "back": path})
+        assert "Your vote was sent." in voted.text
+        assert poll_results(voted) == [("Tea &lt;b&gt;obviously&lt;/b&gt;", "60% (3 votes)"), ("Coffee", "40% (2 votes)")]
+        assert "5 people voted" in voted.text and "your vote" in voted.text.split("Coffee", 1)[1][:120]
+        vote = await wait_until(lambda: _vote_received(remote), what="the vote at eve's server")
+        assert vote["actor"] == a.actor_uri("alice") and vote["to"] == [remote.actor_uri("eve")]
+        assert {k: vote["object"][k] for k in ("type", "name", "inReplyTo", "attributedTo", "to")} == {
+            "type": "Note", "name": "Coffee", "inReplyTo": question["id"], "attributedTo": a.actor_uri("alice"),
+            "to": [remote.actor_uri("eve")]}
+        again = await alice.post(f"{path}/vote", {"csrf_token": voted.csrf, "choice": "0", "back": path})
+        assert "you have already voted in this poll" in again.text
+        assert await a.count("SELECT count(*) FROM poll_votes") == 1
+
+        # The poll closes with eve's server's counts: an Update that is not an edit.
         question["oneOf"][1]["replies"]["totalItems"] = 5
         question.update(votersCount=8, closed="2026-12-01T10:00:00Z")
         status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Update", question), as_user="eve")
         assert status == 202
         await wait_until(lambda: a.count("SELECT count(*) FROM polls WHERE post_id = ? AND closed_at IS NOT NULL",
                                          (post_id,)), what="the poll's update applied")
-        page = await alice.get(f"/posts/{post_id}")
-        choices = re.findall(r'<span class="choice">([^<]*)</span> <span class="muted">([^<]*)</span>', page.text)
-        assert [share for _, share in choices] == ["38% (3 votes)", "62% (5 votes)"]
+        page = await bob.get(path)  # bob never voted: a closed poll shows results, no form
+        assert [share for _, share in poll_results(page)] == ["38% (3 votes)", "62% (5 votes)"]
+        assert 'name="choice"' not in page.text
         assert "8 people voted" in page.text and "closed 2026-12-01 10:00 UTC" in page.text
+        late = await bob.post(f"{path}/vote", {"csrf_token": page.csrf, "choice": "0", "back": path})
+        assert "this poll has ended" in late.text
     finally:
         await alice.close()
+        await bob.close()
+
+
+async def _vote_received(remote: FakeRemote) -> dict | None:
+    for item in remote.received:
+        activity = item.activity or {}
+        if item.verified and activity.get("type") == "Create" and (activity.get("object") or {}).get("name"):
+            return activity
+    return None
