@@ -145,6 +145,13 @@ def vote_activity(note_uri: str, voter_uri: str, question_uri: str, author_uri: 
             "to": [author_uri], "object": note}
 
 
+def flag_activity(activity_id: str, instance_actor_uri: str, objects: list[str], comment: str) -> dict[str, Any]:
+    """A report to another server, as Mastodon sends one: from the instance actor (so the person who
+    reported stays unnamed), naming the account and its posts."""
+    return {"@context": AS_CONTEXT, "id": activity_id, "type": "Flag", "actor": instance_actor_uri,
+            "content": comment, "object": objects}
+
+
 def undo_activity(activity_id: str, actor_uri: str, original: dict[str, Any]) -> dict[str, Any]:
     embedded = {k: v for k, v in original.items() if k != "@context"}
     doc = {"@context": AS_CONTEXT, "id": activity_id, "type": "Undo", "actor": actor_uri, "object": embedded}

@@ -1,15 +1,19 @@
-"""Reports from other servers (ActivityPub Flag) about local accounts, and the admin resolving them.
-Mastodon sends a report as its instance actor, naming the reported account and any of its posts;
-one report is kept per reported local account, as Mastodon keeps them."""
+"""Reports: from other servers (ActivityPub Flag) about local accounts, from local people about a
+post, and the admin resolving them. Mastodon sends a report as its instance actor, naming the
+reported account and any of its posts; one report is kept per reported account, as Mastodon keeps
+them. A report made here may be forwarded the same way, so the reporter's name stays here."""
 from __future__ import annotations
 
 import logging
 
 from fedserver.context import Context
+from fedserver.services import as2, outbox
+from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import posts as post_store
 from fedserver.store import reports as report_store
 from fedserver.store.actors import Actor
+from fedserver.store.posts import Post
 from fedserver.store.reports import OpenReport
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,37 @@ async def receive_flag(ctx: Context, flag_uri: str, reporter: Actor, object_uris
     if created:
         log.info("report from %s about %d local account(s) (%s)", reporter.uri, created, flag_uri)
     return created
+
+
+class ReportError(Exception):
+    """The report cannot be made (clear message for the person)."""
+
+
+async def report_post(ctx: Context, username: str, post: Post, comment: str, *, forward: bool) -> bool:
+    """username reports post (which they can see) to this server's admins; with forward, and the
+    author on another server, a Flag from this server's instance actor also goes to the author's
+    server. Returns whether it was forwarded."""
+    reporter = await require_local_actor(ctx, username)
+    if post.actor_id == reporter.id:
+        raise ReportError("you cannot report your own post")
+    author = await actor_store.get_actor(ctx.db.reader, post.actor_id)
+    if author is None:
+        raise ReportError("the post's author is unknown")
+    comment = comment.strip()[:MAX_COMMENT]
+    forward = forward and not author.is_local and bool(author.preferred_inbox)
+    uri = ctx.urls.new_activity()
+    async with ctx.db.transaction() as tx:
+        await report_store.insert_report(tx, uri=uri, reporter_id=reporter.id, target_id=author.id, comment=comment,
+                                         post_ids=[post.id], now=ctx.clock.now_iso(), forwarded=forward)
+        if forward:
+            found = await actor_store.get_instance_actor(tx)
+            assert found is not None, "the instance actor exists from the first start"
+            instance_actor = found[0]
+            await outbox.publish(ctx, tx, actor=instance_actor,
+                                 activity=as2.flag_activity(uri, instance_actor.uri, [author.uri, post.uri], comment),
+                                 inboxes=[author.preferred_inbox], is_public=False)
+    log.info("%s reported %s%s", username, post.uri, f" (forwarded to {author.domain})" if forward else "")
+    return forward
 
 
 async def open_reports(ctx: Context) -> list[OpenReport]:

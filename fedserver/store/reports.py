@@ -1,4 +1,5 @@
-"""Reports from other servers about local accounts (ActivityPub Flag) and the admin's handling."""
+"""Reports for the admin: from other servers about local accounts (ActivityPub Flag), and from
+local people about any account; and their handling."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,16 +17,19 @@ class OpenReport:
     created_at: str
     reporter_uri: str
     reporter_handle: str
-    target_username: str
+    target_id: int
+    target_handle: str
+    target_is_local: bool
+    forwarded: bool
     post_ids: tuple[int, ...]
 
 
 async def insert_report(conn: aiosqlite.Connection, *, uri: str, reporter_id: int, target_id: int, comment: str,
-                        post_ids: list[int], now: str) -> int | None:
+                        post_ids: list[int], now: str, forwarded: bool = False) -> int | None:
     """The new report's id, or None when a report with this uri exists (a repeated delivery)."""
     cur = await conn.execute(
-        "INSERT INTO reports (uri, reporter_id, target_id, comment, created_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (uri) DO NOTHING", (uri, reporter_id, target_id, comment, now))
+        "INSERT INTO reports (uri, reporter_id, target_id, comment, created_at, forwarded) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (uri) DO NOTHING", (uri, reporter_id, target_id, comment, now, int(forwarded)))
     if cur.rowcount == 0:
         return None
     report_id = int(cur.lastrowid)
@@ -38,7 +42,8 @@ async def insert_report(conn: aiosqlite.Connection, *, uri: str, reporter_id: in
 async def list_open_reports(conn: aiosqlite.Connection, limit: int = 100) -> list[OpenReport]:
     rows = await fetch_all(
         conn, "SELECT r.id, r.uri, r.comment, r.created_at, a.uri, '@' || a.username || '@' || a.domain,"
-              " t.username FROM reports r JOIN actors a ON a.id = r.reporter_id JOIN actors t ON t.id = r.target_id"
+              " t.id, '@' || t.username || '@' || t.domain, t.is_local, r.forwarded FROM reports r"
+              " JOIN actors a ON a.id = r.reporter_id JOIN actors t ON t.id = r.target_id"
               " WHERE r.resolved_at IS NULL ORDER BY r.id LIMIT ?", (limit,))
     if not rows:
         return []
@@ -48,7 +53,8 @@ async def list_open_reports(conn: aiosqlite.Connection, limit: int = 100) -> lis
             conn, f"SELECT report_id, post_id FROM report_posts WHERE report_id IN ({marks}) ORDER BY post_id",
             [row[0] for row in rows]):
         posts.setdefault(report_id, []).append(post_id)
-    return [OpenReport(*row, post_ids=tuple(posts.get(row[0], []))) for row in rows]
+    return [OpenReport(*row[:8], target_is_local=bool(row[8]), forwarded=bool(row[9]),
+                       post_ids=tuple(posts.get(row[0], []))) for row in rows]
 
 
 async def resolve_report(conn: aiosqlite.Connection, report_id: int, *, admin_id: int, now: str) -> bool:

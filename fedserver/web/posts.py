@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import audience, interactions, polls, posting, timelines
+from fedserver.services import audience, interactions, polls, posting, reports, timelines
 from fedserver.services.posting import Draft, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
@@ -123,6 +123,42 @@ async def vote(request: web.Request) -> web.StreamResponse:
     return redirect(back, flash="Your vote was sent.")
 
 
+async def _reportable_card(request: web.Request) -> timelines.PostCard | None:
+    """The post named in the URL when the signed-in person may report it (they see it, it is not theirs)."""
+    viewer = viewer_of(request)
+    assert viewer is not None
+    post = await _visible_post(request, request.match_info["post_id"])
+    if post is None or post.actor_id == viewer.actor.id or post.is_deleted:
+        return None
+    return await timelines.card_of(ctx_of(request), post, viewer.actor, choices=training_choices(request))
+
+
+@require_viewer
+async def report_form(request: web.Request) -> web.Response:
+    card = await _reportable_card(request)
+    if card is None:
+        return await _not_found(request)
+    return await render(request, "posts/report.html", card=card, back=local_path(request.query.get("back")))
+
+
+@require_viewer
+async def report(request: web.Request) -> web.StreamResponse:
+    card = await _reportable_card(request)
+    if card is None:
+        return await _not_found(request)
+    viewer = viewer_of(request)
+    assert viewer is not None
+    form = await request.post()
+    back = local_path(form.get("back"))
+    try:
+        forwarded = await reports.report_post(ctx_of(request), viewer.username, card.post,
+                                              str(form.get("comment", "")), forward=form.get("forward") == "1")
+    except reports.ReportError as exc:
+        return redirect(back, flash=f"The report was not made: {exc}.")
+    also = f" and, without your name, to {card.author.domain}" if forwarded else ""
+    return redirect(back, flash=f"Thank you. Your report went to this server's admins{also}.")
+
+
 async def _own_card(request: web.Request) -> timelines.PostCard | None:
     """The signed-in person's own post named in the URL (its author is the viewer), or None."""
     viewer = viewer_of(request)
@@ -203,6 +239,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/posts/{post_id}/boost", boost)
     r.add_post("/posts/{post_id}/unboost", unboost)
     r.add_post("/posts/{post_id}/vote", vote)
+    r.add_get("/posts/{post_id}/report", report_form)
+    r.add_post("/posts/{post_id}/report", report)
     r.add_get("/posts/{post_id}/edit", edit_form)
     r.add_post("/posts/{post_id}/edit", edit)
     r.add_get("/posts/{post_id}/delete", delete_form)
