@@ -152,6 +152,10 @@ def flag_activity(activity_id: str, instance_actor_uri: str, objects: list[str],
             "content": comment, "object": objects}
 
 
+def block_activity(activity_id: str, actor_uri: str, target_uri: str) -> dict[str, Any]:
+    return {"@context": AS_CONTEXT, "id": activity_id, "type": "Block", "actor": actor_uri, "object": target_uri}
+
+
 def undo_activity(activity_id: str, actor_uri: str, original: dict[str, Any]) -> dict[str, Any]:
     embedded = {k: v for k, v in original.items() if k != "@context"}
     doc = {"@context": AS_CONTEXT, "id": activity_id, "type": "Undo", "actor": actor_uri, "object": embedded}

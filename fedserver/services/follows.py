@@ -1,4 +1,4 @@
-"""Following and unfollowing, and answering follow requests to locked accounts."""
+"""Following and unfollowing, answering follow requests to locked accounts, and blocking."""
 from __future__ import annotations
 
 import logging
@@ -34,6 +34,8 @@ async def follow(ctx: Context, username: str, handle: str) -> Follow:
         raise FollowError("you cannot follow yourself")
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
+        if await follow_store.is_blocked_by(tx, target.id, follower.id):
+            raise FollowError(f"you blocked {target.handle}; unblock them first")
         existing = await follow_store.get_follow(tx, follower.id, target.id)
         if existing is not None and existing.state == "accepted":
             return existing
@@ -68,6 +70,54 @@ async def _send_unfollow(ctx: Context, tx, follower: Actor, target: Actor, exist
     original = as2.follow_activity(existing.uri, follower.uri, target.uri)
     undo = as2.undo_activity(f"{existing.uri}/undo", follower.uri, original)
     await outbox.publish(ctx, tx, actor=follower, activity=undo, inboxes=[target.inbox_url], is_public=False)
+
+
+async def block(ctx: Context, username: str, target: Actor) -> None:
+    """username blocks target: follows either way end, target's notifications to them go, nothing
+    target does reaches them any more (no notifications, their posts and boosts left out of
+    timelines), and target cannot follow them. A remote target's server gets a Block, as from
+    Mastodon (it ends follows there too)."""
+    blocker = await require_local_actor(ctx, username)
+    if target.id == blocker.id:
+        raise FollowError("you cannot block yourself")
+    now = ctx.clock.now_iso()
+    async with ctx.db.transaction() as tx:
+        if await follow_store.is_blocked_by(tx, target.id, blocker.id):
+            return
+        uri = ctx.urls.new_activity()
+        await follow_store.add_block(tx, uri=uri, actor_id=blocker.id, target_id=target.id, now=now)
+        mine = await follow_store.get_follow(tx, blocker.id, target.id)
+        if mine is not None:
+            if target.is_local:
+                await follow_store.delete_follow(tx, mine.id)
+            else:
+                await _send_unfollow(ctx, tx, blocker, target, mine)
+        theirs = await follow_store.get_follow(tx, target.id, blocker.id)
+        if theirs is not None:
+            await follow_store.delete_follow(tx, theirs.id)
+        await interaction_store.delete_notifications_from(tx, blocker.id, target.id)
+        if not target.is_local:
+            await outbox.publish(ctx, tx, actor=blocker, activity=as2.block_activity(uri, blocker.uri, target.uri),
+                                 inboxes=[target.inbox_url], is_public=False)
+    log.info("%s blocked %s", username, target.uri)
+
+
+async def unblock(ctx: Context, username: str, target: Actor) -> None:
+    """Lift a block (follows it ended stay ended); a remote target's server gets an Undo(Block)."""
+    blocker = await require_local_actor(ctx, username)
+    async with ctx.db.transaction() as tx:
+        uri = await follow_store.get_block_uri(tx, blocker.id, target.id)
+        if uri is None:
+            return
+        await follow_store.remove_block(tx, blocker.id, target.id)
+        if not target.is_local:
+            undo = as2.undo_activity(f"{uri}/undo", blocker.uri, as2.block_activity(uri, blocker.uri, target.uri))
+            await outbox.publish(ctx, tx, actor=blocker, activity=undo, inboxes=[target.inbox_url], is_public=False)
+    log.info("%s unblocked %s", username, target.uri)
+
+
+async def is_blocking(ctx: Context, viewer: Actor, target: Actor) -> bool:
+    return await follow_store.is_blocked_by(ctx.db.reader, target.id, viewer.id)
 
 
 async def move_followers(ctx: Context, origin: Actor, target: Actor) -> int:

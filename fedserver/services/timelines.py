@@ -108,13 +108,19 @@ async def training_allowed(ctx: Context, actor: Actor, choices: TrainingChoices 
 
 
 async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]], *,
-                    actors: dict[int, Actor] | None = None, choices: TrainingChoices | None = None
-                    ) -> list[PostCard]:
+                    actors: dict[int, Actor] | None = None, choices: TrainingChoices | None = None,
+                    shown_anyway: frozenset[int] = frozenset()) -> list[PostCard]:
     """Cards for (sort_id, post, booster) entries, with authors, counts and the viewer's own marks
     fetched in a handful of queries for the whole page (authors from `actors` when the caller has
     already read them; the viewer's training choice from `choices`, and only when the page shows
-    one of the viewer's own posts)."""
+    one of the viewer's own posts). Posts by, and boosts by, accounts the viewer blocked are left
+    out, except the posts in shown_anyway (one the viewer opened by its address)."""
     reader = ctx.db.reader
+    blocked = await follow_store.blocked_ids(reader, viewer.id) if viewer is not None else set()
+    if blocked:
+        entries = [(sort_id, post, booster) for sort_id, post, booster in entries
+                   if post.id in shown_anyway or (post.actor_id not in blocked
+                                                  and (booster is None or booster.id not in blocked))]
     post_ids = list({post.id for _, post, _ in entries})
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))
@@ -239,7 +245,8 @@ async def thread(ctx: Context, post: Post, viewer: Actor | None, *,
     visible_ancestors = [p for p in ancestors if p.id in visible]
     visible_descendants = [p for p in descendants if p.id in visible]
     everything = [*visible_ancestors, post, *visible_descendants]
-    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything], choices=choices)
+    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything], choices=choices,
+                            shown_anyway=frozenset({post.id}))
     by_id = {card.post.id: card for card in cards}
     return Thread(ancestors=[by_id[p.id] for p in visible_ancestors if p.id in by_id],
                   focus=by_id[post.id],
@@ -294,7 +301,8 @@ async def _reply_lists(ctx: Context, post: Post) -> dict[str, list[Post]]:
 
 async def card_of(ctx: Context, post: Post, viewer: Actor | None, *,
                   choices: TrainingChoices | None = None) -> PostCard:
-    return (await cards_for(ctx, viewer, [(post.id, post, None)], choices=choices))[0]
+    return (await cards_for(ctx, viewer, [(post.id, post, None)], choices=choices,
+                            shown_anyway=frozenset({post.id})))[0]
 
 
 async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,

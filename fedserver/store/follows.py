@@ -122,6 +122,15 @@ async def remove_block(conn: aiosqlite.Connection, actor_id: int, target_id: int
     await conn.execute("DELETE FROM blocks WHERE actor_id = ? AND target_id = ?", (actor_id, target_id))
 
 
+async def blocked_ids(conn: aiosqlite.Connection, actor_id: int) -> set[int]:
+    """The accounts this account blocked."""
+    return {row[0] for row in await fetch_all(conn, "SELECT target_id FROM blocks WHERE actor_id = ?", (actor_id,))}
+
+
+async def get_block_uri(conn: aiosqlite.Connection, actor_id: int, target_id: int) -> str | None:
+    return await fetch_value(conn, "SELECT uri FROM blocks WHERE actor_id = ? AND target_id = ?", (actor_id, target_id))
+
+
 async def is_blocked_by(conn: aiosqlite.Connection, actor_id: int, blocker_id: int) -> bool:
     return await fetch_value(conn, "SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?",
                              (blocker_id, actor_id)) is not None

@@ -116,6 +116,24 @@ async def unfollow(request: web.Request) -> web.StreamResponse:
 
 
 @require_viewer
+async def block(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    back = local_path(form.get("back"), "/home")
+    target = await _target(request, form)
+    if target is None:
+        return redirect(back, flash="That account is not known here.")
+    try:
+        if form.get("action") == "unblock":
+            await follows.unblock(ctx_of(request), _viewer(request).username, target)
+            return redirect(back, flash=f"You unblocked {target.handle}.")
+        await follows.block(ctx_of(request), _viewer(request).username, target)
+    except follows.FollowError as exc:
+        return redirect(back, flash=f"Could not block: {exc}.")
+    return redirect(back, flash=f"You blocked {target.handle}. You will not see their posts or hear from them, "
+                                "and they cannot follow you.")
+
+
+@require_viewer
 async def follow_requests(request: web.Request) -> web.Response:
     requests = await follows.list_requests(ctx_of(request), _viewer(request).username)
     return await render(request, "social/follow_requests.html", requests=requests)
@@ -149,8 +167,9 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
                                          choices=training_choices(request))
     counts = await timelines.profile_counts(ctx, actor, visibilities)
     moved_to = await timelines.actor_by_uri(ctx, actor.moved_to_uri) if actor.moved_to_uri else None
+    blocking = viewer_actor is not None and relation != "self" and await follows.is_blocking(ctx, viewer_actor, actor)
     return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor),
-            "moved_to": moved_to}
+            "moved_to": moved_to, "blocking": blocking}
 
 
 @require_viewer
@@ -183,6 +202,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/search", search)
     r.add_post("/follow", follow)
     r.add_post("/unfollow", unfollow)
+    r.add_post("/block", block)
     r.add_get("/follow_requests", follow_requests)
     r.add_post("/follow_requests/answer", answer_follow_request)
     r.add_get("/remote/{actor_id}", remote_profile)
