@@ -21,7 +21,7 @@ from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivi
 from fedserver.federation.host_availability import HeldHosts
 from fedserver.store import deliveries as delivery_store
 from fedserver.store.deliveries import ClaimedDelivery
-from fedserver.store.rows import data_version
+from fedserver.federation.idle import wait_for_work
 
 __all__ = ["UNAVAILABLE_HOLD_MS", "DeliveryWorker", "is_retryable", "retry_delay_seconds"]
 
@@ -205,28 +205,9 @@ class DeliveryWorker:
         if timeout <= 0:
             await self._wait_for_wakeup(0)
             return
-        deadline = loop.time() + timeout
         # Look often while posts are being made, seldom when the server has been quiet for a while.
         watch = WATCH_SECONDS if loop.time() - self._last_claim < BUSY_SECONDS else QUIET_WATCH_SECONDS
-        version = await data_version(reader)
-        while not wakeup.is_set():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(min(remaining, watch)):
-                    await wakeup.wait()
-                break
-            except TimeoutError:
-                pass
-            current = await data_version(reader)
-            if current != version:
-                version = current
-                now_ms = ctx.clock.now_ms()
-                due = await delivery_store.next_due_ms(reader, now_ms)
-                if due is not None and due <= now_ms:
-                    break
-        wakeup.clear()
+        await wait_for_work(ctx, wakeup, timeout=timeout, watch=watch, next_due_ms=delivery_store.next_due_ms)
         self._look_first = True
 
     async def drain(self) -> None:

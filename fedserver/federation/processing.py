@@ -18,7 +18,7 @@ from fedserver.store import actors as actor_store
 from fedserver.store import inbox as inbox_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
-from fedserver.store.rows import data_version
+from fedserver.federation.idle import wait_for_work
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +101,12 @@ class InboxWorker:
         whose stored activities cannot set this process's wake-up, also look every
         ACCEPTOR_WATCH_SECONDS whether another connection committed (PRAGMA data_version)."""
         ctx = self.ctx
-        wakeup, reader, loop = ctx.inbox_wakeup, ctx.db.reader, asyncio.get_running_loop()
-        due = await inbox_store.next_due_ms(reader, ctx.clock.now_ms())
+        due = await inbox_store.next_due_ms(ctx.db.reader, ctx.clock.now_ms())
         timeout = IDLE_POLL_SECONDS
         if due is not None:
             timeout = min(timeout, max(0.05, (due - ctx.clock.now_ms()) / 1000))
-        watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 else timeout
-        deadline = loop.time() + timeout
-        version = await data_version(reader) if watch < timeout else 0
-        while not wakeup.is_set() and (remaining := deadline - loop.time()) > 0:
-            try:
-                async with asyncio.timeout(min(remaining, watch)):
-                    await wakeup.wait()
-                break
-            except TimeoutError:
-                pass
-            if watch >= timeout:
-                continue
-            current = await data_version(reader)
-            if current != version:
-                version = current
-                now_ms = ctx.clock.now_ms()
-                due = await inbox_store.next_due_ms(reader, now_ms)
-                if due is not None and due <= now_ms:
-                    break
-        wakeup.clear()
+        watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 else None
+        await wait_for_work(ctx, ctx.inbox_wakeup, timeout=timeout, watch=watch, next_due_ms=inbox_store.next_due_ms)
 
     async def run_once(self) -> int:
         ctx = self.ctx
