@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -157,37 +158,44 @@ conn.execute("COMMIT")
 """
 
 
+async def write_while_another_process_holds(db, holder_script: str, held: Path, write, key: str) -> None:
+    """Start holder_script (it takes a lock on `held`, prints "locked", lets go on a line of input),
+    write `key` with `write` meanwhile, and check the write waits its turn while the event loop
+    keeps running, then completes once the other process lets go."""
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", holder_script, str(held),
+                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        written = asyncio.create_task(write(
+            lambda conn: conn.execute("INSERT INTO instance_state (key, value) VALUES (?, 'v')", (key,))))
+        await asyncio.sleep(0.3)
+        assert not written.done()  # its turn has not come
+        assert ticks > 5  # and the event loop kept running meanwhile
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        await asyncio.wait_for(written, 30)
+        ticking.cancel()
+    finally:
+        if holder.returncode is None:
+            holder.stdin.close()
+        await holder.wait()
+
+
 async def test_write_now_never_makes_the_event_loop_wait_for_another_process(tmp_path):
     path = tmp_path / "db.sqlite3"
     async with open_database(path) as db:
         await migrate(db)
-        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),
-                                                      stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        try:
-            assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
-            ticks = 0
-
-            async def ticker() -> None:
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.005)
-                    ticks += 1
-
-            ticking = asyncio.create_task(ticker())
-            write = asyncio.create_task(db.write_now(
-                lambda conn: conn.execute("INSERT INTO instance_state (key, value) VALUES ('written-now', 'v')")))
-            await asyncio.sleep(0.3)
-            # The write waits for the other process (on the batch thread) while the loop keeps running.
-            assert not write.done()
-            assert ticks > 5
-            holder.stdin.write(b"go\n")
-            await holder.stdin.drain()
-            await asyncio.wait_for(write, 30)
-            ticking.cancel()
-        finally:
-            if holder.returncode is None:
-                holder.stdin.close()
-            await holder.wait()
+        # The write waits for the other process (on the batch thread) while the loop keeps running.
+        await write_while_another_process_holds(db, LOCK_HOLDER, path, db.write_now, "written-now")
         async with db.reader.execute("SELECT key FROM instance_state WHERE value = 'v' ORDER BY key") as cur:
             assert [row[0] for row in await cur.fetchall()] == ["held-by-another-process", "written-now"]
 
@@ -209,34 +217,8 @@ async def test_writers_in_two_processes_take_turns_without_the_loop_waiting(tmp_
     path = tmp_path / "db.sqlite3"
     async with open_database(path) as db:
         await migrate(db)
-        lock_file = ProcessWriteLock(path).path
-        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOCK_HOLDER, str(lock_file),
-                                                      stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        try:
-            assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
-            ticks = 0
-
-            async def ticker() -> None:
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.005)
-                    ticks += 1
-
-            ticking = asyncio.create_task(ticker())
-            write = getattr(db, path_used)
-            written = asyncio.create_task(write(
-                lambda conn: conn.execute("INSERT INTO instance_state (key, value) VALUES ('after-turn', 'v')")))
-            await asyncio.sleep(0.3)
-            assert not written.done()  # its turn has not come
-            assert ticks > 5  # and the event loop kept running meanwhile
-            holder.stdin.write(b"go\n")
-            await holder.stdin.drain()
-            await asyncio.wait_for(written, 30)
-            ticking.cancel()
-        finally:
-            if holder.returncode is None:
-                holder.stdin.close()
-            await holder.wait()
+        await write_while_another_process_holds(db, FLOCK_HOLDER, ProcessWriteLock(path).path,
+                                                getattr(db, path_used), "after-turn")
         rows = await db.reader.execute_fetchall("SELECT key FROM instance_state WHERE value = 'v'")
         assert [tuple(row) for row in rows] == [("after-turn",)]
 
