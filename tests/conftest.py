@@ -99,6 +99,13 @@ class Instance:
         rows = await self.query(sql, params)
         return int(rows[0][0])
 
+    async def follow_state(self, follower_uri: str, followee_uri: str) -> str | None:
+        """The state of the follow between these two actors as this instance records it, or None."""
+        rows = await self.query(
+            "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
+            " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
+        return rows[0][0] if rows else None
+
 
 async def wait_until(predicate: Callable[[], Awaitable[Any]], *, timeout: float = 15.0,
                      interval: float = 0.05, what: str = "condition") -> Any:

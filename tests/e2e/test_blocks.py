@@ -11,13 +11,6 @@ from tests.conftest import Instance, wait_until
 from tests.web.browser import person
 
 
-async def follow_state(instance: Instance, follower: str, followee: str) -> str | None:
-    rows = await instance.query(
-        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
-        " WHERE a.uri = ? AND b.uri = ?", (follower, followee))
-    return rows[0][0] if rows else None
-
-
 async def test_blocking_a_remote_account_ends_follows_hides_it_and_unblocking_lifts_it(instances):
     a, b = await instances("a"), await instances("b")
     alice = await person(a, "alice")
@@ -43,7 +36,7 @@ async def test_blocking_a_remote_account_ends_follows_hides_it_and_unblocking_li
         assert "You blocked this account" in blocked.text and ">Unblock</button>" in blocked.text
 
         # Both servers: no follow either way; b recorded alice's Block.
-        assert await follow_state(a, alice_uri, bob_uri) is None and await follow_state(a, bob_uri, alice_uri) is None
+        assert await a.follow_state(alice_uri, bob_uri) is None and await a.follow_state(bob_uri, alice_uri) is None
         await wait_until(lambda: b.count("SELECT count(*) FROM blocks"), what="the Block at b")
         await wait_until(lambda: _no_follows(b, alice_uri, bob_uri), what="follows ended at b")
 
@@ -64,7 +57,7 @@ async def test_blocking_a_remote_account_ends_follows_hides_it_and_unblocking_li
         # bob cannot follow alice again: a rejects, b drops the request.
         await follows.follow(b.ctx, "bob", a.handle("alice"))
         await wait_until(lambda: _no_follows(b, bob_uri, alice_uri), what="bob's follow rejected")
-        assert await follow_state(a, bob_uri, alice_uri) is None
+        assert await a.follow_state(bob_uri, alice_uri) is None
 
         unblocked = await alice.submit(profile, "/block", {"actor_id": str(bob_id), "action": "unblock",
                                                             "back": profile})
@@ -76,11 +69,11 @@ async def test_blocking_a_remote_account_ends_follows_hides_it_and_unblocking_li
 
 
 async def _accepted(instance: Instance, follower: str, followee: str) -> bool:
-    return await follow_state(instance, follower, followee) == "accepted"
+    return await instance.follow_state(follower, followee) == "accepted"
 
 
 async def _no_follows(instance: Instance, one: str, other: str) -> bool:
-    return await follow_state(instance, one, other) is None and await follow_state(instance, other, one) is None
+    return await instance.follow_state(one, other) is None and await instance.follow_state(other, one) is None
 
 
 async def _no_blocks(instance: Instance) -> bool:

@@ -15,13 +15,6 @@ async def _post_at(instance, uri: str):
     return rows[0] if rows else None
 
 
-async def _follow_state(instance, follower_uri: str, followee_uri: str):
-    rows = await instance.query(
-        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
-        " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
-    return rows[0][0] if rows else None
-
-
 async def test_follow_post_reply_like_edit_delete_unfollow_between_two_servers(instances):
     a = await instances("a")
     b = await instances("b")
@@ -30,11 +23,11 @@ async def test_follow_post_reply_like_edit_delete_unfollow_between_two_servers(i
 
     # bob@b follows alice@a: the Follow is delivered, auto-accepted, and the Accept comes back.
     await follows.follow(b.ctx, "bob", a.handle("alice"))
-    await wait_until(lambda: _follow_state(b, b.actor_uri("bob"), a.actor_uri("alice")),
+    await wait_until(lambda: b.follow_state(b.actor_uri("bob"), a.actor_uri("alice")),
                      what="follow recorded at b")
     assert await wait_until(
-        lambda: _eq(_follow_state(b, b.actor_uri("bob"), a.actor_uri("alice")), "accepted"), what="Accept at b")
-    assert await _follow_state(a, b.actor_uri("bob"), a.actor_uri("alice")) == "accepted"
+        lambda: _eq(b.follow_state(b.actor_uri("bob"), a.actor_uri("alice")), "accepted"), what="Accept at b")
+    assert await a.follow_state(b.actor_uri("bob"), a.actor_uri("alice")) == "accepted"
     notifications = await a.query("SELECT kind FROM notifications")
     assert ("follow",) in notifications
 
@@ -72,7 +65,7 @@ async def test_follow_post_reply_like_edit_delete_unfollow_between_two_servers(i
 
     # bob unfollows: a no longer lists him as a follower, and a new post is not delivered to b.
     await follows.unfollow(b.ctx, "bob", a.handle("alice"))
-    await wait_until(lambda: _eq(_follow_state(a, b.actor_uri("bob"), a.actor_uri("alice")), None, negate=False),
+    await wait_until(lambda: _eq(a.follow_state(b.actor_uri("bob"), a.actor_uri("alice")), None, negate=False),
                      what="Undo(Follow) processed at a")
     later = await posting.create_post(a.ctx, "alice", Draft(text="Only for people who still follow"))
     assert await a.count("SELECT count(*) FROM deliveries d JOIN outbound_activities o ON o.id = d.activity_id"
@@ -113,11 +106,11 @@ async def test_locked_account_approves_one_request_and_rejects_another(instances
 
     await follows.answer_follow_request(a.ctx, "alice", b.handle("bob"), accept=True)
     await follows.answer_follow_request(a.ctx, "alice", b.handle("mallory"), accept=False)
-    await wait_until(lambda: _eq(_follow_state(b, b.actor_uri("bob"), a.actor_uri("alice")), "accepted"),
+    await wait_until(lambda: _eq(b.follow_state(b.actor_uri("bob"), a.actor_uri("alice")), "accepted"),
                      what="Accept reaches b")
-    await wait_until(lambda: _eq(_follow_state(b, b.actor_uri("mallory"), a.actor_uri("alice")), None),
+    await wait_until(lambda: _eq(b.follow_state(b.actor_uri("mallory"), a.actor_uri("alice")), None),
                      what="Reject reaches b")
-    assert await _follow_state(a, b.actor_uri("mallory"), a.actor_uri("alice")) is None
+    assert await a.follow_state(b.actor_uri("mallory"), a.actor_uri("alice")) is None
 
     # Now a followers-only post reaches b (bob follows); mallory's rejection removed her follow.
     post = await posting.create_post(a.ctx, "alice", Draft(text="for approved followers", visibility="followers"))

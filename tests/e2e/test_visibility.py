@@ -15,13 +15,6 @@ from tests.e2e.test_documents import AS2, PUBLIC, account_key, signed_get
 pytestmark = pytest.mark.usefixtures("fast_accounts")
 
 
-async def _follow_state(instance, follower_uri: str, followee_uri: str) -> str | None:
-    rows = await instance.query(
-        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
-        " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
-    return rows[0][0] if rows else None
-
-
 async def _stored(instance, uri: str) -> tuple | None:
     rows = await instance.query("SELECT visibility, content_text FROM posts WHERE uri = ?", (uri,))
     return rows[0] if rows else None
@@ -58,7 +51,7 @@ async def servers(instances):
 
 
 async def _is_accepted(instance, follower_uri: str, followee_uri: str) -> bool:
-    return await _follow_state(instance, follower_uri, followee_uri) == "accepted"
+    return await instance.follow_state(follower_uri, followee_uri) == "accepted"
 
 
 async def test_followers_only_post_reaches_followers_server_and_no_one_else(servers):

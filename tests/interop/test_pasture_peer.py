@@ -158,13 +158,6 @@ async def _inbox_of(actor_uri: str) -> str:
             return (await resp.json(content_type=None))["inbox"]
 
 
-async def _follow_state(instance, follower_uri: str, followee_uri: str) -> str | None:
-    rows = await instance.query(
-        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
-        " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
-    return rows[0][0] if rows else None
-
-
 async def _is(awaitable, expected) -> bool:
     return await awaitable == expected
 
@@ -191,7 +184,7 @@ async def test_fedserver_account_follows_pasture_peer_and_stores_its_signed_post
     # The peer never answers by itself: make it send a signed Accept, which fedserver must verify.
     accept = await pasture.send(alice_inbox, type="Accept", object=follow)
     assert accept["status"] == 202, accept
-    await wait_until(lambda: _is(_follow_state(a, alice, pasture.actor_uri), "accepted"),
+    await wait_until(lambda: _is(a.follow_state(alice, pasture.actor_uri), "accepted"),
                      what="fedserver to mark the follow accepted")
 
     # A public post by the peer reaches alice's inbox and is stored, attributed to the peer.
@@ -220,7 +213,7 @@ async def test_pasture_peer_follows_fedserver_account_and_receives_signed_accept
 
     # alice is unlocked: fedserver accepts and delivers a signed Accept the peer verifies.
     await wait_until(lambda: pasture.find("Accept", alice, follow_id), what="the peer to verify alice's Accept")
-    assert await _follow_state(a, pasture.actor_uri, alice) == "accepted"
+    assert await a.follow_state(pasture.actor_uri, alice) == "accepted"
 
     # alice posts publicly: the Create is delivered to her new follower and verified there.
     post = await posting.create_post(a.ctx, "alice", Draft(text="Hello, pasture"))
@@ -232,7 +225,7 @@ async def test_pasture_peer_follows_fedserver_account_and_receives_signed_accept
     # The peer unfollows with a signed Undo: fedserver drops the follow.
     undone = await pasture.send(alice_inbox, type="Undo", object=sent["activity"])
     assert undone["status"] == 202, undone
-    await wait_until(lambda: _is(_follow_state(a, pasture.actor_uri, alice), None),
+    await wait_until(lambda: _is(a.follow_state(pasture.actor_uri, alice), None),
                      what="fedserver to drop the undone follow")
 
 
@@ -242,7 +235,7 @@ async def test_follow_without_id_from_pasture_peer_is_accepted(instances, pastur
     alice = a.actor_uri("alice")
     sent = await pasture.send(await _inbox_of(alice), type="Follow", object=alice, with_id=False)
     assert sent["status"] == 202 and "id" not in sent["activity"], sent
-    await wait_until(lambda: _is(_follow_state(a, pasture.actor_uri, alice), "accepted"), timeout=3,
+    await wait_until(lambda: _is(a.follow_state(pasture.actor_uri, alice), "accepted"), timeout=3,
                      what="fedserver to accept the id-less Follow")
 
 

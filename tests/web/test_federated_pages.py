@@ -43,13 +43,6 @@ def active_html(page: str) -> list[str]:
     return finder.found
 
 
-async def follow_state(instance, follower_uri: str, followee_uri: str) -> str | None:
-    rows = await instance.query(
-        "SELECT f.state FROM follows f JOIN actors a ON a.id = f.follower_id JOIN actors b ON b.id = f.followee_id"
-        " WHERE a.uri = ? AND b.uri = ?", (follower_uri, followee_uri))
-    return rows[0][0] if rows else None
-
-
 async def test_following_someone_found_by_search_brings_their_posts_home(instances):
     a, b = await instances("a"), await instances("b")
     alice = await person(a, "alice")
@@ -85,7 +78,7 @@ async def test_following_someone_found_by_search_brings_their_posts_home(instanc
 
 
 async def _accepted(instance, follower_uri: str, followee_uri: str) -> bool:
-    return await follow_state(instance, follower_uri, followee_uri) == "accepted"
+    return await instance.follow_state(follower_uri, followee_uri) == "accepted"
 
 
 async def test_search_errors_are_shown_plainly(instances):
