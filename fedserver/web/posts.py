@@ -123,19 +123,20 @@ async def vote(request: web.Request) -> web.StreamResponse:
     return redirect(back, flash="Your vote was sent.")
 
 
-async def _reportable_card(request: web.Request) -> timelines.PostCard | None:
-    """The post named in the URL when the signed-in person may report it (they see it, it is not theirs)."""
+async def _viewers_card(request: web.Request, *, own: bool) -> timelines.PostCard | None:
+    """The post named in the URL as the signed-in person sees it, or None: with own=True only their
+    own post (to edit or delete), with own=False only someone else's live post (to report)."""
     viewer = viewer_of(request)
     assert viewer is not None
     post = await _visible_post(request, request.match_info["post_id"])
-    if post is None or post.actor_id == viewer.actor.id or post.is_deleted:
+    if post is None or (post.actor_id == viewer.actor.id) != own or (not own and post.is_deleted):
         return None
     return await timelines.card_of(ctx_of(request), post, viewer.actor, choices=training_choices(request))
 
 
 @require_viewer
 async def report_form(request: web.Request) -> web.Response:
-    card = await _reportable_card(request)
+    card = await _viewers_card(request, own=False)
     if card is None:
         return await _not_found(request)
     return await render(request, "posts/report.html", card=card, back=local_path(request.query.get("back")))
@@ -143,7 +144,7 @@ async def report_form(request: web.Request) -> web.Response:
 
 @require_viewer
 async def report(request: web.Request) -> web.StreamResponse:
-    card = await _reportable_card(request)
+    card = await _viewers_card(request, own=False)
     if card is None:
         return await _not_found(request)
     viewer = viewer_of(request)
@@ -159,19 +160,9 @@ async def report(request: web.Request) -> web.StreamResponse:
     return redirect(back, flash=f"Thank you. Your report went to this server's admins{also}.")
 
 
-async def _own_card(request: web.Request) -> timelines.PostCard | None:
-    """The signed-in person's own post named in the URL (its author is the viewer), or None."""
-    viewer = viewer_of(request)
-    assert viewer is not None
-    post = await _visible_post(request, request.match_info["post_id"])
-    if post is None or post.actor_id != viewer.actor.id:
-        return None
-    return await timelines.card_of(ctx_of(request), post, viewer.actor, choices=training_choices(request))
-
-
 @require_viewer
 async def edit_form(request: web.Request) -> web.Response:
-    card = await _own_card(request)
+    card = await _viewers_card(request, own=True)
     if card is None:
         return await _not_found(request)
     return await render(request, "posts/edit.html", post=card.post, text=card.post.source_text or card.post.content_text,
@@ -180,7 +171,7 @@ async def edit_form(request: web.Request) -> web.Response:
 
 @require_viewer
 async def edit(request: web.Request) -> web.StreamResponse:
-    card = await _own_card(request)
+    card = await _viewers_card(request, own=True)
     if card is None:
         return await _not_found(request)
     form = await request.post()
@@ -196,7 +187,7 @@ async def edit(request: web.Request) -> web.StreamResponse:
 
 @require_viewer
 async def delete_form(request: web.Request) -> web.Response:
-    card = await _own_card(request)
+    card = await _viewers_card(request, own=True)
     if card is None:
         return await _not_found(request)
     return await render(request, "posts/delete.html", card=card, back=_page_path(card.post, card))
@@ -204,7 +195,7 @@ async def delete_form(request: web.Request) -> web.Response:
 
 @require_viewer
 async def delete(request: web.Request) -> web.StreamResponse:
-    card = await _own_card(request)
+    card = await _viewers_card(request, own=True)
     if card is None:
         return await _not_found(request)
     try:
@@ -216,7 +207,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
 
 @require_viewer
 async def corpus_choice(request: web.Request) -> web.StreamResponse:
-    card = await _own_card(request)
+    card = await _viewers_card(request, own=True)
     if card is None:
         return await _not_found(request)
     form = await request.post()

@@ -84,13 +84,22 @@ def _viewer(request: web.Request) -> Viewer:
     return viewer
 
 
-@require_viewer
-async def follow(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    back = local_path(form.get("back"), "/home")
-    target = await _target(request, form)
-    if target is None:
-        return redirect(back, flash="That account is not known here.")
+def _actor_action(action):
+    """A form posted about one account (actor_id): its handler gets the form, where to go back to,
+    and the account; an unknown account goes back with a message."""
+    @require_viewer
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        back = local_path(form.get("back"), "/home")
+        target = await _target(request, form)
+        if target is None:
+            return redirect(back, flash="That account is not known here.")
+        return await action(request, form, back, target)
+    return handler
+
+
+@_actor_action
+async def follow(request: web.Request, form, back: str, target: Actor) -> web.StreamResponse:
     try:
         record = await follows.follow(ctx_of(request), _viewer(request).username, target.handle)
     except follows.FollowError as exc:
@@ -101,13 +110,8 @@ async def follow(request: web.Request) -> web.StreamResponse:
     return redirect(back, flash=f"Follow request sent to {name}; you will follow them once it is accepted.")
 
 
-@require_viewer
-async def unfollow(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    back = local_path(form.get("back"), "/home")
-    target = await _target(request, form)
-    if target is None:
-        return redirect(back, flash="That account is not known here.")
+@_actor_action
+async def unfollow(request: web.Request, form, back: str, target: Actor) -> web.StreamResponse:
     try:
         await follows.unfollow(ctx_of(request), _viewer(request).username, target.handle)
     except follows.FollowError as exc:
@@ -115,13 +119,8 @@ async def unfollow(request: web.Request) -> web.StreamResponse:
     return redirect(back, flash=f"You no longer follow {target.display_name or target.username}.")
 
 
-@require_viewer
-async def block(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    back = local_path(form.get("back"), "/home")
-    target = await _target(request, form)
-    if target is None:
-        return redirect(back, flash="That account is not known here.")
+@_actor_action
+async def block(request: web.Request, form, back: str, target: Actor) -> web.StreamResponse:
     try:
         if form.get("action") == "unblock":
             await follows.unblock(ctx_of(request), _viewer(request).username, target)
