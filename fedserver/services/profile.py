@@ -9,6 +9,7 @@ from pathlib import Path
 import aiosqlite
 
 from fedserver.context import Context
+from fedserver.images import InvalidImage, clean_image
 from fedserver.services import as2, audience, outbox
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -34,26 +35,6 @@ class ProfileError(Exception):
 MAX_DISPLAY_NAME = 100
 MAX_BIO = 2000
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
-# Decided by the file's first bytes, never by the name or the browser's claim: an upload can only
-# ever be served as one of these image types (serving uploads as anything else is how CVE-2024-23832
-# style spoofing works).
-IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"GIF87a", "image/gif", "gif"),
-    (b"GIF89a", "image/gif", "gif"),
-)
-
-
-def image_type(data: bytes) -> tuple[str, str] | None:
-    for magic, content_type, extension in IMAGE_SIGNATURES:
-        if data.startswith(magic):
-            return content_type, extension
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return None
-
-
 async def update_profile(ctx: Context, username: str, *, display_name: str, bio: str, locked: bool) -> Actor:
     actor = await require_local_actor(ctx, username)
     display_name = display_name.strip()
@@ -77,11 +58,15 @@ async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
     actor = await require_local_actor(ctx, username)
     if len(data) > MAX_AVATAR_BYTES:
         raise ProfileError(f"the picture may be at most {MAX_AVATAR_BYTES // (1024 * 1024)} MB")
-    kind = image_type(data)
-    if kind is None:
-        raise ProfileError("the picture must be a PNG, JPEG, GIF or WebP image")
-    content_type, extension = kind
-    media_id = f"{secrets.token_hex(16)}.{extension}"
+    # Decoded and written again (off the event loop): what is published is the picture alone, without
+    # the EXIF position a phone puts in it, and its type is what Pillow decoded, never the name or
+    # the browser's claim (serving uploads as anything else is how CVE-2024-23832-style spoofing works).
+    try:
+        image = await asyncio.to_thread(clean_image, data)
+    except InvalidImage as exc:
+        raise ProfileError(str(exc)) from None
+    data, content_type = image.data, image.content_type
+    media_id = f"{secrets.token_hex(16)}.{image.extension}"
     path = ctx.settings.media_dir / media_id
     await asyncio.to_thread(_write_file, path, data)
     async with ctx.db.transaction() as tx:

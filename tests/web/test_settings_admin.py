@@ -2,12 +2,14 @@
 through real HTTP against a running instance."""
 from __future__ import annotations
 
+import io
 import re
 
 import struct
 import zlib
 
 import aiohttp
+from PIL import Image
 
 from fedserver.services import accounts, auth, follows
 from tests.conftest import wait_until
@@ -61,10 +63,39 @@ async def test_a_picture_upload_is_served_as_an_image_and_other_files_are_refuse
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "image/png"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        assert await resp.read() == tiny_png()
+        served = Image.open(io.BytesIO(await resp.read()))
+        original = Image.open(io.BytesIO(tiny_png()))
+        assert served.format == "PNG" and served.size == original.size
+        assert served.convert("RGB").tobytes() == original.convert("RGB").tobytes()  # the same picture
     async with ann.http.get(a.base + "/media/../fedserver.sqlite3") as resp:
         assert resp.status == 404
     await ann.close()
+
+
+async def test_a_phone_photo_is_published_without_its_location_or_other_metadata_and_the_right_way_up(instances):
+    a = await instances("a")
+    ann = await person(a, "ann")
+    photo = Image.new("RGB", (60, 30), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # taken holding the phone sideways: shown turned by 90 degrees
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 1.0)}  # where it was taken
+    taken = io.BytesIO()
+    photo.save(taken, format="JPEG", exif=exif.tobytes(), comment=b"home address")
+    try:
+        status, _ = await upload(ann, taken.getvalue() + b"APPENDED-PAYLOAD", "photo.jpg", "image/jpeg")
+        assert status == 200
+        [(icon_url, media_type)] = await a.query("SELECT icon_url, icon_media_type FROM actors WHERE username = 'ann'")
+        assert media_type == "image/jpeg"
+        async with ann.http.get(icon_url) as resp:
+            published = await resp.read()
+        for secret in (b"PhoneMaker", b"home address", b"APPENDED-PAYLOAD"):
+            assert secret not in published
+        served = Image.open(io.BytesIO(published))
+        assert dict(served.getexif()) == {} and "comment" not in served.info
+        assert served.size == (30, 60)  # turned upright, as the phone meant it
+    finally:
+        await ann.close()
 
 
 async def test_consent_page_records_the_choice_with_the_terms_version_and_shows_the_history(instances):
