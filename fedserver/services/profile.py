@@ -35,6 +35,8 @@ class ProfileError(Exception):
 MAX_DISPLAY_NAME = 100
 MAX_BIO = 2000
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
+
+
 async def update_profile(ctx: Context, username: str, *, display_name: str, bio: str, locked: bool) -> Actor:
     actor = await require_local_actor(ctx, username)
     display_name = display_name.strip()
