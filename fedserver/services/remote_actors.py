@@ -3,6 +3,7 @@ refreshed when stale. Every fetch goes through the one RemoteFetcher (signed, SS
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import weakref
@@ -12,7 +13,7 @@ from dataclasses import replace
 from urllib.parse import urldefrag
 
 from fedserver.activitypub import webfinger
-from fedserver.activitypub.actors import InvalidActor, actor_profile, is_actor_document, key_document
+from fedserver.activitypub.actors import InvalidActor, actor_profile, also_known_as, is_actor_document, key_document
 from fedserver.activitypub.fetch import FetchError, FetchGone
 from fedserver.activitypub.normalize import host_of
 from fedserver.activitypub.sanitize import sanitize_html
@@ -133,12 +134,15 @@ async def _single_flight(ctx: Context, key: tuple[str, str, bool], work: Callabl
     work itself (no task: a hop through the event loop is a few ms under load); if it is cancelled
     (its client went away), the callers waiting for it start over.
 
-    A caller whose database read missed the row just before the fetch stored it, and that comes
-    here just after the fetch finished, would fetch again: for JUST_FETCHED_SECONDS the finished
-    fetch's stored actor answers instead (it is what that read would now find)."""
+    A first contact whose database read missed the row just before the key fetch stored it, and
+    that comes here just after the fetch finished, would fetch again: for JUST_FETCHED_SECONDS the
+    finished fetch's stored actor answers instead (it is what that read would now find). Only for
+    plain key look-ups: a refresh, or a fetch meant to see the document as it is now (a Move's
+    target, a profile), always fetches."""
     caches = _caches_of(ctx)
     inflight = caches.inflight
-    recent = caches.just_fetched.get(key)
+    remember = key[0] == "key" and not key[2]
+    recent = caches.just_fetched.get(key) if remember else None
     if recent is not None:
         if recent[0] >= time.monotonic():
             return recent[1]
@@ -162,13 +166,27 @@ async def _single_flight(ctx: Context, key: tuple[str, str, bool], work: Callabl
         raise
     else:
         done.set_result(actor)
-        caches.just_fetched[key] = (time.monotonic() + JUST_FETCHED_SECONDS, actor)
-        while len(caches.just_fetched) > JUST_FETCHED_SIZE:
-            caches.just_fetched.popitem(last=False)
+        if remember:
+            caches.just_fetched[key] = (time.monotonic() + JUST_FETCHED_SECONDS, actor)
+            while len(caches.just_fetched) > JUST_FETCHED_SIZE:
+                caches.just_fetched.popitem(last=False)
         return actor
     finally:
         if inflight.get(key) is done:
             del inflight[key]
+
+
+def aliases_of(actor: Actor) -> list[str]:
+    """The other ids an account says are also its own (alsoKnownAs): a local account's own list, a
+    remote one's from its stored document. A move to an account is believed only when it lists the
+    account moving."""
+    if actor.is_local:
+        return actor.aliases
+    try:
+        document = json.loads(actor.raw_json or "{}")
+    except ValueError:
+        return []
+    return also_known_as(document) if isinstance(document, dict) else []
 
 
 async def domain_blocked(ctx: Context, uri: str, *, cached: bool = False) -> bool:
