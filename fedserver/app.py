@@ -20,6 +20,7 @@ from fedserver.web import admin as web_admin
 from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
+from fedserver.web import moving as web_moving
 from fedserver.web import posts as web_posts
 from fedserver.web import social as web_social
 from fedserver.web import timeline as web_timeline
@@ -51,6 +52,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_posts.add_routes(app)
     web_social.add_routes(app)
     web_settings.add_routes(app)
+    web_moving.add_routes(app)
     web_admin.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)

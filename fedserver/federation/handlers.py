@@ -7,7 +7,6 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
-from fedserver.activitypub.actors import also_known_as
 from fedserver.activitypub.normalize import first_type, host_of, id_of, ids_of
 from fedserver.activitypub.notes import InvalidNote, parse_note
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
@@ -274,8 +273,8 @@ MOVE_COOLDOWN_SECONDS = 7 * 86400
 
 async def handle_move(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
     """An account moved (Mastodon's account migration): its local followers follow the new account
-    instead. Believed only when the moving account is the signer and the new account, fetched
-    afresh from its own server, lists the old one in alsoKnownAs."""
+    instead. Believed only when the moving account is the signer and the new account (fetched afresh
+    from its own server, or one of ours) lists the old one in alsoKnownAs."""
     origin_uri, target_uri = id_of(activity.get("object")), id_of(activity.get("target"))
     if origin_uri != signer.uri or not target_uri or target_uri == origin_uri or host_of(target_uri) is None:
         log.info("Move %s ignored: an account may only move itself, to another http(s) account", activity.get("id"))
@@ -284,14 +283,20 @@ async def handle_move(ctx: Context, activity: dict[str, Any], signer: Actor) -> 
     if last_move is not None and ctx.clock.now() - last_move < MOVE_COOLDOWN_SECONDS:
         log.info("Move %s ignored: %s already moved less than 7 days ago", activity.get("id"), signer.uri)
         return
-    try:
-        target = await remote_actors.fetch_actor(ctx, target_uri)
-    except remote_actors.ActorNotFound as exc:
-        raise RetryLater(f"cannot fetch the Move's target {target_uri}: {exc}") from exc
-    if target.is_local or target.is_gone:
-        log.info("Move %s ignored: the target %s is local or gone", activity.get("id"), target_uri)
+    if ctx.urls.is_local(target_uri):
+        target = await actor_store.get_actor_by_uri(ctx.db.reader, target_uri)
+        if target is None:
+            log.info("Move %s ignored: no account %s here", activity.get("id"), target_uri)
+            return
+    else:
+        try:
+            target = await remote_actors.fetch_actor(ctx, target_uri)
+        except remote_actors.ActorNotFound as exc:
+            raise RetryLater(f"cannot fetch the Move's target {target_uri}: {exc}") from exc
+    if target.is_gone:
+        log.info("Move %s ignored: the target %s is gone", activity.get("id"), target_uri)
         return
-    if origin_uri not in also_known_as(json.loads(target.raw_json or "{}")):
+    if origin_uri not in remote_actors.aliases_of(target):
         log.info("Move %s ignored: %s does not list %s in alsoKnownAs", activity.get("id"), target_uri, origin_uri)
         return
     await follow_service.move_followers(ctx, signer, target)

@@ -35,6 +35,10 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
     }
     if actor.suspended_at:
         doc["suspended"] = True
+    if actor.aliases:
+        doc["alsoKnownAs"] = actor.aliases
+    if actor.moved_to_uri:
+        doc["movedTo"] = actor.moved_to_uri
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "mediaType": actor.icon_media_type or "image/png", "url": actor.icon_url}
     if extra_fields:
@@ -154,6 +158,12 @@ def flag_activity(activity_id: str, instance_actor_uri: str, objects: list[str],
 
 def block_activity(activity_id: str, actor_uri: str, target_uri: str) -> dict[str, Any]:
     return {"@context": AS_CONTEXT, "id": activity_id, "type": "Block", "actor": actor_uri, "object": target_uri}
+
+
+def move_activity(activity_id: str, actor: Actor, target_uri: str) -> dict[str, Any]:
+    """An account moving to another, as Mastodon sends it to the followers."""
+    return {"@context": AS_CONTEXT, "id": activity_id, "type": "Move", "actor": actor.uri, "object": actor.uri,
+            "target": target_uri, "to": [actor.followers_url]}
 
 
 def undo_activity(activity_id: str, actor_uri: str, original: dict[str, Any]) -> dict[str, Any]:

@@ -42,17 +42,23 @@ async def follow(ctx: Context, username: str, handle: str) -> Follow:
         # Every (re)sent Follow gets a fresh id; the stored follow takes the newest one, which the
         # peer's Accept will refer to.
         uri = ctx.urls.new_activity()
-        if target.is_local:
-            state = "pending" if target.manually_approves_followers else "accepted"
-            record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
-                                                      state=state, now=now)
-            kind = "follow_request" if state == "pending" else "follow"
-            await interaction_store.add_notification(tx, recipient_id=target.id, kind=kind,
-                                                     from_actor_id=follower.id, post_id=None, now=now)
-            return record
-        record = await _send_follow(ctx, tx, follower, target, uri, now)
+        record = await _start_follow(ctx, tx, follower, target, uri, now)
     log.info("%s sent Follow to %s", follower.username, target.uri)
     return record
+
+
+async def _start_follow(ctx: Context, tx, follower: Actor, target: Actor, uri: str, now: str) -> Follow:
+    """Inside tx: a local target is followed at once (or asked, when locked) and notified; a remote
+    one is sent a Follow and stays pending until it answers."""
+    if target.is_local:
+        state = "pending" if target.manually_approves_followers else "accepted"
+        record = await follow_store.upsert_follow(tx, uri=uri, follower_id=follower.id, followee_id=target.id,
+                                                  state=state, now=now)
+        kind = "follow_request" if state == "pending" else "follow"
+        await interaction_store.add_notification(tx, recipient_id=target.id, kind=kind,
+                                                 from_actor_id=follower.id, post_id=None, now=now)
+        return record
+    return await _send_follow(ctx, tx, follower, target, uri, now)
 
 
 async def _send_follow(ctx: Context, tx, follower: Actor, target: Actor, uri: str, now: str) -> Follow:
@@ -135,9 +141,11 @@ async def move_followers(ctx: Context, origin: Actor, target: Actor) -> int:
             blocked = (await follow_store.is_blocked_by(tx, follower.id, target.id)
                        or await follow_store.is_blocked_by(tx, target.id, follower.id))
             if not blocked and await follow_store.get_follow(tx, follower.id, target.id) is None:
-                await _send_follow(ctx, tx, follower, target, ctx.urls.new_activity(), now)
+                await _start_follow(ctx, tx, follower, target, ctx.urls.new_activity(), now)
             old = await follow_store.get_follow(tx, follower.id, origin.id)
-            if old is not None:
+            if old is not None and origin.is_local:
+                await follow_store.delete_follow(tx, old.id)
+            elif old is not None:
                 await _send_unfollow(ctx, tx, follower, origin, old)
     log.info("%s moved to %s: %d local followers now follow the new account", origin.uri, target.uri,
              len(follower_ids))

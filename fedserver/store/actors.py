@@ -1,6 +1,7 @@
 """Actors (local and remote) and local accounts."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -42,6 +43,12 @@ class Actor:
     # Account migration: the account it moved to (its movedTo), and when we last carried out a Move.
     moved_to_uri: str | None = None
     moved_at: str | None = None
+    # A local account's aliases (JSON list of actor ids), published as alsoKnownAs.
+    also_known_as: str = "[]"
+
+    @property
+    def aliases(self) -> list[str]:
+        return json.loads(self.also_known_as or "[]")
 
     @property
     def handle(self) -> str:
@@ -157,6 +164,11 @@ def get_actors_by_ids_sync(conn: sqlite3.Connection, actor_ids: list[int]) -> di
                        tuple(actor_ids)).fetchall()
     actors = from_rows(Actor, rows)
     return {actor.id: actor for actor in actors}
+
+
+async def set_aliases(conn: aiosqlite.Connection, actor_id: int, aliases: list[str], now: str) -> None:
+    await conn.execute("UPDATE actors SET also_known_as = ?, updated_at = ? WHERE id = ?",
+                       (json.dumps(aliases), now, actor_id))
 
 
 async def set_moved(conn: aiosqlite.Connection, actor_id: int, *, target_uri: str, now: str) -> None:
