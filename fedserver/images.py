@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -69,3 +70,11 @@ def _rewrite(image: Image.Image) -> CleanImage:
         upright.save(out, format=image_format, **options)
         width, height = upright.size
     return CleanImage(out.getvalue(), content_type, extension, width, height)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write an upload under its final name only once complete (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_bytes(data)
+    partial.replace(path)

@@ -6,6 +6,7 @@ from typing import Any
 from fedserver.activitypub.vocab import AS_CONTEXT, PUBLIC, actor_context, note_context
 from fedserver.clock import wire_time
 from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
 from fedserver.store.posts import Post
 from fedserver.urls import Urls
 
@@ -48,7 +49,8 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
 
 def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: list[str], urls: Urls,
                   extra_context: dict[str, object] | None = None,
-                  extra_fields: dict[str, Any] | None = None, with_context: bool = True) -> dict[str, Any]:
+                  extra_fields: dict[str, Any] | None = None, with_context: bool = True,
+                  attachments: list[Attachment] | None = None) -> dict[str, Any]:
     audience = post.audience
     doc: dict[str, Any] = {
         "id": post.uri,
@@ -67,6 +69,11 @@ def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: lis
     }
     if post.language:
         doc["contentMap"] = {post.language: post.content_html}
+    if attachments:
+        # As Mastodon sends media: Documents with their type, address, description and size.
+        doc["attachment"] = [{k: v for k, v in {
+            "type": "Document", "mediaType": a.media_type, "url": a.url, "name": a.description,
+            "width": a.width, "height": a.height}.items() if v is not None} for a in attachments]
     if post.edited_at:
         doc["updated"] = wire_time(post.edited_at)
     if extra_fields:

@@ -14,9 +14,11 @@ from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import as2
 from fedserver.store import consent as consent_store
 from fedserver.store import actors as actor_store
+from fedserver.store import attachments as attachment_store
 from fedserver.store import note_batches
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
 from fedserver.store.consent import ConsentChoice
 from fedserver.store.posts import Post
 
@@ -62,7 +64,7 @@ async def local_actor_document(ctx: Context, actor: Actor, *, conn: aiosqlite.Co
 
 
 def _note_document(ctx: Context, post: Post, author: Actor, *, mentions: list[Actor], tags: list[str],
-                   choice: ConsentChoice | None, with_context: bool) -> dict[str, Any]:
+                   choice: ConsentChoice | None, with_context: bool, attachments: list[Attachment]) -> dict[str, Any]:
     consent = None if choice is None else ConsentFacts(choice=choice.choice,
                                                        include_unlisted=bool(choice.include_unlisted),
                                                        effective_from=choice.effective_from)
@@ -72,7 +74,7 @@ def _note_document(ctx: Context, post: Post, author: Actor, *, mentions: list[Ac
     # consent's scope, not excluded), so its body and the crawler headers never disagree.
     post_choice = signals.post_choice(consent, facts)
     return as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls, with_context=with_context,
-                             extra_context=signals.actor_context_extension(),
+                             attachments=attachments, extra_context=signals.actor_context_extension(),
                              extra_fields=signals.document_fields(post_choice, choice.license if choice else None))
 
 
@@ -84,14 +86,16 @@ async def local_note_document(ctx: Context, post: Post, author: Actor, *, with_c
     mentions = [a for a in [await actor_store.get_actor(conn, i) for i in mention_ids] if a is not None]
     tags = await post_store.list_tags(conn, post.id)
     choice = await consent_store.get_choice(conn, author.id, TRAIN_AI)
-    return _note_document(ctx, post, author, mentions=mentions, tags=tags, choice=choice, with_context=with_context)
+    media = await attachment_store.attachments_for(conn, [post.id])
+    return _note_document(ctx, post, author, mentions=mentions, tags=tags, choice=choice, with_context=with_context,
+                          attachments=media.get(post.id, []))
 
 
 async def local_note_documents(ctx: Context, posts: list[Post], author: Actor, *, with_context: bool = True,
                                conn: aiosqlite.Connection | None = None) -> list[dict[str, Any]]:
     """local_note_document for several posts of one author (an outbox page), in the same order:
-    three queries whatever the number of posts (mentions with their actors, hashtags, the author's
-    choice) instead of three or more per post."""
+    four queries whatever the number of posts (mentions with their actors, hashtags, media, the
+    author's choice) instead of four or more per post."""
     if any(post.actor_id != author.id for post in posts):
         raise ValueError(f"not all posts are by {author.uri}")
     if not posts:
@@ -101,8 +105,10 @@ async def local_note_documents(ctx: Context, posts: list[Post], author: Actor, *
     mentions = await note_batches.mentioned_actors(conn, post_ids)
     tags = await note_batches.tags(conn, post_ids)
     choice = await consent_store.get_choice(conn, author.id, TRAIN_AI)
+    media = await attachment_store.attachments_for(conn, post_ids)
     return [_note_document(ctx, post, author, mentions=mentions.get(post.id, []), tags=tags.get(post.id, []),
-                           choice=choice, with_context=with_context) for post in posts]
+                           choice=choice, with_context=with_context, attachments=media.get(post.id, []))
+            for post in posts]
 
 
 async def usage_stats(ctx: Context) -> dict[str, int]:

@@ -1,7 +1,10 @@
 """Writing, editing and deleting local posts, and federating each change to its audience."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 
 import aiosqlite
@@ -10,12 +13,16 @@ from fedserver.activitypub.notes import addressing
 from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
+from fedserver.images import CleanImage, InvalidImage, clean_image, write_file
 from fedserver.services import as2, audience, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
+from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
+from fedserver.store import web as web_store
 from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
 from fedserver.store.posts import NewPost, Post
 from fedserver.text import MentionTarget, find_hashtags, find_mentions, render_html
 
@@ -29,6 +36,19 @@ class PostingError(Exception):
     """The post cannot be written as asked (clear message for the person)."""
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A picture attached to a new post: the uploaded bytes and the author's description of it."""
+    data: bytes
+    description: str = ""
+
+
+# Pictures per post (Mastodon's limit) and the largest one taken.
+MAX_PICTURES = 4
+MAX_PICTURE_BYTES = 8 * 1024 * 1024
+MAX_DESCRIPTION = 1500
+
+
 @dataclass
 class Draft:
     text: str
@@ -38,6 +58,7 @@ class Draft:
     language: str | None = None
     # The author's "keep this post out of the training corpus" (meaningful once they consented).
     exclude_from_corpus: bool = False
+    pictures: tuple[Picture, ...] = ()
 
 
 async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
@@ -56,7 +77,7 @@ async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
 
 async def _prepare(ctx: Context, author: Actor, draft: Draft) -> tuple[str, list[Actor], list[str], Post | None]:
     text = draft.text.strip()
-    if not text:
+    if not text and not draft.pictures:
         raise PostingError("a post needs some text")
     if len(text) > MAX_POST_CHARS:
         raise PostingError(f"a post may have at most {MAX_POST_CHARS} characters")
@@ -120,6 +141,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     now = ctx.clock.now_iso()
     audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
     warning = (draft.content_warning or "").strip() or None
+    pictures = await _store_pictures(ctx, draft.pictures)
     async with ctx.db.transaction() as tx:
         while True:
             post_id = time_ordered_id(now_epoch)
@@ -134,11 +156,39 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                 break
         await post_store.set_mentions(tx, post_id, [m.id for m in mentions], new=True)
         await post_store.set_tags(tx, post_id, tags, new=True)
+        if pictures:
+            for media_id, image, _ in pictures:
+                await web_store.insert_media(tx, media_id=media_id, actor_id=author.id, content_type=image.content_type,
+                                             size=len(image.data), sha256=hashlib.sha256(image.data).hexdigest(), now=now)
+            await attachment_store.add_attachments(tx, post_id, [
+                Attachment(position=index, media_type=image.content_type, url=f"{ctx.urls.base}/media/{media_id}",
+                           description=description or None, width=image.width, height=image.height)
+                for index, (media_id, image, description) in enumerate(pictures)])
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
+
+
+async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[tuple[str, CleanImage, str]]:
+    """Check, clean (no metadata: fedserver/images.py) and write a new post's pictures, before its
+    transaction: (media id, cleaned picture, description) each. A picture that fails stops the post."""
+    if len(pictures) > MAX_PICTURES:
+        raise PostingError(f"a post may have at most {MAX_PICTURES} pictures")
+    stored = []
+    for number, picture in enumerate(pictures, start=1):
+        if len(picture.data) > MAX_PICTURE_BYTES:
+            raise PostingError(f"picture {number} is larger than {MAX_PICTURE_BYTES // (1024 * 1024)} MB")
+        try:
+            image = await asyncio.to_thread(clean_image, picture.data)
+        except InvalidImage as exc:
+            raise PostingError(f"picture {number}: {exc}") from None
+        description = picture.description.strip()[:MAX_DESCRIPTION]
+        stored.append((f"{secrets.token_hex(16)}.{image.extension}", image, description))
+    for media_id, image, _ in stored:
+        await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, image.data)
+    return stored
 
 
 async def _own_post(ctx: Context, username: str, post_uri: str) -> tuple[Actor, Post]:
@@ -193,7 +243,12 @@ async def set_post_excluded(ctx: Context, username: str, post_uri: str, excluded
 
 async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
     author, post = await _own_post(ctx, username, post_uri)
+    media_prefix = f"{ctx.urls.base}/media/"
     async with ctx.db.transaction() as tx:
+        # The post's pictures go with it: not served from the commit on, their files removed after.
+        pictures = (await attachment_store.attachments_for(tx, [post.id])).get(post.id, [])
+        media_ids = [a.url[len(media_prefix):] for a in pictures if a.url.startswith(media_prefix)]
+        await web_store.delete_media(tx, media_ids)
         mention_ids = await post_store.list_mentioned_actor_ids(tx, post.id)
         mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]
         activity = as2.delete_note_activity(post, author, f"{post.uri}#delete")
@@ -201,4 +256,6 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
         await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso())
         await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                              is_public=post.visibility in ("public", "unlisted"))
+    for media_id in media_ids:
+        await asyncio.to_thread((ctx.settings.media_dir / media_id).unlink, missing_ok=True)
     log.info("post %s deleted by %s", post.uri, author.username)

@@ -4,12 +4,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from pathlib import Path
 
 import aiosqlite
 
 from fedserver.context import Context
-from fedserver.images import InvalidImage, clean_image
+from fedserver.images import InvalidImage, clean_image, write_file
 from fedserver.services import as2, audience, outbox
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -70,7 +69,7 @@ async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
     data, content_type = image.data, image.content_type
     media_id = f"{secrets.token_hex(16)}.{image.extension}"
     path = ctx.settings.media_dir / media_id
-    await asyncio.to_thread(_write_file, path, data)
+    await asyncio.to_thread(write_file, path, data)
     async with ctx.db.transaction() as tx:
         await web_store.insert_media(tx, media_id=media_id, actor_id=actor.id, content_type=content_type,
                                      size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=ctx.clock.now_iso())
@@ -81,10 +80,3 @@ async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
         assert updated is not None
         await federate_profile(ctx, tx, updated)
     return updated
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -42,6 +42,12 @@ def set_attachments_sync(conn: sqlite3.Connection, post_id: int, attachments: li
                                    for a in attachments])
 
 
+async def add_attachments(conn: aiosqlite.Connection, post_id: int, attachments: list[Attachment]) -> None:
+    """A new post's attachments (set_attachments_sync with new=True, for aiosqlite transactions)."""
+    await conn.executemany(_INSERT, [(post_id, a.position, a.media_type, a.url, a.description, a.width, a.height)
+                                     for a in attachments])
+
+
 async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, list[Attachment]]:
     """Each post's attachments in order; posts without any are left out."""
     if not post_ids:

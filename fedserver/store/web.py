@@ -111,6 +111,11 @@ async def insert_media(conn: aiosqlite.Connection, *, media_id: str, actor_id: i
                        " VALUES (?, ?, ?, ?, ?, ?)", (media_id, actor_id, content_type, size, sha256, now))
 
 
+async def delete_media(conn: aiosqlite.Connection, media_ids: list[str]) -> None:
+    if media_ids:
+        await conn.execute(f"DELETE FROM media WHERE id IN ({', '.join('?' for _ in media_ids)})", media_ids)
+
+
 async def get_media(conn: aiosqlite.Connection, media_id: str) -> dict | None:
     row = await fetch_one(conn, "SELECT * FROM media WHERE id = ?", (media_id,))
     return dict(row) if row else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.services import audience, interactions, polls, posting, reports, timelines
-from fedserver.services.posting import Draft, PostingError
+from fedserver.services.posting import Draft, Picture, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
 from fedserver.web.timeline import compose_values, local_path
@@ -54,13 +54,26 @@ async def compose(request: web.Request) -> web.StreamResponse:
     try:
         await posting.create_post(ctx, viewer.username, Draft(
             text=text, visibility=visibility, content_warning=content_warning or None,
-            reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude))
+            reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude,
+            pictures=_pictures(form)))
     except PostingError as exc:
         values = await compose_values(ctx, viewer, back=back, reply_to=parent_card, text=text,
                                       visibility=visibility, content_warning=content_warning, exclude=exclude,
                                       choices=choices)
         return await render(request, "posts/compose.html", status=400, compose=values, error=str(exc))
     return redirect(back, flash="Your reply is published." if parent_card else "Your post is published.")
+
+
+def _pictures(form) -> tuple[Picture, ...]:
+    """The compose form's pictures (picture1..4 with their descriptions), empty fields left out."""
+    pictures = []
+    for number in range(1, posting.MAX_PICTURES + 1):
+        upload = form.get(f"picture{number}")
+        if isinstance(upload, web.FileField):
+            data = upload.file.read(posting.MAX_PICTURE_BYTES + 1)
+            if data:
+                pictures.append(Picture(data, str(form.get(f"picture{number}_description", ""))))
+    return tuple(pictures)
 
 
 async def show(request: web.Request) -> web.StreamResponse:

@@ -71,7 +71,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     path = ctx.settings.media_dir / name
     if row is None or not path.is_file():
         raise web.HTTPNotFound()
-    # Uploaded bytes are only ever served as the image type their magic bytes showed, in a sandbox.
+    # Uploads are only ever served as the image type Pillow decoded (fedserver/images.py), in a sandbox.
     return web.FileResponse(path, headers={
         "Content-Type": row["content_type"], "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "public, max-age=604800"})

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import secrets
 import threading
 from contextlib import contextmanager
 from typing import Awaitable, Callable, Iterator, TypeVar
 
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.fake_remote import FakeRemote
@@ -189,3 +191,20 @@ def test_vote_in_a_remote_poll(page: Page, servers):
         wait_for(lambda: sum(1 for item in remote.received if item.verified and (item.activity or {})
                              .get("object", {}).get("inReplyTo") == question["id"]) == 2,
                  what="both choices at eve's server")
+
+
+def test_post_a_picture_with_a_description(page: Page, servers):
+    here, _ = servers
+    new_person(page, here)
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (250, 200, 0)).save(picture, format="PNG")
+    page.get_by_label("Your post").fill("A yellow square")
+    page.get_by_text("Add pictures").click()
+    page.get_by_label("Picture 1", exact=True).set_input_files(
+        files=[{"name": "square.png", "mimeType": "image/png", "buffer": picture.getvalue()}])
+    page.get_by_label("Description of picture 1").fill("A plain yellow square")
+    page.get_by_role("button", name="Post", exact=True).click()
+    expect(page.get_by_text("Your post is published.")).to_be_visible()
+    expect(page.get_by_text("A plain yellow square").first).to_be_visible()
+    link = page.get_by_role("link", name="Image").first
+    expect(link).to_have_attribute("href", re.compile(rf"^{re.escape(here.base)}/media/[0-9a-f]{{32}}\.png$"))
