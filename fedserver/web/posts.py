@@ -94,18 +94,27 @@ async def show(request: web.Request) -> web.StreamResponse:
     return await render(request, "posts/thread.html", thread=thread, compose=values)
 
 
-def _interaction(action):
+def _post_action(action):
+    """A form posted about one post the viewer can see (post_id in the URL): its handler gets the
+    viewer, the form, where to go back to, and the post; an unknown post answers 404."""
     @require_viewer
     async def handler(request: web.Request) -> web.StreamResponse:
-        ctx, viewer = ctx_of(request), viewer_of(request)
+        viewer = viewer_of(request)
         assert viewer is not None
         form = await request.post()
         back = local_path(form.get("back"))
         post = await _visible_post(request, request.match_info["post_id"])
         if post is None:
             return await _not_found(request)
+        return await action(request, viewer, form, back, post)
+    return handler
+
+
+def _interaction(action):
+    @_post_action
+    async def handler(request: web.Request, viewer, form, back: str, post: Post) -> web.StreamResponse:
         try:
-            await action(ctx, viewer.username, post.uri)
+            await action(ctx_of(request), viewer.username, post.uri)
         except interactions.InteractionError as exc:
             return redirect(back, flash=f"That did not work: {exc}.")
         return redirect(back)
@@ -118,15 +127,8 @@ boost = _interaction(interactions.boost)
 unboost = _interaction(interactions.unboost)
 
 
-@require_viewer
-async def vote(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    assert viewer is not None
-    form = await request.post()
-    back = local_path(form.get("back"))
-    post = await _visible_post(request, request.match_info["post_id"])
-    if post is None:
-        return await _not_found(request)
+@_post_action
+async def vote(request: web.Request, viewer, form, back: str, post: Post) -> web.StreamResponse:
     chosen = [int(value) for value in form.getall("choice", []) if isinstance(value, str) and value.isdigit()
               and len(value) < 4]
     try:
