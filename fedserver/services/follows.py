@@ -1,4 +1,4 @@
-"""Following and unfollowing, answering follow requests to locked accounts, and blocking."""
+"""Following and unfollowing, answering follow requests to locked accounts, blocking and muting."""
 from __future__ import annotations
 
 import logging
@@ -124,6 +124,23 @@ async def unblock(ctx: Context, username: str, target: Actor) -> None:
 
 async def is_blocking(ctx: Context, viewer: Actor, target: Actor) -> bool:
     return await follow_store.is_blocked_by(ctx.db.reader, target.id, viewer.id)
+
+
+async def mute(ctx: Context, username: str, target: Actor, *, muted: bool) -> None:
+    """Mute (or unmute) target for username: their posts, boosts and notifications stop reaching
+    username; follows stay, and nobody is told."""
+    me = await require_local_actor(ctx, username)
+    if target.id == me.id:
+        raise FollowError("you cannot mute yourself")
+    async with ctx.db.transaction() as tx:
+        if muted:
+            await follow_store.add_mute(tx, me.id, target.id, ctx.clock.now_iso())
+        else:
+            await follow_store.remove_mute(tx, me.id, target.id)
+
+
+async def is_muting(ctx: Context, viewer: Actor, target: Actor) -> bool:
+    return await follow_store.is_muted_by(ctx.db.reader, target.id, viewer.id)
 
 
 async def move_followers(ctx: Context, origin: Actor, target: Actor) -> int:

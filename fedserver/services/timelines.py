@@ -113,14 +113,14 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     """Cards for (sort_id, post, booster) entries, with authors, counts and the viewer's own marks
     fetched in a handful of queries for the whole page (authors from `actors` when the caller has
     already read them; the viewer's training choice from `choices`, and only when the page shows
-    one of the viewer's own posts). Posts by, and boosts by, accounts the viewer blocked are left
-    out, except the posts in shown_anyway (one the viewer opened by its address)."""
+    one of the viewer's own posts). Posts by, and boosts by, accounts the viewer blocked or muted
+    are left out, except the posts in shown_anyway (one the viewer opened by its address)."""
     reader = ctx.db.reader
-    blocked = await follow_store.blocked_ids(reader, viewer.id) if viewer is not None else set()
-    if blocked:
+    hidden = await follow_store.hidden_ids(reader, viewer.id) if viewer is not None else set()
+    if hidden:
         entries = [(sort_id, post, booster) for sort_id, post, booster in entries
-                   if post.id in shown_anyway or (post.actor_id not in blocked
-                                                  and (booster is None or booster.id not in blocked))]
+                   if post.id in shown_anyway or (post.actor_id not in hidden
+                                                  and (booster is None or booster.id not in hidden))]
     post_ids = list({post.id for _, post, _ in entries})
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))

@@ -122,9 +122,25 @@ async def remove_block(conn: aiosqlite.Connection, actor_id: int, target_id: int
     await conn.execute("DELETE FROM blocks WHERE actor_id = ? AND target_id = ?", (actor_id, target_id))
 
 
-async def blocked_ids(conn: aiosqlite.Connection, actor_id: int) -> set[int]:
-    """The accounts this account blocked."""
-    return {row[0] for row in await fetch_all(conn, "SELECT target_id FROM blocks WHERE actor_id = ?", (actor_id,))}
+async def hidden_ids(conn: aiosqlite.Connection, actor_id: int) -> set[int]:
+    """The accounts this account blocked or muted: nothing of theirs is shown to it."""
+    rows = await fetch_all(conn, "SELECT target_id FROM blocks WHERE actor_id = ?"
+                                 " UNION SELECT target_id FROM mutes WHERE actor_id = ?", (actor_id, actor_id))
+    return {row[0] for row in rows}
+
+
+async def add_mute(conn: aiosqlite.Connection, actor_id: int, target_id: int, now: str) -> None:
+    await conn.execute("INSERT INTO mutes (actor_id, target_id, created_at) VALUES (?, ?, ?)"
+                       " ON CONFLICT (actor_id, target_id) DO NOTHING", (actor_id, target_id, now))
+
+
+async def remove_mute(conn: aiosqlite.Connection, actor_id: int, target_id: int) -> None:
+    await conn.execute("DELETE FROM mutes WHERE actor_id = ? AND target_id = ?", (actor_id, target_id))
+
+
+async def is_muted_by(conn: aiosqlite.Connection, actor_id: int, muter_id: int) -> bool:
+    return await fetch_value(conn, "SELECT 1 FROM mutes WHERE actor_id = ? AND target_id = ?",
+                             (muter_id, actor_id)) is not None
 
 
 async def get_block_uri(conn: aiosqlite.Connection, actor_id: int, target_id: int) -> str | None:

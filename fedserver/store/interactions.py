@@ -83,22 +83,27 @@ async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:
     return int(await fetch_value(conn, "SELECT count(*) FROM announces WHERE post_id = ?", (post_id,)) or 0)
 
 
-# Nobody is notified of what an account they blocked does.
+# Nobody is notified of what an account they blocked or muted does.
 _INSERT_NOTIFICATION = ("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
                         " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS"
-                        " (SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?)")
+                        " (SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?"
+                        "  UNION ALL SELECT 1 FROM mutes WHERE actor_id = ? AND target_id = ?)")
+
+
+def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_id: int | None,
+                         now: str) -> tuple:
+    return (recipient_id, kind, from_actor_id, post_id, now, recipient_id, from_actor_id, recipient_id, from_actor_id)
 
 
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
                            post_id: int | None, now: str) -> None:
-    await conn.execute(_INSERT_NOTIFICATION, (recipient_id, kind, from_actor_id, post_id, now, recipient_id,
-                                              from_actor_id))
+    await conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
 
 
 def add_notification_sync(conn: sqlite3.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
                           post_id: int | None, now: str) -> None:
     """add_notification, synchronous: for Database.write_batch."""
-    conn.execute(_INSERT_NOTIFICATION, (recipient_id, kind, from_actor_id, post_id, now, recipient_id, from_actor_id))
+    conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
 
 
 async def delete_notifications_from(conn: aiosqlite.Connection, recipient_id: int, from_actor_id: int) -> None:

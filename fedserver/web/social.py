@@ -132,6 +132,19 @@ async def block(request: web.Request, form, back: str, target: Actor) -> web.Str
                                 "and they cannot follow you.")
 
 
+@_actor_action
+async def mute(request: web.Request, form, back: str, target: Actor) -> web.StreamResponse:
+    muted = form.get("action") != "unmute"
+    try:
+        await follows.mute(ctx_of(request), _viewer(request).username, target, muted=muted)
+    except follows.FollowError as exc:
+        return redirect(back, flash=f"Could not mute: {exc}.")
+    if muted:
+        return redirect(back, flash=f"You muted {target.handle}: their posts and notifications are hidden from you. "
+                                    "They are not told.")
+    return redirect(back, flash=f"You unmuted {target.handle}.")
+
+
 @require_viewer
 async def follow_requests(request: web.Request) -> web.Response:
     requests = await follows.list_requests(ctx_of(request), _viewer(request).username)
@@ -166,9 +179,11 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
                                          choices=training_choices(request))
     counts = await timelines.profile_counts(ctx, actor, visibilities)
     moved_to = await timelines.actor_by_uri(ctx, actor.moved_to_uri) if actor.moved_to_uri else None
-    blocking = viewer_actor is not None and relation != "self" and await follows.is_blocking(ctx, viewer_actor, actor)
+    other = viewer_actor is not None and relation != "self"
+    blocking = other and await follows.is_blocking(ctx, viewer_actor, actor)
+    muting = other and await follows.is_muting(ctx, viewer_actor, actor)
     return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor),
-            "moved_to": moved_to, "blocking": blocking}
+            "moved_to": moved_to, "blocking": blocking, "muting": muting}
 
 
 @require_viewer
@@ -202,6 +217,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/follow", follow)
     r.add_post("/unfollow", unfollow)
     r.add_post("/block", block)
+    r.add_post("/mute", mute)
     r.add_get("/follow_requests", follow_requests)
     r.add_post("/follow_requests/answer", answer_follow_request)
     r.add_get("/remote/{actor_id}", remote_profile)

@@ -78,3 +78,38 @@ async def _no_follows(instance: Instance, one: str, other: str) -> bool:
 
 async def _no_blocks(instance: Instance) -> bool:
     return await instance.count("SELECT count(*) FROM blocks") == 0
+
+
+async def test_muting_hides_an_account_without_ending_follows_or_telling_it(instances):
+    a, b = await instances("a"), await instances("b")
+    alice = await person(a, "alice")
+    await accounts.create_account(b.ctx, "bob")
+    alice_uri, bob_uri = a.actor_uri("alice"), b.actor_uri("bob")
+    try:
+        await follows.follow(a.ctx, "alice", b.handle("bob"))
+        await follows.follow(b.ctx, "bob", a.handle("alice"))
+        for follower, followee in ((alice_uri, bob_uri), (bob_uri, alice_uri)):
+            await wait_until(lambda: _accepted(a, follower, followee), what="follows accepted")
+        first = await posting.create_post(b.ctx, "bob", Draft(text="Loud opinions"))
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (first.uri,)), what="bob's post")
+        assert "Loud opinions" in (await alice.get("/home")).text
+        deliveries_before = await a.count("SELECT count(*) FROM deliveries")
+
+        bob_id = (await a.query("SELECT id FROM actors WHERE uri = ?", (bob_uri,)))[0][0]
+        profile = f"/remote/{bob_id}"
+        muted = await alice.submit(profile, "/mute", {"actor_id": str(bob_id), "back": profile})
+        assert f"You muted {b.handle('bob')}" in html.unescape(muted.text) and ">Unmute</button>" in muted.text
+        assert "Loud opinions" not in (await alice.get("/home")).text
+        mention = await posting.create_post(b.ctx, "bob", Draft(text=f"Hey {a.handle('alice')}, louder"))
+        await wait_until(lambda: a.count("SELECT count(*) FROM posts WHERE uri = ?", (mention.uri,)),
+                         what="bob's mention at a")
+        assert await a.count("SELECT count(*) FROM notifications WHERE kind = 'mention'") == 0
+        # Follows stay, and bob's server was told nothing.
+        assert await a.follow_state(alice_uri, bob_uri) == "accepted"
+        assert await a.follow_state(bob_uri, alice_uri) == "accepted"
+        assert await a.count("SELECT count(*) FROM deliveries") == deliveries_before
+
+        await alice.submit(profile, "/mute", {"actor_id": str(bob_id), "action": "unmute", "back": profile})
+        assert "Loud opinions" in (await alice.get("/home")).text
+    finally:
+        await alice.close()
