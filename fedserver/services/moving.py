@@ -1,15 +1,18 @@
 """Moving accounts between servers, the way Mastodon does it: a person lists their other accounts
-as aliases (alsoKnownAs), which an account elsewhere needs before it may move here; and a person
-moves their account away to one that lists it: their followers' servers then follow the new one.
+as aliases (alsoKnownAs), which an account elsewhere needs before it may move here; a person moves
+their account away to one that lists it, and their followers' servers then follow the new one; and
+the accounts a person follows travel as Mastodon's CSV file, exported here or imported here.
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
 
 from fedserver.context import Context
 from fedserver.services import as2, outbox, remote_actors
 from fedserver.services.accounts import require_local_actor
-from fedserver.services.follows import move_followers
+from fedserver.services.follows import FollowError, follow, move_followers
 from fedserver.services.profile import federate_profile
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
@@ -18,6 +21,10 @@ from fedserver.store.actors import Actor
 log = logging.getLogger(__name__)
 
 MAX_ALIASES = 10
+# Follows started by one import: each needs a WebFinger look-up and a Follow, within one request.
+MAX_IMPORTED_FOLLOWS = 200
+# Mastodon's header for following_accounts.csv.
+FOLLOWING_CSV_HEADER = ["Account address", "Show boosts", "Notify on new posts", "Languages"]
 
 
 class MoveError(Exception):
@@ -90,3 +97,40 @@ async def move_away(ctx: Context, username: str, handle: str) -> Actor:
     log.info("%s moved to %s", me.uri, target.uri)
     return moved
 
+
+
+async def following_csv(ctx: Context, username: str) -> str:
+    """The accounts username follows, in Mastodon's following_accounts.csv format (which Mastodon and
+    fedserver import)."""
+    me = await require_local_actor(ctx, username)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FOLLOWING_CSV_HEADER)
+    after = None
+    while page := await follow_store.list_following(ctx.db.reader, me.id, after_id=after, limit=500):
+        for follow, actor in page:
+            writer.writerow([f"{actor.username}@{actor.domain}", "true", "false", ""])
+        after = page[-1][0].id
+    return out.getvalue()
+
+
+async def import_following(ctx: Context, username: str, text: str) -> tuple[int, list[str]]:
+    """Follow every account a following CSV lists (Mastodon's, or only addresses, one a line):
+    (follows started or already there, addresses that could not be followed)."""
+    me = await require_local_actor(ctx, username)
+    addresses = []
+    for row in csv.reader(io.StringIO(text)):
+        address = row[0].strip().lstrip("@") if row else ""
+        if "@" in address and address != FOLLOWING_CSV_HEADER[0]:
+            addresses.append(address)
+    if len(addresses) > MAX_IMPORTED_FOLLOWS:
+        raise MoveError(f"at most {MAX_IMPORTED_FOLLOWS} accounts per import; split the file")
+    followed, failed = 0, []
+    for address in addresses:
+        try:
+            await follow(ctx, me.username, address)
+            followed += 1
+        except FollowError as exc:
+            log.info("import of %s's follows: %s: %s", username, address, exc)
+            failed.append(address)
+    return followed, failed

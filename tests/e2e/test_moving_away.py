@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 
+import aiohttp
+
 from fedserver.services import accounts, follows
 from tests.conftest import wait_until
 from tests.web.browser import person
@@ -54,3 +56,35 @@ async def test_an_account_moves_to_another_server_and_its_followers_follow_it_th
 
 async def _state_is(instance, follower: str, followee: str, state: str) -> bool:
     return await instance.follow_state(follower, followee) == state
+
+
+async def test_the_accounts_one_follows_travel_as_mastodons_csv_file(instances):
+    a, b = await instances("a"), await instances("b")
+    alice, alice2 = await person(a, "alice"), await person(b, "alice2")
+    await accounts.create_account(a.ctx, "dave")
+    await accounts.create_account(b.ctx, "bob")
+    try:
+        await follows.follow(a.ctx, "alice", b.handle("bob"))
+        await follows.follow(a.ctx, "alice", a.handle("dave"))
+        await wait_until(lambda: _state_is(a, a.actor_uri("alice"), b.actor_uri("bob"), "accepted"), what="follow")
+        async with alice.http.get(a.base + "/settings/moving/following.csv") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
+            exported = await resp.text()
+        lines = exported.splitlines()
+        assert lines[0] == "Account address,Show boosts,Notify on new posts,Languages"
+        assert sorted(lines[1:]) == sorted([f"bob@{b.domain},true,false,", f"dave@{a.domain},true,false,"])
+
+        page = await alice2.get("/settings/moving")
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", page.csrf)
+        form.add_field("file", (exported + f"nobody@{b.domain},true,false,\n").encode(), filename="following.csv",
+                       content_type="text/csv")
+        async with alice2.http.post(b.base + "/settings/moving/following", data=form) as resp:
+            answer = html.unescape(await resp.text())
+        assert f"You follow or asked to follow 2 accounts from the file. Not found: nobody@{b.domain}." in answer
+        assert await b.follow_state(b.actor_uri("alice2"), b.actor_uri("bob")) == "accepted"
+        await wait_until(lambda: _state_is(b, b.actor_uri("alice2"), a.actor_uri("dave"), "accepted"),
+                         what="alice2 follows dave on a")
+    finally:
+        await alice.close()
+        await alice2.close()
