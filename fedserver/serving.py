@@ -61,7 +61,8 @@ def serve(settings: Settings, *, config_path: Path, host: str, port: int, proces
     # acceptors store only when there are some).
     settings = replace(settings, server=replace(settings.server, host=host, port=port, processes=processes))
     app = build_app(settings)
-    common = dict(print=lambda _: on_listening(), access_log=None, handle_signals=True, shutdown_timeout=5)
+    app.on_startup.insert(0, _stop_once_on_signals)
+    common = dict(print=lambda _: on_listening(), access_log=None, handle_signals=False, shutdown_timeout=5)
     if processes <= 1:
         web.run_app(app, host=host, port=port, **common)
         return
@@ -85,6 +86,7 @@ def run_acceptor(settings: Settings, *, host: str, port: int, parent_fd: int) ->
 
     sock = _listen(host, port)
     app = build_app(settings, run_workers=False)
+    app.on_startup.insert(0, _stop_once_on_signals)
 
     async def watch_parent(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -92,12 +94,31 @@ def run_acceptor(settings: Settings, *, host: str, port: int, parent_fd: int) ->
         def parent_gone() -> None:
             loop.remove_reader(parent_fd)
             log.info("acceptor %d: the primary process is gone; stopping", os.getpid())
-            signal.raise_signal(signal.SIGTERM)  # aiohttp's handler: a graceful shutdown
+            signal.raise_signal(signal.SIGTERM)  # a graceful shutdown (_stop_once_on_signals)
 
         loop.add_reader(parent_fd, parent_gone)  # the primary never writes: readable means closed
 
     app.on_startup.append(watch_parent)
-    web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True, shutdown_timeout=5)
+    web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=False, shutdown_timeout=5)
+
+
+async def _stop_once_on_signals(app: web.Application) -> None:
+    """SIGINT/SIGTERM start a graceful shutdown, once. aiohttp's own handlers start it again on
+    every signal, and a second one during the shutdown (systemd signals every process of the
+    service, and the primary then signals its acceptors too; or Ctrl-C twice) broke it off before
+    the database was closed: the process then waited forever for its database threads."""
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise web.GracefulExit()  # leaves the event loop; run_app then shuts the app down
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
 
 
 def _listen(host: str, port: int) -> socket.socket:

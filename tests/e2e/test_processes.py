@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from fedserver.serving import STOP_TIMEOUT_SECONDS
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, await_for, set_config_keys
 
@@ -163,6 +164,18 @@ async def test_acceptors_stop_with_the_primary(fedserver_processes):
     assert server.terminate() == 0
     assert not _running(acceptor)
     assert _listening_sockets(server.port) == 0
+
+
+async def test_all_processes_stop_gracefully_when_each_gets_sigterm(fedserver_processes):
+    # What systemd does on stop: SIGTERM to every process of the service at once. Each acceptor
+    # then also gets the primary's SIGTERM during its shutdown; before, that second signal broke
+    # the shutdown off and the acceptor hung until the primary killed it 10 s later.
+    server = fedserver_processes("a")
+    _, acceptor = await two_processes(server)
+    os.kill(acceptor, signal.SIGTERM)
+    assert server.terminate(timeout=STOP_TIMEOUT_SECONDS + 5) == 0
+    assert not _running(acceptor)
+    assert "did not stop" not in server.logs()  # it stopped by itself, not killed by the primary
 
 
 async def test_acceptors_leave_when_the_primary_is_killed(fedserver_processes):
