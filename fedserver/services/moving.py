@@ -84,19 +84,18 @@ async def move_away(ctx: Context, username: str, handle: str) -> Actor:
         raise MoveError(f"{handle} is no longer there")
     if me.uri not in remote_actors.aliases_of(target):
         raise MoveError(f"{handle} does not list this account as its alias yet: add {me.handle} there first")
+    # Records the move (movedTo) and moves the followers on this server, here and now (a Move to
+    # ourselves would not be delivered); then the other servers are told.
+    await move_followers(ctx, me, target)
     async with ctx.db.transaction() as tx:
-        await actor_store.set_moved(tx, me.id, target_uri=target.uri, now=ctx.clock.now_iso())
         moved = await actor_store.get_actor(tx, me.id)
         assert moved is not None
         await federate_profile(ctx, tx, moved)
         inboxes = await follow_store.follower_inboxes(tx, me.id)
         await outbox.publish(ctx, tx, actor=moved, activity=as2.move_activity(ctx.urls.new_activity(), moved, target.uri),
                              inboxes=inboxes, is_public=True)
-    # Followers on this server move here and now (a Move to ourselves would not be delivered).
-    await move_followers(ctx, moved, target)
     log.info("%s moved to %s", me.uri, target.uri)
     return moved
-
 
 
 async def following_csv(ctx: Context, username: str) -> str:
