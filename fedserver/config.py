@@ -17,7 +17,7 @@ class InstanceSettings:
     scheme: str = "https"
     name: str = "fedserver"
     description: str = "A fedserver instance"
-    # open | invite | closed: who may create an account through the web interface.
+    # open | approval | invite | closed: who may create an account through the web interface.
     registrations: str = "closed"
 
 
@@ -121,8 +121,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[instance] scheme must be 'https' or 'http', got {inst.scheme!r}")
     if not inst.domain or "/" in inst.domain or " " in inst.domain:
         raise ConfigError(f"[instance] domain must be a host name with optional :port, got {inst.domain!r}")
-    if inst.registrations not in ("open", "invite", "closed"):
-        raise ConfigError("[instance] registrations must be 'open', 'invite' or 'closed'")
+    if inst.registrations not in ("open", "approval", "invite", "closed"):
+        raise ConfigError("[instance] registrations must be 'open', 'approval', 'invite' or 'closed'")
     if not (0 < settings.server.port < 65536):
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
     if not (1 <= settings.server.processes <= MAX_PROCESSES):
@@ -172,7 +172,8 @@ domain = "{domain}"
 scheme = "{scheme}"
 name = "fedserver"
 description = "A fedserver instance"
-# Who may sign up on the web: "open", "invite" (invite codes from the CLI) or "closed".
+# Who may sign up on the web: "open", "approval" (an admin approves each sign-up and its reason),
+# "invite" (invite codes from the CLI) or "closed".
 registrations = "closed"
 
 [server]

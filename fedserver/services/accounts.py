@@ -11,7 +11,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from fedserver.activitypub.keys import generate_rsa_private_key_pem, public_pem_from_private
 from fedserver.context import Context
+from fedserver.services.reserved_names import is_reserved
 from fedserver.store import actors as actor_store
+from fedserver.store import signups as signup_store
 from fedserver.store.actors import Actor, LocalAccount
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
@@ -48,23 +50,43 @@ def validate_username(username: str) -> str:
     return name
 
 
-async def create_account(ctx: Context, username: str, *, password: str | None = None, admin: bool = False,
-                         display_name: str = "", locked: bool = False) -> CreatedAccount:
+def validate_new_username(ctx: Context, username: str, *, allow_reserved: bool = False) -> str:
+    """A valid name for a new account: also refuses reserved names (official-looking ones, the
+    instance actor's, route names) unless an admin explicitly allows it."""
     name = validate_username(username)
+    if not allow_reserved and is_reserved(name, domain=ctx.urls.domain):
+        raise AccountError(f"the username {name!r} is reserved; choose another one")
+    return name
+
+
+async def create_account(ctx: Context, username: str, *, password: str | None = None, admin: bool = False,
+                         display_name: str = "", locked: bool = False, allow_reserved: bool = False,
+                         password_hash: str | None = None, from_pending: bool = False) -> CreatedAccount:
+    """Create a local account with its signing keys. `password_hash` (with `from_pending`) carries
+    over an approved sign-up's password: its pending row is removed in the same transaction."""
+    name = validate_new_username(ctx, username, allow_reserved=allow_reserved or from_pending)
     generated = None
-    if password is None:
-        generated = password = secrets.token_urlsafe(16)
-    if len(password) < 8:
-        raise AccountError("password must be at least 8 characters")
+    if password_hash is None:
+        if password is None:
+            generated = password = secrets.token_urlsafe(16)
+        if len(password) < 8:
+            raise AccountError("password must be at least 8 characters")
     # Key generation and Argon2 take tens to hundreds of milliseconds: keep them off the event loop.
     private_pem = await asyncio.to_thread(generate_rsa_private_key_pem)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    if password_hash is None:
+        assert password is not None
+        password_hash = await asyncio.to_thread(hash_password, password)
     urls = ctx.urls
     uri = urls.actor(name)
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
         if await actor_store.get_local_account(tx, name) is not None or await actor_store.get_actor_by_uri(tx, uri):
             raise AccountError(f"username {name!r} is taken")
+        if from_pending:
+            if not await signup_store.delete_pending(tx, name):
+                raise AccountError(f"no sign-up waiting for approval under the name {name!r}")
+        elif await signup_store.get_pending(tx, name) is not None:
+            raise AccountError(f"username {name!r} is taken (a sign-up waiting for approval)")
         actor_id = await actor_store.insert_actor(
             tx, uri=uri, is_local=True, now=now, fetched_at=None, username=name, domain=urls.domain,
             actor_type="Person", display_name=display_name or name, summary_html="", url=urls.profile(name),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.corpus import sync as corpus_sync
-from fedserver.services import accounts, as2, consent, outbox
+from fedserver.services import accounts, as2, consent, outbox, signups
 from fedserver.services.accounts import AccountError
 from fedserver.services.instance import registration_mode, set_registration_mode  # noqa: F401 (re-exported)
 from fedserver.store import actors as actor_store
@@ -61,8 +61,13 @@ async def create_invite(ctx: Context, *, max_uses: int = 1, days: int | None = 7
     return code
 
 
-async def sign_up(ctx: Context, username: str, password: str, *, invite: str | None = None) -> Actor:
+async def sign_up(ctx: Context, username: str, password: str, *, invite: str | None = None,
+                  reason: str = "") -> Actor | None:
+    """Create the account, or (in approval mode) record the sign-up for the admins: then None."""
     mode = await registration_mode(ctx)
+    if mode == "approval":
+        await signups.request_signup(ctx, username, password, reason)
+        return None
     if mode == "closed":
         raise AccountError("sign-up is closed on this server")
     if mode == "invite":
@@ -90,6 +95,8 @@ async def sign_in(ctx: Context, username: str, password: str, *, client: str, us
           and not account.is_instance_actor
           and await asyncio.to_thread(accounts.verify_password, account.password_hash, password))
     if not ok:
+        if account is None:
+            await signups.refuse_if_pending(ctx, name, password)
         async with ctx.db.transaction() as tx:
             await web_store.record_login_failure(tx, name, client, ctx.clock.now_ms())
         log.info("failed sign-in for %r from %s", name, client)

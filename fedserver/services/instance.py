@@ -50,14 +50,17 @@ async def set_instance_info(ctx: Context, *, name: str, description: str) -> Non
         await state_store.set_state(tx, DESCRIPTION_KEY, description)
 
 
+REGISTRATION_MODES = ("open", "approval", "invite", "closed")
+
+
 async def registration_mode(ctx: Context) -> str:
-    """open | invite | closed: the admin page may override the config file's value."""
+    """open | approval | invite | closed: the admin page may override the config file's value."""
     stored = await state_store.get_state(ctx.db.reader, REGISTRATION_KEY)
     return stored or ctx.settings.instance.registrations
 
 
 async def set_registration_mode(ctx: Context, mode: str) -> None:
-    if mode not in ("open", "invite", "closed"):
-        raise AccountError("registrations must be open, invite or closed")
+    if mode not in REGISTRATION_MODES:
+        raise AccountError("registrations must be open, approval, invite or closed")
     async with ctx.db.transaction() as tx:
         await state_store.set_state(tx, REGISTRATION_KEY, mode)

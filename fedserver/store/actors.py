@@ -299,3 +299,7 @@ async def list_all_local_accounts(conn: aiosqlite.Connection) -> list[dict]:
 
 async def set_suspended(conn: aiosqlite.Connection, actor_id: int, suspended_at: str | None, now: str) -> None:
     await conn.execute("UPDATE actors SET suspended_at = ?, updated_at = ? WHERE id = ?", (suspended_at, now, actor_id))
+
+
+async def set_admin(conn: aiosqlite.Connection, actor_id: int, admin: bool) -> None:
+    await conn.execute("UPDATE local_accounts SET is_admin = ? WHERE actor_id = ?", (int(admin), actor_id))
