@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import auth, instance, reports, researchers, status
+from fedserver.services import account_admin, auth, instance, reports, researchers, signups, status
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
@@ -18,6 +18,7 @@ async def dashboard(request: web.Request) -> web.Response:
         request, "admin/index.html",
         registrations=await auth.registration_mode(ctx),
         accounts=await actor_store.list_all_local_accounts(ctx.db.reader),
+        pending_signups=await signups.list_pending(ctx),
         invites=await web_store.list_invites(ctx.db.reader),
         researchers=await researchers.list_researchers(ctx),
         queue=await status.queue_status(ctx),
@@ -122,6 +123,51 @@ async def suspend_account(request: web.Request) -> web.StreamResponse:
 
 
 @require_admin
+async def answer_signup(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("name", ""))
+    try:
+        if form.get("decision") == "approve":
+            await signups.approve(ctx_of(request), name)
+            return redirect("/admin#signups", flash=f"@{name} is approved and can sign in now.")
+        await signups.reject(ctx_of(request), name)
+    except AccountError as exc:
+        return redirect("/admin#signups", flash=str(exc))
+    return redirect("/admin#signups", flash=f"The sign-up of @{name} was rejected and deleted.")
+
+
+@require_admin
+async def set_admin(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("name", ""))
+    on = form.get("admin") == "on"
+    viewer = viewer_of(request)
+    assert viewer is not None
+    if not on and name.lower() == viewer.username:
+        # Another admin (or `fedserver user set-admin`) can do it: nobody locks themselves out by a click.
+        return redirect("/admin#accounts", flash="You cannot remove your own admin rights here.")
+    try:
+        await account_admin.set_admin(ctx_of(request), name, on)
+    except AccountError as exc:
+        return redirect("/admin#accounts", flash=str(exc))
+    return redirect("/admin#accounts", flash=f"@{name} is {'an admin now' if on else 'no longer an admin'}.")
+
+
+@require_admin
+async def reset_password(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("name", ""))
+    try:
+        password = await account_admin.reset_password(ctx_of(request), name)
+    except AccountError as exc:
+        return redirect("/admin#accounts", flash=str(exc))
+    # Shown once, on this response only (only its hash is stored): nothing may keep a copy.
+    response = await render(request, "admin/password.html", name=name.lower(), password=password)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@require_admin
 async def domain_block(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     domain = str(form.get("domain", "")).strip().lower()
@@ -146,3 +192,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/reports/resolve", resolve_report)
     r.add_post("/admin/domain_blocks", domain_block)
     r.add_post("/admin/accounts/suspend", suspend_account)
+    r.add_post("/admin/accounts/admin", set_admin)
+    r.add_post("/admin/accounts/reset_password", reset_password)
+    r.add_post("/admin/signups", answer_signup)

@@ -48,18 +48,20 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    invite = str(form.get("invite", ""))
+    invite, reason = str(form.get("invite", "")), str(form.get("reason", ""))
     mode = await auth.registration_mode(ctx)
     if password != str(form.get("password_confirm", "")):
         return await render(request, "auth/sign_up.html", status=400, mode=mode, invite=invite, username=username,
-                            error="the two passwords differ")
+                            reason=reason, error="the two passwords differ")
     try:
-        await auth.sign_up(ctx, username, password, invite=invite or None)
+        created = await auth.sign_up(ctx, username, password, invite=invite or None, reason=reason)
+        if created is None:  # approval mode: nothing to sign in to until an admin approves it
+            return await render(request, "auth/pending.html", username=username.strip().lower())
         token = await auth.sign_in(ctx, username, password, client=client_address(request),
                                    user_agent=request.headers.get("User-Agent", ""))
     except AccountError as exc:
         return await render(request, "auth/sign_up.html", status=400, mode=mode, invite=invite, username=username,
-                            error=str(exc))
+                            reason=reason, error=str(exc))
     response = redirect("/home", flash="Welcome! Your account is ready.")
     set_session_cookie(request, response, token)
     return response

@@ -119,12 +119,27 @@ async def unfollow(request: web.Request, form, back: str, target: Actor) -> web.
     return redirect(back, flash=f"You no longer follow {target.display_name or target.username}.")
 
 
+@require_viewer
+async def block_form(request: web.Request) -> web.Response:
+    """The confirmation page the Block button leads to (a plain GET form: no script needed)."""
+    back = local_path(request.query.get("back"), "/home")
+    value = request.query.get("actor_id", "")
+    target = await timelines.actor_by_id(ctx_of(request), int(value)) if value.isdigit() and len(value) < 19 else None
+    if target is None or target.id == _viewer(request).actor.id:
+        return await render(request, "public/not_found.html", status=404)
+    return await render(request, "social/block_confirm.html", target=target, back=back)
+
+
 @_actor_action
 async def block(request: web.Request, form, back: str, target: Actor) -> web.StreamResponse:
     try:
         if form.get("action") == "unblock":
             await follows.unblock(ctx_of(request), _viewer(request).username, target)
             return redirect(back, flash=f"You unblocked {target.handle}.")
+        if form.get("confirm") != "yes":
+            # Blocking ends follows both ways and tells the other server: only from the
+            # confirmation page's own button, never from a form that skipped it.
+            return await render(request, "social/block_confirm.html", target=target, back=back)
         await follows.block(ctx_of(request), _viewer(request).username, target)
     except follows.FollowError as exc:
         return redirect(back, flash=f"Could not block: {exc}.")
@@ -216,6 +231,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/search", search)
     r.add_post("/follow", follow)
     r.add_post("/unfollow", unfollow)
+    r.add_get("/block", block_form)
     r.add_post("/block", block)
     r.add_post("/mute", mute)
     r.add_get("/follow_requests", follow_requests)
