@@ -49,12 +49,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--admin", action="store_true")
     s.add_argument("--locked", action="store_true", help="approve followers by hand")
     s.add_argument("--password-file", help="read the password from this file")
+    s.add_argument("--allow-reserved", action="store_true",
+                   help="allow a reserved name (admin, support, abuse, route names...)")
     user.add_parser("list", help="list local accounts")
     for name, text in (("suspend", "suspend an account (no sign-in, pages gone, posts leave the corpus)"),
                        ("unsuspend", "lift a suspension"),
-                       ("delete", "delete an account for good (federates a Delete)")):
+                       ("delete", "delete an account for good (federates a Delete)"),
+                       ("reset-password", "give an account a new generated password (printed) and sign it out"),
+                       ("approve", "approve a sign-up waiting for approval"),
+                       ("reject", "reject (delete) a sign-up waiting for approval")):
         s = user.add_parser(name, help=text)
         s.add_argument("name")
+        if name == "delete":
+            s.add_argument("--yes", action="store_true", help="do not ask to type the username to confirm")
+    user.add_parser("pending", help="list sign-ups waiting for approval, with their reasons")
+    s = user.add_parser("set-admin", help="grant or remove admin rights")
+    s.add_argument("name")
+    on_off = s.add_mutually_exclusive_group(required=True)
+    on_off.add_argument("--on", dest="admin", action="store_true", help="make the account an admin")
+    on_off.add_argument("--off", dest="admin", action="store_false", help="remove its admin rights")
 
     for name, text in (("follow", "follow a remote or local account"), ("unfollow", "stop following")):
         s = sub.add_parser(name, help=text)
@@ -175,7 +188,7 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise CommandError(f"cannot read password file {args.password_file}: {exc.strerror}") from None
         created = await accounts.create_account(ctx, args.name, password=password, admin=args.admin,
-                                                locked=args.locked)
+                                                locked=args.locked, allow_reserved=args.allow_reserved)
         print(f"created {created.actor.handle} ({created.actor.uri})")
         if created.password is not None:
             print(f"password: {created.password}")
@@ -192,10 +205,15 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         await auth.set_suspended(ctx, args.name, args.user_command == "suspend")
         print(f"{args.user_command}ed {args.name}")
     elif cmd == "user" and args.user_command == "delete":
-        from fedserver.services import auth
+        from fedserver.services import accounts, auth
 
+        await accounts.require_local_actor(ctx, args.name)  # an unknown name fails before any question
+        if not args.yes:
+            await _confirm_deletion(args.name)
         await auth.delete_account(ctx, args.name, by_admin=True)
         print(f"deleted {args.name}")
+    elif cmd == "user" and args.user_command in ("reset-password", "set-admin", "pending", "approve", "reject"):
+        await _run_account_admin(ctx, args)
     elif cmd in ("follow", "unfollow", "requests"):
         await _run_follows(ctx, args)
     elif cmd in ("post", "edit", "delete"):
@@ -214,6 +232,42 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         print(f"invite code: {code}")
         print(f"sign-up link: {ctx.urls.base}/auth/sign_up?invite={code}")
     return 0
+
+
+async def _confirm_deletion(name: str) -> None:
+    """Deleting an account cannot be undone: ask to type its name, or require --yes."""
+    if not sys.stdin.isatty():
+        raise CommandError(f"refusing to delete {name} without confirmation: run this in a terminal and type the "
+                           "username when asked, or pass --yes")
+    print(f"Deleting {name} cannot be undone: its posts are deleted and every server that knows it is told.")
+    try:
+        typed = await asyncio.to_thread(input, f"Type the username ({name}) to confirm: ")
+    except EOFError:
+        typed = ""
+    if typed.strip().lstrip("@").lower() != name.strip().lstrip("@").lower():
+        raise CommandError(f"the typed name does not match; {name} was not deleted")
+
+
+async def _run_account_admin(ctx, args: argparse.Namespace) -> None:
+    from fedserver.services import account_admin, signups
+
+    sub = args.user_command
+    if sub == "reset-password":
+        password = await account_admin.reset_password(ctx, args.name)
+        print(f"new password for {args.name} (its sessions were ended): {password}")
+    elif sub == "set-admin":
+        await account_admin.set_admin(ctx, args.name, args.admin)
+        print(f"{args.name} is {'an admin now' if args.admin else 'no longer an admin'}")
+    elif sub == "pending":
+        for signup in await signups.list_pending(ctx):
+            reason = " ".join(signup.reason.split())  # one line per sign-up
+            print(f"{signup.username}\t{signup.created_at}\t{reason}")
+    elif sub == "approve":
+        actor = await signups.approve(ctx, args.name)
+        print(f"approved {actor.handle} ({actor.uri})")
+    else:
+        await signups.reject(ctx, args.name)
+        print(f"rejected the sign-up of {args.name}")
 
 
 async def _run_follows(ctx, args: argparse.Namespace) -> None:
