@@ -31,7 +31,9 @@ async def test_blocking_a_remote_account_ends_follows_hides_it_and_unblocking_li
 
         bob_id = (await a.query("SELECT id FROM actors WHERE uri = ?", (bob_uri,)))[0][0]
         profile = f"/remote/{bob_id}"
-        blocked = await alice.submit(profile, "/block", {"actor_id": str(bob_id), "back": profile})
+        # The Block button leads to a confirmation page; its button blocks.
+        blocked = await alice.submit(f"/block?actor_id={bob_id}&back={profile}", "/block",
+                                     {"actor_id": str(bob_id), "back": profile, "confirm": "yes"})
         assert f"You blocked {b.handle('bob')}." in html.unescape(blocked.text)
         assert "You blocked this account" in blocked.text and ">Unblock</button>" in blocked.text
 

