@@ -142,7 +142,8 @@ async def nodeinfo(request: web.Request) -> web.Response:
         "software": software,
         "protocols": ["activitypub"],
         "services": {"inbound": [], "outbound": []},
-        "openRegistrations": info.registrations == "open",
+        # As Mastodon: anyone may ask for an account when an admin approves each one.
+        "openRegistrations": info.registrations in ("open", "approval"),
         "usage": {"users": {"total": stats["users"], "activeMonth": stats["active_month"],
                             "activeHalfyear": stats["active_halfyear"]},
                   "localPosts": stats["local_posts"]},

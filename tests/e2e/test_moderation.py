@@ -118,6 +118,8 @@ async def test_approval_sign_up_waits_for_an_admin_and_approving_on_the_admin_pa
     await server.astart()
     visitor = Browser(server.base)
     assert 'name="reason"' in (await visitor.get("/auth/sign_up")).text
+    async with visitor.http.get(f"{server.base}/nodeinfo/2.1") as resp:
+        assert (await resp.json(content_type=None))["openRegistrations"] is True  # as Mastodon says it
     await visitor.close()
 
     no_reason = await sign_up(server, "newbie", reason="  ")
