@@ -16,6 +16,9 @@ from fedserver.store.signups import PendingSignup
 log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
+# Anyone may ask, so the queue is bounded: a flood of sign-ups cannot grow the database without
+# end, and an admin can still read what waits (they reject or approve, and room comes back).
+MAX_PENDING = 1000
 
 
 class PendingApproval(AccountError):
@@ -35,6 +38,9 @@ async def request_signup(ctx: Context, username: str, password: str, reason: str
         raise AccountError("password must be at least 8 characters")
     password_hash = await asyncio.to_thread(accounts.hash_password, password)
     async with ctx.db.transaction() as tx:
+        if await signup_store.count_pending(tx) >= MAX_PENDING:
+            log.warning("sign-up %r refused: %d sign-ups already wait for approval", name, MAX_PENDING)
+            raise AccountError("too many sign-ups are waiting for approval right now; please try again later")
         taken = (await actor_store.get_local_account(tx, name) is not None
                  or await actor_store.get_actor_by_uri(tx, ctx.urls.actor(name)) is not None)
         if taken or not await signup_store.insert_pending(tx, username=name, password_hash=password_hash,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
 
 
 @dataclass
@@ -39,3 +39,7 @@ async def delete_pending(conn: aiosqlite.Connection, username: str) -> bool:
     """False when there was no such pending sign-up (already approved or rejected)."""
     cur = await conn.execute("DELETE FROM pending_signups WHERE username = ?", (username.lower(),))
     return cur.rowcount > 0
+
+
+async def count_pending(conn: aiosqlite.Connection) -> int:
+    return int(await fetch_value(conn, "SELECT count(*) FROM pending_signups") or 0)

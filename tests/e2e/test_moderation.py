@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -185,6 +186,25 @@ async def test_rejecting_a_sign_up_deletes_it_on_the_admin_page_and_with_the_cli
     assert approved.returncode == 0, approved.stderr
     assert approved.stdout.strip() == f"approved {server.handle('other')} ({server.actor_uri('other')})"
     await can_sign_in(server, "other")
+
+
+async def test_sign_ups_waiting_for_approval_are_bounded(fedserver_processes):
+    server = fedserver_processes("a")
+    set_config_keys(server.config, registrations="approval")
+    await server.astart()
+    assert (await sign_up(server, "first", reason="hello")).status == 200
+    # A flood already waits (written straight into the database: hashing a thousand passwords
+    # through the form would only make the test slow).
+    conn = sqlite3.connect(server.database, timeout=10)
+    with conn:
+        conn.executemany("INSERT INTO pending_signups (username, password_hash, reason, created_at)"
+                         " VALUES (?, 'x', 'spam', '2026-01-01T00:00:00Z')", [(f"bot{i}",) for i in range(999)])
+    conn.close()
+    refused = await sign_up(server, "latecomer", reason="hello")
+    assert refused.status == 400 and "too many sign-ups are waiting for approval" in refused.text
+    assert server.value("SELECT count(*) FROM pending_signups") == 1000
+    assert (await server.arun("user", "reject", "bot1")).returncode == 0  # room comes back
+    assert (await sign_up(server, "latecomer", reason="hello")).status == 200
 
 
 # --- passwords and admin rights -------------------------------------------------------------
