@@ -32,7 +32,8 @@ async def get_pending(conn: aiosqlite.Connection, username: str) -> PendingSignu
 
 
 async def list_pending(conn: aiosqlite.Connection) -> list[PendingSignup]:
-    return from_rows(PendingSignup, await fetch_all(conn, "SELECT * FROM pending_signups ORDER BY created_at, username"))
+    rows = await fetch_all(conn, "SELECT * FROM pending_signups ORDER BY created_at, username")
+    return from_rows(PendingSignup, rows)
 
 
 async def delete_pending(conn: aiosqlite.Connection, username: str) -> bool:
