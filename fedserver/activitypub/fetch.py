@@ -198,11 +198,14 @@ class _Origins:
             state = self.origins[origin] = _Origin()
         state.users += 1
         try:
-            while state.busy >= self.per_origin:
-                state.slots_free.clear()
+            if state.busy >= self.per_origin:
                 try:
+                    # One deadline for the whole wait: every freed slot wakes all waiters, and only
+                    # one of them gets it.
                     async with asyncio.timeout(deadline):
-                        await state.slots_free.wait()
+                        while state.busy >= self.per_origin:
+                            state.slots_free.clear()
+                            await state.slots_free.wait()
                 except TimeoutError:
                     raise FetchUnavailable(f"all {self.per_origin} fetch slots for {origin} stayed busy for "
                                            f"{deadline} s") from None
