@@ -21,11 +21,13 @@ HOSTILE_CREATES = 14
 
 class HostileRemote(FakeRemote):
     """A FakeRemote whose GETs of chosen paths never answer (`hang`) or answer 503 (`fail`), until
-    `serve` publishes a document there."""
+    `serve` publishes a document there; `slow` paths answer after that many seconds."""
     hang: set[str]
     fail: set[str]
+    slow: dict[str, float]
 
     async def _document(self, request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.slow.get(request.path, 0))
         if request.path in self.hang:
             self.fetches.append(request.path)
             await asyncio.Event().wait()  # until the server shuts down
@@ -45,7 +47,7 @@ class HostileRemote(FakeRemote):
 
 async def start_hostile(*names: str) -> HostileRemote:
     remote = await HostileRemote.start(*names)
-    remote.hang, remote.fail = set(), set()
+    remote.hang, remote.fail, remote.slow = set(), set(), {}
     return remote
 
 
@@ -108,9 +110,12 @@ async def test_creates_whose_objects_hang_do_not_delay_an_unrelated_post(fedserv
 
     # The hanging origin is paused after a few timeouts: its other Creates are put off, not fetched
     # one timeout each, and they stay queued (retried later) rather than failed.
-    await asyncio.sleep(4 * FETCH_TIMEOUT)
-    hung = sum(hostile.fetches.count(path) for path in hanging)
-    assert hung <= 4, f"{hung} fetches from the hanging origin"
+    def hung() -> int:
+        return sum(hostile.fetches.count(path) for path in hanging)
+
+    await await_for(lambda: hung() >= 3, timeout=10, what="three fetches from the hanging origin")
+    await asyncio.sleep(2 * FETCH_TIMEOUT)
+    assert hung() == 3, f"{hung()} fetches from the hanging origin"
     states = {server.value("SELECT state FROM inbox_items WHERE activity_uri = ?", (c["id"],)) for c in creates}
     assert states == {"pending"}
 
@@ -161,3 +166,24 @@ async def test_a_key_whose_fetch_failed_is_not_fetched_again_for_every_request(f
     status, body = await hostile.post(inbox, hostile.create_note("ghost", "boo again"), as_user="ghost")
     assert status == 202, body
     assert hostile.fetch_count("ghost") == 2
+
+
+async def test_a_signers_later_activity_waits_for_its_earlier_one_that_fetches(fedserver_processes, hostile):
+    server = await serving(fedserver_processes)
+    inbox = f"{server.base}/inbox"
+    note = hostile.note("mallory", "posted, then deleted", mention=server.actor_uri("alice"))
+    hostile.serve(note)
+    path = note["id"].removeprefix(hostile.base)
+    hostile.slow[path] = 1.0
+    create = hostile.activity("mallory", "Create", note["id"])
+    assert (await hostile.post(inbox, create, as_user="mallory"))[0] == 202
+    await await_for(lambda: path in hostile.fetches, what="the object being fetched")
+    # The Delete needs no fetch, but it comes after the Create: it must not overtake it (then the
+    # Create, arriving after its Delete, would not be stored at all).
+    delete = hostile.activity("mallory", "Delete", {"id": note["id"], "type": "Tombstone"})
+    assert (await hostile.post(inbox, delete, as_user="mallory"))[0] == 202
+    await await_for(lambda: server.value("SELECT count(*) FROM inbox_items WHERE state = 'done'"
+                                         " AND activity_uri IN (?, ?)", (create["id"], delete["id"])) == 2,
+                    what="both applied")
+    deleted_at = server.query("SELECT deleted_at FROM posts WHERE uri = ?", (note["id"],))
+    assert len(deleted_at) == 1 and deleted_at[0][0] is not None, deleted_at
