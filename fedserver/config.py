@@ -45,6 +45,10 @@ class FederationSettings:
     max_inbox_body_bytes: int = 1_048_576
     max_fetch_body_bytes: int = 1_048_576
     fetch_timeout_seconds: float = 10.0
+    # Object and key fetches in flight at once per remote host (a slow host cannot take them all).
+    fetch_per_host_concurrency: int = 4
+    # A failed fetch is not repeated for this long, and a host failing 3 fetches in a row is paused as long.
+    fetch_failure_cache_seconds: float = 60.0
     delivery_timeout_seconds: float = 15.0
     delivery_concurrency: int = 32
     delivery_per_host_concurrency: int = 4
@@ -134,6 +138,9 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError(f"[federation] {name} must be positive")
     if fed.fetch_timeout_seconds <= 0 or fed.delivery_timeout_seconds <= 0:
         raise ConfigError("[federation] timeouts must be positive")
+    if fed.fetch_per_host_concurrency < 1 or fed.fetch_failure_cache_seconds < 0:
+        raise ConfigError("[federation] fetch_per_host_concurrency must be at least 1 and"
+                          " fetch_failure_cache_seconds not negative")
     if settings.corpus.rate_limit_per_minute <= 0:
         raise ConfigError("[corpus] rate_limit_per_minute must be positive")
     return settings
@@ -202,6 +209,11 @@ max_inbox_body_bytes = 1048576
 max_fetch_body_bytes = 1048576
 # Timeout for fetching remote documents, in seconds.
 fetch_timeout_seconds = 10.0
+# Fetches of remote documents in flight at once per remote host.
+fetch_per_host_concurrency = 4
+# Seconds a failed fetch is remembered (not repeated), and a host that failed 3 fetches in a row
+# is not asked; 0 turns this off.
+fetch_failure_cache_seconds = 60.0
 # Timeout for one delivery POST, in seconds.
 delivery_timeout_seconds = 15.0
 # Deliveries in flight at once, in total and per remote host.

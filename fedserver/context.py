@@ -80,7 +80,8 @@ def make_fetcher(settings: Settings, key_id: str | None = None, private_key_pem:
         timeout=timeout or fed.fetch_timeout_seconds, max_body=fed.max_fetch_body_bytes,
         user_agent=user_agent(settings),
         signer=httpsig_signer(key_id, private_key_pem) if key_id and private_key_pem else None,
-        limit=max(100, fed.delivery_concurrency * 2), limit_per_host=fed.delivery_per_host_concurrency * 2)
+        limit=max(100, fed.delivery_concurrency * 2), limit_per_host=fed.delivery_per_host_concurrency * 2,
+        fetches_per_origin=fed.fetch_per_host_concurrency, failure_ttl=fed.fetch_failure_cache_seconds)
 
 
 async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:

@@ -12,15 +12,24 @@ the document's ``id`` must equal the URL that was requested -- a document may no
 for an id it was not served from.  Bodies are capped (Content-Length pre-check plus a
 streaming cap, like Mastodon's 1 MB ``body_with_limit``) and the whole exchange runs
 under one deadline, so slow-loris peers cannot pin a worker.
+
+Object fetches are also budgeted per origin (:class:`_Origins`): a few at a time per
+host:port, failures remembered for ``failure_ttl`` seconds (the same URL is not asked again
+meanwhile; a key or post referenced by many activities costs one timeout, not one each), and
+an origin that fails several fetches in a row is paused for as long, so one dead or hanging
+server costs a bounded share of our time however many references to it arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -39,7 +48,9 @@ __all__ = [
     "FetchInvalid",
     "FetchNotFound",
     "FetchTimeout",
+    "FetchUnavailable",
     "RemoteFetcher",
+    "fetch_origin",
     "Signer",
     "httpsig_signer",
 ]
@@ -103,6 +114,132 @@ class FetchConnectionError(FetchError):
     """Connection refused/reset, DNS failure, TLS error, truncated body."""
 
 
+class FetchUnavailable(FetchConnectionError):
+    """Not asked: the origin failed several fetches in a row and is paused, or all its fetch
+    slots stayed busy for the whole deadline."""
+
+
+def fetch_origin(url: str) -> str | None:
+    """``host:port`` of an http(s) URL as the fetcher budgets it (the port is part of it: two
+    servers on one address are two origins), or None."""
+    try:
+        u = URL(url)
+    except (ValueError, TypeError):
+        return None
+    return _origin_of(u) if u.scheme in ("http", "https") and u.host else None
+
+
+def _origin_of(u: URL) -> str:
+    return f"{(u.host or '').lower()}:{u.port}"
+
+
+# An origin whose fetches fail (timeout, connection, 5xx, 429) this many times in a row is paused.
+ORIGIN_FAILURES_TO_PAUSE = 3
+# Remembered failed URLs and origins at most; the oldest are forgotten first (a cache that may be lost).
+FAILURE_CACHE_SIZE = 10_000
+
+
+def _origin_failed(exc: FetchError) -> bool:
+    """Whether the failure says the origin is down or overloaded (not that it answered no)."""
+    if isinstance(exc, FetchHTTPError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, (FetchTimeout, FetchConnectionError))
+
+
+def _again(failure: FetchError, note: str) -> FetchError:
+    """A fresh exception of the same kind as a remembered failure: callers branch on the kind
+    (a remembered 410 still marks an actor gone)."""
+    again = Exception.__new__(type(failure))
+    again.__dict__.update(failure.__dict__)
+    again.args = (f"{failure.args[0] if failure.args else failure} ({note})",)
+    return again
+
+
+class _Origin:
+    __slots__ = ("users", "busy", "slots_free", "failures", "paused_until")
+
+    def __init__(self) -> None:
+        self.users = 0  # fetches waiting for or holding a slot
+        self.busy = 0  # slots held
+        self.slots_free = asyncio.Event()
+        self.failures = 0  # consecutive
+        self.paused_until = 0.0  # time.monotonic()
+
+
+class _Origins:
+    """Per-origin fetch slots, consecutive failures and pauses, and failed URLs (in memory)."""
+
+    def __init__(self, per_origin: int, failure_ttl: float) -> None:
+        self.per_origin = max(1, per_origin)
+        self.failure_ttl = failure_ttl
+        self.origins: dict[str, _Origin] = {}
+        # url -> (expiry, failure), oldest first
+        self.failed: OrderedDict[str, tuple[float, FetchError]] = OrderedDict()
+
+    def remembered(self, url: str) -> FetchError | None:
+        entry = self.failed.get(url)
+        if entry is None:
+            return None
+        expiry, failure = entry
+        left = expiry - time.monotonic()
+        if left <= 0:
+            del self.failed[url]  # expired: the next fetch goes to the network again
+            return None
+        return _again(failure, f"failed a moment ago; not asked again for {left:.0f} s")
+
+    def paused_for(self, origin: str) -> float:
+        state = self.origins.get(origin)
+        return 0.0 if state is None else max(0.0, state.paused_until - time.monotonic())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, origin: str, deadline: float) -> AsyncIterator[_Origin]:
+        state = self.origins.get(origin)
+        if state is None:
+            state = self.origins[origin] = _Origin()
+        state.users += 1
+        try:
+            if state.busy >= self.per_origin:
+                try:
+                    # One deadline for the whole wait: every freed slot wakes all waiters, and only
+                    # one of them gets it.
+                    async with asyncio.timeout(deadline):
+                        while state.busy >= self.per_origin:
+                            state.slots_free.clear()
+                            await state.slots_free.wait()
+                except TimeoutError:
+                    raise FetchUnavailable(f"all {self.per_origin} fetch slots for {origin} stayed busy for "
+                                           f"{deadline} s") from None
+            state.busy += 1
+            try:
+                yield state
+            finally:
+                state.busy -= 1
+                state.slots_free.set()
+        finally:
+            state.users -= 1
+            if state.users == 0 and state.failures == 0:
+                del self.origins[origin]
+
+    def outcome(self, url: str, origin: str, state: _Origin, failure: FetchError | None) -> None:
+        if failure is None or not _origin_failed(failure):
+            state.failures = 0  # it answered
+        else:
+            state.failures += 1
+            if state.failures >= ORIGIN_FAILURES_TO_PAUSE and self.failure_ttl > 0:
+                state.paused_until = time.monotonic() + self.failure_ttl
+                log.info("fetch: pausing %s for %.0f s after %d failures in a row (last: %s)",
+                         origin, self.failure_ttl, state.failures, failure)
+        if failure is not None and self.failure_ttl > 0:
+            self.failed[url] = (time.monotonic() + self.failure_ttl, failure)
+            self.failed.move_to_end(url)
+            while len(self.failed) > FAILURE_CACHE_SIZE:
+                self.failed.popitem(last=False)
+        if len(self.origins) > FAILURE_CACHE_SIZE:
+            now = time.monotonic()
+            for key in [k for k, o in self.origins.items() if o.users == 0 and o.paused_until <= now]:
+                del self.origins[key]
+
+
 def _strip_fragment(url: str) -> str:
     # Fragments never reach the server (keyIds like ``actor#main-key``), so the fetched
     # document can only be expected to carry the fragment-less id.
@@ -160,7 +297,10 @@ class RemoteFetcher:
     127.0.0.1 need ``allow_private=True``); ``allow_http``: permit plain http (Mastodon
     only uses https, §1.1); ``timeout``: deadline for a whole call in seconds, connect
     phase additionally capped at ``connect_timeout``; ``max_body``: response size cap
-    after decompression.  Create and use it inside a running event loop.
+    after decompression; ``fetches_per_origin``: object fetches in flight per host:port
+    (a fetch waits at most ``timeout`` for a slot); ``failure_ttl``: seconds a failed object
+    fetch is remembered (and a failing origin paused), 0 for never.  Create and use it
+    inside a running event loop.
     """
 
     def __init__(
@@ -178,6 +318,8 @@ class RemoteFetcher:
         max_redirects: int = 3,
         allowed_private_networks: tuple[str, ...] | list[str] = (),
         resolver: AbstractResolver | None = None,
+        fetches_per_origin: int = 4,
+        failure_ttl: float = 0.0,
     ) -> None:
         self.allow_private = allow_private
         self.allow_http = allow_http
@@ -195,6 +337,12 @@ class RemoteFetcher:
         self._resolver: SafeResolver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._origins = _Origins(fetches_per_origin, failure_ttl)
+
+    def origin_paused_for(self, url: str) -> float:
+        """Seconds until the origin of ``url`` is asked again (0: not paused)."""
+        origin = fetch_origin(url)
+        return 0.0 if origin is None else self._origins.paused_for(origin)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -350,6 +498,33 @@ class RemoteFetcher:
 
     async def _fetch_ap(self, url: str) -> dict[str, Any]:
         u = self._checked(url)
+        key, origin = str(u), _origin_of(u)
+        origins = self._origins
+        remembered = origins.remembered(key)
+        if remembered is not None:
+            raise remembered
+        paused = origins.paused_for(origin)
+        if paused > 0:
+            raise FetchUnavailable(f"{origin} failed {ORIGIN_FAILURES_TO_PAUSE} fetches in a row; paused for "
+                                   f"another {paused:.0f} s", url=url)
+        async with origins.slot(origin, self.timeout) as state:
+            # While this waited for a slot, the same URL may have failed or its origin been paused.
+            remembered = origins.remembered(key)
+            if remembered is not None:
+                raise remembered
+            if origins.paused_for(origin) > 0:
+                raise FetchUnavailable(f"{origin} was paused after failing fetches", url=url)
+            try:
+                doc = await self._fetch_ap_now(u, url)
+            except FetchBlocked:
+                raise
+            except FetchError as exc:
+                origins.outcome(key, origin, state, exc)
+                raise
+            origins.outcome(key, origin, state, None)
+            return doc
+
+    async def _fetch_ap_now(self, u: URL, url: str) -> dict[str, Any]:
         session = self._get_session()
         headers = {"Accept": AS2_ACCEPT}
         # Sign the yarl-normalised spelling: it is byte-for-byte what aiohttp sends.

@@ -1,7 +1,9 @@
 """The inbox worker: applies stored inbound activities in arrival order. A transient failure (a
 remote server down) is retried with back-off; a bug in one activity never stops the others.
 Creates with their object embedded, most of what arrives, are applied a claimed batch at a time in
-one transaction with their mark-done (federation/creates.py); other activities one by one."""
+one transaction with their mark-done (federation/creates.py); other activities one by one. What
+must fetch from the network first runs outside the batch, in per-signer lanes with fetch budgets
+(federation/fetch_lanes.py), so that a slow remote cannot hold up the others."""
 from __future__ import annotations
 
 import asyncio
@@ -10,12 +12,14 @@ import logging
 import time
 from typing import Any, Callable, Protocol
 
-from fedserver.activitypub.normalize import first_type
+from fedserver.activitypub.normalize import first_type, host_of, id_of
 from fedserver.context import Context
 from fedserver.federation.creates import DeliveredCreate, apply_creates
+from fedserver.federation.fetch_lanes import FetchLanes, Routed
 from fedserver.federation.handlers import RetryLater, dispatch
 from fedserver.store import actors as actor_store
 from fedserver.store import inbox as inbox_store
+from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
 from fedserver.federation.idle import wait_for_work
@@ -60,19 +64,23 @@ class InboxWorker:
         self.inbound = inbound
         self._received_seen = 0  # inbound.received at the last look
         self._inbound_now = False  # requests arrived since the previous batch
+        self.lanes = FetchLanes(ctx, self.process)
 
     async def run(self) -> None:
-        while True:
-            await self._give_way()
-            try:
-                processed = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.exception("inbox worker iteration failed")
-                processed = 0
-            if processed == 0:
-                await self._sleep()
+        try:
+            while True:
+                await self._give_way()
+                try:
+                    processed = await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001
+                    log.exception("inbox worker iteration failed")
+                    processed = 0
+                if processed == 0:
+                    await self._sleep()
+        finally:
+            await self.lanes.close()
 
     async def _give_way(self) -> None:
         if self.inbound is None:
@@ -114,11 +122,17 @@ class InboxWorker:
         limit = BATCH_WHILE_INBOUND if self._inbound_now else BATCH
         items = await ctx.db.write_batch(
             lambda conn: inbox_store.claim_due_items(conn, now_ms=now_ms, lease_ms=LEASE_MS, limit=limit))
+        # An item still in a fetch lane comes back when its lease ran out: the claim renewed the lease.
+        items = [item for item in items if not self.lanes.holds(item.id)]
         if not items:
             return 0
         activities = {item.id: _decoded(item) for item in items}
         signers = {actor.uri: actor for actor in await actor_store.get_actors_by_uris(
             ctx.db.reader, sorted({item.signer_uri for item in items}))}
+        claimed = len(items)
+        items = await self._detach_fetching(items, activities, signers, now_ms)
+        if not items:
+            return claimed
 
         def batched(item: InboxItem) -> bool:
             # A Create with its object embedded, by a signer we know: nothing to fetch first.
@@ -150,7 +164,31 @@ class InboxWorker:
             if done:
                 now = ctx.clock.now_iso()
                 await ctx.db.write_batch(lambda conn: inbox_store.mark_many_done(conn, done, now))
-        return len(items)
+        return claimed
+
+    async def _detach_fetching(self, items: list[InboxItem], activities: dict[int, Any], signers: dict[str, Actor],
+                               now_ms: int) -> list[InboxItem]:
+        """Hand every signer whose items need a fetch (or who has a fetch lane already) to the fetch
+        lanes, all its claimed items together so that they keep their order; the rest, returned, is
+        applied in this batch."""
+        announced = [uri for item in items if (uri := _announced(activities[item.id]))]
+        stored: set[str] = set()
+        for start in range(0, len(announced), 500):
+            stored |= await post_store.existing_post_uris(self.ctx.db.reader, announced[start:start + 500])
+        by_signer: dict[str, list[Routed]] = {}
+        for item in items:
+            fetches = _fetches_first(self.ctx, activities[item.id], item.signer_uri, signers, stored)
+            by_signer.setdefault(item.signer_uri, []).append(Routed(item, fetches))
+        in_batch: list[InboxItem] = []
+        put_off: list[tuple[int, int]] = []
+        for signer_uri, routed in by_signer.items():
+            if self.lanes.wants(signer_uri, now_ms) or any(entry.fetches for entry in routed):
+                put_off += self.lanes.take(signer_uri, routed, now_ms)
+            else:
+                in_batch += [entry.item for entry in routed]
+        await self.lanes.put_off(put_off)
+        in_batch.sort(key=lambda item: item.id)
+        return in_batch
 
     async def _apply_creates(self, items: list[InboxItem], activities: dict[int, Any], signers: dict[str, Actor],
                              done: list[int]) -> None:
@@ -198,6 +236,33 @@ class InboxWorker:
     async def _fail(self, item: InboxItem, error: str) -> None:
         now = self.ctx.clock.now_iso()
         await self.ctx.db.write_batch(lambda conn: inbox_store.mark_item_failed(conn, item.id, error=error, now=now))
+
+
+def _announced(activity: Any) -> str | None:
+    if isinstance(activity, dict) and first_type(activity) == "Announce":
+        return id_of(activity.get("object"))
+    return None
+
+
+def _fetches_first(ctx: Context, activity: Any, signer_uri: str, signers: dict[str, Actor],
+                   stored: set[str]) -> str | None:
+    """The URL the activity's handler (federation/handlers.py) fetches before it can apply it, or
+    None when it needs nothing from the network."""
+    if signer_uri not in signers:
+        return signer_uri  # dispatch fetches the signer first
+    if not isinstance(activity, dict):
+        return None
+    kind = first_type(activity)
+    if kind == "Create":
+        obj = activity.get("object")  # a bare id is dereferenced only on the signer's own server
+        return obj if isinstance(obj, str) and host_of(obj) == host_of(signer_uri) else None
+    if kind == "Announce":
+        uri = _announced(activity)
+        return uri if uri and uri not in stored and not ctx.urls.is_local(uri) else None
+    if kind == "Move":
+        target = id_of(activity.get("target"))
+        return target if target and host_of(target) and not ctx.urls.is_local(target) else None
+    return None
 
 
 def _decoded(item: InboxItem, *, strict: bool = False) -> Any:

@@ -119,6 +119,13 @@ def mark_retry(conn: sqlite3.Connection, item_id: int, *, error: str, next_attem
                  " locked_until = NULL WHERE id = ?", (error[:500], next_attempt_ms, item_id))
 
 
+def defer_items(conn: sqlite3.Connection, due: list[tuple[int, int]]) -> None:
+    """Give leased items back to the queue, due again at the given times (ms), without counting an
+    attempt: the worker put them off (a fetch budget was spent), they did not fail."""
+    conn.executemany("UPDATE inbox_items SET next_attempt_at = ?, locked_until = NULL WHERE id = ?",
+                     [(due_ms, item_id) for item_id, due_ms in due])
+
+
 def mark_item_failed(conn: sqlite3.Connection, item_id: int, *, error: str, now: str) -> None:
     conn.execute("UPDATE inbox_items SET state = 'failed', attempts = attempts + 1, last_error = ?,"
                  " locked_until = NULL, processed_at = ? WHERE id = ?", (error[:500], now, item_id))

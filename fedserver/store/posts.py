@@ -290,3 +290,11 @@ def set_corpus_excluded_sync(conn: sqlite3.Connection, post_id: int, excluded: b
 async def list_live_post_ids_of_actor(conn: aiosqlite.Connection, actor_id: int) -> list[int]:
     rows = await fetch_all(conn, "SELECT id FROM posts WHERE actor_id = ? AND deleted_at IS NULL", (actor_id,))
     return [row[0] for row in rows]
+
+
+async def existing_post_uris(conn: aiosqlite.Connection, uris: list[str]) -> set[str]:
+    """Which of these post ids are stored (at most ~500 at a time: one parameter each)."""
+    if not uris:
+        return set()
+    rows = await fetch_all(conn, f"SELECT uri FROM posts WHERE uri IN ({', '.join('?' for _ in uris)})", tuple(uris))
+    return {row[0] for row in rows}
