@@ -4,6 +4,7 @@ sign-in throttling and sign-up limits all use this one answer."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
@@ -14,6 +15,8 @@ Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 UNKNOWN = "unknown"
+
+log = logging.getLogger(__name__)
 
 
 def parse_trusted_proxies(values: Iterable[str]) -> tuple[Network, ...]:
@@ -95,4 +98,18 @@ def request_client_address(request: "web.Request") -> str:
     from fedserver.context import CTX_KEY
 
     trusted = request.app[CTX_KEY].settings.server.trusted_proxies if CTX_KEY in request.app else ()
-    return resolve(request.remote, request.headers.getall("X-Forwarded-For", []), trusted)
+    forwarded_for = request.headers.getall("X-Forwarded-For", [])
+    client = resolve(request.remote, forwarded_for, trusted)
+    if forwarded_for and not trusted and not _WARNED:
+        address = _parse_address(client)
+        if address is not None and address.is_loopback:
+            # The README's set-up without its trusted_proxies line: every visitor shares the proxy's
+            # address, so one person's failed sign-ins slow everyone down. Said once per process.
+            _WARNED.append(True)
+            log.warning("requests from %s carry X-Forwarded-For but [server] trusted_proxies is empty: "
+                        "all visitors look like %s to sign-in and sign-up limits; list the reverse proxy's "
+                        "address there (see README, Behind a TLS reverse proxy)", client, client)
+    return client
+
+
+_WARNED: list[bool] = []
