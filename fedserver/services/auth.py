@@ -22,8 +22,6 @@ from fedserver.store.actors import Actor, LocalAccount
 log = logging.getLogger(__name__)
 
 SESSION_DAYS = 30
-# Too many attempts from one address (or on one account from it): raised with retry_after seconds.
-SignInThrottled = throttles.Throttled
 
 
 @dataclass
@@ -76,7 +74,8 @@ async def sign_up(ctx: Context, username: str, password: str, *, client: str, in
 async def sign_in(ctx: Context, username: str, password: str, *, client: str, user_agent: str = "") -> str:
     """Check the password (with back-off per client address and per account, services/throttles.py)
     and open a session; returns the session token for the cookie. `client` is the address from
-    fedserver.client_address (the real client behind trusted proxies)."""
+    fedserver.client_address (the real client behind trusted proxies). Raises throttles.Throttled
+    while this address must wait, AccountError for a wrong name or password."""
     # Usernames have at most 30 characters: a longer name is unknown anyway, and the cut keeps what
     # is stored and logged for failures small.
     name = username.strip().lstrip("@").lower()[:64]

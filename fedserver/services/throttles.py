@@ -18,7 +18,7 @@ out by someone else's failures:
 Counting and recording happen in one write transaction, before the password is checked: parallel
 attempts from one address (even across server processes) see each other, so firing many requests at
 once gains nothing. A correct password then forgives that address's failures on that account only.
-Attempts refused with SignInThrottled are not checked, not recorded and cost no Argon2 time.
+Attempts refused with Throttled are not checked, not recorded and cost no Argon2 time.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from fedserver.services import auth
 from fedserver.services.accounts import AccountError
+from fedserver.services.throttles import Throttled
 from fedserver.web.common import (SESSION_COOKIE, client_address, ctx_of, redirect, render, require_viewer,
                                   set_session_cookie, viewer_of)
 from fedserver.web.return_paths import return_path
@@ -24,7 +25,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     try:
         token = await auth.sign_in(ctx, username, password, client=client_address(request),
                                    user_agent=request.headers.get("User-Agent", ""))
-    except auth.SignInThrottled as exc:
+    except Throttled as exc:
         response = await render(request, "auth/sign_in.html", status=429, error=str(exc), username=username,
                                 next=target)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -52,7 +53,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
                             error="the two passwords differ")
     try:
         actor = await auth.sign_up(ctx, username, password, client=client_address(request), invite=invite or None)
-    except auth.SignInThrottled as exc:
+    except Throttled as exc:
         response = await render(request, "auth/sign_up.html", status=429, mode=mode, invite=invite,
                                 username=username, error=str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
