@@ -30,6 +30,10 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     processes: int = 1
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks); see client_address.py.
+    trusted_proxies: tuple[str, ...] = ()
+    # Sign-up attempts accepted from one client address per hour; more get 429.
+    sign_ups_per_address_per_hour: int = 5
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
         expected = type(default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if expected is tuple and isinstance(value, list):  # TOML arrays; tuples keep Settings hashable
+            value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(
                 f"[{section}] {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
@@ -131,6 +137,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
     if not (1 <= settings.server.processes <= MAX_PROCESSES):
         raise ConfigError(f"[server] processes must be 1-{MAX_PROCESSES}, got {settings.server.processes}")
+    _validate_trusted_proxies(settings.server.trusted_proxies)
+    if settings.server.sign_ups_per_address_per_hour <= 0:
+        raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     fed = settings.federation
     for name in ("max_inbox_body_bytes", "max_fetch_body_bytes", "delivery_concurrency",
                  "delivery_per_host_concurrency", "delivery_max_attempts"):
@@ -144,6 +153,17 @@ def validate(settings: Settings) -> Settings:
     if settings.corpus.rate_limit_per_minute <= 0:
         raise ConfigError("[corpus] rate_limit_per_minute must be positive")
     return settings
+
+
+def _validate_trusted_proxies(values: tuple[str, ...]) -> None:
+    from fedserver.client_address import parse_trusted_proxies
+
+    if not all(isinstance(value, str) for value in values):
+        raise ConfigError("[server] trusted_proxies must be a list of strings, like [\"127.0.0.1\"]")
+    try:
+        parse_trusted_proxies(values)
+    except ValueError as exc:
+        raise ConfigError(f"[server] trusted_proxies: {exc}") from None
 
 
 def settings_from_dict(data: dict[str, Any], base_dir: Path) -> Settings:
@@ -192,6 +212,13 @@ port = {port}
 # others only answer requests, sharing the socket and the database: for a busy instance with
 # cores to spare, up to one per core.
 processes = 1
+# Reverse proxies (addresses or networks, e.g. ["127.0.0.1", "::1"]) whose X-Forwarded-For header
+# names the client. Behind the reverse proxy described in the README, list the proxy's address here:
+# otherwise every visitor looks like the proxy, and sign-in throttling and sign-up limits hit everyone
+# at once. Never list addresses that untrusted clients can connect from.
+trusted_proxies = []
+# Sign-up attempts accepted from one client address per hour; more get 429.
+sign_ups_per_address_per_hour = 5
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

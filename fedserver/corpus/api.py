@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from fedserver.client_address import request_client_address
 from fedserver.context import CTX_KEY, Context
 from fedserver.services import researchers
 from fedserver.store.researchers import Researcher
@@ -89,7 +90,7 @@ def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Call
                 log.info("corpus API %s refused: %s's access is revoked", name, exc.researcher.name)
                 return error_response(401, str(exc), _challenge(True))
             except researchers.InvalidToken as exc:
-                log.info("corpus API %s refused from %s: %s", name, request.remote, exc)
+                log.info("corpus API %s refused from %s: %s", name, request_client_address(request), exc)
                 return error_response(401, str(exc), _challenge(token is not None))
             try:
                 pull_id = await researchers.begin_pull(ctx, researcher, name, params)

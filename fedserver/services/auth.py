@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.corpus import sync as corpus_sync
-from fedserver.services import accounts, as2, consent, outbox, signups
+from fedserver.services import accounts, as2, consent, outbox, signups, throttles
 from fedserver.services.accounts import AccountError
 from fedserver.services.instance import registration_mode, set_registration_mode  # noqa: F401 (re-exported)
 from fedserver.store import actors as actor_store
@@ -22,13 +22,6 @@ from fedserver.store.actors import Actor, LocalAccount
 log = logging.getLogger(__name__)
 
 SESSION_DAYS = 30
-FAILURE_WINDOW_MS = 15 * 60 * 1000
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_CLIENT = 20
-
-
-class SignInThrottled(Exception):
-    """Too many failed sign-ins recently: wait before trying again."""
 
 
 @dataclass
@@ -61,15 +54,18 @@ async def create_invite(ctx: Context, *, max_uses: int = 1, days: int | None = 7
     return code
 
 
-async def sign_up(ctx: Context, username: str, password: str, *, invite: str | None = None,
+async def sign_up(ctx: Context, username: str, password: str, *, client: str, invite: str | None = None,
                   reason: str = "") -> Actor | None:
-    """Create the account, or (in approval mode) record the sign-up for the admins: then None."""
+    """Create an account through the web form, or (in approval mode) record the sign-up for the
+    admins: then None. At most [server] sign_ups_per_address_per_hour attempts per client address
+    (throttles.Throttled beyond)."""
     mode = await registration_mode(ctx)
+    if mode == "closed":
+        raise AccountError("sign-up is closed on this server")
+    await throttles.begin_sign_up(ctx, client)
     if mode == "approval":
         await signups.request_signup(ctx, username, password, reason)
         return None
-    if mode == "closed":
-        raise AccountError("sign-up is closed on this server")
     if mode == "invite":
         if not invite:
             raise AccountError("sign-up needs an invite code on this server")
@@ -81,30 +77,52 @@ async def sign_up(ctx: Context, username: str, password: str, *, invite: str | N
 
 
 async def sign_in(ctx: Context, username: str, password: str, *, client: str, user_agent: str = "") -> str:
-    """Check the password (throttled per username and per client) and open a session; returns the
-    session token for the cookie."""
-    name = username.strip().lstrip("@").lower()
-    since = ctx.clock.now_ms() - FAILURE_WINDOW_MS
-    by_user, by_client = await web_store.count_login_failures(ctx.db.reader, username=name, client=client,
-                                                              since_ms=since)
-    if by_user >= MAX_FAILURES_PER_USER or by_client >= MAX_FAILURES_PER_CLIENT:
-        raise SignInThrottled("too many failed sign-ins; try again in 15 minutes")
+    """Check the password (with back-off per client address and per account, services/throttles.py)
+    and open a session; returns the session token for the cookie. `client` is the address from
+    fedserver.client_address (the real client behind trusted proxies). Raises throttles.Throttled
+    while this address must wait, AccountError for a wrong name or password."""
+    # Usernames have at most 30 characters: a longer name is unknown anyway, and the cut keeps what
+    # is stored and logged for failures small.
+    name = username.strip().lstrip("@").lower()[:64]
+    await throttles.begin_sign_in(ctx, name, client)
     account = await actor_store.get_local_account(ctx.db.reader, name)
     actor = await actor_store.get_actor(ctx.db.reader, account.actor_id) if account else None
-    ok = (account is not None and actor is not None and not actor.deleted_at and not actor.suspended_at
-          and not account.is_instance_actor
-          and await asyncio.to_thread(accounts.verify_password, account.password_hash, password))
-    if not ok:
+    usable = (account is not None and actor is not None and not actor.deleted_at and not actor.suspended_at
+              and not account.is_instance_actor)
+    # Always one Argon2 verification, off the event loop: answering faster for unknown names (or
+    # accounts without a password) would tell an attacker which usernames exist.
+    verified = await asyncio.to_thread(_verify, account.password_hash if account else None, password)
+    if not (usable and verified):
         if account is None:
             await signups.refuse_if_pending(ctx, name, password)
-        async with ctx.db.transaction() as tx:
-            await web_store.record_login_failure(tx, name, client, ctx.clock.now_ms())
         log.info("failed sign-in for %r from %s", name, client)
         raise AccountError("wrong username or password")
     assert actor is not None
+    await throttles.sign_in_succeeded(ctx, name, client)
+    return await open_session(ctx, actor, user_agent=user_agent)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        accounts.verify_password(_dummy_hash(), password)
+        return False
+    return accounts.verify_password(password_hash, password)
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """An Argon2 hash with the same parameters as real ones, of a password nobody knows."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(accounts.hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
+
+
+async def open_session(ctx: Context, actor: Actor, *, user_agent: str = "") -> str:
+    """A new web session for actor; returns the token for the cookie (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
     async with ctx.db.transaction() as tx:
-        await web_store.clear_login_failures(tx, name)
         await web_store.insert_session(tx, token_hash=token_hash(token), actor_id=actor.id,
                                        csrf_token=secrets.token_urlsafe(24), now=ctx.clock.now_iso(),
                                        expires_at=iso_from_epoch(ctx.clock.now() + SESSION_DAYS * 86400),

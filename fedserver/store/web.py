@@ -1,4 +1,4 @@
-"""Web sessions, sign-in failures, invites and uploaded media, and the instance settings every page
+"""Web sessions, invites and uploaded media, and the instance settings every page
 shows."""
 from __future__ import annotations
 
@@ -65,26 +65,6 @@ async def delete_sessions_of(conn: aiosqlite.Connection, actor_id: int, *, excep
 
 async def set_password_hash(conn: aiosqlite.Connection, actor_id: int, password_hash: str) -> None:
     await conn.execute("UPDATE local_accounts SET password_hash = ? WHERE actor_id = ?", (password_hash, actor_id))
-
-
-async def record_login_failure(conn: aiosqlite.Connection, username: str, client: str, now_ms: int) -> None:
-    await conn.execute("INSERT INTO login_failures (username, client, created_ms) VALUES (?, ?, ?)",
-                       (username.lower(), client, now_ms))
-    # Old rows only ever matter inside the throttling window.
-    await conn.execute("DELETE FROM login_failures WHERE created_ms < ?", (now_ms - 86_400_000,))
-
-
-async def count_login_failures(conn: aiosqlite.Connection, *, username: str, client: str,
-                               since_ms: int) -> tuple[int, int]:
-    by_user = await fetch_value(conn, "SELECT count(*) FROM login_failures WHERE username = ? AND created_ms >= ?",
-                                (username.lower(), since_ms))
-    by_client = await fetch_value(conn, "SELECT count(*) FROM login_failures WHERE client = ? AND created_ms >= ?",
-                                  (client, since_ms))
-    return int(by_user or 0), int(by_client or 0)
-
-
-async def clear_login_failures(conn: aiosqlite.Connection, username: str) -> None:
-    await conn.execute("DELETE FROM login_failures WHERE username = ?", (username.lower(),))
 
 
 async def insert_invite(conn: aiosqlite.Connection, *, code: str, now: str, expires_at: str | None,

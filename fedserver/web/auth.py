@@ -5,33 +5,31 @@ from aiohttp import web
 
 from fedserver.services import auth
 from fedserver.services.accounts import AccountError
+from fedserver.services.throttles import Throttled
 from fedserver.web.common import (SESSION_COOKIE, client_address, ctx_of, redirect, render, require_viewer,
                                   set_session_cookie, viewer_of)
-
-
-def _safe_next(value: str | None) -> str:
-    # Only local paths: an open redirect would let a link send people anywhere after signing in.
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/home"
+from fedserver.web.return_paths import return_path
 
 
 async def sign_in_form(request: web.Request) -> web.Response:
     if viewer_of(request):
         raise web.HTTPSeeOther("/home")
-    return await render(request, "auth/sign_in.html", next=_safe_next(request.query.get("next")))
+    return await render(request, "auth/sign_in.html", next=return_path(request.query.get("next")))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "")))
+    target = return_path(str(form.get("next", "")))
     try:
         token = await auth.sign_in(ctx, username, password, client=client_address(request),
                                    user_agent=request.headers.get("User-Agent", ""))
-    except auth.SignInThrottled as exc:
-        return await render(request, "auth/sign_in.html", status=429, error=str(exc), username=username, next=target)
+    except Throttled as exc:
+        response = await render(request, "auth/sign_in.html", status=429, error=str(exc), username=username,
+                                next=target)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AccountError as exc:
         return await render(request, "auth/sign_in.html", status=401, error=str(exc), username=username, next=target)
     response = redirect(target)
@@ -54,14 +52,21 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         return await render(request, "auth/sign_up.html", status=400, mode=mode, invite=invite, username=username,
                             reason=reason, error="the two passwords differ")
     try:
-        created = await auth.sign_up(ctx, username, password, invite=invite or None, reason=reason)
-        if created is None:  # approval mode: nothing to sign in to until an admin approves it
-            return await render(request, "auth/pending.html", username=username.strip().lower())
-        token = await auth.sign_in(ctx, username, password, client=client_address(request),
-                                   user_agent=request.headers.get("User-Agent", ""))
+        actor = await auth.sign_up(ctx, username, password, client=client_address(request), invite=invite or None,
+                                   reason=reason)
+    except Throttled as exc:
+        response = await render(request, "auth/sign_up.html", status=429, mode=mode, invite=invite,
+                                username=username, reason=reason, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AccountError as exc:
         return await render(request, "auth/sign_up.html", status=400, mode=mode, invite=invite, username=username,
                             reason=reason, error=str(exc))
+    if actor is None:  # approval mode: nothing to sign in to until an admin approves it
+        return await render(request, "auth/pending.html", username=username.strip().lower())
+    # The password was set a moment ago: a session opens without a second Argon2 check (and without
+    # the sign-in back-off, which an address's earlier failures may have started).
+    token = await auth.open_session(ctx, actor, user_agent=request.headers.get("User-Agent", ""))
     response = redirect("/home", flash="Welcome! Your account is ready.")
     set_session_cookie(request, response, token)
     return response

@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote
 import jinja2
 from aiohttp import web
 
+from fedserver.client_address import request_client_address
 from fedserver.context import CTX_KEY, Context
 from fedserver.services import auth, instance, timelines
 from fedserver.web import filters
@@ -153,4 +154,6 @@ def _exempt(path: str) -> bool:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the TCP peer, or behind [server] trusted_proxies the address they
+    received the request from (fedserver/client_address.py). Use it for logging and every limit."""
+    return request_client_address(request)

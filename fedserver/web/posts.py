@@ -8,7 +8,8 @@ from fedserver.services import audience, interactions, polls, posting, reports, 
 from fedserver.services.posting import Draft, Picture, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
-from fedserver.web.timeline import compose_values, local_path
+from fedserver.web.return_paths import return_path
+from fedserver.web.timeline import compose_values
 
 
 async def _visible_post(request: web.Request, post_id: str) -> Post | None:
@@ -37,7 +38,7 @@ async def compose(request: web.Request) -> web.StreamResponse:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
     form = await request.post()
-    back = local_path(form.get("back"))
+    back = return_path(form.get("back"))
     text, visibility = str(form.get("text", "")), str(form.get("visibility", "public"))
     content_warning = str(form.get("content_warning", "")).strip()
     choices = training_choices(request)
@@ -102,7 +103,7 @@ def _post_action(action):
         viewer = viewer_of(request)
         assert viewer is not None
         form = await request.post()
-        back = local_path(form.get("back"))
+        back = return_path(form.get("back"))
         post = await _visible_post(request, request.match_info["post_id"])
         if post is None:
             return await _not_found(request)
@@ -154,7 +155,7 @@ async def report_form(request: web.Request) -> web.Response:
     card = await _viewers_card(request, own=False)
     if card is None:
         return await _not_found(request)
-    return await render(request, "posts/report.html", card=card, back=local_path(request.query.get("back")))
+    return await render(request, "posts/report.html", card=card, back=return_path(request.query.get("back")))
 
 
 @require_viewer
@@ -165,7 +166,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     viewer = viewer_of(request)
     assert viewer is not None
     form = await request.post()
-    back = local_path(form.get("back"))
+    back = return_path(form.get("back"))
     try:
         forwarded = await reports.report_post(ctx_of(request), viewer.username, card.post,
                                               str(form.get("comment", "")), forward=form.get("forward") == "1")
@@ -233,7 +234,7 @@ async def corpus_choice(request: web.Request) -> web.StreamResponse:
         return await render(request, "error.html", status=400, message=str(exc))
     message = ("This post is kept out of the training corpus." if exclude
                else "This post may be part of the training corpus again.")
-    return redirect(local_path(form.get("back"), _page_path(card.post, card)), flash=message)
+    return redirect(return_path(form.get("back"), _page_path(card.post, card)), flash=message)
 
 
 def add_routes(app: web.Application) -> None:

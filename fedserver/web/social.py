@@ -13,7 +13,8 @@ from fedserver.services import follows, remote_actors, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.actors import Actor
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
-from fedserver.web.timeline import local_path, max_id_of
+from fedserver.web.return_paths import return_path
+from fedserver.web.timeline import max_id_of
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _actor_action(action):
     @require_viewer
     async def handler(request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        back = local_path(form.get("back"), "/home")
+        back = return_path(form.get("back"), "/home")
         target = await _target(request, form)
         if target is None:
             return redirect(back, flash="That account is not known here.")
@@ -122,7 +123,7 @@ async def unfollow(request: web.Request, form, back: str, target: Actor) -> web.
 @require_viewer
 async def block_form(request: web.Request) -> web.Response:
     """The confirmation page the Block button leads to (a plain GET form: no script needed)."""
-    back = local_path(request.query.get("back"), "/home")
+    back = return_path(request.query.get("back"), "/home")
     value = request.query.get("actor_id", "")
     target = await timelines.actor_by_id(ctx_of(request), int(value)) if value.isdigit() and len(value) < 19 else None
     if target is None or target.id == _viewer(request).actor.id:

@@ -23,13 +23,6 @@ def max_id_of(request: web.Request) -> int | None:
     return int(value) if value.isdigit() and len(value) < 20 else None
 
 
-def local_path(value: object, default: str = "/home") -> str:
-    # Only paths on this site: a form field must not turn into an open redirect.
-    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return default
-
-
 def reply_visibility(parent: Post) -> str:
     """Replies start as private as the post they answer (Mastodon does the same)."""
     return min("public", parent.visibility, key=_NARROWNESS.index)

@@ -208,3 +208,30 @@ def test_post_a_picture_with_a_description(page: Page, servers):
     expect(page.get_by_text("A plain yellow square").first).to_be_visible()
     link = page.get_by_role("link", name="Image").first
     expect(link).to_have_attribute("href", re.compile(rf"^{re.escape(here.base)}/media/[0-9a-f]{{32}}\.png$"))
+
+
+def test_pages_work_under_the_content_security_policy_without_violations(page: Page, servers):
+    here, _ = servers
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    username = new_person(page, here)
+    write_post(page, "Posted under a strict policy")
+    expect(page.get_by_text("Your post is published.")).to_be_visible()
+    for path in ("/home", "/local", f"/@{username}", "/notifications", "/search", "/settings/profile",
+                 "/settings/consent", "/about/consent"):
+        page.goto(f"{here.base}{path}")
+        expect(page.locator("main")).to_be_visible()
+    assert violations == []
+
+
+def test_signing_in_from_a_link_with_a_hostile_next_stays_on_this_site(page: Page, servers):
+    here, _ = servers
+    username = new_person(page, here)
+    page.get_by_role("button", name="Sign out").click()
+    # A tab inside the path: Chromium drops it, so "/\t/evil.example" would mean //evil.example.
+    page.goto(f"{here.base}/auth/sign_in?next=/%09/evil.example")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{here.base}/home")

@@ -74,7 +74,8 @@ def local_accounts(server: ServerProcess) -> list[str]:
 async def test_reserved_usernames_are_refused_on_the_sign_up_form_and_by_user_create(fedserver_processes):
     server = fedserver_processes("a")
     # The instance actor is named after the host: give the instance a host name that is a valid username.
-    set_config_keys(server.config, registrations="open", domain=f"fedhost:{server.port}")
+    set_config_keys(server.config, registrations="open", domain=f"fedhost:{server.port}",
+                    sign_ups_per_address_per_hour=1000)  # these tests are not about that limit
     await server.astart()
     # A handful on the web (sign-up is rate-limited per address), more through the CLI.
     for name in ("admin", "Root", "abuse", "settings", "well_known", "FedHost"):
@@ -114,7 +115,7 @@ def test_no_username_can_be_the_first_segment_of_a_route(tmp_path: Path):
 async def test_approval_sign_up_waits_for_an_admin_and_approving_on_the_admin_page_lets_it_sign_in(
         fedserver_processes):
     server = fedserver_processes("a")
-    set_config_keys(server.config, registrations="approval")
+    set_config_keys(server.config, registrations="approval", sign_ups_per_address_per_hour=1000)
     create(server, "boss", "--admin")
     await server.astart()
     visitor = Browser(server.base)
@@ -159,7 +160,7 @@ async def test_approval_sign_up_waits_for_an_admin_and_approving_on_the_admin_pa
 
 async def test_rejecting_a_sign_up_deletes_it_on_the_admin_page_and_with_the_cli(fedserver_processes):
     server = fedserver_processes("a")
-    set_config_keys(server.config, registrations="approval")
+    set_config_keys(server.config, registrations="approval", sign_ups_per_address_per_hour=1000)
     create(server, "boss", "--admin")
     await server.astart()
     for name in ("spammer", "other"):
@@ -190,7 +191,7 @@ async def test_rejecting_a_sign_up_deletes_it_on_the_admin_page_and_with_the_cli
 
 async def test_sign_ups_waiting_for_approval_are_bounded(fedserver_processes):
     server = fedserver_processes("a")
-    set_config_keys(server.config, registrations="approval")
+    set_config_keys(server.config, registrations="approval", sign_ups_per_address_per_hour=1000)
     await server.astart()
     assert (await sign_up(server, "first", reason="hello")).status == 200
     # A flood already waits (written straight into the database: hashing a thousand passwords
