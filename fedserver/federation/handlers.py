@@ -172,7 +172,7 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
             return
         mentions = await remote_posts.known_mentioned_actors(ctx, parsed.mention_hrefs)
         excluded = remote_posts.author_excluded(obj, activity.get("@context"))
-        await remote_posts.save_remote_note(
+        await remote_posts.save_remote_edit(
             ctx, remote_posts.incoming_note(ctx, parsed, visibility, signer, mentions, excluded=excluded))
 
 
