@@ -208,9 +208,12 @@ async def post_document(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     if not wants_activitypub(request.headers.get("Accept")):
         raise _redirect_to_html(post.url or ctx.urls.post_page(actor.username, post.id))
-    if post.is_deleted:
-        return as2_response(as2.tombstone_document(post.uri, post.deleted_at), status=410)
     viewer = await requester(request)
+    if post.is_deleted:
+        if await audience.deleted_post_status(ctx, post, viewer) == 404:
+            raise web.HTTPNotFound()
+        return as2_response(as2.tombstone_document(post.uri, post.deleted_at), status=410,
+                            vary_signature=_signature_varies(ctx, post))
     if not await audience.may_see(ctx, post, viewer):
         raise web.HTTPNotFound()
     note = await audience.local_note_document(ctx, post, actor)

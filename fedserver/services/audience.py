@@ -1,6 +1,7 @@
 """Who may see a post, and our own documents as served to peers."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +48,15 @@ async def may_see_all(ctx: Context, posts: list[Post], viewer: Actor | None) -> 
     hidden = {post.id for post in restricted if post.id not in mentioned
               and not (post.visibility == "followers" and post.actor_id in followed)}
     return [post for post in live if post.id not in hidden]
+
+
+async def deleted_post_status(ctx: Context, post: Post, viewer: Actor | None) -> int:
+    """What a deleted post answers: 410 Gone to whoever could see it while it lived, 404 to everyone
+    else. That a followers-only or direct post existed is itself not for strangers (Mastodon answers
+    them 404 too); public and unlisted posts were open to all, so everyone learns they are gone."""
+    if post.visibility in OPEN_TO_ALL:
+        return 410
+    return 410 if await may_see(ctx, replace(post, deleted_at=None), viewer) else 404
 
 
 async def training_choice(conn: aiosqlite.Connection, actor_id: int) -> tuple[str, str | None]:
