@@ -345,4 +345,8 @@ async def dispatch(ctx: Context, activity: dict[str, Any], signer_uri: str) -> N
             raise RetryLater(str(exc)) from exc
     if signer.deleted_at and activity_type != "Delete":
         return
+    if signer.suspended_at and activity_type != "Delete":
+        # Suspended after the activity was stored: what it sends is ignored (the inbox refuses it now).
+        log.info("inbox: %s %s from suspended %s ignored", activity_type, activity.get("id"), signer_uri)
+        return
     await handler(ctx, activity, signer)

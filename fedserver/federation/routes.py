@@ -257,13 +257,15 @@ async def outbox(request: web.Request) -> web.Response:
     await requester(request)
     collection_id = actor.outbox_url or ctx.urls.outbox(actor.username)
     visible = ("public", "unlisted")
+    # A suspended (or deleted) account's posts are not served to anyone: its outbox is empty.
+    shown = not actor.is_gone
     if "page" not in request.query:
-        total = await post_store.count_actor_posts(ctx.db.reader, actor.id, visible)
+        total = await post_store.count_actor_posts(ctx.db.reader, actor.id, visible) if shown else 0
         return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=true"),
                             vary_signature=_signature_varies(ctx))
     max_id = _int_param(request, "max_id")
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visible, max_id=max_id,
-                                              limit=PAGE_SIZE)
+                                              limit=PAGE_SIZE) if shown else []
     notes = await audience.local_note_documents(ctx, posts, actor, with_context=False)
     items = [as2.wrap_create(note, f"{p.uri}/activity") for p, note in zip(posts, notes)]
     for item in items:

@@ -29,7 +29,8 @@ OPEN_TO_ALL = ("public", "unlisted")
 
 async def may_see(ctx: Context, post: Post, viewer: Actor | None) -> bool:
     """Public and unlisted posts: anyone. Followers-only: the author's accepted followers and the
-    people mentioned. Direct: the people mentioned. The author always."""
+    people mentioned. Direct: the people mentioned. The author always. Nobody, when the author is
+    suspended."""
     return bool(await may_see_all(ctx, [post], viewer))
 
 
@@ -37,6 +38,10 @@ async def may_see_all(ctx: Context, posts: list[Post], viewer: Actor | None) -> 
     """The posts this viewer may see (may_see's rule), in their order; the mentions and follows the
     rule needs are read for all the posts at once."""
     live = [post for post in posts if not post.is_deleted]
+    # Nobody sees the posts of an account an admin suspended (local or remote).
+    suspended = await note_batches.suspended_among(ctx.db.reader, list({post.actor_id for post in live}))
+    if suspended:
+        live = [post for post in live if post.actor_id not in suspended]
     if viewer is None:
         return [post for post in live if post.visibility in OPEN_TO_ALL]
     restricted = [post for post in live if post.visibility not in OPEN_TO_ALL and post.actor_id != viewer.id]

@@ -85,11 +85,13 @@ async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
     async def resolve(handle: str) -> Actor | None:
         async with lanes:
             try:
-                return await remote_actors.resolve_handle(ctx, handle)
+                actor = await remote_actors.resolve_handle(ctx, handle)
             except remote_actors.ActorNotFound as exc:
                 # Like Mastodon: an unresolvable handle stays plain text rather than failing the post.
                 log.info("mention %s not resolved: %s", handle, exc)
                 return None
+            # A suspended account is not mentioned (nor delivered to): it stays plain text too.
+            return None if actor.is_gone else actor
 
     tasks = [asyncio.create_task(resolve(handle)) for handle in handles]
     _, late = await asyncio.wait(tasks, timeout=MENTION_BUDGET_SECONDS)

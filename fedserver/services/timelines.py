@@ -121,9 +121,10 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         entries = [(sort_id, post, booster) for sort_id, post, booster in entries
                    if post.id in shown_anyway or (post.actor_id not in hidden
                                                   and (booster is None or booster.id not in hidden))]
-    post_ids = list({post.id for _, post, _ in entries})
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))
+    entries = await _moderated(ctx, viewer, entries, authors, shown_anyway)
+    post_ids = list({post.id for _, post, _ in entries})
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     media = await attachment_store.attachments_for(reader, post_ids)
     # Only Questions have polls: most pages need no read for them.
@@ -148,6 +149,37 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               my_votes=my_votes.get(post.id, ()),
                               poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
     return cards
+
+
+async def _moderated(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]],
+                     authors: dict[int, Actor], shown_anyway: frozenset[int]) -> list[tuple[int, Post, Actor | None]]:
+    """The entries an admin's moderation leaves: nothing by or boosted by a suspended account; posts
+    and boosts of silenced accounts only for the people here who follow them (and a post of one
+    that the viewer opened by its address)."""
+    def gone(actor: Actor | None) -> bool:
+        return actor is not None and actor.is_gone
+
+    entries = [(sort_id, post, booster) for sort_id, post, booster in entries
+               if not gone(authors.get(post.actor_id)) and not gone(booster)]
+    involved = [*(authors.get(post.actor_id) for _, post, _ in entries), *(booster for _, _, booster in entries)]
+    silenced = {a.id for a in involved if a is not None and a.silenced_at and (viewer is None or a.id != viewer.id)}
+    if not silenced:
+        return entries
+    if viewer is not None:
+        silenced -= await note_batches.followed_among(ctx.db.reader, viewer.id, list(silenced))
+    return [(sort_id, post, booster) for sort_id, post, booster in entries
+            if (post.id in shown_anyway or post.actor_id not in silenced)
+            and (booster is None or booster.id not in silenced)]
+
+
+async def moderated_out(ctx: Context, actor: Actor, viewer: Actor | None) -> bool:
+    """Whether an admin's moderation hides this account from this viewer: suspended (or deleted)
+    accounts from everyone, silenced ones from people who do not follow them."""
+    if actor.is_gone:
+        return True
+    if not actor.silenced_at or (viewer is not None and viewer.id == actor.id):
+        return False
+    return viewer is None or not await note_batches.followed_among(ctx.db.reader, viewer.id, [actor.id])
 
 
 async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int,
@@ -316,10 +348,13 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
     visible = await audience.may_see_all(ctx, list(posts.values()), viewer)
     cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible],
                                                              actors=actors, choices=choices)}
+    # Nothing from suspended accounts, nor from silenced ones the viewer does not follow.
+    silenced = {a.id for a in actors.values() if a.silenced_at and a.id != viewer.id}
+    followed = await note_batches.followed_among(reader, viewer.id, list(silenced)) if silenced else set()
     items = []
     for row in rows:
         actor = actors.get(row["from_actor_id"])
-        if actor is None:
+        if actor is None or actor.is_gone or (actor.id in silenced and actor.id not in followed):
             continue
         items.append(Notification(id=row["id"], kind=row["kind"], created_at=row["created_at"], from_actor=actor,
                                   card=cards.get(row["post_id"]) if row["post_id"] else None))
@@ -335,8 +370,9 @@ async def local_actor(ctx: Context, username: str) -> Actor | None:
 
 
 async def actor_by_id(ctx: Context, actor_id: int) -> Actor | None:
+    """A known account that is neither deleted nor suspended here."""
     actor = await actor_store.get_actor(ctx.db.reader, actor_id)
-    return actor if actor is not None and not actor.deleted_at else None
+    return actor if actor is not None and not actor.is_gone else None
 
 
 async def actor_by_uri(ctx: Context, uri: str) -> Actor | None:
