@@ -114,7 +114,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     fetched in a handful of queries for the whole page (authors from `actors` when the caller has
     already read them; the viewer's training choice from `choices`, and only when the page shows
     one of the viewer's own posts). Posts by, and boosts by, accounts the viewer blocked or muted
-    are left out, except the posts in shown_anyway (one the viewer opened by its address)."""
+    are left out, except the posts in shown_anyway (one the viewer opened by its address); so are
+    those an admin's moderation hides (_moderated)."""
     reader = ctx.db.reader
     hidden = await follow_store.hidden_ids(reader, viewer.id) if viewer is not None else set()
     if hidden:
@@ -170,16 +171,6 @@ async def _moderated(ctx: Context, viewer: Actor | None, entries: list[tuple[int
     return [(sort_id, post, booster) for sort_id, post, booster in entries
             if (post.id in shown_anyway or post.actor_id not in silenced)
             and (booster is None or booster.id not in silenced)]
-
-
-async def moderated_out(ctx: Context, actor: Actor, viewer: Actor | None) -> bool:
-    """Whether an admin's moderation hides this account from this viewer: suspended (or deleted)
-    accounts from everyone, silenced ones from people who do not follow them."""
-    if actor.is_gone:
-        return True
-    if not actor.silenced_at or (viewer is not None and viewer.id == actor.id):
-        return False
-    return viewer is None or not await note_batches.followed_among(ctx.db.reader, viewer.id, [actor.id])
 
 
 async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int,

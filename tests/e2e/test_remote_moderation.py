@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedserver.services import accounts
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, await_for
 from tests.e2e.serve_support import delivered, post_id_of, serve_with_people, signed_in
 from tests.web.browser import person
-
-from fedserver.services import accounts
 
 
 def tagged_note(remote: FakeRemote, name: str, text: str, tag: str, **extra: Any) -> dict[str, Any]:
@@ -110,8 +109,8 @@ async def test_a_silenced_remote_account_leaves_public_timelines_but_its_followe
         root_uri = (await server.arun("post", "bob", "Dogs, anyone?", check=True)).stdout.strip()
         root_page = root_uri.replace("/users/bob/statuses/", "/@bob/")
         post = remote.activity("frank", "Create", tagged_note(remote, "frank", "Frank loves", "dogs"))
-        reply = remote.activity("frank", "Create", remote.note("frank", "Frank answers bob", mention=server.actor_uri("bob"))
-                                | {"inReplyTo": root_uri})
+        answer = remote.note("frank", "Frank answers bob", mention=server.actor_uri("bob")) | {"inReplyTo": root_uri}
+        reply = remote.activity("frank", "Create", answer)
         for activity in (post, reply):
             await delivered(server, remote, activity, as_user="frank")
         for browser in (alice, bob):
