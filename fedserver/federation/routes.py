@@ -228,6 +228,9 @@ async def activity_document(request: web.Request) -> web.Response:
     activity = await delivery_store.get_outbound_activity_by_uri(ctx.db.reader, uri)
     if activity is None:
         raise web.HTTPNotFound()
+    author = await actor_store.get_actor(ctx.db.reader, activity.actor_id)
+    if author is None or author.suspended_at:
+        raise web.HTTPNotFound()  # nothing of a suspended account is served
     viewer = await requester(request)
     if not activity.is_public:
         doc = json.loads(activity.body)

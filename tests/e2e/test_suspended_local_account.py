@@ -1,5 +1,5 @@
 """A local account suspended by an admin (`fedserver user suspend`) disappears with all its posts:
-from its AS2 outbox, its profile and post pages, the local and hashtag timelines, the home timelines
+from its AS2 outbox and activity documents, its profile and post pages, the local and hashtag timelines, the home timelines
 of the people who follow it, other people's threads and their notifications. Lifting the suspension
 brings them back. Real `fedserver serve`, read over HTTP as peers and people would."""
 from __future__ import annotations
@@ -26,6 +26,9 @@ async def test_a_suspended_local_accounts_posts_leave_the_outbox_and_every_page(
         own = (await server.arun("post", "alice", f"Alice shouts #news at @carol@{server.domain}",
                                  check=True)).stdout.strip()
         await server.arun("post", "alice", "Alice answers bob", "--reply-to", root, check=True)
+        await server.arun("boost", "alice", root, check=True)
+        boost = server.value("SELECT uri FROM outbound_activities WHERE activity_type = 'Announce'")
+        assert (await _as2(http, boost))[0] == 200
         outbox = f"{server.base}/users/alice/outbox"
         status, first_page = await _as2(http, f"{outbox}?page=true")
         assert status == 200 and len(first_page["orderedItems"]) == 2
@@ -40,6 +43,7 @@ async def test_a_suspended_local_accounts_posts_leave_the_outbox_and_every_page(
         status, first_page = await _as2(http, f"{outbox}?page=true")
         assert status == 200 and first_page["orderedItems"] == []
         assert (await _as2(http, own))[0] == 404
+        assert (await _as2(http, boost))[0] == 404
         async with http.get(own.replace("/users/alice/statuses/", "/@alice/")) as resp:
             assert resp.status == 404
         async with http.get(f"{server.base}/@alice") as resp:
