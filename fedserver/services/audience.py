@@ -39,8 +39,8 @@ async def may_see_all(ctx: Context, posts: list[Post], viewer: Actor | None) -> 
     rule needs are read for all the posts at once."""
     live = [post for post in posts if not post.is_deleted]
     # Nobody sees the posts of an account an admin suspended (local or remote).
-    suspended = await note_batches.suspended_among(ctx.db.reader, list({post.actor_id for post in live}))
-    if suspended:
+    if live:
+        suspended = await note_batches.suspended_among(ctx.db.reader, list({post.actor_id for post in live}))
         live = [post for post in live if post.actor_id not in suspended]
     if viewer is None:
         return [post for post in live if post.visibility in OPEN_TO_ALL]
