@@ -131,6 +131,12 @@ async def test_a_silenced_remote_account_leaves_public_timelines_but_its_followe
 
         await server.arun("account", "unsilence", f"@frank@{remote.domain}", check=True)
         assert "Frank loves" in (await bob.get("/tags/dogs")).text
+        # Bad input gets a clear error and changes nothing.
+        for handle, message in (("frank", "is not an account address"),
+                                (server.handle("alice"), "is an account of this server")):
+            result = await server.arun("account", "suspend", handle)
+            assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert server.value("SELECT count(*) FROM actors WHERE suspended_at IS NOT NULL") == 0
     finally:
         await alice.close()
         await bob.close()
