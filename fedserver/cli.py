@@ -115,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("domain")
     domain.add_parser("list")
 
+    account = sub.add_parser("account", help="moderate a single account on another server").add_subparsers(
+        dest="account_command", required=True)
+    for name, text in (("suspend", "hide everything of the account, refuse what it sends, end follows both ways"),
+                       ("unsuspend", "lift a suspension (ended follows stay ended)"),
+                       ("silence", "keep its posts out of public timelines and from people who do not follow it"),
+                       ("unsilence", "lift a silence")):
+        s = account.add_parser(name, help=text)
+        s.add_argument("handle", help="@user@host or the account's id URL")
+    account.add_parser("list", help="suspended and silenced remote accounts")
+
     invite = sub.add_parser("invite", help="invite codes for web sign-up").add_subparsers(
         dest="invite_command", required=True)
     s = invite.add_parser("create", help="create an invite code (prints it)")
@@ -223,6 +233,8 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
 
         await getattr(interactions, cmd)(ctx, args.local, args.post_url)
         print(f"{cmd}d {args.post_url}" if cmd.endswith("e") else f"{cmd}ed {args.post_url}")
+    elif cmd == "account":
+        await _run_account(ctx, args)
     elif cmd in ("domain-block", "status"):
         await _run_status(ctx, args)
     elif cmd == "invite":
@@ -268,6 +280,22 @@ async def _run_account_admin(ctx, args: argparse.Namespace) -> None:
     else:
         await signups.reject(ctx, args.name)
         print(f"rejected the sign-up of {args.name}")
+
+
+async def _run_account(ctx, args: argparse.Namespace) -> None:
+    from fedserver.services import remote_moderation
+
+    action = args.account_command
+    if action == "list":
+        for actor in await remote_moderation.list_moderated(ctx):
+            flags = [f for f, on in (("suspended", actor.suspended_at), ("silenced", actor.silenced_at)) if on]
+            print(f"{actor.handle}\t{actor.uri}\t{','.join(flags)}")
+        return
+    if action in ("suspend", "unsuspend"):
+        actor = await getattr(remote_moderation, action)(ctx, args.handle)
+    else:
+        actor = await remote_moderation.silence(ctx, args.handle, on=action == "silence")
+    print(f"{action.removesuffix('e')}ed {actor.handle}")
 
 
 async def _run_follows(ctx, args: argparse.Namespace) -> None:
@@ -386,6 +414,7 @@ def _is_user_error(exc: Exception) -> bool:
     from fedserver.services.interactions import InteractionError
     from fedserver.services.posting import PostingError
     from fedserver.services.remote_actors import ActorNotFound
+    from fedserver.services.remote_moderation import ModerationError
 
-    return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound,
+    return isinstance(exc, (AccountError, FollowError, InteractionError, PostingError, ActorNotFound, ModerationError,
                             *cli_corpus.user_errors()))

@@ -46,6 +46,9 @@ class _Checked:
 def _parse(create: DeliveredCreate) -> tuple[ParsedNote, str] | None:
     """The parsed post and its visibility, or None (logged) when the Create is to be ignored."""
     obj, activity, signer = create.obj, create.activity, create.signer
+    if signer.suspended_at:
+        log.info("Create %s ignored: %s is suspended here", activity.get("id"), signer.uri)
+        return None
     if not isinstance(obj, dict) or first_type(obj) not in POST_TYPES:
         log.info("Create %s of %s ignored", activity.get("id"), first_type(obj) if isinstance(obj, dict) else None)
         return None

@@ -172,7 +172,7 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
             return
         mentions = await remote_posts.known_mentioned_actors(ctx, parsed.mention_hrefs)
         excluded = remote_posts.author_excluded(obj, activity.get("@context"))
-        await remote_posts.save_remote_note(
+        await remote_posts.save_remote_edit(
             ctx, remote_posts.incoming_note(ctx, parsed, visibility, signer, mentions, excluded=excluded))
 
 
@@ -344,5 +344,9 @@ async def dispatch(ctx: Context, activity: dict[str, Any], signer_uri: str) -> N
         except remote_actors.ActorNotFound as exc:
             raise RetryLater(str(exc)) from exc
     if signer.deleted_at and activity_type != "Delete":
+        return
+    if signer.suspended_at and activity_type != "Delete":
+        # Suspended after the activity was stored: what it sends is ignored (the inbox refuses it now).
+        log.info("inbox: %s %s from suspended %s ignored", activity_type, activity.get("id"), signer_uri)
         return
     await handler(ctx, activity, signer)

@@ -160,6 +160,11 @@ def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: A
     if signer.uri != actor_uri:
         log.info("inbox: signer %s is not actor %s of %s", signer.uri, actor_uri, activity.get("id"))
         return json_error(401, "the request is not signed by the activity's actor")
+    if signer.suspended_at and activity_type != "Delete":
+        # An admin suspended the account: nothing it sends is taken (its own Delete still is, so
+        # that a departing account's traces go).
+        log.info("inbox: refused %s %s from suspended %s", activity_type, activity.get("id"), actor_uri)
+        return json_error(403, "the account is suspended on this server")
     problem = _origin_problem(activity, actor_uri)
     if problem:
         log.info("inbox: refused %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, problem)

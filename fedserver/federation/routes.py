@@ -209,9 +209,12 @@ async def post_document(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     if not wants_activitypub(request.headers.get("Accept")):
         raise _redirect_to_html(post.url or ctx.urls.post_page(actor.username, post.id))
-    if post.is_deleted:
-        return as2_response(as2.tombstone_document(post.uri, post.deleted_at), status=410)
     viewer = await requester(request)
+    if post.is_deleted:
+        if await audience.deleted_post_status(ctx, post, viewer) == 404:
+            raise web.HTTPNotFound()
+        return as2_response(as2.tombstone_document(post.uri, post.deleted_at), status=410,
+                            vary_signature=_signature_varies(ctx, post))
     if not await audience.may_see(ctx, post, viewer):
         raise web.HTTPNotFound()
     note = await audience.local_note_document(ctx, post, actor)
@@ -226,6 +229,9 @@ async def activity_document(request: web.Request) -> web.Response:
     activity = await delivery_store.get_outbound_activity_by_uri(ctx.db.reader, uri)
     if activity is None:
         raise web.HTTPNotFound()
+    author = await actor_store.get_actor(ctx.db.reader, activity.actor_id)
+    if author is None or author.suspended_at:
+        raise web.HTTPNotFound()  # nothing of a suspended account is served
     viewer = await requester(request)
     if not activity.is_public:
         doc = json.loads(activity.body)
@@ -255,13 +261,15 @@ async def outbox(request: web.Request) -> web.Response:
     await requester(request)
     collection_id = actor.outbox_url or ctx.urls.outbox(actor.username)
     visible = ("public", "unlisted")
+    # A suspended (or deleted) account's posts are not served to anyone: its outbox is empty.
+    shown = not actor.is_gone
     if "page" not in request.query:
-        total = await post_store.count_actor_posts(ctx.db.reader, actor.id, visible)
+        total = await post_store.count_actor_posts(ctx.db.reader, actor.id, visible) if shown else 0
         return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=true"),
                             vary_signature=_signature_varies(ctx))
     max_id = _int_param(request, "max_id")
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visible, max_id=max_id,
-                                              limit=PAGE_SIZE)
+                                              limit=PAGE_SIZE) if shown else []
     notes = await audience.local_note_documents(ctx, posts, actor, with_context=False)
     items = [as2.wrap_create(note, f"{p.uri}/activity") for p, note in zip(posts, notes)]
     for item in items:

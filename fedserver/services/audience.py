@@ -1,6 +1,7 @@
 """Who may see a post, and our own documents as served to peers."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +29,8 @@ OPEN_TO_ALL = ("public", "unlisted")
 
 async def may_see(ctx: Context, post: Post, viewer: Actor | None) -> bool:
     """Public and unlisted posts: anyone. Followers-only: the author's accepted followers and the
-    people mentioned. Direct: the people mentioned. The author always."""
+    people mentioned. Direct: the people mentioned. The author always. Nobody, when the author is
+    suspended."""
     return bool(await may_see_all(ctx, [post], viewer))
 
 
@@ -36,6 +38,10 @@ async def may_see_all(ctx: Context, posts: list[Post], viewer: Actor | None) -> 
     """The posts this viewer may see (may_see's rule), in their order; the mentions and follows the
     rule needs are read for all the posts at once."""
     live = [post for post in posts if not post.is_deleted]
+    # Nobody sees the posts of an account an admin suspended (local or remote).
+    if live:
+        suspended = await note_batches.suspended_among(ctx.db.reader, list({post.actor_id for post in live}))
+        live = [post for post in live if post.actor_id not in suspended]
     if viewer is None:
         return [post for post in live if post.visibility in OPEN_TO_ALL]
     restricted = [post for post in live if post.visibility not in OPEN_TO_ALL and post.actor_id != viewer.id]
@@ -47,6 +53,15 @@ async def may_see_all(ctx: Context, posts: list[Post], viewer: Actor | None) -> 
     hidden = {post.id for post in restricted if post.id not in mentioned
               and not (post.visibility == "followers" and post.actor_id in followed)}
     return [post for post in live if post.id not in hidden]
+
+
+async def deleted_post_status(ctx: Context, post: Post, viewer: Actor | None) -> int:
+    """What a deleted post answers: 410 Gone to whoever could see it while it lived, 404 to everyone
+    else. That a followers-only or direct post existed is itself not for strangers (Mastodon answers
+    them 404 too); public and unlisted posts were open to all, so everyone learns they are gone."""
+    if post.visibility in OPEN_TO_ALL:
+        return 410
+    return 410 if await may_see(ctx, replace(post, deleted_at=None), viewer) else 404
 
 
 async def training_choice(conn: aiosqlite.Connection, actor_id: int) -> tuple[str, str | None]:

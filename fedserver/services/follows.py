@@ -32,6 +32,8 @@ async def follow(ctx: Context, username: str, handle: str) -> Follow:
     target = await _target(ctx, handle)
     if target.id == follower.id:
         raise FollowError("you cannot follow yourself")
+    if target.is_gone:
+        raise FollowError(f"{target.handle} is suspended on this server")
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
         if await follow_store.is_blocked_by(tx, target.id, follower.id):
@@ -224,3 +226,21 @@ async def list_requests(ctx: Context, username: str) -> list[Actor]:
     followee = await require_local_actor(ctx, username)
     return [actor for _, actor in await follow_store.list_follow_requests(ctx.db.reader, followee.id)]
 
+
+
+async def end_follows_with(ctx: Context, tx, remote: Actor) -> int:
+    """Inside tx: end every follow, pending or accepted, between local accounts and this remote
+    account, telling its server (an Undo of our Follow of it, a Reject of its Follow of us), as
+    Mastodon does when an admin suspends a remote account. Returns how many follows ended."""
+    ended = await follow_store.follows_involving(tx, remote.id)
+    for follow in ended:
+        theirs = follow.follower_id == remote.id
+        local = await actor_store.get_actor(tx, follow.followee_id if theirs else follow.follower_id)
+        if local is None or not local.is_local or local.deleted_at:
+            await follow_store.delete_follow(tx, follow.id)
+        elif theirs:
+            await follow_store.delete_follow(tx, follow.id)
+            await send_follow_answer(ctx, tx, local, remote, follow.uri, accept=False)
+        else:
+            await _send_unfollow(ctx, tx, local, remote, follow)
+    return len(ended)

@@ -61,16 +61,49 @@ class Draft:
     pictures: tuple[Picture, ...] = ()
 
 
+# One post resolves at most this many mentions; the rest stay plain text, as unresolvable handles
+# do. Each unknown handle costs a WebFinger and an actor fetch: one post must not make us fetch
+# without end, nor keep its author waiting while a slow server answers one handle after another.
+MAX_MENTIONS = 50
+# Handles resolved at once (the fetcher allows 8 connections per host), and how long the mentions
+# of one post may take together; whatever has not resolved by then stays plain text.
+MENTION_CONCURRENCY = 16
+MENTION_BUDGET_SECONDS = 10.0
+
+
 async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
+    """The accounts the text mentions, in order of first mention: at most MAX_MENTIONS handles,
+    resolved side by side within MENTION_BUDGET_SECONDS."""
+    handles = find_mentions(text, ctx.urls.domain)
+    if len(handles) > MAX_MENTIONS:
+        log.info("post mentions %d accounts: only the first %d are resolved", len(handles), MAX_MENTIONS)
+        handles = handles[:MAX_MENTIONS]
+    if not handles:
+        return []
+    lanes = asyncio.Semaphore(MENTION_CONCURRENCY)
+
+    async def resolve(handle: str) -> Actor | None:
+        async with lanes:
+            try:
+                actor = await remote_actors.resolve_handle(ctx, handle)
+            except remote_actors.ActorNotFound as exc:
+                # Like Mastodon: an unresolvable handle stays plain text rather than failing the post.
+                log.info("mention %s not resolved: %s", handle, exc)
+                return None
+            # A suspended account is not mentioned (nor delivered to): it stays plain text too.
+            return None if actor.is_gone else actor
+
+    tasks = [asyncio.create_task(resolve(handle)) for handle in handles]
+    _, late = await asyncio.wait(tasks, timeout=MENTION_BUDGET_SECONDS)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
+        log.info("%d mentions not resolved within %.0f s: left as plain text", len(late), MENTION_BUDGET_SECONDS)
     actors: list[Actor] = []
-    for handle in find_mentions(text, ctx.urls.domain):
-        try:
-            actor = await remote_actors.resolve_handle(ctx, handle)
-        except remote_actors.ActorNotFound as exc:
-            # Like Mastodon: an unresolvable handle stays plain text rather than failing the post.
-            log.info("mention %s not resolved: %s", handle, exc)
-            continue
-        if actor.id not in (a.id for a in actors):
+    for task in tasks:
+        actor = None if task in late or task.cancelled() else task.result()
+        if actor is not None and actor.id not in (a.id for a in actors):
             actors.append(actor)
     return actors
 

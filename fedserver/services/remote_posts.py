@@ -90,20 +90,21 @@ async def save_remote_note(ctx: Context, note: IncomingNote) -> tuple[Post, bool
 
 
 def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str, urls: Urls) -> tuple[Post, bool]:
-    """Insert or update a remote post inside the transaction of a Database.write_batch; returns
-    (post, created). Local notifications for mentions and replies to local posts are written in
-    the same transaction."""
+    """Insert a remote post inside the transaction of a Database.write_batch; returns (post,
+    created). Local notifications for mentions and replies to local posts are written in the same
+    transaction. A post already stored under this id is returned unchanged: a Create (or a fetch)
+    never changes an existing post, or any actor of the same host could rewrite another's post by
+    reusing its id (the origin check only compares hosts). Edits arrive as Updates from the author
+    (apply_remote_edit), as in Mastodon, where a Create of a known status is a no-op."""
     parsed = note.parsed
     existing = post_store.get_post_by_uri_sync(conn, parsed.uri)
     if existing is not None:
-        if existing.is_deleted:
-            return existing, False
-        if bool(existing.corpus_excluded) != note.excluded:
-            post_store.set_corpus_excluded_sync(conn, existing.id, note.excluded, now)
-        _apply_update(conn, existing, note, now)
-        updated = post_store.get_post_sync(conn, existing.id)
-        assert updated is not None
-        return updated, False
+        if existing.actor_id != note.author.id:
+            log.warning("Create of %s by %s ignored: the post exists and belongs to another actor",
+                        parsed.uri, note.author.uri)
+        else:
+            log.info("Create of %s ignored: the post is already stored", parsed.uri)
+        return existing, False
     new_post = NewPost(
         id=note.new_id, uri=parsed.uri, url=parsed.url, actor_id=note.author.id, is_local=False,
         object_type=parsed.object_type, visibility=note.visibility, content_html=parsed.content_html,
@@ -122,6 +123,28 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
         poll_store.set_poll_sync(conn, new_post.id, _poll_row(parsed), new=True)
     _notify_local(conn, new_post.id, note, now, urls)
     return new_post.stored(now), True
+
+
+async def save_remote_edit(ctx: Context, note: IncomingNote) -> Post | None:
+    """apply_remote_edit in a transaction of its own."""
+    now = ctx.clock.now_iso()
+    return await ctx.db.write_batch(lambda conn: apply_remote_edit(conn, note, now=now))
+
+
+def apply_remote_edit(conn: sqlite3.Connection, note: IncomingNote, *, now: str) -> Post | None:
+    """Apply an Update of a stored remote post by its own author (inside a Database.write_batch);
+    the post as it now is, or None when there is nothing this author may change (unknown, deleted,
+    or someone else's post)."""
+    existing = post_store.get_post_by_uri_sync(conn, note.parsed.uri)
+    if existing is None or existing.is_deleted:
+        return None
+    if existing.actor_id != note.author.id:
+        log.warning("Update of %s by %s ignored: the post belongs to another actor", note.parsed.uri, note.author.uri)
+        return None
+    if bool(existing.corpus_excluded) != note.excluded:
+        post_store.set_corpus_excluded_sync(conn, existing.id, note.excluded, now)
+    _apply_update(conn, existing, note, now)
+    return post_store.get_post_sync(conn, existing.id)
 
 
 def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, now: str) -> None:

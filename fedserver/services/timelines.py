@@ -114,16 +114,18 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     fetched in a handful of queries for the whole page (authors from `actors` when the caller has
     already read them; the viewer's training choice from `choices`, and only when the page shows
     one of the viewer's own posts). Posts by, and boosts by, accounts the viewer blocked or muted
-    are left out, except the posts in shown_anyway (one the viewer opened by its address)."""
+    are left out, except the posts in shown_anyway (one the viewer opened by its address); so are
+    those an admin's moderation hides (_moderated)."""
     reader = ctx.db.reader
     hidden = await follow_store.hidden_ids(reader, viewer.id) if viewer is not None else set()
     if hidden:
         entries = [(sort_id, post, booster) for sort_id, post, booster in entries
                    if post.id in shown_anyway or (post.actor_id not in hidden
                                                   and (booster is None or booster.id not in hidden))]
-    post_ids = list({post.id for _, post, _ in entries})
     authors = actors if actors is not None else await timeline_store.actors_by_ids(
         reader, list({post.actor_id for _, post, _ in entries}))
+    entries = await _moderated(ctx, viewer, entries, authors, shown_anyway)
+    post_ids = list({post.id for _, post, _ in entries})
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     media = await attachment_store.attachments_for(reader, post_ids)
     # Only Questions have polls: most pages need no read for them.
@@ -148,6 +150,27 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               my_votes=my_votes.get(post.id, ()),
                               poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
     return cards
+
+
+async def _moderated(ctx: Context, viewer: Actor | None, entries: list[tuple[int, Post, Actor | None]],
+                     authors: dict[int, Actor], shown_anyway: frozenset[int]) -> list[tuple[int, Post, Actor | None]]:
+    """The entries an admin's moderation leaves: nothing by or boosted by a suspended account; posts
+    and boosts of silenced accounts only for the people here who follow them (and a post of one
+    that the viewer opened by its address)."""
+    def gone(actor: Actor | None) -> bool:
+        return actor is not None and actor.is_gone
+
+    entries = [(sort_id, post, booster) for sort_id, post, booster in entries
+               if not gone(authors.get(post.actor_id)) and not gone(booster)]
+    involved = [*(authors.get(post.actor_id) for _, post, _ in entries), *(booster for _, _, booster in entries)]
+    silenced = {a.id for a in involved if a is not None and a.silenced_at and (viewer is None or a.id != viewer.id)}
+    if not silenced:
+        return entries
+    if viewer is not None:
+        silenced -= await note_batches.followed_among(ctx.db.reader, viewer.id, list(silenced))
+    return [(sort_id, post, booster) for sort_id, post, booster in entries
+            if (post.id in shown_anyway or post.actor_id not in silenced)
+            and (booster is None or booster.id not in silenced)]
 
 
 async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int,
@@ -316,10 +339,13 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
     visible = await audience.may_see_all(ctx, list(posts.values()), viewer)
     cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible],
                                                              actors=actors, choices=choices)}
+    # Nothing from suspended accounts, nor from silenced ones the viewer does not follow.
+    silenced = {a.id for a in actors.values() if a.silenced_at and a.id != viewer.id}
+    followed = await note_batches.followed_among(reader, viewer.id, list(silenced)) if silenced else set()
     items = []
     for row in rows:
         actor = actors.get(row["from_actor_id"])
-        if actor is None:
+        if actor is None or actor.is_gone or (actor.id in silenced and actor.id not in followed):
             continue
         items.append(Notification(id=row["id"], kind=row["kind"], created_at=row["created_at"], from_actor=actor,
                                   card=cards.get(row["post_id"]) if row["post_id"] else None))
@@ -335,8 +361,9 @@ async def local_actor(ctx: Context, username: str) -> Actor | None:
 
 
 async def actor_by_id(ctx: Context, actor_id: int) -> Actor | None:
+    """A known account that is neither deleted nor suspended here."""
     actor = await actor_store.get_actor(ctx.db.reader, actor_id)
-    return actor if actor is not None and not actor.deleted_at else None
+    return actor if actor is not None and not actor.is_gone else None
 
 
 async def actor_by_uri(ctx: Context, uri: str) -> Actor | None:

@@ -45,6 +45,8 @@ class Actor:
     moved_at: str | None = None
     # A local account's aliases (JSON list of actor ids), published as alsoKnownAs.
     also_known_as: str = "[]"
+    # An admin silenced the account (migration 0020): out of public timelines, shown to followers.
+    silenced_at: str | None = None
 
     @property
     def aliases(self) -> list[str]:
@@ -303,3 +305,14 @@ async def set_suspended(conn: aiosqlite.Connection, actor_id: int, suspended_at:
 
 async def set_admin(conn: aiosqlite.Connection, actor_id: int, admin: bool) -> None:
     await conn.execute("UPDATE local_accounts SET is_admin = ? WHERE actor_id = ?", (int(admin), actor_id))
+
+
+async def set_silenced(conn: aiosqlite.Connection, actor_id: int, silenced_at: str | None, now: str) -> None:
+    await conn.execute("UPDATE actors SET silenced_at = ?, updated_at = ? WHERE id = ?", (silenced_at, now, actor_id))
+
+
+async def list_moderated_remote_actors(conn: aiosqlite.Connection) -> list[Actor]:
+    """Remote accounts an admin suspended or silenced, for the admin page and `account list`."""
+    rows = await fetch_all(conn, "SELECT * FROM actors WHERE is_local = 0"
+                                 " AND (suspended_at IS NOT NULL OR silenced_at IS NOT NULL) ORDER BY domain, username")
+    return from_rows(Actor, rows)

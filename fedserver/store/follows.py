@@ -56,6 +56,13 @@ async def delete_follows_of_actor(conn: aiosqlite.Connection, actor_id: int) -> 
     await conn.execute("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?", (actor_id, actor_id))
 
 
+async def follows_involving(conn: aiosqlite.Connection, actor_id: int) -> list[Follow]:
+    """Every follow, pending or accepted, from or to the actor."""
+    rows = await fetch_all(conn, "SELECT * FROM follows WHERE follower_id = ? UNION SELECT * FROM follows"
+                                 " WHERE followee_id = ?", (actor_id, actor_id))
+    return [follow for follow in (from_row(Follow, row) for row in rows) if follow is not None]
+
+
 async def list_followers(conn: aiosqlite.Connection, followee_id: int, *, state: str = "accepted",
                          after_id: int | None = None, limit: int = 1000) -> list[tuple[Follow, Actor]]:
     """Followers in follow order, paged by follow id."""

@@ -74,6 +74,16 @@ async def followed_among(conn: aiosqlite.Connection, follower_id: int, actor_ids
     return found
 
 
+async def suspended_among(conn: aiosqlite.Connection, actor_ids: Sequence[int]) -> set[int]:
+    """Which of the actors an admin suspended."""
+    found: set[int] = set()
+    for chunk in _chunks(list(dict.fromkeys(actor_ids))):
+        rows = await fetch_all(conn, f"SELECT id FROM actors WHERE id IN ({_marks(chunk)})"
+                                     " AND suspended_at IS NOT NULL", tuple(chunk))
+        found.update(row[0] for row in rows)
+    return found
+
+
 async def reply_chain(conn: aiosqlite.Connection, parent_uri: str, limit: int) -> list[Post]:
     """The post at parent_uri, its parent, and so on up the thread: at most `limit` posts, nearest
     first, deleted ones included, ending where a parent is not held here. The depth bound also ends a

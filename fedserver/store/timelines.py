@@ -68,22 +68,25 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
 
 
 async def local_public_posts(conn: aiosqlite.Connection, *, max_id: int | None, limit: int) -> list[Post]:
-    """Public posts of local accounts that are not suspended."""
+    """Public posts of local accounts that are not suspended or silenced."""
     rows = await fetch_all(
         conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
               " WHERE p.is_local = 1 AND p.visibility = 'public' AND p.deleted_at IS NULL AND p.id < ?"
-              " AND a.suspended_at IS NULL AND a.deleted_at IS NULL ORDER BY p.id DESC LIMIT ?",
+              " AND a.suspended_at IS NULL AND a.silenced_at IS NULL AND a.deleted_at IS NULL"
+              " ORDER BY p.id DESC LIMIT ?",
         (max_id if max_id is not None else NO_MAX_ID, limit))
     return from_rows(Post, rows)
 
 
 async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_remote: bool,
                               max_id: int | None, limit: int) -> list[Post]:
-    """Public posts carrying the hashtag (uses the post_tags_tag index)."""
+    """Public posts carrying the hashtag (uses the post_tags_tag index), but none by suspended or
+    silenced accounts (an admin's silence keeps an account out of every public timeline)."""
     rows = await fetch_all(
         conn, "SELECT p.* FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN actors a ON a.id = p.actor_id"
               " WHERE t.tag = ? AND t.post_id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
-              " AND (p.is_local = 1 OR ?) AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+              " AND (p.is_local = 1 OR ?) AND a.suspended_at IS NULL AND a.silenced_at IS NULL"
+              " AND a.deleted_at IS NULL"
               " ORDER BY t.post_id DESC LIMIT ?",
         (tag.lower(), max_id if max_id is not None else NO_MAX_ID, int(include_remote), limit))
     return from_rows(Post, rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import account_admin, auth, instance, reports, researchers, signups, status
+from fedserver.services import account_admin, auth, instance, remote_moderation, reports, researchers, signups, status
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
@@ -24,6 +24,7 @@ async def dashboard(request: web.Request) -> web.Response:
         queue=await status.queue_status(ctx),
         domain_blocks=await status.list_domain_blocks(ctx),
         reports=await reports.open_reports(ctx),
+        remote_accounts=await remote_moderation.list_moderated(ctx),
         new_token=request.query.get("token_for"),
     )
 
@@ -122,6 +123,28 @@ async def suspend_account(request: web.Request) -> web.StreamResponse:
     return redirect("/admin#accounts", flash=f"@{name} is {'suspended' if suspend else 'restored'}.")
 
 
+# What the remote account form may ask for, and what the page then says happened.
+_REMOTE_ACTIONS = {"suspend": "is suspended", "unsuspend": "is no longer suspended", "silence": "is silenced",
+                   "unsilence": "is no longer silenced"}
+
+
+@require_admin
+async def moderate_remote_account(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    handle, action = str(form.get("handle", "")).strip(), str(form.get("action", ""))
+    if not handle or action not in _REMOTE_ACTIONS:
+        return redirect("/admin#remote-accounts", flash="Give an account like @someone@example.social and an action.")
+    ctx = ctx_of(request)
+    try:
+        if action in ("suspend", "unsuspend"):
+            actor = await getattr(remote_moderation, action)(ctx, handle)
+        else:
+            actor = await remote_moderation.silence(ctx, handle, on=action == "silence")
+    except remote_moderation.ModerationError as exc:
+        return redirect("/admin#remote-accounts", flash=f"That did not work: {exc}.")
+    return redirect("/admin#remote-accounts", flash=f"{actor.handle} {_REMOTE_ACTIONS[action]}.")
+
+
 @require_admin
 async def answer_signup(request: web.Request) -> web.StreamResponse:
     form = await request.post()
@@ -195,3 +218,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/accounts/admin", set_admin)
     r.add_post("/admin/accounts/reset_password", reset_password)
     r.add_post("/admin/signups", answer_signup)
+    r.add_post("/admin/remote_accounts", moderate_remote_account)

@@ -50,9 +50,10 @@ async def post_page(request: web.Request) -> web.Response:
     post = await timelines.post_by_id(ctx, post_id) if actor else None
     if actor is None or post is None or post.actor_id != actor.id:
         return await render(request, "public/not_found.html", status=404)
-    if post.is_deleted:
-        return await render(request, "public/not_found.html", status=410)
     viewer = viewer_of(request)
+    if post.is_deleted:
+        status = await audience.deleted_post_status(ctx, post, viewer.actor if viewer else None)
+        return await render(request, "public/not_found.html", status=status)
     if not await audience.may_see(ctx, post, viewer.actor if viewer else None):
         return await render(request, "public/not_found.html", status=404)
     if wants_activitypub(request.headers.get("Accept")):

@@ -70,6 +70,9 @@ async def search(request: web.Request) -> web.Response:
                             error=_search_problem(handle, exc))
     viewer = viewer_of(request)
     assert viewer is not None
+    if found.is_gone:
+        return await render(request, "social/search.html", status=404, q=query, found=None,
+                            error=f"{found.handle} is suspended on this server.")
     relation = await timelines.relationship(ctx, viewer.actor, found)
     return await render(request, "social/search.html", q=query, found=found, relation=relation)
 
@@ -222,6 +225,8 @@ async def profile_by_handle(request: web.Request) -> web.StreamResponse:
         actor = await remote_actors.resolve_handle(ctx, handle)
     except remote_actors.ActorNotFound as exc:
         return await render(request, "error.html", status=404, message=f"Could not find @{handle}: {exc}")
+    if actor.is_gone:
+        return await render(request, "error.html", status=404, message=f"@{handle} is suspended on this server.")
     if actor.is_local:
         raise web.HTTPFound(f"/@{actor.username}")
     raise web.HTTPFound(f"/remote/{actor.id}")
