@@ -198,8 +198,19 @@ def html_as_escaped_text(html: str) -> str:
     html = _LINE_BREAKING_TAG.sub("\n", html[:MAX_HTML_CHARS])
     # The tree builder drops NUL characters; "\r" is a line break to the tokenizer.
     text = _html.unescape(_TAG_LIKE.sub("", html)).replace("\x00", "").replace("\r", "\n")
-    lines = [_WS.sub(" ", line).strip(" ") for line in text.split("\n")]
-    kept = [_escape_text(line) for line in lines if line][:MAX_HTML_TAGS // 2]
+    lines = [stripped for line in text.split("\n") if (stripped := _WS.sub(" ", line).strip(" "))]
+    # Kept within bound_html's bounds, so that sanitize_html leaves the result as it is.
+    room, kept = MAX_HTML_CHARS - len("<p></p>"), []
+    for line in lines[:MAX_HTML_TAGS // 2]:
+        escaped = _escape_text(line)
+        room -= len(escaped) + (len("<br>") if kept else 0)
+        if room < 0:
+            # Escaping makes a character at most 6 ("&nbsp;"): this much of the line still fits.
+            part = line[:max(0, room + len(escaped)) // 6]
+            if part:
+                kept.append(_escape_text(part))
+            break
+        kept.append(escaped)
     return f"<p>{'<br>'.join(kept)}</p>" if kept else ""
 
 
