@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fedserver.activitypub.normalize import (as_list, content_of, first_type, host_of, id_of, ids_of,
                                              language_of, string_or_none)
@@ -94,8 +94,22 @@ def visibility_of(to: list[str], cc: list[str], followers_url: str | None) -> st
     return "direct"
 
 
-def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNote, str]:
-    """Parse a Note/Question/Article/Page; returns the fields and the derived visibility."""
+@dataclass(frozen=True)
+class NoteHead:
+    """What deciding whether anyone here cares about a post needs: read without touching its
+    content, so that a post nobody here wants costs no HTML parsing."""
+    uri: str
+    object_type: str
+    attributed_to: str
+    to: list[str]
+    cc: list[str]
+    in_reply_to: str | None
+    mention_hrefs: list[str]
+
+
+def read_note_head(obj: Any) -> NoteHead:
+    """The id, author, audience, mentions and parent of a Note/Question/Article/Page; raises
+    InvalidNote when it cannot be shown as a post."""
     if not isinstance(obj, dict):
         raise InvalidNote("object is not embedded")
     object_type = first_type(obj)
@@ -107,36 +121,46 @@ def parse_note(obj: Any, *, followers_url: str | None = None) -> tuple[ParsedNot
     author = id_of(obj.get("attributedTo"))
     if not author:
         raise InvalidNote("object has no attributedTo")
+    mentions = [tag["href"] for tag in as_list(obj.get("tag"))[:MAX_TAGS]
+                if isinstance(tag, dict) and first_type(tag) == "Mention" and isinstance(tag.get("href"), str)]
+    return NoteHead(uri=uri, object_type=object_type, attributed_to=author, to=ids_of(obj.get("to")),
+                    cc=ids_of(obj.get("cc")), in_reply_to=id_of(obj.get("inReplyTo")), mention_hrefs=mentions)
+
+
+def parse_note(obj: Any, *, followers_url: str | None = None,
+               clean: Callable[[str], str] = sanitize_html) -> tuple[ParsedNote, str]:
+    """Parse a Note/Question/Article/Page; returns the fields and the derived visibility. `clean`
+    turns remote HTML (content, summary) into its sanitized form; it takes up to tens of ms on
+    hostile input (sanitize.bound_html), so callers on the event loop use
+    sanitizing.parse_note_off_loop."""
+    head = read_note_head(obj)
     raw_html = content_of(obj)
-    if object_type in ("Article", "Page"):
+    if head.object_type in ("Article", "Page"):
         # Mastodon shows these as a title and a link; we keep title + content.
         name = string_or_none(obj.get("name"), 500)
         if name:
             raw_html = f"<p><strong>{html.escape(name)}</strong></p>{raw_html}"
-    content_html = sanitize_html(raw_html[:200_000])
-    to, cc = ids_of(obj.get("to")), ids_of(obj.get("cc"))
-    mentions, hashtags = [], []
+    content_html = clean(raw_html)  # cut to sanitize.MAX_HTML_CHARS there
+    hashtags = []
     for tag in as_list(obj.get("tag"))[:MAX_TAGS]:
-        if not isinstance(tag, dict):
-            continue
-        kind = first_type(tag)
-        if kind == "Mention" and isinstance(tag.get("href"), str):
-            mentions.append(tag["href"])
-        elif kind == "Hashtag" and isinstance(tag.get("name"), str):
+        if isinstance(tag, dict) and first_type(tag) == "Hashtag" and isinstance(tag.get("name"), str):
             hashtags.append(tag["name"].lstrip("#").lower()[:100])
     url = obj.get("url")
     url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
     url = url if host_of(url) is not None else None  # http(s) only: it becomes a link in pages
     summary = string_or_none(obj.get("summary"), 5000)
+    # The content warning is stored as text, but arrives as HTML: cleaned first, because
+    # html_to_text's parser is quadratic on some malformed input and raises on some.
+    summary_text = html_to_text(clean(summary)) if summary else None
     parsed = ParsedNote(
-        uri=uri, object_type=object_type, attributed_to=author, content_html=content_html,
-        content_text=html_to_text(content_html), summary=html_to_text(summary) if summary else None,
+        uri=head.uri, object_type=head.object_type, attributed_to=head.attributed_to, content_html=content_html,
+        content_text=html_to_text(content_html), summary=summary_text,
         sensitive=obj.get("sensitive") is True or bool(summary), language=language_of(obj),
-        in_reply_to=id_of(obj.get("inReplyTo")), url=url if isinstance(url, str) else None,
-        to=to, cc=cc, published=string_or_none(obj.get("published"), 64),
-        updated=string_or_none(obj.get("updated"), 64), mention_hrefs=mentions,
+        in_reply_to=head.in_reply_to, url=url if isinstance(url, str) else None,
+        to=head.to, cc=head.cc, published=string_or_none(obj.get("published"), 64),
+        updated=string_or_none(obj.get("updated"), 64), mention_hrefs=head.mention_hrefs,
         hashtags=sorted(set(hashtags)), attachments=attachments_of(obj), poll=poll_of(obj))
-    return parsed, visibility_of(to, cc, followers_url)
+    return parsed, visibility_of(head.to, head.cc, followers_url)
 
 
 def poll_of(obj: dict[str, Any]) -> ParsedPoll | None:

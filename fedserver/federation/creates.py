@@ -1,18 +1,21 @@
 """Create of a post (Note, Article, Page, Question): what it takes to store a delivered post, for one
-Create or a batch of them. The inbox worker applies the Creates of a claimed batch together: each is
-checked and parsed on the event loop, their mentions read in one query, and the rest (tombstones,
-whether anyone here cares, storing, notifications) runs in one write transaction, one thread hop
-for the batch where each Create used to cost about ten aiosqlite round trips."""
+Create or a batch of them. The inbox worker applies the Creates of a claimed batch together. First
+each is checked and read without its content (author, audience, mentions, parent), and whether
+anyone here cares is decided from that: a post nobody here wants costs no HTML parsing. Only the
+posts that matter are parsed, one at a time off the event loop within a time budget
+(activitypub.sanitizing). The rest (tombstones, relevance again, storing, notifications) runs in one
+write transaction, one thread hop for the batch where each Create used to cost about ten aiosqlite
+round trips."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from fedserver.activitypub.normalize import first_type
-from fedserver.activitypub.notes import InvalidNote, ParsedNote, parse_note
+from fedserver.activitypub.notes import InvalidNote, NoteHead, read_note_head
+from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.activitypub.vocab import POST_TYPES
 from fedserver.context import Context
 from fedserver.services import remote_posts
@@ -22,10 +25,6 @@ from fedserver.store.actors import Actor
 from fedserver.urls import Urls
 
 log = logging.getLogger(__name__)
-
-# Posts parsed (sanitised) between two turns of the event loop: a batch's parsing, ~70 us a post,
-# would otherwise hold up inbound requests for the whole batch.
-PARSE_SLICE = 16
 
 
 @dataclass
@@ -43,8 +42,9 @@ class _Checked:
     note: IncomingNote
 
 
-def _parse(create: DeliveredCreate) -> tuple[ParsedNote, str] | None:
-    """The parsed post and its visibility, or None (logged) when the Create is to be ignored."""
+def _head(create: DeliveredCreate) -> NoteHead | None:
+    """What the Create's post says about who it concerns, or None (logged) when the Create is to be
+    ignored. Reads no content."""
     obj, activity, signer = create.obj, create.activity, create.signer
     if signer.suspended_at:
         log.info("Create %s ignored: %s is suspended here", activity.get("id"), signer.uri)
@@ -53,26 +53,24 @@ def _parse(create: DeliveredCreate) -> tuple[ParsedNote, str] | None:
         log.info("Create %s of %s ignored", activity.get("id"), first_type(obj) if isinstance(obj, dict) else None)
         return None
     try:
-        parsed, visibility = parse_note(obj, followers_url=signer.followers_url)
+        head = read_note_head(obj)
     except InvalidNote as exc:
         log.info("Create %s ignored: %s", activity.get("id"), exc)
         return None
-    if parsed.attributed_to != signer.uri:
+    if head.attributed_to != signer.uri:
         log.info("Create %s ignored: attributedTo is not the actor", activity.get("id"))
         return None
-    return parsed, visibility
+    return head
 
 
-def is_relevant(note: IncomingNote, *, followed_here: bool, urls: Urls) -> bool:
+def is_relevant(head: NoteHead, mentions: list[Actor], *, followed_here: bool, urls: Urls) -> bool:
     """Mastodon's related_to_local_activity?: followed author, addressed/mentioned local account,
     or a reply to a local post."""
     if followed_here:
         return True
-    parsed = note.parsed
-    addressed = set(parsed.to) | set(parsed.cc)
-    if any(m.is_local for m in note.mentions) or any(urls.is_local(a) for a in addressed):
+    if any(m.is_local for m in mentions) or any(urls.is_local(a) for a in (*head.to, *head.cc)):
         return True
-    return bool(parsed.in_reply_to and urls.is_local(parsed.in_reply_to))
+    return bool(head.in_reply_to and urls.is_local(head.in_reply_to))
 
 
 async def apply_creates(ctx: Context, creates: list[DeliveredCreate], *,
@@ -80,19 +78,22 @@ async def apply_creates(ctx: Context, creates: list[DeliveredCreate], *,
     """Store the posts of these Creates, in order, in one write transaction. `also` runs at the end
     of the same transaction: the inbox worker marks the batch done there, so a crash leaves the
     batch either applied and done or neither. Raises if any Create fails (nothing is then written)."""
-    checked: list[tuple[DeliveredCreate, ParsedNote, str]] = []
-    for index, create in enumerate(creates):
-        if index and index % PARSE_SLICE == 0:
-            await asyncio.sleep(0)
-        result = _parse(create)
-        if result is not None:
-            checked.append((create, *result))
-    mentions = await remote_posts.known_mentioned_actors_of(ctx, [parsed.mention_hrefs for _, parsed, _ in checked])
-    notes = [
-        _Checked(create.activity.get("id"), remote_posts.incoming_note(
+    heads = [(create, head) for create in creates if (head := _head(create)) is not None]
+    mentions = await remote_posts.known_mentioned_actors_of(ctx, [head.mention_hrefs for _, head in heads])
+    followed = await inbound_batches.followed_here_of(ctx.db.reader, list({c.signer.id for c, _ in heads}))
+    notes: list[_Checked] = []
+    for (create, head), mentioned in zip(heads, mentions):
+        if not is_relevant(head, mentioned, followed_here=create.signer.id in followed, urls=ctx.urls):
+            log.info("Create %s ignored: nobody here follows or is addressed", create.activity.get("id"))
+            continue
+        try:
+            parsed, visibility = await parse_note_off_loop(create.obj, followers_url=create.signer.followers_url)
+        except InvalidNote as exc:
+            log.info("Create %s ignored: %s", create.activity.get("id"), exc)
+            continue
+        notes.append(_Checked(create.activity.get("id"), remote_posts.incoming_note(
             ctx, parsed, visibility, create.signer, mentioned,
-            excluded=remote_posts.author_excluded(create.obj, create.activity.get("@context"))))
-        for (create, parsed, visibility), mentioned in zip(checked, mentions)]
+            excluded=remote_posts.author_excluded(create.obj, create.activity.get("@context")))))
     if not notes and also is None:
         return
     now, urls = ctx.clock.now_iso(), ctx.urls
@@ -108,9 +109,16 @@ def _store(conn: sqlite3.Connection, notes: list[_Checked], now: str, urls: Urls
         note = checked.note
         if note.parsed.uri in tombstoned:
             continue  # deleted before this (late or replayed) Create arrived
-        if not is_relevant(note, followed_here=note.author.id in followed, urls=urls):
+        # Again inside the transaction: a follow may have ended since the check before parsing.
+        if not is_relevant(_head_of(note), note.mentions, followed_here=note.author.id in followed, urls=urls):
             log.info("Create %s ignored: nobody here follows or is addressed", checked.activity_id)
             continue
         remote_posts.store_remote_note(conn, note, now=now, urls=urls)
     if also is not None:
         also(conn)
+
+
+def _head_of(note: IncomingNote) -> NoteHead:
+    parsed = note.parsed
+    return NoteHead(uri=parsed.uri, object_type=parsed.object_type, attributed_to=parsed.attributed_to,
+                    to=parsed.to, cc=parsed.cc, in_reply_to=parsed.in_reply_to, mention_hrefs=parsed.mention_hrefs)

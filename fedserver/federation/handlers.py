@@ -8,7 +8,8 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from fedserver.activitypub.normalize import first_type, host_of, id_of, ids_of
-from fedserver.activitypub.notes import InvalidNote, parse_note
+from fedserver.activitypub.notes import InvalidNote
+from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.activitypub.vocab import ACTOR_TYPES, POST_TYPES
 from fedserver.clock import parse_time, time_ordered_id
 from fedserver.context import Context
@@ -166,7 +167,7 @@ async def handle_update(ctx: Context, activity: dict[str, Any], signer: Actor) -
         if existing is None or existing.actor_id != signer.id:
             return  # an edit of a post we never stored
         try:
-            parsed, visibility = parse_note(obj, followers_url=signer.followers_url)
+            parsed, visibility = await parse_note_off_loop(obj, followers_url=signer.followers_url)
         except InvalidNote as exc:
             log.info("Update %s ignored: %s", activity.get("id"), exc)
             return

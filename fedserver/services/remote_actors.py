@@ -16,7 +16,7 @@ from fedserver.activitypub import webfinger
 from fedserver.activitypub.actors import InvalidActor, actor_profile, also_known_as, is_actor_document, key_document
 from fedserver.activitypub.fetch import FetchError, FetchGone
 from fedserver.activitypub.normalize import host_of
-from fedserver.activitypub.sanitize import sanitize_html
+from fedserver.activitypub.sanitizing import clean_html
 from fedserver.clock import parse_time
 from fedserver.activitypub.keys import PublicKey
 from fedserver.context import Context
@@ -109,8 +109,8 @@ async def store_document(ctx: Context, doc: dict, *, key_id: str | None = None) 
         profile = actor_profile(doc, key_id=key_id)
     except InvalidActor as exc:
         raise ActorNotFound(str(exc)) from exc
-    profile["summary_html"] = sanitize_html(profile["summary_html"])
     uri = doc["id"]
+    profile["summary_html"] = await clean_html(profile["summary_html"], what=f"the profile of {uri}")
     if ctx.urls.is_local(uri):
         raise ActorNotFound("refusing to overwrite a local actor from a fetched document")
     if read_signal(doc).choice == "unset":

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from fedserver.activitypub.fetch import FetchError
 from fedserver.activitypub.normalize import host_of
-from fedserver.activitypub.notes import InvalidNote, ParsedNote, parse_note
+from fedserver.activitypub.notes import InvalidNote, ParsedNote
+from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
@@ -230,7 +231,7 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
     except remote_actors.ActorNotFound as exc:
         raise PostNotFound(str(exc)) from exc
     try:
-        parsed, visibility = parse_note(obj, followers_url=author.followers_url)
+        parsed, visibility = await parse_note_off_loop(obj, followers_url=author.followers_url)
     except InvalidNote as exc:
         raise PostNotFound(f"{uri}: {exc}") from exc
     if parsed.attributed_to != author.uri:

@@ -8,7 +8,6 @@ from aiohttp import web
 from markupsafe import Markup
 
 from fedserver.activitypub import fetch
-from fedserver.activitypub.sanitize import sanitize_html
 from fedserver.services import follows, remote_actors, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.actors import Actor
@@ -22,13 +21,14 @@ MAX_QUERY = 300
 
 
 def bio_html(actor: Actor) -> Markup:
-    """The bio, sanitized. A local person's own links carry rel="me", so that a site linking back
-    to their profile verifies it (Mastodon's and IndieWeb's rel=me check); the sanitizer replaces
-    every rel with "nofollow noopener noreferrer", which is what we extend here."""
-    html = sanitize_html(actor.summary_html or "")
+    """The bio as stored (sanitized when stored: filters.post_html). A local person's own links
+    carry rel="me", so that a site linking back to their profile verifies it (Mastodon's and
+    IndieWeb's rel=me check); text.render_html gives every link rel="nofollow noopener noreferrer",
+    which is what we extend here."""
+    html = actor.summary_html or ""
     if actor.is_local:
-        # The sanitizer's output is serialised by html5ever: this exact attribute text only occurs
-        # as the attribute it set (quotes inside attribute values are escaped as &quot;).
+        # render_html escapes quotes in what was typed (&quot;): this exact attribute text only
+        # occurs as the attribute it wrote.
         html = html.replace(' rel="nofollow noopener noreferrer"', ' rel="me nofollow noopener noreferrer"')
     return Markup(html)
 

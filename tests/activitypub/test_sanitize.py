@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -9,7 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedserver.activitypub.sanitize import ALLOWED_TAGS, LINK_SCHEMES, html_to_text, sanitize_html
+from fedserver.activitypub.sanitize import (ALLOWED_TAGS, LINK_SCHEMES, MAX_HTML_CHARS, MAX_HTML_TAGS,
+                                            MAX_STORED_HTML_CHARS, MAX_STORED_HTML_TAGS, bound_html,
+                                            html_as_escaped_text, html_to_text, sanitize_html)
+from fedserver.activitypub.sanitizing import clean_html, parse_note_off_loop
 
 REL = 'target="_blank" rel="nofollow noopener noreferrer"'
 
@@ -183,3 +188,113 @@ def test_html_to_text(html: str, text: str) -> None:
 
 def test_html_to_text_of_sanitized() -> None:
     assert html_to_text(sanitize_html("<h2>Hi</h2><p>a<br>b</p>")) == "Hi\n\na\nb"
+
+
+# -- bounds: no input makes cleaning slow --------------------------------------------------------
+
+_TAG_OPENING = re.compile(r"</?[A-Za-z]")
+# A Mastodon post as Mastodon serialises it: mention, hashtag, shortened link, line break.
+MASTODON_POST = (
+    '<p><span class="h-card" translate="no"><a href="https://mastodon.example/@bob" class="u-url mention">'
+    '@<span>bob</span></a></span> look at <a href="https://mastodon.example/tags/cats" class="mention hashtag" '
+    'rel="tag">#<span>cats</span></a><br>more: <a href="https://example.org/a/long/path" target="_blank" '
+    'rel="nofollow noopener noreferrer" translate="no"><span class="invisible">https://</span><span '
+    'class="ellipsis">example.org/a/long</span><span class="invisible">/path</span></a></p><p>bye</p>')
+
+
+def _hostile(kind: str) -> str:
+    return {
+        "nested lists": "<ol><li><h2>" * 16000,
+        "distinct formatting": "".join(f'<i class="h-{i}">x' for i in range(5000)),
+        "end tags": "</p>" * 30000,
+        "joined after dropping": "<<b>b>" * 20000,
+        "unclosed tags": "<a " * 30000,
+    }[kind]
+
+
+@pytest.mark.parametrize("html", [MASTODON_POST, "<p>" + "a " * 20000 + "</p>", "plain text & more"])
+def test_bound_html_leaves_ordinary_html_unchanged(html: str) -> None:
+    assert bound_html(html) == html
+
+
+def test_normal_mastodon_html_is_unchanged_apart_from_link_attributes() -> None:
+    out = sanitize_html(MASTODON_POST)
+    assert out.count("<a ") == 3 and out.count("<span") == 6 and "<br>" in out
+    assert html_to_text(out) == html_to_text(MASTODON_POST)
+    assert sanitize_html(out) == out
+
+
+@pytest.mark.parametrize("kind", ["nested lists", "distinct formatting", "end tags", "joined after dropping",
+                                  "unclosed tags"])
+def test_bound_html_lets_at_most_the_tag_bound_through(kind: str) -> None:
+    bounded = bound_html(_hostile(kind))
+    assert len(bounded) <= MAX_HTML_CHARS * 5  # escaping "<" may lengthen the tail
+    assert len(_TAG_OPENING.findall(bounded)) <= MAX_HTML_TAGS
+
+
+@pytest.mark.parametrize("kind", ["nested lists", "distinct formatting", "end tags", "joined after dropping",
+                                  "unclosed tags"])
+def test_hostile_html_is_cleaned_quickly_into_bounded_html(kind: str) -> None:
+    started = time.perf_counter()
+    out = sanitize_html(_hostile(kind))
+    text = html_to_text(out)
+    took = time.perf_counter() - started
+    # The old code took 28 s on the nested lists; the bounded worst case is tens of ms (generous
+    # here: the machine may be busy).
+    assert took < 2.0, took
+    assert len(out) <= MAX_STORED_HTML_CHARS and len(_TAG_OPENING.findall(out)) <= MAX_STORED_HTML_TAGS
+    _assert_only_allowed_markup(out)
+    assert "x" in text or kind != "distinct formatting"
+
+
+def test_text_past_the_tag_bound_is_kept_as_text() -> None:
+    html = "<b>x</b>" * MAX_HTML_TAGS + "<p>tail <script>alert(1)</script> & end</p>"
+    out = sanitize_html(html)
+    assert "tail" in html_to_text(out) and "end" in html_to_text(out)
+    assert "<script" not in out
+
+
+@pytest.mark.parametrize("html", [
+    "<p>a &amp; b</p><p>c<br>d &lt;script&gt; \u00a0x</p>",
+    "<h1>T</h1><ul><li>1</li><li>2</li></ul>",
+    "x<<b>i",
+    "<b>\x00x\r\ny</b>",
+    _hostile("nested lists"),
+    "<" * 50_000,
+], ids=["entities", "blocks", "joined", "controls", "nested-lists", "many-lt"])
+def test_escaped_text_fallback_is_plain_sanitized_html(html: str) -> None:
+    started = time.perf_counter()
+    out = html_as_escaped_text(html)
+    assert time.perf_counter() - started < 1.0  # linear: no parser, no nh3
+    assert set(re.findall(r"</?([a-z]+)", out)) <= {"p", "br"}
+    assert sanitize_html(out) == out
+
+
+def test_escaped_text_fallback_keeps_the_words() -> None:
+    out = html_as_escaped_text("<p>Hello <b>world</b></p><p>a &lt;tag&gt;</p>")
+    assert out == "<p>Hello world<br>a &lt;tag&gt;</p>"
+    assert html_to_text(out) == "Hello world\na <tag>"
+
+
+# -- off the event loop, within a budget ---------------------------------------------------------
+
+async def test_clean_html_off_the_loop_gives_the_sanitized_form() -> None:
+    assert await clean_html(MASTODON_POST, what="test") == sanitize_html(MASTODON_POST)
+
+
+async def test_cleaning_past_its_budget_keeps_escaped_text_and_is_logged(caplog) -> None:
+    hostile = "<p>start</p>" + _hostile("distinct formatting")
+    out = await clean_html(hostile, what="https://evil.example/users/x", budget=0.000_001)
+    assert out == html_as_escaped_text(hostile)
+    assert "https://evil.example/users/x" in caplog.text and "escaped plain text" in caplog.text
+
+
+async def test_parse_note_off_the_loop_past_its_budget_keeps_the_note_as_text() -> None:
+    note = {"id": "https://a.example/notes/1", "type": "Note", "attributedTo": "https://a.example/users/bob",
+            "content": "<p>start</p>" + _hostile("nested lists"), "summary": "<b>cw</b>",
+            "to": ["https://www.w3.org/ns/activitystreams#Public"]}
+    parsed, visibility = await parse_note_off_loop(note, budget=0.000_001)
+    assert visibility == "public" and parsed.summary == "cw"
+    assert parsed.content_html.startswith("<p>start") and set(re.findall(r"</?([a-z]+)", parsed.content_html)) <= {"p", "br"}
+    normal, _ = await parse_note_off_loop({**note, "content": MASTODON_POST})
+    assert normal.content_html == sanitize_html(MASTODON_POST)
