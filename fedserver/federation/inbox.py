@@ -130,6 +130,11 @@ async def handle_inbox(request: web.Request) -> web.Response:
         body = await _read_body(request, limit)
     except BodyTooLarge:
         return await _refuse_and_close(request, json_error(413, f"body larger than {limit} bytes"))
+    except web.RequestPayloadError as exc:
+        # A body that does not inflate (corrupt gzip or deflate): the sender's fault, not a 500.
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity")[:32]
+        log.info("inbox: unreadable body (Content-Encoding %s) from %s: %s", encoding, request.remote, exc)
+        return await _refuse_and_close(request, json_error(400, f"body does not decode as Content-Encoding {encoding}"))
     try:
         activity = _parse_json(body)
     except ValueError as exc:

@@ -19,10 +19,15 @@ from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, await_for
 
 
-class SlowOriginRemote(FakeRemote):
+class HostileRemote(FakeRemote):
     """A FakeRemote whose documents under /slow/ take longer than the server's fetch timeout to
-    answer while `slow` is set (an origin that hangs), and answer normally afterwards."""
+    answer while `slow` is set (an origin that hangs), and answer normally afterwards; its actor
+    documents carry `actor_extras` besides the usual fields."""
     slow: bool = True
+    actor_extras: dict[str, Any] = {}
+
+    def actor_document(self, name: str) -> dict[str, Any]:
+        return {**super().actor_document(name), **self.actor_extras}
 
     async def _document(self, request: web.Request) -> web.Response:
         if request.path.startswith("/slow/") and self.slow:
@@ -34,7 +39,7 @@ class SlowOriginRemote(FakeRemote):
 @pytest.fixture
 async def remotes() -> AsyncIterator[tuple[FakeRemote, FakeRemote]]:
     """Two peers on two hosts (ports): eve's and mallory's."""
-    first, second = await SlowOriginRemote.start("eve"), await FakeRemote.start("mallory")
+    first, second = await HostileRemote.start("eve"), await FakeRemote.start("mallory")
     yield first, second
     await first.stop()
     await second.stop()
@@ -115,6 +120,24 @@ async def test_activity_with_an_overlong_id_is_refused_with_400_and_nothing_grow
     await accepted_and_done(remote, server, remote.create_note("eve", "short again", mention=alice), as_user="eve")
 
 
+# --- actor documents ------------------------------------------------------------------------------
+
+async def test_only_what_is_read_back_of_a_remote_actor_document_is_stored(fedserver_processes, remotes):
+    remote, _ = remotes
+    assert isinstance(remote, HostileRemote)
+    old_account = "https://old.example/users/eve"
+    remote.actor_extras = {"alsoKnownAs": [old_account],  # read back when a Move arrives
+                           "attachment": [{"type": "PropertyValue", "name": f"field {n}", "value": "z" * 10_000}
+                                          for n in range(50)]}
+    server = await serve(fedserver_processes)
+    await accepted_and_done(remote, server, remote.create_note("eve", "hi", mention=server.actor_uri("alice")),
+                            as_user="eve")
+    raw = server.value("SELECT raw_json FROM actors WHERE uri = ?", (remote.actor_uri("eve"),))
+    assert len(raw) < 1000  # the document served was over 500 KB
+    assert json.loads(raw)["alsoKnownAs"] == [old_account]
+    assert server.value("SELECT key_id FROM actors WHERE uri = ?", (remote.actor_uri("eve"),)) == remote.key_id("eve")
+
+
 # --- compressed bodies --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
@@ -138,6 +161,22 @@ async def test_compressed_body_inflating_past_the_cap_is_refused_with_413_and_no
     small = remote.create_note("eve", "compressed but small", mention=alice)
     await accepted_and_done(remote, server, small, as_user="eve", encoding=encoding)
     assert server.value("SELECT count(*) FROM posts WHERE uri = ?", (small["object"]["id"],)) == 1
+
+
+async def test_body_that_does_not_inflate_is_refused_with_400_not_500(fedserver_processes, remotes):
+    remote, _ = remotes
+    server = await serve(fedserver_processes)
+    activity = remote.create_note("eve", "corrupt", mention=server.actor_uri("alice"))
+    before = stored(server)
+    assert remote.http is not None
+    url = f"{server.base}/inbox"
+    corrupt = b"\x1f\x8b\x08\x00" + b"not deflate data at all" * 10
+    headers = {**remote.sign("POST", url, corrupt, as_user="eve"), "Content-Encoding": "gzip"}
+    async with remote.http.post(URL(url, encoded=True), data=corrupt, headers=headers) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "does not decode as Content-Encoding gzip" in (await resp.json())["error"]
+    assert stored(server) == before
+    await accepted_and_done(remote, server, activity, as_user="eve", encoding="gzip")
 
 
 # --- pruning ------------------------------------------------------------------------------------
@@ -187,7 +226,7 @@ async def test_a_host_over_its_request_rate_gets_429_while_another_host_is_unaff
 
 async def test_a_host_with_too_many_pending_items_gets_429_until_the_worker_catches_up(fedserver_processes, remotes):
     eve_remote, mallory_remote = remotes
-    assert isinstance(eve_remote, SlowOriginRemote)
+    assert isinstance(eve_remote, HostileRemote)
     server = await serve(fedserver_processes, inbox_max_pending_per_host=3)
     alice = server.actor_uri("alice")
     # Creates whose objects must be fetched from an origin that hangs: they wait in the queue.
