@@ -109,10 +109,13 @@ class InboundLimits:
                 host = host_of(signer_uri)
                 if host is not None:
                     pending[host] = pending.get(host, 0) + count
-            over = sorted(host for host, count in pending.items() if count >= self.max_pending)
-            if over:
-                log.info("inbox: answering 429 to %s: %d or more items each wait in the inbox queue",
-                         ", ".join(over[:10]), self.max_pending)
+            over = {host for host, count in pending.items() if count >= self.max_pending}
+            was_over = {host for host, count in self._pending.items() if count >= self.max_pending}
+            if over - was_over:
+                log.info("inbox: answering 429 to %s: %d or more of its items wait in the inbox queue",
+                         ", ".join(sorted(over - was_over)[:10]), self.max_pending)
+            if was_over - over:
+                log.info("inbox: %s back under its pending limit", ", ".join(sorted(was_over - over)[:10]))
             self._pending = pending
         except asyncio.CancelledError:
             raise

@@ -1,6 +1,6 @@
-"""The inbox endpoints: check size, type, JSON, signature and origin, then store the activity for
-the inbox worker and answer 202. Nothing is processed before it is durably stored, and nothing is
-stored when any check fails."""
+"""The inbox endpoints: check size (inflated), type, JSON, the sending host's limits, signature, id
+lengths and origin, then store the activity for the inbox worker and answer 202. Nothing is
+processed before it is durably stored, and nothing is stored when any check fails."""
 from __future__ import annotations
 
 import hashlib
@@ -150,7 +150,8 @@ async def handle_inbox(request: web.Request) -> web.Response:
     limits = request.app[INBOUND_LIMITS_KEY]
     # Before the signature's cost: the host the activity claims is over a limit. Only verified
     # requests count towards a host's limits, so claiming someone else's host cannot throttle it.
-    retry_after = limits.retry_after(host_of(actor_uri)) if shaped else None
+    claimed_host = host_of(actor_uri) if shaped else None
+    retry_after = limits.retry_after(claimed_host)
     if retry_after is not None:
         response = json_error(429, "too many requests from your server; retry later")
         response.headers["Retry-After"] = str(retry_after)
@@ -160,22 +161,24 @@ async def handle_inbox(request: web.Request) -> web.Response:
     try:
         # Keys may verify from memory: the writer re-checks the signer's row when it stores.
         signer = await verify_request(ctx, request, body, use_cache=True)
-        limits.count_request(host_of(signer.uri))
-        refused = _refusal(activity, activity_type, actor_uri if shaped else None, signer)
+        # (The signer is the actor, or the request is refused below: its host is then the claimed one.)
+        signer_host = claimed_host if signer.uri == actor_uri else host_of(signer.uri)
+        limits.count_request(signer_host)
+        refused = _refusal(activity, activity_type, actor_uri if shaped else None, signer, len(body))
         if refused is not None:
             return refused
         assert actor_uri is not None
         activity_uri = activity.get("id") if isinstance(activity.get("id"), str) else \
             "urn:sha256:" + hashlib.sha256(body).hexdigest()
         item = NewInboxItem(activity_uri=activity_uri, activity_type=activity_type[:64], signer_uri=signer.uri,
-                            body=body.decode("utf-8"), signer_host=host_of(signer.uri))
+                            body=body.decode("utf-8"), signer_host=signer_host)
         outcome = await writer.store(item, signer_state(signer))
         if outcome not in (FRESH, DUPLICATE):
             # The signer's row changed after its key was remembered (rotated, deleted, refetched):
             # verify again from the database, exactly as without the cache.
             remote_actors.forget_signer(ctx, signer.key_id or "")
             signer = await verify_request(ctx, request, body)
-            refused = _refusal(activity, activity_type, actor_uri, signer)
+            refused = _refusal(activity, activity_type, actor_uri, signer, len(body))
             if refused is not None:
                 return refused
             outcome = await writer.store(item)
@@ -193,14 +196,16 @@ async def handle_inbox(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: Actor) -> web.Response | None:
+def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: Actor,
+             body_size: int) -> web.Response | None:
     """The answer for a verified request that may not be stored, or None."""
     if actor_uri is None:
         return json_error(400, "body is not an activity (needs type and actor)")
     if signer.uri != actor_uri:
         log.info("inbox: signer %s is not actor %s of %s", signer.uri, actor_uri, activity.get("id"))
         return json_error(401, "the request is not signed by the activity's actor")
-    overlong = _overlong_id(activity)
+    # No string in a body is longer than the body: most activities need no look at their ids.
+    overlong = _overlong_id(activity) if body_size > MAX_ID_LENGTH else None
     if overlong:
         log.info("inbox: refused %s from %s: %s longer than %d characters", activity_type, actor_uri, overlong,
                  MAX_ID_LENGTH)
