@@ -153,7 +153,8 @@ async def handle_inbox(request: web.Request) -> web.Response:
     claimed_host = host_of(actor_uri) if shaped else None
     retry_after = limits.retry_after(claimed_host)
     if retry_after is not None:
-        response = json_error(429, "your server is over its inbound limit here (request rate or queued activities); retry later")
+        response = json_error(429, "your server is over its inbound limit here"
+                                   " (request rate or queued activities); retry later")
         response.headers["Retry-After"] = str(retry_after)
         return response
     # The signature is checked before the shape, as Mastodon does: an unsigned request learns
