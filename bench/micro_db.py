@@ -81,9 +81,10 @@ async def run(seconds: float = 1.5) -> None:
             base = counter[0]
             counter[0] += 100
             await tx.executemany(
-                "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
-                " VALUES (?, 'Create', 's', ?, 0, 'now') ON CONFLICT (activity_uri) DO NOTHING",
-                [(f"urn:b:{base + i}", BODY) for i in range(100)])
+                "INSERT INTO inbox_items (activity_hash, activity_uri, activity_type, signer_uri, body,"
+                " next_attempt_at, received_at) VALUES (?, ?, 'Create', 's', ?, 0, 'now')"
+                " ON CONFLICT (activity_hash) DO NOTHING",
+                [(inbox_store.activity_key(f"urn:b:{base + i}"), f"urn:b:{base + i}", BODY) for i in range(100)])
     r = await rate("inbox enqueue, 100 per transaction (executemany) -- batches", batch_tx)
     print(f"{'  = rows per second':70s} {100 * r:8.0f}/s")
 

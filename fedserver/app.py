@@ -13,7 +13,9 @@ from fedserver.corpus import api as corpus_api
 from fedserver.corpus import sync as corpus_sync
 from fedserver.federation import routes as federation_routes
 from fedserver.federation.delivery import DeliveryWorker
+from fedserver.federation.inbound_limits import INBOUND_LIMITS_KEY, InboundLimits
 from fedserver.federation.inbox import handle_inbox
+from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
 from fedserver.web import admin as web_admin
@@ -63,12 +65,14 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
         app[CTX_KEY] = ctx
         app[INBOX_WRITER_KEY] = InboxWriter(ctx)
         app[INBOX_WRITER_KEY].start()
+        app[INBOUND_LIMITS_KEY] = InboundLimits(ctx)
         workers = []
         if run_workers:
             app[DELIVERY_WORKER_KEY] = DeliveryWorker(ctx)
             workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
                        asyncio.create_task(InboxWorker(ctx, app[INBOX_WRITER_KEY]).run(), name="inbox-worker"),
-                       asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler")]
+                       asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler"),
+                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner")]
         app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:
@@ -81,6 +85,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                 pass
         if DELIVERY_WORKER_KEY in app:
             await app[DELIVERY_WORKER_KEY].stop()
+        if INBOUND_LIMITS_KEY in app:
+            await app[INBOUND_LIMITS_KEY].stop()
         if INBOX_WRITER_KEY in app:
             await app[INBOX_WRITER_KEY].stop()
         if CTX_KEY in app:

@@ -63,6 +63,18 @@ class FederationSettings:
     # A host whose deliveries keep failing on this many distinct days is skipped for a while.
     host_failure_days: int = 7
     signature_max_skew_seconds: int = 3900
+    # How long a finished inbox item is kept so that its activity id is still recognised as a
+    # duplicate (then pruned). At least 2 x signature_max_skew_seconds: a captured request is
+    # accepted until its Date + skew, and its Date may be up to skew before its first arrival.
+    # The rest covers senders still retrying an activity whose 202 they never saw (Mastodon backs
+    # off over hours to days); a repeat after the window is applied again, which handlers tolerate.
+    inbox_replay_window_seconds: int = 180_000
+    # Inbox requests accepted per remote host per window (then 429 with Retry-After; Mastodon
+    # retries). Counted per process, in memory.
+    inbox_host_rate_limit: int = 3000
+    inbox_host_rate_window_seconds: int = 60
+    # A host with this many items waiting in the inbox queue gets 429 until the worker catches up.
+    inbox_max_pending_per_host: int = 5000
     actor_refresh_seconds: int = 86_400
     user_agent_suffix: str = ""
 
@@ -150,6 +162,13 @@ def validate(settings: Settings) -> Settings:
     if fed.fetch_per_host_concurrency < 1 or fed.fetch_failure_cache_seconds < 0:
         raise ConfigError("[federation] fetch_per_host_concurrency must be at least 1 and"
                           " fetch_failure_cache_seconds not negative")
+    for name in ("inbox_host_rate_limit", "inbox_host_rate_window_seconds", "inbox_max_pending_per_host"):
+        if getattr(fed, name) <= 0:
+            raise ConfigError(f"[federation] {name} must be positive")
+    if fed.inbox_replay_window_seconds < 2 * fed.signature_max_skew_seconds:
+        raise ConfigError("[federation] inbox_replay_window_seconds must be at least 2 x signature_max_skew_seconds"
+                          f" ({2 * fed.signature_max_skew_seconds}): a signed request stays valid that long after"
+                          " it first arrives, so a replay must still be recognised as a duplicate")
     if settings.corpus.rate_limit_per_minute <= 0:
         raise ConfigError("[corpus] rate_limit_per_minute must be positive")
     return settings
@@ -254,6 +273,15 @@ delivery_retry_scale = 1.0
 host_failure_days = 7
 # Accepted clock difference for signed requests, in seconds (Mastodon: 1 h + 5 min).
 signature_max_skew_seconds = 3900
+# Seconds a processed inbox activity's id is remembered as a duplicate, then pruned. At least
+# 2 x signature_max_skew_seconds (a signed request can be replayed that long); the rest covers
+# senders still retrying an activity whose answer they missed.
+inbox_replay_window_seconds = 180000
+# Inbox requests accepted per remote host per window of seconds; more get 429 and a Retry-After.
+inbox_host_rate_limit = 3000
+inbox_host_rate_window_seconds = 60
+# Inbox items from one host waiting to be processed; at this many its requests get 429.
+inbox_max_pending_per_host = 5000
 # Refetch cached remote actors older than this, in seconds.
 actor_refresh_seconds = 86400
 

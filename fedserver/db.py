@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import logging
 import os
 import re
@@ -355,6 +356,8 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Safe to run twice."""
     applied_now: list[str] = []
     async with db.transaction() as conn:
+        # For migrations that derive a key from existing text (0019: inbox dedupe on a hash).
+        await conn.create_function("sha256_utf8", 1, _sha256_utf8, deterministic=True)
         done = await applied_versions(conn)
     for version, path in migration_files(directory):
         if version in done:
@@ -375,6 +378,11 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
         log.info("applied migration %s", path.name)
         applied_now.append(path.name)
     return applied_now
+
+
+def _sha256_utf8(text: str | None) -> bytes | None:
+    """SHA-256 of text's UTF-8 bytes (the same key as store.inbox.activity_key)."""
+    return None if text is None else hashlib.sha256(str(text).encode("utf-8")).digest()
 
 
 def _split_sql(script: str) -> list[str]:

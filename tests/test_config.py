@@ -36,6 +36,10 @@ def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
     ("[federation]\ndelivery_concurrency = 0\n", "positive"),
     ("[server]\ntrusted_proxies = ['10.0.0.0/8', 'proxy.example']\n", "'proxy.example' is not an IP address"),
     ("[server]\ntrusted_proxies = '127.0.0.1'\n", "trusted_proxies must be tuple"),
+
+
+    ("[federation]\ninbox_replay_window_seconds = 3600\n", "at least 2 x signature_max_skew_seconds"),
+    ("[federation]\ninbox_max_pending_per_host = 0\n", "positive"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(tmp_path, body, message):
     config = tmp_path / "fedserver.toml"

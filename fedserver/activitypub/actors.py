@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fedserver.activitypub.normalize import as_list, first_type, host_of, id_of, ids_of, string_or_none
-from fedserver.activitypub.vocab import ACTOR_TYPES, has_as_context
+from fedserver.activitypub.vocab import ACTOR_TYPES, MAX_ID_LENGTH, has_as_context
 
 
 class InvalidActor(ValueError):
@@ -99,6 +99,13 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
     url = url if host_of(url) is not None else None
     icon_url = icon_url if host_of(icon_url) is not None else None
     moved_to = id_of(doc.get("movedTo"))
+    _check_id_lengths(actor_id=actor_id, inbox=inbox, shared_inbox=shared_inbox, key_id=chosen.key_id)
+    if len(chosen.pem) > MAX_PUBLIC_KEY_PEM_LENGTH:
+        raise InvalidActor(f"actor's public key is longer than {MAX_PUBLIC_KEY_PEM_LENGTH} characters")
+    # Links shown on pages, not ids: an overlong one is dropped rather than the actor refused.
+    url = url if url is None or len(url) <= MAX_ID_LENGTH else None
+    icon_url = icon_url if icon_url is None or len(icon_url) <= MAX_ID_LENGTH else None
+    moved_to = moved_to if moved_to is None or len(moved_to) <= MAX_ID_LENGTH else None
     return {
         "username": username,
         "domain": host_of(actor_id),
@@ -120,13 +127,33 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         "discoverable": int(doc.get("discoverable") is True),
         # FEP-5feb: a missing indexable means false.
         "indexable": int(doc.get("indexable") is True),
-        "raw_json": json.dumps(doc, separators=(",", ":"), sort_keys=True),
+        "raw_json": stored_document(doc),
         # Shown as a link on the profile: http(s) only.
         "moved_to_uri": moved_to if host_of(moved_to) is not None and moved_to != actor_id else None,
     }
 
 
+# An RSA-8192 public key is ~1,500 characters of PEM; anything much longer is not a key we can use.
+MAX_PUBLIC_KEY_PEM_LENGTH = 16_384
+
+
+def _check_id_lengths(**ids: str | None) -> None:
+    """An actor whose ids we would store and index is refused when one is absurdly long (the other
+    links are cut to None or capped by string_or_none). Cheap, and it bounds every actor row."""
+    for name, value in ids.items():
+        if value is not None and len(value) > MAX_ID_LENGTH:
+            raise InvalidActor(f"actor's {name} is longer than {MAX_ID_LENGTH} characters")
+
+
+def stored_document(doc: dict[str, Any]) -> str:
+    """What is kept of a remote actor's document (actors.raw_json): only the terms read back later
+    (alsoKnownAs, for Moves), everything else being in its own column already. The whole document
+    (up to max_fetch_body_bytes, refetched every actor_refresh_seconds) was kept before; a feature
+    that needs another term adds it here, and the next refetch stores it."""
+    return json.dumps({"id": doc.get("id"), "alsoKnownAs": also_known_as(doc)}, separators=(",", ":"))
+
+
 def also_known_as(doc: dict[str, Any]) -> list[str]:
     """The other ids an actor says are also its own (alsoKnownAs): a Move to this actor is only
     believed when the account moving away is listed here."""
-    return ids_of(doc.get("alsoKnownAs"))[:100]
+    return [uri for uri in ids_of(doc.get("alsoKnownAs")) if len(uri) <= MAX_ID_LENGTH][:100]

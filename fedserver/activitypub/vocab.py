@@ -29,6 +29,11 @@ NOTE_EXTENSIONS: dict[str, object] = {
     "toot": "http://joinmastodon.org/ns#",
 }
 
+# Longest id (activity, object, actor, key) we accept from a remote peer. Mastodon's are ~100
+# characters; 2 KB leaves room for any real URL while a peer can no longer make us store megabytes
+# per id (and index them).
+MAX_ID_LENGTH = 2048
+
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 # Object types shown as posts; Article/Page/Question are shown as Notes (title + content).
 POST_TYPES = frozenset({"Note", "Question", "Article", "Page"})

@@ -1,6 +1,6 @@
-"""The inbox endpoints: check size, type, JSON, signature and origin, then store the activity for
-the inbox worker and answer 202. Nothing is processed before it is durably stored, and nothing is
-stored when any check fails."""
+"""The inbox endpoints: check size (inflated), type, JSON, the sending host's limits, signature, id
+lengths and origin, then store the activity for the inbox worker and answer 202. Nothing is
+processed before it is durably stored, and nothing is stored when any check fails."""
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +9,12 @@ import logging
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from fedserver.activitypub.normalize import first_type, host_of, id_of
+from fedserver.activitypub.vocab import MAX_ID_LENGTH
 from fedserver.context import CTX_KEY, Context
+from fedserver.federation.inbound_limits import INBOUND_LIMITS_KEY
 from fedserver.federation.inbox_writer import DUPLICATE, FRESH, INBOX_WRITER_KEY
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, signer_state, verify_request
 from fedserver.services import remote_actors
@@ -31,18 +33,39 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+class BodyTooLarge(Exception):
+    """The body, as the handler reads it (decompressed), is larger than the inbox accepts."""
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None:
-        if request.content_length > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-        return await request.read()  # aiohttp stops at Content-Length
+    """The body, at most `limit` bytes of it as the handler sees it, or BodyTooLarge. aiohttp
+    inflates a Content-Encoding it knows (gzip, deflate; br and zstd when their libraries are
+    installed) while the body is read, a bounded chunk at a time, so counting what request.content
+    yields caps the inflated size whatever the encoding: 7 KB of gzip inflating to 7 MB stops after
+    `limit` bytes. Content-Length counts the bytes on the wire: it can refuse early, never accept."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge()
+    if request.content_length is not None and hdrs.CONTENT_ENCODING not in request.headers:
+        return await request.read()  # identity: aiohttp stops at Content-Length
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(65536):
         size += len(chunk)
         if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            raise BodyTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _refuse_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send response and close the connection: the rest of the body is never read. Without this,
+    aiohttp would read (and inflate) what is left for up to 10 s to keep the connection alive,
+    which for a compressed body is the work the size cap is there to prevent."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()
+    return response
 
 
 def _parse_json(body: bytes) -> Any:
@@ -102,10 +125,16 @@ async def handle_inbox(request: web.Request) -> web.Response:
     content_type = request.content_type.lower()
     if content_type not in ACCEPTED_TYPES:
         return json_error(415, f"inbox accepts application/activity+json, not {content_type or 'no content type'}")
+    limit = ctx.settings.federation.max_inbox_body_bytes
     try:
-        body = await _read_body(request, ctx.settings.federation.max_inbox_body_bytes)
-    except web.HTTPRequestEntityTooLarge:
-        return json_error(413, f"body larger than {ctx.settings.federation.max_inbox_body_bytes} bytes")
+        body = await _read_body(request, limit)
+    except BodyTooLarge:
+        return await _refuse_and_close(request, json_error(413, f"body larger than {limit} bytes"))
+    except web.RequestPayloadError as exc:
+        # A body that does not inflate (corrupt gzip or deflate): the sender's fault, not a 500.
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity")[:32]
+        log.info("inbox: unreadable body (Content-Encoding %s) from %s: %s", encoding, request.remote, exc)
+        return await _refuse_and_close(request, json_error(400, f"body does not decode as Content-Encoding {encoding}"))
     try:
         activity = _parse_json(body)
     except ValueError as exc:
@@ -118,30 +147,45 @@ async def handle_inbox(request: web.Request) -> web.Response:
         # Mastodon: an account deleting itself that we never knew needs no key fetch (it would 410).
         if await actor_store.get_actor_by_uri(ctx.db.reader, actor_uri or "") is None:
             return web.Response(status=202)
+    limits = request.app[INBOUND_LIMITS_KEY]
+    # Before the signature's cost: the host the activity claims is over a limit. Only verified
+    # requests count towards a host's limits, so claiming someone else's host cannot throttle it.
+    claimed_host = host_of(actor_uri) if shaped else None
+    retry_after = limits.retry_after(claimed_host)
+    if retry_after is not None:
+        response = json_error(429, "your server is over its inbound limit here"
+                                   " (request rate or queued activities); retry later")
+        response.headers["Retry-After"] = str(retry_after)
+        return response
     # The signature is checked before the shape, as Mastodon does: an unsigned request learns
     # nothing but 401.
     try:
         # Keys may verify from memory: the writer re-checks the signer's row when it stores.
         signer = await verify_request(ctx, request, body, use_cache=True)
-        refused = _refusal(activity, activity_type, actor_uri if shaped else None, signer)
+        # (The signer is the actor, or the request is refused below: its host is then the claimed one.)
+        signer_host = claimed_host if signer.uri == actor_uri else host_of(signer.uri)
+        limits.count_request(signer_host)
+        refused = _refusal(activity, activity_type, actor_uri if shaped else None, signer, len(body))
         if refused is not None:
             return refused
         assert actor_uri is not None
         activity_uri = activity.get("id") if isinstance(activity.get("id"), str) else \
             "urn:sha256:" + hashlib.sha256(body).hexdigest()
         item = NewInboxItem(activity_uri=activity_uri, activity_type=activity_type[:64], signer_uri=signer.uri,
-                            body=body.decode("utf-8"), signer_host=host_of(signer.uri))
+                            body=body.decode("utf-8"), signer_host=signer_host)
         outcome = await writer.store(item, signer_state(signer))
         if outcome not in (FRESH, DUPLICATE):
             # The signer's row changed after its key was remembered (rotated, deleted, refetched):
             # verify again from the database, exactly as without the cache.
             remote_actors.forget_signer(ctx, signer.key_id or "")
             signer = await verify_request(ctx, request, body)
-            refused = _refusal(activity, activity_type, actor_uri, signer)
+            refused = _refusal(activity, activity_type, actor_uri, signer, len(body))
             if refused is not None:
                 return refused
             outcome = await writer.store(item)
         fresh = outcome == FRESH
+        if fresh:
+            limits.count_stored(item.signer_host)
     except SignerBlocked as exc:
         log.info("inbox: refused %s from %s: %s", activity_type, actor_uri, exc)
         return json_error(403, str(exc))
@@ -153,7 +197,8 @@ async def handle_inbox(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: Actor) -> web.Response | None:
+def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: Actor,
+             body_size: int) -> web.Response | None:
     """The answer for a verified request that may not be stored, or None."""
     if actor_uri is None:
         return json_error(400, "body is not an activity (needs type and actor)")
@@ -165,8 +210,38 @@ def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: A
         # that a departing account's traces go).
         log.info("inbox: refused %s %s from suspended %s", activity_type, activity.get("id"), actor_uri)
         return json_error(403, "the account is suspended on this server")
+    # No string in a body is longer than the body: most activities need no look at their ids.
+    overlong = _overlong_id(activity) if body_size > MAX_ID_LENGTH else None
+    if overlong:
+        log.info("inbox: refused %s from %s: %s longer than %d characters", activity_type, actor_uri, overlong,
+                 MAX_ID_LENGTH)
+        return json_error(400, f"{overlong} is longer than {MAX_ID_LENGTH} characters")
     problem = _origin_problem(activity, actor_uri)
     if problem:
         log.info("inbox: refused %s %s from %s: %s", activity_type, activity.get("id"), actor_uri, problem)
         return json_error(403, problem)
+    return None
+
+
+# Ids that processing stores (the activity's own, its actor's and object's, and those of an embedded
+# object: a post's id, author and reply target): bounded before anything is stored or fetched.
+_ID_FIELDS = ("actor", "object", "target")
+_OBJECT_ID_FIELDS = ("id", "actor", "object", "attributedTo", "inReplyTo", "target")
+
+
+def _overlong_id(activity: dict[str, Any]) -> str | None:
+    """The name of the first id longer than MAX_ID_LENGTH, or None."""
+    activity_id = activity.get("id")
+    if isinstance(activity_id, str) and len(activity_id) > MAX_ID_LENGTH:
+        return "activity id"
+    for name in _ID_FIELDS:
+        ident = id_of(activity.get(name))
+        if ident is not None and len(ident) > MAX_ID_LENGTH:
+            return f"{name} id"
+    obj = activity.get("object")
+    if isinstance(obj, dict):
+        for name in _OBJECT_ID_FIELDS:
+            ident = id_of(obj.get(name))
+            if ident is not None and len(ident) > MAX_ID_LENGTH:
+                return f"object's {name}" if name != "id" else "object id"
     return None

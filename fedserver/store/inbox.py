@@ -1,6 +1,8 @@
-"""Verified inbound activities: deduplication by activity id and the processing queue."""
+"""Verified inbound activities: deduplication by activity id (on a fixed-size hash of it), the
+processing queue, and pruning what is finished once a duplicate can no longer arrive."""
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 
@@ -40,13 +42,20 @@ class SignerState:
     suspended_at: str | None
 
 
+def activity_key(activity_uri: str) -> bytes:
+    """The deduplication key of an activity id: SHA-256 of its UTF-8 bytes (migration 0019 derives
+    the same for rows stored before it). Fixed-size, so the unique index stays small whatever length
+    of id a peer sends."""
+    return hashlib.sha256(activity_uri.encode("utf-8")).digest()
+
+
 async def enqueue_inbox_item(conn: aiosqlite.Connection, *, activity_uri: str, activity_type: str,
                              signer_uri: str, body: str, now: str, now_ms: int) -> bool:
     """Store a verified activity for processing; False when its id was seen before (duplicate)."""
     cur = await conn.execute(
-        "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (activity_uri) DO NOTHING",
-        (activity_uri, activity_type, signer_uri, body, now_ms, now))
+        "INSERT INTO inbox_items (activity_hash, activity_uri, activity_type, signer_uri, body, next_attempt_at,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (activity_hash) DO NOTHING",
+        (activity_key(activity_uri), activity_uri, activity_type, signer_uri, body, now_ms, now))
     return cur.rowcount > 0
 
 
@@ -54,13 +63,15 @@ def insert_inbox_items(conn: sqlite3.Connection, items: list[NewInboxItem], *, n
                        now_ms: int) -> set[str]:
     """Store verified activities in one statement; the activity ids that were new (a duplicate,
     seen before or twice in items, is left out and not returned). Synchronous: for Database.write_batch."""
-    placeholders = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in items)
+    placeholders = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in items)
     params: list[object] = []
     for item in items:
-        params += (item.activity_uri, item.activity_type, item.signer_uri, item.body, now_ms, now)
+        params += (activity_key(item.activity_uri), item.activity_uri, item.activity_type, item.signer_uri,
+                   item.body, now_ms, now)
     rows = conn.execute(
-        "INSERT INTO inbox_items (activity_uri, activity_type, signer_uri, body, next_attempt_at, received_at)"
-        f" VALUES {placeholders} ON CONFLICT (activity_uri) DO NOTHING RETURNING activity_uri", params).fetchall()
+        "INSERT INTO inbox_items (activity_hash, activity_uri, activity_type, signer_uri, body, next_attempt_at,"
+        f" received_at) VALUES {placeholders} ON CONFLICT (activity_hash) DO NOTHING RETURNING activity_uri",
+        params).fetchall()
     return {row[0] for row in rows}
 
 
@@ -142,3 +153,24 @@ async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
         conn, "SELECT next_attempt_at FROM inbox_items WHERE state = 'pending'"
               " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT 1", (now_ms,))
     return None if value is None else int(value)
+
+
+def prune_finished_items(conn: sqlite3.Connection, *, processed_before: str, limit: int) -> int:
+    """Delete up to `limit` done or failed items processed before `processed_before` (oldest first,
+    through inbox_items_finished); how many went. Synchronous: for Database.write_batch, one short
+    transaction per call."""
+    cur = conn.execute(
+        "DELETE FROM inbox_items WHERE id IN (SELECT id FROM inbox_items WHERE state <> 'pending'"
+        " AND processed_at < ? ORDER BY processed_at LIMIT ?)", (processed_before, limit))
+    return cur.rowcount
+
+
+async def pending_count_by_signer(conn: aiosqlite.Connection, *, at_least: int) -> dict[str, int]:
+    """Pending items per signer, or {} when fewer than `at_least` are pending in all (then no host
+    can have that many, and the usual case costs one count over the inbox_items_pending index)."""
+    total = int(await fetch_value(conn, "SELECT count(*) FROM inbox_items WHERE state = 'pending'") or 0)
+    if total < at_least:
+        return {}
+    async with conn.execute("SELECT signer_uri, count(*) FROM inbox_items WHERE state = 'pending'"
+                            " GROUP BY signer_uri") as cur:
+        return {row[0]: int(row[1]) for row in await cur.fetchall()}
