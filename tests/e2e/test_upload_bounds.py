@@ -120,7 +120,7 @@ class Probe:
                         else:
                             visitor = Browser(self.base)
                             try:
-                                await visitor.sign_in("alice")
+                                await asyncio.wait_for(visitor.sign_in("alice"), PROBE_TIMEOUT_SECONDS)
                             finally:
                                 await visitor.close()
                     except asyncio.TimeoutError:
