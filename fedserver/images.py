@@ -53,7 +53,7 @@ def clean_image(data: bytes, max_pixels: int = MAX_PIXELS) -> CleanImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
                 frames = _check_bounds(image, max_pixels)
-                return _rewrite_animation(image, frames, max_pixels) if frames > 1 else _rewrite(image, max_pixels)
+                return _rewrite_animation(image, frames, max_pixels) if frames > 1 else _rewrite(image)
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -66,7 +66,8 @@ def clean_image(data: bytes, max_pixels: int = MAX_PIXELS) -> CleanImage:
 
 
 def _check_bounds(image: Image.Image, max_pixels: int) -> int:
-    """The frame count, once the header's canvas and frames are within bounds (nothing decoded)."""
+    """The frame count, once the header's canvas and frames are within bounds (nothing decoded).
+    A GIF's canvas is already grown to its first frame here: Pillow sizes it on opening."""
     width, height = image.size
     if width > MAX_SIDE or height > MAX_SIDE:
         raise InvalidImage(f"the picture may be at most {MAX_SIDE} pixels wide and high, this one is {width}x{height}")
@@ -81,23 +82,22 @@ def _check_bounds(image: Image.Image, max_pixels: int) -> int:
     return frames
 
 
-def _check_pixels(pixels: int, max_pixels: int, frames: int = 1) -> None:
+def _check_pixels(pixels: int, max_pixels: int, frames: int = 1, *, counted_so_far: bool = False) -> None:
     if pixels > max_pixels:
         over = f" over its {frames} frames" if frames > 1 else ""
+        has = "more than that" if counted_so_far else f"{_millions(pixels)} million"
         raise InvalidImage(f"the picture is too large: at most {_millions(max_pixels)} million pixels are taken, "
-                           f"this one has {_millions(pixels)} million{over}")
+                           f"this one has {has}{over}")
 
 
 def _millions(pixels: int) -> str:
     return f"{pixels / 1_000_000:.3g}"
 
 
-def _rewrite(image: Image.Image, max_pixels: int) -> CleanImage:
+def _rewrite(image: Image.Image) -> CleanImage:
     content_type, extension = FORMATS[image.format or ""]
     icc = image.info.get("icc_profile")  # colours, not personal: kept so the picture looks the same
     image.load()
-    # A GIF frame may reach outside the canvas its header declared; Pillow then grows the canvas.
-    _check_pixels(image.width * image.height, max_pixels)
     upright = ImageOps.exif_transpose(image)
     upright.info = {}  # what a plain save would carry over: comments, text chunks, dpi
     options: dict = {"icc_profile": icc} if icc else {}
@@ -121,9 +121,9 @@ def _rewrite_animation(image: Image.Image, frames: int, max_pixels: int) -> Clea
     durations: list[int] = []
     spent = 0
     for index in range(frames):
-        image.seek(index)
+        image.seek(index)  # sizes the canvas for this frame; decoding waits for copy()
         spent += image.width * image.height
-        _check_pixels(spent, max_pixels, frames)
+        _check_pixels(spent, max_pixels, frames, counted_so_far=True)
         frame = image.copy()
         durations.append(int(image.info.get("duration", 0) or 0))
         # Frames carry the same kinds of metadata as whole files (comments, XMP, EXIF in WebP);

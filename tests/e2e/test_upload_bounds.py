@@ -195,6 +195,63 @@ async def test_a_tiny_gif_with_huge_frames_is_refused_quickly_while_sign_in_stay
         await alice.close()
 
 
+def gif_frames(count: int, side: int = 1) -> list[Image.Image]:
+    frames = []
+    for number in range(count):
+        frame = Image.new("P", (side, side), number % 2)
+        frame.putpalette([0, 0, 0, 255, 255, 255])
+        frames.append(frame)
+    return frames
+
+
+def gif_bytes(frames: list[Image.Image]) -> bytes:
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    return out.getvalue()
+
+
+def growing_gif() -> bytes:
+    """The header says 10x10; the next two frames are 4000x4000, and Pillow grows the canvas to
+    them as it decodes: 32 million pixels that the header did not announce."""
+    small, big = gif_bytes(gif_frames(1, 10)), gif_bytes(gif_frames(1, 4000))
+
+    def blocks(data: bytes) -> tuple[bytes, bytes]:
+        palette = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0
+        return data[:13 + palette], data[13 + palette:-1]  # header and palette; frames without the trailer
+
+    head, first = blocks(small)
+    return head + first + blocks(big)[1] * 2 + b";"
+
+
+def png(mode: str, size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_pictures_beyond_the_side_frame_or_pixel_bounds_are_refused_with_a_clear_message(fedserver_processes):
+    server = fedserver_processes("a")
+    alice = await serving(server)
+    try:
+        for data, message in [
+            (png("L", (20000, 1)), "the picture may be at most 16384 pixels wide and high, this one is 20000x1"),
+            (png("1", (7000, 5000)), "the picture is too large: at most 32 million pixels are taken, "
+                                     "this one has 35 million"),
+            (gif_bytes(gif_frames(1200)), "an animation may have at most 1000 frames, this one has 1200"),
+            (growing_gif(), "the picture is too large: at most 32 million pixels are taken, "
+                            "this one has more than that over its 3 frames"),
+        ]:
+            elapsed, (status, text) = await timed(upload_avatar(alice, data))
+            assert status == 400 and message in text, (status, message)
+            assert elapsed < UPLOAD_BOUND_SECONDS, f"refused only after {elapsed:.1f}s"
+        status, text = await post_picture(alice, png("L", (20000, 1)), "too wide")
+        assert status == 400 and "picture 1: the picture may be at most 16384 pixels wide and high" in text
+        assert server.value("SELECT icon_url FROM actors WHERE username = 'alice'") is None
+        assert server.value("SELECT count(*) FROM posts") == 0
+    finally:
+        await alice.close()
+
+
 @pytest.mark.parametrize("limit, settings, side, log_line", [
     # 60 frames of 1500x1500: about 6 s of CPU, and 600 MB (under the default 1024 MB) if decoded.
     ("cpu", {"upload_cpu_seconds": 1}, 1500, "used more than 1s of CPU"),
