@@ -86,12 +86,22 @@ class CorpusSettings:
 
 
 @dataclass(frozen=True)
+class UploadSettings:
+    # Pictures are decoded in a separate process (fedserver/image_worker.py) within these bounds.
+    upload_max_pixels: int = 32_000_000
+    upload_cpu_seconds: int = 10
+    upload_memory_mb: int = 1024
+    upload_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    uploads: UploadSettings = field(default_factory=UploadSettings)
     # Directory of the config file: relative paths in it are taken relative to this.
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -115,6 +125,7 @@ _SECTIONS = {
     "database": DatabaseSettings,
     "federation": FederationSettings,
     "corpus": CorpusSettings,
+    "uploads": UploadSettings,
 }
 
 
@@ -171,6 +182,9 @@ def validate(settings: Settings) -> Settings:
                           " it first arrives, so a replay must still be recognised as a duplicate")
     if settings.corpus.rate_limit_per_minute <= 0:
         raise ConfigError("[corpus] rate_limit_per_minute must be positive")
+    up = settings.uploads
+    if min(up.upload_max_pixels, up.upload_cpu_seconds, up.upload_timeout_seconds) <= 0 or up.upload_memory_mb < 256:
+        raise ConfigError("[uploads] limits must be positive, and upload_memory_mb at least 256")
     return settings
 
 
@@ -288,6 +302,17 @@ actor_refresh_seconds = 86400
 [corpus]
 # Researcher API requests allowed per researcher per minute.
 rate_limit_per_minute = 60
+
+[uploads]
+# Uploaded pictures are decoded and written again (without metadata) in a separate process, one at
+# a time, within these bounds. Largest picture: width x height x frames, in pixels (animations
+# count every frame); larger ones are refused before anything is decoded.
+upload_max_pixels = 32000000
+# CPU seconds one picture may take, and the memory the decoding process may use, in MB.
+upload_cpu_seconds = 10
+upload_memory_mb = 1024
+# Wall-clock seconds after which a picture still decoding is given up (the process is stopped).
+upload_timeout_seconds = 30.0
 """
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from fedserver.activitypub.fetch import RemoteFetcher
+    from fedserver.image_worker import ImageWorker
 
     CTX_KEY: web.AppKey[Context]
 
@@ -53,6 +54,20 @@ class Context:
         fetcher = self.__dict__.pop("_fetcher", None)
         if fetcher is not None:
             await fetcher.close()
+
+    @property
+    def image_worker(self) -> ImageWorker:
+        # The process that decodes uploaded pictures, with the [uploads] limits; its child process
+        # starts with the first picture.
+        worker = self.__dict__.get("_image_worker")
+        if worker is None:
+            from fedserver.image_worker import ImageWorker, WorkerLimits
+
+            up = self.settings.uploads
+            worker = self.__dict__["_image_worker"] = ImageWorker(WorkerLimits(
+                max_pixels=up.upload_max_pixels, cpu_seconds=up.upload_cpu_seconds, memory_mb=up.upload_memory_mb,
+                timeout_seconds=up.upload_timeout_seconds))
+        return worker
 
 
 def __getattr__(name: str) -> Any:
@@ -101,4 +116,7 @@ async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Conte
 
 async def close_context(ctx: Context) -> None:
     await ctx.close_fetcher()
+    image_worker = ctx.__dict__.pop("_image_worker", None)
+    if image_worker is not None:
+        await image_worker.close()
     await ctx.db.close()

@@ -18,6 +18,7 @@ def test_repository_example_config_loads_with_safe_production_defaults():
     defaults = Settings(base_dir=REPO)
     assert settings.federation == defaults.federation
     assert settings.server == defaults.server
+    assert settings.uploads == defaults.uploads
 
 
 def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):

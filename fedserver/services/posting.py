@@ -13,7 +13,7 @@ from fedserver.activitypub.notes import addressing
 from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
-from fedserver.images import CleanImage, InvalidImage, clean_image, write_file
+from fedserver.images import CleanImage, InvalidImage, write_file
 from fedserver.services import as2, audience, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -205,8 +205,9 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
 
 
 async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[tuple[str, CleanImage, str]]:
-    """Check, clean (no metadata: fedserver/images.py) and write a new post's pictures, before its
-    transaction: (media id, cleaned picture, description) each. A picture that fails stops the post."""
+    """Check, clean (no metadata, in the image worker: fedserver/image_worker.py) and write a new post's
+    pictures, before its transaction: (media id, cleaned picture, description) each. A picture that
+    fails stops the post."""
     if len(pictures) > MAX_PICTURES:
         raise PostingError(f"a post may have at most {MAX_PICTURES} pictures")
     stored = []
@@ -214,7 +215,7 @@ async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[t
         if len(picture.data) > MAX_PICTURE_BYTES:
             raise PostingError(f"picture {number} is larger than {MAX_PICTURE_BYTES // (1024 * 1024)} MB")
         try:
-            image = await asyncio.to_thread(clean_image, picture.data)
+            image = await ctx.image_worker.clean(picture.data)
         except InvalidImage as exc:
             raise PostingError(f"picture {number}: {exc}") from None
         description = picture.description.strip()[:MAX_DESCRIPTION]

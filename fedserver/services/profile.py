@@ -8,7 +8,7 @@ import secrets
 import aiosqlite
 
 from fedserver.context import Context
-from fedserver.images import InvalidImage, clean_image, write_file
+from fedserver.images import InvalidImage, write_file
 from fedserver.services import as2, audience, outbox
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -59,11 +59,12 @@ async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
     actor = await require_local_actor(ctx, username)
     if len(data) > MAX_AVATAR_BYTES:
         raise ProfileError(f"the picture may be at most {MAX_AVATAR_BYTES // (1024 * 1024)} MB")
-    # Decoded and written again (off the event loop): what is published is the picture alone, without
-    # the EXIF position a phone puts in it, and its type is what Pillow decoded, never the name or
-    # the browser's claim (serving uploads as anything else is how CVE-2024-23832-style spoofing works).
+    # Decoded and written again (in the image worker process, within its limits): what is published
+    # is the picture alone, without the EXIF position a phone puts in it, and its type is what Pillow
+    # decoded, never the name or the browser's claim (serving uploads as anything else is how
+    # CVE-2024-23832-style spoofing works).
     try:
-        image = await asyncio.to_thread(clean_image, data)
+        image = await ctx.image_worker.clean(data)
     except InvalidImage as exc:
         raise ProfileError(str(exc)) from None
     data, content_type = image.data, image.content_type
