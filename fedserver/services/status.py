@@ -8,7 +8,6 @@ from typing import Any
 from fedserver.activitypub.domains import InvalidDomain, covered_by, parse_domain, stored_authority
 from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
-from fedserver.services import remote_actors
 from fedserver.store import deliveries as delivery_store
 from fedserver.store import follows as follow_store
 from fedserver.store import hosts as host_store
@@ -50,9 +49,19 @@ async def block_domain(ctx: Context, text: str, reason: str) -> DomainBlock:
         cancelled = await delivery_store.cancel_pending_to(tx, hosts, error=f"domain {domain} is blocked", now=now)
         domains = [d for d in await follow_store.remote_domains_in_follows(tx) if _covers(domain, d)]
         ended = await follow_store.delete_follows_with_domains(tx, domains)
-    remote_actors.forget_domain_blocks(ctx)
+    _forget_cached_blocks(ctx)
     log.info("blocked domain %s: %d follows ended, %d deliveries cancelled", domain, ended, cancelled)
     return DomainBlock(domain=domain, follows_ended=ended, deliveries_cancelled=cancelled)
+
+
+def _forget_cached_blocks(ctx: Context) -> None:
+    """This process's inbox answers from the database again at once (another process's within
+    remote_actors.DOMAIN_BLOCK_CACHE_SECONDS)."""
+    # Imported here: remote_actors pulls in the HTTP client, and every CLI command imports this
+    # module (open_context) without needing it.
+    from fedserver.services import remote_actors
+
+    remote_actors.forget_domain_blocks(ctx)
 
 
 def _covers(domain: str, stored_host: str) -> bool:
@@ -71,7 +80,7 @@ async def unblock_domain(ctx: Context, text: str) -> str:
     async with ctx.db.transaction() as tx:
         # Also the spelling typed, for a block stored before domains were stored canonically.
         removed = await host_store.remove_domain_block(tx, [typed, typed.lower(), *([domain] if domain else [])])
-    remote_actors.forget_domain_blocks(ctx)
+    _forget_cached_blocks(ctx)
     if removed:
         return domain or typed
     if domain is None:
