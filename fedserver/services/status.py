@@ -45,13 +45,19 @@ async def block_domain(ctx: Context, text: str, reason: str) -> DomainBlock:
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
         await host_store.add_domain_block(tx, domain, reason.strip(), now)
-        hosts = [host for host in await delivery_store.pending_hosts(tx) if _covers(domain, host)]
-        cancelled = await delivery_store.cancel_pending_to(tx, hosts, error=f"domain {domain} is blocked", now=now)
-        domains = [d for d in await follow_store.remote_domains_in_follows(tx) if _covers(domain, d)]
-        ended = await follow_store.delete_follows_with_domains(tx, domains)
+        ended, cancelled = await _cut_off(tx, domain, now)
     _forget_cached_blocks(ctx)
     log.info("blocked domain %s: %d follows ended, %d deliveries cancelled", domain, ended, cancelled)
     return DomainBlock(domain=domain, follows_ended=ended, deliveries_cancelled=cancelled)
+
+
+async def _cut_off(tx, domain: str, now: str) -> tuple[int, int]:
+    """Inside the transaction that stores the block: end the follows with the domain's accounts
+    and cancel its pending deliveries; returns how many of each."""
+    hosts = [host for host in await delivery_store.pending_hosts(tx) if _covers(domain, host)]
+    cancelled = await delivery_store.cancel_pending_to(tx, hosts, error=f"domain {domain} is blocked", now=now)
+    domains = [d for d in await follow_store.remote_domains_in_follows(tx) if _covers(domain, d)]
+    return await follow_store.delete_follows_with_domains(tx, domains), cancelled
 
 
 def _forget_cached_blocks(ctx: Context) -> None:
@@ -120,4 +126,7 @@ async def canonicalize_domain_blocks(ctx: Context) -> None:
         for block, canonical in changes:
             await host_store.remove_domain_block(tx, [block["domain"]])
             await host_store.add_domain_block(tx, canonical, block["reason"], block["created_at"])
-            log.info("domain block %r is now stored as %s", block["domain"], canonical)
+            # It may never have matched before: what it should have stopped, it stops now.
+            ended, cancelled = await _cut_off(tx, canonical, ctx.clock.now_iso())
+            log.info("domain block %r is now stored as %s: %d follows ended, %d deliveries cancelled",
+                     block["domain"], canonical, ended, cancelled)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,15 @@ from yarl import URL
 
 from fedserver.activitypub.httpsig import sign_request
 from fedserver.activitypub.keys import public_pem_from_private
-from tests.e2e.fake_remote import AS2, AS_CONTEXT, FakeRemote
+from fedserver.federation import blocked_hosts
+from fedserver.services import accounts, posting, remote_actors, status
+from fedserver.services.posting import Draft
+from fedserver.store import actors as actor_store
+from fedserver.store import deliveries as delivery_store
+from fedserver.store import follows as follow_store
+from fedserver.store import hosts as host_store
+from tests.conftest import wait_until
+from tests.e2e.fake_remote import AS2, AS_CONTEXT, FakeRemote, _pooled_key
 from tests.e2e.processes import ProcessGroup, ServerProcess, await_for
 
 
@@ -237,3 +246,95 @@ def test_domain_block_add_refuses_what_is_not_a_domain(fedserver_processes):
         "unblocked xn--bcher-kva.example\n"
     missing = server.run("domain-block", "remove", "example.com")
     assert missing.returncode == 1 and "example.com is not blocked" in missing.stderr
+
+
+# --- in-process: the rules at the service and worker level, with a real database and real HTTP ---
+
+def remote_actor_document(uri: str) -> dict[str, Any]:
+    host = URL(uri).origin()
+    return {"@context": [AS_CONTEXT, "https://w3id.org/security/v1"], "id": uri, "type": "Person",
+            "preferredUsername": uri.rsplit("/", 1)[-1], "inbox": f"{uri}/inbox",
+            "endpoints": {"sharedInbox": f"{host}/inbox"},
+            "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": public_pem_from_private(_pooled_key(0))}}
+
+
+async def test_blocking_a_domain_ends_follows_and_deliveries_of_every_subdomain_and_no_look_alike(instances):
+    a = await instances("a")
+    await accounts.create_account(a.ctx, "alice")
+    alice = a.actor_uri("alice")
+    accounts_there = {uri: await remote_actors.store_document(a.ctx, remote_actor_document(uri)) for uri in (
+        "https://social.blocked.example/users/sub", "https://a.b.blocked.example:8443/users/deep",
+        "https://blocked.example/users/apex", "https://notblocked.example/users/lookalike")}
+    local = await actor_store.get_local_actor(a.ctx.db.reader, "alice")
+    assert local is not None
+    async with a.ctx.db.transaction() as tx:
+        for n, actor in enumerate(accounts_there.values()):
+            for follower, followee in ((actor.id, local.id), (local.id, actor.id)):
+                await follow_store.upsert_follow(tx, uri=f"https://x.example/follows/{n}/{follower}", follower_id=follower,
+                                                 followee_id=followee, state="accepted", now=a.ctx.clock.now_iso())
+    await posting.create_post(a.ctx, "alice", Draft(text="queued", visibility="followers"))
+
+    block = await status.block_domain(a.ctx, "BLOCKED.example.", "spam")
+    remaining = await a.query("SELECT x.uri FROM follows f JOIN actors x ON x.id IN (f.follower_id, f.followee_id)"
+                              " WHERE x.uri != ? ORDER BY x.uri", (alice,))
+    assert remaining == [("https://notblocked.example/users/lookalike",)] * 2
+    assert (block.domain, block.follows_ended) == ("blocked.example", 6)
+    assert block.deliveries_cancelled >= 1  # whatever of the three shared inboxes was not yet tried
+
+    await posting.create_post(a.ctx, "alice", Draft(text="after the block", visibility="followers"))
+    queued = await a.query("SELECT d.inbox_url, d.state FROM deliveries d JOIN outbound_activities o"
+                           " ON o.id = d.activity_id WHERE o.body LIKE '%after the block%'")
+    assert [inbox for inbox, _ in queued] == ["https://notblocked.example/inbox"]
+    assert await a.count("SELECT count(*) FROM deliveries WHERE state = 'pending' AND host LIKE '%blocked.example%'"
+                         " AND host NOT LIKE '%notblocked%'") == 0
+
+
+async def test_the_delivery_worker_sends_nothing_to_a_blocked_domain_whatever_was_queued(instances):
+    # A row the worker finds queued for a domain blocked since (blocking cancels them, but the
+    # worker may hold rows claimed before, or a row may be queued by other means) is dropped.
+    a = await instances("a")
+    await accounts.create_account(a.ctx, "alice")
+    blocked, other = await FakeRemote.start("eve"), await FakeRemote.start("olga")
+    try:
+        post = await posting.create_post(a.ctx, "alice", Draft(text="queued before the block"))
+        activity_id = (await a.query("SELECT id FROM outbound_activities WHERE object_uri = ?", (post.uri,)))[0][0]
+        async with a.ctx.db.transaction() as tx:
+            await host_store.add_domain_block(tx, blocked.domain, "", a.ctx.clock.now_iso())
+        # The worker re-reads the blocks at least this often (what it already holds is checked against them).
+        await asyncio.sleep(blocked_hosts.REFRESH_SECONDS + 0.5)
+        async with a.ctx.db.transaction() as tx:
+            await delivery_store.enqueue_deliveries(
+                tx, activity_id, [(blocked.inbox_url("eve"), blocked.domain), (other.inbox_url("olga"), other.domain)],
+                due_ms=a.ctx.clock.now_ms(), now=a.ctx.clock.now_iso())
+        a.ctx.delivery_wakeup.set()
+
+        async def at_other() -> list[dict[str, Any]]:
+            return arrived(other, "Create")
+
+        async def blocked_row_settled() -> list[tuple] | None:
+            rows = await a.query("SELECT state, last_error FROM deliveries WHERE inbox_url = ?",
+                                 (blocked.inbox_url("eve"),))
+            return rows if rows[0][0] != "pending" else None
+
+        await wait_until(at_other, what="the post at the unblocked server")
+        states = await wait_until(blocked_row_settled, what="the delivery to the blocked domain settled")
+        assert states == [("failed", f"refused: domain {blocked.domain} is blocked")]
+        assert blocked.received == []
+    finally:
+        await blocked.stop()
+        await other.stop()
+
+
+def test_blocks_stored_before_domains_were_canonical_are_made_to_cover_their_hosts(fedserver_processes):
+    server = fedserver_processes("a")
+    server.run("migrate", check=True)
+    conn = sqlite3.connect(server.database)
+    with conn:  # as the CLI used to store them: lower-cased, otherwise as typed
+        conn.executemany("INSERT INTO domain_blocks (domain, reason, created_at) VALUES (?, '', '2026-01-01')",
+                         [("spam.example.",), ("https://junk.example/path",), ("bücher.example",), ("not a domain",)])
+    conn.close()
+    listed = server.run("domain-block", "list", check=True)
+    assert sorted(listed.stdout.splitlines()) == ["junk.example\t", "not a domain\t", "spam.example\t",
+                                                  "xn--bcher-kva.example\t"]
+    assert "blocks nothing" in listed.stderr
+    assert server.run("domain-block", "remove", "not a domain", check=True).stdout == "unblocked not a domain\n"
