@@ -5,6 +5,7 @@ domain ends follows both ways, cancels what was queued for it and delivers nothi
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from fedserver.store import hosts as host_store
 from tests.conftest import wait_until
 from tests.e2e.fake_remote import AS2, AS_CONTEXT, FakeRemote, _pooled_key
 from tests.e2e.processes import ProcessGroup, ServerProcess, await_for
+from tests.web.browser import person
 
 
 @dataclass
@@ -338,3 +340,25 @@ def test_blocks_stored_before_domains_were_canonical_are_made_to_cover_their_hos
                                                   "xn--bcher-kva.example\t"]
     assert "blocks nothing" in listed.stderr
     assert server.run("domain-block", "remove", "not a domain", check=True).stdout == "unblocked not a domain\n"
+
+
+async def test_admin_page_refuses_what_is_not_a_domain_and_blocking_there_ends_follows(instances):
+    a = await instances("a")
+    boss = await person(a, "boss", admin=True)
+    try:
+        eve = await remote_actors.store_document(a.ctx, remote_actor_document("https://spam.example/users/eve"))
+        local = await actor_store.get_local_actor(a.ctx.db.reader, "boss")
+        assert local is not None
+        async with a.ctx.db.transaction() as tx:
+            await follow_store.upsert_follow(tx, uri="https://spam.example/follows/1", follower_id=eve.id,
+                                             followee_id=local.id, state="accepted", now=a.ctx.clock.now_iso())
+        for text, reason in (("https://spam.example/", "is a URL, not a domain"), ("spam .example", "spaces")):
+            page = await boss.submit("/admin", "/admin/domain_blocks", {"domain": text, "reason": "spam"})
+            assert reason in html.unescape(page.text), page.text
+        assert await a.count("SELECT count(*) FROM domain_blocks") == 0
+        page = await boss.submit("/admin", "/admin/domain_blocks", {"domain": "Spam.Example.", "reason": "spam"})
+        assert "spam.example is blocked (and its subdomains): 1 follows ended" in html.unescape(page.text)
+        assert await a.query("SELECT domain FROM domain_blocks") == [("spam.example",)]
+        assert await a.count("SELECT count(*) FROM follows") == 0
+    finally:
+        await boss.close()
