@@ -5,6 +5,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from fedserver.activitypub.domains import InvalidDomain, covered_by, parse_domain, stored_authority
 from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
@@ -51,7 +53,7 @@ async def block_domain(ctx: Context, text: str, reason: str) -> DomainBlock:
     return DomainBlock(domain=domain, follows_ended=ended, deliveries_cancelled=cancelled)
 
 
-async def _cut_off(tx, domain: str, now: str) -> tuple[int, int]:
+async def _cut_off(tx: aiosqlite.Connection, domain: str, now: str) -> tuple[int, int]:
     """Inside the transaction that stores the block: end the follows with the domain's accounts
     and cancel its pending deliveries; returns how many of each."""
     hosts = [host for host in await delivery_store.pending_hosts(tx) if _covers(domain, host)]

@@ -362,3 +362,21 @@ async def test_admin_page_refuses_what_is_not_a_domain_and_blocking_there_ends_f
         assert await a.count("SELECT count(*) FROM follows") == 0
     finally:
         await boss.close()
+
+
+async def test_an_activity_whose_actor_id_has_user_info_is_refused_with_400(instances):
+    a = await instances("a")
+    await accounts.create_account(a.ctx, "alice")
+    remote = await FakeRemote.start("eve")
+    try:
+        # Signed by eve's real key, but naming as its actor an id that a naive reader would take
+        # for another host ("x@127.0.0.1:port").
+        follow = remote.activity("eve", "Follow", a.actor_uri("alice"))
+        follow["actor"] = remote.actor_uri("eve").replace("http://", "http://x@", 1)
+        status_code, body = await remote.post(f"{a.base}/users/alice/inbox", follow, as_user="eve")
+        assert status_code == 400, body
+        assert "user info" in body["error"]
+        assert await a.count("SELECT count(*) FROM inbox_items") == 0
+        assert await a.count("SELECT count(*) FROM follows") == 0
+    finally:
+        await remote.stop()
