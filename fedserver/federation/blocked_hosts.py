@@ -43,7 +43,9 @@ class BlockedHosts:
             return "the inbox URL has no valid host or has user info"
         if not self._domains:
             return None
-        for key in block_keys(host) + block_keys(stored_authority(stored_host) or host):
+        # The stored host differs from the URL's only for rows queued before hosts were canonical.
+        stored = host if stored_host == host else (stored_authority(stored_host) or host)
+        for key in block_keys(host) if stored == host else block_keys(host) + block_keys(stored):
             if key in self._domains:
                 return f"domain {key} is blocked"
         return None
