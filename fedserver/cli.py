@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     domain = sub.add_parser("domain-block", help="refuse all federation with a domain").add_subparsers(
         dest="domain_command", required=True)
-    s = domain.add_parser("add")
+    s = domain.add_parser("add", help="block a domain and its subdomains (example.com, or host:port)")
     s.add_argument("domain")
     s.add_argument("--reason", default="")
     s = domain.add_parser("remove")
@@ -342,12 +342,15 @@ async def _run_status(ctx, args: argparse.Namespace) -> None:
         if args.domain_command == "list":
             for block in await status.list_domain_blocks(ctx):
                 print(f"{block['domain']}\t{block['reason']}")
-        elif args.domain_command == "add":
-            await status.block_domain(ctx, args.domain, args.reason)
-            print(f"blocked {args.domain}")
-        else:
-            await status.unblock_domain(ctx, args.domain)
-            print(f"unblocked {args.domain}")
+        try:
+            if args.domain_command == "add":
+                block = await status.block_domain(ctx, args.domain, args.reason)
+                print(f"blocked {block.domain} and its subdomains: {block.follows_ended} follows ended,"
+                      f" {block.deliveries_cancelled} pending deliveries cancelled")
+            elif args.domain_command == "remove":
+                print(f"unblocked {await status.unblock_domain(ctx, args.domain)}")
+        except (status.InvalidDomain, status.DomainNotBlocked) as exc:
+            raise CommandError(str(exc)) from None
         return
     report = await status.queue_status(ctx)
     print(f"deliveries: {report['deliveries']['pending']} pending, {report['deliveries']['delivered']} delivered,"

@@ -103,12 +103,14 @@ async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Conte
     """Open the database (migrating it) and make sure the instance actor exists; the fetcher signs
     as it."""
     from fedserver.services.accounts import ensure_instance_actor  # services import this module
+    from fedserver.services.status import canonicalize_domain_blocks
 
     db = Database(settings.database_path)
     await db.open()
     await migrate(db)
     ctx = Context(settings=settings, db=db, clock=clock)
     instance_actor, account = await ensure_instance_actor(ctx)
+    await canonicalize_domain_blocks(ctx)  # blocks stored before domains were stored canonically
     if instance_actor.key_id and account.private_key_pem:
         ctx.signing_key = (instance_actor.key_id, account.private_key_pem)
     return ctx

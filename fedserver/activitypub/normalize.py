@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+
+from fedserver.activitypub.domains import authority_of
 
 
 def as_list(value: Any) -> list[Any]:
@@ -39,46 +40,9 @@ def first_type(value: Any) -> str | None:
 
 
 def host_of(uri: str | None) -> str | None:
-    """host[:port] of an http(s) URL, lower-cased; None for anything else."""
-    if not uri or not isinstance(uri, str):
-        return None
-    # The inbox asks this several times per activity and urlsplit costs ~4 us a call: a plain
-    # "http(s)://netloc/..." is cut directly; anything unusual (upper-case scheme, whitespace or
-    # control characters that urlsplit strips, IPv6 brackets it validates) goes through urlsplit.
-    if uri.startswith("https://"):
-        start = 8
-    elif uri.startswith("http://"):
-        start = 7
-    else:
-        return _host_of_slow(uri)
-    end = len(uri)
-    for stop in "/?#":
-        found = uri.find(stop, start, end)
-        if found != -1:
-            end = found
-    netloc = uri[start:end]
-    if not netloc or not _PLAIN_NETLOC.issuperset(netloc) or _has_unsafe(uri):
-        return _host_of_slow(uri)
-    return netloc.lower()
-
-
-# Characters a netloc may hold that need no special handling by urlsplit.
-_PLAIN_NETLOC = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:@!$&'()*+,;=%")
-
-
-def _has_unsafe(uri: str) -> bool:
-    """Whether urlsplit would strip or remove characters from uri (C0 controls and space)."""
-    return not uri.isprintable() or uri[0] == " " or uri[-1] == " "
-
-
-def _host_of_slow(uri: str) -> str | None:
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return parts.netloc.lower()
+    """The canonical host[:port] of an http(s) URL (lower-case, IDNA, no trailing dot, no default
+    port); None for anything else, including a URL with user info. See activitypub/domains.py."""
+    return authority_of(uri)
 
 
 def same_origin(a: str | None, b: str | None) -> bool:

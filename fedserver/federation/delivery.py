@@ -18,6 +18,7 @@ from fedserver.activitypub.fetch import FetchBlocked, FetchError, FetchTimeout
 from fedserver.context import Context
 from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome, OutcomeWriter, State
 from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivity, SignedDelivery
+from fedserver.federation.blocked_hosts import BlockedHosts
 from fedserver.federation.host_availability import HeldHosts
 from fedserver.store import deliveries as delivery_store
 from fedserver.store.deliveries import ClaimedDelivery
@@ -86,6 +87,7 @@ class DeliveryWorker:
         self._last_claim = float("-inf")
         self._stopping = False
         self.held_hosts = HeldHosts()
+        self.blocked_hosts = BlockedHosts()
         self.outcomes = OutcomeWriter(ctx.db, self.held_hosts, host_failure_days=fed.host_failure_days)
         self.signer = DeliverySigner()
 
@@ -100,6 +102,8 @@ class DeliveryWorker:
             try:
                 if self.held_hosts.stale():
                     await self.held_hosts.refresh(self.ctx.db.reader, self.ctx.clock.now_ms())
+                if self.blocked_hosts.stale():
+                    await self.blocked_hosts.refresh(self.ctx.db.reader)
                 claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
@@ -158,8 +162,9 @@ class DeliveryWorker:
             rows = await delivery_store.outbound_for_delivery(
                 self.ctx.db.reader, sorted({d.activity_id for d in claimed}))
             activities = {activity_id: OutgoingActivity.from_row(row) for activity_id, row in rows.items()}
-            # An activity deleted since takes its deliveries with it.
-            jobs = [(d, activities[d.activity_id]) for d in claimed if d.activity_id in activities]
+            # An activity deleted since takes its deliveries with it; a domain blocked since, too.
+            jobs = [(d, activities[d.activity_id]) for d in claimed
+                    if d.activity_id in activities and not self._refused(d)]
             async for signed in self.signer.sign(jobs):
                 started.update(job.delivery.id for job in signed)
                 self._ready.extend(signed)
@@ -262,9 +267,22 @@ class DeliveryWorker:
         self.outcomes.add(Outcome(delivery_id=delivery.id, host=delivery.host, state=state,
                                   at_ms=clock.now_ms(), at_iso=clock.now_iso(), **fields))
 
+    def _refused(self, delivery: ClaimedDelivery) -> bool:
+        """Drop a delivery whose domain is blocked (given up, untried: no request is made)."""
+        reason = self.blocked_hosts.blocked(delivery.inbox_url, delivery.host)
+        if reason is None:
+            return False
+        log.info("not delivering to %s: %s", delivery.inbox_url, reason)
+        self._outcome(delivery, "failed", error=f"refused: {reason}")
+        return True
+
     async def _attempt(self, job: SignedDelivery) -> None:
         ctx = self.ctx
         delivery, activity = job.delivery, job.activity
+        if self.blocked_hosts.stale():
+            await self.blocked_hosts.refresh(ctx.db.reader)
+        if self._refused(delivery):
+            return
         now_ms = ctx.clock.now_ms()
         if self.held_hosts.held_until(delivery.host, now_ms) is not None:
             held_until = await self.held_hosts.confirm(ctx.db.reader, delivery.host, now_ms)

@@ -19,6 +19,7 @@ from fedserver.services import remote_actors, remote_posts
 from fedserver.services import reports as report_service
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
+from fedserver.store import hosts as host_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
@@ -42,6 +43,12 @@ async def handle_follow(ctx: Context, activity: dict[str, Any], signer: Actor) -
     follow_uri = activity["id"]
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
+        # Stored before its domain was blocked, applied after: the block ended follows with that
+        # domain and no new one may start (read in this transaction, so the block is seen).
+        signer_host = host_of(signer.uri)
+        if signer_host is None or await host_store.is_domain_blocked(tx, signer_host):
+            log.info("Follow %s from %s ignored: its domain is blocked", follow_uri, signer.uri)
+            return
         if await follow_store.is_blocked_by(tx, signer.id, target.id):
             await follow_service.send_follow_answer(ctx, tx, target, signer, follow_uri, accept=False)
             return

@@ -202,6 +202,9 @@ def _refusal(activity: Any, activity_type: str, actor_uri: str | None, signer: A
     """The answer for a verified request that may not be stored, or None."""
     if actor_uri is None:
         return json_error(400, "body is not an activity (needs type and actor)")
+    if host_of(actor_uri) is None:
+        # e.g. http://x@blocked.example/...: its host must not be read two ways (domain blocks).
+        return json_error(400, "actor id is not an http(s) URL with a valid host and no user info")
     if signer.uri != actor_uri:
         log.info("inbox: signer %s is not actor %s of %s", signer.uri, actor_uri, activity.get("id"))
         return json_error(401, "the request is not signed by the activity's actor")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Iterable
 
 import aiosqlite
@@ -10,7 +11,10 @@ from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
 from fedserver.store import deliveries as delivery_store
 from fedserver.store import follows as follow_store
+from fedserver.store import hosts as host_store
 from fedserver.store.actors import Actor
+
+log = logging.getLogger(__name__)
 
 
 def _remote_targets(ctx: Context, inboxes: Iterable[str | None]) -> list[tuple[str, str]]:
@@ -37,6 +41,14 @@ async def publish(ctx: Context, tx: aiosqlite.Connection, *, actor: Actor, activ
         tx, uri=activity["id"], actor_id=actor.id, activity_type=activity["type"], object_uri=object_uri,
         is_public=is_public, body=body, now=ctx.clock.now_iso())
     targets = _remote_targets(ctx, inboxes)
+    if targets:
+        # Nothing is queued for a blocked domain (read in this transaction: a block committed
+        # before it is seen; one committed after cancels what this queues).
+        blocked = await host_store.blocked_among(tx, {host for _, host in targets})
+        if blocked:
+            log.info("not delivering %s to %d inboxes on blocked domains", activity["id"],
+                     sum(host in blocked for _, host in targets))
+            targets = [(inbox, host) for inbox, host in targets if host not in blocked]
     if targets:
         await delivery_store.enqueue_deliveries(tx, activity_row, targets, due_ms=ctx.clock.now_ms(),
                                                 now=ctx.clock.now_iso())

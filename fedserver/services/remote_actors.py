@@ -189,9 +189,16 @@ def aliases_of(actor: Actor) -> list[str]:
     return also_known_as(document) if isinstance(document, dict) else []
 
 
+def forget_domain_blocks(ctx: Context) -> None:
+    """A domain block was added or lifted in this process: answer from the database again."""
+    _caches_of(ctx).blocks.clear()
+
+
 async def domain_blocked(ctx: Context, uri: str, *, cached: bool = False) -> bool:
-    """Whether uri's domain is blocked; cached=True may answer from a few seconds ago
-    (DOMAIN_BLOCK_CACHE_SECONDS)."""
+    """Whether a domain block covers uri's host (canonical: host_of), a subdomain's included;
+    cached=True may answer from a few seconds ago (DOMAIN_BLOCK_CACHE_SECONDS). A uri without a
+    canonical host (not http(s), user info) has no domain to block: callers refuse it
+    (refuse_unusable_id)."""
     host = host_of(uri)
     if host is None:
         return False
@@ -209,8 +216,16 @@ async def domain_blocked(ctx: Context, uri: str, *, cached: bool = False) -> boo
     return blocked
 
 
+def refuse_unusable_id(uri: str, what: str = "id") -> None:
+    """ActorNotFound unless uri is an http(s) URL with a valid host and no user info: the fetcher
+    refuses the others too, but saying so here is clearer, and no block can be checked for them."""
+    if host_of(uri) is None:
+        raise ActorNotFound(f"{what} {uri!r} is not an http(s) URL with a valid host and no user info")
+
+
 async def fetch_actor(ctx: Context, uri: str) -> Actor:
     """Fetch and store the actor document at uri (its id must equal uri)."""
+    refuse_unusable_id(uri, "actor id")
     if await domain_blocked(ctx, uri):
         raise ActorNotFound(f"domain of {uri} is blocked")
     return await _single_flight(ctx, ("actor", uri, True), lambda: _fetch_and_store_actor(ctx, uri))
@@ -253,6 +268,7 @@ async def get_actor(ctx: Context, uri: str, *, refresh: bool = False) -> Actor:
 async def get_actor_for_key(ctx: Context, key_id: str, *, refresh: bool = False) -> Actor:
     """The actor owning key_id. Resolves `actor#main-key` and standalone key documents alike, and
     checks both ways that the owner publishes exactly this key (Mastodon's FetchRemoteKeyService)."""
+    refuse_unusable_id(key_id, "keyId")
     if refresh:
         blocked = await domain_blocked(ctx, key_id)
     else:
@@ -296,12 +312,15 @@ async def resolve_handle(ctx: Context, handle: str) -> Actor:
         user, host = webfinger.parse_handle(handle)
     except ValueError as exc:
         raise ActorNotFound(str(exc)) from exc
-    if host.lower() == ctx.urls.domain.lower():
+    canonical = host_of(f"{ctx.settings.instance.scheme}://{host}/")
+    if canonical is None:
+        raise ActorNotFound(f"invalid host in {handle!r}")
+    if canonical == host_of(ctx.urls.base + "/"):
         local = await actor_store.get_local_actor(ctx.db.reader, user)
         if local is None:
             raise ActorNotFound(f"no local account @{user}")
         return local
-    if await host_store.is_domain_blocked(ctx.db.reader, host):
+    if await host_store.is_domain_blocked(ctx.db.reader, canonical):
         raise ActorNotFound(f"the domain {host} is blocked")
     cached = await actor_store.get_actor_by_handle(ctx.db.reader, user, host.lower())
     if cached is not None and not _is_stale(ctx, cached):

@@ -218,6 +218,10 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
         return post
     if ctx.urls.is_local(uri) or await post_store.is_tombstoned(ctx.db.reader, uri):
         raise PostNotFound(f"no post {uri}")
+    if host_of(uri) is None:
+        raise PostNotFound(f"{uri!r} is not an http(s) URL with a valid host and no user info")
+    if await remote_actors.domain_blocked(ctx, uri):
+        raise PostNotFound(f"the domain of {uri} is blocked")
     try:
         obj = await ctx.fetcher.fetch_object(uri, expected_id=uri)
     except FetchError as exc:

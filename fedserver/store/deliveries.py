@@ -234,3 +234,22 @@ async def list_deliveries_of_activity(conn: aiosqlite.Connection, activity_uri: 
         conn, "SELECT d.inbox_url, d.state, d.attempts, d.last_status, d.last_error FROM deliveries d"
               " JOIN outbound_activities o ON o.id = d.activity_id WHERE o.uri = ? ORDER BY d.id", (activity_uri,))
     return [dict(row) for row in rows]
+
+
+async def pending_hosts(conn: aiosqlite.Connection) -> list[str]:
+    """The hosts with deliveries still to make (deliveries_host index)."""
+    return [row[0] for row in await fetch_all(conn, "SELECT DISTINCT host FROM deliveries WHERE state = 'pending'")]
+
+
+async def cancel_pending_to(conn: aiosqlite.Connection, hosts: list[str], *, error: str, now: str) -> int:
+    """Give up, untried, every pending delivery to these hosts (their domain was blocked), leased
+    ones included: the delivery worker checks blocks again before it sends what it holds."""
+    cancelled = 0
+    for start in range(0, len(hosts), 500):
+        chunk = hosts[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        cur = await conn.execute(
+            "UPDATE deliveries SET state = 'failed', last_error = ?, locked_until = NULL, finished_at = ?"
+            f" WHERE state = 'pending' AND host IN ({marks})", (error[:500], now, *chunk))
+        cancelled += max(cur.rowcount, 0)
+    return cancelled

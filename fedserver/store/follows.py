@@ -161,3 +161,25 @@ async def is_blocked_by(conn: aiosqlite.Connection, actor_id: int, blocker_id: i
 
 async def list_follow_requests(conn: aiosqlite.Connection, followee_id: int) -> list[tuple[Follow, Actor]]:
     return await list_followers(conn, followee_id, state="pending")
+
+
+async def remote_domains_in_follows(conn: aiosqlite.Connection) -> list[str]:
+    """The domains (actors.domain, as stored) of remote accounts on either side of a follow."""
+    rows = await fetch_all(
+        conn, "SELECT DISTINCT a.domain FROM follows f JOIN actors a ON a.id = f.follower_id WHERE a.is_local = 0"
+              " UNION SELECT DISTINCT a.domain FROM follows f JOIN actors a ON a.id = f.followee_id"
+              " WHERE a.is_local = 0")
+    return [row[0] for row in rows]
+
+
+async def delete_follows_with_domains(conn: aiosqlite.Connection, domains: list[str]) -> int:
+    """End every follow, either way and in any state, with a remote account on these domains."""
+    ended = 0
+    for start in range(0, len(domains), 400):
+        chunk = domains[start:start + 400]
+        marks = ", ".join("?" for _ in chunk)
+        accounts = f"SELECT id FROM actors WHERE is_local = 0 AND domain IN ({marks})"
+        cur = await conn.execute(f"DELETE FROM follows WHERE follower_id IN ({accounts}) OR followee_id IN ({accounts})",
+                                 (*chunk, *chunk))
+        ended += max(cur.rowcount, 0)
+    return ended

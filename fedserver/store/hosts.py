@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 import aiosqlite
 
+from fedserver.activitypub.domains import block_keys
 from fedserver.store.rows import fetch_all, fetch_value
 
 
@@ -65,19 +67,53 @@ async def list_failing_hosts(conn: aiosqlite.Connection) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-async def is_domain_blocked(conn: aiosqlite.Connection, domain: str) -> bool:
-    host = domain.split(":")[0].lower()
-    return await fetch_value(conn, "SELECT 1 FROM domain_blocks WHERE domain = ? OR domain = ?",
-                             (domain.lower(), host)) is not None
+# Domain blocks hold canonical domains (activitypub/domains.py parse_domain); a host is blocked
+# when one of its block_keys (itself and every parent domain, with and without its port) is. The
+# callers pass canonical hosts (host_of).
+
+async def blocking_domain(conn: aiosqlite.Connection, host: str) -> str | None:
+    """The blocked domain that covers the canonical host, if any."""
+    keys = block_keys(host)
+    marks = ", ".join("?" for _ in keys)
+    return await fetch_value(conn, f"SELECT domain FROM domain_blocks WHERE domain IN ({marks}) LIMIT 1", tuple(keys))
+
+
+async def is_domain_blocked(conn: aiosqlite.Connection, host: str) -> bool:
+    return await blocking_domain(conn, host) is not None
+
+
+async def blocked_among(conn: aiosqlite.Connection, hosts: Iterable[str]) -> set[str]:
+    """Which of these canonical hosts a domain block covers."""
+    keys_of = {host: block_keys(host) for host in set(hosts)}
+    wanted = sorted({key for keys in keys_of.values() for key in keys})
+    if len(wanted) > 500:  # a large fan-out: one read of the whole list is cheaper
+        blocked = await blocked_domains(conn)
+    else:
+        marks = ", ".join("?" for _ in wanted)
+        blocked = {row[0] for row in await fetch_all(
+            conn, f"SELECT domain FROM domain_blocks WHERE domain IN ({marks})", tuple(wanted))}
+    if not blocked:
+        return set()
+    return {host for host, keys in keys_of.items() if not blocked.isdisjoint(keys)}
+
+
+async def blocked_domains(conn: aiosqlite.Connection) -> set[str]:
+    """Every blocked domain (the delivery worker keeps them in memory)."""
+    return {row[0] for row in await fetch_all(conn, "SELECT domain FROM domain_blocks")}
 
 
 async def add_domain_block(conn: aiosqlite.Connection, domain: str, reason: str, now: str) -> None:
     await conn.execute("INSERT INTO domain_blocks (domain, reason, created_at) VALUES (?, ?, ?)"
-                       " ON CONFLICT (domain) DO UPDATE SET reason = excluded.reason", (domain.lower(), reason, now))
+                       " ON CONFLICT (domain) DO UPDATE SET reason = excluded.reason", (domain, reason, now))
 
 
-async def remove_domain_block(conn: aiosqlite.Connection, domain: str) -> None:
-    await conn.execute("DELETE FROM domain_blocks WHERE domain = ?", (domain.lower(),))
+async def remove_domain_block(conn: aiosqlite.Connection, domains: Iterable[str]) -> int:
+    """Remove the blocks stored under any of these spellings; how many there were."""
+    removed = 0
+    for domain in set(domains):
+        cur = await conn.execute("DELETE FROM domain_blocks WHERE domain = ?", (domain,))
+        removed += max(cur.rowcount, 0)
+    return removed
 
 
 async def list_domain_blocks(conn: aiosqlite.Connection) -> list[dict]:

@@ -193,14 +193,17 @@ async def reset_password(request: web.Request) -> web.StreamResponse:
 @require_admin
 async def domain_block(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    domain = str(form.get("domain", "")).strip().lower()
-    if not domain:
-        return redirect("/admin#domains", flash="Give a domain.")
-    if form.get("action") == "remove":
-        await status.unblock_domain(ctx_of(request), domain)
-        return redirect("/admin#domains", flash=f"{domain} is no longer blocked.")
-    await status.block_domain(ctx_of(request), domain, str(form.get("reason", "")))
-    return redirect("/admin#domains", flash=f"{domain} is blocked.")
+    domain = str(form.get("domain", ""))
+    try:
+        if form.get("action") == "remove":
+            unblocked = await status.unblock_domain(ctx_of(request), domain)
+            return redirect("/admin#domains", flash=f"{unblocked} is no longer blocked.")
+        block = await status.block_domain(ctx_of(request), domain, str(form.get("reason", ""))[:500])
+    except (status.InvalidDomain, status.DomainNotBlocked) as exc:
+        return redirect("/admin#domains", flash=f"Not done: {exc}.")
+    return redirect("/admin#domains", flash=f"{block.domain} is blocked (and its subdomains): {block.follows_ended}"
+                                             f" follows ended, {block.deliveries_cancelled} pending deliveries"
+                                             " cancelled.")
 
 
 def add_routes(app: web.Application) -> None:

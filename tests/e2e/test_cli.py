@@ -395,7 +395,8 @@ def test_domain_block_add_list_remove(pair):
     assert lines(server.run("domain-block", "list", check=True).stdout) == []
     added = server.run("domain-block", "add", "Spam.Example", "--reason", "spam waves")
     assert added.returncode == 0, added.stderr
-    assert lines(added.stdout) == ["blocked Spam.Example"]
+    assert lines(added.stdout) == ["blocked spam.example and its subdomains: 0 follows ended,"
+                                   " 0 pending deliveries cancelled"]
     server.run("domain-block", "add", "other.example", check=True)
     assert lines(server.run("domain-block", "list", check=True).stdout) == ["other.example\t", "spam.example\tspam waves"]
 
