@@ -227,7 +227,8 @@ async def test_a_host_over_its_request_rate_gets_429_while_another_host_is_unaff
 async def test_a_host_with_too_many_pending_items_gets_429_until_the_worker_catches_up(fedserver_processes, remotes):
     eve_remote, mallory_remote = remotes
     assert isinstance(eve_remote, HostileRemote)
-    server = await serve(fedserver_processes, inbox_max_pending_per_host=3)
+    # A short failure memory: the hanging origin is paused (fetchbudget) for seconds, not a minute.
+    server = await serve(fedserver_processes, inbox_max_pending_per_host=3, fetch_failure_cache_seconds=2.0)
     alice = server.actor_uri("alice")
     # Creates whose objects must be fetched from an origin that hangs: they wait in the queue.
     slow = []
@@ -256,5 +257,7 @@ async def test_a_host_with_too_many_pending_items_gets_429_until_the_worker_catc
                                   as_user="eve")
         return status == 202
     await await_for(eve_accepted, timeout=40, interval=0.5, what="eve accepted again")
-    assert server.value("SELECT count(*) FROM inbox_items WHERE activity_uri LIKE ? AND state = 'done'",
-                        (f"{eve_remote.base}/users/eve/activities/%",)) >= 3
+    # The slow Creates themselves are applied once their origin answers (after its pause ends).
+    await await_for(lambda: server.value(
+        "SELECT count(*) FROM inbox_items WHERE activity_uri LIKE ? AND state = 'done'",
+        (f"{eve_remote.base}/users/eve/activities/%",)) >= 3, timeout=40, interval=0.5, what="eve's items applied")

@@ -77,7 +77,7 @@ async def test_a_report_about_nobody_here_makes_no_report(instances, remote):
 async def test_a_report_made_here_reaches_our_admins_and_forwarded_the_other_servers_without_our_name(instances):
     a, b = await instances("a"), await instances("b")
     alice, admin_a = await person(a, "alice"), await person(a, "boss", admin=True)
-    admin_b = await person(b, "root", admin=True)
+    admin_b = await person(b, "rootie", admin=True)
     await accounts.create_account(b.ctx, "bob")
     try:
         await follows.follow(a.ctx, "alice", b.handle("bob"))
