@@ -299,3 +299,8 @@ async def list_all_local_accounts(conn: aiosqlite.Connection) -> list[dict]:
 
 async def set_suspended(conn: aiosqlite.Connection, actor_id: int, suspended_at: str | None, now: str) -> None:
     await conn.execute("UPDATE actors SET suspended_at = ?, updated_at = ? WHERE id = ?", (suspended_at, now, actor_id))
+
+
+async def count_known_domains(conn: aiosqlite.Connection) -> int:
+    """Other servers we hold accounts of (the client API's instance stats.domain_count)."""
+    return int(await fetch_value(conn, "SELECT count(DISTINCT domain) FROM actors WHERE is_local = 0") or 0)

@@ -1,0 +1,1 @@
+"""The Mastodon client API: the third edge beside web/ and federation/, calling the same services."""

@@ -1,0 +1,61 @@
+"""Accounts: the signed-in person (verify_credentials), others by id and by handle, and
+relationships; plus the person's posting preferences."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedserver.api import ids, serializers
+from fedserver.api.errors import ApiError, json_response
+from fedserver.api.routing import ApiCall, ApiRoutes
+from fedserver.services import directory
+
+routes = ApiRoutes()
+
+MAX_RELATIONSHIPS = 80
+
+
+@routes.get("/api/v1/accounts/verify_credentials", scope=("read", "read:accounts", "profile"))
+async def verify_credentials(call: ApiCall) -> web.Response:
+    ctx, me = call.ctx, call.me
+    view = await directory.account_view(ctx, me, me)
+    return json_response(serializers.credential_account(
+        view, ctx.urls, bio_source=await directory.bio_source(ctx, me),
+        follow_requests=await directory.follow_request_count(ctx, me)))
+
+
+@routes.get("/api/v1/accounts/lookup", auth="public", scope=("read:accounts",))
+async def lookup(call: ApiCall) -> web.Response:
+    acct = call.params.text("acct")
+    if not acct:
+        raise ApiError(422, "acct is required")
+    actor = await directory.account_by_acct(call.ctx, acct)
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    return json_response(serializers.account(await directory.account_view(call.ctx, actor, call.viewer),
+                                             call.ctx.urls))
+
+
+@routes.get("/api/v1/accounts/relationships", scope=("read:follows",))
+async def relationships(call: ApiCall) -> web.Response:
+    wanted = [ids.decode(value) for value in call.params.list("id")][:MAX_RELATIONSHIPS]
+    out = []
+    for target_id in dict.fromkeys(value for value in wanted if value is not None):
+        if await directory.account_by_id(call.ctx, target_id) is not None:
+            out.append(serializers.relationship(await directory.relationship(call.ctx, call.me, target_id)))
+    return json_response(out)
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}", auth="public", scope=("read:accounts",))
+async def get_account(call: ApiCall) -> web.Response:
+    actor = await directory.account_by_id(call.ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    return json_response(serializers.account(await directory.account_view(call.ctx, actor, call.viewer),
+                                             call.ctx.urls))
+
+
+@routes.get("/api/v1/preferences", scope=("read:accounts",))
+async def preferences(call: ApiCall) -> web.Response:
+    return json_response({"posting:default:visibility": "public", "posting:default:sensitive": False,
+                          "posting:default:language": None, "reading:expand:media": "default",
+                          "reading:expand:spoilers": False, "reading:autoplay:gifs": False})

@@ -1,0 +1,14 @@
+"""Every client API route, registered in one place. A new resource module adds its `routes`
+table here."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedserver.api import accounts, apps, instance, oauth, stubs
+from fedserver.api.routing import install
+
+
+def add_routes(app: web.Application) -> None:
+    oauth.add_routes(app)
+    # accounts before stubs, and fixed paths before {id} patterns within each module.
+    install(app, [apps.routes, instance.routes, accounts.routes, stubs.routes])

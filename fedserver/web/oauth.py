@@ -1,0 +1,122 @@
+"""The page where a person lets an app act for them (/oauth/authorize), and the settings page that
+lists the apps they let in, each revocable. The API's token endpoints are in api/oauth.py."""
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+
+from fedserver.services import oauth
+from fedserver.services import scopes as scope_rules
+from fedserver.services.oauth import AuthorizationRequest, OAuthError
+from fedserver.web.common import ctx_of, redirect, render, require_viewer, viewer_of
+
+# The authorization request's own parameters, carried from the page to its form.
+FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _with_params(uri: str, params: dict[str, str]) -> str:
+    separator = "&" if urlsplit(uri).query else "?"
+    return uri + separator + urlencode(params)
+
+
+async def _refused(request: web.Request, message: str) -> web.Response:
+    return await render(request, "error.html", status=400, message=message)
+
+
+async def _checked(request: web.Request, values) -> AuthorizationRequest | web.StreamResponse:
+    """The request checked; or the answer to give instead: a page when the app or its redirect URI
+    cannot be trusted, else the error sent back to the app (RFC 6749 §4.1.2.1)."""
+    ctx = ctx_of(request)
+    redirect_uri = str(values.get("redirect_uri", ""))
+    try:
+        app = await oauth.check_app_and_redirect(ctx, str(values.get("client_id", "")), redirect_uri)
+    except OAuthError as exc:
+        return await _refused(request, exc.description)
+    try:
+        return oauth.check_grant_request(
+            app, redirect_uri, response_type=str(values.get("response_type", "")),
+            scope=str(values.get("scope", "")) or None, code_challenge=str(values.get("code_challenge", "")) or None,
+            code_challenge_method=str(values.get("code_challenge_method", "")) or None)
+    except OAuthError as exc:
+        if redirect_uri == oauth.OOB_URI:
+            return await _refused(request, exc.description)
+        return _back_to_app(redirect_uri, {"error": exc.error, "error_description": exc.description},
+                            str(values.get("state", "")))
+
+
+def _back_to_app(redirect_uri: str, params: dict[str, str], state: str) -> web.Response:
+    if state:
+        params = {**params, "state": state}
+    # A plain 302 to wherever the app registered (custom schemes included), not a page redirect.
+    return web.Response(status=302, headers={"Location": _with_params(redirect_uri, params)})
+
+
+async def authorize_page(request: web.Request) -> web.StreamResponse:
+    checked = await _checked(request, request.query)
+    if not isinstance(checked, AuthorizationRequest):
+        return checked
+    viewer = viewer_of(request)
+    # The return path: this same page with the same query, minus force_login (once signed in again,
+    # the person should see the question, not another sign-in).
+    kept = [(key, value) for key, value in request.query.items() if key in FIELDS]
+    back = f"{request.path}?{urlencode(kept)}"
+    if viewer is None:
+        raise web.HTTPSeeOther(f"/auth/sign_in?{urlencode({'next': back})}")
+    if request.query.get("force_login", "").lower() in _TRUE:
+        # force_login: the app lets someone add a second account, so ask who is signing in even
+        # though a session exists; signing in replaces the session, then the question follows.
+        return await render(request, "auth/sign_in.html", next=back,
+                            notice=f"{checked.app.name} asks you to sign in, to choose the account it may use.")
+    return await render(request, "oauth/authorize.html", app=checked.app, scopes=scope_rules.describe(checked.scopes),
+                        fields={key: value for key, value in kept}, handle=f"@{viewer.username}@{ctx_of(request).urls.domain}")
+
+
+@require_viewer
+async def authorize_decision(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    checked = await _checked(request, form)
+    if not isinstance(checked, AuthorizationRequest):
+        return checked
+    viewer = viewer_of(request)
+    assert viewer is not None
+    state = str(form.get("state", ""))
+    if form.get("decision") != "authorize":
+        if checked.is_oob:
+            return await render(request, "oauth/code.html", app=checked.app, code=None)
+        return _back_to_app(checked.redirect_uri, {"error": "access_denied",
+                                                   "error_description": "The person denied the request."}, state)
+    code = await oauth.issue_code(ctx_of(request), checked, viewer.actor)
+    if checked.is_oob:
+        # urn:ietf:wg:oauth:2.0:oob: the person copies the code into the app (CLI tools, bots).
+        return await render(request, "oauth/code.html", app=checked.app, code=code)
+    return _back_to_app(checked.redirect_uri, {"code": code}, state)
+
+
+@require_viewer
+async def apps_page(request: web.Request) -> web.Response:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    apps = await oauth.authorized_apps(ctx_of(request), viewer.actor)
+    return await render(request, "settings/apps.html", apps=apps)
+
+
+@require_viewer
+async def revoke_app(request: web.Request) -> web.StreamResponse:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    try:
+        app_id = int(request.match_info["app_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    await oauth.revoke_app_for(ctx_of(request), viewer.actor, app_id)
+    return redirect("/settings/apps", flash="The app can no longer use your account.")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/oauth/authorize", authorize_page)
+    r.add_post("/oauth/authorize", authorize_decision)
+    r.add_get("/settings/apps", apps_page)
+    r.add_post(r"/settings/apps/{app_id:\d+}/revoke", revoke_app)
