@@ -216,9 +216,16 @@ async def exchange_code(ctx: Context, app: OAuthApp, *, code: str, redirect_uri:
         found = await oauth_store.get_code(tx, hashed)
         if found is None or found.app_id != app.id:
             raise invalid
-        if found.used_at is not None:
+        replayed = found.used_at is not None
+        if replayed:
+            # Committed (no raise inside the transaction, which would roll it back).
             revoked = await oauth_store.delete_tokens_of_code(tx, hashed)
             log.warning("OAuth code of app %d replayed; revoked the %d token(s) it gave", app.id, revoked)
+    if replayed:
+        raise invalid
+    async with ctx.db.transaction() as tx:
+        found = await oauth_store.get_code(tx, hashed)
+        if found is None or found.used_at is not None:
             raise invalid
         if found.expires_at <= now_iso or found.redirect_uri != redirect_uri:
             raise invalid
