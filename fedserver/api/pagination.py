@@ -4,6 +4,7 @@ item), each without the current items, so that clients never loop."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Awaitable, Callable, Optional, TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -40,3 +41,55 @@ def link_header(base_url: str, request: web.Request, item_ids: list[int]) -> dic
     def link(cursor: str, value: int, rel: str) -> str:
         return f'<{url}?{urlencode([*kept, (cursor, ids.encode(value))])}>; rel="{rel}"'
     return {"Link": ", ".join([link("max_id", item_ids[-1], "next"), link("min_id", item_ids[0], "prev")])}
+
+
+# --- reading pages of time-ordered lists -----------------------------------------------------
+
+T = TypeVar("T")
+# (max_id, limit) -> the items below max_id, newest first, and where the underlying read stopped:
+# None when it reached the end, else the lowest id it read (items may be fewer than the read rows,
+# when some are hidden from the viewer).
+Fetch = Callable[[Optional[int], int], Awaitable[tuple[list[T], Optional[int]]]]
+NO_MAX_ID = 2**62
+# One minute of snowflake ids ((unix ms << 16) | seq): where the search for min_id's window starts.
+_MINUTE = 60_000 << 16
+_MAX_PROBES = 40
+
+
+async def read_page(fetch: Fetch[T], request: PageRequest, key: Callable[[T], int], *,
+                    first_span: int = _MINUTE) -> list[T]:
+    """The page the request names, newest first: below max_id; above since_id (the newest such);
+    or, with min_id, the items immediately above it (the oldest such, listed newest first)."""
+    if request.min_id is not None:
+        return await _just_above(fetch, request.min_id, request.limit, key, top=request.max_id or NO_MAX_ID,
+                                 span=first_span)
+    items, _ = await fetch(request.max_id, request.limit)
+    if request.since_id is not None:
+        items = [item for item in items if key(item) > request.since_id]
+    return items
+
+
+async def _just_above(fetch: Fetch[T], min_id: int, limit: int, key: Callable[[T], int], *, top: int,
+                      span: int) -> list[T]:
+    """The services read newest first only; ids are time-ordered, so the items just above min_id
+    are found window by window: a window (cursor, cursor + span) read whole in one newest-first
+    page gives all its items (the cursor then moves to its top, and the next window is wider); a
+    window too full for one page is halved. Each probe is one read with the timeline's usual rules,
+    so nothing here shows more than the timeline itself would, and no item is ever skipped: items
+    hidden from the viewer only use up probes. After _MAX_PROBES what was found is returned (fewer
+    items; the app pages on with min_id from the newest it got)."""
+    found: list[T] = []  # oldest first
+    cursor = min_id
+    for _ in range(_MAX_PROBES):
+        if len(found) >= limit or cursor >= top - 1:
+            break
+        upper = min(cursor + span + 1, top)  # the window holds ids cursor + 1 .. upper - 1
+        items, stopped_at = await fetch(upper, limit + 1)
+        # Read whole when the read ran out of rows, or its lowest row is the window's lowest id.
+        if stopped_at is None or stopped_at <= cursor + 1:
+            found += sorted((item for item in items if key(item) > cursor), key=key)
+            cursor = upper - 1  # every id below upper is now known
+            span *= 4
+        else:
+            span = max(1, span // 4)
+    return list(reversed(found[:limit]))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.api import accounts, apps, instance, oauth, stubs
+from fedserver.api import accounts, apps, instance, notifications, oauth, statuses, stubs, timelines
 from fedserver.api.routing import install
 
 
 def add_routes(app: web.Application) -> None:
     oauth.add_routes(app)
     # accounts before stubs, and fixed paths before {id} patterns within each module.
-    install(app, [apps.routes, instance.routes, accounts.routes, stubs.routes])
+    install(app, [apps.routes, instance.routes, accounts.routes, statuses.routes, timelines.routes,
+                  notifications.routes, stubs.routes])

@@ -355,3 +355,12 @@ async def unread_notifications(ctx: Context, actor: Actor) -> int:
 async def mark_notifications_read(ctx: Context, actor: Actor) -> None:
     async with ctx.db.transaction() as tx:
         await interaction_store.mark_notifications_read(tx, actor.id, ctx.clock.now_iso())
+
+
+async def public(ctx: Context, viewer: Actor | None, *, local: bool = True, remote: bool = True,
+                 max_id: int | None = None, limit: int = PAGE_SIZE, choices: TrainingChoices | None = None) -> Page:
+    """Public posts of this server and (for signed-in people only, as on the hashtag pages: we do
+    not republish other servers' posts to the open web) of the others we hold."""
+    remote = remote and viewer is not None
+    posts = await timeline_store.public_posts(ctx.db.reader, local=local, remote=remote, max_id=max_id, limit=limit)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices)

@@ -1,0 +1,100 @@
+"""Statuses: create, get and delete (delete returns `text`, for "delete and redraft"), and turning
+any page of post cards into Status entities."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from fedserver.api import ids, serializers
+from fedserver.api.errors import ApiError, json_response
+from fedserver.api.routing import ApiCall, ApiRoutes
+from fedserver.context import Context
+from fedserver.services import audience, post_details, posting, timelines
+from fedserver.services.posting import Draft, PostingError
+from fedserver.services.timelines import PostCard
+from fedserver.store.actors import Actor
+from fedserver.store.posts import Post
+
+routes = ApiRoutes()
+
+# Idempotency-Key: a retried create (a phone losing its connection mid-request) answers with the
+# post the first attempt made, for an hour, as Mastodon does. Per process: with several serve
+# processes a retry that lands on another one may post twice.
+IDEMPOTENCY_SECONDS = 3600
+_idempotent: dict[tuple[int, str], tuple[float, int]] = {}
+
+
+async def statuses_json(ctx: Context, cards: list[PostCard], viewer: Actor | None, *,
+                        with_text: bool = False) -> list[dict[str, Any]]:
+    page = await post_details.details_for(ctx, cards, viewer)
+    return [serializers.status(card, page, ctx.urls, viewer, with_text=with_text) for card in cards]
+
+
+async def visible_post(call: ApiCall, text_id: str | None) -> Post:
+    """A live post the caller may see, else 404 (never 403: whether it exists is not told)."""
+    post = await timelines.post_by_id(call.ctx, ids.require(text_id))
+    if post is None or post.is_deleted or not await audience.may_see(call.ctx, post, call.viewer):
+        raise ApiError(404, "Record not found")
+    return post
+
+
+async def _one(call: ApiCall, post: Post, *, with_text: bool = False) -> web.Response:
+    card = await timelines.card_of(call.ctx, post, call.viewer)
+    return json_response((await statuses_json(call.ctx, [card], call.viewer, with_text=with_text))[0])
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}", auth="public", scope=("read:statuses",))
+async def get_status(call: ApiCall) -> web.Response:
+    return await _one(call, await visible_post(call, call.match("id")))
+
+
+@routes.post("/api/v1/statuses", scope=("write:statuses",))
+async def create_status(call: ApiCall) -> web.Response:
+    ctx, me, params = call.ctx, call.me, call.params
+    key = call.request.headers.get("Idempotency-Key", "")[:200]
+    now = time.monotonic()
+    for stale in [k for k, (at, _) in _idempotent.items() if now - at > IDEMPOTENCY_SECONDS]:
+        _idempotent.pop(stale, None)
+    if key and (me.id, key) in _idempotent:
+        earlier = await timelines.post_by_id(ctx, _idempotent[(me.id, key)][1])
+        if earlier is not None and not earlier.is_deleted:
+            return await _one(call, earlier)
+    if params.list("media_ids"):
+        raise ApiError(422, "Validation failed: media attachments are not supported through the API yet")
+    if params.get("poll[options][]") is not None or params.list("poll[options]"):
+        raise ApiError(422, "Validation failed: polls are not supported through the API yet")
+    visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
+    if visibility is None:
+        raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
+    reply_to = None
+    if params.get("in_reply_to_id"):
+        reply_to = (await visible_post(call, params.get("in_reply_to_id"))).uri
+    # The author's "keep this post out of the training corpus" (fedserver's extension; it only
+    # means something once the person consented to training, as on the web compose form).
+    exclude = params.bool("exclude_from_corpus") and await timelines.training_allowed(ctx, me)
+    try:
+        post = await posting.create_post(ctx, me.username, Draft(
+            text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
+            reply_to=reply_to, language=(params.get("language") or None), exclude_from_corpus=exclude))
+    except PostingError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    if key:
+        _idempotent[(me.id, key)] = (now, post.id)
+    return await _one(call, post)
+
+
+@routes.delete(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))
+async def delete_status(call: ApiCall) -> web.Response:
+    post = await visible_post(call, call.match("id"))
+    if post.actor_id != call.me.id:
+        # Someone else's post: Mastodon answers 404 as well.
+        raise ApiError(404, "Record not found")
+    card = await timelines.card_of(call.ctx, post, call.viewer)
+    body = (await statuses_json(call.ctx, [card], call.viewer, with_text=True))[0]
+    try:
+        await posting.delete_post(call.ctx, call.me.username, post.uri)
+    except PostingError as exc:
+        raise ApiError(404, str(exc)) from None
+    return json_response(body)

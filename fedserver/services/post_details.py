@@ -1,0 +1,62 @@
+"""What the client API shows of a page of posts beyond their cards: mentions, hashtags, the post
+each replies to (when we hold it and the viewer may see it), reply counts, and the authors' and
+boosters' account views. Read for the whole page at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from fedserver.context import Context
+from fedserver.services import audience, directory
+from fedserver.services.directory import AccountView
+from fedserver.services.timelines import PostCard
+from fedserver.store import note_batches
+from fedserver.store import posts as post_store
+from fedserver.store.actors import Actor
+from fedserver.store.posts import Post
+
+# Replies counted per post, at most (the count is a display hint; Mastodon caps nothing, but an
+# unbounded count would read every reply of a viral post for each page).
+MAX_COUNTED_REPLIES = 100
+
+
+@dataclass
+class PostDetails:
+    mentions: list[Actor] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    parent: Post | None = None
+    replies: int = 0
+
+
+@dataclass
+class PageDetails:
+    posts: dict[int, PostDetails]
+    accounts: dict[int, AccountView]
+
+
+async def details_for(ctx: Context, cards: list[PostCard], viewer: Actor | None, *,
+                      also_accounts: Sequence[Actor] = ()) -> PageDetails:
+    """also_accounts: other accounts the page shows (a notification's sender)."""
+    reader = ctx.db.reader
+    post_ids = [card.post.id for card in cards]
+    mentions = await note_batches.mentioned_actors(reader, post_ids)
+    tags = await note_batches.tags(reader, post_ids)
+    replies = await note_batches.live_replies(reader, [card.post.uri for card in cards], MAX_COUNTED_REPLIES)
+    parents: dict[str, Post] = {}
+    for uri in {card.post.in_reply_to_uri for card in cards if card.post.in_reply_to_uri is not None}:
+        parent = await post_store.get_post_by_uri(reader, uri)
+        if parent is not None:
+            parents[uri] = parent
+    visible_parents = {p.id for p in await audience.may_see_all(ctx, list(parents.values()), viewer)}
+    details = {}
+    for card in cards:
+        parent = parents.get(card.post.in_reply_to_uri or "")
+        details[card.post.id] = PostDetails(
+            mentions=mentions.get(card.post.id, []), tags=tags.get(card.post.id, []),
+            parent=parent if parent is not None and parent.id in visible_parents else None,
+            replies=len(replies.get(card.post.uri, [])))
+    accounts: dict[int, AccountView] = {}
+    shown = [a for card in cards for a in (card.author, card.boosted_by) if a is not None] + list(also_accounts)
+    for actor in {a.id: a for a in shown}.values():
+        accounts[actor.id] = await directory.account_view(ctx, actor, viewer)
+    return PageDetails(posts=details, accounts=accounts)

@@ -1,0 +1,145 @@
+"""An app posts, pages the home timeline, and sees another server's posts, favourites and replies
+arrive, through Mastodon.py against two real fedserver processes (tokens from the real
+authorization page)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from mastodon import Mastodon, MastodonNotFoundError
+from playwright.sync_api import Page
+
+from tests.api.conftest import PASSWORD
+from tests.api.entities import assert_entity
+from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app, user_token
+from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """`here` (alice, an admin, and bob) and `there` (carol), federating over loopback."""
+    group = ProcessGroup(tmp_path_factory.mktemp("api-pair"))
+    here, there = group("here"), group("there")
+    for server, users in ((here, ("alice", "bob")), (there, ("carol",))):
+        secret = server.directory / "password.txt"
+        secret.write_text(PASSWORD, encoding="utf-8")
+        for index, name in enumerate(users):
+            server.run("user", "create", name, *(["--admin"] if index == 0 else []), "--password-file", str(secret),
+                       check=True)
+    try:
+        here.start()
+        there.start()
+        yield here, there
+    finally:
+        group.close()
+
+
+def _app_for(page: Page, server: ServerProcess, username: str) -> tuple[Mastodon, str]:
+    client_id, client_secret = new_app(server)
+    app = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=server.base)
+    code = approve(page, app.auth_request_url(redirect_uris=OOB, scopes=SCOPES, allow_http=True), username=username)
+    token = app.log_in(code=code, redirect_uri=OOB, scopes=SCOPES, allow_http=True)
+    return app, token
+
+
+def test_posting_paging_the_home_timeline_and_deleting(page: Page, pair):
+    here, _ = pair
+    app, token = _app_for(page, here, "alice")
+    posted = [app.status_post(f"post number {n}", idempotency_key=f"key-{n}") for n in range(5)]
+    # A retried request with the same Idempotency-Key does not post twice.
+    again = app.status_post("post number 4", idempotency_key="key-4")
+    assert again.id == posted[-1].id
+    raw = api(here, token, "GET", f"/api/v1/statuses/{posted[0].id}").json()
+    assert_entity("Status", raw)
+    assert raw["content"] == "<p>post number 0</p>" and raw["visibility"] == "public"
+    assert raw["account"]["acct"] == "alice" and raw["favourited"] is False
+
+    # Pages of two, newest first, by the Link header's next (what fetch_next follows).
+    first = app.timeline_home(limit=2)
+    seen = [s.id for s in first]
+    following = app.fetch_next(first)
+    while following:
+        seen += [s.id for s in following]
+        following = app.fetch_next(following)
+    assert seen == [s.id for s in reversed(posted)]
+    # And back up with min_id (fetch_previous): the items just above the cursor, without gaps.
+    oldest_two = app.timeline_home(limit=2, min_id=posted[0].id)
+    assert [s.id for s in oldest_two] == [posted[2].id, posted[1].id]
+    assert [s.id for s in app.timeline_home(since_id=posted[2].id)] == [posted[4].id, posted[3].id]
+    response = api(here, token, "GET", "/api/v1/timelines/home", params={"limit": "1000"})
+    assert len(response.json()) == 5 and 'rel="next"' in response.headers["Link"]
+    for status in response.json():
+        assert_entity("Status", status)
+
+    # Replies name their parent; followers-only posts are "private" to apps.
+    reply = app.status_post("a reply", in_reply_to_id=posted[0].id, visibility="private", spoiler_text="cw")
+    assert reply.in_reply_to_id == posted[0].id and reply.visibility == "private" and reply.spoiler_text == "cw"
+
+    deleted = app.status_delete(posted[1].id)
+    assert deleted.text == "post number 1"
+    with pytest.raises(MastodonNotFoundError):
+        app.status(posted[1].id)
+    public = api(here, None, "GET", "/api/v1/timelines/public", params={"local": "true"}).json()
+    assert posted[1].id not in [s["id"] for s in public] and reply.id not in [s["id"] for s in public]
+
+
+def test_someone_elses_posts_are_404_where_they_may_not_see_or_change_them(page: Page, pair):
+    here, _ = pair
+    alice_token = user_token(here, page, username="alice")
+    page.context.clear_cookies()
+    bob_token = user_token(here, page, username="bob")
+    private = api(here, alice_token, "POST", "/api/v1/statuses",
+                  data={"status": "only for followers", "visibility": "private"}).json()
+    public = api(here, alice_token, "POST", "/api/v1/statuses", json={"status": "for everyone"}).json()
+    assert api(here, bob_token, "GET", f"/api/v1/statuses/{private['id']}").status_code == 404
+    assert api(here, None, "GET", f"/api/v1/statuses/{private['id']}").status_code == 404
+    assert api(here, bob_token, "GET", f"/api/v1/statuses/{public['id']}").status_code == 200
+    refused = api(here, bob_token, "DELETE", f"/api/v1/statuses/{public['id']}")
+    assert refused.status_code == 404 and refused.json() == {"error": "Record not found"}
+    assert api(here, alice_token, "GET", f"/api/v1/statuses/{public['id']}").status_code == 200
+    invalid = api(here, alice_token, "POST", "/api/v1/statuses", data={"status": "x", "visibility": "secret"})
+    assert invalid.status_code == 422 and invalid.json()["error"].startswith("Validation failed")
+    assert api(here, alice_token, "POST", "/api/v1/statuses", data={"status": ""}).status_code == 422
+
+
+def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, pair):
+    here, there = pair
+    app, token = _app_for(page, here, "alice")
+    here.run("follow", "alice", there.handle("carol"), check=True)
+    wait_for(lambda: here.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
+                                " WHERE a.username = 'carol'") == "accepted", what="carol's server to accept")
+    carol_post = there.run("post", "carol", "hello from the other server", check=True).stdout.strip()
+    wait_for(lambda: any("hello from the other server" in s.content for s in app.timeline_home()),
+             what="carol's post on alice's home timeline")
+    remote = next(s for s in app.timeline_home() if "other server" in s.content)
+    assert remote.account.acct == f"carol@{there.domain}" and remote.uri == carol_post
+
+    there.run("follow", "carol", here.handle("alice"), check=True)
+    wait_for(lambda: there.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
+                                 " WHERE a.username = 'alice'") == "accepted", what="alice's server to accept")
+    mine = app.status_post("a post carol will like and answer")
+    local_copy = wait_for(lambda: there.value("SELECT uri FROM posts WHERE content_text LIKE '%carol will like%'"),
+                          what="alice's post on carol's server")
+    there.run("like", "carol", local_copy, check=True)
+    there.run("post", "carol", f"@alice@{here.domain} nice one", "--reply-to", local_copy, check=True)
+    notifications = wait_for(lambda: [n for n in app.notifications() if n.type in ("favourite", "mention")]
+                             if len(app.notifications(types=["favourite", "mention"])) >= 2 else None,
+                             what="the favourite and the reply as notifications")
+    kinds = {n.type for n in notifications}
+    assert kinds == {"favourite", "mention"}
+    favourite = next(n for n in notifications if n.type == "favourite")
+    assert favourite.status.id == mine.id and favourite.account.acct == f"carol@{there.domain}"
+    mention = next(n for n in notifications if n.type == "mention")
+    assert mention.status.in_reply_to_id == mine.id
+    raw = api(here, token, "GET", "/api/v1/notifications").json()
+    for item in raw:
+        assert_entity("Notification", item)
+        if item["status"] is not None:
+            assert_entity("Status", item["status"])
+    assert {n["type"] for n in raw} == {"favourite", "mention", "follow"}
+    without = api(here, token, "GET", "/api/v1/notifications",
+                  params=[("exclude_types[]", "mention"), ("exclude_types[]", "follow")]).json()
+    assert {n["type"] for n in without} == {"favourite"}
+    only = api(here, token, "GET", "/api/v1/notifications", params={"types[]": "follow"}).json()
+    assert [(n["type"], n["account"]["acct"], n["status"]) for n in only] == [("follow", f"carol@{there.domain}", None)]
+    assert app.status(mine.id).favourites_count == 1 and app.status(mine.id).replies_count == 1
