@@ -60,7 +60,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_oauth.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)
-    api_routes.add_routes(app)
+    api_routes.add_routes(app, settings)
 
     async def on_startup(app: web.Application) -> None:
         ctx = await open_context(settings, clock)

@@ -44,5 +44,8 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token"'} if status == 401 else None
-    return json_response({"error": message, **extra}, status=status, headers=headers)
+    """`_headers` in extra are sent as headers, the rest goes into the body."""
+    headers = dict(extra.pop("_headers", None) or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="Doorkeeper", error="invalid_token"'
+    return json_response({"error": message, **extra}, status=status, headers=headers or None)

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from fedserver.api import accounts, apps, instance, notifications, oauth, statuses, stubs, timelines
 from fedserver.api.routing import install
+from fedserver.config import Settings
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, settings: Settings) -> None:
     oauth.add_routes(app)
+    apps.add_budgets(app, settings)
     # accounts before stubs, and fixed paths before {id} patterns within each module.
     install(app, [apps.routes, instance.routes, accounts.routes, statuses.routes, timelines.routes,
                   notifications.routes, stubs.routes])

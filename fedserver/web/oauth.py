@@ -16,6 +16,15 @@ FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_
 _TRUE = ("1", "true", "yes", "on")
 
 
+def _guarded(response: web.StreamResponse) -> web.StreamResponse:
+    """The question and the code pages: never inside another site's frame (a framed Authorize
+    button can be clicked for the person: clickjacking, RFC 6749 §10.13), never cached (the oob
+    code is a credential until used)."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _with_params(uri: str, params: dict[str, str]) -> str:
     separator = "&" if urlsplit(uri).query else "?"
     return uri + separator + urlencode(params)
@@ -67,10 +76,12 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
     if request.query.get("force_login", "").lower() in _TRUE:
         # force_login: the app lets someone add a second account, so ask who is signing in even
         # though a session exists; signing in replaces the session, then the question follows.
-        return await render(request, "auth/sign_in.html", next=back,
-                            notice=f"{checked.app.name} asks you to sign in, to choose the account it may use.")
-    return await render(request, "oauth/authorize.html", app=checked.app, scopes=scope_rules.describe(checked.scopes),
-                        fields={key: value for key, value in kept}, handle=f"@{viewer.username}@{ctx_of(request).urls.domain}")
+        return _guarded(await render(request, "auth/sign_in.html", next=back,
+                                     notice=f"{checked.app.name} asks you to sign in, to choose the account it "
+                                            "may use."))
+    return _guarded(await render(request, "oauth/authorize.html", app=checked.app,
+                                 scopes=scope_rules.describe(checked.scopes), fields=dict(kept),
+                                 handle=f"@{viewer.username}@{ctx_of(request).urls.domain}"))
 
 
 @require_viewer
@@ -84,13 +95,13 @@ async def authorize_decision(request: web.Request) -> web.StreamResponse:
     state = str(form.get("state", ""))
     if form.get("decision") != "authorize":
         if checked.is_oob:
-            return await render(request, "oauth/code.html", app=checked.app, code=None)
+            return _guarded(await render(request, "oauth/code.html", app=checked.app, code=None))
         return _back_to_app(checked.redirect_uri, {"error": "access_denied",
                                                    "error_description": "The person denied the request."}, state)
     code = await oauth.issue_code(ctx_of(request), checked, viewer.actor)
     if checked.is_oob:
         # urn:ietf:wg:oauth:2.0:oob: the person copies the code into the app (CLI tools, bots).
-        return await render(request, "oauth/code.html", app=checked.app, code=code)
+        return _guarded(await render(request, "oauth/code.html", app=checked.app, code=code))
     return _back_to_app(checked.redirect_uri, {"code": code}, state)
 
 

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.api.oauth_flow import (OOB, api, approve, authorize_url, exchange, new_app, pkce_pair, sign_in_on_page,
                                   user_token)
-from tests.e2e.processes import ServerProcess
+from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys
 
 
 def _register(server: ServerProcess, **kw) -> requests.Response:
@@ -115,6 +115,8 @@ def test_a_redirect_uri_the_app_did_not_register_is_refused_without_redirecting(
     page.goto(f"{server.base}/auth/sign_in")
     sign_in_on_page(page, "alice")
     page.goto(authorize_url(server, client_id, redirect_uri="https://app.example/callback", state="s t&8"))
+    question = page.request.get(authorize_url(server, client_id, redirect_uri="https://app.example/callback"))
+    assert question.headers["x-frame-options"] == "DENY" and question.headers["cache-control"] == "no-store"
     form = {name: page.locator(f"form[action='/oauth/authorize'] input[name='{name}']").get_attribute("value")
             for name in ("csrf_token", "client_id", "redirect_uri", "response_type", "scope", "state")}
     answer = page.request.post(f"{server.base}/oauth/authorize", form={**form, "decision": "authorize"},
@@ -243,3 +245,19 @@ def test_discovery_cors_and_errors_are_what_browser_apps_expect(server: ServerPr
                         timeout=10).status_code == 404
     nodeinfo = json.loads(requests.get(f"{server.base}/nodeinfo/2.0", timeout=10).text)
     assert nodeinfo["metadata"]["upstream"]["name"] == "mastodon"
+
+
+def test_registering_apps_past_the_hourly_budget_of_an_address_answers_429(tmp_path):
+    group = ProcessGroup(tmp_path)
+    try:
+        server = group("budget")
+        set_config_keys(server.config, api_app_registrations_per_hour=3)
+        server.start()
+        answers = [_register(server, data={"client_name": f"app {n}", "redirect_uris": OOB}) for n in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[-1].json() == {"error": "Too many requests"}
+        assert answers[-1].headers["X-RateLimit-Remaining"] == "0" and int(answers[-1].headers["Retry-After"]) > 0
+        # Only registering is budgeted: the rest of the API still answers.
+        assert requests.get(f"{server.base}/api/v1/instance", timeout=10).status_code == 200
+    finally:
+        group.close()
