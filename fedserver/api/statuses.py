@@ -2,6 +2,7 @@
 any page of post cards into Status entities."""
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ routes = ApiRoutes()
 # processes a retry that lands on another one may post twice.
 IDEMPOTENCY_SECONDS = 3600
 _idempotent: dict[tuple[int, str], tuple[float, int]] = {}
+# ISO 639-1/-3, optionally with a region (pt-BR): it becomes a contentMap key on the wire.
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
 async def statuses_json(ctx: Context, cards: list[PostCard], viewer: Actor | None, *,
@@ -68,6 +71,9 @@ async def create_status(call: ApiCall) -> web.Response:
     visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
     if visibility is None:
         raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
+    language = params.get("language") or None
+    if language is not None and not LANGUAGE.match(language):
+        raise ApiError(422, "Validation failed: language must be an ISO 639 code such as en")
     reply_to = None
     if params.get("in_reply_to_id"):
         reply_to = (await visible_post(call, params.get("in_reply_to_id"))).uri
@@ -77,7 +83,7 @@ async def create_status(call: ApiCall) -> web.Response:
     try:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
-            reply_to=reply_to, language=(params.get("language") or None), exclude_from_corpus=exclude))
+            reply_to=reply_to, language=language, exclude_from_corpus=exclude))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:

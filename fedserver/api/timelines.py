@@ -31,13 +31,13 @@ async def home(call: ApiCall) -> web.Response:
 @routes.get("/api/v1/timelines/public", auth="public", scope=("read:statuses",))
 async def public(call: ApiCall) -> web.Response:
     local, remote = call.params.bool("local"), call.params.bool("remote")
-    if call.params.bool("only_media"):
-        # No media-only index yet: an honest empty page rather than posts without media.
-        return json_response([])
+    only_media = call.params.bool("only_media")
 
     async def fetch(max_id: int | None, limit: int) -> tuple[list[PostCard], int | None]:
         page = await timelines.public(call.ctx, call.viewer, local=local or not remote, remote=remote or not local,
                                       max_id=max_id, limit=limit)
-        return page.cards, page.next_max_id
+        # only_media filters the page read (no media index yet): pages may come out short, and the
+        # Link header still leads on from where the read stopped.
+        return [card for card in page.cards if card.attachments or not only_media], page.next_max_id
     cards = await read_page(fetch, page_request(call.params), key=lambda card: card.sort_id)
     return await _respond(call, cards)

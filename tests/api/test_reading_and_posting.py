@@ -100,6 +100,11 @@ def test_someone_elses_posts_are_404_where_they_may_not_see_or_change_them(page:
     invalid = api(here, alice_token, "POST", "/api/v1/statuses", data={"status": "x", "visibility": "secret"})
     assert invalid.status_code == 422 and invalid.json()["error"].startswith("Validation failed")
     assert api(here, alice_token, "POST", "/api/v1/statuses", data={"status": ""}).status_code == 422
+    assert api(here, alice_token, "POST", "/api/v1/statuses",
+               data={"status": "x", "language": "en\"><script>"}).status_code == 422
+    assert api(here, alice_token, "POST", "/api/v1/statuses", data={"status": "x", "media_ids[]": "1"}).status_code == 422
+    media_only = api(here, alice_token, "GET", "/api/v1/timelines/public", params={"only_media": "true"}).json()
+    assert media_only == []  # no post here has media
 
 
 def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, pair):
