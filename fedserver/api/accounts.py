@@ -7,7 +7,10 @@ from aiohttp import web
 from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
-from fedserver.services import directory
+from fedserver.api.pagination import link_header, page_request, read_page
+from fedserver.api.statuses import statuses_json
+from fedserver.services import directory, post_details, timelines
+from fedserver.services.timelines import PostCard
 
 routes = ApiRoutes()
 
@@ -52,6 +55,27 @@ async def get_account(call: ApiCall) -> web.Response:
         raise ApiError(404, "Record not found")
     return json_response(serializers.account(await directory.account_view(call.ctx, actor, call.viewer),
                                              call.ctx.urls))
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/statuses", auth="public", scope=("read:statuses",))
+async def account_statuses(call: ApiCall) -> web.Response:
+    """The profile's posts the caller may see (followers-only ones for followers), newest first."""
+    ctx, params = call.ctx, call.params
+    actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    if params.bool("pinned"):
+        return json_response([])  # fedserver has no pinned posts
+    visibilities = timelines.profile_visibilities(await timelines.relationship(ctx, call.viewer, actor))
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[PostCard], int | None]:
+        page = await timelines.profile_posts(ctx, actor, call.viewer, visibilities, max_id=max_id, limit=limit)
+        cards = await post_details.filter_posts(ctx, page.cards, exclude_replies=params.bool("exclude_replies"),
+                                                only_media=params.bool("only_media"), tagged=params.get("tagged"))
+        return cards, page.next_max_id
+    cards = await read_page(fetch, page_request(params), key=lambda card: card.sort_id)
+    return json_response(await statuses_json(ctx, cards, call.viewer),
+                         headers=link_header(ctx.urls.base, call.request, [card.sort_id for card in cards]))
 
 
 @routes.get("/api/v1/preferences", scope=("read:accounts",))

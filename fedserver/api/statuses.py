@@ -12,7 +12,8 @@ from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, post_details, posting, timelines
+from fedserver.services import audience, interactions, post_details, posting, timelines
+from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PostingError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
@@ -104,3 +105,52 @@ async def delete_status(call: ApiCall) -> web.Response:
     except PostingError as exc:
         raise ApiError(404, str(exc)) from None
     return json_response(body)
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}/context", auth="public", scope=("read:statuses",))
+async def context(call: ApiCall) -> web.Response:
+    """The ancestors and replies we hold that the caller may see (nothing is fetched here)."""
+    post = await visible_post(call, call.match("id"))
+    thread = await timelines.thread(call.ctx, post, call.viewer)
+    cards = [*thread.ancestors, *thread.descendants]
+    rendered = await statuses_json(call.ctx, cards, call.viewer)
+    return json_response({"ancestors": rendered[:len(thread.ancestors)],
+                          "descendants": rendered[len(thread.ancestors):]})
+
+
+def _acting(action, *, undo: bool):
+    """favourite/unfavourite/reblog/unreblog: the web's like and boost services, then the post as
+    the caller now sees it. Undoing what was not done answers the post unchanged, as Mastodon does."""
+    async def handle(call: ApiCall) -> web.Response:
+        post = await visible_post(call, call.match("id"))
+        try:
+            await action(call.ctx, call.me.username, post.uri)
+        except InteractionError as exc:
+            if not undo:
+                raise ApiError(422, f"Validation failed: {exc}") from None
+        return await _one(call, post)
+    handle.__name__ = action.__name__
+    return handle
+
+
+routes.post(r"/api/v1/statuses/{id:\d+}/favourite", scope=("write:favourites",))(
+    _acting(interactions.like, undo=False))
+routes.post(r"/api/v1/statuses/{id:\d+}/unfavourite", scope=("write:favourites",))(
+    _acting(interactions.unlike, undo=True))
+routes.post(r"/api/v1/statuses/{id:\d+}/unreblog", scope=("write:statuses",))(
+    _acting(interactions.unboost, undo=True))
+
+
+@routes.post(r"/api/v1/statuses/{id:\d+}/reblog", scope=("write:statuses",))
+async def reblog(call: ApiCall) -> web.Response:
+    """Answers the boost itself (a Status whose `reblog` is the post), as Mastodon does."""
+    post = await visible_post(call, call.match("id"))
+    try:
+        await interactions.boost(call.ctx, call.me.username, post.uri)
+    except InteractionError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    boost = await post_details.boost_id(call.ctx, call.me, post)
+    card = await timelines.card_of(call.ctx, post, call.viewer)
+    if boost is not None:
+        card.boosted_by, card.sort_id = call.me, boost
+    return json_response((await statuses_json(call.ctx, [card], call.viewer))[0])

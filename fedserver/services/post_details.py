@@ -10,6 +10,7 @@ from fedserver.context import Context
 from fedserver.services import audience, directory
 from fedserver.services.directory import AccountView
 from fedserver.services.timelines import PostCard
+from fedserver.store import interactions as interaction_store
 from fedserver.store import note_batches
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
@@ -60,3 +61,29 @@ async def details_for(ctx: Context, cards: list[PostCard], viewer: Actor | None,
     for actor in {a.id: a for a in shown}.values():
         accounts[actor.id] = await directory.account_view(ctx, actor, viewer)
     return PageDetails(posts=details, accounts=accounts)
+
+
+async def boost_id(ctx: Context, actor: Actor, post: Post) -> int | None:
+    """The id of the actor's boost of the post (a time-ordered id), if they boosted it."""
+    found = await interaction_store.get_announce(ctx.db.reader, actor.id, post.id)
+    return found.id if found is not None else None
+
+
+async def filter_posts(ctx: Context, cards: list[PostCard], *, exclude_replies: bool, only_media: bool,
+                       tagged: str | None) -> list[PostCard]:
+    """A profile's filters (Mastodon's account statuses): without replies to others (replies in
+    one's own thread stay), only with media, only with a hashtag."""
+    if only_media:
+        cards = [card for card in cards if card.attachments]
+    if tagged:
+        tags = await note_batches.tags(ctx.db.reader, [card.post.id for card in cards])
+        cards = [card for card in cards if tagged.lower() in tags.get(card.post.id, [])]
+    if exclude_replies:
+        kept = []
+        for card in cards:
+            uri = card.post.in_reply_to_uri
+            parent = await post_store.get_post_by_uri(ctx.db.reader, uri) if uri else None
+            if uri is None or (parent is not None and parent.actor_id == card.post.actor_id):
+                kept.append(card)
+        cards = kept
+    return cards

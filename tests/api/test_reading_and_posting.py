@@ -148,3 +148,49 @@ def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, 
     only = api(here, token, "GET", "/api/v1/notifications", params={"types[]": "follow"}).json()
     assert [(n["type"], n["account"]["acct"], n["status"]) for n in only] == [("follow", f"carol@{there.domain}", None)]
     assert app.status(mine.id).favourites_count == 1 and app.status(mine.id).replies_count == 1
+
+
+def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
+    here, _ = pair
+    alice, alice_token = _app_for(page, here, "alice")
+    page.context.clear_cookies()
+    bob, bob_token = _app_for(page, here, "bob")
+    root = alice.status_post("a thread about #gardens")
+    own_reply = alice.status_post("and more", in_reply_to_id=root.id)
+    answer = bob.status_post(f"@alice nice", in_reply_to_id=root.id)
+    bob.status_post("something else")
+
+    liked = bob.status_favourite(root.id)
+    assert liked.favourited is True and liked.favourites_count == 1
+    assert bob.status_favourite(root.id).favourites_count == 1  # twice is once
+    boost = bob.status_reblog(root.id)
+    assert boost.reblog.id == root.id and boost.account.acct == "bob" and boost.reblog.reblogged is True
+    raw_boost = api(here, bob_token, "POST", f"/api/v1/statuses/{root.id}/reblog").json()
+    assert_entity("Status", raw_boost)
+    assert_entity("Status", raw_boost["reblog"])
+    # Bob's boost is on the home timeline of bob, as a reblog wrapper with its own, newer id.
+    top = bob.timeline_home(limit=1)[0]
+    assert top.reblog is not None and top.reblog.id == root.id and int(top.id) > int(root.id)
+    assert bob.status_unreblog(root.id).reblogged is False
+    assert bob.status_unfavourite(root.id).favourited is False
+    assert bob.status_unfavourite(root.id).favourites_count == 0  # undoing what was not done is fine
+
+    thread = api(here, alice_token, "GET", f"/api/v1/statuses/{own_reply.id}/context").json()
+    assert [s["id"] for s in thread["ancestors"]] == [root.id] and thread["descendants"] == []
+    whole = alice.status_context(root.id)
+    assert {s.id for s in whole.descendants} == {own_reply.id, answer.id}
+    for status in api(here, alice_token, "GET", f"/api/v1/statuses/{root.id}/context").json()["descendants"]:
+        assert_entity("Status", status)
+
+    me = alice.me()
+    everything = [s.id for s in alice.account_statuses(me.id, limit=40)]
+    assert everything[:2] == [own_reply.id, root.id]
+    no_replies = [s.id for s in alice.account_statuses(me.id, exclude_replies=True, limit=40)]
+    assert own_reply.id in no_replies  # a reply in one's own thread stays
+    bob_me = bob.me()
+    bob_posts = [s.id for s in alice.account_statuses(bob_me.id, exclude_replies=True)]
+    assert answer.id not in bob_posts and bob_posts
+    assert [s.id for s in alice.account_statuses(me.id, tagged="gardens")] == [root.id]
+    assert alice.account_statuses(me.id, pinned=True) == []
+    response = api(here, None, "GET", f"/api/v1/accounts/{me.id}/statuses", params={"limit": "1"})
+    assert len(response.json()) == 1 and 'rel="next"' in response.headers["Link"]
