@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedserver.context import Context
-from fedserver.services import timelines
+from fedserver.services import remote_actors, timelines
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import posts as post_store
@@ -95,3 +95,18 @@ async def contact_account(ctx: Context) -> Actor | None:
 
 async def known_domains(ctx: Context) -> int:
     return await actor_store.count_known_domains(ctx.db.reader)
+
+
+async def find_account(ctx: Context, query: str, *, resolve: bool) -> Actor | None:
+    """An account by its address (@user@host, user@host, acct:..., a bare name for this server),
+    as the web search finds it; with resolve, one we do not know yet is looked up by WebFinger."""
+    handle = query.strip().removeprefix("acct:").lstrip("@")
+    if not handle or any(c.isspace() for c in handle) or handle.count("@") > 1:
+        return None
+    if not resolve:
+        return await account_by_acct(ctx, handle)
+    try:
+        actor = await remote_actors.resolve_handle(ctx, handle if "@" in handle else f"{handle}@{ctx.urls.domain}")
+    except remote_actors.ActorNotFound:
+        return None
+    return actor if not actor.is_gone else None

@@ -17,15 +17,15 @@ from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """`here` (alice, an admin, and bob) and `there` (carol), federating over loopback."""
+    """`here` (alice, an admin, bob, and dana whose account is locked) and `there` (carol)."""
     group = ProcessGroup(tmp_path_factory.mktemp("api-pair"))
     here, there = group("here"), group("there")
-    for server, users in ((here, ("alice", "bob")), (there, ("carol",))):
+    for server, users in ((here, ("alice", "bob", "dana")), (there, ("carol",))):
         secret = server.directory / "password.txt"
         secret.write_text(PASSWORD, encoding="utf-8")
         for index, name in enumerate(users):
-            server.run("user", "create", name, *(["--admin"] if index == 0 else []), "--password-file", str(secret),
-                       check=True)
+            options = ["--admin"] if index == 0 else ["--locked"] if name == "dana" else []
+            server.run("user", "create", name, *options, "--password-file", str(secret), check=True)
     try:
         here.start()
         there.start()
@@ -110,9 +110,13 @@ def test_someone_elses_posts_are_404_where_they_may_not_see_or_change_them(page:
 def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, pair):
     here, there = pair
     app, token = _app_for(page, here, "alice")
-    here.run("follow", "alice", there.handle("carol"), check=True)
-    wait_for(lambda: here.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
-                                " WHERE a.username = 'carol'") == "accepted", what="carol's server to accept")
+    # Found by address (WebFinger on the other server), followed from the app.
+    found = app.search_v2(f"@carol@{there.domain}", resolve=True, result_type="accounts").accounts
+    assert [a.acct for a in found] == [f"carol@{there.domain}"]
+    carol = found[0]
+    assert_entity("Account", api(here, token, "GET", f"/api/v1/accounts/{carol.id}").json())
+    app.account_follow(carol.id)
+    wait_for(lambda: app.account_relationships([carol.id])[0].following, what="carol's server to accept")
     carol_post = there.run("post", "carol", "hello from the other server", check=True).stdout.strip()
     wait_for(lambda: any("hello from the other server" in s.content for s in app.timeline_home()),
              what="carol's post on alice's home timeline")
@@ -194,3 +198,34 @@ def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     assert alice.account_statuses(me.id, pinned=True) == []
     response = api(here, None, "GET", f"/api/v1/accounts/{me.id}/statuses", params={"limit": "1"})
     assert len(response.json()) == 1 and 'rel="next"' in response.headers["Link"]
+
+
+def test_following_a_locked_account_blocking_and_muting_from_apps(page: Page, pair):
+    here, _ = pair
+    alice, alice_token = _app_for(page, here, "alice")
+    page.context.clear_cookies()
+    dana, _ = _app_for(page, here, "dana")
+    dana_id = alice.account_lookup("dana").id
+    alice_id = alice.me().id
+
+    asked = alice.account_follow(dana_id)
+    assert (asked.following, asked.requested) == (False, True)
+    assert [a.acct for a in dana.follow_requests()] == ["alice"]
+    accepted = dana.follow_request_authorize(alice_id)
+    assert accepted.followed_by is True
+    assert alice.account_relationships([dana_id])[0].following is True
+    assert dana.follow_requests() == []
+    assert api(here, alice_token, "POST", "/api/v1/follow_requests/999999/authorize").status_code == 404
+
+    bob_id = alice.account_lookup("bob").id
+    muted = alice.account_mute(bob_id)
+    assert muted.muting is True and muted.muting_notifications is True
+    assert alice.account_unmute(bob_id).muting is False
+    blocked = alice.account_block(bob_id)
+    assert blocked.blocking is True and blocked.following is False
+    relationship = api(here, alice_token, "GET", "/api/v1/accounts/relationships", params={"id[]": bob_id}).json()[0]
+    assert_entity("Relationship", relationship)
+    assert alice.account_unblock(bob_id).blocking is False
+    assert alice.account_unfollow(dana_id).following is False
+    assert alice.account_unfollow(dana_id).following is False  # unfollowing twice is fine
+    assert api(here, alice_token, "POST", f"/api/v1/accounts/{alice_id}/follow").status_code == 422
