@@ -94,10 +94,7 @@ async def create_status(call: ApiCall) -> web.Response:
 
 @routes.delete(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))
 async def delete_status(call: ApiCall) -> web.Response:
-    post = await visible_post(call, call.match("id"))
-    if post.actor_id != call.me.id:
-        # Someone else's post: Mastodon answers 404 as well.
-        raise ApiError(404, "Record not found")
+    post = await own_post(call)  # someone else's post: 404, as Mastodon answers
     card = await timelines.card_of(call.ctx, post, call.viewer)
     body = (await statuses_json(call.ctx, [card], call.viewer, with_text=True))[0]
     try:
@@ -154,3 +151,52 @@ async def reblog(call: ApiCall) -> web.Response:
     if boost is not None:
         card.boosted_by, card.sort_id = call.me, boost
     return json_response((await statuses_json(call.ctx, [card], call.viewer))[0])
+
+
+async def own_post(call: ApiCall) -> Post:
+    post = await visible_post(call, call.match("id"))
+    if post.actor_id != call.me.id:
+        raise ApiError(404, "Record not found")
+    return post
+
+
+@routes.put(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))
+async def edit_status(call: ApiCall) -> web.Response:
+    """Text, content warning and language change; visibility and the reply stay as written (the
+    web's edit rule). Followers and mentioned servers get an Update."""
+    post = await own_post(call)
+    params = call.params
+    if params.list("media_ids") or params.list("poll[options]"):
+        raise ApiError(422, "Validation failed: media attachments and polls are not supported through the API yet")
+    language = params.get("language") or None
+    if language is not None and not LANGUAGE.match(language):
+        raise ApiError(422, "Validation failed: language must be an ISO 639 code such as en")
+    try:
+        updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
+            text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language))
+    except PostingError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    return await _one(call, updated)
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}/source", scope=("read:statuses",))
+async def status_source(call: ApiCall) -> web.Response:
+    post = await own_post(call)
+    return json_response({"id": ids.encode(post.id), "text": post.source_text or "",
+                          "spoiler_text": post.summary or ""})
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}/history", auth="public", scope=("read:statuses",))
+async def status_history(call: ApiCall) -> web.Response:
+    """Every version the post had, oldest first, the current one last (Mastodon's StatusEdit)."""
+    post = await visible_post(call, call.match("id"))
+    card = await timelines.card_of(call.ctx, post, call.viewer)
+    page = await post_details.details_for(call.ctx, [card], call.viewer)
+    author = serializers.account(page.accounts[card.author.id], call.ctx.urls)
+    versions = [(v["content_html"], v["summary"], bool(v["sensitive"]), v["revised_at"])
+                for v in await post_details.earlier_versions(call.ctx, post)]
+    versions.append((post.content_html, post.summary, bool(post.sensitive), post.edited_at or post.published_at))
+    return json_response([{"content": content or "", "spoiler_text": summary or "", "sensitive": sensitive,
+                           "created_at": ids.datetime_text(at), "account": author, "poll": None,
+                           "media_attachments": [], "emojis": []}
+                          for content, summary, sensitive, at in versions])

@@ -87,3 +87,9 @@ async def filter_posts(ctx: Context, cards: list[PostCard], *, exclude_replies: 
                 kept.append(card)
         cards = kept
     return cards
+
+
+async def earlier_versions(ctx: Context, post: Post) -> list[dict]:
+    """The post's earlier versions, oldest first: content_html, summary, sensitive and revised_at
+    (when that version was written)."""
+    return await post_store.list_revisions(ctx.db.reader, post.id)

@@ -364,3 +364,14 @@ async def public(ctx: Context, viewer: Actor | None, *, local: bool = True, remo
     remote = remote and viewer is not None
     posts = await timeline_store.public_posts(ctx.db.reader, local=local, remote=remote, max_id=max_id, limit=limit)
     return await _page_of_posts(ctx, viewer, posts, limit, choices)
+
+
+async def dismiss_notification(ctx: Context, actor: Actor, notification_id: int) -> bool:
+    """Remove one of the person's notifications; False when they have no such notification."""
+    async with ctx.db.transaction() as tx:
+        return await interaction_store.delete_notification(tx, actor.id, notification_id)
+
+
+async def clear_notifications(ctx: Context, actor: Actor) -> None:
+    async with ctx.db.transaction() as tx:
+        await interaction_store.delete_notifications_of(tx, actor.id)

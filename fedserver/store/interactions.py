@@ -130,3 +130,13 @@ async def count_unread_notifications(conn: aiosqlite.Connection, recipient_id: i
 async def mark_notifications_read(conn: aiosqlite.Connection, recipient_id: int, now: str) -> None:
     await conn.execute("UPDATE notifications SET read_at = ? WHERE recipient_id = ? AND read_at IS NULL",
                        (now, recipient_id))
+
+
+async def delete_notification(conn: aiosqlite.Connection, recipient_id: int, notification_id: int) -> bool:
+    cur = await conn.execute("DELETE FROM notifications WHERE id = ? AND recipient_id = ?",
+                             (notification_id, recipient_id))
+    return cur.rowcount > 0
+
+
+async def delete_notifications_of(conn: aiosqlite.Connection, recipient_id: int) -> None:
+    await conn.execute("DELETE FROM notifications WHERE recipient_id = ?", (recipient_id,))

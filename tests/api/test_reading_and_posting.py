@@ -153,6 +153,15 @@ def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, 
     assert [(n["type"], n["account"]["acct"], n["status"]) for n in only] == [("follow", f"carol@{there.domain}", None)]
     assert app.status(mine.id).favourites_count == 1 and app.status(mine.id).replies_count == 1
 
+    assert api(here, token, "GET", "/api/v1/notifications/unread_count").json()["count"] >= 3
+    one = api(here, token, "GET", f"/api/v1/notifications/{favourite.id}").json()
+    assert (one["id"], one["type"]) == (str(favourite.id), "favourite")
+    app.notifications_dismiss(favourite.id)
+    assert api(here, token, "GET", f"/api/v1/notifications/{favourite.id}").status_code == 404
+    assert "favourite" not in {n.type for n in app.notifications()}
+    app.notifications_clear()
+    assert app.notifications() == []
+
 
 def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     here, _ = pair
@@ -185,6 +194,18 @@ def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     assert {s.id for s in whole.descendants} == {own_reply.id, answer.id}
     for status in api(here, alice_token, "GET", f"/api/v1/statuses/{root.id}/context").json()["descendants"]:
         assert_entity("Status", status)
+
+    # Editing: the text changes, the earlier version stays in the history, the source is the text.
+    edited = alice.status_update(root.id, "a thread about #gardens, edited", spoiler_text="plants")
+    assert edited.edited_at is not None and "edited" in edited.content and edited.spoiler_text == "plants"
+    source = alice.status_source(root.id)
+    assert (source.text, source.spoiler_text) == ("a thread about #gardens, edited", "plants")
+    history = api(here, alice_token, "GET", f"/api/v1/statuses/{root.id}/history").json()
+    assert [h["content"] for h in history] == [root.content, edited.content]
+    for version in history:
+        assert_entity("StatusEdit", version)
+    assert api(here, bob_token, "PUT", f"/api/v1/statuses/{root.id}", data={"status": "mine now"}).status_code == 404
+    assert api(here, bob_token, "GET", f"/api/v1/statuses/{root.id}/source").status_code == 404
 
     me = alice.me()
     everything = [s.id for s in alice.account_statuses(me.id, limit=40)]
