@@ -38,11 +38,6 @@ for _path in _PUBLIC_EMPTY_LISTS:
     routes.get(_path, auth="public")(_empty_list)
 
 
-@routes.get("/api/v1/markers", scope=("read:statuses",))
-async def markers(call: ApiCall) -> web.Response:
-    return json_response({})  # no read positions are stored yet
-
-
 @routes.get("/api/v2/notifications/policy", scope=("read:notifications",))
 async def notification_policy(call: ApiCall) -> web.Response:
     # Everything is accepted: fedserver does not filter notifications into requests.

@@ -71,6 +71,17 @@ def test_posting_paging_the_home_timeline_and_deleting(page: Page, pair):
     for status in response.json():
         assert_entity("Status", status)
 
+    # Read positions set by one device are there for the next; each update counts a version.
+    assert app.markers_get(["home"]) == {}
+    app.markers_set(["home"], [posted[2].id])
+    marker = app.markers_set(["home"], [posted[4].id])["home"]
+    assert (marker.last_read_id, marker.version) == (posted[4].id, 2)
+    raw_markers = api(here, token, "GET", "/api/v1/markers", params={"timeline[]": ["home", "notifications"]}).json()
+    assert list(raw_markers) == ["home"] and raw_markers["home"]["last_read_id"] == str(posted[4].id)
+    assert_entity("Marker", raw_markers["home"])
+    form = api(here, token, "POST", "/api/v1/markers", data={"notifications[last_read_id]": "7"}).json()
+    assert form["notifications"]["last_read_id"] == "7"
+
     # Replies name their parent; followers-only posts are "private" to apps.
     reply = app.status_post("a reply", in_reply_to_id=posted[0].id, visibility="private", spoiler_text="cw")
     assert reply.in_reply_to_id == posted[0].id and reply.visibility == "private" and reply.spoiler_text == "cw"
