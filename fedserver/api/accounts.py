@@ -11,6 +11,7 @@ from fedserver.api.pagination import link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
 from fedserver.services import directory, post_details, timelines
 from fedserver.services.timelines import PostCard
+from fedserver.store.actors import Actor
 
 routes = ApiRoutes()
 
@@ -76,6 +77,32 @@ async def account_statuses(call: ApiCall) -> web.Response:
     cards = await read_page(fetch, page_request(params), key=lambda card: card.sort_id)
     return json_response(await statuses_json(ctx, cards, call.viewer),
                          headers=link_header(ctx.urls.base, call.request, [card.sort_id for card in cards]))
+
+
+async def _follow_list(call: ApiCall, *, followers: bool) -> web.Response:
+    ctx = call.ctx
+    actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+        return await directory.follow_list(ctx, actor, followers=followers, max_id=max_id, limit=limit)
+    # Paged by follow ids (Mastodon pages these lists by its internal ids too, Link headers only).
+    rows = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda row: row[0],
+                           first_span=64)
+    accounts = [serializers.account(await directory.account_view(ctx, other, call.viewer), ctx.urls)
+                for _, other in rows]
+    return json_response(accounts, headers=link_header(ctx.urls.base, call.request, [fid for fid, _ in rows]))
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/followers", auth="public", scope=("read:accounts",))
+async def followers(call: ApiCall) -> web.Response:
+    return await _follow_list(call, followers=True)
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/following", auth="public", scope=("read:accounts",))
+async def following(call: ApiCall) -> web.Response:
+    return await _follow_list(call, followers=False)
 
 
 @routes.get("/api/v1/preferences", scope=("read:accounts",))

@@ -110,3 +110,13 @@ async def find_account(ctx: Context, query: str, *, resolve: bool) -> Actor | No
     except remote_actors.ActorNotFound:
         return None
     return actor if not actor.is_gone else None
+
+
+async def follow_list(ctx: Context, actor: Actor, *, followers: bool, max_id: int | None,
+                      limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+    """A page of the account's followers (or followed accounts), newest follow first, as (follow
+    id, account), leaving out accounts that are gone; and the follow id the read stopped at (None
+    at the end)."""
+    rows = await follow_store.list_side_before(ctx.db.reader, actor.id, followers=followers, max_id=max_id,
+                                               limit=limit)
+    return [(fid, other) for fid, other in rows if not other.is_gone], (rows[-1][0] if len(rows) == limit else None)

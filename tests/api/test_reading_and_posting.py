@@ -250,6 +250,13 @@ def test_following_a_locked_account_blocking_and_muting_from_apps(page: Page, pa
     assert api(here, alice_token, "POST", "/api/v1/follow_requests/999999/authorize").status_code == 404
 
     bob_id = alice.account_lookup("bob").id
+    assert alice.account_follow(bob_id).following is True
+    first = alice.account_following(alice_id, limit=1)
+    assert [a.acct for a in first] == ["bob"]  # the newest follow first
+    assert [a.acct for a in alice.fetch_next(first)] == ["dana"]
+    assert [a.acct for a in dana.account_followers(dana_id)] == ["alice"]
+    for account in api(here, alice_token, "GET", f"/api/v1/accounts/{alice_id}/following").json():
+        assert_entity("Account", account)
     muted = alice.account_mute(bob_id)
     assert muted.muting is True and muted.muting_notifications is True
     assert alice.account_unmute(bob_id).muting is False
