@@ -35,8 +35,10 @@ async def _refused(request: web.Request, message: str) -> web.Response:
 
 
 async def _checked(request: web.Request, values) -> AuthorizationRequest | web.StreamResponse:
-    """The request checked; or the answer to give instead: a page when the app or its redirect URI
-    cannot be trusted, else the error sent back to the app (RFC 6749 §4.1.2.1)."""
+    """The request checked, or the page that says why not. Errors are not sent back to the redirect
+    URI on their own: anyone can register an app with any redirect URI, so an automatic error
+    redirect would make this server an open redirector (RFC 9700 §4.11.2). The app hears back
+    only after the person chose (Authorize or Deny)."""
     ctx = ctx_of(request)
     redirect_uri = str(values.get("redirect_uri", ""))
     try:
@@ -49,10 +51,8 @@ async def _checked(request: web.Request, values) -> AuthorizationRequest | web.S
             scope=str(values.get("scope", "")) or None, code_challenge=str(values.get("code_challenge", "")) or None,
             code_challenge_method=str(values.get("code_challenge_method", "")) or None)
     except OAuthError as exc:
-        if redirect_uri == oauth.OOB_URI:
-            return await _refused(request, exc.description)
-        return _back_to_app(redirect_uri, {"error": exc.error, "error_description": exc.description},
-                            str(values.get("state", "")))
+        return await _refused(request, f"{app.name} asked for something this server cannot grant: "
+                                       f"{exc.description} ({exc.error})")
 
 
 def _back_to_app(redirect_uri: str, params: dict[str, str], state: str) -> web.Response:

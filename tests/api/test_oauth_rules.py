@@ -137,18 +137,23 @@ def test_a_redirect_uri_the_app_did_not_register_is_refused_without_redirecting(
     assert forged.status == 403
 
 
-def test_a_scope_the_app_did_not_register_goes_back_as_invalid_scope(page: Page, server: ServerProcess):
-    client_id, _ = new_app(server, scopes=["read"], redirect_uris=["com.example.app:/oauth"])
+def test_a_bad_authorization_request_is_explained_on_a_page_and_never_redirected(page: Page, server: ServerProcess):
+    # Anyone can register any redirect URI: redirecting errors on their own would make the server an
+    # open redirector (RFC 9700 4.11.2).
+    client_id, _ = new_app(server, scopes=["read"], redirect_uris=["https://elsewhere.example/landing"])
+    bad_requests = [authorize_url(server, client_id, redirect_uri="https://elsewhere.example/landing", state="abc",
+                                  **extra)
+                    for extra in ({"scope": "read write"}, {"scope": "admin:read"},
+                                  {"scope": "read", "response_type": "token"})]
+    for url in bad_requests:
+        anonymous = requests.get(url, allow_redirects=False, timeout=10)
+        assert anonymous.status_code == 400 and "Location" not in anonymous.headers, url
     page.goto(f"{server.base}/auth/sign_in")
     sign_in_on_page(page, "alice")
-    answer = page.request.get(authorize_url(server, client_id, scope="read write", redirect_uri="com.example.app:/oauth",
-                                            state="abc"), max_redirects=0)
-    assert answer.status == 302
-    location = answer.headers["location"]
-    assert location.startswith("com.example.app:/oauth?")
-    assert parse_qs(urlsplit(location).query) == {"error": ["invalid_scope"], "state": ["abc"],
-                                                  "error_description": ["The requested scope is not one this app "
-                                                                        "registered."]}
+    for url in bad_requests:
+        answer = page.request.get(url, max_redirects=0)
+        assert answer.status == 400 and "location" not in answer.headers, url
+        assert "Test App asked for something this server cannot grant" in answer.text()
 
 
 def test_force_login_asks_who_signs_in_even_with_a_session(page: Page, server: ServerProcess):
