@@ -174,6 +174,10 @@ async def edit_status(call: ApiCall) -> web.Response:
     try:
         updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
             text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language))
+        exclude = params.get("exclude_from_corpus")
+        if exclude is not None and await timelines.training_allowed(call.ctx, call.me):
+            updated = await posting.set_post_excluded(call.ctx, call.me.username, post.uri,
+                                                      params.bool("exclude_from_corpus"))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     return await _one(call, updated)
@@ -183,7 +187,9 @@ async def edit_status(call: ApiCall) -> web.Response:
 async def status_source(call: ApiCall) -> web.Response:
     post = await own_post(call)
     return json_response({"id": ids.encode(post.id), "text": post.source_text or "",
-                          "spoiler_text": post.summary or ""})
+                          "spoiler_text": post.summary or "",
+                          # fedserver's extension, as on the status: the author's corpus opt-out.
+                          "fedserver": {"exclude_from_corpus": bool(post.corpus_excluded)}})
 
 
 @routes.get(r"/api/v1/statuses/{id:\d+}/history", auth="public", scope=("read:statuses",))

@@ -268,3 +268,28 @@ def test_following_a_locked_account_blocking_and_muting_from_apps(page: Page, pa
     assert alice.account_unfollow(dana_id).following is False
     assert alice.account_unfollow(dana_id).following is False  # unfollowing twice is fine
     assert api(here, alice_token, "POST", f"/api/v1/accounts/{alice_id}/follow").status_code == 422
+
+
+def test_the_per_post_corpus_opt_out_is_a_fedserver_extension_for_people_who_consented(page: Page, pair):
+    here, _ = pair
+    here.run("consent", "set", "bob", "--train-ai", "allow", "--license", "CC-BY-4.0", "--scope", "all", check=True)
+    bob_token = user_token(here, page, username="bob")
+    kept_out = api(here, bob_token, "POST", "/api/v1/statuses",
+                   data={"status": "not for training", "exclude_from_corpus": "true"}).json()
+    assert kept_out["fedserver"] == {"exclude_from_corpus": True}
+    assert here.value("SELECT corpus_excluded FROM posts WHERE id = ?", (int(kept_out["id"]),)) == 1
+    source = api(here, bob_token, "GET", f"/api/v1/statuses/{kept_out['id']}/source").json()
+    assert source["fedserver"] == {"exclude_from_corpus": True}
+    let_in = api(here, bob_token, "PUT", f"/api/v1/statuses/{kept_out['id']}",
+                 json={"status": "not for training", "exclude_from_corpus": False}).json()
+    assert let_in["fedserver"] == {"exclude_from_corpus": False}
+    assert here.value("SELECT corpus_excluded FROM posts WHERE id = ?", (int(kept_out["id"]),)) == 0
+    # Others see no such field on bob's posts.
+    assert "fedserver" not in api(here, None, "GET", f"/api/v1/statuses/{kept_out['id']}").json()
+
+    # Without consent the opt-out means nothing (nothing goes into the corpus anyway), as on the web form.
+    page.context.clear_cookies()
+    alice_token = user_token(here, page, username="alice")
+    plain = api(here, alice_token, "POST", "/api/v1/statuses",
+                data={"status": "hello", "exclude_from_corpus": "1"}).json()
+    assert plain["fedserver"] == {"exclude_from_corpus": False}
