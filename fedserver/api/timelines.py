@@ -41,3 +41,18 @@ async def public(call: ApiCall) -> web.Response:
         return [card for card in page.cards if card.attachments or not only_media], page.next_max_id
     cards = await read_page(fetch, page_request(call.params), key=lambda card: card.sort_id)
     return await _respond(call, cards)
+
+
+@routes.get("/api/v1/timelines/tag/{hashtag}", auth="public", scope=("read:statuses",))
+async def tag(call: ApiCall) -> web.Response:
+    """Public posts with the hashtag; other servers' only for signed-in callers (the tag page's rule)."""
+    name = call.match("hashtag").lstrip("#").lower()
+    local_only = call.params.bool("local")
+    only_media = call.params.bool("only_media")
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[PostCard], int | None]:
+        page = await timelines.tagged(call.ctx, name, call.viewer, max_id=max_id, limit=limit)
+        return [card for card in page.cards if (card.attachments or not only_media)
+                and (card.post.is_local or not local_only)], page.next_max_id
+    cards = await read_page(fetch, page_request(call.params), key=lambda card: card.sort_id)
+    return await _respond(call, cards)

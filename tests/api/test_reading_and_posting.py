@@ -227,6 +227,8 @@ def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     bob_posts = [s.id for s in alice.account_statuses(bob_me.id, exclude_replies=True)]
     assert answer.id not in bob_posts and bob_posts
     assert [s.id for s in alice.account_statuses(me.id, tagged="gardens")] == [root.id]
+    assert [s.id for s in alice.timeline_hashtag("gardens")] == [root.id]
+    assert [s["id"] for s in api(here, None, "GET", "/api/v1/timelines/tag/Gardens").json()] == [root.id]
     assert alice.account_statuses(me.id, pinned=True) == []
     response = api(here, None, "GET", f"/api/v1/accounts/{me.id}/statuses", params={"limit": "1"})
     assert len(response.json()) == 1 and 'rel="next"' in response.headers["Link"]
