@@ -210,8 +210,8 @@ def _status(card: PostCard, page: PageDetails, urls: Urls, viewer: Actor | None,
         "text": (post.source_text or "") if with_text else None, "filtered": [],
     }
     if viewer is not None:
-        out.update({"favourited": card.liked, "reblogged": card.boosted, "muted": False, "bookmarked": False,
-                    "pinned": False})
+        out.update({"favourited": card.liked, "reblogged": card.boosted, "muted": False,
+                    "bookmarked": post.id in page.bookmarked, "pinned": False})
     if card.own and post.is_local:
         # fedserver's extension: the author's "keep this post out of the training corpus".
         out["fedserver"] = {"exclude_from_corpus": bool(post.corpus_excluded)}

@@ -12,7 +12,7 @@ from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, interactions, post_details, posting, timelines
+from fedserver.services import audience, bookmarks, interactions, post_details, posting, timelines
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PostingError
 from fedserver.services.timelines import PostCard
@@ -206,3 +206,19 @@ async def status_history(call: ApiCall) -> web.Response:
                            "created_at": ids.datetime_text(at), "account": author, "poll": None,
                            "media_attachments": [], "emojis": []}
                           for content, summary, sensitive, at in versions])
+
+
+async def _bookmark(call: ApiCall, *, on: bool) -> web.Response:
+    post = await visible_post(call, call.match("id"))
+    await bookmarks.bookmark(call.ctx, call.me, post, on=on)
+    return await _one(call, post)
+
+
+@routes.post(r"/api/v1/statuses/{id:\d+}/bookmark", scope=("write:bookmarks",))
+async def bookmark(call: ApiCall) -> web.Response:
+    return await _bookmark(call, on=True)
+
+
+@routes.post(r"/api/v1/statuses/{id:\d+}/unbookmark", scope=("write:bookmarks",))
+async def unbookmark(call: ApiCall) -> web.Response:
+    return await _bookmark(call, on=False)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from fedserver.context import Context
-from fedserver.services import audience, directory
+from fedserver.services import audience, bookmarks, directory
 from fedserver.services.directory import AccountView
 from fedserver.services.timelines import PostCard
 from fedserver.store import interactions as interaction_store
@@ -33,6 +33,7 @@ class PostDetails:
 class PageDetails:
     posts: dict[int, PostDetails]
     accounts: dict[int, AccountView]
+    bookmarked: set[int] = field(default_factory=set)  # of the posts, those the viewer bookmarked
 
 
 async def details_for(ctx: Context, cards: list[PostCard], viewer: Actor | None, *,
@@ -60,7 +61,8 @@ async def details_for(ctx: Context, cards: list[PostCard], viewer: Actor | None,
     shown = [a for card in cards for a in (card.author, card.boosted_by) if a is not None] + list(also_accounts)
     for actor in {a.id: a for a in shown}.values():
         accounts[actor.id] = await directory.account_view(ctx, actor, viewer)
-    return PageDetails(posts=details, accounts=accounts)
+    marked = await bookmarks.bookmarked_ids(ctx, viewer, post_ids) if viewer is not None else set()
+    return PageDetails(posts=details, accounts=accounts, bookmarked=marked)
 
 
 async def boost_id(ctx: Context, actor: Actor, post: Post) -> int | None:

@@ -195,9 +195,19 @@ def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     # Bob's boost is on the home timeline of bob, as a reblog wrapper with its own, newer id.
     top = bob.timeline_home(limit=1)[0]
     assert top.reblog is not None and top.reblog.id == root.id and int(top.id) > int(root.id)
+    assert [s.id for s in bob.favourites()] == [root.id]
+    assert bob.status_bookmark(root.id).bookmarked is True
+    assert bob.status_bookmark(answer.id).bookmarked is True
+    first = bob.bookmarks(limit=1)
+    assert [s.id for s in first] == [answer.id]  # the newest bookmark first
+    assert [s.id for s in bob.fetch_next(first)] == [root.id]
+    assert bob.status(root.id).bookmarked is True and alice.status(root.id).bookmarked is False
+    assert bob.status_unbookmark(root.id).bookmarked is False
+    assert [s.id for s in bob.bookmarks()] == [answer.id]
     assert bob.status_unreblog(root.id).reblogged is False
     assert bob.status_unfavourite(root.id).favourited is False
     assert bob.status_unfavourite(root.id).favourites_count == 0  # undoing what was not done is fine
+    assert bob.favourites() == []
 
     thread = api(here, alice_token, "GET", f"/api/v1/statuses/{own_reply.id}/context").json()
     assert [s["id"] for s in thread["ancestors"]] == [root.id] and thread["descendants"] == []
