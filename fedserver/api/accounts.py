@@ -9,7 +9,8 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.pagination import link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
-from fedserver.services import directory, post_details, timelines
+from fedserver.services import directory, post_details, profile, timelines
+from fedserver.services.profile import ProfileError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
 
@@ -25,6 +26,33 @@ async def verify_credentials(call: ApiCall) -> web.Response:
     return json_response(serializers.credential_account(
         view, ctx.urls, bio_source=await directory.bio_source(ctx, me),
         follow_requests=await directory.follow_request_count(ctx, me)))
+
+
+@routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
+async def update_credentials(call: ApiCall) -> web.Response:
+    """Display name, bio (note), locked and the avatar, through the profile page's service (the
+    avatar is cleaned the same way). Fields fedserver does not keep (header, bot, discoverable,
+    profile fields) are left as they are; the answer shows what the profile now is."""
+    ctx, me, params = call.ctx, call.me, call.params
+    try:
+        if any(params.get(name) is not None for name in ("display_name", "note", "locked")):
+            await profile.update_profile(
+                ctx, me.username,
+                display_name=params.get("display_name") if params.get("display_name") is not None
+                else me.display_name,
+                bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
+                locked=params.bool("locked", bool(me.manually_approves_followers)))
+        avatar = params.file("avatar")
+        if avatar is not None:
+            await profile.set_avatar(ctx, me.username, avatar.file.read(profile.MAX_AVATAR_BYTES + 1))
+    except ProfileError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    updated = await directory.account_by_id(ctx, me.id)
+    assert updated is not None
+    view = await directory.account_view(ctx, updated, updated)
+    return json_response(serializers.credential_account(
+        view, ctx.urls, bio_source=await directory.bio_source(ctx, updated),
+        follow_requests=await directory.follow_request_count(ctx, updated)))
 
 
 @routes.get("/api/v1/accounts/lookup", auth="public", scope=("read:accounts",))

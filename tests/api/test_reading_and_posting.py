@@ -3,9 +3,12 @@ arrive, through Mastodon.py against two real fedserver processes (tokens from th
 authorization page)."""
 from __future__ import annotations
 
+import io
 from typing import Iterator
 
 import pytest
+import requests
+from PIL import Image
 from mastodon import Mastodon, MastodonNotFoundError
 from playwright.sync_api import Page
 
@@ -305,3 +308,26 @@ def test_the_per_post_corpus_opt_out_is_a_fedserver_extension_for_people_who_con
     plain = api(here, alice_token, "POST", "/api/v1/statuses",
                 data={"status": "hello", "exclude_from_corpus": "1"}).json()
     assert plain["fedserver"] == {"exclude_from_corpus": False}
+
+
+def test_editing_the_profile_from_an_app(page: Page, pair):
+    here, _ = pair
+    bob, token = _app_for(page, here, "bob")
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture, format="PNG")
+    updated = bob.account_update_credentials(display_name="Bob Builder", note="I build *things*",
+                                             avatar=picture.getvalue(), avatar_mime_type="image/png")
+    assert updated.display_name == "Bob Builder" and updated.source.note == "I build *things*"
+    assert "/media/" in updated.avatar
+    assert requests.get(updated.avatar, timeout=10).headers["Content-Type"] == "image/png"
+    # Only what is sent changes.
+    locked = api(here, token, "PATCH", "/api/v1/accounts/update_credentials", data={"locked": "true"}).json()
+    assert_entity("Account", locked)
+    assert (locked["locked"], locked["display_name"], locked["source"]["note"]) == (True, "Bob Builder",
+                                                                                  "I build *things*")
+    assert api(here, token, "PATCH", "/api/v1/accounts/update_credentials",
+               data={"display_name": "x" * 500}).status_code == 422
+    bad = api(here, token, "PATCH", "/api/v1/accounts/update_credentials",
+              files={"avatar": ("a.png", b"not a picture", "image/png")})
+    assert bad.status_code == 422 and "error" in bad.json()
+    api(here, token, "PATCH", "/api/v1/accounts/update_credentials", data={"locked": "false"})
