@@ -201,7 +201,8 @@ def test_client_credentials_give_an_app_token_that_cannot_act_for_a_person(serve
     assert response.json()["scope"] == "read"
     assert api(server, token, "GET", "/api/v1/apps/verify_credentials").json()["name"] == "Test App"
     person_only = api(server, token, "GET", "/api/v1/accounts/verify_credentials")
-    assert person_only.status_code == 422 and person_only.json()["error"] == "This method requires an authenticated user"
+    assert person_only.status_code == 422
+    assert person_only.json()["error"] == "This method requires an authenticated user"
 
     wrong = requests.post(f"{server.base}/oauth/token", timeout=10, data={
         "grant_type": "client_credentials", "client_id": client_id, "client_secret": "wrong"})
