@@ -7,7 +7,7 @@ from aiohttp import web
 from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
-from fedserver.api.pagination import link_header, page_request, read_page
+from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
 from fedserver.services import directory, post_details, profile, timelines
 from fedserver.services.profile import ProfileError
@@ -117,7 +117,7 @@ async def _follow_list(call: ApiCall, *, followers: bool) -> web.Response:
         return await directory.follow_list(ctx, actor, followers=followers, max_id=max_id, limit=limit)
     # Paged by follow ids (Mastodon pages these lists by its internal ids too, Link headers only).
     rows = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda row: row[0],
-                           first_span=64)
+                           first_span=COUNTER_SPAN)
     accounts = [serializers.account(await directory.account_view(ctx, other, call.viewer), ctx.urls)
                 for _, other in rows]
     return json_response(accounts, headers=link_header(ctx.urls.base, call.request, [fid for fid, _ in rows]))

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
-from fedserver.api.pagination import link_header, page_request, read_page
+from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.services import post_details, timelines
 from fedserver.services.timelines import Notification
@@ -51,7 +51,7 @@ async def list_notifications(call: ApiCall) -> web.Response:
         return [item for item in page.items if shown(item)], page.next_max_id
     # Notification ids count up one by one (not time-ordered snowflakes): min_id's window starts small.
     items = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda item: item.id,
-                            first_span=64)
+                            first_span=COUNTER_SPAN)
     return json_response(await _render(call, items, wanted),
                          headers=link_header(ctx.urls.base, call.request, [item.id for item in items]))
 

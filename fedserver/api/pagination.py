@@ -51,13 +51,16 @@ T = TypeVar("T")
 # when some are hidden from the viewer).
 Fetch = Callable[[Optional[int], int], Awaitable[tuple[list[T], Optional[int]]]]
 NO_MAX_ID = 2**62
-# One minute of snowflake ids ((unix ms << 16) | seq): where the search for min_id's window starts.
-_MINUTE = 60_000 << 16
+# Where the search for min_id's window starts: one minute of snowflake ids ((unix ms << 16) | seq)
+# for time-ordered ids (posts, boosts); a few ids for ids that count up one by one (notifications,
+# likes, bookmarks, follows).
+SNOWFLAKE_SPAN = 60_000 << 16
+COUNTER_SPAN = 64
 _MAX_PROBES = 40
 
 
 async def read_page(fetch: Fetch[T], request: PageRequest, key: Callable[[T], int], *,
-                    first_span: int = _MINUTE) -> list[T]:
+                    first_span: int = SNOWFLAKE_SPAN) -> list[T]:
     """The page the request names, newest first: below max_id; above since_id (the newest such);
     or, with min_id, the items immediately above it (the oldest such, listed newest first)."""
     if request.min_id is not None:

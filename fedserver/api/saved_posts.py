@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.api.errors import json_response
-from fedserver.api.pagination import link_header, page_request, read_page
+from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.statuses import statuses_json
 from fedserver.services import bookmarks
@@ -19,7 +19,7 @@ async def _listed(call: ApiCall, reader) -> web.Response:
         page: Page = await reader(call.ctx, call.me, max_id=max_id, limit=limit)
         return page.cards, page.next_max_id
     # Bookmark and like ids count up one by one: min_id's search starts with a small window.
-    cards = await read_page(fetch, page_request(call.params), key=lambda card: card.sort_id, first_span=64)
+    cards = await read_page(fetch, page_request(call.params), key=lambda card: card.sort_id, first_span=COUNTER_SPAN)
     return json_response(await statuses_json(call.ctx, cards, call.viewer),
                          headers=link_header(call.ctx.urls.base, call.request, [card.sort_id for card in cards]))
 

@@ -10,9 +10,10 @@ from aiohttp import web
 
 from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
+from fedserver.api.pagination import COUNTER_SPAN, SNOWFLAKE_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, bookmarks, interactions, post_details, posting, timelines
+from fedserver.services import audience, bookmarks, directory, interactions, post_details, posting, timelines
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PostingError
 from fedserver.services.timelines import PostCard
@@ -222,3 +223,26 @@ async def bookmark(call: ApiCall) -> web.Response:
 @routes.post(r"/api/v1/statuses/{id:\d+}/unbookmark", scope=("write:bookmarks",))
 async def unbookmark(call: ApiCall) -> web.Response:
     return await _bookmark(call, on=False)
+
+
+async def _interactors(call: ApiCall, *, boosts: bool) -> web.Response:
+    post = await visible_post(call, call.match("id"))
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+        return await directory.interactors(call.ctx, post, boosts=boosts, max_id=max_id, limit=limit)
+    rows = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda row: row[0],
+                           first_span=SNOWFLAKE_SPAN if boosts else COUNTER_SPAN)
+    accounts = [serializers.account(await directory.account_view(call.ctx, actor, call.viewer), call.ctx.urls)
+                for _, actor in rows]
+    return json_response(accounts, headers=link_header(call.ctx.urls.base, call.request, [i for i, _ in rows]))
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}/favourited_by", auth="public", scope=("read:accounts",))
+async def favourited_by(call: ApiCall) -> web.Response:
+    return await _interactors(call, boosts=False)
+
+
+@routes.get(r"/api/v1/statuses/{id:\d+}/reblogged_by", auth="public", scope=("read:accounts",))
+async def reblogged_by(call: ApiCall) -> web.Response:
+    # Boost ids are time-ordered like posts' (clock.time_ordered_id); like ids count up one by one.
+    return await _interactors(call, boosts=True)

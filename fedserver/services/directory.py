@@ -9,8 +9,10 @@ from fedserver.context import Context
 from fedserver.services import remote_actors, timelines
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
+from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
+from fedserver.store.posts import Post
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,13 @@ async def follow_list(ctx: Context, actor: Actor, *, followers: bool, max_id: in
     rows = await follow_store.list_side_before(ctx.db.reader, actor.id, followers=followers, max_id=max_id,
                                                limit=limit)
     return [(fid, other) for fid, other in rows if not other.is_gone], (rows[-1][0] if len(rows) == limit else None)
+
+
+async def interactors(ctx: Context, post: Post, *, boosts: bool, max_id: int | None,
+                      limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+    """A page of the accounts that liked (or boosted) the post, newest first, as (like or boost
+    id, account), leaving out accounts that are gone; and where the read stopped."""
+    rows = await interaction_store.interactors_before(ctx.db.reader, post.id, boosts=boosts, max_id=max_id,
+                                                      limit=limit)
+    return [(row_id, actor) for row_id, actor in rows if not actor.is_gone], (rows[-1][0] if len(rows) == limit
+                                                                            else None)

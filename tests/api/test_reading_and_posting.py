@@ -193,6 +193,8 @@ def test_favourites_boosts_threads_and_a_profiles_posts(page: Page, pair):
     assert bob.status_favourite(root.id).favourites_count == 1  # twice is once
     boost = bob.status_reblog(root.id)
     assert boost.reblog.id == root.id and boost.account.acct == "bob" and boost.reblog.reblogged is True
+    assert [a.acct for a in alice.status_favourited_by(root.id)] == ["bob"]
+    assert [a.acct for a in alice.status_reblogged_by(root.id)] == ["bob"]
     raw_boost = api(here, bob_token, "POST", f"/api/v1/statuses/{root.id}/reblog").json()
     assert_entity("Status", raw_boost)
     assert_entity("Status", raw_boost["reblog"])
