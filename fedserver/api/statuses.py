@@ -1,5 +1,6 @@
-"""Statuses: create, get and delete (delete returns `text`, for "delete and redraft"), and turning
-any page of post cards into Status entities."""
+"""Statuses: create, get, edit (with source and history) and delete (delete returns `text`, for
+"delete and redraft"); context; favourite, reblog and bookmark and their undoing; favourited_by
+and reblogged_by; and turning any page of post cards into Status entities (statuses_json)."""
 from __future__ import annotations
 
 import re
