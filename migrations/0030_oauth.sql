@@ -9,7 +9,7 @@ CREATE TABLE oauth_apps (
     name TEXT NOT NULL,
     website TEXT,
     redirect_uris TEXT NOT NULL,   -- JSON list of the registered redirect URIs
-    scopes TEXT NOT NULL,          -- space-separated, as registered
+    scopes TEXT NOT NULL,          -- space-separated, as registered; '' when the app named none
     created_at TEXT NOT NULL
 );
 

@@ -32,7 +32,7 @@ POLL_LIMITS = {"max_options": 4, "max_characters_per_option": 50, "min_expiratio
 def application(app: OAuthApp, *, with_secrets: dict[str, str] | None = None) -> dict[str, Any]:
     uris = app.redirect_uri_list
     out: dict[str, Any] = {"id": encode(app.id), "name": app.name, "website": app.website,
-                           "scopes": app.scopes.split(), "redirect_uri": "\n".join(uris), "redirect_uris": uris,
+                           "scopes": list(app.registered_scopes), "redirect_uri": "\n".join(uris), "redirect_uris": uris,
                            "vapid_key": ""}
     if with_secrets:
         out.update(with_secrets)

@@ -121,7 +121,7 @@ async def register_app(ctx: Context, *, name: str, redirect_uris: list[str], sco
     if bad:
         raise AppRegistrationError(f"redirect_uris must be absolute URIs: {bad[0][:100]!r} is not")
     try:
-        granted = scope_rules.parse(scopes)
+        granted = scope_rules.parse(scopes) if (scopes or "").strip() else ()
     except scope_rules.ScopeError as exc:
         raise AppRegistrationError(str(exc)) from None
     website = (website or "").strip() or None
@@ -168,12 +168,7 @@ def check_grant_request(app: OAuthApp, redirect_uri: str, *, response_type: str,
     """The remaining checks; their OAuthError goes back to the app at its redirect URI."""
     if response_type != "code":
         raise OAuthError("unsupported_response_type", "Only response_type=code is supported.")
-    try:
-        requested = scope_rules.parse(scope, default=app.scopes)
-    except scope_rules.ScopeError as exc:
-        raise OAuthError("invalid_scope", str(exc)) from None
-    if not scope_rules.within(requested, tuple(app.scopes.split())):
-        raise OAuthError("invalid_scope", "The requested scope is not one this app registered.")
+    requested = _requested_scopes(app, scope)
     challenge = code_challenge or None
     if challenge is not None:
         if (code_challenge_method or "plain") != "S256":
@@ -181,6 +176,19 @@ def check_grant_request(app: OAuthApp, redirect_uri: str, *, response_type: str,
         if not _PKCE_CHALLENGE.match(challenge):
             raise OAuthError("invalid_request", "The code challenge is not a base64url SHA-256 digest.")
     return AuthorizationRequest(app=app, redirect_uri=redirect_uri, scopes=requested, code_challenge=challenge)
+
+
+def _requested_scopes(app: OAuthApp, scope: str | None) -> tuple[str, ...]:
+    """The scopes asked for (the registered ones by default), each registered or implied by a
+    registered one. An app that registered none may ask for any: Tusky registered without scopes
+    and relied on the authorization request's (Takahē, TK#162)."""
+    try:
+        requested = scope_rules.parse(scope, default=" ".join(app.registered_scopes))
+    except scope_rules.ScopeError as exc:
+        raise OAuthError("invalid_scope", str(exc)) from None
+    if app.scopes and not scope_rules.within(requested, app.registered_scopes):
+        raise OAuthError("invalid_scope", "The requested scope is not one this app registered.")
+    return requested
 
 
 async def issue_code(ctx: Context, request: AuthorizationRequest, actor: Actor) -> str:
@@ -239,12 +247,7 @@ async def exchange_code(ctx: Context, app: OAuthApp, *, code: str, redirect_uri:
 
 async def client_credentials(ctx: Context, app: OAuthApp, scope: str | None) -> IssuedToken:
     """A token for the app alone (no person): it can call the endpoints that need no account."""
-    try:
-        requested = scope_rules.parse(scope, default=app.scopes)
-    except scope_rules.ScopeError as exc:
-        raise OAuthError("invalid_scope", str(exc)) from None
-    if not scope_rules.within(requested, tuple(app.scopes.split())):
-        raise OAuthError("invalid_scope", "The requested scope is not one this app registered.")
+    requested = _requested_scopes(app, scope)
     async with ctx.db.transaction() as tx:
         return await _new_token(ctx, tx, app, actor_id=None, scopes=requested, code_hash=None)
 

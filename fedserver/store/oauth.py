@@ -17,12 +17,17 @@ class OAuthApp:
     name: str
     website: str | None
     redirect_uris: str
-    scopes: str
+    scopes: str  # as registered; "" when the app named none
     created_at: str
 
     @property
     def redirect_uri_list(self) -> list[str]:
         return json.loads(self.redirect_uris)
+
+    @property
+    def registered_scopes(self) -> tuple[str, ...]:
+        """What the app registered, or Mastodon's default ("read") when it named none."""
+        return tuple(self.scopes.split()) or ("read",)
 
 
 @dataclass

@@ -267,3 +267,14 @@ def test_registering_apps_past_the_hourly_budget_of_an_address_answers_429(tmp_p
         assert requests.get(f"{server.base}/api/v1/instance", timeout=10).status_code == 200
     finally:
         group.close()
+
+
+def test_an_app_that_registered_no_scopes_gets_what_the_person_authorized(page: Page, server: ServerProcess):
+    # Tusky registered without scopes and relied on the authorization request's (Takahē, TK#162).
+    registered = _register(server, data={"client_name": "No Scopes", "redirect_uris": OOB}).json()
+    assert registered["scopes"] == ["read"]
+    code = approve(page, authorize_url(server, registered["client_id"], scope="read write follow push"),
+                   username="alice")
+    token = exchange(server, registered["client_id"], registered["client_secret"], code)
+    assert token.status_code == 200 and token.json()["scope"] == "read write follow push"
+    # An app that named its scopes gets no more than those (see the bad authorization request test).
