@@ -131,24 +131,26 @@ def test_another_servers_posts_favourites_and_replies_reach_the_app(page: Page, 
     carol = found[0]
     assert_entity("Account", api(here, token, "GET", f"/api/v1/accounts/{carol.id}").json())
     app.account_follow(carol.id)
-    wait_for(lambda: app.account_relationships([carol.id])[0].following, what="carol's server to accept")
+    wait_for(lambda: app.account_relationships([carol.id])[0].following, what="carol's server to accept",
+             timeout=30, interval=0.3)
     carol_post = there.run("post", "carol", "hello from the other server", check=True).stdout.strip()
     wait_for(lambda: any("hello from the other server" in s.content for s in app.timeline_home()),
-             what="carol's post on alice's home timeline")
+             what="carol's post on alice's home timeline", timeout=30, interval=0.3)
     remote = next(s for s in app.timeline_home() if "other server" in s.content)
     assert remote.account.acct == f"carol@{there.domain}" and remote.uri == carol_post
 
     there.run("follow", "carol", here.handle("alice"), check=True)
     wait_for(lambda: there.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
-                                 " WHERE a.username = 'alice'") == "accepted", what="alice's server to accept")
+                                 " WHERE a.username = 'alice'") == "accepted", what="alice's server to accept",
+             timeout=30)
     mine = app.status_post("a post carol will like and answer")
     local_copy = wait_for(lambda: there.value("SELECT uri FROM posts WHERE content_text LIKE '%carol will like%'"),
-                          what="alice's post on carol's server")
+                          what="alice's post on carol's server", timeout=30)
     there.run("like", "carol", local_copy, check=True)
     there.run("post", "carol", f"@alice@{here.domain} nice one", "--reply-to", local_copy, check=True)
     notifications = wait_for(lambda: [n for n in app.notifications() if n.type in ("favourite", "mention")]
                              if len(app.notifications(types=["favourite", "mention"])) >= 2 else None,
-                             what="the favourite and the reply as notifications")
+                             what="the favourite and the reply as notifications", timeout=30, interval=0.3)
     kinds = {n.type for n in notifications}
     assert kinds == {"favourite", "mention"}
     favourite = next(n for n in notifications if n.type == "favourite")
