@@ -6,6 +6,8 @@ import logging
 
 from aiohttp import web
 
+from fedserver.api import routes as api_routes
+from fedserver.api.routing import api_middleware
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.context import CTX_KEY, close_context, open_context
@@ -23,6 +25,7 @@ from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
 from fedserver.web import moving as web_moving
+from fedserver.web import oauth as web_oauth
 from fedserver.web import page_headers
 from fedserver.web import posts as web_posts
 from fedserver.web import social as web_social
@@ -45,7 +48,8 @@ async def security_headers(request: web.Request, handler):
 def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: bool = True) -> web.Application:
     # The inbox enforces its own (smaller or equal) limit with a clear 413; this caps everything else.
     app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
-                          middlewares=[security_headers, page_headers.page_headers, crawlers.crawler_signals,
+                          middlewares=[security_headers, page_headers.page_headers, api_middleware,
+                                       crawlers.crawler_signals,
                                        common.session_middleware, common.csrf_middleware])
     federation_routes.add_routes(app, handle_inbox)
     pages.add_routes(app)
@@ -57,8 +61,10 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_settings.add_routes(app)
     web_moving.add_routes(app)
     web_admin.add_routes(app)
+    web_oauth.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)
+    api_routes.add_routes(app, settings)
 
     async def on_startup(app: web.Application) -> None:
         ctx = await open_context(settings, clock)

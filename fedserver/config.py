@@ -29,6 +29,8 @@ MAX_PROCESSES = 64
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    # Client API: apps one address may register per hour (each is a stored row), per process.
+    api_app_registrations_per_hour: int = 30
     processes: int = 1
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks); see client_address.py.
     trusted_proxies: tuple[str, ...] = ()
@@ -163,6 +165,8 @@ def validate(settings: Settings) -> Settings:
     _validate_trusted_proxies(settings.server.trusted_proxies)
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
+    if settings.server.api_app_registrations_per_hour <= 0:
+        raise ConfigError("[server] api_app_registrations_per_hour must be positive")
     fed = settings.federation
     for name in ("max_inbox_body_bytes", "max_fetch_body_bytes", "delivery_concurrency",
                  "delivery_per_host_concurrency", "delivery_max_attempts"):
@@ -240,6 +244,9 @@ registrations = "closed"
 # Address and port the HTTP server listens on. Keep 127.0.0.1 behind a reverse proxy.
 host = "127.0.0.1"
 port = {port}
+# Apps (POST /api/v1/apps) one client address may register per hour, per serving process; more
+# get 429. Each registration is a stored row, and an app needs one registration per install.
+api_app_registrations_per_hour = 30
 # Processes serving HTTP on that port. One answers about a core's worth of requests and is what a
 # small instance needs (about 55 MB). With more, the first runs the background workers and the
 # others only answer requests, sharing the socket and the database: for a busy instance with

@@ -168,7 +168,8 @@ def fast_accounts(monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
-    thread from its first use until the session ends, and asyncio tests cannot start a loop of
-    their own while it runs."""
-    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/"))
+    """Browser tests (tests/browser/, and any test using Playwright's `page`) run last: Playwright's
+    sync API keeps an event loop running in the main thread from its first use until the session
+    ends, and asyncio tests cannot start a loop of their own while it runs."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/")
+               or "page" in getattr(item, "fixturenames", ()))

@@ -147,7 +147,11 @@ async def nodeinfo(request: web.Request) -> web.Response:
         "usage": {"users": {"total": stats["users"], "activeMonth": stats["active_month"],
                             "activeHalfyear": stats["active_halfyear"]},
                   "localPosts": stats["local_posts"]},
-        "metadata": {"nodeName": info.name, "nodeDescription": info.description},
+        # Client apps read this to pick an API dialect: megalodon (Elk's and others') accepts an
+        # unknown software name only with upstream.name "mastodon"; Pleroma-style "features" names
+        # the API too (client-api.md §2).
+        "metadata": {"nodeName": info.name, "nodeDescription": info.description,
+                     "upstream": {"name": "mastodon", "version": "4.2.0"}, "features": ["mastodon_api"]},
     }
     content_type = f'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/{version}#"'
     return web.Response(body=json.dumps(doc).encode(), headers={"Content-Type": content_type,

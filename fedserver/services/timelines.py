@@ -382,3 +382,23 @@ async def unread_notifications(ctx: Context, actor: Actor) -> int:
 async def mark_notifications_read(ctx: Context, actor: Actor) -> None:
     async with ctx.db.transaction() as tx:
         await interaction_store.mark_notifications_read(tx, actor.id, ctx.clock.now_iso())
+
+
+async def public(ctx: Context, viewer: Actor | None, *, local: bool = True, remote: bool = True,
+                 max_id: int | None = None, limit: int = PAGE_SIZE, choices: TrainingChoices | None = None) -> Page:
+    """Public posts of this server and (for signed-in people only, as on the hashtag pages: we do
+    not republish other servers' posts to the open web) of the others we hold."""
+    remote = remote and viewer is not None
+    posts = await timeline_store.public_posts(ctx.db.reader, local=local, remote=remote, max_id=max_id, limit=limit)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices)
+
+
+async def dismiss_notification(ctx: Context, actor: Actor, notification_id: int) -> bool:
+    """Remove one of the person's notifications; False when they have no such notification."""
+    async with ctx.db.transaction() as tx:
+        return await interaction_store.delete_notification(tx, actor.id, notification_id)
+
+
+async def clear_notifications(ctx: Context, actor: Actor) -> None:
+    async with ctx.db.transaction() as tx:
+        await interaction_store.delete_notifications_of(tx, actor.id)

@@ -316,3 +316,8 @@ async def list_moderated_remote_actors(conn: aiosqlite.Connection) -> list[Actor
     rows = await fetch_all(conn, "SELECT * FROM actors WHERE is_local = 0"
                                  " AND (suspended_at IS NOT NULL OR silenced_at IS NOT NULL) ORDER BY domain, username")
     return from_rows(Actor, rows)
+
+
+async def count_known_domains(conn: aiosqlite.Connection) -> int:
+    """Other servers we hold accounts of (the client API's instance stats.domain_count)."""
+    return int(await fetch_value(conn, "SELECT count(DISTINCT domain) FROM actors WHERE is_local = 0") or 0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store.actors import Actor
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
 
 
@@ -130,3 +131,30 @@ async def count_unread_notifications(conn: aiosqlite.Connection, recipient_id: i
 async def mark_notifications_read(conn: aiosqlite.Connection, recipient_id: int, now: str) -> None:
     await conn.execute("UPDATE notifications SET read_at = ? WHERE recipient_id = ? AND read_at IS NULL",
                        (now, recipient_id))
+
+
+async def delete_notification(conn: aiosqlite.Connection, recipient_id: int, notification_id: int) -> bool:
+    cur = await conn.execute("DELETE FROM notifications WHERE id = ? AND recipient_id = ?",
+                             (notification_id, recipient_id))
+    return cur.rowcount > 0
+
+
+async def delete_notifications_of(conn: aiosqlite.Connection, recipient_id: int) -> None:
+    await conn.execute("DELETE FROM notifications WHERE recipient_id = ?", (recipient_id,))
+
+
+async def interactors_before(conn: aiosqlite.Connection, post_id: int, *, boosts: bool, max_id: int | None,
+                             limit: int) -> list[tuple[int, Actor]]:
+    """(like or boost id, the account) of a post's likes or boosts, newest first, below max_id:
+    the client API's favourited_by and reblogged_by."""
+    table = "announces" if boosts else "likes"
+    rows = await fetch_all(
+        conn, f"SELECT x.id AS x_id, a.* FROM {table} x JOIN actors a ON a.id = x.actor_id"
+              f" WHERE x.post_id = ? AND x.id < ? ORDER BY x.id DESC LIMIT ?",
+        (post_id, max_id if max_id is not None else 2**62, limit))
+    result = []
+    for row in rows:
+        actor = from_row(Actor, row)
+        assert actor is not None
+        result.append((row["x_id"], actor))
+    return result

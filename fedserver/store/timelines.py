@@ -134,3 +134,17 @@ async def profile_counts(conn: aiosqlite.Connection, actor_id: int, visibilities
         (actor_id, *visibilities, actor_id, actor_id))
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+async def public_posts(conn: aiosqlite.Connection, *, local: bool, remote: bool, max_id: int | None,
+                       limit: int) -> list[Post]:
+    """Public posts we hold, newest first (the client API's public timeline): local ones, remote
+    ones or both, of accounts that are not suspended or deleted. Walks posts by id (the primary
+    key) from max_id down."""
+    rows = await fetch_all(
+        conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
+              " WHERE p.id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
+              " AND ((p.is_local = 1 AND ?) OR (p.is_local = 0 AND ?))"
+              " AND a.suspended_at IS NULL AND a.deleted_at IS NULL ORDER BY p.id DESC LIMIT ?",
+        (max_id if max_id is not None else NO_MAX_ID, int(local), int(remote), limit))
+    return from_rows(Post, rows)

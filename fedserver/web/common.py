@@ -20,8 +20,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 SESSION_COOKIE = "fs_session"
 CSRF_COOKIE = "fs_csrf"
 FLASH_COOKIE = "fs_flash"
-# Machine-to-machine endpoints that authenticate by HTTP signature or bearer token, not cookies.
-CSRF_EXEMPT_PREFIXES = ("/inbox", "/actor/inbox", "/api/")
+# Machine-to-machine endpoints that authenticate by HTTP signature, bearer token or OAuth client
+# credentials, not cookies.
+CSRF_EXEMPT_PREFIXES = ("/inbox", "/actor/inbox", "/api/", "/oauth/token", "/oauth/revoke")
 
 VIEWER_KEY = web.RequestKey("viewer", object)  # auth.Viewer | None
 ANON_CSRF_KEY = web.RequestKey("anon_csrf", str)

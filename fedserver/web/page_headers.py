@@ -2,7 +2,9 @@
 `Cache-Control: private, no-store` on pages rendered for a signed-in person."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,6 +24,37 @@ def content_security_policy(scheme: str) -> str:
     return ("default-src 'self'; script-src 'self'; style-src 'self'; "
             f"img-src 'self' {remote}; media-src 'self' {remote}; object-src 'none'; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+# A CSP scheme-source (RFC 3986 scheme) and a host-source's host[:port]: nothing that could end a
+# directive (";", ",", whitespace) ever reaches the header.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def form_target_source(uri: str) -> str | None:
+    """The CSP source that lets a form submission end at `uri` (browsers check form-action on the
+    redirects that follow a submission too): the origin of an http(s) URI, the scheme of an app's
+    custom one (com.example.app:/oauth). None for what cannot be expressed safely."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme or "-") or scheme in ("javascript", "data", "vbscript", "file", "blob"):
+        return None
+    if scheme in ("http", "https"):
+        host = parts.netloc.rpartition("@")[2]
+        return f"{scheme}://{host}" if _HOST_PORT.fullmatch(host) else None
+    return f"{scheme}:"
+
+
+def content_security_policy_with_form_targets(scheme: str, uris: list[str]) -> str:
+    """The pages' policy, with form-action widened to where these URIs lead: the OAuth Authorize
+    form answers with a redirect to the app's registered URI, which 'self' alone would block."""
+    sources = sorted({source for uri in uris if (source := form_target_source(uri))})
+    policy = content_security_policy(scheme)
+    return policy.replace("form-action 'self'", " ".join(["form-action 'self'", *sources]))
 
 
 def _apply(request: web.Request, response: web.StreamResponse) -> None:

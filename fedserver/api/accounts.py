@@ -1,0 +1,140 @@
+"""Accounts: the signed-in person (verify_credentials), others by id and by handle, and
+relationships; plus the person's posting preferences."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedserver.api import ids, serializers
+from fedserver.api.errors import ApiError, json_response
+from fedserver.api.routing import ApiCall, ApiRoutes
+from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
+from fedserver.api.statuses import statuses_json
+from fedserver.services import directory, post_details, profile, timelines
+from fedserver.services.profile import ProfileError
+from fedserver.services.timelines import PostCard
+from fedserver.store.actors import Actor
+
+routes = ApiRoutes()
+
+MAX_RELATIONSHIPS = 80
+
+
+@routes.get("/api/v1/accounts/verify_credentials", scope=("read", "read:accounts", "profile"))
+async def verify_credentials(call: ApiCall) -> web.Response:
+    ctx, me = call.ctx, call.me
+    view = await directory.account_view(ctx, me, me)
+    return json_response(serializers.credential_account(
+        view, ctx.urls, bio_source=await directory.bio_source(ctx, me),
+        follow_requests=await directory.follow_request_count(ctx, me)))
+
+
+@routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
+async def update_credentials(call: ApiCall) -> web.Response:
+    """Display name, bio (note), locked and the avatar, through the profile page's service (the
+    avatar is cleaned the same way). Fields fedserver does not keep (header, bot, discoverable,
+    profile fields) are left as they are; the answer shows what the profile now is."""
+    ctx, me, params = call.ctx, call.me, call.params
+    try:
+        if any(params.get(name) is not None for name in ("display_name", "note", "locked")):
+            await profile.update_profile(
+                ctx, me.username,
+                display_name=params.get("display_name") if params.get("display_name") is not None
+                else me.display_name,
+                bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
+                locked=params.bool("locked", bool(me.manually_approves_followers)))
+        avatar = params.file("avatar")
+        if avatar is not None:
+            await profile.set_avatar(ctx, me.username, avatar.file.read(profile.MAX_AVATAR_BYTES + 1))
+    except ProfileError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    updated = await directory.account_by_id(ctx, me.id)
+    assert updated is not None
+    view = await directory.account_view(ctx, updated, updated)
+    return json_response(serializers.credential_account(
+        view, ctx.urls, bio_source=await directory.bio_source(ctx, updated),
+        follow_requests=await directory.follow_request_count(ctx, updated)))
+
+
+@routes.get("/api/v1/accounts/lookup", auth="public", scope=("read:accounts",))
+async def lookup(call: ApiCall) -> web.Response:
+    acct = call.params.text("acct")
+    if not acct:
+        raise ApiError(422, "acct is required")
+    actor = await directory.account_by_acct(call.ctx, acct)
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    return json_response(serializers.account(await directory.account_view(call.ctx, actor, call.viewer),
+                                             call.ctx.urls))
+
+
+@routes.get("/api/v1/accounts/relationships", scope=("read:follows",))
+async def relationships(call: ApiCall) -> web.Response:
+    wanted = [ids.decode(value) for value in call.params.list("id")][:MAX_RELATIONSHIPS]
+    out = []
+    for target_id in dict.fromkeys(value for value in wanted if value is not None):
+        if await directory.account_by_id(call.ctx, target_id) is not None:
+            out.append(serializers.relationship(await directory.relationship(call.ctx, call.me, target_id)))
+    return json_response(out)
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}", auth="public", scope=("read:accounts",))
+async def get_account(call: ApiCall) -> web.Response:
+    actor = await directory.account_by_id(call.ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    return json_response(serializers.account(await directory.account_view(call.ctx, actor, call.viewer),
+                                             call.ctx.urls))
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/statuses", auth="public", scope=("read:statuses",))
+async def account_statuses(call: ApiCall) -> web.Response:
+    """The profile's posts the caller may see (followers-only ones for followers), newest first."""
+    ctx, params = call.ctx, call.params
+    actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+    if params.bool("pinned"):
+        return json_response([])  # fedserver has no pinned posts
+    visibilities = timelines.profile_visibilities(await timelines.relationship(ctx, call.viewer, actor))
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[PostCard], int | None]:
+        page = await timelines.profile_posts(ctx, actor, call.viewer, visibilities, max_id=max_id, limit=limit)
+        cards = await post_details.filter_posts(ctx, page.cards, exclude_replies=params.bool("exclude_replies"),
+                                                only_media=params.bool("only_media"), tagged=params.get("tagged"))
+        return cards, page.next_max_id
+    cards = await read_page(fetch, page_request(params), key=lambda card: card.sort_id)
+    return json_response(await statuses_json(ctx, cards, call.viewer),
+                         headers=link_header(ctx.urls.base, call.request, [card.sort_id for card in cards]))
+
+
+async def _follow_list(call: ApiCall, *, followers: bool) -> web.Response:
+    ctx = call.ctx
+    actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
+    if actor is None:
+        raise ApiError(404, "Record not found")
+
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+        return await directory.follow_list(ctx, actor, followers=followers, max_id=max_id, limit=limit)
+    # Paged by follow ids (Mastodon pages these lists by its internal ids too, Link headers only).
+    rows = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda row: row[0],
+                           first_span=COUNTER_SPAN)
+    accounts = [serializers.account(await directory.account_view(ctx, other, call.viewer), ctx.urls)
+                for _, other in rows]
+    return json_response(accounts, headers=link_header(ctx.urls.base, call.request, [fid for fid, _ in rows]))
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/followers", auth="public", scope=("read:accounts",))
+async def followers(call: ApiCall) -> web.Response:
+    return await _follow_list(call, followers=True)
+
+
+@routes.get(r"/api/v1/accounts/{id:\d+}/following", auth="public", scope=("read:accounts",))
+async def following(call: ApiCall) -> web.Response:
+    return await _follow_list(call, followers=False)
+
+
+@routes.get("/api/v1/preferences", scope=("read:accounts",))
+async def preferences(call: ApiCall) -> web.Response:
+    return json_response({"posting:default:visibility": "public", "posting:default:sensitive": False,
+                          "posting:default:language": None, "reading:expand:media": "default",
+                          "reading:expand:spoilers": False, "reading:autoplay:gifs": False})

@@ -1,0 +1,56 @@
+"""The instance as apps read it at start-up: /api/v1/instance, /api/v2/instance, rules and
+custom emojis."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from fedserver.api import serializers
+from fedserver.api.errors import json_response
+from fedserver.api.routing import ApiCall, ApiRoutes
+from fedserver.context import Context
+from fedserver.services import audience, directory, instance
+
+routes = ApiRoutes()
+
+
+async def _contact(ctx: Context) -> dict[str, Any] | None:
+    actor = await directory.contact_account(ctx)
+    if actor is None:
+        return None
+    return serializers.account(await directory.account_view(ctx, actor, None), ctx.urls)
+
+
+@routes.get("/api/v1/instance", auth="public")
+async def instance_v1(call: ApiCall) -> web.Response:
+    ctx = call.ctx
+    info = await instance.instance_info(ctx)
+    stats = await audience.usage_stats(ctx)
+    return json_response(serializers.instance_v1(
+        info, ctx.urls, users=stats["users"], statuses=stats["local_posts"],
+        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False))
+
+
+@routes.get("/api/v2/instance", auth="public")
+async def instance_v2(call: ApiCall) -> web.Response:
+    ctx = call.ctx
+    info = await instance.instance_info(ctx)
+    stats = await audience.usage_stats(ctx)
+    return json_response(serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
+                                                 contact=await _contact(ctx), approval_required=False))
+
+
+@routes.get("/api/v1/instance/rules", auth="public")
+async def rules(call: ApiCall) -> web.Response:
+    return json_response([])  # fedserver has no server rules to list (yet)
+
+
+@routes.get("/api/v1/custom_emojis", auth="public")
+async def custom_emojis(call: ApiCall) -> web.Response:
+    return json_response([])  # fedserver has no custom emojis
+
+
+@routes.get("/api/v1/instance/languages", auth="public")
+async def languages(call: ApiCall) -> web.Response:
+    return json_response([{"code": "en", "name": "English"}])

@@ -1,0 +1,19 @@
+"""Every client API route, registered in one place. A new resource module adds its `routes`
+table here."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedserver.api import (accounts, apps, instance, markers, notifications, oauth, relationships, saved_posts,
+                           search, statuses, stubs, timelines)
+from fedserver.api.routing import install
+from fedserver.config import Settings
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    oauth.add_routes(app)
+    apps.add_budgets(app, settings)
+    # accounts before stubs, and fixed paths before {id} patterns within each module.
+    install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes,
+                  timelines.routes, notifications.routes, search.routes, markers.routes,
+                  saved_posts.routes, stubs.routes])

@@ -1,0 +1,239 @@
+"""One function per Mastodon entity: the API's equivalent of templates. Field lists follow
+Mastodon 4.2's documented entities (client-api.md §3); non-nullable fields are always present."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fedserver import __version__
+from fedserver.api.ids import date_text, datetime_text, encode
+from fedserver.services.directory import AccountView, RelationshipView
+from fedserver.services.instance import InstanceInfo
+from fedserver.services.post_details import PageDetails
+from fedserver.services.timelines import Notification, PostCard
+from fedserver.store.actors import Actor
+from fedserver.store.attachments import Attachment
+from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
+from fedserver.store.oauth import OAuthApp
+from fedserver.urls import Urls
+
+# client-api.md §1.1: at >= 4.0 Mastodon.py uses the v2 endpoints and Ice Cubes enables editing;
+# below 4.3 and without api_versions, Phanpy stays on v1 notifications and Mastodon.py does not warn.
+# Never a version after a "+": Mastodon.py would read it as Mastodon's.
+MASTODON_VERSION = f"4.2.0 (compatible; fedserver {__version__})"
+IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"]
+PLACEHOLDER_AVATAR = "/static/api/avatar.png"
+PLACEHOLDER_HEADER = "/static/api/header.png"
+THUMBNAIL = "/static/api/thumbnail.png"
+POLL_LIMITS = {"max_options": 4, "max_characters_per_option": 50, "min_expiration": 300,
+               "max_expiration": 2_629_746}
+
+
+def application(app: OAuthApp, *, with_secrets: dict[str, str] | None = None) -> dict[str, Any]:
+    uris = app.redirect_uri_list
+    out: dict[str, Any] = {"id": encode(app.id), "name": app.name, "website": app.website,
+                           "scopes": list(app.registered_scopes), "redirect_uri": "\n".join(uris), "redirect_uris": uris,
+                           "vapid_key": ""}
+    if with_secrets:
+        out.update(with_secrets)
+    return out
+
+
+def account(view: AccountView, urls: Urls) -> dict[str, Any]:
+    actor = view.actor
+    avatar = actor.icon_url or urls.base + PLACEHOLDER_AVATAR
+    header = urls.base + PLACEHOLDER_HEADER
+    return {
+        "id": encode(actor.id),
+        "username": actor.username,
+        "acct": actor.username if actor.is_local else f"{actor.username}@{actor.domain}",
+        "display_name": actor.display_name or "",
+        "locked": bool(actor.manually_approves_followers),
+        "bot": actor.actor_type in ("Service", "Application"),
+        "group": actor.actor_type == "Group",
+        "discoverable": bool(actor.discoverable),
+        "indexable": bool(actor.indexable),
+        "noindex": not bool(actor.indexable),
+        "created_at": datetime_text(actor.created_at),
+        "note": actor.summary_html or "",
+        "url": actor.url or (urls.profile(actor.username) if actor.is_local else actor.uri),
+        "uri": actor.uri,
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": view.followers_count,
+        "following_count": view.following_count,
+        "statuses_count": view.statuses_count,
+        "last_status_at": date_text(view.last_status_at),
+        "hide_collections": False,
+        "emojis": [],
+        "fields": [],
+        "roles": [],
+    }
+
+
+def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int) -> dict[str, Any]:
+    out = account(view, urls)
+    actor = view.actor
+    out["source"] = {"privacy": "public", "sensitive": False, "language": None, "note": bio_source,
+                     "fields": [], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),
+                     "hide_collections": False, "discoverable": bool(actor.discoverable)}
+    return out
+
+
+def relationship(view: RelationshipView) -> dict[str, Any]:
+    return {"id": encode(view.target_id), "following": view.following, "showing_reblogs": view.following,
+            "notifying": False, "languages": None, "followed_by": view.followed_by, "blocking": view.blocking,
+            "blocked_by": view.blocked_by, "muting": view.muting, "muting_notifications": view.muting,
+            "requested": view.requested, "requested_by": view.requested_by, "domain_blocking": False,
+            "endorsed": False, "note": ""}
+
+
+def _configuration(urls: Urls) -> dict[str, Any]:
+    return {
+        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
+        "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
+                     "characters_reserved_per_url": 23},
+        "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
+                              "image_matrix_limit": 40_000_000, "video_size_limit": 0,
+                              "video_frame_rate_limit": 0, "video_matrix_limit": 0,
+                              "description_limit": MAX_DESCRIPTION},
+        "polls": POLL_LIMITS,
+    }
+
+
+def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
+                contact: dict[str, Any] | None, approval_required: bool) -> dict[str, Any]:
+    return {
+        "uri": urls.domain, "title": info.name, "short_description": info.description,
+        "description": info.description, "email": "", "version": MASTODON_VERSION,
+        # No streaming_api: apps poll instead of opening a socket that would fail (§2, streaming).
+        "urls": {},
+        "stats": {"user_count": users, "status_count": statuses, "domain_count": domains},
+        "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
+        "registrations": info.registrations != "closed", "approval_required": approval_required,
+        "invites_enabled": info.registrations == "invite",
+        "configuration": _configuration(urls), "contact_account": contact, "rules": [],
+    }
+
+
+def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
+                approval_required: bool) -> dict[str, Any]:
+    configuration = _configuration(urls)
+    configuration["urls"] = {}
+    configuration["translation"] = {"enabled": False}
+    configuration["vapid"] = {"public_key": ""}
+    configuration["accounts"]["max_display_name_length"] = 100
+    return {
+        "domain": urls.domain, "title": info.name, "version": MASTODON_VERSION,
+        # No public repository address is known to the server; its own address stands in.
+        "source_url": urls.base, "description": info.description,
+        "usage": {"users": {"active_month": active_month}},
+        "thumbnail": {"url": urls.base + THUMBNAIL, "blurhash": None, "versions": {}},
+        "icon": [], "languages": ["en"], "configuration": configuration,
+        "registrations": {"enabled": info.registrations != "closed", "approval_required": approval_required,
+                          "message": None, "url": None},
+        "contact": {"email": "", "account": contact}, "rules": [],
+    }
+
+
+# --- statuses ------------------------------------------------------------------------------
+
+# fedserver's "followers" is Mastodon's "private".
+VISIBILITY_OUT = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
+VISIBILITY_IN = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct"}
+_MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio"}
+
+
+def mention(actor: Actor, urls: Urls) -> dict[str, Any]:
+    return {"id": encode(actor.id), "username": actor.username,
+            "acct": actor.username if actor.is_local else f"{actor.username}@{actor.domain}",
+            "url": actor.url or (urls.profile(actor.username) if actor.is_local else actor.uri)}
+
+
+def media_attachment(post_id: int, attachment: Attachment) -> dict[str, Any]:
+    # Attachments have no id of their own: the post's id and the position (< 8) make a stable,
+    # numeric one that sorts with the post.
+    size = ({"width": attachment.width, "height": attachment.height, "size": f"{attachment.width}x{attachment.height}",
+             "aspect": attachment.width / attachment.height} if attachment.width and attachment.height else {})
+    return {"id": encode(post_id * 8 + attachment.position), "type": _MEDIA_TYPES.get(attachment.kind, "unknown"),
+            "url": attachment.url, "preview_url": attachment.url, "remote_url": None, "text_url": None,
+            "meta": {"original": size, "small": size} if size else {}, "description": attachment.description,
+            "blurhash": None}
+
+
+def poll(post_id: int, card: PostCard) -> dict[str, Any] | None:
+    found = card.poll
+    if found is None:
+        return None
+    return {"id": encode(post_id), "expires_at": datetime_text(found.ends_at), "expired": not card.poll_open,
+            "multiple": found.multiple, "votes_count": found.total_votes, "voters_count": found.voters,
+            "options": [{"title": choice.name, "votes_count": choice.votes} for choice in found.choices],
+            "emojis": [], "voted": bool(card.my_votes) or card.own, "own_votes": list(card.my_votes)}
+
+
+def status(card: PostCard, page: PageDetails, urls: Urls, viewer: Actor | None, *,
+           with_text: bool = False) -> dict[str, Any]:
+    """A post as a Status; a boost on the home timeline wraps the post in `reblog`."""
+    inner = _status(card, page, urls, viewer, with_text=with_text)
+    if card.boosted_by is None:
+        return inner
+    booster = card.boosted_by
+    return {**inner, "id": encode(card.sort_id), "uri": f"{booster.uri}#boosts/{card.sort_id}", "url": None,
+            "created_at": snowflake_time(card.sort_id), "edited_at": None,
+            "account": account(page.accounts[booster.id], urls), "content": "", "text": None, "spoiler_text": "",
+            "sensitive": False, "media_attachments": [], "mentions": [], "tags": [], "poll": None,
+            "in_reply_to_id": None, "in_reply_to_account_id": None, "reblog": inner,
+            "replies_count": 0, "reblogs_count": 0, "favourites_count": 0}
+
+
+def _status(card: PostCard, page: PageDetails, urls: Urls, viewer: Actor | None, *, with_text: bool) -> dict[str, Any]:
+    post = card.post
+    details = page.posts[post.id]
+    parent = details.parent
+    out: dict[str, Any] = {
+        "id": encode(post.id), "uri": post.uri, "url": post.url or post.uri,
+        "created_at": datetime_text(post.published_at), "edited_at": datetime_text(post.edited_at),
+        "account": account(page.accounts[card.author.id], urls),
+        "content": post.content_html or "", "visibility": VISIBILITY_OUT.get(post.visibility, "direct"),
+        "sensitive": bool(post.sensitive), "spoiler_text": post.summary or "",
+        "media_attachments": [media_attachment(post.id, a) for a in card.attachments],
+        "application": None,
+        "mentions": [mention(actor, urls) for actor in details.mentions],
+        "tags": [{"name": tag, "url": urls.tag(tag)} for tag in details.tags],
+        "emojis": [], "reblogs_count": card.boosts, "favourites_count": card.likes,
+        "replies_count": details.replies,
+        "in_reply_to_id": encode(parent.id) if parent is not None else None,
+        "in_reply_to_account_id": encode(parent.actor_id) if parent is not None else None,
+        "reblog": None, "poll": poll(post.id, card), "card": None, "language": post.language,
+        "text": (post.source_text or "") if with_text else None, "filtered": [],
+    }
+    if viewer is not None:
+        out.update({"favourited": card.liked, "reblogged": card.boosted, "muted": False,
+                    "bookmarked": post.id in page.bookmarked, "pinned": False})
+    if card.own and post.is_local:
+        # fedserver's extension: the author's "keep this post out of the training corpus".
+        out["fedserver"] = {"exclude_from_corpus": bool(post.corpus_excluded)}
+    return out
+
+
+def snowflake_time(snowflake: int) -> str:
+    """The creation time a time-ordered id carries ((unix ms << 16) | sequence)."""
+    millis = snowflake >> 16
+    moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
+# --- notifications -------------------------------------------------------------------------
+
+# fedserver's notification kinds as Mastodon's standard types; other kinds are not shown to apps
+# (Elk shows "MISSING notification.type" for vendor types, elk#2043).
+NOTIFICATION_TYPES = {"mention": "mention", "reply": "mention", "like": "favourite", "boost": "reblog",
+                      "follow": "follow", "follow_request": "follow_request"}
+
+
+def notification(item: Notification, kind: str, page: PageDetails, urls: Urls, viewer: Actor) -> dict[str, Any]:
+    return {"id": encode(item.id), "type": kind, "created_at": datetime_text(item.created_at),
+            "group_key": f"ungrouped-{item.id}", "account": account(page.accounts[item.from_actor.id], urls),
+            "status": status(item.card, page, urls, viewer) if item.card is not None else None}
