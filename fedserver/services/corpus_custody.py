@@ -252,6 +252,7 @@ class RemovalGroup:
     at: str
     records: int
     due_at: str
+    seqs: list[int] = field(default_factory=list)  # feed positions of its removals
     confirmed: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
@@ -284,7 +285,7 @@ async def where_my_posts_went(ctx: Context, actor_id: int) -> Custody:
     out = []
     for rows in groups:
         at = min(row["created_at"] for row in rows)
-        group = RemovalGroup(rows[0]["reason"], at, len(rows), due_at(ctx, at))
+        group = RemovalGroup(rows[0]["reason"], at, len(rows), due_at(ctx, at), [row["seq"] for row in rows])
         for r in recipients.values():
             owed = [row for row in rows if r.owes(row)]
             if not owed:
