@@ -8,7 +8,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedserver.clock import iso_from_epoch
+import aiosqlite
+
+from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
 from fedserver.store import corpus as corpus_store
 from fedserver.store import custody as custody_store
@@ -51,8 +53,7 @@ def deadline_days(ctx: Context) -> int:
 
 
 def due_at(ctx: Context, removed_at: str) -> str:
-    from fedserver.clock import parse_time
-
+    """When a removal made at removed_at must be applied and confirmed."""
     return iso_from_epoch((parse_time(removed_at) or 0.0) + deadline_days(ctx) * DAY)
 
 
@@ -61,8 +62,9 @@ def _cutoff(ctx: Context) -> str:
     return iso_from_epoch(ctx.clock.now() - deadline_days(ctx) * DAY)
 
 
-async def oldest_overdue(ctx: Context, researcher: Researcher, conn=None) -> dict[str, Any] | None:
-    return await custody_store.oldest_owed_removal(conn or ctx.db.reader, researcher_id=researcher.id,
+async def oldest_overdue(ctx: Context, researcher: Researcher) -> dict[str, Any] | None:
+    """The researcher's oldest owed removal past its deadline and not confirmed, or None."""
+    return await custody_store.oldest_owed_removal(ctx.db.reader, researcher_id=researcher.id,
                                                    after_seq=researcher.removals_acked_seq,
                                                    removed_by=_cutoff(ctx))
 
@@ -77,7 +79,7 @@ async def require_removals_applied(ctx: Context, researcher: Researcher) -> None
 
 # --- receipts ---------------------------------------------------------------------------------
 
-async def record_receipts(tx, researcher: Researcher, channel: str, counts: dict[int, int], seq: int,
+async def record_receipts(tx: aiosqlite.Connection, researcher: Researcher, channel: str, counts: dict[int, int], seq: int,
                           now: str) -> None:
     """Inside the caller's transaction (the pull log's or the release's)."""
     if counts:
