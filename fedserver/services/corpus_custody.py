@@ -12,6 +12,7 @@ import aiosqlite
 
 from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
+from fedserver.corpus import sync
 from fedserver.store import corpus as corpus_store
 from fedserver.store import custody as custody_store
 from fedserver.store import researchers as researcher_store
@@ -146,6 +147,7 @@ async def removals_after(ctx: Context, cursor: int, limit: int = REMOVALS_DEFAUL
     if limit < 1:
         raise CustodyError("limit must be at least 1")
     limit = min(limit, REMOVALS_DEFAULT_LIMIT)
+    await sync.reconcile(ctx)  # a withdrawal of a moment ago is listed already
     head = await corpus_store.next_seq(ctx.db.reader)
     if cursor < 0 or cursor > head:
         raise CustodyError(f"cursor {cursor} is not a position in this corpus's change feed (0-{head})")

