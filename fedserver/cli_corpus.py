@@ -21,9 +21,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from fedserver.corpus.export import ExportError
     from fedserver.corpus.manifest import ReleaseError
     from fedserver.services.consent import ConsentError
+    from fedserver.services.corpus_custody import CustodyError
     from fedserver.services.researchers import ResearcherError
 
-    return (ConsentError, ResearcherError, ExportError, ReleaseError)
+    return (ConsentError, ResearcherError, ExportError, ReleaseError, CustodyError)
 
 
 def add_parsers(sub: Any) -> None:
@@ -56,6 +57,9 @@ def add_parsers(sub: Any) -> None:
                         " and the release version do not depend on it")
     s.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar even when stderr is not a terminal")
+    s.add_argument("--for", dest="recipients", action="append", default=[], metavar="RESEARCHER",
+                   help="the researcher this release is for (repeatable): recorded as having received its records,"
+                        " which each person's consent page shows; refused while they are past a removal deadline")
     s = corpus.add_parser("verify", help="check a release's manifest signature and every file's checksum")
     s.add_argument("dir")
     s.add_argument("--public-key", metavar="PEM_FILE",
@@ -65,10 +69,21 @@ def add_parsers(sub: Any) -> None:
         dest="researcher_command", required=True)
     s = researcher.add_parser("add", help="register a researcher (prints their API token, once)")
     s.add_argument("name")
-    s.add_argument("--contact", default="", help="how to reach them (kept for the admin)")
+    s.add_argument("--contact", default="", help="how to reach them (shown to the people whose records they receive)")
+    s.add_argument("--organisation", default="", help="who they work for (shown to the people whose records they receive)")
+    s.add_argument("--purpose", default="", help="what they use the corpus for (shown to the people whose records they"
+                                                 " receive)")
+    s.add_argument("--scrub", action="store_true", help="their API records come scrubbed, as `corpus export --scrub`")
     researcher.add_parser("list", help="researchers, their terms acceptance, revocation and pulls")
     s = researcher.add_parser("revoke", help="end a researcher's access (their token stops working)")
     s.add_argument("name")
+    s = researcher.add_parser("ack-release", help="record that a researcher applied an offline release's removals")
+    s.add_argument("name")
+    s.add_argument("version")
+    s = researcher.add_parser("scrub", help="whether a researcher's API records come scrubbed (they accept the terms"
+                                            " again)")
+    s.add_argument("name")
+    s.add_argument("state", choices=("on", "off"))
     s = researcher.add_parser("rotate-token", help="give a researcher a new token (prints it, once); the old one "
                                                    "stops working, their terms and history stay")
     s.add_argument("name")
@@ -117,15 +132,19 @@ async def run(ctx: Any, args: argparse.Namespace) -> int:
 
 
 async def _run_researcher(ctx: Any, args: argparse.Namespace) -> int:
-    from fedserver.services import researchers
+    from fedserver.services import corpus_custody, researchers
 
     if args.researcher_command == "add":
-        researcher, token = await researchers.add_researcher(ctx, args.name, contact=args.contact)
+        researcher, token = await researchers.add_researcher(ctx, args.name, contact=args.contact,
+                                                             organisation=args.organisation, purpose=args.purpose,
+                                                             scrub=args.scrub)
         print(f"added researcher {researcher.name}")
         print(f"token: {token}")
         print("the token is shown only this once; give it to the researcher over a private channel")
     elif args.researcher_command == "list":
         summaries = await researchers.list_researchers(ctx)
+        overdue = {o.researcher.id: f" (OVERDUE: {o.removal['record_id']} due {o.due_at})"
+                   for o in await corpus_custody.overdue_researchers(ctx)}
         if not summaries:
             print("no researchers")
         for summary in summaries:
@@ -133,14 +152,25 @@ async def _run_researcher(ctx: Any, args: argparse.Namespace) -> int:
             if r.terms_accepted_at is None:
                 terms = "terms not accepted"
             else:
-                current = "" if researchers.has_accepted_current_terms(r) else ", not the current version"
+                current = "" if researchers.has_accepted_current_terms(ctx, r) else ", not the current version"
                 terms = f"terms {r.terms_version} accepted {r.terms_accepted_at}{current}"
             access = f"revoked {r.revoked_at}" if r.revoked_at else "active"
-            print(f"{r.name}\tcreated {r.created_at}\t{terms}\t{access}\tpulls {summary.pulls}")
+            print(f"{r.name}\tcreated {r.created_at}\t{terms}\t{access}\tpulls {summary.pulls}"
+                  f"\tremovals confirmed to {r.removals_acked_seq}{overdue.get(r.id, '')}")
     elif args.researcher_command == "revoke":
         researcher, changed = await researchers.revoke_researcher(ctx, args.name)
         print(f"revoked {researcher.name}" if changed else
               f"{researcher.name} was already revoked ({researcher.revoked_at})")
+    elif args.researcher_command == "ack-release":
+        state = await corpus_custody.acknowledge_release(ctx, args.name, args.version)
+        print(f"{args.name} applied release {args.version}: removals confirmed up to feed position {state.cursor}")
+        if state.overdue:
+            print(f"still overdue: removal {state.overdue['record_id']} (position {state.overdue['seq']},"
+                  f" due {state.overdue['due_at']})")
+    elif args.researcher_command == "scrub":
+        researcher = await corpus_custody.set_scrub(ctx, args.name, args.state == "on")
+        print(f"{researcher.name} now receives {'scrubbed' if researcher.scrub else 'unscrubbed'} records;"
+              " they must accept the data-use terms again (they say which form they receive)")
     elif args.researcher_command == "rotate-token":
         researcher, token = await researchers.rotate_token(ctx, args.name)
         print(f"new token for researcher {researcher.name}; the old one no longer works")
@@ -156,12 +186,14 @@ async def _run_corpus(ctx: Any, args: argparse.Namespace) -> int:
     if args.corpus_command == "export":
         result = await export.export_release(ctx, args.out, format=args.format, scrub=args.scrub,
                                              shard_size=args.shard_size, gzip_level=args.gzip_level,
-                                             progress=args.progress)
+                                             progress=args.progress, recipients=args.recipients)
         state = ("new release" if result.new_release
                  else "unchanged since the last release: same version, same records")
         print(f"corpus release {result.version} ({state}; previous {result.previous_version or 'none'})")
         print(f"{result.records} records in {result.shards} shard(s), {result.removals} removal(s) -> {result.out}")
         print(f"{result.seconds:.1f} s, {result.rate:,.0f} records/s")
+        for name in args.recipients:
+            print(f"recorded as given to researcher {name}")
         if not result.consent_log_verified:
             print("warning: the consent log does not verify; run `fedserver consent log USER --verify`",
                   file=sys.stderr)

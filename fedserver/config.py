@@ -85,6 +85,9 @@ class FederationSettings:
 class CorpusSettings:
     # Researcher API requests allowed per researcher per minute (counted in the database).
     rate_limit_per_minute: int = 60
+    # Days a researcher has to apply a removal and confirm it; the data-use terms state it, and a
+    # researcher with an older unconfirmed removal gets no new data until they confirm.
+    removal_deadline_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ def validate(settings: Settings) -> Settings:
                           " it first arrives, so a replay must still be recognised as a duplicate")
     if settings.corpus.rate_limit_per_minute <= 0:
         raise ConfigError("[corpus] rate_limit_per_minute must be positive")
+    if settings.corpus.removal_deadline_days <= 0:
+        raise ConfigError("[corpus] removal_deadline_days must be positive")
     up = settings.uploads
     if min(up.upload_max_pixels, up.upload_cpu_seconds, up.upload_timeout_seconds) <= 0 or up.upload_memory_mb < 256:
         raise ConfigError("[uploads] limits must be positive, and upload_memory_mb at least 256")
@@ -309,6 +314,9 @@ actor_refresh_seconds = 86400
 [corpus]
 # Researcher API requests allowed per researcher per minute.
 rate_limit_per_minute = 60
+# Days a researcher has to apply a removal and confirm it (stated in the data-use terms); past
+# it, they get no new data until they confirm.
+removal_deadline_days = 30
 
 [uploads]
 # Uploaded pictures are decoded and written again (without metadata) in a separate process, one at

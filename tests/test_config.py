@@ -19,6 +19,7 @@ def test_repository_example_config_loads_with_safe_production_defaults():
     assert settings.federation == defaults.federation
     assert settings.server == defaults.server
     assert settings.uploads == defaults.uploads
+    assert settings.corpus == defaults.corpus
 
 
 def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
@@ -41,6 +42,7 @@ def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
 
     ("[federation]\ninbox_replay_window_seconds = 3600\n", "at least 2 x signature_max_skew_seconds"),
     ("[federation]\ninbox_max_pending_per_host = 0\n", "positive"),
+    ("[corpus]\nremoval_deadline_days = 0\n", "removal_deadline_days must be positive"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(tmp_path, body, message):
     config = tmp_path / "fedserver.toml"

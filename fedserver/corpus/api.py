@@ -12,7 +12,7 @@ from aiohttp import web
 
 from fedserver.client_address import request_client_address
 from fedserver.context import CTX_KEY, Context
-from fedserver.services import researchers
+from fedserver.services import corpus_custody, researchers
 from fedserver.store.researchers import Researcher
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ class Pull:
     ctx: Context
     researcher: Researcher
     records: int = 0
+    # Records sent per author id, and the corpus cursor they were sent at (the receipts).
+    receipts: dict[int, int] | None = None
+    receipt_seq: int = 0
 
 
 Handler = Callable[[web.Request, Pull], Awaitable[web.StreamResponse]]
@@ -69,15 +72,17 @@ def _challenge(token_sent: bool) -> dict[str, str]:
 # Most specific first: TooManyIds is an InvalidRequest.
 _STATUS_OF_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (researchers.TermsNotAccepted, 403), (researchers.TooManyIds, 413), (researchers.InvalidRequest, 400),
-    (researchers.TermsMismatch, 409))
+    (researchers.TermsMismatch, 409), (corpus_custody.CustodyError, 400))
 
 
 def _status_of(exc: Exception) -> int:
     return next(status for kind, status in _STATUS_OF_ERROR if isinstance(exc, kind))
 
 
-def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Callable[[web.Request], Awaitable]]:
-    """Wrap a handler with authentication, rate limiting, the terms gate and the pull log."""
+def endpoint(name: str, *, needs_terms: bool = True, gives_data: bool = False
+             ) -> Callable[[Handler], Callable[[web.Request], Awaitable]]:
+    """Wrap a handler with authentication, rate limiting, the terms gate, the removal-deadline gate
+    (gives_data: the endpoint sends records) and the pull log with its per-author receipts."""
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             ctx: Context = request.app[CTX_KEY]
@@ -100,13 +105,19 @@ def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Call
             status = 500
             try:
                 if needs_terms:
-                    researchers.require_terms(researcher)
+                    researchers.require_terms(ctx, researcher)
+                if gives_data:
+                    await corpus_custody.require_removals_applied(ctx, researcher)
                 response = await handler(request, pull)
                 status = response.status
                 return response
-            except (researchers.TermsNotAccepted, researchers.InvalidRequest, researchers.TermsMismatch) as exc:
+            except (researchers.TermsNotAccepted, researchers.InvalidRequest, researchers.TermsMismatch,
+                    corpus_custody.CustodyError) as exc:
                 status = _status_of(exc)
                 return error_response(status, str(exc))
+            except corpus_custody.RemovalsOverdue as exc:
+                status = 403
+                return web.json_response(exc.document(), status=403, headers=NO_STORE)
             except ApiError as exc:
                 status = exc.status
                 return error_response(exc.status, str(exc), exc.headers)
@@ -114,7 +125,8 @@ def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Call
                 status = CLIENT_CLOSED
                 raise
             finally:
-                await researchers.finish_pull(ctx, pull_id, status=status, records=pull.records)
+                await researchers.finish_pull(ctx, pull_id, status=status, records=pull.records, researcher=researcher,
+                                              receipts=pull.receipts, receipt_seq=pull.receipt_seq)
                 log.info("corpus API %s by %s: %s, %d records", name, researcher.name, status, pull.records)
         return wrapped
     return wrap
@@ -122,20 +134,22 @@ def endpoint(name: str, *, needs_terms: bool = True) -> Callable[[Handler], Call
 
 # --- endpoints ----------------------------------------------------------------------------------
 
-def _terms_document(researcher: Researcher) -> dict[str, Any]:
-    terms = researchers.current_terms()
+def _terms_document(ctx: Context, researcher: Researcher) -> dict[str, Any]:
+    terms = researchers.current_terms(ctx, researcher)
     accepted = None
     if researcher.terms_accepted_at is not None:
         accepted = {"version": researcher.terms_version, "sha256": researcher.terms_hash,
                     "at": researcher.terms_accepted_at,
-                    "current": researchers.has_accepted_current_terms(researcher)}
+                    "current": researchers.has_accepted_current_terms(ctx, researcher)}
     return {"version": terms.version, "sha256": terms.sha256, "text": terms.text, "accepted": accepted,
+            "records_form": "scrubbed" if researcher.scrub else "as written",
+            "removal_deadline_days": corpus_custody.deadline_days(ctx),
             "how_to_accept": f'POST {PREFIX}/terms with {{"version": ..., "sha256": ..., "accept": true}}'}
 
 
 @endpoint("GET terms", needs_terms=False)
 async def get_terms(request: web.Request, pull: Pull) -> web.StreamResponse:
-    return json_ok(_terms_document(pull.researcher))
+    return json_ok(_terms_document(pull.ctx, pull.researcher))
 
 
 @endpoint("POST terms", needs_terms=False)
@@ -143,13 +157,14 @@ async def post_terms(request: web.Request, pull: Pull) -> web.StreamResponse:
     body = await _json_object(request)
     researcher = await researchers.accept_terms(pull.ctx, pull.researcher, version=body.get("version"),
                                                 sha256=body.get("sha256"), accept=body.get("accept"))
-    return json_ok(_terms_document(researcher))
+    return json_ok(_terms_document(pull.ctx, researcher))
 
 
-@endpoint("GET records")
+@endpoint("GET records", gives_data=True)
 async def get_records(request: web.Request, pull: Pull) -> web.StreamResponse:
     """The snapshot as JSON Lines, written batch by batch (the corpus is never held in memory)."""
-    snapshot = await researchers.open_snapshot(pull.ctx)
+    snapshot = await researchers.open_snapshot(pull.ctx, pull.researcher)
+    pull.receipts, pull.receipt_seq = snapshot.tally.per_author, snapshot.cursor
     response = web.StreamResponse(headers={**NO_STORE, CURSOR_HEADER: str(snapshot.cursor)})
     response.content_type = NDJSON
     response.charset = "utf-8"
@@ -164,12 +179,13 @@ async def get_records(request: web.Request, pull: Pull) -> web.StreamResponse:
     return response
 
 
-@endpoint("GET changes")
+@endpoint("GET changes", gives_data=True)
 async def get_changes(request: web.Request, pull: Pull) -> web.StreamResponse:
     cursor = _int_query(request, "cursor", 0)
     limit = _int_query(request, "limit", researchers.CHANGES_DEFAULT_LIMIT)
-    page = await researchers.changes_since(pull.ctx, cursor, limit)
+    page = await researchers.changes_since(pull.ctx, cursor, limit, pull.researcher)
     pull.records = len(page.changes)
+    pull.receipts, pull.receipt_seq = page.per_author, page.next_cursor
     return json_ok({"changes": page.changes, "next_cursor": page.next_cursor, "has_more": page.has_more})
 
 
@@ -181,6 +197,29 @@ async def post_compliance(request: web.Request, pull: Pull) -> web.StreamRespons
     results = await researchers.compliance(pull.ctx, ids)
     pull.records = len(results)
     return json_ok({"results": results})
+
+
+@endpoint("GET removals")
+async def get_removals(request: web.Request, pull: Pull) -> web.StreamResponse:
+    """Removals only, never records: open to a researcher past a deadline, who must apply them."""
+    page = await corpus_custody.removals_after(pull.ctx, _int_query(request, "cursor", 0),
+                                               _int_query(request, "limit", corpus_custody.REMOVALS_DEFAULT_LIMIT))
+    pull.records = len(page["removals"])
+    return json_ok(page)
+
+
+@endpoint("POST removals/ack")
+async def post_removals_ack(request: web.Request, pull: Pull) -> web.StreamResponse:
+    """The researcher confirms that every removal up to a cursor (or in a release) is applied."""
+    body = await _json_object(request)
+    if "release" in body:
+        state = await corpus_custody.acknowledge_release(pull.ctx, pull.researcher, body["release"])
+    elif "cursor" in body:
+        state = await corpus_custody.acknowledge_cursor(pull.ctx, pull.researcher, body["cursor"])
+    else:
+        raise ApiError(400, 'the body must be {"cursor": N} or {"release": VERSION}')
+    return json_ok({"acknowledged_cursor": state.cursor, "acknowledged_at": state.acknowledged_at,
+                    "oldest_overdue_removal": state.overdue})
 
 
 @endpoint("GET stats")
@@ -222,5 +261,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/changes", get_changes)
     r.add_post(f"{PREFIX}/compliance", post_compliance)
     r.add_get(f"{PREFIX}/stats", get_stats)
+    r.add_get(f"{PREFIX}/removals", get_removals)
+    r.add_post(f"{PREFIX}/removals/ack", post_removals_ack)
     if researchers.croissant_available():
         r.add_get(f"{PREFIX}/croissant.json", get_croissant)

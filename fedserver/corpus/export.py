@@ -31,11 +31,12 @@ from fedserver.corpus.card import DatasetFacts
 from fedserver.corpus.defaults import DEFAULT_GZIP_LEVEL, DEFAULT_SHARD_SIZE
 from fedserver.corpus.manifest import (MANIFEST, SIGNATURE, SIGNATURE_INFO, ReleasePlan, describe_file,
                                        manifest_bytes, plan_release, record_release, sign_manifest)
-from fedserver.corpus.records import RECORD_SCHEMA_VERSION, CorpusTally, iter_records
+from fedserver.corpus.records import RECORD_SCHEMA_VERSION, CorpusTally, consenting_handles, iter_records
 from fedserver.corpus.shards import SUFFIXES, ShardError, ShardSet
 from fedserver.corpus.sync import corpus_secret, reconcile
-from fedserver.corpus.terms import CONSENT_TERMS, RESEARCHER_TERMS
+from fedserver.corpus.terms import CONSENT_TERMS, researcher_terms
 from fedserver.db import open_database
+from fedserver.services import corpus_custody
 from fedserver.services.consent import verify_log
 from fedserver.store import actors as actor_store
 from fedserver.store import corpus as corpus_store
@@ -71,11 +72,14 @@ class ExportResult:
 
 async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl", scrub: bool = False,
                          shard_size: int = DEFAULT_SHARD_SIZE, gzip_level: int = DEFAULT_GZIP_LEVEL,
-                         progress: bool | None = None, stream: TextIO | None = None) -> ExportResult:
+                         progress: bool | None = None, stream: TextIO | None = None,
+                         recipients: list[str] | tuple[str, ...] = ()) -> ExportResult:
     """Write a release of the corpus as it is now into out (new, empty, or an earlier release,
     which is replaced whole). gzip_level (1-9): JSON Lines compression, recorded in the manifest;
     it changes the files' bytes, never the records or the version. progress None: show a bar when
-    the stream is a terminal."""
+    the stream is a terminal. recipients: names of the researchers this release is for; each must
+    be registered, not revoked and not past a removal deadline, and each is recorded as having
+    received the records of every author in it (what the people's consent pages show)."""
     started = time.monotonic()
     if format not in FORMATS:
         raise ExportError(f"unknown format {format!r}; choose {' or '.join(FORMATS)}")
@@ -85,6 +89,11 @@ async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl"
         raise ExportError("--gzip-level must be between 1 and 9")
     if format == "parquet":
         _require_pyarrow()
+    given_to = await corpus_custody.release_recipients(ctx, list(recipients))
+    for researcher in given_to:
+        if researcher.scrub and not scrub:
+            raise ExportError(f"researcher {researcher.name} receives scrubbed records (their data-use terms say"
+                              " so); export with --scrub")
     out = Path(out).resolve()
     _check_target(out)
     stream = stream or sys.stderr
@@ -111,7 +120,7 @@ async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl"
             total = await corpus_store.count_present(conn)
             handles = await _consenting_handles(conn) if scrub else None
             bar = ProgressBar(total, stream, stream.isatty() if progress is None else progress)
-            tally = CorpusTally()
+            tally = CorpusTally(per_author=bool(given_to))
             shards, records_sha256 = await _write_shards(conn, secret, staging, format, shard_size, total,
                                                          handles, bar, gzip_level, tally)
             # The card's counts come from the records just written (no second scan of the corpus).
@@ -127,7 +136,8 @@ async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl"
         manifest = _manifest(facts, staging, shards, removals, format=format, scrub=scrub,
                              verified=verification.ok, signer=instance[0], records_sha256=records_sha256,
                              compression=({"codec": "gzip", "level": gzip_level} if format == "jsonl"
-                                          else {"codec": "zstd"}))
+                                          else {"codec": "zstd"}),
+                             removal_deadline_days=ctx.settings.corpus.removal_deadline_days)
         actor, account = instance
         sign_manifest(staging, manifest_bytes(manifest), private_key_pem=account.private_key_pem,
                       key_id=actor.key_id or f"{actor.uri}#main-key", public_key_pem=actor.public_key_pem or "",
@@ -138,6 +148,9 @@ async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl"
         raise
     async with ctx.db.transaction() as tx:
         await record_release(tx, plan, facts.records, ctx.clock.now_iso())
+    if given_to:
+        await corpus_custody.record_release_receipts(ctx, given_to, version=plan.version, seq=plan.seq,
+                                                     counts=dict(tally.per_author or {}))
     result = ExportResult(out=out, version=plan.version, previous_version=plan.previous_version,
                           new_release=plan.is_new, records=facts.records, shards=len(shards), removals=removals,
                           consent_log_verified=verification.ok, seconds=time.monotonic() - started)
@@ -180,14 +193,7 @@ def _install(staging: Path, out: Path) -> None:
 
 
 async def _consenting_handles(conn: aiosqlite.Connection) -> set[str]:
-    """Handles scrubbing keeps: authors in the corpus now (so the set follows the corpus state), in
-    full form, and for local authors also as @user, the way people on this server write them."""
-    handles: set[str] = set()
-    for username, domain, is_local in await corpus_store.present_author_handles(conn):
-        handles.add(f"@{username}@{domain}".lower())
-        if is_local:
-            handles.add(f"@{username}".lower())
-    return handles
+    return await consenting_handles(conn)
 
 
 # --- Shards ------------------------------------------------------------------------------------
@@ -301,8 +307,10 @@ def _describe(root: Path, format: str, shards: list[dict[str, Any]], removals: i
 
 def _manifest(facts: DatasetFacts, root: Path, shards: list[dict[str, Any]], removals: int, *, format: str,
               scrub: bool, verified: bool, signer: actor_store.Actor, records_sha256: str,
-              compression: dict[str, Any]) -> dict[str, Any]:
+              compression: dict[str, Any], removal_deadline_days: int) -> dict[str, Any]:
     plan = facts.plan
+    # The terms as a researcher receiving this release accepts them: this deadline, this form.
+    terms = researcher_terms(removal_deadline_days, scrub)
     files = [{"path": s["path"], "sha256": s["sha256"], "bytes": s["bytes"], "records": s["records"],
               "records_sha256": s["records_sha256"]} for s in shards]
     files.append(describe_file(root, REMOVALS, records=removals))
@@ -325,7 +333,8 @@ def _manifest(facts: DatasetFacts, root: Path, shards: list[dict[str, Any]], rem
         "record_schema_version": RECORD_SCHEMA_VERSION,
         "consent_log": {"head": facts.consent_head, "verified": verified},
         "consent_terms": {"version": CONSENT_TERMS.version, "sha256": CONSENT_TERMS.sha256},
-        "researcher_terms": {"version": RESEARCHER_TERMS.version, "sha256": RESEARCHER_TERMS.sha256},
+        "researcher_terms": {"version": terms.version, "sha256": terms.sha256},
+        "removal_deadline_days": removal_deadline_days,
         "signer": {"actor": signer.uri, "key_id": signer.key_id},
         "generator": f"fedserver {__version__}",
         "files": sorted(files, key=lambda f: f["path"]),

@@ -164,6 +164,17 @@ def build_record(row: dict[str, Any], secret: bytes, *, mentions: list[str], tag
                          scrub_handles=scrub_handles)[0]
 
 
+async def consenting_handles(conn: aiosqlite.Connection) -> set[str]:
+    """Handles scrubbing keeps: authors in the corpus now (so the set follows the corpus state), in
+    full form, and for local authors also as @user, the way people on this server write them."""
+    handles: set[str] = set()
+    for username, domain, is_local in await corpus_store.present_author_handles(conn):
+        handles.add(f"@{username}@{domain}".lower())
+        if is_local:
+            handles.add(f"@{username}".lower())
+    return handles
+
+
 async def enrich(conn: aiosqlite.Connection, rows: list[dict[str, Any]], secret: bytes, *,
                  scrub_handles: set[str] | None = None, authors: AuthorPseudonyms | None = None
                  ) -> list[dict[str, Any]]:
@@ -207,8 +218,11 @@ class CorpusTally:
     corpus. Distinct authors are remembered by id up to max_authors; past that, authors is None and
     the caller counts them in SQL (memory stays bounded)."""
 
-    def __init__(self, max_authors: int = 100_000) -> None:
+    def __init__(self, max_authors: int = 100_000, *, per_author: bool = False) -> None:
         self.records = 0
+        # Records per author id, for the researcher receipts of a pull or release (one entry per
+        # author in the corpus: what corpus_custody writes, it has to hold anyway).
+        self.per_author: Counter[int] | None = Counter() if per_author else None
         self.languages: Counter[str] = Counter()
         self.licenses: Counter[str] = Counter()
         self.first_published: str | None = None
@@ -223,6 +237,8 @@ class CorpusTally:
         self.records += len(rows)
         self.languages.update("und" if language is None else language for language in map(_LANGUAGE, rows))
         for actor_id, count in Counter(map(_ACTOR, rows)).items():
+            if self.per_author is not None:
+                self.per_author[actor_id] += count
             license = authors[actor_id][2]
             self.licenses["none" if license is None else license] += count
             if self._authors is not None:

@@ -17,8 +17,9 @@ from typing import Any, AsyncIterator
 from fedserver.context import Context
 from fedserver.corpus import records as corpus_records
 from fedserver.corpus import sync
-from fedserver.corpus.terms import RESEARCHER_TERMS, Terms
+from fedserver.corpus.terms import Terms, researcher_terms
 from fedserver.store import corpus as corpus_store
+from fedserver.store import custody as custody_store
 from fedserver.store import researchers as researcher_store
 from fedserver.store.researchers import Researcher, ResearcherSummary
 
@@ -83,8 +84,11 @@ def token_hash(token: str) -> str:
 
 # --- the admin's commands ---------------------------------------------------------------------
 
-async def add_researcher(ctx: Context, name: str, *, contact: str = "") -> tuple[Researcher, str]:
-    """Register a researcher; returns the bearer token, which is never stored (only its hash)."""
+async def add_researcher(ctx: Context, name: str, *, contact: str = "", organisation: str = "", purpose: str = "",
+                         scrub: bool = False) -> tuple[Researcher, str]:
+    """Register a researcher; returns the bearer token, which is never stored (only its hash).
+    organisation, contact and purpose are shown to each person whose records they receive; scrub:
+    their API records come scrubbed (the terms they accept say which form they get)."""
     name = name.strip()
     if not NAME_RE.match(name):
         raise ResearcherError("a researcher name is 1-64 letters, digits, '.', '_', '@' or '-',"
@@ -96,7 +100,9 @@ async def add_researcher(ctx: Context, name: str, *, contact: str = "") -> tuple
             state = f" (revoked {existing.revoked_at})" if existing.revoked_at else ""
             raise ResearcherError(f"researcher {name} already exists{state}")
         researcher_id = await researcher_store.insert_researcher(tx, name=name, token_hash=token_hash(token),
-                                                                 contact=contact.strip(), now=ctx.clock.now_iso())
+                                                                 contact=contact.strip(), now=ctx.clock.now_iso(),
+                                                                 organisation=organisation.strip(),
+                                                                 purpose=purpose.strip(), scrub=scrub)
         researcher = await researcher_store.get_researcher(tx, researcher_id)
     assert researcher is not None
     log.info("researcher %s registered", name)
@@ -155,18 +161,21 @@ async def authenticate(ctx: Context, token: str | None) -> Researcher:
     return researcher
 
 
-def current_terms() -> Terms:
-    return RESEARCHER_TERMS
+def current_terms(ctx: Context, researcher: Researcher | None = None) -> Terms:
+    """The terms this researcher must accept: they state the server's removal deadline and the form
+    (scrubbed or not) of the records the researcher receives; None: the general text."""
+    return researcher_terms(ctx.settings.corpus.removal_deadline_days,
+                            None if researcher is None else bool(researcher.scrub))
 
 
-def has_accepted_current_terms(researcher: Researcher) -> bool:
-    terms = current_terms()
+def has_accepted_current_terms(ctx: Context, researcher: Researcher) -> bool:
+    terms = current_terms(ctx, researcher)
     return researcher.terms_version == terms.version and researcher.terms_hash == terms.sha256
 
 
-def require_terms(researcher: Researcher) -> None:
-    if not has_accepted_current_terms(researcher):
-        terms = current_terms()
+def require_terms(ctx: Context, researcher: Researcher) -> None:
+    if not has_accepted_current_terms(ctx, researcher):
+        terms = current_terms(ctx, researcher)
         raise TermsNotAccepted(f"accept the data-use terms {terms.version} first (GET, then POST terms)")
 
 
@@ -178,10 +187,10 @@ async def accept_terms(ctx: Context, researcher: Researcher, *, version: Any, sh
         raise InvalidRequest('accepting the terms needs "accept": true')
     if not isinstance(version, str) or not isinstance(sha256, str):
         raise InvalidRequest('"version" and "sha256" of the terms are required strings')
-    terms = current_terms()
+    terms = current_terms(ctx, researcher)
     if version != terms.version or sha256.lower() != terms.sha256:
         raise TermsMismatch(f"the current terms are {terms.version} (sha256 {terms.sha256}); read and accept those")
-    if has_accepted_current_terms(researcher):
+    if has_accepted_current_terms(ctx, researcher):
         return researcher
     async with ctx.db.transaction() as tx:
         await researcher_store.set_terms_accepted(tx, researcher.id, version=terms.version, sha256=terms.sha256,
@@ -216,9 +225,15 @@ async def begin_pull(ctx: Context, researcher: Researcher, endpoint: str, params
     return pull_id
 
 
-async def finish_pull(ctx: Context, pull_id: int, *, status: int, records: int) -> None:
+async def finish_pull(ctx: Context, pull_id: int, *, status: int, records: int, researcher: Researcher | None = None,
+                      receipts: dict[int, int] | None = None, receipt_seq: int = 0) -> None:
+    """Close the pull's log entry and, in the same transaction, count the records it sent per
+    author (the receipts each person's page shows)."""
     async with ctx.db.transaction() as tx:
         await researcher_store.finish_pull(tx, pull_id, status=status, records=records)
+        if researcher is not None and receipts:
+            await custody_store.add_receipts(tx, researcher_id=researcher.id, channel=custody_store.API,
+                                             counts=receipts, seq=receipt_seq, now=ctx.clock.now_iso())
 
 
 async def log_refused_pull(ctx: Context, researcher: Researcher, endpoint: str, params: str, status: int) -> None:
@@ -237,13 +252,25 @@ class Snapshot:
     changes feed from the same cursor brings a holder of the snapshot up to date."""
     cursor: int
     batches: AsyncIterator[list[dict[str, Any]]]
+    # Records streamed so far per author id (the pull's receipts).
+    tally: corpus_records.CorpusTally
 
 
-async def open_snapshot(ctx: Context) -> Snapshot:
+async def _scrub_handles(ctx: Context, researcher: Researcher | None) -> set[str] | None:
+    """The handles scrubbing keeps, when this researcher receives scrubbed records (else None)."""
+    if researcher is None or not researcher.scrub:
+        return None
+    return await corpus_records.consenting_handles(ctx.db.reader)
+
+
+async def open_snapshot(ctx: Context, researcher: Researcher | None = None) -> Snapshot:
     await sync.reconcile(ctx)
     cursor = await corpus_store.next_seq(ctx.db.reader)
     secret = await sync.corpus_secret(ctx)
-    return Snapshot(cursor, corpus_records.iter_records(ctx.db.reader, secret, max_seq=cursor, batch=SNAPSHOT_BATCH))
+    tally = corpus_records.CorpusTally(per_author=True)
+    handles = await _scrub_handles(ctx, researcher)
+    return Snapshot(cursor, corpus_records.iter_records(ctx.db.reader, secret, max_seq=cursor, batch=SNAPSHOT_BATCH,
+                                                        scrub_handles=handles, tally=tally), tally)
 
 
 @dataclass
@@ -251,9 +278,12 @@ class ChangesPage:
     changes: list[dict[str, Any]]
     next_cursor: int
     has_more: bool
+    # Records the page carries per author id (the pull's receipts).
+    per_author: dict[int, int]
 
 
-async def changes_since(ctx: Context, cursor: int, limit: int = CHANGES_DEFAULT_LIMIT) -> ChangesPage:
+async def changes_since(ctx: Context, cursor: int, limit: int = CHANGES_DEFAULT_LIMIT,
+                        researcher: Researcher | None = None) -> ChangesPage:
     """Feed entries after the cursor, oldest first. An added/updated entry carries the record only
     when it is the record's latest change; otherwise it is marked superseded, because a later entry
     (an update or a removal) carries what the researcher must hold now."""
@@ -272,7 +302,12 @@ async def changes_since(ctx: Context, cursor: int, limit: int = CHANGES_DEFAULT_
     listed = {(row["post_id"], row["seq"]) for row in rows}
     current = [record for record in present.values() if (record["post_id"], record["changed_seq"]) in listed]
     secret = await sync.corpus_secret(ctx)
-    built = {record["record_id"]: record for record in await corpus_records.enrich(ctx.db.reader, current, secret)}
+    handles = await _scrub_handles(ctx, researcher)
+    built = {record["record_id"]: record for record in await corpus_records.enrich(ctx.db.reader, current, secret,
+                                                                                   scrub_handles=handles)}
+    per_author: dict[int, int] = {}
+    for record in current:
+        per_author[record["actor_id"]] = per_author.get(record["actor_id"], 0) + 1
     changes = []
     for row in rows:
         entry: dict[str, Any] = {"seq": row["seq"], "action": row["action"], "record_id": row["record_id"],
@@ -283,7 +318,7 @@ async def changes_since(ctx: Context, cursor: int, limit: int = CHANGES_DEFAULT_
             entry["superseded"] = not is_latest
             entry["record"] = built[row["record_id"]] if is_latest else None
         changes.append(entry)
-    return ChangesPage(changes, rows[-1]["seq"] if rows else cursor, has_more)
+    return ChangesPage(changes, rows[-1]["seq"] if rows else cursor, has_more, per_author)
 
 
 async def compliance(ctx: Context, ids: list[Any]) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ async def record_change(conn: aiosqlite.Connection, *, post_id: int, record_id: 
 
 # The columns a corpus record is built from (see corpus.records.build_record).
 RECORD_SELECT = (
-    "SELECT r.record_id, r.consent_event_id, r.changed_seq, p.id AS post_id, p.uri, p.url, p.content_html,"
+    "SELECT r.record_id, r.consent_event_id, r.changed_seq, p.id AS post_id, p.actor_id, p.uri, p.url, p.content_html,"
     " p.content_text, p.summary, p.sensitive, p.language, p.published_at, p.edited_at, p.in_reply_to_uri,"
     " p.visibility, p.object_type, a.uri AS author_uri, a.domain AS author_domain, a.is_local AS author_is_local,"
     " c.choice, c.license, c.scope, c.include_unlisted, e.hash AS consent_event_hash,"

@@ -24,6 +24,11 @@ class Researcher:
     terms_version: str | None
     terms_hash: str | None
     terms_accepted_at: str | None
+    organisation: str = ""
+    purpose: str = ""
+    scrub: int = 0  # 1: API records reach this researcher scrubbed
+    removals_acked_seq: int = 0  # every removal up to this cursor confirmed applied
+    removals_acked_at: str | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(Researcher))
@@ -37,9 +42,10 @@ class ResearcherSummary:
 
 
 async def insert_researcher(conn: aiosqlite.Connection, *, name: str, token_hash: str, contact: str,
-                            now: str) -> int:
-    cur = await conn.execute("INSERT INTO researchers (name, token_hash, contact, created_at) VALUES (?, ?, ?, ?)",
-                             (name, token_hash, contact, now))
+                            now: str, organisation: str = "", purpose: str = "", scrub: bool = False) -> int:
+    cur = await conn.execute("INSERT INTO researchers (name, token_hash, contact, created_at, organisation, purpose,"
+                             " scrub) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (name, token_hash, contact, now, organisation, purpose, int(scrub)))
     assert cur.lastrowid is not None
     return cur.lastrowid
 

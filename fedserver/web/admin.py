@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import account_admin, auth, instance, remote_moderation, reports, researchers, signups, status
+from fedserver.services import (account_admin, auth, corpus_custody, instance, remote_moderation, reports, researchers,
+                                signups, status)
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
@@ -21,6 +22,7 @@ async def dashboard(request: web.Request) -> web.Response:
         pending_signups=await signups.list_pending(ctx),
         invites=await web_store.list_invites(ctx.db.reader),
         researchers=await researchers.list_researchers(ctx),
+        overdue_researchers=await corpus_custody.overdue_researchers(ctx),
         queue=await status.queue_status(ctx),
         domain_blocks=await status.list_domain_blocks(ctx),
         reports=await reports.open_reports(ctx),
@@ -66,7 +68,10 @@ async def add_researcher(request: web.Request) -> web.Response:
     form = await request.post()
     try:
         researcher, token = await researchers.add_researcher(ctx_of(request), str(form.get("name", "")).strip(),
-                                                            contact=str(form.get("contact", "")).strip())
+                                                            contact=str(form.get("contact", "")).strip(),
+                                                            organisation=str(form.get("organisation", "")),
+                                                            purpose=str(form.get("purpose", "")),
+                                                            scrub=form.get("scrub") == "on")
     except researchers.ResearcherError as exc:
         return await render(request, "error.html", status=400, message=str(exc))
     return await _token_page(request, researcher, token, rotated=False)
@@ -87,6 +92,19 @@ async def _token_page(request: web.Request, researcher: researchers.Researcher, 
     response = await render(request, "admin/token.html", researcher=researcher, token=token, rotated=rotated)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@require_admin
+async def set_researcher_scrub(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        researcher = await corpus_custody.set_scrub(ctx_of(request), str(form.get("name", "")),
+                                                    form.get("scrub") == "on")
+    except corpus_custody.CustodyError as exc:
+        return redirect("/admin#researchers", flash=str(exc))
+    form_name = "scrubbed" if researcher.scrub else "as written"
+    return redirect("/admin#researchers", flash=f"{researcher.name} now receives records {form_name}; they accept"
+                                                " the data-use terms again.")
 
 
 @require_admin
@@ -214,6 +232,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/invites", create_invite)
     r.add_post("/admin/researchers", add_researcher)
     r.add_post("/admin/researchers/revoke", revoke_researcher)
+    r.add_post("/admin/researchers/scrub", set_researcher_scrub)
     r.add_post("/admin/researchers/rotate", rotate_researcher_token)
     r.add_post("/admin/reports/resolve", resolve_report)
     r.add_post("/admin/domain_blocks", domain_block)

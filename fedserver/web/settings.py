@@ -6,8 +6,8 @@ import re
 from aiohttp import web
 
 from fedserver.corpus import sync as corpus_sync
-from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, RESEARCHER_TERMS
-from fedserver.services import consent, profile
+from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, researcher_terms
+from fedserver.services import consent, corpus_custody, profile
 from fedserver.services.consent import ConsentError
 from fedserver.services.profile import ProfileError
 from fedserver.store import actors as actor_store
@@ -90,9 +90,10 @@ async def _consent_page(request: web.Request, *, error: str | None = None, statu
     state = await consent.get_state(ctx, viewer.actor.id)
     history = list(reversed(await consent.history(ctx, viewer.username)))
     in_corpus = await corpus_store.count_present_for_actor(ctx.db.reader, viewer.actor.id)
+    custody = await corpus_custody.where_my_posts_went(ctx, viewer.actor.id)
     return await render(request, "settings/consent.html", status=status, state=state, history=history,
                         in_corpus=in_corpus, terms=CONSENT_TERMS, licenses=LICENSES, license_urls=LICENSE_URLS,
-                        error=error)
+                        error=error, custody=custody)
 
 
 @require_viewer
@@ -121,7 +122,8 @@ async def save_consent(request: web.Request) -> web.StreamResponse:
 
 
 async def about_consent(request: web.Request) -> web.Response:
-    return await render(request, "about_consent.html", terms=CONSENT_TERMS, researcher_terms=RESEARCHER_TERMS)
+    return await render(request, "about_consent.html", terms=CONSENT_TERMS, researcher_terms=researcher_terms(
+        ctx_of(request).settings.corpus.removal_deadline_days))
 
 
 def add_routes(app: web.Application) -> None:

