@@ -219,7 +219,7 @@ def verify(data: bytes, public_key_pem: str, *, expected_key_id: str | None = No
         receipt = document["receipt"]
         if not isinstance(jws, str) or not isinstance(receipt, dict):
             raise TypeError
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
         return Verification(False, ("not a consent receipt (JSON with receipt and signature.jws)",))
     problems: list[str] = []
     if render(document) != data:
@@ -243,9 +243,11 @@ def verify(data: bytes, public_key_pem: str, *, expected_key_id: str | None = No
         return Verification(False, (*problems, f"cannot load the public key: {exc}"))
     if not isinstance(key, rsa.RSAPublicKey):
         return Verification(False, (*problems, "the public key is not an RSA key"))
-    signing_input = f"{header_b64}.{_b64url(canonical_json(receipt))}".encode("ascii")
     try:
+        signing_input = f"{header_b64}.{_b64url(canonical_json(receipt))}".encode("ascii")
         key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+    except ValueError:  # NaN or Infinity: no signed receipt holds them
+        problems.append("the receipt holds numbers that JSON cannot carry")
     except InvalidSignature:
         problems.append("the signature does not verify with this public key")
     problems += _check_log_entries(receipt)
