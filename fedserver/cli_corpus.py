@@ -20,11 +20,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     """What these commands raise for a reason the person can act on (printed, exit status 1)."""
     from fedserver.corpus.export import ExportError
     from fedserver.corpus.manifest import ReleaseError
+    from fedserver.corpus.receipt import ReceiptError
     from fedserver.services.consent import ConsentError
     from fedserver.services.corpus_custody import CustodyError
     from fedserver.services.researchers import ResearcherError
 
-    return (ConsentError, ResearcherError, ExportError, ReleaseError, CustodyError)
+    return (ConsentError, ResearcherError, ExportError, ReleaseError, CustodyError, ReceiptError)
 
 
 def add_parsers(sub: Any) -> None:
@@ -42,6 +43,13 @@ def add_parsers(sub: Any) -> None:
     s = consent.add_parser("log", help="the person's consent history")
     s.add_argument("user")
     s.add_argument("--verify", action="store_true", help="verify the whole hash chain of the consent log")
+    s = consent.add_parser("receipt", help="write a person's signed consent receipt (what they download)")
+    s.add_argument("user")
+    s.add_argument("--out", required=True, help="file to write")
+    s = consent.add_parser("verify-receipt", help="check a consent receipt's signature (fetches nothing)")
+    s.add_argument("file")
+    s.add_argument("--public-key", metavar="FILE",
+                   help="the signer's PEM public key or instance actor document (default: this server's key)")
 
     corpus = sub.add_parser("corpus", help="offline releases of the research corpus").add_subparsers(
         dest="corpus_command", required=True)
@@ -128,6 +136,30 @@ async def run(ctx: Any, args: argparse.Namespace) -> int:
                 else:
                     print(f"consent log FAILED verification at event {result.first_bad_id}: {result.problem}")
                     return 3
+        elif args.consent_command == "receipt":
+            from fedserver.services import consent_receipts
+
+            Path(args.out).write_bytes(await consent_receipts.consent_receipt(ctx, args.user))
+            print(f"consent receipt of {args.user} written to {args.out}")
+        elif args.consent_command == "verify-receipt":
+            return await _verify_receipt(ctx, args)
+    return 0
+
+
+async def _verify_receipt(ctx: Any, args: argparse.Namespace) -> int:
+    from fedserver.services import consent_receipts
+
+    result = await consent_receipts.verify_receipt_file(
+        ctx, Path(args.file), key_file=Path(args.public_key) if args.public_key else None)
+    if not result.ok:
+        for problem in result.problems:
+            print(f"FAILED: {problem}")
+        return 3
+    receipt = result.receipt or {}
+    status = receipt.get("consent_status") or {}
+    print(f"receipt verified: signed by {result.key_id}; {receipt.get('pii_principal_id')} "
+          f"{status.get('purpose')}={status.get('choice')} as of {receipt.get('receipt_time')}, "
+          f"{len(receipt.get('events') or [])} consent event(s)")
     return 0
 
 

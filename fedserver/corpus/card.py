@@ -192,7 +192,6 @@ def _yaml(value: Any) -> str:
 
 def front_matter(facts: DatasetFacts, data_glob: str) -> list[str]:
     ids = facts.license_ids
-    agreement = f"the data-use agreement {RESEARCHER_TERMS.version}"
     lines = ["---", f"pretty_name: {_yaml(facts.pretty_name)}"]
     if len(ids) == 1:
         lines.append(f"license: {ids[0].lower()}")  # Hub licence ids are the SPDX ids in lower case
@@ -210,11 +209,33 @@ def front_matter(facts: DatasetFacts, data_glob: str) -> list[str]:
               f"version: {_yaml(facts.version)}",
               "configs:", "- config_name: default", "  data_files:", "  - split: train",
               f"    path: {_yaml(data_glob)}",
-              # If ever uploaded to the Hub, keep it gated: the data-use agreement forbids redistribution.
-              f"extra_gated_prompt: {_yaml(f'Access requires accepting {agreement} of {facts.domain}.')}",
-              "extra_gated_fields:", f"  {_yaml(f'I accept {agreement}')}: checkbox",
+              *gated_access(facts),
               "---"]
     return lines
+
+
+def gated_access(facts: DatasetFacts) -> list[str]:
+    """Hugging Face gated-access fields (hub docs, datasets-gated): if a release is ever put on the
+    Hub it must stay gated, since the data-use agreement forbids redistribution. They name that
+    agreement (version, SHA-256, where to read it) and ask for what it asks of a researcher."""
+    terms_url = f"{facts.base_url}/api/corpus/v1/terms"
+    agreement = f"the data-use agreement {RESEARCHER_TERMS.version} of {facts.domain}"
+    return [
+        "extra_gated_heading: " + _yaml(f"Accept {agreement} to access this consent-only corpus"),
+        "extra_gated_description: " + _yaml(
+            f"Every record's author explicitly opted in to AI training. Access is bound by {agreement} "
+            f"(SHA-256 {RESEARCHER_TERMS.sha256}, text in this card and at {terms_url}): use for AI training "
+            "research only, apply every removal, no redistribution, no re-identification."),
+        "extra_gated_prompt: " + _yaml(f"Access requires accepting {agreement} ({terms_url})."),
+        "extra_gated_button_content: " + _yaml(f"Accept {RESEARCHER_TERMS.version} and request access"),
+        "extra_gated_fields:",
+        "  Name: text",
+        "  Affiliation: text",
+        "  Purpose of use: text",
+        f"  {_yaml(f'I accept {agreement} (SHA-256 {RESEARCHER_TERMS.sha256[:16]}...)')}: checkbox",
+        f"  {_yaml('I will delete every removed record within the period the agreement sets')}: checkbox",
+        f"  {_yaml('I will not redistribute the corpus or try to identify its authors')}: checkbox",
+    ]
 
 
 def _licence_details(facts: DatasetFacts) -> str:

@@ -106,10 +106,12 @@ class DistributionFile:
 def api_files(base_url: str) -> list[DistributionFile]:
     """The live researcher API as the dataset's distribution (no checksums: it changes)."""
     api = f"{base_url}{API_PATH}"
+    # Ids distinct from the RecordSets' ("records", "removals"): JSON-LD would merge two nodes
+    # with one @id into one, which mlcroissant then cannot read.
     return [
-        DistributionFile("records", f"{api}/records", JSONL, description="Full snapshot of the corpus as JSON "
+        DistributionFile("api-records", f"{api}/records", JSONL, description="Full snapshot of the corpus as JSON "
                          "Lines (bearer token; the data-use agreement must be accepted first)."),
-        DistributionFile("changes", f"{api}/changes", "application/json", holds="other",
+        DistributionFile("api-changes", f"{api}/changes", "application/json", holds="other",
                          description="Records added, updated and removed (with reason) since a cursor."),
     ]
 
@@ -153,8 +155,7 @@ def build_document(facts: DatasetFacts, files: list[DistributionFile], *, record
         "inLanguage": facts.language_codes,
         "keywords": ["fediverse", "ActivityPub", "social media", "opt-in", "consent", "text"],
         "citeAs": _cite_as(facts),
-        "usageInfo": {"@type": "sc:CreativeWork", "name": f"Data-use agreement {RESEARCHER_TERMS.version}",
-                      "text": RESEARCHER_TERMS.text, "url": f"{facts.base_url}{API_PATH}/terms"},
+        "usageInfo": usage_info(facts.base_url),
         "distribution": distribution,
         "recordSet": _record_sets(files, records_source),
         "rai:dataCollection": (
@@ -184,6 +185,27 @@ def build_document(facts: DatasetFacts, files: list[DistributionFile], *, record
     if facts.plan.previous_version:
         document["fedserver:previousVersion"] = facts.plan.previous_version
     return document
+
+
+CONSENT_ONLY_TERM = NAMESPACE + "consent-only"
+
+
+def usage_info(base_url: str) -> list[dict[str, Any]]:
+    """Croissant 1.1 usage conditions (sc:usageInfo): the consent-only condition as a defined term
+    (no DUO term says it: DUO describes what a donor's consent allows, not that nothing else is in
+    the data), and the data-use agreement that binds the researcher."""
+    return [
+        {"@type": "sc:DefinedTerm", "@id": CONSENT_ONLY_TERM, "termCode": "consent-only",
+         "name": "Consent only: every record's author explicitly opted in to AI training",
+         "description": "Holds only posts whose authors explicitly allowed their use to train AI models, each "
+                        "under the licence its author chose; use them for that purpose only, and apply every "
+                        "removal (withdrawal, deletion, exclusion) as the data-use agreement requires.",
+         "inDefinedTermSet": NAMESPACE + "usage-conditions",
+         "url": f"{base_url}/about/consent"},
+        {"@type": "sc:CreativeWork", "name": f"Data-use agreement {RESEARCHER_TERMS.version}",
+         "text": RESEARCHER_TERMS.text, "url": f"{base_url}{API_PATH}/terms",
+         "version": RESEARCHER_TERMS.version, "sha256": RESEARCHER_TERMS.sha256},
+    ]
 
 
 def _cite_as(facts: DatasetFacts) -> str:

@@ -298,3 +298,15 @@ async def existing_post_uris(conn: aiosqlite.Connection, uris: list[str]) -> set
         return set()
     rows = await fetch_all(conn, f"SELECT uri FROM posts WHERE uri IN ({', '.join('?' for _ in uris)})", tuple(uris))
     return {row[0] for row in rows}
+
+
+async def replied_uris(conn: aiosqlite.Connection, uris: list[str]) -> set[str]:
+    """Which of these post uris any stored post replies to (robots.txt: a post page that shows
+    replies is not its author's work alone). Uses the posts_in_reply_to index."""
+    found: set[str] = set()
+    for start in range(0, len(uris), 500):
+        chunk = uris[start:start + 500]
+        rows = await fetch_all(conn, "SELECT DISTINCT in_reply_to_uri FROM posts WHERE in_reply_to_uri IN"
+                                     f" ({', '.join('?' for _ in chunk)})", tuple(chunk))
+        found.update(row[0] for row in rows)
+    return found

@@ -53,18 +53,21 @@ def policy_url(ctx: Context) -> str:
 
 
 def response_headers(ctx: Context, allows_training: bool) -> dict[str, str]:
-    """aipref and noai per the author's choice; TDMRep on everything (rights reserved, and the
-    policy names the consensual route: the researcher API)."""
+    """aipref and noai per the author's choice; TDMRep likewise: rights reserved (with the policy
+    naming the consensual route, the researcher API) unless the page is the work of an author who
+    allowed training, whose own rule in tdmrep.json says not reserved as well."""
     headers = signals.http_headers("allow" if allows_training else "deny")
-    headers["tdm-reservation"] = "1"
-    headers["tdm-policy"] = policy_url(ctx)
+    headers["tdm-reservation"] = "0" if allows_training else "1"
+    if not allows_training:
+        headers["tdm-policy"] = policy_url(ctx)
     return headers
 
 
 def page_meta(ctx: Context, allows_training: bool) -> dict[str, str | None]:
     """Values for templates/public/crawler_meta.html (the HTML twin of response_headers)."""
-    return {"robots": None if allows_training else signals.NOAI, "tdm_reservation": "1",
-            "tdm_policy": policy_url(ctx)}
+    return {"robots": None if allows_training else signals.NOAI,
+            "tdm_reservation": "0" if allows_training else "1",
+            "tdm_policy": None if allows_training else policy_url(ctx)}
 
 
 # --- the author's real choice -----------------------------------------------------------
@@ -156,72 +159,113 @@ async def crawler_signals(request: web.Request, handler: Handler) -> web.StreamR
 
 @dataclass(frozen=True)
 class ConsentingAccount:
-    """A local account whose posts may be crawled for training, less the posts its consent does not cover."""
+    """A local account whose posts may be used for training, less what its consent does not cover:
+    exceptions (posts outside the consent: no everywhere) and conversations (covered posts whose
+    page also shows other posts, replies or what they reply to: no on that HTML page)."""
     username: str
     exceptions: tuple[int, ...]
+    conversations: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """One path pattern (RFC 9309 syntax: prefix, `$` anchors the end) and whether it may be used."""
+    path: str
+    allows: bool
+
+
+def account_rules(account: ConsentingAccount) -> list[PathRule]:
+    """The paths of one consenting account, most specific first, exactly as the page headers decide
+    them (never more permissive): robots.txt takes them all (the longest match wins there) and
+    tdmrep.json in this order (the first match wins there)."""
+    user = account.username
+    rules: list[PathRule] = []
+    for post_id in sorted({*account.exceptions, *account.conversations}):
+        rules += [PathRule(f"/@{user}/{post_id}$", False), PathRule(f"/@{user}/{post_id}?", False)]
+    for post_id in account.exceptions:
+        rules += [PathRule(f"/users/{user}/statuses/{post_id}$", False),
+                  PathRule(f"/users/{user}/statuses/{post_id}/", False)]
+    rules.append(PathRule(f"/@{user}/", True))
+    if not account.exceptions:
+        # The profile shows the latest posts: yes only when every post is covered.
+        rules += [PathRule(f"/@{user}$", True), PathRule(f"/@{user}?", True)]
+    rules += [PathRule(f"/users/{user}$", True), PathRule(f"/users/{user}/statuses/", True)]
+    return rules
 
 
 def robots_txt_text(base: str, accounts: list[ConsentingAccount]) -> str:
     lines = [
         "# AI training on this server is opt-in: nothing here may be used to train AI models unless",
         "# its author said yes (see " + base + "/.well-known/tdmrep.json and " + base + POLICY_PATH + ").",
+        "# The Content-Usage rules below (draft-ietf-aipref-attach) follow each author's own choice.",
         "# Posts of people who consented are available, together with every later removal that",
         "# researchers must apply, through the researcher API: " + base + CORPUS_API_PATH,
-        "# Crawlers that gather training data get none of it here: they could not learn of removals.",
+        "# Crawlers that gather training data are turned away from everything here, even from the",
+        "# posts of people who said yes: a crawled copy never learns of a withdrawal or deletion,",
+        "# which the researcher API reports and its data-use agreement obliges researchers to apply.",
         "",
     ]
     for agent in TRAINING_CRAWLERS:
         lines.append(f"User-agent: {agent}")
     # Disallow before Allow: RFC 9309 picks the longest match, older parsers the first one.
+    # This group may fetch nothing, so no Content-Usage rule applies to it (aipref-attach §4.1).
     lines += ["Disallow: /", "", "User-agent: *", "Disallow: /api/", "Allow: /",
               # draft-ietf-aipref-attach §4: the longest matching path decides; this is the default.
               f"Content-Usage: / {TRAIN_AI}=n"]
     for account in accounts:
-        user = account.username
-        lines += [f"Content-Usage: /@{user}/ {TRAIN_AI}=y", f"Content-Usage: /users/{user}$ {TRAIN_AI}=y",
-                  f"Content-Usage: /users/{user}/statuses/ {TRAIN_AI}=y"]
-        for post_id in account.exceptions:
-            lines += [f"Content-Usage: /@{user}/{post_id}$ {TRAIN_AI}=n",
-                      f"Content-Usage: /users/{user}/statuses/{post_id}$ {TRAIN_AI}=n",
-                      f"Content-Usage: /users/{user}/statuses/{post_id}/ {TRAIN_AI}=n"]
+        lines += [f"Content-Usage: {rule.path} {TRAIN_AI}={'y' if rule.allows else 'n'}"
+                  for rule in account_rules(account)]
     return "\n".join(lines) + "\n"
 
 
 async def _consenting_account(ctx: Context, actor: Actor, budget: int) -> ConsentingAccount | None:
-    """The account with the ids of its publicly reachable posts that its consent does not cover,
-    or None when it did not consent or needs too many exceptions to list."""
+    """The account with the ids of its publicly reachable posts that its consent does not cover
+    and of those whose page shows a conversation, or None when it did not consent or needs too
+    many exceptions to list."""
     facts = await _consent_facts(ctx, actor)
     if facts is None or facts.choice != "allow" or actor.is_gone:
         return None
     author = _author_facts(actor)
     exceptions: list[int] = []
+    conversations: list[int] = []
     scanned = 0
     max_id = None
     while True:
         page = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=("public", "unlisted"),
                                                  max_id=max_id, limit=200)
+        covered = []
         for post in page:
             if signals.post_choice(facts, _post_facts(post), author) != "allow":
                 exceptions.append(post.id)
+            else:
+                covered.append(post)
+        replied = await post_store.replied_uris(ctx.db.reader, [p.uri for p in covered])
+        conversations += [p.id for p in covered if p.in_reply_to_uri or p.uri in replied]
         scanned += len(page)
-        if len(exceptions) > min(MAX_EXCEPTIONS_PER_ACCOUNT, budget) or scanned > MAX_POSTS_SCANNED_PER_ACCOUNT:
-            log.info("robots.txt: no train-ai=y rule for %s (%d exceptions in %d posts)",
-                     actor.username, len(exceptions), scanned)
+        if (len(exceptions) + len(conversations) > min(MAX_EXCEPTIONS_PER_ACCOUNT, budget)
+                or scanned > MAX_POSTS_SCANNED_PER_ACCOUNT):
+            log.info("robots.txt: no train-ai=y rule for %s (%d exceptions, %d conversations in %d posts)",
+                     actor.username, len(exceptions), len(conversations), scanned)
             return None
         if len(page) < 200:
-            return ConsentingAccount(actor.username, tuple(sorted(exceptions)))
+            return ConsentingAccount(actor.username, tuple(sorted(exceptions)), tuple(sorted(conversations)))
         max_id = page[-1].id
 
 
-async def robots_txt(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
+async def consenting_accounts(ctx: Context) -> list[ConsentingAccount]:
     accounts: list[ConsentingAccount] = []
     budget = MAX_EXCEPTIONS_TOTAL
     for actor, _ in await actor_store.list_local_actors(ctx.db.reader):
         account = await _consenting_account(ctx, actor, budget)
         if account is not None:
             accounts.append(account)
-            budget -= len(account.exceptions)
+            budget -= len(account.exceptions) + len(account.conversations)
+    return accounts
+
+
+async def robots_txt(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    accounts = await consenting_accounts(ctx)
     # Short cache: a withdrawal must reach crawlers soon (aipref-attach allows them 24 h anyway).
     return web.Response(text=robots_txt_text(ctx.urls.base, accounts), content_type="text/plain",
                         headers={"Cache-Control": "public, max-age=300"})
@@ -229,9 +273,16 @@ async def robots_txt(request: web.Request) -> web.Response:
 
 # --- TDMRep, the ODRL policy, the JSON-LD context ---------------------------------------------
 
-def tdmrep_rules(ctx: Context) -> list[dict[str, Any]]:
-    """W3C TDMRep §"TDM File on the Origin Server": rights reserved everywhere, with our policy."""
-    return [{"location": "/", "tdm-reservation": 1, "tdm-policy": policy_url(ctx)}]
+def tdmrep_rules(ctx: Context, accounts: list[ConsentingAccount]) -> list[dict[str, Any]]:
+    """W3C TDMRep §"TDM File on the Origin Server": the rules of each consenting author first (the
+    first match wins: their uncovered posts reserved, the rest not), then rights reserved
+    everywhere else, with our policy."""
+    reserved = {"tdm-reservation": 1, "tdm-policy": policy_url(ctx)}
+    rules: list[dict[str, Any]] = []
+    for account in accounts:
+        rules += [{"location": rule.path, **({"tdm-reservation": 0} if rule.allows else reserved)}
+                  for rule in account_rules(account)]
+    return [*rules, {"location": "/", **reserved}]
 
 
 def tdm_policy(ctx: Context) -> dict[str, Any]:
@@ -262,7 +313,10 @@ def _json(doc: Any, content_type: str, **headers: str) -> web.Response:
 
 
 async def tdmrep_json(request: web.Request) -> web.Response:
-    return _json(tdmrep_rules(_ctx(request)), "application/json", **{"Cache-Control": "public, max-age=3600"})
+    ctx = _ctx(request)
+    # As short a cache as robots.txt: the per-author rules follow consent changes.
+    return _json(tdmrep_rules(ctx, await consenting_accounts(ctx)), "application/json",
+                 **{"Cache-Control": "public, max-age=300"})
 
 
 async def tdm_policy_json(request: web.Request) -> web.Response:

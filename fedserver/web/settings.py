@@ -7,7 +7,7 @@ from aiohttp import web
 
 from fedserver.corpus import sync as corpus_sync
 from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, researcher_terms
-from fedserver.services import consent, corpus_custody, profile
+from fedserver.services import consent, consent_receipts, corpus_custody, profile
 from fedserver.services.consent import ConsentError
 from fedserver.services.profile import ProfileError
 from fedserver.store import actors as actor_store
@@ -121,6 +121,19 @@ async def save_consent(request: web.Request) -> web.StreamResponse:
     return redirect("/settings/consent", flash=message)
 
 
+@require_viewer
+async def consent_receipt(request: web.Request) -> web.Response:
+    """The person's signed consent receipt (services/consent_receipts.py), as a file to keep."""
+    ctx = ctx_of(request)
+    viewer = viewer_of(request)
+    assert viewer is not None
+    body = await consent_receipts.consent_receipt(ctx, viewer.username)
+    name = f"consent-receipt-{viewer.username}-{ctx.clock.now_iso()[:10]}.json"
+    return web.Response(body=body, content_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
 async def about_consent(request: web.Request) -> web.Response:
     return await render(request, "about_consent.html", terms=CONSENT_TERMS, researcher_terms=researcher_terms(
         ctx_of(request).settings.corpus.removal_deadline_days))
@@ -135,6 +148,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/settings/avatar", save_avatar)
     r.add_get("/settings/consent", consent_page)
     r.add_post("/settings/consent", save_consent)
+    r.add_get("/settings/consent/receipt", consent_receipt)
     r.add_get("/media/{name}", media)
 
 

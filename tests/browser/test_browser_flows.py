@@ -117,6 +117,26 @@ def test_turning_consent_on_and_off_changes_the_corpus_count(page: Page, servers
     expect(page.get_by_role("cell", name="deny")).to_be_visible()
 
 
+def test_the_consent_receipt_downloads_and_verifies_with_the_instance_actor_key(page: Page, servers, tmp_path):
+    here, _ = servers
+    username = new_person(page, here)
+    page.goto(f"{here.base}/settings/consent")
+    page.get_by_label("Yes, my posts may be used to train AI models").check()
+    page.get_by_role("button", name="Save my choice").click()
+    expect(page.locator("#consent-status")).to_contain_text("Yes")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download your consent receipt").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name.startswith(f"consent-receipt-{username}-")
+    actor = tmp_path / "actor.json"
+    actor.write_text(page.request.get(f"{here.base}/actor", headers={"Accept": "application/activity+json"}).text(),
+                     encoding="utf-8")
+    result = here.run("consent", "verify-receipt", str(path), "--public-key", str(actor))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"/users/{username} train-ai=allow" in result.stdout
+
+
 def test_a_form_without_its_csrf_token_is_rejected_and_changes_nothing(page: Page, servers):
     here, _ = servers
     new_person(page, here)

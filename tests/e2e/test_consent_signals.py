@@ -50,10 +50,11 @@ def assert_tdmrep(instance, headers: dict) -> None:
 def assert_says_yes(instance, headers: dict, html: str | None = None) -> None:
     assert headers["Content-Usage"] == "train-ai=y"
     assert "X-Robots-Tag" not in headers
-    assert_tdmrep(instance, headers)
+    # TDMRep agrees with the author's yes: rights not reserved (the author's rule in tdmrep.json too).
+    assert headers["tdm-reservation"] == "0" and "tdm-policy" not in headers
     if html is not None:
         assert robots_meta(html) == set()
-        assert meta(html, "tdm-reservation") == "1"
+        assert meta(html, "tdm-reservation") == "0"
 
 
 def assert_says_no(instance, headers: dict, html: str | None = None) -> None:
@@ -258,15 +259,15 @@ async def test_tdmrep_file_points_to_a_policy_naming_the_researcher_api(site):
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     rules = json.loads(body)
     assert isinstance(rules, list) and rules
-    assert rules[0] == {"location": "/", "tdm-reservation": 1, "tdm-policy": f"{a.base}/.well-known/tdm-policy.json"}
+    assert rules[-1] == {"location": "/", "tdm-reservation": 1, "tdm-policy": f"{a.base}/.well-known/tdm-policy.json"}
 
-    status, headers, body = await fetch(rules[0]["tdm-policy"], accept="application/ld+json")
+    status, headers, body = await fetch(rules[-1]["tdm-policy"], accept="application/ld+json")
     assert status == 200 and headers["Content-Type"].startswith("application/ld+json")
     policy = json.loads(body)
     assert policy["@context"][0] == "http://www.w3.org/ns/odrl.jsonld"
     assert {"tdm": "http://www.w3.org/ns/tdmrep#"}.items() <= policy["@context"][1].items()
     assert policy["@type"] == "Offer" and policy["profile"] == "http://www.w3.org/ns/tdmrep"
-    assert policy["uid"] == rules[0]["tdm-policy"]
+    assert policy["uid"] == rules[-1]["tdm-policy"]
     assert policy["assigner"]["vcard:hasURL"] == f"{a.base}/api/corpus/v1/terms"
     (permission,) = policy["permission"]
     assert permission["action"] == "tdm:mine"
