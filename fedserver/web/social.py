@@ -205,6 +205,9 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
     pins.refresh_featured_soon(ctx, actor)
     pinned = [] if max_id_of(request) else await pins.pinned_cards(ctx, actor, viewer_actor,
                                                                    choices=training_choices(request))
+    if pinned:  # shown once on the page (their card ids must stay unique): in the pinned section
+        shown = {card.post.id for card in pinned}
+        page.cards = [card for card in page.cards if card.post.id not in shown]
     return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor),
             "moved_to": moved_to, "blocking": blocking, "muting": muting, "pinned": pinned,
             "lists_hidden": await social_lists.hides_collections(ctx, actor)}
