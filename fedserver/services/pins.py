@@ -20,7 +20,9 @@ from fedserver.context import Context
 from fedserver.db import Database
 from fedserver.services import as2, audience, outbox, remote_actors, remote_posts, timelines
 from fedserver.services.accounts import require_local_actor
+from fedserver.store import follows as follow_store
 from fedserver.store import pins as pin_store
+from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
 
@@ -173,3 +175,31 @@ def _item_ids(doc: dict[str, Any], host: str | None) -> list[str]:
         if isinstance(value, str) and len(value) <= 2000 and host_of(value) == host and value not in ids:
             ids.append(value)
     return ids
+
+
+async def receive_featured_change(ctx: Context, signer: Actor, kind: str, object_uri: str | None,
+                                  target: str | None) -> bool:
+    """A remote account's Add/Remove of one of its posts to/from its featured collection (what
+    Mastodon sends its followers on pin/unpin). Only about the signer's own collection (Mastodon's
+    ActivityPub::Activity::Add checks the target the same way), only when someone here follows it,
+    and the post is read from our database or its own id, never from the activity. Whether a pin
+    changed."""
+    if signer.is_local or not object_uri or not target or target != signer.featured_url:
+        return False
+    if kind == "Remove":
+        post = await post_store.get_post_by_uri(ctx.db.reader, object_uri)
+        if post is None:
+            return False
+        async with ctx.db.transaction() as tx:
+            return await pin_store.remove_pin(tx, signer.id, post.id)
+    if not await follow_store.local_followers_of(ctx.db.reader, signer.id):
+        return False  # nobody here shows its profile often enough to fetch for
+    try:
+        post = await remote_posts.get_or_fetch_post(ctx, object_uri)
+    except remote_posts.PostNotFound as exc:
+        log.info("Add of %s to %s's featured posts ignored: %s", object_uri, signer.uri, exc)
+        return False
+    if post.actor_id != signer.id or post.visibility not in PINNABLE or post.is_deleted:
+        return False
+    async with ctx.db.transaction() as tx:
+        return await pin_store.add_pin(tx, signer.id, post.id, ctx.clock.now_iso())

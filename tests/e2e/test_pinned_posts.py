@@ -11,7 +11,7 @@ import aiohttp
 
 from tests.e2e.fake_remote import AS2, FakeRemote
 from tests.e2e.processes import ProcessGroup, ServerProcess, await_for
-from tests.e2e.serve_support import signed_in
+from tests.e2e.serve_support import delivered, signed_in
 from tests.web.browser import PASSWORD, Browser
 
 
@@ -136,4 +136,51 @@ async def test_a_remote_featured_collection_cannot_slip_in_forged_or_foreign_pos
         assert a.value("SELECT count(*) FROM pinned_posts WHERE post_id = ?", (local_id,)) == 0
     finally:
         await alice.close()
+        await remote.stop()
+
+
+async def test_pinning_and_unpinning_reach_the_followers_server_as_add_and_remove(fedserver_processes, tmp_path):
+    a = await _serving(fedserver_processes, tmp_path, "a", "alice")
+    b = await _serving(fedserver_processes, tmp_path, "b", "bob")
+    alice = await signed_in(a, "alice")
+    try:
+        await b.arun("follow", "bob", a.handle("alice"), check=True)
+        await await_for(lambda: a.value("SELECT count(*) FROM follows WHERE state = 'accepted'") == 1
+                        and b.value("SELECT count(*) FROM follows WHERE state = 'accepted'") == 1,
+                        what="bob follows alice")
+        post_id, uri = await _post(a, "alice", "Pinned while bob follows")
+        await await_for(lambda: b.value("SELECT count(*) FROM posts WHERE uri = ?", (uri,)) == 1,
+                        what="the post at b")
+        await alice.submit("/@alice", f"/posts/{post_id}/pin", {"back": "/@alice"})
+        pinned_at_b = ("SELECT count(*) FROM pinned_posts n JOIN posts p ON p.id = n.post_id WHERE p.uri = ?", (uri,))
+        # Nobody at b opened alice's profile: the Add alone brought the pin.
+        await await_for(lambda: b.value(*pinned_at_b) == 1, what="the Add at b")
+        await alice.submit("/@alice", f"/posts/{post_id}/unpin", {"back": "/@alice"})
+        await await_for(lambda: b.value(*pinned_at_b) == 0, what="the Remove at b")
+    finally:
+        await alice.close()
+
+
+async def test_an_add_about_another_collection_or_another_authors_post_pins_nothing(fedserver_processes, tmp_path):
+    a = await _serving(fedserver_processes, tmp_path, "a", "alice")
+    remote = await FeaturingRemote.start("mallory", "eve")
+    try:
+        await a.arun("follow", "alice", f"@mallory@{remote.domain}", check=True)
+        follow_uri = a.value("SELECT uri FROM follows")
+        accept = remote.activity("mallory", "Accept", {"id": follow_uri, "type": "Follow",
+                                                       "actor": a.actor_uri("alice"),
+                                                       "object": remote.actor_uri("mallory")})
+        await delivered(a, remote, accept, as_user="mallory")
+        own, eves = remote.note("mallory", "Mallory's own post"), remote.note("eve", "Eve's post")
+        remote.serve(own)
+        remote.serve(eves)
+        featured = f"{remote.actor_uri('mallory')}/collections/featured"
+        for activity in (remote.activity("mallory", "Add", eves["id"], target=featured),  # eve's post
+                         remote.activity("mallory", "Add", own["id"],  # eve's collection
+                                         target=f"{remote.actor_uri('eve')}/collections/featured")):
+            await delivered(a, remote, activity, as_user="mallory")
+        assert a.value("SELECT count(*) FROM pinned_posts") == 0
+        await delivered(a, remote, remote.activity("mallory", "Add", own["id"], target=featured), as_user="mallory")
+        assert a.value("SELECT count(*) FROM pinned_posts") == 1
+    finally:
         await remote.stop()
