@@ -29,6 +29,7 @@ from fedserver.web import oauth as web_oauth
 from fedserver.web import page_headers
 from fedserver.web import posts as web_posts
 from fedserver.web import social as web_social
+from fedserver.web import social_views as web_social_views
 from fedserver.web import timeline as web_timeline
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                                        crawlers.crawler_signals,
                                        common.session_middleware, common.csrf_middleware])
     federation_routes.add_routes(app, handle_inbox)
+    web_social_views.add_routes(app)  # before pages: /@{username}/followers is not a post
     pages.add_routes(app)
     crawlers.add_routes(app)
     web_auth.add_routes(app)

@@ -212,7 +212,7 @@ async def status_history(call: ApiCall) -> web.Response:
 
 async def _bookmark(call: ApiCall, *, on: bool) -> web.Response:
     post = await visible_post(call, call.match("id"))
-    await bookmarks.bookmark(call.ctx, call.me, post, on=on)
+    await bookmarks.set_bookmark(call.ctx, call.me, post, on=on)
     return await _one(call, post)
 
 

@@ -15,6 +15,7 @@ from fedserver.clock import parse_time, time_ordered_id
 from fedserver.context import Context
 from fedserver.federation import creates
 from fedserver.services import follows as follow_service
+from fedserver.services import pins as pin_service
 from fedserver.services import remote_actors, remote_posts
 from fedserver.services import reports as report_service
 from fedserver.store import actors as actor_store
@@ -322,6 +323,15 @@ async def handle_flag(ctx: Context, activity: dict[str, Any], signer: Actor) -> 
         log.info("Flag %s from %s: no new report (nothing local named, or already received)", flag_uri, signer.uri)
 
 
+async def handle_featured_change(ctx: Context, activity: dict[str, Any], signer: Actor) -> None:
+    """Add/Remove: a pin or unpin on the signer's featured collection (services/pins.py)."""
+    kind = first_type(activity) or ""
+    changed = await pin_service.receive_featured_change(ctx, signer, kind, id_of(activity.get("object")),
+                                                        id_of(activity.get("target")))
+    if not changed:
+        log.info("%s %s from %s changed no pinned post", kind, activity.get("id"), signer.uri)
+
+
 HANDLERS: dict[str, Handler] = {
     "Follow": handle_follow,
     "Accept": handle_accept,
@@ -335,6 +345,8 @@ HANDLERS: dict[str, Handler] = {
     "Block": handle_block,
     "Move": handle_move,
     "Flag": handle_flag,
+    "Add": handle_featured_change,
+    "Remove": handle_featured_change,
 }
 
 

@@ -14,7 +14,7 @@ from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.activitypub.webfinger import build_jrd, parse_handle
 from fedserver.context import CTX_KEY, Context
 from fedserver.federation.signatures import SignatureRejected, SignerBlocked, verify_request
-from fedserver.services import as2, audience, instance
+from fedserver.services import as2, audience, instance, pins, social_lists
 from fedserver.store import actors as actor_store
 from fedserver.store import deliveries as delivery_store
 from fedserver.store import follows as follow_store
@@ -291,11 +291,17 @@ async def _graph_collection(request: web.Request, followers: bool) -> web.Respon
     await requester(request)
     collection_id = (actor.followers_url or ctx.urls.followers(actor.username)) if followers else \
         (actor.following_url or ctx.urls.following(actor.username))
+    # An account that hides its lists shows the count only, and no page (Mastodon's
+    # hide_collections: FollowerAccountsController answers 403 to a page request).
+    hidden = await social_lists.hides_collections(ctx, actor)
     if "page" not in request.query:
         total = await (follow_store.count_followers if followers else follow_store.count_following)(
             ctx.db.reader, actor.id)
-        return as2_response(as2.ordered_collection(collection_id, total, f"{collection_id}?page=1"),
+        return as2_response(as2.ordered_collection(collection_id, total, None if hidden else f"{collection_id}?page=1"),
                             vary_signature=_signature_varies(ctx))
+    if hidden:
+        raise web.HTTPForbidden(text=json.dumps({"error": "this account hides its follow lists"}),
+                                content_type="application/json")
     after = _int_param(request, "after")
     lister = follow_store.list_followers if followers else follow_store.list_following
     rows = await lister(ctx.db.reader, actor.id, after_id=after, limit=PAGE_SIZE)
@@ -317,9 +323,7 @@ async def featured_collection(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     actor = await _local_actor_or_404(request)
     await requester(request)
-    doc = as2.ordered_collection(actor.featured_url or ctx.urls.featured(actor.username), 0, None)
-    doc["orderedItems"] = []
-    return as2_response(doc, vary_signature=_signature_varies(ctx))
+    return as2_response(await pins.featured_collection(ctx, actor), vary_signature=_signature_varies(ctx))
 
 
 def _int_param(request: web.Request, name: str) -> int | None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent
 from fedserver.services import polls as polls_service
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
+from fedserver.store import bookmarks as bookmark_store
+from fedserver.store import hosts as host_store
+from fedserver.store import pins as pin_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import follows as follow_store
 from fedserver.store import note_batches
@@ -47,6 +51,9 @@ class PostCard:
     # The viewer's own vote in the poll (option positions), and whether votes are still taken.
     my_votes: tuple[int, ...] = ()
     poll_open: bool = False
+    # The viewer bookmarked it; its author pinned it (issue 16: bookmarks, pinned posts).
+    bookmarked: bool = False
+    pinned: bool = False
 
     @property
     def can_boost(self) -> bool:
@@ -132,6 +139,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
                                                      if post.object_type == "Question"}))
     my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
+    bookmarked = await bookmark_store.bookmarked_among(reader, viewer.id, post_ids) if viewer is not None else set()
+    pinned = await pin_store.pinned_among(reader, post_ids)
     now = ctx.clock.now()
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
@@ -148,7 +157,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               may_exclude=own and bool(post.is_local) and viewer_consented,
                               attachments=media.get(post.id, []), poll=polls.get(post.id),
                               my_votes=my_votes.get(post.id, ()),
-                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
+                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now),
+                              bookmarked=post.id in bookmarked, pinned=post.id in pinned))
     return cards
 
 
@@ -203,6 +213,33 @@ async def local(ctx: Context, viewer: Actor | None, *, max_id: int | None = None
                 choices: TrainingChoices | None = None) -> Page:
     posts = await timeline_store.local_public_posts(ctx.db.reader, max_id=max_id, limit=limit)
     return await _page_of_posts(ctx, viewer, posts, limit, choices)
+
+
+async def federated(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
+                    choices: TrainingChoices | None = None) -> Page:
+    """Public posts from other servers known here (signed-in people only: we do not republish them
+    to the open web), none by silenced or suspended accounts nor from blocked domains; the viewer's
+    blocks and mutes apply (cards_for). A page whose rows a domain block thins is topped up from
+    older rows, a few reads at most."""
+    kept: list[Post] = []
+    before, more = max_id, True
+    for _ in range(5):
+        posts = await timeline_store.remote_public_posts(ctx.db.reader, max_id=before, limit=limit)
+        more = len(posts) == limit
+        blocked = await host_store.blocked_among(ctx.db.reader, {h for h in map(_host, posts) if h})
+        kept.extend(p for p in posts if _host(p) not in blocked)
+        if posts:
+            before = posts[-1].id
+        if len(kept) >= limit or not more:
+            break
+    if len(kept) > limit:
+        kept, before, more = kept[:limit], kept[limit - 1].id, True
+    cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in kept], choices=choices)
+    return Page(cards, before if more else None)
+
+
+def _host(post: Post) -> str | None:
+    return host_of(post.uri)
 
 
 async def tagged(ctx: Context, tag: str, viewer: Actor | None, *, max_id: int | None = None,

@@ -9,10 +9,12 @@ import aiosqlite
 from fedserver.store.posts import Post
 from fedserver.store.rows import fetch_all, from_row
 
+NO_MAX_ID = 2**62
+
 
 async def add_bookmark(conn: aiosqlite.Connection, actor_id: int, post_id: int, now: str) -> None:
     await conn.execute("INSERT INTO bookmarks (actor_id, post_id, created_at) VALUES (?, ?, ?)"
-                       " ON CONFLICT DO NOTHING", (actor_id, post_id, now))
+                       " ON CONFLICT (actor_id, post_id) DO NOTHING", (actor_id, post_id, now))
 
 
 async def remove_bookmark(conn: aiosqlite.Connection, actor_id: int, post_id: int) -> None:
@@ -20,6 +22,7 @@ async def remove_bookmark(conn: aiosqlite.Connection, actor_id: int, post_id: in
 
 
 async def bookmarked_among(conn: aiosqlite.Connection, actor_id: int, post_ids: Sequence[int]) -> set[int]:
+    """Which of these posts the account bookmarked (one read for a page of cards)."""
     if not post_ids:
         return set()
     marks = ", ".join("?" for _ in post_ids)
@@ -30,10 +33,12 @@ async def bookmarked_among(conn: aiosqlite.Connection, actor_id: int, post_ids: 
 
 async def _listed(conn: aiosqlite.Connection, table: str, actor_id: int, max_id: int | None,
                   limit: int) -> list[tuple[int, Post]]:
+    """(row id, post) of the person's rows in `table` (bookmarks or likes: a fixed name, never
+    input), newest first, deleted posts left out (bookmarks_actor, likes_actor)."""
     rows = await fetch_all(
         conn, f"SELECT x.id AS x_id, p.* FROM {table} x JOIN posts p ON p.id = x.post_id"
-              f" WHERE x.actor_id = ? AND x.id < ? ORDER BY x.id DESC LIMIT ?",
-        (actor_id, max_id if max_id is not None else 2**62, limit))
+              f" WHERE x.actor_id = ? AND x.id < ? AND p.deleted_at IS NULL ORDER BY x.id DESC LIMIT ?",
+        (actor_id, max_id if max_id is not None else NO_MAX_ID, limit))
     result = []
     for row in rows:
         post = from_row(Post, row)
@@ -42,9 +47,9 @@ async def _listed(conn: aiosqlite.Connection, table: str, actor_id: int, max_id:
     return result
 
 
-async def bookmarked_posts(conn: aiosqlite.Connection, actor_id: int, *, max_id: int | None,
-                           limit: int) -> list[tuple[int, Post]]:
-    """(bookmark id, post), newest bookmark first (deleted posts included: the caller filters)."""
+async def list_bookmarks(conn: aiosqlite.Connection, actor_id: int, *, max_id: int | None,
+                         limit: int) -> list[tuple[int, Post]]:
+    """(bookmark id, post), newest bookmark first."""
     return await _listed(conn, "bookmarks", actor_id, max_id, limit)
 
 

@@ -78,6 +78,18 @@ async def local_public_posts(conn: aiosqlite.Connection, *, max_id: int | None, 
     return from_rows(Post, rows)
 
 
+async def remote_public_posts(conn: aiosqlite.Connection, *, max_id: int | None, limit: int) -> list[Post]:
+    """Public posts from other servers (the federated timeline), none by suspended, silenced or
+    deleted accounts: the posts_local_public index (is_local, visibility, id) read backwards."""
+    rows = await fetch_all(
+        conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
+              " WHERE p.is_local = 0 AND p.visibility = 'public' AND p.deleted_at IS NULL AND p.id < ?"
+              " AND a.suspended_at IS NULL AND a.silenced_at IS NULL AND a.deleted_at IS NULL"
+              " ORDER BY p.id DESC LIMIT ?",
+        (max_id if max_id is not None else NO_MAX_ID, limit))
+    return from_rows(Post, rows)
+
+
 async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_remote: bool,
                               max_id: int | None, limit: int) -> list[Post]:
     """Public posts carrying the hashtag (uses the post_tags_tag index), but none by suspended or

@@ -34,7 +34,7 @@ async def profile(request: web.Request) -> web.StreamResponse:
     if wants_activitypub(request.headers.get("Accept")):
         raise web.HTTPFound(actor.uri)
     values = await social.profile_values(request, actor)
-    posts = [card.post for card in values["page"].cards]
+    posts = [card.post for card in [*values["pinned"], *values["page"].cards]]
     # The page shows these posts: it may say yes to training only if each of them may be used.
     request[crawlers.ALLOWS_TRAINING] = allows = await crawlers.posts_allow(ctx, actor, posts,
                                                                             choices=training_choices(request))

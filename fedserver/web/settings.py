@@ -7,7 +7,7 @@ from aiohttp import web
 
 from fedserver.corpus import sync as corpus_sync
 from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, researcher_terms
-from fedserver.services import consent, consent_receipts, corpus_custody, profile
+from fedserver.services import consent, consent_receipts, corpus_custody, profile, social_lists
 from fedserver.services.consent import ConsentError
 from fedserver.services.profile import ProfileError
 from fedserver.store import actors as actor_store
@@ -30,7 +30,8 @@ async def _profile_page(request: web.Request, *, error: str | None = None, statu
     actor = await actor_store.get_actor(ctx.db.reader, viewer.actor.id)
     bio = await actor_store.get_local_bio_source(ctx.db.reader, viewer.actor.id)
     return await render(request, "settings/profile.html", status=status, actor=actor, bio=bio, error=error,
-                        max_avatar_mb=profile.MAX_AVATAR_BYTES // (1024 * 1024))
+                        max_avatar_mb=profile.MAX_AVATAR_BYTES // (1024 * 1024),
+                        hide_collections=await social_lists.hides_collections(ctx, actor))
 
 
 @require_viewer

