@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # What one search may ask for: longer text is cut, and only the first phrases count, so a query
 # costs a bounded amount of index work whatever is pasted into the box.
 MAX_QUERY = 300
+# A URL is kept whole up to this length (a post's address can be longer than a query).
+MAX_URL = 2048
 MAX_PHRASES = 8
 PAGE_SIZE = 20
 # Accounts and hashtags shown beside the posts on the first page of a mixed search.
@@ -92,20 +94,28 @@ def is_handle(query: str) -> bool:
 
 
 def clean_query(raw: str) -> str:
-    """The query as searched: cut to MAX_QUERY characters, control characters (NUL included) out."""
-    return "".join(c for c in raw[:MAX_QUERY] if c.isprintable() or c == " ").strip()
+    """The query as searched: cut to MAX_QUERY characters (a URL to MAX_URL), control characters
+    (NUL included) out."""
+    raw = raw.strip()
+    raw = raw[:MAX_URL] if is_url(raw[:MAX_URL]) else raw[:MAX_QUERY]
+    return "".join(c for c in raw if c.isprintable() or c == " ").strip()
 
 
-async def resolve_url(ctx: Context, viewer: Actor, url: str) -> Opened:
-    """The post or account at url: one of ours, one we hold, or fetched now through the safe
-    fetcher (signed, SSRF-checked, id verified) and stored. Only what the viewer may see."""
+async def resolve_url(ctx: Context, viewer: Actor, url: str, *, resolve: bool = True) -> Opened:
+    """The post or account at url: one of ours, one we hold, or (resolve=True: the API's
+    `resolve` parameter) fetched now through the safe fetcher (signed, SSRF-checked, id verified)
+    and stored. Only what the viewer may see."""
     host = host_of(url)
     if host is None:
         raise SearchError("That is not a link we can open: use an http:// or https:// address.", status=400)
     if ctx.urls.is_local(url) or host == host_of(ctx.urls.base + "/"):
         opened = await _local(ctx, url)
     else:
-        opened = await _known(ctx, url) or await _fetched(ctx, url)
+        opened = await _known(ctx, url)
+        if opened is None:
+            if not resolve:
+                raise SearchError("We do not know that address yet.")
+            opened = await _fetched(ctx, url)
     if opened.post is not None and (opened.post.is_deleted or not await audience.may_see(ctx, opened.post, viewer)):
         raise SearchError("That post is not available to you.")
     if opened.actor is not None and opened.actor.is_gone:
@@ -176,11 +186,19 @@ def _fetch_problem(url: str, exc: fetch.FetchError) -> str:
     return f"{host} did not give us a post or a profile at that address."
 
 
-async def resolve_account(ctx: Context, handle: str) -> Actor:
-    """@user@host (a bare @user: someone here) to the account, by WebFinger when not known yet;
-    remote_actors.ActorNotFound says why not."""
+async def resolve_account(ctx: Context, handle: str, *, resolve: bool = True) -> Actor:
+    """@user@host (a bare @user: someone here) to the account, by WebFinger when not known yet
+    (unless resolve=False); remote_actors.ActorNotFound says why not."""
     handle = handle.strip().removeprefix("acct:").lstrip("@")
-    actor = await remote_actors.resolve_handle(ctx, handle if "@" in handle else f"{handle}@{ctx.urls.domain}")
+    handle = handle if "@" in handle else f"{handle}@{ctx.urls.domain}"
+    if resolve:
+        actor = await remote_actors.resolve_handle(ctx, handle)
+    else:
+        user, _, host = handle.rpartition("@")
+        known = await actor_store.get_actor_by_handle(ctx.db.reader, user, host.lower())
+        if known is None:
+            raise remote_actors.ActorNotFound(f"@{handle} is not known here yet")
+        actor = known
     if actor.is_gone:
         raise SearchError(f"{actor.handle} is suspended on this server.")
     return actor

@@ -14,6 +14,10 @@ from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
 from fedserver.store.rows import fetch_all, from_rows
 
+# Accounts of a domain an admin blocked (or of its subdomains): their stored posts and profiles
+# stay out of search.
+_DOMAIN_BLOCKED = ("EXISTS (SELECT 1 FROM domain_blocks d WHERE a.domain = d.domain"
+                   " OR a.domain LIKE '%.' || d.domain)")
 # Posts ids are below this (time-ordered 64-bit ids): "no max_id" without a second query shape.
 NO_MAX_ID = 2 ** 63 - 1
 # A hashtag's count stops here ("1000+"): counting a huge tag's posts would cost a scan per search.
@@ -33,9 +37,11 @@ def fts5_phrases(phrases: Sequence[str], *, prefix_last: bool = False) -> str:
 # The searcher's own posts of any visibility; others' only if public or unlisted and their author
 # opted into search (indexable, Mastodon 4.2's flag; a local person's setting). Never posts of
 # suspended or deleted accounts, of accounts the searcher blocked or muted or that block the
-# searcher, nor of silenced accounts the searcher does not follow (as the public timelines do).
+# searcher, nor of silenced accounts the searcher does not follow (as the public timelines do), nor
+# of blocked domains.
 _POST_VISIBLE = (
     " p.deleted_at IS NULL AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+    " AND NOT " + _DOMAIN_BLOCKED +
     " AND (p.actor_id = :viewer OR (p.visibility IN ('public', 'unlisted') AND a.indexable = 1"
     "      AND (a.silenced_at IS NULL OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = :viewer"
     "           AND f.followee_id = a.id AND f.state = 'accepted'))"
@@ -65,13 +71,14 @@ async def search_accounts(conn: aiosqlite.Connection, phrases: Sequence[str], *,
     """Known accounts, local and remote, whose username or display name has every phrase (the
     last one may be the start of a word: people type names partly). An exact username first, then
     people the viewer follows, then local ones, then the best match. Not the server's own
-    instance actor, suspended or deleted accounts, nor accounts blocked or muted either way
-    (Mastodon's AccountSearchService leaves out the same)."""
+    instance actor, suspended or deleted accounts, accounts of blocked domains, nor accounts blocked
+    or muted either way (Mastodon's AccountSearchService leaves out the same)."""
     if not phrases:
         return []
     rows = await fetch_all(
         conn, "SELECT a.* FROM actor_search s JOIN actors a ON a.id = s.rowid"
               " WHERE actor_search MATCH :match AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
+              " AND NOT " + _DOMAIN_BLOCKED +
               " AND NOT EXISTS (SELECT 1 FROM local_accounts l WHERE l.actor_id = a.id AND l.is_instance_actor = 1)"
               " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.actor_id = :viewer AND b.target_id = a.id)"
               "     OR (b.actor_id = a.id AND b.target_id = :viewer))"
@@ -92,7 +99,7 @@ async def search_tags(conn: aiosqlite.Connection, prefix: str, *, offset: int = 
     if not prefix:
         return []
     names = await fetch_all(
-        conn, "SELECT DISTINCT tag FROM post_tags WHERE tag >= ? AND tag < ? ORDER BY tag LIMIT 200",
+        conn, "SELECT DISTINCT tag FROM post_tags WHERE tag >= ? AND tag < ? ORDER BY tag LIMIT 50",
         (prefix, prefix + "\U0010ffff"))
     counted = []
     for row in names:

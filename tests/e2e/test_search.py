@@ -132,6 +132,11 @@ async def test_full_text_finds_indexable_authors_posts_and_not_the_others(pair):
     async with await _signed_in(here, "dave") as dave:
         after = await dave.get(_search("zebra"))
         assert "by carol" not in after.text and "by dave" in after.text  # dave still finds his own
+        assert "by bob" in after.text and 'href="/remote/' in (await dave.get(_search("bob"))).text
+        # An admin's domain block takes the domain's posts and accounts out of search.
+        here.run("domain-block", "add", there.domain, check=True)
+        assert "by bob" not in (await dave.get(_search("zebra"))).text
+        assert 'href="/remote/' not in (await dave.get(_search("bob"))).text
 
 
 async def test_followers_only_posts_are_found_by_their_author_only(pair):
