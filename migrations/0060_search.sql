@@ -53,6 +53,6 @@ CREATE TRIGGER actor_search_update AFTER UPDATE OF username, display_name ON act
     INSERT INTO actor_search (rowid, username, display_name) VALUES (new.id, new.username, new.display_name);
 END;
 
--- Index what is already stored (reads every post once: about a minute per million posts).
+-- Index what is already stored (reads every post and account once).
 INSERT INTO post_search (post_search) VALUES ('rebuild');
 INSERT INTO actor_search (actor_search) VALUES ('rebuild');
