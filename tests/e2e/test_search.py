@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.e2e.fake_remote import AS_PUBLIC, FakeRemote
 from tests.e2e.processes import ServerProcess, wait_for
 from tests.e2e.web_client import Visitor
 
@@ -85,6 +86,31 @@ async def test_a_post_url_from_another_server_is_fetched_stored_and_opened_here(
         own_uri = here.run("post", "alice", "My own otter notes", check=True).stdout.strip()
         own = await alice.get(_search(f"{here.base}/@alice/{own_uri.rsplit('/', 1)[1]}"))
         assert own.status == 303 and own.location == f"/posts/{own_uri.rsplit('/', 1)[1]}"
+
+
+async def test_a_hostile_server_cannot_pass_off_a_post_as_another_servers_through_search(pair):
+    here, there = pair
+    real_uri = there.run("post", "bob", "The real words of bob", check=True).stdout.strip()
+    mallory = await FakeRemote.start("mallory")
+    try:
+        # A page that claims to be bob's post (on another server) with words bob never wrote: the
+        # claimed id is fetched from its own server, so what is stored is bob's real post.
+        mallory.documents["/fake/1"] = {"id": real_uri, "type": "Note", "attributedTo": there.actor_uri("bob"),
+                                        "content": "<p>Forged words</p>", "to": [AS_PUBLIC]}
+        # A post on mallory's server attributed to bob: refused (its author must be on its own host).
+        forged = mallory.note("mallory", "Forged words again")
+        forged["attributedTo"] = there.actor_uri("bob")
+        mallory.serve(forged)
+        async with await _signed_in(here, "alice") as alice:
+            opened = await alice.get(_search(f"{mallory.base}/fake/1"))
+            assert opened.status == 303
+            assert "The real words of bob" in (await alice.get(opened.location)).text
+            refused = await alice.get(_search(forged["id"]))
+            assert refused.status == 404 and "not a post or a profile we can show" in refused.text
+        assert here.value("SELECT count(*) FROM posts WHERE content_text LIKE '%Forged%'") == 0
+        assert here.value("SELECT count(*) FROM posts WHERE uri = ?", (forged["id"],)) == 0
+    finally:
+        await mallory.stop()
 
 
 async def test_full_text_finds_indexable_authors_posts_and_not_the_others(pair):
