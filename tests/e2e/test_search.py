@@ -178,6 +178,11 @@ async def test_followers_only_posts_are_found_by_their_author_only(pair):
     async with await _signed_in(here, "carol") as carol:
         other = await carol.get(_search("walrus"))
         assert "Walrus facts for everyone" in other.text and "Walrus secrets" not in other.text
+        assert 'href="/@alice"' in (await carol.get(_search("alice"))).text
+        # A suspended account's posts and name are not found any more.
+        here.run("user", "suspend", "alice", check=True)
+        assert "Walrus facts" not in (await carol.get(_search("walrus"))).text
+        assert 'href="/@alice"' not in (await carol.get(_search("alice"))).text
 
 
 async def test_query_syntax_typed_into_the_box_gives_a_normal_result_page(pair):
