@@ -232,10 +232,10 @@ async def search(ctx: Context, viewer: Actor, query: str, *, kind: str | None = 
                                                     limit=size + 1)
         results.hashtags, results.more_hashtags = found_tags[:size], len(found_tags) > size
     if kind in (None, "statuses"):
-        posts = await search_store.search_posts(reader, phrases, viewer_id=viewer.id, max_id=max_id,
-                                                offset=offset if kind else 0, limit=limit)
-        cards = await timelines.cards_for(ctx, viewer, [(p.id, p, None) for p in posts], choices=choices)
-        results.posts = timelines.Page(cards, posts[-1].id if len(posts) == limit else None)
+        matches = await search_store.search_posts(reader, phrases, viewer_id=viewer.id, max_id=max_id,
+                                                  offset=offset if kind else 0, limit=limit)
+        cards = await timelines.cards_for(ctx, viewer, [(p.id, p, None) for p in matches.posts], choices=choices)
+        results.posts = timelines.Page(cards, matches.next_max_id)
     return results
 
 

@@ -7,12 +7,13 @@ functions. Who may find what is decided in the queries below, at search time."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiosqlite
 
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
-from fedserver.store.rows import fetch_all, from_rows
+from fedserver.store.rows import fetch_all, fetch_value, from_rows
 
 # Accounts of a domain an admin blocked (or of its subdomains): their stored posts and profiles
 # stay out of search.
@@ -22,6 +23,8 @@ _DOMAIN_BLOCKED = ("EXISTS (SELECT 1 FROM domain_blocks d WHERE a.domain = d.dom
 NO_MAX_ID = 2 ** 63 - 1
 # A hashtag's count stops here ("1000+"): counting a huge tag's posts would cost a scan per search.
 TAG_COUNT_CAP = 1000
+# Full-text matches one page of results looks at, at most (search_posts).
+SCAN_WINDOW = 2000
 
 
 def fts5_phrases(phrases: Sequence[str], *, prefix_last: bool = False) -> str:
@@ -50,20 +53,40 @@ _POST_VISIBLE = (
     "      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.actor_id = :viewer AND m.target_id = a.id)))")
 
 
+@dataclass
+class PostMatches:
+    """One page of found posts; next_max_id is where the next page starts when more may follow
+    (also when this page is short because its window of matches held few the searcher may find)."""
+    posts: list[Post]
+    next_max_id: int | None
+
+
 async def search_posts(conn: aiosqlite.Connection, phrases: Sequence[str], *, viewer_id: int,
-                       max_id: int | None = None, offset: int = 0, limit: int = 20) -> list[Post]:
+                       max_id: int | None = None, offset: int = 0, limit: int = 20,
+                       window: int = SCAN_WINDOW) -> PostMatches:
     """Posts containing every phrase (text or content warning) that viewer_id may find, newest
     first, older than max_id. FTS5 walks its matches in rowid (= post id, time-ordered) order, so
-    a page stops after `limit` visible matches."""
+    a page stops after `limit` visible matches; and it looks at no more than `window` matches, so a
+    common word in many posts nobody may find costs a bounded amount of work per page."""
     if not phrases:
-        return []
+        return PostMatches([], None)
+    match = fts5_phrases(phrases)
+    below = max_id if max_id is not None else NO_MAX_ID
+    # The first match beyond this page's window (None: the window holds every match left).
+    beyond = await fetch_value(
+        conn, "SELECT rowid FROM post_search WHERE post_search MATCH ? AND rowid < ?"
+              " ORDER BY rowid DESC LIMIT 1 OFFSET ?", (match, below, window))
     rows = await fetch_all(
         conn, "SELECT p.* FROM post_search s JOIN posts p ON p.id = s.rowid JOIN actors a ON a.id = p.actor_id"
-              " WHERE post_search MATCH :match AND s.rowid < :max_id AND" + _POST_VISIBLE +
+              " WHERE post_search MATCH :match AND s.rowid < :max_id AND s.rowid > :beyond AND" + _POST_VISIBLE +
               " ORDER BY s.rowid DESC LIMIT :limit OFFSET :offset",
-        {"match": fts5_phrases(phrases), "max_id": max_id if max_id is not None else NO_MAX_ID,
+        {"match": match, "max_id": below, "beyond": beyond if beyond is not None else -1,
          "viewer": viewer_id, "limit": limit, "offset": offset})
-    return from_rows(Post, rows)
+    posts = from_rows(Post, rows)
+    if len(posts) == limit:
+        return PostMatches(posts, posts[-1].id)
+    # A short page: the next one starts at the first match it did not look at.
+    return PostMatches(posts, int(beyond) + 1 if beyond is not None else None)
 
 
 async def search_accounts(conn: aiosqlite.Connection, phrases: Sequence[str], *, viewer_id: int,

@@ -12,7 +12,7 @@ THEN = "2026-01-01T00:00:00.000000Z"
 
 
 async def _found(db, words: list[str], viewer_id: int = 1) -> list[int]:
-    return [post.id for post in await search_store.search_posts(db.reader, words, viewer_id=viewer_id)]
+    return [post.id for post in (await search_store.search_posts(db.reader, words, viewer_id=viewer_id)).posts]
 
 
 async def test_posts_and_accounts_stored_before_the_migration_are_found_after_it(tmp_path):
@@ -58,3 +58,26 @@ async def test_posts_and_accounts_stored_before_the_migration_are_found_after_it
             # Raises if an external-content index no longer matches its table.
             await tx.execute("INSERT INTO post_search (post_search, rank) VALUES ('integrity-check', 1)")
             await tx.execute("INSERT INTO actor_search (actor_search, rank) VALUES ('integrity-check', 1)")
+
+
+async def test_a_page_looks_at_a_bounded_window_of_matches_and_says_where_to_go_on(tmp_path):
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await migrate(db)
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO actors (id, uri, username, domain, indexable, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'a.example', ?, ?, ?)",
+                [(1, "https://a.example/users/ann", "ann", 1, THEN, THEN),
+                 (2, "https://a.example/users/bo", "bo", 0, THEN, THEN)])
+            # ann's (findable) post is older than five of bo's (not findable by others).
+            await tx.executemany(
+                "INSERT INTO posts (id, uri, actor_id, visibility, content_text, published_at, created_at,"
+                " updated_at) VALUES (?, ?, ?, 'public', 'a lark sings', ?, ?, ?)",
+                [(n, f"https://a.example/notes/{n}", 1 if n == 1 else 2, THEN, THEN, THEN) for n in range(1, 7)])
+        first = await search_store.search_posts(db.reader, ["lark"], viewer_id=99, window=3)
+        assert first.posts == [] and first.next_max_id == 4  # looked at 6, 5, 4 only
+        second = await search_store.search_posts(db.reader, ["lark"], viewer_id=99, max_id=4, window=3)
+        assert [post.id for post in second.posts] == [1] and second.next_max_id is None
+        # A page that fills up continues after its last post.
+        full = await search_store.search_posts(db.reader, ["lark"], viewer_id=2, limit=2, window=3)
+        assert [post.id for post in full.posts] == [6, 5] and full.next_max_id == 5
