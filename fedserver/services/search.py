@@ -161,13 +161,14 @@ async def _fetched(ctx: Context, url: str) -> Opened:
         log.info("search: fetching %s failed: %s", url, exc)
         raise SearchError(_fetch_problem(url, exc)) from exc
     uri = doc["id"]
+    # The document may live elsewhere than the address typed (a redirect, or an id on another host).
+    if uri != url and await remote_actors.domain_blocked(ctx, uri):
+        raise SearchError(f"This server does not connect to {urlsplit(uri).hostname}.")
     known = await _known(ctx, uri)
     if known is not None:
         return known
     try:
         if is_actor_document(doc):
-            if await remote_actors.domain_blocked(ctx, uri):
-                raise SearchError(f"This server does not connect to {urlsplit(uri).hostname}.")
             return Opened(actor=await remote_actors.store_document(ctx, doc))
         return Opened(post=await remote_posts.store_fetched_post(ctx, uri, doc))
     except (remote_actors.ActorNotFound, remote_posts.PostNotFound) as exc:

@@ -115,11 +115,18 @@ async def test_a_hostile_server_cannot_pass_off_a_post_as_another_servers_throug
 
 async def test_full_text_finds_indexable_authors_posts_and_not_the_others(pair):
     here, there = pair
+    there.run("follow", "eve", here.handle("carol"), check=True)
+    wait_for(lambda: there.value("SELECT count(*) FROM follows WHERE state = 'accepted'") == 1,
+             what="eve's follow of carol accepted")
+    assert there.value("SELECT indexable FROM actors WHERE uri = ?", (here.actor_uri("carol"),)) == 0
     await _set_indexable(here, "carol", True)
     await _set_indexable(there, "bob", True)
-    # The choice is federated as Mastodon's `indexable` on the actor; off by default.
+    # The choice is federated as Mastodon's `indexable` on the actor (off by default), and sent to
+    # the servers of the person's followers in an Update.
     assert _actor_document(here, "carol")["indexable"] is True
     assert _actor_document(here, "dave")["indexable"] is False
+    wait_for(lambda: there.value("SELECT indexable FROM actors WHERE uri = ?", (here.actor_uri("carol"),)) == 1,
+             what="the Update of carol's actor at the follower's server")
     here.run("post", "carol", "A zebra crossing by carol #zebras", check=True)
     here.run("post", "dave", "A zebra crossing by dave #zebras", check=True)
     bob_post = there.run("post", "bob", "A zebra crossing by bob", check=True).stdout.strip()
