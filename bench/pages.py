@@ -375,6 +375,9 @@ def extra_pages(focus: int, fifth_oldest: int) -> list[tuple[str, str, str, bool
         ("thread, signed in", f"/@alice/{focus}", "text/html", True),
         ("home /home", "/home", "text/html", True),
         ("notifications", "/notifications", "text/html", True),
+        # Full text (FTS5, migration 0060): a word in many posts, most by authors who did not opt in.
+        ("search full text /search?q=fediverse", "/search?q=fediverse", "text/html", True),
+        ("search accounts by name /search?q=ali", "/search?q=ali", "text/html", True),
     ]
 
 

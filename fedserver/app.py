@@ -28,6 +28,7 @@ from fedserver.web import moving as web_moving
 from fedserver.web import oauth as web_oauth
 from fedserver.web import page_headers
 from fedserver.web import posts as web_posts
+from fedserver.web import search as web_search
 from fedserver.web import social as web_social
 from fedserver.web import social_views as web_social_views
 from fedserver.web import timeline as web_timeline
@@ -60,6 +61,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_timeline.add_routes(app)
     web_posts.add_routes(app)
     web_social.add_routes(app)
+    web_search.add_routes(app)
     web_settings.add_routes(app)
     web_moving.add_routes(app)
     web_admin.add_routes(app)

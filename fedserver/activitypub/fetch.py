@@ -47,6 +47,7 @@ __all__ = [
     "FetchHTTPError",
     "FetchInvalid",
     "FetchNotFound",
+    "FetchRedirect",
     "FetchTimeout",
     "FetchUnavailable",
     "RemoteFetcher",
@@ -96,6 +97,15 @@ class FetchGone(FetchHTTPError):
 
     def __init__(self, message: str | None = None, *, url: str | None = None) -> None:
         super().__init__(410, message, url=url)
+
+
+class FetchRedirect(FetchHTTPError):
+    """A 3xx with a Location: an object fetch never follows it by itself (the id must equal the
+    URL asked), but a caller resolving a URL typed by a person may ask the target (follow_id)."""
+
+    def __init__(self, status: int, location: str, *, url: str | None = None) -> None:
+        super().__init__(status, f"HTTP {status} redirect", url=url)
+        self.location = location
 
 
 class FetchBlocked(FetchError):
@@ -450,6 +460,13 @@ class RemoteFetcher:
             raise FetchNotFound(url=url)
         if resp.status == 410:
             raise FetchGone(url=url)
+        location = resp.headers.get(aiohttp.hdrs.LOCATION)
+        if resp.status in _REDIRECT_STATUSES and location:
+            try:
+                target = str(resp.url.join(URL(location)).with_fragment(None))
+            except ValueError:
+                raise FetchInvalid("bad redirect Location", url=url) from None
+            raise FetchRedirect(resp.status, target, url=url)
         raise FetchHTTPError(resp.status, url=url)
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
@@ -482,9 +499,19 @@ class RemoteFetcher:
         ``follow_id=True`` implements Mastodon's "id not known in advance" path (§4.11):
         when the served ``id`` differs, fetch once more from that id and require an exact
         match there.  ``expected_id`` (fragment ignored) additionally pins the final id.
+        With ``follow_id`` one redirect is followed too (a profile or post page that sends
+        ActivityPub clients to the object's id, as fedserver's /@user/ID does): the target
+        is checked like any URL and must serve a document whose id is its own URL (or whose
+        id is then fetched as above), so a redirect vouches for nothing.
         """
         target = _strip_fragment(url)
-        doc = await self._fetch_ap(target)
+        try:
+            doc = await self._fetch_ap(target)
+        except FetchRedirect as exc:
+            if not follow_id:
+                raise
+            target = exc.location
+            doc = await self._fetch_ap(target)
         doc_id = doc.get("id")
         if doc_id != target:
             if not (follow_id and isinstance(doc_id, str) and "#" not in doc_id):

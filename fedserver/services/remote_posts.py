@@ -226,6 +226,17 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
         obj = await ctx.fetcher.fetch_object(uri, expected_id=uri)
     except FetchError as exc:
         raise PostNotFound(f"could not fetch {uri}: {exc}") from exc
+    return await store_fetched_post(ctx, uri, obj)
+
+
+async def store_fetched_post(ctx: Context, uri: str, obj: dict) -> Post:
+    """Store a post object just fetched from uri (its id, checked by the fetcher), by the same
+    rules as get_or_fetch_post; the stored post if we hold it already."""
+    post = await post_store.get_post_by_uri(ctx.db.reader, uri)
+    if post is not None:
+        return post
+    if await post_store.is_tombstoned(ctx.db.reader, uri):
+        raise PostNotFound(f"{uri} was deleted")
     attributed = obj.get("attributedTo")
     author_uri = attributed if isinstance(attributed, str) else None
     if author_uri is None or host_of(author_uri) != host_of(uri):

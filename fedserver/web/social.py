@@ -1,4 +1,4 @@
-"""Finding and following people: search by @user@host, follow and unfollow, answering follow
+"""Following people: follow and unfollow, answering follow
 requests, and the profile pages of accounts on other servers."""
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from aiohttp import web
 from markupsafe import Markup
 
-from fedserver.activitypub import fetch
 from fedserver.services import follows, pins, remote_actors, social_lists, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.actors import Actor
@@ -16,8 +15,6 @@ from fedserver.web.return_paths import return_path
 from fedserver.web.timeline import max_id_of
 
 log = logging.getLogger(__name__)
-
-MAX_QUERY = 300
 
 
 def bio_html(actor: Actor) -> Markup:
@@ -31,50 +28,6 @@ def bio_html(actor: Actor) -> Markup:
         # occurs as the attribute it wrote.
         html = html.replace(' rel="nofollow noopener noreferrer"', ' rel="me nofollow noopener noreferrer"')
     return Markup(html)
-
-
-def _search_problem(handle: str, exc: remote_actors.ActorNotFound) -> str:
-    """A plain sentence for why the account could not be found (the technical reason follows)."""
-    user, _, host = handle.partition("@")
-    cause = exc.__cause__
-    if isinstance(cause, (fetch.FetchConnectionError, fetch.FetchTimeout)):
-        return f"We could not reach {host}: the server may be down, or the address may be misspelt. ({exc})"
-    if isinstance(cause, (fetch.FetchNotFound, fetch.FetchGone)):
-        return f"{host} has no account named {user}."
-    if isinstance(cause, fetch.FetchBlocked):
-        return f"This server does not connect to {host}."
-    return f"Could not find @{handle}: {exc}."
-
-
-def _handle_of(query: str, local_domain: str) -> str:
-    """@user@host or user@host as typed; a bare @user means someone on this server."""
-    handle = query.strip().removeprefix("acct:").lstrip("@")
-    return handle if "@" in handle else f"{handle}@{local_domain}"
-
-
-@require_viewer
-async def search(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    query = request.query.get("q", "").strip()[:MAX_QUERY]
-    if not query:
-        return await render(request, "social/search.html", q="", found=None)
-    if not query.strip("@ "):
-        return await render(request, "social/search.html", status=400, q=query, found=None,
-                            error="Type an address like @someone@mastodon.social.")
-    handle = _handle_of(query, ctx.urls.domain)
-    try:
-        found = await remote_actors.resolve_handle(ctx, handle)
-    except remote_actors.ActorNotFound as exc:
-        log.info("search for %r failed: %s", query, exc)
-        return await render(request, "social/search.html", status=404, q=query, found=None,
-                            error=_search_problem(handle, exc))
-    viewer = viewer_of(request)
-    assert viewer is not None
-    if found.is_gone:
-        return await render(request, "social/search.html", status=404, q=query, found=None,
-                            error=f"{found.handle} is suspended on this server.")
-    relation = await timelines.relationship(ctx, viewer.actor, found)
-    return await render(request, "social/search.html", q=query, found=found, relation=relation)
 
 
 async def _target(request: web.Request, form) -> Actor | None:
@@ -242,7 +195,6 @@ async def profile_by_handle(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/search", search)
     r.add_post("/follow", follow)
     r.add_post("/unfollow", unfollow)
     r.add_get("/block", block_form)

@@ -69,7 +69,7 @@ def test_follow_a_remote_account_and_see_its_posts_and_replies(page: Page, serve
     username = new_person(page, here)
 
     page.goto(f"{here.base}/search")
-    page.get_by_label("Their address").fill(there.handle(remote_user))
+    page.get_by_label("Search for people, posts or #hashtags").fill(there.handle(remote_user))
     page.get_by_role("button", name="Find").click()
     page.get_by_role("button", name="Follow", exact=True).click()
     wait_for(lambda: here.value(

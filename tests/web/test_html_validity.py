@@ -47,7 +47,8 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     await follows.mute(a.ctx, "alice", await timelines.local_actor(a.ctx, "bob"), muted=True)
     await follows.follow(a.ctx, "bob", "@alice@" + a.ctx.urls.domain)
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
-             "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
+             "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
+             "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
              f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
              "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
