@@ -93,8 +93,8 @@ def test_serve_in_an_empty_folder_creates_config_and_database_and_prints_its_url
         server.start("--port", str(server.port))
         output = lines(server.stdout())
         assert output[0] == f"created {server.config} with default settings: edit [instance] domain before federating"
-        assert output[1] == (f"fedserver serving https://localhost:8080 on http://127.0.0.1:{server.port}/"
-                             f" (database {server.database})")
+        assert output[1] == (f"fedserver is running: open http://localhost:{server.port}/ in a browser"
+                             f" (listening on 127.0.0.1:{server.port}, database {server.database})")
         status, nodeinfo = get_as2(f"http://127.0.0.1:{server.port}/.well-known/nodeinfo")
         assert status == 200 and nodeinfo and nodeinfo["links"]
     finally:
@@ -108,7 +108,7 @@ def test_serve_on_a_port_in_use_exits_1_with_a_clear_message(pair, tmp_path: Pat
     result = ServerProcess(tmp_path / "second").run("serve", "--port", str(a.port), timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"error: cannot listen on 127.0.0.1:{a.port}: Address already in use")
-    assert "Traceback" not in result.stderr and "fedserver serving" not in result.stdout
+    assert "Traceback" not in result.stderr and "fedserver is running" not in result.stdout
 
 
 def test_migrate_twice_is_fine(pair):
