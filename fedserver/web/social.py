@@ -34,15 +34,18 @@ def bio_html(actor: Actor) -> Markup:
 
 
 def _search_problem(handle: str, exc: remote_actors.ActorNotFound) -> str:
-    """A plain sentence for why the account could not be found (the technical reason follows)."""
+    """A plain sentence for why the account could not be found (the technical reason goes to the log:
+    exception text such as aiohttp's "Cannot connect to host ... ssl:default" means nothing to people)."""
     user, _, host = handle.partition("@")
     cause = exc.__cause__
     if isinstance(cause, (fetch.FetchConnectionError, fetch.FetchTimeout)):
-        return f"We could not reach {host}: the server may be down, or the address may be misspelt. ({exc})"
+        return f"We could not reach {host}: the server may be down, or the address may be misspelt."
     if isinstance(cause, (fetch.FetchNotFound, fetch.FetchGone)):
         return f"{host} has no account named {user}."
     if isinstance(cause, fetch.FetchBlocked):
         return f"This server does not connect to {host}."
+    if isinstance(cause, fetch.FetchError):
+        return f"Could not find @{handle}: {cause.plain}."
     return f"Could not find @{handle}: {exc}."
 
 

@@ -81,7 +81,7 @@ async def test_reserved_usernames_are_refused_on_the_sign_up_form_and_by_user_cr
     for name in ("admin", "Root", "abuse", "settings", "well_known", "FedHost"):
         page = await sign_up(server, name)
         assert page.status == 400, (name, page.status)
-        assert f"the username {name.lower()!r} is reserved; choose another one" in html.unescape(page.text)
+        assert f"the username “{name.lower()}” is reserved; choose another one" in html.unescape(page.text)
     assert local_accounts(server) == []
     ok = await sign_up(server, "rootbeer")  # only whole names are reserved
     assert ok.status == 200 and ok.url.endswith("/home")
@@ -90,7 +90,7 @@ async def test_reserved_usernames_are_refused_on_the_sign_up_form_and_by_user_cr
                  "follow_requests", "fedhost"):
         refused = await server.arun("user", "create", name)
         assert refused.returncode == 1
-        assert refused.stderr.strip() == f"error: the username {name.lower()!r} is reserved; choose another one"
+        assert refused.stderr.strip() == f"error: the username “{name.lower()}” is reserved; choose another one"
     assert local_accounts(server) == ["rootbeer"]
     allowed = await server.arun("user", "create", "support", "--allow-reserved")
     assert allowed.returncode == 0, allowed.stderr
