@@ -23,7 +23,7 @@ from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
 from fedserver.web import moving as web_moving
-from fedserver.web import page_headers
+from fedserver.web import not_found, page_headers
 from fedserver.web import posts as web_posts
 from fedserver.web import social as web_social
 from fedserver.web import timeline as web_timeline
@@ -46,7 +46,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     # The inbox enforces its own (smaller or equal) limit with a clear 413; this caps everything else.
     app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
                           middlewares=[security_headers, page_headers.page_headers, crawlers.crawler_signals,
-                                       common.session_middleware, common.csrf_middleware])
+                                       common.session_middleware, common.csrf_middleware,
+                                       not_found.styled_not_found])
     federation_routes.add_routes(app, handle_inbox)
     pages.add_routes(app)
     crawlers.add_routes(app)

@@ -47,6 +47,8 @@ class PostCard:
     # The viewer's own vote in the poll (option positions), and whether votes are still taken.
     my_votes: tuple[int, ...] = ()
     poll_open: bool = False
+    # Who wrote the post this one answers, when we hold it ("In reply to @name").
+    reply_to_author: Actor | None = None
 
     @property
     def can_boost(self) -> bool:
@@ -132,6 +134,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
                                                      if post.object_type == "Question"}))
     my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
+    parent_uris = [post.in_reply_to_uri for _, post, _ in entries if post.in_reply_to_uri]
+    parents = await note_batches.reply_parent_authors(reader, parent_uris) if parent_uris else {}
     now = ctx.clock.now()
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
@@ -148,7 +152,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               may_exclude=own and bool(post.is_local) and viewer_consented,
                               attachments=media.get(post.id, []), poll=polls.get(post.id),
                               my_votes=my_votes.get(post.id, ()),
-                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
+                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now),
+                              reply_to_author=parents.get(post.in_reply_to_uri or "")))
     return cards
 
 
