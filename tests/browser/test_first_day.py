@@ -152,6 +152,12 @@ def test_the_admin_page_fits_a_phone(browser: Browser, servers):
     password = here.directory / f"{name}.password"
     password.write_text(PASSWORD, encoding="utf-8")
     here.run("user", "create", name, "--admin", "--password-file", str(password), check=True)
+    # Every table of the page with rows in it: accounts with their buttons, a long domain block, invites.
+    for other in ("longer_name_of_someone", "another_person_here"):
+        here.run("user", "create", other + secrets.token_hex(2), check=True)
+    here.run("domain-block", "add", f"spam-{secrets.token_hex(3)}.a-rather-long-domain-name.example",
+             "--reason", "Sends a great deal of unwanted advertising to everyone here", check=True)
+    here.run("invite", "create", check=True)
     page = browser.new_page(viewport=PHONE)
     try:
         page.goto(f"{here.base}/auth/sign_in")
@@ -161,7 +167,13 @@ def test_the_admin_page_fits_a_phone(browser: Browser, servers):
         page.goto(f"{here.base}/admin")
         expect(page.locator("main h1")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # The account actions are reachable without scrolling sideways, inside the table or out.
+        for button in page.locator("#accounts button").all():
+            box = button.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
         shot(page, "phone-admin")
+        page.locator("#accounts").scroll_into_view_if_needed()
+        shot(page, "phone-admin-accounts")
     finally:
         page.close()
 
