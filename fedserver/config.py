@@ -131,12 +131,28 @@ _SECTIONS = {
 }
 
 
+# What a TOML value of each type looks like, said for people rather than in Python's type names.
+_KINDS = {int: "a whole number (like 8080)", float: "a number (like 10.0)", str: 'text in quotes (like "example")',
+          bool: "true or false", tuple: 'a list (like ["127.0.0.1"])'}
+
+
+def _shown(value: Any) -> str:
+    """A config value as it was written in TOML (text in quotes, lists in brackets)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return str(value)
+
+
 def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"[{section}] has an unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(f"[{section}] has an unknown key “{key}”; known keys: {', '.join(sorted(known))}")
         default = getattr(cls(), key)
         expected = type(default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -144,8 +160,7 @@ def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
         if expected is tuple and isinstance(value, list):  # TOML arrays; tuples keep Settings hashable
             value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(
-                f"[{section}] {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"[{section}] {key} must be {_KINDS.get(expected, expected.__name__)}, not {_shown(value)}")
         kwargs[key] = value
     return cls(**kwargs)
 

@@ -48,13 +48,13 @@ def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("[instance]\nscheme = 'ftp'\n", "scheme"),
-    ("[server]\nport = 'eighty'\n", "port must be int"),
+    ("[server]\nport = 'eighty'\n", 'port must be a whole number \\(like 8080\\), not "eighty"'),
     ("[federation]\nno_such_key = 1\n", "unknown key"),
     ("[nonsense]\n", "unknown section"),
     ("this is = = not toml", "not valid TOML"),
     ("[federation]\ndelivery_concurrency = 0\n", "positive"),
     ("[server]\ntrusted_proxies = ['10.0.0.0/8', 'proxy.example']\n", "'proxy.example' is not an IP address"),
-    ("[server]\ntrusted_proxies = '127.0.0.1'\n", "trusted_proxies must be tuple"),
+    ("[server]\ntrusted_proxies = '127.0.0.1'\n", "trusted_proxies must be a list"),
 
 
     ("[federation]\ninbox_replay_window_seconds = 3600\n", "at least 2 x signature_max_skew_seconds"),

@@ -347,8 +347,8 @@ def test_bad_arguments_exit_2_with_usage(fedserver_processes, args):
 
 @pytest.mark.parametrize("config_text, message", [
     ("[instance\ndomain = 'x'\n", "not valid TOML"),
-    ("[instance]\ndomian = 'social.example'\n", "unknown key 'domian'"),
-    ("[server]\nport = 'eighty'\n", "port must be int"),
+    ("[instance]\ndomian = 'social.example'\n", "unknown key “domian”"),
+    ("[server]\nport = 'eighty'\n", 'port must be a whole number (like 8080), not "eighty"'),
 ])
 def test_broken_config_exits_2_naming_the_file(fedserver_processes, config_text, message):
     server = fedserver_processes("a", init=False)
