@@ -179,7 +179,7 @@ async def test_rejecting_a_sign_up_deletes_it_on_the_admin_page_and_with_the_cli
         assert page.status == 401 and "wrong username or password" in page.text
         assert await status_of(f"{server.base}/users/{name}") == 404
     again = await server.arun("user", "approve", "spammer")
-    assert again.returncode == 1 and "no sign-up waiting for approval" in again.stderr
+    assert again.returncode == 1 and "no sign-up is waiting for approval" in again.stderr
 
     # The name is free again; the CLI approves too.
     assert (await sign_up(server, "other", reason="second try")).status == 200
