@@ -160,7 +160,8 @@ def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
         if expected is tuple and isinstance(value, list):  # TOML arrays; tuples keep Settings hashable
             value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"[{section}] {key} must be {_KINDS.get(expected, expected.__name__)}, not {_shown(value)}")
+            kind = _KINDS.get(expected, expected.__name__)
+            raise ConfigError(f"[{section}] {key} must be {kind}, not {_shown(value)}")
         kwargs[key] = value
     return cls(**kwargs)
 
