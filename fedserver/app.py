@@ -25,8 +25,8 @@ from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
 from fedserver.web import moving as web_moving
+from fedserver.web import not_found, page_headers
 from fedserver.web import oauth as web_oauth
-from fedserver.web import page_headers
 from fedserver.web import posts as web_posts
 from fedserver.web import search as web_search
 from fedserver.web import social as web_social
@@ -52,7 +52,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
                           middlewares=[security_headers, page_headers.page_headers, api_middleware,
                                        crawlers.crawler_signals,
-                                       common.session_middleware, common.csrf_middleware])
+                                       common.session_middleware, common.csrf_middleware,
+                                       not_found.styled_not_found])
     federation_routes.add_routes(app, handle_inbox)
     web_social_views.add_routes(app)  # before pages: /@{username}/followers is not a post
     pages.add_routes(app)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from fedserver import cli_corpus
-from fedserver.config import MAX_PROCESSES, ConfigError, Settings, load_settings, render_default_config
+from fedserver.config import (MAX_PROCESSES, ConfigError, Settings, load_settings, port_mismatch,
+                              render_default_config)
 
 log = logging.getLogger("fedserver")
 
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("init", help="write a config file and create the database")
     s.add_argument("--domain", default="localhost:8080", help="host[:port] used in ids (default localhost:8080)")
-    s.add_argument("--scheme", choices=("https", "http"), default="https")
+    s.add_argument("--scheme", choices=("auto", "https", "http"), default="auto",
+                   help="auto (default): http on a loopback domain, https otherwise")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--allow-private-addresses", action="store_true",
                    help="allow federation with loopback/private addresses (local testing only)")
@@ -136,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = "https", port: int = 8080,
+def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = "auto", port: int = 8080,
                    allow_private: bool = False, force: bool = False) -> bool:
     if path.exists() and not force:
         return False
@@ -165,8 +167,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= processes <= MAX_PROCESSES:
         raise CommandError(f"--processes must be 1-{MAX_PROCESSES}, got {processes}")
     several = f", {processes} processes" if processes > 1 else ""
-    banner = (f"fedserver serving {settings.base_url} on http://{host}:{port}/ (database {settings.database_path}"
-              f"{several})")
+    # One URL to open: the one every link and id on the pages uses (where it is served from is
+    # said without a scheme, so that nobody opens the bare socket behind a TLS proxy by mistake).
+    banner = (f"fedserver is running: open {settings.base_url}/ in a browser (listening on {host}:{port},"
+              f" database {settings.database_path}{several})")
     try:
         # Called once the socket is bound: announce only what really serves.
         serving.serve(settings, config_path=Path(args.config).resolve(), host=host, port=port, processes=processes,
@@ -381,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_with_context(settings, _noop))
             print(f"wrote {config_path} and created {settings.database_path}")
             return 0
-        if args.command == "serve" and _ensure_config(config_path):
+        # A first `serve --port N` writes a config whose ids name port N, so that later runs agree.
+        first_port = getattr(args, "port", None) or 8080
+        if args.command == "serve" and _ensure_config(config_path, domain=f"localhost:{first_port}", port=first_port):
             print(f"created {config_path} with default settings: edit [instance] domain before federating")
         settings = load_settings(config_path)
         if args.command == "serve" and args.acceptor_parent_fd is not None:
@@ -391,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                                  port=args.port or settings.server.port, parent_fd=args.acceptor_parent_fd)
             return 0
         if args.command == "serve":
+            mismatch = port_mismatch(settings, args.port or settings.server.port)
+            if mismatch:
+                raise CommandError(mismatch)
             asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
             return _serve(settings, args)
         return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))

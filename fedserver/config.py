@@ -5,6 +5,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -14,7 +15,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class InstanceSettings:
     domain: str = "localhost:8080"
-    scheme: str = "https"
+    # "auto": http on a loopback domain (a first run on one's own computer), https on any other.
+    scheme: str = "auto"
     name: str = "fedserver"
     description: str = "A fedserver instance"
     # open | approval | invite | closed: who may create an account through the web interface.
@@ -134,12 +136,28 @@ _SECTIONS = {
 }
 
 
+# What a TOML value of each type looks like, said for people rather than in Python's type names.
+_KINDS = {int: "a whole number (like 8080)", float: "a number (like 10.0)", str: 'text in quotes (like "example")',
+          bool: "true or false", tuple: 'a list (like ["127.0.0.1"])'}
+
+
+def _shown(value: Any) -> str:
+    """A config value as it was written in TOML (text in quotes, lists in brackets)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return str(value)
+
+
 def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"[{section}] has an unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(f"[{section}] has an unknown key “{key}”; known keys: {', '.join(sorted(known))}")
         default = getattr(cls(), key)
         expected = type(default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -147,18 +165,22 @@ def _coerce(section: str, cls: type, values: dict[str, Any]) -> Any:
         if expected is tuple and isinstance(value, list):  # TOML arrays; tuples keep Settings hashable
             value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(
-                f"[{section}] {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+            kind = _KINDS.get(expected, expected.__name__)
+            raise ConfigError(f"[{section}] {key} must be {kind}, not {_shown(value)}")
         kwargs[key] = value
     return cls(**kwargs)
 
 
 def validate(settings: Settings) -> Settings:
     inst = settings.instance
-    if inst.scheme not in ("http", "https"):
-        raise ConfigError(f"[instance] scheme must be 'https' or 'http', got {inst.scheme!r}")
-    if not inst.domain or "/" in inst.domain or " " in inst.domain:
-        raise ConfigError(f"[instance] domain must be a host name with optional :port, got {inst.domain!r}")
+    if inst.scheme not in ("auto", "http", "https"):
+        raise ConfigError(f"[instance] scheme must be \"auto\", \"https\" or \"http\", not \"{inst.scheme}\"")
+    if not inst.domain or "/" in inst.domain or " " in inst.domain or _split_domain(inst.domain) is None:
+        raise ConfigError(f"[instance] domain must be a host name with an optional :port, like social.example"
+                          f" or localhost:8080, not \"{inst.domain}\"")
+    if inst.scheme == "auto":
+        settings = replace(settings, instance=replace(inst, scheme="http" if is_loopback_domain(inst.domain)
+                                                      else "https"))
     if inst.registrations not in ("open", "approval", "invite", "closed"):
         raise ConfigError("[instance] registrations must be 'open', 'approval', 'invite' or 'closed'")
     if not (0 < settings.server.port < 65536):
@@ -195,6 +217,45 @@ def validate(settings: Settings) -> Settings:
     if min(up.upload_max_pixels, up.upload_cpu_seconds, up.upload_timeout_seconds) <= 0 or up.upload_memory_mb < 256:
         raise ConfigError("[uploads] limits must be positive, and upload_memory_mb at least 256")
     return settings
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _split_domain(domain: str) -> tuple[str, int | None] | None:
+    """(host, port or None) of a `host[:port]` domain, or None when it is not one."""
+    try:
+        parts = urlsplit(f"//{domain}")
+        return (parts.hostname or "", parts.port) if parts.hostname else None
+    except ValueError:
+        return None
+
+
+def is_loopback_domain(domain: str) -> bool:
+    """localhost, 127.0.0.1 or [::1] (with any port): this computer, where TLS is rarely set up."""
+    split = _split_domain(domain)
+    return split is not None and (split[0] in LOOPBACK_HOSTS or split[0].endswith(".localhost"))
+
+
+def port_mismatch(settings: Settings, port: int) -> str | None:
+    """Why serving on `port` would break this instance's links, or None when it would not.
+
+    On a loopback domain nothing stands between browser and server, so a domain naming another port
+    than the listening one makes every link, avatar and id point where nothing answers. Real domains
+    are left alone: there a reverse proxy answers on 443 and forwards to whatever port this uses."""
+    inst = settings.instance
+    split = _split_domain(inst.domain)
+    if split is None or not is_loopback_domain(inst.domain):
+        return None
+    host, named = split
+    named = named or (443 if inst.scheme == "https" else 80)
+    if named == port:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return (f"[instance] domain is {inst.domain}, so every link and id on this instance points at port {named}, "
+            f"but it would listen on port {port}, where those links do not lead. Serve on port {named} "
+            f"(leave out --port), or set domain = \"{shown}:{port}\" and port = {port} in the config file "
+            f"(before creating accounts: their ids contain it).")
 
 
 def _validate_trusted_proxies(values: tuple[str, ...]) -> None:
@@ -237,7 +298,9 @@ DEFAULT_CONFIG_TEMPLATE = """\
 # Host name (and :port when not 443/80) used in every id this server mints.
 # Changing it later breaks federation: remote servers know your accounts by these ids.
 domain = "{domain}"
-# "https" in production (behind a TLS reverse proxy). "http" only for local testing.
+# "auto": http on a loopback domain (localhost, 127.0.0.1, [::1]), so that a first run on your own
+# computer opens in a browser at once; https on any other domain. Set "https" in production (behind
+# a TLS reverse proxy); "http" on a real domain only for testing.
 scheme = "{scheme}"
 name = "fedserver"
 description = "A fedserver instance"
@@ -331,7 +394,7 @@ upload_timeout_seconds = 30.0
 """
 
 
-def render_default_config(domain: str = "localhost:8080", scheme: str = "https", port: int = 8080,
+def render_default_config(domain: str = "localhost:8080", scheme: str = "auto", port: int = 8080,
                           allow_private: bool = False) -> str:
     return DEFAULT_CONFIG_TEMPLATE.format(domain=domain, scheme=scheme, port=port,
                                           allow_private="true" if allow_private else "false")

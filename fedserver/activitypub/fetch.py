@@ -70,11 +70,20 @@ DEFAULT_MAX_BODY = 1024 * 1024
 
 
 class FetchError(Exception):
-    """Base class for every failure of :class:`RemoteFetcher`."""
+    """Base class for every failure of :class:`RemoteFetcher`.
+
+    str(exc) is the technical detail, for logs; `plain` says what happened in a sentence a person
+    can read on a page or in a terminal (no exception text such as aiohttp's "ssl:default")."""
+
+    plain_text = "the other server could not be asked"
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
         self.url = url
+
+    @property
+    def plain(self) -> str:
+        return self.plain_text
 
 
 class FetchHTTPError(FetchError):
@@ -83,6 +92,18 @@ class FetchHTTPError(FetchError):
     def __init__(self, status: int, message: str | None = None, *, url: str | None = None) -> None:
         super().__init__(message or f"HTTP {status}", url=url)
         self.status = status
+
+    @property
+    def plain(self) -> str:
+        if self.status == 404:
+            return "it does not exist on its server"
+        if self.status == 410:
+            return "it was deleted on its server"
+        if self.status in (401, 403):
+            return "its server does not allow this server to see it"
+        if self.status == 429:
+            return "its server is busy; try again in a few minutes"
+        return f"its server answered with an error (HTTP {self.status}); try again later"
 
 
 class FetchNotFound(FetchHTTPError):
@@ -111,22 +132,32 @@ class FetchRedirect(FetchHTTPError):
 class FetchBlocked(FetchError):
     """The target is forbidden by the network policy (SSRF protection)."""
 
+    plain_text = "that address is not one this server may contact (a local or private network address)"
+
 
 class FetchTimeout(FetchError):
     """The overall deadline expired (connect, headers or body)."""
+
+    plain_text = "its server did not answer in time; try again later"
 
 
 class FetchInvalid(FetchError):
     """Response unusable: wrong content type, bad JSON, id mismatch, too large, ..."""
 
+    plain_text = "its server sent something that is not a readable fediverse document"
+
 
 class FetchConnectionError(FetchError):
     """Connection refused/reset, DNS failure, TLS error, truncated body."""
+
+    plain_text = "its server could not be reached (it may be down, or the address may be wrong)"
 
 
 class FetchUnavailable(FetchConnectionError):
     """Not asked: the origin failed several fetches in a row and is paused, or all its fetch
     slots stayed busy for the whole deadline."""
+
+    plain_text = "its server is not answering at the moment; try again later"
 
 
 def fetch_origin(url: str) -> str | None:

@@ -46,7 +46,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def validate_username(username: str) -> str:
     name = username.strip().lower()
     if not USERNAME_RE.match(name):
-        raise AccountError(f"invalid username {username!r}: use 1-30 letters a-z, digits or _")
+        raise AccountError(f"“{username}” cannot be a username: use 1-30 letters a-z, digits or _")
     return name
 
 
@@ -55,7 +55,7 @@ def validate_new_username(ctx: Context, username: str, *, allow_reserved: bool =
     instance actor's, route names) unless an admin explicitly allows it."""
     name = validate_username(username)
     if not allow_reserved and is_reserved(name, domain=ctx.urls.domain):
-        raise AccountError(f"the username {name!r} is reserved; choose another one")
+        raise AccountError(f"the username “{name}” is reserved; choose another one")
     return name
 
 
@@ -81,12 +81,12 @@ async def create_account(ctx: Context, username: str, *, password: str | None = 
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
         if await actor_store.get_local_account(tx, name) is not None or await actor_store.get_actor_by_uri(tx, uri):
-            raise AccountError(f"username {name!r} is taken")
+            raise AccountError(f"the username “{name}” is taken")
         if from_pending:
             if not await signup_store.delete_pending(tx, name):
-                raise AccountError(f"no sign-up waiting for approval under the name {name!r}")
+                raise AccountError(f"no sign-up is waiting for approval under the name “{name}”")
         elif await signup_store.get_pending(tx, name) is not None:
-            raise AccountError(f"username {name!r} is taken (a sign-up waiting for approval)")
+            raise AccountError(f"the username “{name}” is taken (by a sign-up waiting for approval)")
         actor_id = await actor_store.insert_actor(
             tx, uri=uri, is_local=True, now=now, fetched_at=None, username=name, domain=urls.domain,
             actor_type="Person", display_name=display_name or name, summary_html="", url=urls.profile(name),
@@ -133,9 +133,9 @@ async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
 async def require_local_actor(ctx: Context, username: str, *, allow_suspended: bool = False) -> Actor:
     actor = await actor_store.get_local_actor(ctx.db.reader, username.lstrip("@"))
     if actor is None or actor.deleted_at:
-        raise AccountError(f"no local account named {username!r}")
+        raise AccountError(f"there is no account named “{username}” here")
     if actor.suspended_at and not allow_suspended:
-        raise AccountError(f"the account {username!r} is suspended")
+        raise AccountError(f"the account “{username}” is suspended")
     return actor
 
 

@@ -220,7 +220,7 @@ def refuse_unusable_id(uri: str, what: str = "id") -> None:
     """ActorNotFound unless uri is an http(s) URL with a valid host and no user info: the fetcher
     refuses the others too, but saying so here is clearer, and no block can be checked for them."""
     if host_of(uri) is None:
-        raise ActorNotFound(f"{what} {uri!r} is not an http(s) URL with a valid host and no user info")
+        raise ActorNotFound(f"{what} {uri} is not an http(s) URL with a valid host and no user info")
 
 
 async def fetch_actor(ctx: Context, uri: str) -> Actor:
@@ -238,7 +238,7 @@ async def _fetch_and_store_actor(ctx: Context, uri: str) -> Actor:
         await _mark_gone(ctx, uri)
         raise ActorNotFound(f"{uri} is gone (410)") from None
     except FetchError as exc:
-        raise ActorNotFound(f"could not fetch {uri}: {exc}") from exc
+        raise ActorNotFound(f"could not fetch {uri}: {exc.plain}") from exc
     return await store_document(ctx, doc)
 
 
@@ -291,7 +291,7 @@ async def _fetch_and_store_key_owner(ctx: Context, key_id: str) -> Actor:
         await _mark_gone(ctx, document_url)
         raise ActorNotFound(f"key {key_id} is gone (410)") from None
     except FetchError as exc:
-        raise ActorNotFound(f"could not fetch key {key_id}: {exc}") from exc
+        raise ActorNotFound(f"could not fetch key {key_id}: {exc.plain}") from exc
     if is_actor_document(doc):
         return await store_document(ctx, doc, key_id=key_id)
     key = key_document(doc)
@@ -302,7 +302,7 @@ async def _fetch_and_store_key_owner(ctx: Context, key_id: str) -> Actor:
     try:
         owner_doc = await ctx.fetcher.fetch_object(key.owner, expected_id=key.owner)
     except FetchError as exc:
-        raise ActorNotFound(f"could not fetch key owner {key.owner}: {exc}") from exc
+        raise ActorNotFound(f"could not fetch key owner {key.owner}: {exc.plain}") from exc
     return await store_document(ctx, owner_doc, key_id=key_id)
 
 
@@ -314,7 +314,7 @@ async def resolve_handle(ctx: Context, handle: str) -> Actor:
         raise ActorNotFound(str(exc)) from exc
     canonical = host_of(f"{ctx.settings.instance.scheme}://{host}/")
     if canonical is None:
-        raise ActorNotFound(f"invalid host in {handle!r}")
+        raise ActorNotFound(f"{handle} is not an address like @someone@social.example")
     if canonical == host_of(ctx.urls.base + "/"):
         local = await actor_store.get_local_actor(ctx.db.reader, user)
         if local is None:
@@ -328,5 +328,5 @@ async def resolve_handle(ctx: Context, handle: str) -> Actor:
     try:
         actor_uri = await webfinger.resolve_handle(ctx.fetcher, f"{user}@{host}", ctx.settings.instance.scheme)
     except FetchError as exc:
-        raise ActorNotFound(f"could not resolve @{user}@{host}: {exc}") from exc
+        raise ActorNotFound(f"could not find @{user}@{host}: {exc.plain}") from exc
     return await get_actor(ctx, actor_uri, refresh=True)

@@ -35,7 +35,7 @@ async def find_remote_account(ctx: Context, name: str) -> Actor:
         try:
             user, host = parse_handle(name)
         except ValueError:
-            raise ModerationError(f"{name!r} is not an account address like @user@example.social") from None
+            raise ModerationError(f"“{name}” is not an account address like @user@example.social") from None
         if host == ctx.urls.domain.lower():
             raise ModerationError(f"@{user} is an account of this server: use `fedserver user suspend {user}`")
         actor = await actor_store.get_actor_by_handle(ctx.db.reader, user, host)

@@ -219,13 +219,13 @@ async def get_or_fetch_post(ctx: Context, uri: str) -> Post:
     if ctx.urls.is_local(uri) or await post_store.is_tombstoned(ctx.db.reader, uri):
         raise PostNotFound(f"no post {uri}")
     if host_of(uri) is None:
-        raise PostNotFound(f"{uri!r} is not an http(s) URL with a valid host and no user info")
+        raise PostNotFound(f"{uri} is not an http(s) URL with a valid host and no user info")
     if await remote_actors.domain_blocked(ctx, uri):
         raise PostNotFound(f"the domain of {uri} is blocked")
     try:
         obj = await ctx.fetcher.fetch_object(uri, expected_id=uri)
     except FetchError as exc:
-        raise PostNotFound(f"could not fetch {uri}: {exc}") from exc
+        raise PostNotFound(f"could not fetch {uri}: {exc.plain}") from exc
     return await store_fetched_post(ctx, uri, obj)
 
 

@@ -18,6 +18,7 @@ RESERVED_USERNAMES: frozenset[str] = frozenset({
     "activities", "statuses", "api", "oauth", "auth", "authorize_interaction", "settings", "static", "media",
     "about", "search", "home", "local", "public", "federated", "explore", "tags", "tag", "notifications",
     "posts", "follow", "unfollow", "block", "mute", "follow_requests", "remote", "ns", "robots_txt", "favicon",
+    "favicon_ico",
     "login", "logout", "sign_in", "sign_up", "signup", "register", "account", "accounts", "relay",
     "web", "www", "mail", "ftp", "blocks", "mutes", "reports", "report", "invites", "invite", "corpus",
     "bookmarks",

@@ -45,7 +45,7 @@ async def request_signup(ctx: Context, username: str, password: str, reason: str
                  or await actor_store.get_actor_by_uri(tx, ctx.urls.actor(name)) is not None)
         if taken or not await signup_store.insert_pending(tx, username=name, password_hash=password_hash,
                                                           reason=reason, now=ctx.clock.now_iso()):
-            raise AccountError(f"username {name!r} is taken")
+            raise AccountError(f"the username “{name}” is taken")
     log.info("sign-up %r is waiting for approval", name)
     return name
 
@@ -58,7 +58,7 @@ async def approve(ctx: Context, username: str) -> Actor:
     """Turn a pending sign-up into an account (keys, actor, the password it chose)."""
     pending = await signup_store.get_pending(ctx.db.reader, username.strip().lstrip("@"))
     if pending is None:
-        raise AccountError(f"no sign-up waiting for approval under the name {username!r}")
+        raise AccountError(f"no sign-up is waiting for approval under the name “{username}”")
     created = await accounts.create_account(ctx, pending.username, password_hash=pending.password_hash,
                                             from_pending=True)
     log.info("sign-up %r approved", pending.username)
@@ -69,7 +69,7 @@ async def reject(ctx: Context, username: str) -> None:
     """Delete a pending sign-up; its name is free again."""
     async with ctx.db.transaction() as tx:
         if not await signup_store.delete_pending(tx, username.strip().lstrip("@")):
-            raise AccountError(f"no sign-up waiting for approval under the name {username!r}")
+            raise AccountError(f"no sign-up is waiting for approval under the name “{username}”")
     log.info("sign-up %r rejected", username)
 
 

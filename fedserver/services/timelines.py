@@ -54,6 +54,8 @@ class PostCard:
     # The viewer bookmarked it; its author pinned it (issue 16: bookmarks, pinned posts).
     bookmarked: bool = False
     pinned: bool = False
+    # Who wrote the post this one answers, when we hold it ("In reply to @name").
+    reply_to_author: Actor | None = None
 
     @property
     def can_boost(self) -> bool:
@@ -141,6 +143,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
     bookmarked = await bookmark_store.bookmarked_among(reader, viewer.id, post_ids) if viewer is not None else set()
     pinned = await pin_store.pinned_among(reader, post_ids)
+    parent_uris = [post.in_reply_to_uri for _, post, _ in entries if post.in_reply_to_uri]
+    parents = await note_batches.reply_parent_authors(reader, parent_uris) if parent_uris else {}
     now = ctx.clock.now()
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
@@ -158,7 +162,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               attachments=media.get(post.id, []), poll=polls.get(post.id),
                               my_votes=my_votes.get(post.id, ()),
                               poll_open=post.id in polls and polls_service.is_open(polls[post.id], now),
-                              bookmarked=post.id in bookmarked, pinned=post.id in pinned))
+                              bookmarked=post.id in bookmarked, pinned=post.id in pinned,
+                              reply_to_author=parents.get(post.in_reply_to_uri or "")))
     return cards
 
 

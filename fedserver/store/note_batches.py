@@ -166,3 +166,17 @@ async def interaction_counts(conn: aiosqlite.Connection, post_ids: Sequence[int]
                 boosts, boosted = total, bool(mine)
             found[post_id] = (likes, boosts, liked, boosted)
     return found
+
+
+async def reply_parent_authors(conn: aiosqlite.Connection, parent_uris: Sequence[str]) -> dict[str, Actor]:
+    """The author of each post held here among parent_uris, by the post's uri (posts.uri is unique
+    and indexed): a card says "In reply to @name" with one query per page."""
+    found: dict[str, Actor] = {}
+    for chunk in _chunks(list(dict.fromkeys(parent_uris))):
+        rows = await fetch_all(conn, f"SELECT p.uri AS parent_uri, a.* FROM posts p JOIN actors a ON a.id = p.actor_id"
+                                     f" WHERE p.uri IN ({_marks(chunk)})", tuple(chunk))
+        for row in rows:
+            actor = from_row(Actor, row)
+            if actor is not None:
+                found[row["parent_uri"]] = actor
+    return found

@@ -77,7 +77,7 @@ async def render(request: web.Request, template: str, *, status: int = 200, **va
                   "registrations": info.registrations}
     html = env.get_template(template).render(
         request=request, viewer=viewer, csrf_token=csrf_token(request), instance=info,
-        flash=flash, base_url=ctx.urls.base, navigation=navigation, **values)
+        flash=flash, base_url=ctx.urls.base, navigation=navigation, now=ctx.clock.now(), **values)
     response = web.Response(text=html, content_type="text/html", status=status)
     if flash:
         response.del_cookie(FLASH_COOKIE, path="/")

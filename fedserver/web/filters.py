@@ -35,6 +35,39 @@ def datetime_short(iso: str | None) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def relative_time(iso: str | None, now: float) -> str:
+    """How long ago, as people read it in a timeline: "now", "5 min", "3 h", "2 d", then the date
+    ("Mar 3", with the year when it is not this one). In UTC here; static/app.js redraws it in the
+    viewer's own zone."""
+    seconds = parse_time(iso)
+    if seconds is None:
+        return ""
+    ago = now - seconds
+    if ago < 60:
+        return "now"
+    if ago < 3600:
+        return f"{int(ago // 60)} min"
+    if ago < 86400:
+        return f"{int(ago // 3600)} h"
+    if ago < 7 * 86400:
+        return f"{int(ago // 86400)} d"
+    when, today = datetime.fromtimestamp(seconds, tz=timezone.utc), datetime.fromtimestamp(now, tz=timezone.utc)
+    day = f"{MONTHS[when.month - 1]} {when.day}"
+    return day if when.year == today.year else f"{day}, {when.year}"
+
+
+def exact_time(iso: str | None) -> str:
+    """The full time for a tooltip: "Mar 3, 2026, 14:05 UTC"."""
+    seconds = parse_time(iso)
+    if seconds is None:
+        return ""
+    when = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return f"{MONTHS[when.month - 1]} {when.day}, {when.year}, {when:%H:%M} UTC"
+
+
 def html_datetime(iso: str | None) -> str:
     """A <time datetime> value: HTML allows at most three fraction digits; seconds are enough."""
     return wire_time(iso) if iso else ""
@@ -59,6 +92,8 @@ def install(env: jinja2.Environment) -> None:
     env.filters["post_html"] = post_html
     env.filters["linkify"] = linkify
     env.filters["datetime_short"] = datetime_short
+    env.filters["relative_time"] = relative_time
+    env.filters["exact_time"] = exact_time
     env.filters["handle"] = handle
     env.filters["html_datetime"] = html_datetime
     env.filters["http_url"] = http_url

@@ -7,7 +7,7 @@ from fedserver.activitypub.mediatypes import wants_activitypub
 from fedserver.context import CTX_KEY, Context
 from fedserver.services import audience, timelines
 from fedserver.web import crawlers, social
-from fedserver.web.common import render, training_choices, viewer_of
+from fedserver.web.common import TEMPLATES_DIR, render, training_choices, viewer_of
 from fedserver.web.timeline import compose_values
 
 
@@ -73,7 +73,17 @@ async def post_page(request: web.Request) -> web.Response:
                         crawler=crawlers.page_meta(ctx, allows))
 
 
+FAVICON = TEMPLATES_DIR / "static" / "favicon.ico"
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links (feed readers and bookmarks too)."""
+    return web.FileResponse(FAVICON, headers={"Cache-Control": "public, max-age=604800",
+                                              "Content-Type": "image/x-icon"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/@{username}", profile)
     app.router.add_get("/@{username}/{post_id}", post_page)

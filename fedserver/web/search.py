@@ -29,6 +29,8 @@ def _handle_problem(handle: str, exc: remote_actors.ActorNotFound) -> str:
         return f"{host} has no account named {user}."
     if isinstance(cause, fetch.FetchBlocked):
         return f"This server does not connect to {host}."
+    if isinstance(cause, fetch.FetchError):
+        return f"Could not find @{handle.lstrip('@')}: {cause.plain}."
     return f"Could not find @{handle.lstrip('@')}: {exc}."
 
 

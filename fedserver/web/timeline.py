@@ -72,6 +72,34 @@ async def tag(request: web.Request) -> web.Response:
 
 
 @require_viewer
+async def compose_page(request: web.Request) -> web.Response:
+    """The compose form on a page of its own: where "New post" leads on a phone (and without the
+    side column), back home once posted."""
+    ctx, viewer = ctx_of(request), viewer_of(request)
+    assert viewer is not None
+    compose = await compose_values(ctx, viewer, back="/home", choices=training_choices(request))
+    return await render(request, "posts/compose.html", compose=compose)
+
+
+async def home_news(request: web.Request) -> web.Response:
+    """How many posts arrived on home above `since` (the first sort id the page showed), for the
+    quiet "N new posts" link static/app.js shows; counts up to one page."""
+    ctx, viewer = ctx_of(request), viewer_of(request)
+    if viewer is None:
+        return web.json_response({"error": "sign in first"}, status=401)
+    since = request.query.get("since", "")
+    if not since.isdigit() or len(since) > 19:
+        return web.json_response({"error": "since must be a post position"}, status=400)
+    page = await timelines.home(ctx, viewer.actor, choices=training_choices(request))
+    # The viewer's own posts and boosts are not news to them.
+    mine = viewer.actor.id
+    count = sum(1 for card in page.cards if card.sort_id > int(since) and not card.own
+                and (card.boosted_by is None or card.boosted_by.id != mine))
+    return web.json_response({"count": count, "more": count == len(page.cards) and page.next_max_id is not None},
+                             headers={"Cache-Control": "private, no-store"})
+
+
+@require_viewer
 async def notifications(request: web.Request) -> web.Response:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
@@ -86,6 +114,8 @@ async def notifications(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/home", home)
+    app.router.add_get("/home/new", home_news)
+    app.router.add_get("/posts/new", compose_page)
     app.router.add_get("/local", local)
     app.router.add_get("/tags/{tag}", tag)
     app.router.add_get("/notifications", notifications)

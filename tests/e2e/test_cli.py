@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from fedserver.config import load_settings
 from fedserver.services.accounts import verify_password
 from tests.conftest import free_port
 from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
@@ -65,7 +66,9 @@ def test_init_writes_config_and_creates_the_database(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout) == [f"wrote {server.config} and created {server.database}"]
     config = tomllib.loads(server.config.read_text(encoding="utf-8"))
-    assert (config["instance"]["domain"], config["instance"]["scheme"]) == ("social.example", "https")
+    # "auto": https on a real domain (production stays safe), http only on loopback ones.
+    assert (config["instance"]["domain"], config["instance"]["scheme"]) == ("social.example", "auto")
+    assert load_settings(server.config).base_url == "https://social.example"
     assert config["server"]["port"] == 18080
     assert config["federation"]["allow_private_addresses"] is False
     assert server.value("SELECT count(*) FROM schema_migrations") >= 1
@@ -93,8 +96,8 @@ def test_serve_in_an_empty_folder_creates_config_and_database_and_prints_its_url
         server.start("--port", str(server.port))
         output = lines(server.stdout())
         assert output[0] == f"created {server.config} with default settings: edit [instance] domain before federating"
-        assert output[1] == (f"fedserver serving https://localhost:8080 on http://127.0.0.1:{server.port}/"
-                             f" (database {server.database})")
+        assert output[1] == (f"fedserver is running: open http://localhost:{server.port}/ in a browser"
+                             f" (listening on 127.0.0.1:{server.port}, database {server.database})")
         status, nodeinfo = get_as2(f"http://127.0.0.1:{server.port}/.well-known/nodeinfo")
         assert status == 200 and nodeinfo and nodeinfo["links"]
     finally:
@@ -108,7 +111,7 @@ def test_serve_on_a_port_in_use_exits_1_with_a_clear_message(pair, tmp_path: Pat
     result = ServerProcess(tmp_path / "second").run("serve", "--port", str(a.port), timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"error: cannot listen on 127.0.0.1:{a.port}: Address already in use")
-    assert "Traceback" not in result.stderr and "fedserver serving" not in result.stdout
+    assert "Traceback" not in result.stderr and "fedserver is running" not in result.stdout
 
 
 def test_migrate_twice_is_fine(pair):
@@ -166,7 +169,7 @@ def test_creating_a_taken_username_exits_1(pair):
     for name in ("erin", "Erin"):
         again = server.run("user", "create", name)
         assert again.returncode == 1
-        assert again.stderr.strip() == "error: username 'erin' is taken"
+        assert again.stderr.strip() == "error: the username “erin” is taken"
     assert server.value("SELECT count(*) FROM local_accounts WHERE username = 'erin'") == 1
 
 
@@ -175,7 +178,7 @@ def test_invalid_username_exits_1(pair):
     for name in ("no spaces", "dash-ed", "x" * 31):
         result = server.run("user", "create", name)
         assert result.returncode == 1
-        assert result.stderr.startswith(f"error: invalid username {name!r}")
+        assert result.stderr.startswith(f"error: “{name}” cannot be a username")
         assert "Traceback" not in result.stderr
 
 
@@ -184,7 +187,7 @@ def test_post_by_an_unknown_local_user_exits_1(pair):
     posts = server.value("SELECT count(*) FROM posts")
     result = server.run("post", "ghost", "boo")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: no local account named 'ghost'"
+    assert result.stderr.strip() == "error: there is no account named “ghost” here"
     assert server.value("SELECT count(*) FROM posts") == posts
 
 
@@ -296,7 +299,8 @@ def test_follow_to_an_unreachable_host_exits_1_with_a_clear_message(pair):
     dead = f"@nobody@127.0.0.1:{free_port()}"
     result = server.run("follow", "uma", dead)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"error: could not resolve {dead}: cannot connect")
+    assert result.stderr.startswith(f"error: could not find {dead}: its server could not be reached (it may be"
+                                    " down, or the address may be wrong)")
     assert "Traceback" not in result.stderr
     assert server.value("SELECT count(*) FROM follows f JOIN actors a ON a.id = f.follower_id"
                         " WHERE a.uri = ?", (server.actor_uri("uma"),)) == 0
@@ -343,8 +347,8 @@ def test_bad_arguments_exit_2_with_usage(fedserver_processes, args):
 
 @pytest.mark.parametrize("config_text, message", [
     ("[instance\ndomain = 'x'\n", "not valid TOML"),
-    ("[instance]\ndomian = 'social.example'\n", "unknown key 'domian'"),
-    ("[server]\nport = 'eighty'\n", "port must be int"),
+    ("[instance]\ndomian = 'social.example'\n", "unknown key “domian”"),
+    ("[server]\nport = 'eighty'\n", 'port must be a whole number (like 8080), not "eighty"'),
 ])
 def test_broken_config_exits_2_naming_the_file(fedserver_processes, config_text, message):
     server = fedserver_processes("a", init=False)

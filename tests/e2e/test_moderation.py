@@ -81,7 +81,7 @@ async def test_reserved_usernames_are_refused_on_the_sign_up_form_and_by_user_cr
     for name in ("admin", "Root", "abuse", "settings", "well_known", "FedHost"):
         page = await sign_up(server, name)
         assert page.status == 400, (name, page.status)
-        assert f"the username {name.lower()!r} is reserved; choose another one" in html.unescape(page.text)
+        assert f"the username “{name.lower()}” is reserved; choose another one" in html.unescape(page.text)
     assert local_accounts(server) == []
     ok = await sign_up(server, "rootbeer")  # only whole names are reserved
     assert ok.status == 200 and ok.url.endswith("/home")
@@ -90,7 +90,7 @@ async def test_reserved_usernames_are_refused_on_the_sign_up_form_and_by_user_cr
                  "follow_requests", "fedhost"):
         refused = await server.arun("user", "create", name)
         assert refused.returncode == 1
-        assert refused.stderr.strip() == f"error: the username {name.lower()!r} is reserved; choose another one"
+        assert refused.stderr.strip() == f"error: the username “{name.lower()}” is reserved; choose another one"
     assert local_accounts(server) == ["rootbeer"]
     allowed = await server.arun("user", "create", "support", "--allow-reserved")
     assert allowed.returncode == 0, allowed.stderr
@@ -179,7 +179,7 @@ async def test_rejecting_a_sign_up_deletes_it_on_the_admin_page_and_with_the_cli
         assert page.status == 401 and "wrong username or password" in page.text
         assert await status_of(f"{server.base}/users/{name}") == 404
     again = await server.arun("user", "approve", "spammer")
-    assert again.returncode == 1 and "no sign-up waiting for approval" in again.stderr
+    assert again.returncode == 1 and "no sign-up is waiting for approval" in again.stderr
 
     # The name is free again; the CLI approves too.
     assert (await sign_up(server, "other", reason="second try")).status == 200

@@ -111,3 +111,15 @@ def test_remote_bios_show_as_stored_sanitized_and_get_no_rel_me():
     assert html == stored
     assert "onclick" not in html and "<script" not in html and 'rel="me' not in html
     assert 'href="https://eve.example"' in html
+
+
+def test_post_times_read_in_words_and_the_tooltip_has_the_exact_time():
+    now = 1_772_546_400.0  # 2026-03-03 14:00 UTC
+    assert filters.relative_time("2026-03-03T13:59:30Z", now) == "now"
+    assert filters.relative_time("2026-03-03T13:55:00Z", now) == "5 min"
+    assert filters.relative_time("2026-03-03T11:00:00Z", now) == "3 h"
+    assert filters.relative_time("2026-03-01T14:00:00Z", now) == "2 d"
+    assert filters.relative_time("2026-01-03T09:00:00Z", now) == "Jan 3"
+    assert filters.relative_time("2025-03-03T09:00:00Z", now) == "Mar 3, 2025"
+    assert filters.relative_time("not a time", now) == ""
+    assert filters.exact_time("2026-03-03T14:05:09.123456Z") == "Mar 3, 2026, 14:05 UTC"

@@ -52,7 +52,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
              f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
              "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
-             "/@bob/following"]
+             "/@bob/following", "/posts/new"]
     files = []
     for path in pages:
         page = await alice.get(path)
@@ -80,6 +80,12 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         page = await visitor.get(path)
         assert page.status == 200, (path, page.status)
         name = tmp_path / ("signed_out_" + (re.sub(r"[^a-z0-9]+", "_", path).strip("_") or "root") + ".html")
+        name.write_text(page.text, encoding="utf-8")
+        files.append(name)
+    for path in ("/no/such/page", "/static/nonexistent"):  # the one styled 404
+        page = await visitor.get(path)
+        assert page.status == 404, (path, page.status)
+        name = tmp_path / ("missing_" + re.sub(r"[^a-z0-9]+", "_", path).strip("_") + ".html")
         name.write_text(page.text, encoding="utf-8")
         files.append(name)
     await visitor.close()

@@ -212,7 +212,7 @@ async def test_unread_notifications_are_counted_in_the_navigation_until_seen(ins
     await bob.submit("/search?q=%40ann", "/follow", {"actor_id": str((await a.query(
         "SELECT id FROM actors WHERE username = 'ann'"))[0][0])})
     page = await ann.get("/home")
-    assert "Notifications <span class=\"badge\">(1" in page.text
+    assert 'Notifications <span class="badge">1<span class="visually-hidden"> new</span>' in page.text
     await ann.get("/notifications")
     assert "badge" not in (await ann.get("/home")).text
     await ann.close()
