@@ -43,7 +43,7 @@ def writer(servers) -> str:
 
 def follow_from_search(page: Page, server: ServerProcess, name: str) -> None:
     page.goto(f"{server.base}/search")
-    page.get_by_label("Their address").fill(f"@{name}")
+    page.get_by_label("Search for people, posts or #hashtags").fill(f"@{name}")
     page.get_by_role("button", name="Find").click()
     page.evaluate("window.notReloaded = true")
     page.get_by_role("button", name="Follow", exact=True).click()

@@ -60,7 +60,7 @@ def test_bookmarks_pins_lists_and_the_federated_timeline_work_without_javascript
 
     # Follow the remote person; their public post shows on the federated timeline.
     page.goto(f"{here.base}/search")
-    page.get_by_label("Their address").fill(there.handle(remote_user))
+    page.get_by_label("Search for people, posts or #hashtags").fill(there.handle(remote_user))
     page.get_by_role("button", name="Find").click()
     page.get_by_role("button", name="Follow", exact=True).click()
     wait_for(lambda: here.value(
