@@ -20,6 +20,7 @@ RESERVED_USERNAMES: frozenset[str] = frozenset({
     "posts", "follow", "unfollow", "block", "mute", "follow_requests", "remote", "ns", "robots_txt", "favicon",
     "login", "logout", "sign_in", "sign_up", "signup", "register", "account", "accounts", "relay",
     "web", "www", "mail", "ftp", "blocks", "mutes", "reports", "report", "invites", "invite", "corpus",
+    "lists", "list", "filters", "filter", "followed_tags",
 })
 
 
