@@ -59,6 +59,8 @@ def stored_fields(ctx: Context, pairs: list[tuple[str, str]], previous: list[dic
         # Mastodon's field values are inline HTML, not paragraphs.
         if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
             html = html[3:-4]
+        # rel="me" on our side too, as Mastodon marks field links: the linked site can verify back.
+        html = html.replace('rel="nofollow noopener noreferrer"', 'rel="me nofollow noopener noreferrer"')
         out.append({"name": name, "value": html, "source": value, "verified_at": verified.get(value)})
     return json.dumps(out, separators=(",", ":"))
 

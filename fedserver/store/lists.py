@@ -81,7 +81,8 @@ async def lists_with_member(conn: aiosqlite.Connection, owner_id: int, actor_id:
 
 async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: int, *, max_id: int | None,
                        limit: int) -> list[TimelineEntry]:
-    """The list timeline: members' posts (not direct ones unless they mention the viewer) and their
+    """The list timeline: posts of the members the viewer still follows (however the follow ended:
+    an Undo, a peer's Reject or Block), not direct ones unless they mention the viewer, and their
     boosts of public or unlisted posts, newest first. A member's reply shows when it answers the
     member themself, or, by the list's replies_policy, anyone the viewer follows (followed), another
     member (list), or nobody else (none), as Mastodon decides it. Planned per member like
@@ -89,7 +90,10 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
     then the newest `limit` of those."""
     before = max_id if max_id is not None else NO_MAX_ID
     rows = await fetch_all(conn, """
-        WITH members(actor_id) AS (SELECT actor_id FROM list_members WHERE list_id = :list)
+        WITH members(actor_id) AS (
+            SELECT m.actor_id FROM list_members m JOIN follows f
+                ON f.follower_id = :viewer AND f.followee_id = m.actor_id AND f.state = 'accepted'
+             WHERE m.list_id = :list)
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id
               FROM members mb JOIN posts p INDEXED BY posts_actor_cover
