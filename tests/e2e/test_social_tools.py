@@ -10,13 +10,14 @@ import re
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
+from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ProcessGroup, ServerProcess, await_for, set_config_keys
 from tests.e2e.web_client import CSRF_RE, Visitor
 
@@ -368,6 +369,50 @@ async def test_profile_fields_federate_and_a_link_back_with_rel_me_is_verified(p
     finally:
         await pia.close()
         await pages.close()
+
+
+class HostileFields(FakeRemote):
+    """A remote whose actor `mallory` sends forty profile fields full of markup and odd shapes."""
+
+    def actor_document(self, name: str) -> dict[str, Any]:
+        doc = super().actor_document(name)
+        if name == "mallory":
+            doc["attachment"] = [
+                {"type": "PropertyValue", "name": "<script>alert(1)</script>Site",
+                 "value": '<a href="javascript:alert(2)" onclick="x()">click</a><script>alert(3)</script>'},
+                {"type": "PropertyValue", "name": "Huge", "value": "<b>" * 5000 + "x" * 50_000},
+                {"type": "PropertyValue", "name": ["not", "a", "string"], "value": "dropped"},
+                {"type": "Image", "url": "https://elsewhere.example/picture.png"},
+                "not an object",
+                *({"type": "PropertyValue", "name": f"Field {n}", "value": f"value {n}"} for n in range(40)),
+            ]
+        return doc
+
+
+async def test_hostile_profile_fields_from_a_remote_are_bounded_and_sanitized(pair):
+    a, _ = pair
+    create_users(a, "hia")
+    remote = await HostileFields.start("mallory")
+    try:
+        # Following resolves and stores the actor document.
+        await a.arun("follow", "hia", f"@mallory@{remote.domain}", check=True)
+        fields = fields_of(a, remote.actor_uri("mallory"))
+        assert 1 < len(fields) <= 16
+        # Values are HTML, sanitized when stored; names are plain text, escaped when shown.
+        stored = json.dumps([f["value"] for f in fields])
+        assert "javascript:" not in stored and "onclick" not in stored and "<script" not in stored
+        assert "dropped" not in stored and all(len(f["value"]) < 60_000 for f in fields)
+        assert not any(f["verified_at"] for f in fields)  # another server's word is not a verified mark
+        hia = await signed_in(a, "hia")
+        try:
+            page = await hia.get(f"/remote/{actor_id(a, remote.actor_uri('mallory'))}")
+            assert page.status == 200
+            assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;Site" in page.text
+            assert "<dt>Field 0</dt>" in page.text
+        finally:
+            await hia.close()
+    finally:
+        await remote.stop()
 
 
 # --- the language picker ----------------------------------------------------------------------------
