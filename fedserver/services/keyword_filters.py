@@ -35,8 +35,12 @@ class FilterNotFound(FilterError):
 @dataclass
 class FilterResult:
     """What the viewer's filters say about one post in one context."""
-    hidden: bool
-    warned_by: tuple[str, ...]  # titles of the warn filters that matched
+    hidden_by: tuple[KeywordFilter, ...]  # the "hide" filters that matched
+    warned_by: tuple[KeywordFilter, ...]  # the "warn" filters that matched
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.hidden_by)
 
 
 def keyword_pattern(keywords: list[Keyword]) -> re.Pattern[str] | None:
@@ -137,14 +141,9 @@ class Matcher:
         return bool(self._compiled)
 
     def check(self, text: str) -> FilterResult:
-        hidden, warned = False, []
-        for f, pattern in self._compiled:
-            if pattern.search(text):
-                if f.action == "hide":
-                    hidden = True
-                else:
-                    warned.append(f.title)
-        return FilterResult(hidden=hidden, warned_by=tuple(warned))
+        matched = [f for f, pattern in self._compiled if pattern.search(text)]
+        return FilterResult(hidden_by=tuple(f for f in matched if f.action == "hide"),
+                            warned_by=tuple(f for f in matched if f.action != "hide"))
 
 
 async def matcher(ctx: Context, viewer: Actor | None, context: str) -> Matcher:

@@ -47,8 +47,9 @@ class PostCard:
     # The viewer's own vote in the poll (option positions), and whether votes are still taken.
     my_votes: tuple[int, ...] = ()
     poll_open: bool = False
-    # Titles of the viewer's "warn" keyword filters this post matched: shown collapsed behind them.
-    filtered: tuple[str, ...] = ()
+    # The viewer's keyword filters this post matched that let it show, folded behind their titles:
+    # "warn" ones (and "hide" ones for a post opened by its address). The API's Status.filtered.
+    filtered: tuple[keyword_filters.KeywordFilter, ...] = ()
 
     @property
     def can_boost(self) -> bool:
@@ -199,7 +200,7 @@ async def apply_filters(ctx: Context, viewer: Actor | None, cards: list[PostCard
             result = matcher.check(_filter_text(card))
             if result.hidden and card.post.id not in keep:
                 continue
-            card.filtered = result.warned_by or (("hidden words",) if result.hidden else ())
+            card.filtered = result.warned_by + result.hidden_by
         kept.append(card)
     return kept
 

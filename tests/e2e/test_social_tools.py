@@ -192,6 +192,18 @@ async def test_keyword_filters_hide_or_warn_in_their_contexts_until_they_expire(
                            home, re.S)
         assert folded and "Cats are the best" in folded.group(1)
 
+        # In threads: a hidden reply goes from the conversation, and shows folded when opened itself.
+        start = post(a, "fcarol", "A thread about films")
+        reply = post(a, "fcarol", "Spoiler: the butler did it", "--reply-to", start)
+        start_id, reply_id = (a.value("SELECT id FROM posts WHERE uri = ?", (uri,)) for uri in (start, reply))
+        await post_form(fia, "/filters/new", "/filters/new", [
+            ("title", "Films"), ("keyword_0", "spoiler"), ("context", "thread"), ("action", "hide"),
+            ("expires_in", "")])
+        thread = texts((await fia.get(f"/@fcarol/{start_id}")).text)
+        assert "A thread about films" in thread and "the butler did it" not in thread
+        opened = (await fia.get(f"/@fcarol/{reply_id}")).text
+        assert "Filtered: Films" in opened and "the butler did it" in texts(opened)
+
         # Bad input gets a clear error and keeps nothing.
         status, _, body = await post_form(fia, "/filters/new", "/filters/new", [
             ("title", "No words"), ("context", "home"), ("action", "hide"), ("expires_in", "")])
