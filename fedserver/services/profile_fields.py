@@ -140,7 +140,8 @@ async def verify_fields(ctx: Context, actor_id: int) -> int:
             except FetchError as exc:
                 log.info("rel=me: %s of %s not verified: %s", url, actor.uri, exc)
                 continue
-        if links_back(body.decode("utf-8", errors="replace"), profile_urls):
+        # Parsed in a thread: a page of up to max_fetch_body_bytes of odd markup must not stall the loop.
+        if await asyncio.to_thread(links_back, body.decode("utf-8", errors="replace"), profile_urls):
             confirmed.add(url)
         else:
             log.info("rel=me: %s does not link back to %s", url, actor.uri)
