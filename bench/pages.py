@@ -340,6 +340,16 @@ def enrich(db: Path, port: int) -> dict:
                          " VALUES (?, ?, ?, ?, ?, ?)", announce_rows)
         conn.executemany("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
                          " VALUES (?, ?, ?, ?, ?)", [(alice, kind, a, pid, now) for kind, a, pid in notifications])
+        # A list of 20 accounts alice follows (replies to members only), a followed hashtag and a
+        # keyword filter that warns: home and the list timeline pay for them as people's would.
+        conn.execute("INSERT INTO lists (id, owner_id, title, replies_policy, exclusive, created_at)"
+                     " VALUES (?, ?, 'bench', 'list', 0, ?)", (BENCH_LIST_ID, alice, now))
+        conn.executemany("INSERT INTO list_members (list_id, actor_id, created_at) VALUES (?, ?, ?)",
+                         [(BENCH_LIST_ID, a, now) for a in followed[:20]])
+        conn.execute("INSERT INTO followed_tags (actor_id, tag, created_at) VALUES (?, 'fediverse', ?)", (alice, now))
+        conn.execute("INSERT INTO keyword_filters (id, owner_id, title, contexts, action, created_at)"
+                     " VALUES (1, ?, 'bench', 'home,public,thread,account,notifications', 'warn', ?)", (alice, now))
+        conn.execute("INSERT INTO keyword_filter_keywords (filter_id, keyword, whole_word) VALUES (1, 'reply 1', 1)")
         conn.execute("INSERT INTO web_sessions (token_hash, actor_id, csrf_token, created_at, expires_at)"
                      " VALUES (?, ?, 'bench-csrf', ?, '2999-01-01T00:00:00Z')",
                      (hashlib.sha256(SESSION_TOKEN.encode()).hexdigest(), alice, now))
@@ -348,6 +358,9 @@ def enrich(db: Path, port: int) -> dict:
     return {"focus": focus, "mentions": len(mentions), "tags": len(tags), "posts": len(posts), "likes": len(likes),
             "boosts": len(announce_rows), "notifications": len(notifications),
             "fifth_oldest": alice_posts[5], "thread_depth": max(depth.values())}
+
+
+BENCH_LIST_ID = 1
 
 
 def iso_now() -> str:
@@ -378,6 +391,7 @@ def extra_pages(focus: int, fifth_oldest: int) -> list[tuple[str, str, str, bool
         # Full text (FTS5, migration 0060): a word in many posts, most by authors who did not opt in.
         ("search full text /search?q=fediverse", "/search?q=fediverse", "text/html", True),
         ("search accounts by name /search?q=ali", "/search?q=ali", "text/html", True),
+        ("list timeline /lists/N", f"/lists/{BENCH_LIST_ID}", "text/html", True),
     ]
 
 

@@ -21,6 +21,9 @@ from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
 from fedserver.web import admin as web_admin
+from fedserver.web import followed_tags as web_followed_tags
+from fedserver.web import keyword_filters as web_keyword_filters
+from fedserver.web import lists as web_lists
 from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
@@ -67,6 +70,9 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_moving.add_routes(app)
     web_admin.add_routes(app)
     web_oauth.add_routes(app)
+    web_lists.add_routes(app)
+    web_keyword_filters.add_routes(app)
+    web_followed_tags.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)
     api_routes.add_routes(app, settings)

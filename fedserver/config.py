@@ -21,6 +21,8 @@ class InstanceSettings:
     description: str = "A fedserver instance"
     # open | approval | invite | closed: who may create an account through the web interface.
     registrations: str = "closed"
+    # The language the compose form starts with for someone who has not chosen one yet (ISO 639-1).
+    default_post_language: str = "en"
 
 
 # [server] processes: more than a machine has cores only adds memory and lock contention.
@@ -183,6 +185,10 @@ def validate(settings: Settings) -> Settings:
                                                       else "https"))
     if inst.registrations not in ("open", "approval", "invite", "closed"):
         raise ConfigError("[instance] registrations must be 'open', 'approval', 'invite' or 'closed'")
+    if not (len(inst.default_post_language) == 2 and inst.default_post_language.isalpha()
+            and inst.default_post_language.islower()):
+        raise ConfigError("[instance] default_post_language must be a two-letter ISO 639-1 code like \"en\","
+                          f" got {inst.default_post_language!r}")
     if not (0 < settings.server.port < 65536):
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
     if not (1 <= settings.server.processes <= MAX_PROCESSES):
@@ -307,6 +313,8 @@ description = "A fedserver instance"
 # Who may sign up on the web: "open", "approval" (an admin approves each sign-up and its reason),
 # "invite" (invite codes from the CLI) or "closed".
 registrations = "closed"
+# The language a new post is marked with until its author picks another (ISO 639-1, e.g. "en", "de").
+default_post_language = "en"
 
 [server]
 # Address and port the HTTP server listens on. Keep 127.0.0.1 behind a reverse proxy.

@@ -130,7 +130,32 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         "raw_json": stored_document(doc),
         # Shown as a link on the profile: http(s) only.
         "moved_to_uri": moved_to if host_of(moved_to) is not None and moved_to != actor_id else None,
+        # Still raw HTML values: the caller cleans them (services.profile_fields.clean_remote_fields).
+        "fields_json": json.dumps(profile_fields(doc), separators=(",", ":")),
     }
+
+
+# Profile fields kept per remote actor: Mastodon allows 4 by default and up to a configured few more.
+MAX_PROFILE_FIELDS = 16
+MAX_FIELD_NAME = 255
+MAX_FIELD_VALUE = 2047
+
+
+def profile_fields(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """The actor's PropertyValue attachments (Mastodon's profile fields) as {"name", "value"}: name
+    plain text, value HTML as sent (to be sanitized before it is stored). Anything else in
+    attachment is ignored; overlong names and values are cut."""
+    fields = []
+    for entry in as_list(doc.get("attachment")):
+        if not isinstance(entry, dict) or "PropertyValue" not in as_list(entry.get("type")):
+            continue
+        name, value = entry.get("name"), entry.get("value")
+        if not isinstance(name, str) or not isinstance(value, str) or not name.strip():
+            continue
+        fields.append({"name": name.strip()[:MAX_FIELD_NAME], "value": value[:MAX_FIELD_VALUE]})
+        if len(fields) == MAX_PROFILE_FIELDS:
+            break
+    return fields
 
 
 # An RSA-8192 public key is ~1,500 characters of PEM; anything much longer is not a key we can use.

@@ -610,6 +610,11 @@ class RemoteFetcher:
         network policy (https->http downgrades included).  Content type is not checked:
         peers serve JRD as application/json, application/jrd+json or worse.
         """
+        return _parse_json_object(await self.get_body(url, accept), url)
+
+    async def get_body(self, url: str, accept: str) -> bytes:
+        """GET any document (a web page for rel=me verification), unsigned, as get_json does:
+        redirects re-checked against the policy, at most ``max_body`` bytes, within the timeout."""
         session = self._get_session()
 
         async def run() -> bytes:
@@ -634,8 +639,7 @@ class RemoteFetcher:
                     return await self._read_capped(resp, str(current))
             raise FetchHTTPError(status, "too many redirects", url=url)
 
-        body = await self._guard(url, run)
-        return _parse_json_object(body, url)
+        return await self._guard(url, run)
 
     async def post(self, url: str, body: bytes, *, headers: Mapping[str, str]) -> int:
         """POST ``body`` (already signed by the caller via ``headers``); return the status.

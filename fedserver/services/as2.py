@@ -42,6 +42,10 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
         doc["movedTo"] = actor.moved_to_uri
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "mediaType": actor.icon_media_type or "image/png", "url": actor.icon_url}
+    if actor.fields:
+        # Profile fields as Mastodon federates them: PropertyValues whose value is HTML.
+        doc["attachment"] = [{"type": "PropertyValue", "name": f.get("name", ""), "value": f.get("value", "")}
+                             for f in actor.fields]
     if extra_fields:
         doc.update(extra_fields)
     return {k: v for k, v in doc.items() if v is not None}

@@ -9,6 +9,7 @@ from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
+from fedserver.store import lists as list_store
 from fedserver.store.actors import Actor
 from fedserver.store.follows import Follow
 
@@ -182,6 +183,8 @@ async def unfollow(ctx: Context, username: str, handle: str) -> None:
             await follow_store.delete_follow(tx, existing.id)
         else:
             await _send_unfollow(ctx, tx, follower, target, existing)
+        # Lists hold accounts one follows (Mastodon drops them from lists on unfollow too).
+        await list_store.remove_from_owner_lists(tx, follower.id, target.id)
 
 
 async def answer_follow_request(ctx: Context, username: str, handle: str, *, accept: bool) -> None:

@@ -14,7 +14,7 @@ from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
 from fedserver.images import CleanImage, InvalidImage, write_file
-from fedserver.services import as2, audience, outbox, remote_actors, remote_posts
+from fedserver.services import as2, audience, languages, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -116,6 +116,10 @@ async def _prepare(ctx: Context, author: Actor, draft: Draft) -> tuple[str, list
         raise PostingError(f"a post may have at most {MAX_POST_CHARS} characters")
     if draft.visibility not in VISIBILITIES:
         raise PostingError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    try:
+        draft.language = languages.checked(draft.language)
+    except languages.LanguageError as exc:
+        raise PostingError(str(exc)) from None
     parent = None
     if draft.reply_to:
         try:

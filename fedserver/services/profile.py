@@ -9,7 +9,7 @@ import aiosqlite
 
 from fedserver.context import Context
 from fedserver.images import InvalidImage, write_file
-from fedserver.services import as2, audience, outbox
+from fedserver.services import as2, audience, outbox, profile_fields
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
@@ -36,22 +36,31 @@ MAX_BIO = 2000
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
 
 
-async def update_profile(ctx: Context, username: str, *, display_name: str, bio: str, locked: bool) -> Actor:
+async def update_profile(ctx: Context, username: str, *, display_name: str, bio: str, locked: bool,
+                         fields: list[tuple[str, str]] | None = None) -> Actor:
+    """Save the profile and federate it; fields (label, value pairs) replace the profile fields
+    when given, and link values are then checked for rel=me in the background."""
     actor = await require_local_actor(ctx, username)
     display_name = display_name.strip()
     if len(display_name) > MAX_DISPLAY_NAME:
         raise ProfileError(f"the display name may have at most {MAX_DISPLAY_NAME} characters")
     if len(bio) > MAX_BIO:
         raise ProfileError(f"the bio may have at most {MAX_BIO} characters")
+    try:
+        pairs = profile_fields.checked_fields(fields) if fields is not None else None
+    except profile_fields.FieldsError as exc:
+        raise ProfileError(str(exc)) from None
+    extra = {} if pairs is None else {"fields_json": profile_fields.stored_fields(ctx, pairs, actor.fields)}
     bio_html = render_html(bio, mentions={}, tag_url=ctx.urls.tag, local_domain=ctx.urls.domain) if bio.strip() else ""
     async with ctx.db.transaction() as tx:
         await actor_store.update_actor_profile(tx, actor.id, now=ctx.clock.now_iso(),
                                                display_name=display_name or actor.username, summary_html=bio_html,
-                                               manually_approves_followers=int(locked))
+                                               manually_approves_followers=int(locked), **extra)
         await actor_store.set_local_bio_source(tx, actor.id, bio)
         updated = await actor_store.get_actor(tx, actor.id)
         assert updated is not None
         await federate_profile(ctx, tx, updated)
+    profile_fields.schedule_verification(ctx, updated)
     return updated
 
 

@@ -22,7 +22,7 @@ from fedserver.activitypub.keys import PublicKey
 from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
 from fedserver.db import Database
-from fedserver.services import consent
+from fedserver.services import consent, profile_fields
 from fedserver.services.actor_writer import ActorWriter
 from fedserver.store import actors as actor_store
 from fedserver.store import hosts as host_store
@@ -111,6 +111,7 @@ async def store_document(ctx: Context, doc: dict, *, key_id: str | None = None) 
         raise ActorNotFound(str(exc)) from exc
     uri = doc["id"]
     profile["summary_html"] = await clean_html(profile["summary_html"], what=f"the profile of {uri}")
+    profile["fields_json"] = await profile_fields.clean_remote_fields(profile["fields_json"], uri)
     if ctx.urls.is_local(uri):
         raise ActorNotFound("refusing to overwrite a local actor from a fetched document")
     if read_signal(doc).choice == "unset":

@@ -22,6 +22,7 @@ RESERVED_USERNAMES: frozenset[str] = frozenset({
     "login", "logout", "sign_in", "sign_up", "signup", "register", "account", "accounts", "relay",
     "web", "www", "mail", "ftp", "blocks", "mutes", "reports", "report", "invites", "invite", "corpus",
     "bookmarks",
+    "lists", "list", "filters", "filter", "followed_tags",
 })
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
-from fedserver.services import audience, consent
+from fedserver.services import audience, consent, keyword_filters
 from fedserver.services import polls as polls_service
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -56,6 +56,9 @@ class PostCard:
     pinned: bool = False
     # Who wrote the post this one answers, when we hold it ("In reply to @name").
     reply_to_author: Actor | None = None
+    # The viewer's keyword filters this post matched that let it show, folded behind their titles:
+    # "warn" ones (and "hide" ones for a post opened by its address). The API's Status.filtered.
+    filtered: tuple[keyword_filters.KeywordFilter, ...] = ()
 
     @property
     def can_boost(self) -> bool:
@@ -188,15 +191,51 @@ async def _moderated(ctx: Context, viewer: Actor | None, entries: list[tuple[int
             and (booster is None or booster.id not in silenced)]
 
 
+def _filter_text(card: PostCard) -> str:
+    """What keyword filters look at: the text, the content warning, poll choices and media
+    descriptions (as Mastodon does)."""
+    parts = [card.post.content_text or "", card.post.summary or ""]
+    if card.poll is not None:
+        parts += [choice.name for choice in card.poll.choices]
+    parts += [item.description or "" for item in card.attachments]
+    return "\n".join(parts)
+
+
+async def apply_filters(ctx: Context, viewer: Actor | None, cards: list[PostCard], context: str, *,
+                        keep: frozenset[int] = frozenset()) -> list[PostCard]:
+    """The cards the viewer's keyword filters for this context leave: "hide" matches go (except
+    the posts in keep: one opened by its address shows, collapsed), "warn" matches are marked with
+    the filters' titles. The viewer's own posts are never filtered."""
+    matcher = await keyword_filters.matcher(ctx, viewer, context)
+    if not matcher:
+        return cards
+    kept = []
+    for card in cards:
+        if not card.own:
+            result = matcher.check(_filter_text(card))
+            if result.hidden and card.post.id not in keep:
+                continue
+            card.filtered = result.warned_by + result.hidden_by
+        kept.append(card)
+    return kept
+
+
 async def _page_of_posts(ctx: Context, viewer: Actor | None, posts: list[Post], limit: int,
-                         choices: TrainingChoices | None) -> Page:
+                         choices: TrainingChoices | None, context: str) -> Page:
     cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in posts], choices=choices)
+    cards = await apply_filters(ctx, viewer, cards, context)
     return Page(cards, posts[-1].id if len(posts) == limit else None)
 
 
 async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
                choices: TrainingChoices | None = None) -> Page:
     entries = await timeline_store.home_entries(ctx.db.reader, viewer.id, max_id=max_id, limit=limit)
+    return await page_of_entries(ctx, viewer, entries, limit, "home", choices=choices)
+
+
+async def page_of_entries(ctx: Context, viewer: Actor, entries: list[timeline_store.TimelineEntry], limit: int,
+                          context: str, *, choices: TrainingChoices | None = None) -> Page:
+    """A page of feed entries (posts and boosts: home, a list) as cards, filtered for the context."""
     posts = await timeline_store.posts_by_ids(ctx.db.reader, [e.post_id for e in entries])
     # Authors and boosters in one read.
     boosters = {e.boosted_by_id for e in entries if e.boosted_by_id is not None}
@@ -211,13 +250,14 @@ async def home(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit:
         shown.add(post.id)
         chosen.append((entry.sort_id, post, actors.get(entry.boosted_by_id) if entry.boosted_by_id else None))
     cards = await cards_for(ctx, viewer, chosen, actors=actors, choices=choices)
+    cards = await apply_filters(ctx, viewer, cards, context)
     return Page(cards, entries[-1].sort_id if len(entries) == limit else None)
 
 
 async def local(ctx: Context, viewer: Actor | None, *, max_id: int | None = None, limit: int = PAGE_SIZE,
                 choices: TrainingChoices | None = None) -> Page:
     posts = await timeline_store.local_public_posts(ctx.db.reader, max_id=max_id, limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit, choices)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices, "public")
 
 
 async def federated(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
@@ -253,7 +293,7 @@ async def tagged(ctx: Context, tag: str, viewer: Actor | None, *, max_id: int | 
     republish other servers' posts to the open web)."""
     posts = await timeline_store.tagged_public_posts(ctx.db.reader, tag, include_remote=viewer is not None,
                                                      max_id=max_id, limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit, choices)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices, "public")
 
 
 async def relationship(ctx: Context, viewer: Actor | None, target: Actor) -> str:
@@ -292,7 +332,7 @@ async def profile_posts(ctx: Context, actor: Actor, viewer: Actor | None, visibi
                         choices: TrainingChoices | None = None) -> Page:
     posts = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visibilities, max_id=max_id,
                                               limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit, choices)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices, "account")
 
 
 async def thread(ctx: Context, post: Post, viewer: Actor | None, *,
@@ -312,6 +352,7 @@ async def thread(ctx: Context, post: Post, viewer: Actor | None, *,
     everything = [*visible_ancestors, post, *visible_descendants]
     cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in everything], choices=choices,
                             shown_anyway=frozenset({post.id}))
+    cards = await apply_filters(ctx, viewer, cards, "thread", keep=frozenset({post.id}))
     by_id = {card.post.id: card for card in cards}
     return Thread(ancestors=[by_id[p.id] for p in visible_ancestors if p.id in by_id],
                   focus=by_id[post.id],
@@ -379,8 +420,10 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
     actors = await timeline_store.actors_by_ids(reader, list({row["from_actor_id"] for row in rows}
                                                              | {post.actor_id for post in posts.values()}))
     visible = await audience.may_see_all(ctx, list(posts.values()), viewer)
-    cards = {card.post.id: card for card in await cards_for(ctx, viewer, [(p.id, p, None) for p in visible],
-                                                             actors=actors, choices=choices)}
+    all_cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in visible], actors=actors, choices=choices)
+    cards = {card.post.id: card for card in await apply_filters(ctx, viewer, all_cards, "notifications")}
+    # A notification about a post the viewer's keyword filters hide goes with it (Mastodon too).
+    filtered_out = {card.post.id for card in all_cards} - set(cards)
     # Nothing from suspended accounts, nor from silenced ones the viewer does not follow.
     silenced = {a.id for a in actors.values() if a.silenced_at and a.id != viewer.id}
     followed = await note_batches.followed_among(reader, viewer.id, list(silenced)) if silenced else set()
@@ -388,6 +431,8 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
     for row in rows:
         actor = actors.get(row["from_actor_id"])
         if actor is None or actor.is_gone or (actor.id in silenced and actor.id not in followed):
+            continue
+        if row["post_id"] in filtered_out:
             continue
         items.append(Notification(id=row["id"], kind=row["kind"], created_at=row["created_at"], from_actor=actor,
                                   card=cards.get(row["post_id"]) if row["post_id"] else None))

@@ -47,10 +47,21 @@ class Actor:
     also_known_as: str = "[]"
     # An admin silenced the account (migration 0020): out of public timelines, shown to followers.
     silenced_at: str | None = None
+    # Profile fields (migration 0073): JSON list of {"name", "value" (sanitized HTML), "source",
+    # "verified_at"}; see services.profile_fields.
+    fields_json: str = "[]"
 
     @property
     def aliases(self) -> list[str]:
         return json.loads(self.also_known_as or "[]")
+
+    @property
+    def fields(self) -> list[dict]:
+        try:
+            fields = json.loads(self.fields_json or "[]")
+        except ValueError:
+            return []
+        return fields if isinstance(fields, list) else []
 
     @property
     def handle(self) -> str:
@@ -82,7 +93,7 @@ ACTOR_PROFILE_COLUMNS = (
     "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
     "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
     "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
-    "indexable", "raw_json", "moved_to_uri",
+    "indexable", "raw_json", "moved_to_uri", "fields_json",
 )
 
 

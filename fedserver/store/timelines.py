@@ -28,7 +28,9 @@ class TimelineEntry:
 async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: int | None,
                        limit: int) -> list[TimelineEntry]:
     """The viewer's own posts; posts of accounts they follow (accepted follows only) that they may
-    see; and boosts of public or unlisted posts by those accounts or by the viewer."""
+    see; boosts of public or unlisted posts by those accounts or by the viewer; and public posts
+    with a hashtag the viewer follows (one entry per followed tag: the caller shows a post once).
+    Accounts on one of the viewer's exclusive lists are read on that list, not here."""
     before = max_id if max_id is not None else NO_MAX_ID
     # Planned per author: the newest `limit` candidates of each followed account (and of the
     # viewer), each an index range on posts_actor_cover / announces_actor that stops after `limit`
@@ -41,6 +43,8 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
     rows = await fetch_all(conn, """
         WITH authors(actor_id) AS (
             SELECT followee_id FROM follows WHERE follower_id = :viewer AND state = 'accepted'
+               AND followee_id NOT IN (SELECT m.actor_id FROM lists l JOIN list_members m ON m.list_id = l.id
+                                        WHERE l.owner_id = :viewer AND l.exclusive = 1)
             UNION SELECT :viewer)
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id
@@ -62,6 +66,16 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                    AND p.visibility IN ('public', 'unlisted')
                  ORDER BY a.id DESC LIMIT :limit)
              ORDER BY b.id DESC LIMIT :limit)
+        UNION ALL
+        SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT t.post_id AS sort_id, t.post_id AS post_id, NULL AS boosted_by_id
+              FROM followed_tags ft JOIN post_tags t ON t.tag = ft.tag AND t.post_id IN (
+                SELECT u.post_id FROM post_tags u JOIN posts p ON p.id = u.post_id
+                 WHERE u.tag = ft.tag AND u.post_id < :before AND p.visibility = 'public'
+                   AND p.deleted_at IS NULL
+                 ORDER BY u.post_id DESC LIMIT :limit)
+             WHERE ft.actor_id = :viewer
+             ORDER BY t.post_id DESC LIMIT :limit)
         ORDER BY sort_id DESC LIMIT :limit""",
         {"viewer": viewer_id, "before": before, "limit": limit})  # type: ignore[arg-type]
     return [TimelineEntry(row["sort_id"], row["post_id"], row["boosted_by_id"]) for row in rows]

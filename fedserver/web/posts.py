@@ -56,11 +56,11 @@ async def compose(request: web.Request) -> web.StreamResponse:
         await posting.create_post(ctx, viewer.username, Draft(
             text=text, visibility=visibility, content_warning=content_warning or None,
             reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude,
-            pictures=_pictures(form)))
+            pictures=_pictures(form), language=str(form.get("language", "")) or None))
     except PostingError as exc:
         values = await compose_values(ctx, viewer, back=back, reply_to=parent_card, text=text,
                                       visibility=visibility, content_warning=content_warning, exclude=exclude,
-                                      choices=choices)
+                                      choices=choices, language=str(form.get("language", "")) or None)
         return await render(request, "posts/compose.html", status=400, compose=values, error=str(exc))
     return redirect(back, flash="Your reply is published." if parent_card else "Your post is published.")
 

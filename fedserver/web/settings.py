@@ -7,7 +7,7 @@ from aiohttp import web
 
 from fedserver.corpus import sync as corpus_sync
 from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, researcher_terms
-from fedserver.services import consent, consent_receipts, corpus_custody, profile, social_lists
+from fedserver.services import consent, consent_receipts, corpus_custody, profile, profile_fields, social_lists
 from fedserver.services.consent import ConsentError
 from fedserver.services.profile import ProfileError
 from fedserver.store import actors as actor_store
@@ -29,8 +29,11 @@ async def _profile_page(request: web.Request, *, error: str | None = None, statu
     assert viewer is not None
     actor = await actor_store.get_actor(ctx.db.reader, viewer.actor.id)
     bio = await actor_store.get_local_bio_source(ctx.db.reader, viewer.actor.id)
+    assert actor is not None
+    rows = [(f.get("name", ""), f.get("source", ""), f.get("verified_at")) for f in actor.fields]
+    rows += [("", "", None)] * (profile_fields.MAX_FIELDS - len(rows))
     return await render(request, "settings/profile.html", status=status, actor=actor, bio=bio, error=error,
-                        max_avatar_mb=profile.MAX_AVATAR_BYTES // (1024 * 1024),
+                        max_avatar_mb=profile.MAX_AVATAR_BYTES // (1024 * 1024), field_rows=rows,
                         hide_collections=await social_lists.hides_collections(ctx, actor))
 
 
@@ -41,7 +44,9 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     try:
         await profile.update_profile(ctx_of(request), viewer.username, display_name=str(form.get("display_name", "")),
-                                     bio=str(form.get("bio", "")), locked=form.get("locked") == "on")
+                                     bio=str(form.get("bio", "")), locked=form.get("locked") == "on",
+                                     fields=[(str(form.get(f"field_name_{n}", "")), str(form.get(f"field_value_{n}", "")))
+                                             for n in range(profile_fields.MAX_FIELDS)])
     except ProfileError as exc:
         return await _profile_page(request, error=str(exc), status=400)
     return redirect("/settings/profile", flash="Your profile was saved.")

