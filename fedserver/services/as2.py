@@ -167,10 +167,6 @@ def flag_activity(activity_id: str, instance_actor_uri: str, objects: list[str],
             "content": comment, "object": objects}
 
 
-def block_activity(activity_id: str, actor_uri: str, target_uri: str) -> dict[str, Any]:
-    return {"@context": AS_CONTEXT, "id": activity_id, "type": "Block", "actor": actor_uri, "object": target_uri}
-
-
 def move_activity(activity_id: str, actor: Actor, target_uri: str) -> dict[str, Any]:
     """An account moving to another, as Mastodon sends it to the followers."""
     return {"@context": AS_CONTEXT, "id": activity_id, "type": "Move", "actor": actor.uri, "object": actor.uri,
