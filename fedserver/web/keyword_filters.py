@@ -30,7 +30,7 @@ async def index(request: web.Request) -> web.Response:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
     return await render(request, "filters/index.html", filters=await keyword_filters.filters_of(ctx, viewer.actor),
-                        labels=CONTEXT_LABELS, now=ctx.clock.now_iso())
+                        labels=CONTEXT_LABELS, now_iso=ctx.clock.now_iso())
 
 
 async def _form_page(request: web.Request, existing: KeywordFilter | None, *, error: str | None = None,
