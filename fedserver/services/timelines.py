@@ -280,6 +280,7 @@ async def federated(ctx: Context, viewer: Actor, *, max_id: int | None = None, l
     if len(kept) > limit:
         kept, before, more = kept[:limit], kept[limit - 1].id, True
     cards = await cards_for(ctx, viewer, [(p.id, p, None) for p in kept], choices=choices)
+    cards = await apply_filters(ctx, viewer, cards, "public")
     return Page(cards, before if more else None)
 
 
@@ -477,7 +478,7 @@ async def public(ctx: Context, viewer: Actor | None, *, local: bool = True, remo
     not republish other servers' posts to the open web) of the others we hold."""
     remote = remote and viewer is not None
     posts = await timeline_store.public_posts(ctx.db.reader, local=local, remote=remote, max_id=max_id, limit=limit)
-    return await _page_of_posts(ctx, viewer, posts, limit, choices)
+    return await _page_of_posts(ctx, viewer, posts, limit, choices, "public")
 
 
 async def dismiss_notification(ctx: Context, actor: Actor, notification_id: int) -> bool:
