@@ -18,10 +18,12 @@ from fedserver.federation.inbox import handle_inbox
 from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
+from fedserver.services import media_cache
 from fedserver.web import admin as web_admin
 from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
+from fedserver.web import media as web_media
 from fedserver.web import moving as web_moving
 from fedserver.web import page_headers
 from fedserver.web import posts as web_posts
@@ -57,6 +59,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_settings.add_routes(app)
     web_moving.add_routes(app)
     web_admin.add_routes(app)
+    web_media.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)
 
@@ -72,7 +75,9 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
             workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
                        asyncio.create_task(InboxWorker(ctx, app[INBOX_WRITER_KEY]).run(), name="inbox-worker"),
                        asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler"),
-                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner")]
+                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner"),
+                       asyncio.create_task(media_cache.run_worker(ctx), name="media-cache"),
+                       asyncio.create_task(media_cache.prune_periodically(ctx), name="media-pruner")]
         app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:

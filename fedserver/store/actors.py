@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store import remote_media
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
 
 
@@ -133,10 +134,17 @@ async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now
 
 async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str, **profile: object) -> int:
     existing = await fetch_value(conn, _ACTOR_ID_BY_URI, (uri,))
+    await remote_media.note_urls(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
     if existing is None:
         return await insert_actor(conn, uri=uri, is_local=False, now=now, fetched_at=now, **profile)
     await update_actor_profile(conn, existing, now=now, fetched_at=now, **profile)
     return int(existing)
+
+
+def _pictures(profile: dict[str, object]) -> list[tuple[str, str]]:
+    """A remote actor's avatar for the media cache: pages show it from there, fetched on first view."""
+    icon = profile.get("icon_url")
+    return [(icon, "avatar")] if isinstance(icon, str) and icon else []
 
 
 def actor_id_by_uri_sync(conn: sqlite3.Connection, uri: str) -> int | None:
@@ -149,6 +157,7 @@ def upsert_remote_actor_sync(conn: sqlite3.Connection, *, uri: str, now: str, ex
                              profile: dict[str, object]) -> int:
     """upsert_remote_actor for Database.write_batch, the caller having looked up `existing`
     (actor_id_by_uri_sync) in the same transaction."""
+    remote_media.note_urls_sync(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
     if existing is None:
         cur = conn.execute(*_insert_statement(uri=uri, is_local=False, now=now, fetched_at=now, profile=profile))
         return int(cur.lastrowid)

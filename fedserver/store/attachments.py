@@ -12,6 +12,21 @@ from fedserver.store.rows import fetch_all
 
 
 @dataclass(frozen=True)
+class CachedMedia:
+    """A remote attachment's row in the media cache (store/remote_media.py), as pages show it."""
+    url_hash: str
+    state: str
+    file_name: str | None
+    thumb_name: str | None
+    blur_name: str | None
+    width: int | None
+    height: int | None
+    thumb_width: int | None
+    thumb_height: int | None
+    blurhash: str | None
+
+
+@dataclass(frozen=True)
 class Attachment:
     position: int
     media_type: str
@@ -19,6 +34,8 @@ class Attachment:
     description: str | None
     width: int | None
     height: int | None
+    # Remote pictures only, read with the attachment (attachments_for); None for local media.
+    cached: CachedMedia | None = None
 
     @property
     def kind(self) -> str:
@@ -53,10 +70,14 @@ async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> di
     if not post_ids:
         return {}
     marks = ", ".join("?" for _ in post_ids)
+    # The cache's row joins by URL (remote_media.url is unique): one read for the whole page.
     rows = await fetch_all(
-        conn, "SELECT post_id, position, media_type, url, description, width, height FROM post_attachments"
-              f" WHERE post_id IN ({marks}) ORDER BY post_id, position", post_ids)
+        conn, "SELECT a.post_id, a.position, a.media_type, a.url, a.description, a.width, a.height, m.url_hash,"
+              " m.state, m.file_name, m.thumb_name, m.blur_name, m.width, m.height, m.thumb_width, m.thumb_height,"
+              " m.blurhash FROM post_attachments a LEFT JOIN remote_media m ON m.url = a.url"
+              f" WHERE a.post_id IN ({marks}) ORDER BY a.post_id, a.position", post_ids)
     found: dict[int, list[Attachment]] = {}
     for row in rows:
-        found.setdefault(row[0], []).append(Attachment(*row[1:]))
+        cached = CachedMedia(*row[7:]) if row[7] is not None else None
+        found.setdefault(row[0], []).append(Attachment(*row[1:7], cached=cached))
     return found

@@ -60,7 +60,8 @@ async def test_a_post_with_a_picture_is_served_clean_and_reaches_the_other_serve
         await wait_until(lambda: b.count("SELECT count(*) FROM post_attachments WHERE url = ? AND description = ?",
                                          (url, "A clear blue sky")), what="the picture listed at b")
         page = await alice.get(f"/@alice/{post_id}")
-        assert f'href="{url}"' in page.text and "A clear blue sky" in page.text
+        path = url[len(a.base):]  # shown inline from this server, described, sized without a layout jump
+        assert f'<img src="{path}" alt="A clear blue sky" width="64" height="48"' in page.text
 
         # Not a picture: nothing is posted, and the form says why.
         status, text = await compose(alice, "Broken", [(b"%PDF-1.4 not a picture", "")])

@@ -1,0 +1,68 @@
+"""Template filters that turn stored media into addresses on this server: pages show remote
+pictures and avatars from the media cache only (services/media_cache.py), never from their origin."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import jinja2
+
+from fedserver.activitypub.normalize import host_of
+from fedserver.services.media_cache import cached_path, remote_picture_path
+
+# Remote pictures before their first fetch are sized from the sender's claimed dimensions, scaled
+# into the thumbnail box (the cache's thumbnails are at most this wide and high by default).
+THUMB_BOX = 400
+
+
+@dataclass(frozen=True)
+class ShownPicture:
+    src: str  # what the card shows (a thumbnail for remote pictures)
+    full: str  # the original, one click away
+    width: int | None
+    height: int | None
+    blur: str | None  # the blurhash picture, for sensitive media
+
+
+def _box(width: object, height: object, side: int = THUMB_BOX) -> tuple[int | None, int | None]:
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return None, None
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def picture(item, is_local: bool) -> ShownPicture | None:
+    """How a card shows an attachment, or None when it shows a link instead (not a picture, or a
+    remote one the cache does not know)."""
+    if item.kind != "image" or host_of(item.url) is None:
+        return None
+    if is_local:
+        path = urlsplit(item.url).path  # our own upload: served by this server (web/settings.py media)
+        width, height = _box(item.width, item.height, 10_000)
+        return ShownPicture(path, path, width, height, None)
+    cached = item.cached
+    if cached is None:
+        return None
+    if cached.thumb_name and cached.file_name:
+        # Cached, or pruned since: the content-addressed names fetch it again when asked for.
+        width, height = _box(cached.thumb_width, cached.thumb_height, 10_000)
+        return ShownPicture(cached_path(cached.thumb_name), cached_path(cached.file_name), width, height,
+                            cached_path(cached.blur_name) if cached.blur_name else None)
+    width, height = _box(item.width, item.height)
+    return ShownPicture(remote_picture_path(item.url, "small"), remote_picture_path(item.url), width, height,
+                        remote_picture_path(item.url, "blur"))
+
+
+def avatar_src(actor) -> str:
+    """The avatar's address on this server, or "" for none."""
+    url = actor.icon_url
+    if not url or host_of(url) is None:
+        return ""
+    if actor.is_local:
+        return urlsplit(url).path
+    return remote_picture_path(url, "small")
+
+
+def install(env: jinja2.Environment) -> None:
+    env.filters["picture"] = picture
+    env.filters["avatar_src"] = avatar_src
