@@ -338,6 +338,9 @@ class RemoteFetcher:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._origins = _Origins(fetches_per_origin, failure_ttl)
+        # Media has budgets of its own: a host slow to send pictures must not hold the slots its
+        # key and object fetches (signature checks) need.
+        self._media_origins = _Origins(fetches_per_origin, failure_ttl)
 
     def origin_paused_for(self, url: str) -> float:
         """Seconds until the origin of ``url`` is asked again (0: not paused)."""
@@ -553,13 +556,13 @@ class RemoteFetcher:
         The same rules as object fetches where they apply: the network policy on every hop (up
         to ``max_redirects``: media often sits behind a CDN that redirects), one deadline for the
         whole exchange (``timeout``, else the fetcher's), a body cap (``max_bytes``, checked on
-        Content-Length and while streaming), the per-origin slots, remembered failures and
-        paused origins. The Content-Type is not looked at: the caller decides the type from the
-        bytes themselves (a server may call anything ``image/png``)."""
+        Content-Length and while streaming), per-origin slots, remembered failures and paused
+        origins (budgets apart from object fetches'). The Content-Type is not looked at: the
+        caller decides the type from the bytes themselves (a server may call anything image/png)."""
         deadline = self.timeout if timeout is None else timeout
         u = self._checked(url)
         key, origin = str(u), _origin_of(u)
-        origins = self._origins
+        origins = self._media_origins
         remembered = origins.remembered(key)
         if remembered is not None:
             raise remembered
