@@ -203,3 +203,19 @@ def remote_picture_path(url: str, size: str = "") -> str:
 
 def cached_path(name: str) -> str:
     return f"/media/{CACHE_FOLDER}/{name}"
+
+
+async def emoji_sources(ctx: Context, post_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Each remote post's custom emoji: shortcode -> the picture's address on this server (its
+    cached thumbnail, or the address that fetches it on first view)."""
+    from fedserver.store import emojis as emoji_store
+
+    found = await emoji_store.emojis_for(ctx.db.reader, post_ids) if post_ids else {}
+    sources: dict[int, dict[str, str]] = {}
+    for post_id, emojis in found.items():
+        for shortcode, (url, cached) in emojis.items():
+            if cached is None:
+                continue  # not known to the cache: the :shortcode: stays text
+            sources.setdefault(post_id, {})[shortcode] = (
+                cached_path(cached.thumb_name) if cached.thumb_name else remote_picture_path(url, "small"))
+    return sources

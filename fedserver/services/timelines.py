@@ -8,6 +8,7 @@ from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent
 from fedserver.services import polls as polls_service
+from fedserver.services import media_cache
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
@@ -47,6 +48,8 @@ class PostCard:
     # The viewer's own vote in the poll (option positions), and whether votes are still taken.
     my_votes: tuple[int, ...] = ()
     poll_open: bool = False
+    # Custom emoji of a remote post: shortcode -> its picture's address on this server.
+    emojis: dict[str, str] = field(default_factory=dict)
 
     @property
     def can_boost(self) -> bool:
@@ -128,6 +131,7 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     post_ids = list({post.id for _, post, _ in entries})
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     media = await attachment_store.attachments_for(reader, post_ids)
+    emojis = await media_cache.emoji_sources(ctx, [post.id for _, post, _ in entries if not post.is_local])
     # Only Questions have polls: most pages need no read for them.
     polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
                                                      if post.object_type == "Question"}))
@@ -148,7 +152,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               may_exclude=own and bool(post.is_local) and viewer_consented,
                               attachments=media.get(post.id, []), poll=polls.get(post.id),
                               my_votes=my_votes.get(post.id, ()),
-                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now)))
+                              poll_open=post.id in polls and polls_service.is_open(polls[post.id], now),
+                              emojis=emojis.get(post.id, {})))
     return cards
 
 

@@ -2,10 +2,12 @@
 pictures and avatars from the media cache only (services/media_cache.py), never from their origin."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup, escape
 
 from fedserver.activitypub.normalize import host_of
 from fedserver.services.media_cache import cached_path, remote_picture_path
@@ -63,6 +65,29 @@ def avatar_src(actor) -> str:
     return remote_picture_path(url, "small")
 
 
+# A tag of stored (serialized, sanitized) HTML: attribute values are always double-quoted there, and
+# may contain ">" but never '"'. What lies between two tags is text.
+_TAG = re.compile(r'(<[^<>"]*(?:"[^"]*"[^<>"]*)*>)')
+_SHORTCODE = re.compile(r":([A-Za-z0-9_]{1,64}):")
+
+
+def with_emojis(html: Markup, emojis: dict[str, str]) -> Markup:
+    """Post HTML with each known :shortcode: in its text (never inside a tag) shown as the emoji's
+    picture from this server; HTML comes in already safe (post_html) and stays so: only our own
+    markup, with escaped values, is added."""
+    if not emojis:
+        return html
+    def picture_of(match: re.Match) -> str:
+        src = emojis.get(match.group(1))
+        if src is None:
+            return match.group(0)
+        code = escape(match.group(0))
+        return f'<img class="emoji" src="{escape(src)}" alt="{code}" title="{code}" width="20" height="20">'
+    parts = _TAG.split(str(html))
+    return Markup("".join(part if index % 2 else _SHORTCODE.sub(picture_of, part) for index, part in enumerate(parts)))
+
+
 def install(env: jinja2.Environment) -> None:
     env.filters["picture"] = picture
     env.filters["avatar_src"] = avatar_src
+    env.filters["with_emojis"] = with_emojis

@@ -88,9 +88,15 @@ async def remote() -> AsyncIterator[MediaRemote]:
     await server.stop()
 
 
+PASSWORD = "correct horse battery staple"
+
+
 async def serving(fedserver_processes, **settings: Any) -> ServerProcess:
+    """An instance with alice (an admin, password PASSWORD) and a short media timeout."""
     server = fedserver_processes("a", media_fetch_timeout_seconds=MEDIA_TIMEOUT, **settings)
-    server.run("user", "create", "alice", check=True)
+    password = server.directory / "password"
+    password.write_text(PASSWORD)
+    server.run("user", "create", "alice", "--admin", "--password-file", str(password), check=True)
     await server.astart()
     return server
 
@@ -176,13 +182,8 @@ async def upload_avatar(visitor, data: bytes) -> int:
         return resp.status
 
 
-async def test_pruning_removes_cached_copies_pages_still_work_and_local_media_stays(
-        fedserver_processes, remote, tmp_path):
-    server = fedserver_processes("a", media_fetch_timeout_seconds=MEDIA_TIMEOUT)
-    password = tmp_path / "password"
-    password.write_text("correct horse battery staple")
-    server.run("user", "create", "alice", "--admin", "--password-file", str(password), check=True)
-    await server.astart()
+async def test_pruning_removes_cached_copies_pages_still_work_and_local_media_stays(fedserver_processes, remote):
+    server = await serving(fedserver_processes)
     note = await post_pictures(remote, server, ["good.png"], sensitive=True)
     await await_for(lambda: states(server, remote) == {"good.png": "cached"}, timeout=30, what="the picture cached")
     post_id = server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],))
@@ -190,7 +191,7 @@ async def test_pruning_removes_cached_copies_pages_still_work_and_local_media_st
     assert len(list(cache.iterdir())) == 3  # the picture, its thumbnail and its blurhash picture
 
     async with Visitor(server.base) as alice:
-        assert (await alice.sign_in("alice", "correct horse battery staple")).status == 303
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
         assert await upload_avatar(alice, png((64, 64), (0, 200, 0))) == 303
         [local] = [p for p in (server.directory / "media").iterdir() if p.is_file()]
         before = await alice.get(f"/posts/{post_id}")
@@ -221,3 +222,24 @@ async def test_pruning_removes_cached_copies_pages_still_work_and_local_media_st
             assert again.status == 200 and again.headers["Content-Type"] == "image/webp"
         assert len(remote.media_hits) == hits + 1
         assert states(server, remote) == {"good.png": "cached"}
+
+
+async def test_custom_emoji_show_as_small_pictures_from_the_cache(fedserver_processes, remote):
+    server = await serving(fedserver_processes)
+    note = remote.note("mallory", "hello :blobcat: and :unknown:", mention=server.actor_uri("alice"))
+    note["content"] += '<p><a href="https://example.com/:blobcat:">:blobcat: link</a></p>'
+    note["tag"] += [{"type": "Emoji", "name": ":blobcat:", "icon": {"type": "Image", "mediaType": "image/png",
+                                                                      "url": f"{remote.base}/media/good.png"}},
+                    {"type": "Emoji", "name": ":bad\"code:", "icon": {"url": f"{remote.base}/media/good.png"}}]
+    status, body = await remote.post(f"{server.base}/inbox", remote.activity("mallory", "Create", note),
+                                     as_user="mallory")
+    assert status == 202, body
+    await await_for(lambda: server.value("SELECT state FROM remote_media WHERE purpose = 'emoji'") == "cached",
+                    timeout=30, what="the emoji cached")
+    post_id = server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],))
+    async with Visitor(server.base) as alice:
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
+        page = await alice.get(f"/posts/{post_id}")
+    emoji = re.findall(r'<img class="emoji" src="(/media/cache/[0-9a-f]{64}\.webp)" alt=":blobcat:"', page.text)
+    assert len(emoji) == 2, page.text  # in the text and in the link's text, never in its href
+    assert 'href="https://example.com/:blobcat:"' in page.text and ":unknown:" in page.text
