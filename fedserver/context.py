@@ -121,7 +121,7 @@ async def close_context(ctx: Context) -> None:
     image_worker = ctx.__dict__.pop("_image_worker", None)
     if image_worker is not None:
         await image_worker.close()
-    from fedserver.services import media_cache  # services import this module
-
-    await media_cache.close(ctx)
+    media_worker = ctx.__dict__.pop("_media_worker", None)  # the media cache's (services/media_cache.py)
+    if media_worker is not None:
+        await media_worker.close()
     await ctx.db.close()

@@ -42,6 +42,8 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
         doc["movedTo"] = actor.moved_to_uri
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "mediaType": actor.icon_media_type or "image/png", "url": actor.icon_url}
+    if actor.image_url:  # the header picture, as Mastodon publishes it
+        doc["image"] = {"type": "Image", "mediaType": actor.image_media_type or "image/png", "url": actor.image_url}
     if extra_fields:
         doc.update(extra_fields)
     return {k: v for k, v in doc.items() if v is not None}

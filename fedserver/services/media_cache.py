@@ -16,14 +16,19 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fedserver.activitypub.fetch import FetchError
 from fedserver.context import Context
-from fedserver.image_previews import Preview
-from fedserver.image_worker import ImageWorker, WorkerLimits
-from fedserver.images import CleanImage, InvalidImage, write_file
 from fedserver.store import remote_media as media_store
 from fedserver.store.remote_media import CachedCopy, MediaUsage, RemoteMedia
+
+if TYPE_CHECKING:
+    from fedserver.image_previews import Preview
+    from fedserver.image_worker import ImageWorker
+    from fedserver.images import CleanImage
+
+# The fetcher (aiohttp) and the image worker (Pillow) are imported where used: `fedserver status`
+# and `media prune` use this module and need neither.
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +51,13 @@ def _worker(ctx: Context) -> ImageWorker:
     """The cache's own image worker: remote pictures never make uploads wait behind them."""
     worker = ctx.__dict__.get("_media_worker")
     if worker is None:
+        from fedserver.image_worker import ImageWorker, WorkerLimits
+
         up, media = ctx.settings.uploads, ctx.settings.media
         worker = ctx.__dict__["_media_worker"] = ImageWorker(WorkerLimits(
             max_pixels=up.upload_max_pixels, cpu_seconds=up.upload_cpu_seconds, memory_mb=up.upload_memory_mb,
             timeout_seconds=up.upload_timeout_seconds, preview_side=media.media_thumbnail_side))
     return worker
-
-
-async def close(ctx: Context) -> None:
-    worker = ctx.__dict__.pop("_media_worker", None)
-    if worker is not None:
-        await worker.close()
 
 
 def _flights(ctx: Context) -> dict[int, asyncio.Future]:
@@ -84,6 +85,9 @@ async def cache(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
 
 
 async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
+    from fedserver.activitypub.fetch import FetchError
+    from fedserver.images import InvalidImage
+
     media = ctx.settings.media
     try:
         data = await ctx.fetcher.fetch_media(row.url, max_bytes=media.media_max_remote_bytes,
@@ -105,6 +109,8 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
 def _write_files(folder: Path, image: CleanImage, preview: Preview) -> CachedCopy:
     """Write the three files under names made of their content's hash (off the event loop: hashing
     and writing a large picture takes milliseconds). A file already there is the same content."""
+    from fedserver.images import write_file
+
     names = []
     for data, extension in ((image.data, image.extension), (preview.data, "webp"), (preview.blur_png, "png")):
         name = f"{hashlib.sha256(data).hexdigest()}.{extension}"

@@ -48,6 +48,9 @@ class Actor:
     also_known_as: str = "[]"
     # An admin silenced the account (migration 0020): out of public timelines, shown to followers.
     silenced_at: str | None = None
+    # The profile's header picture (its `image`, migration 0052).
+    image_url: str | None = None
+    image_media_type: str | None = None
 
     @property
     def aliases(self) -> list[str]:
@@ -83,7 +86,7 @@ ACTOR_PROFILE_COLUMNS = (
     "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
     "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
     "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
-    "indexable", "raw_json", "moved_to_uri",
+    "indexable", "raw_json", "moved_to_uri", "image_url", "image_media_type",
 )
 
 
@@ -142,9 +145,10 @@ async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str,
 
 
 def _pictures(profile: dict[str, object]) -> list[tuple[str, str]]:
-    """A remote actor's avatar for the media cache: pages show it from there, fetched on first view."""
-    icon = profile.get("icon_url")
-    return [(icon, "avatar")] if isinstance(icon, str) and icon else []
+    """A remote actor's avatar and header for the media cache: pages show them from there, fetched
+    on first view."""
+    pictures = [(profile.get("icon_url"), "avatar"), (profile.get("image_url"), "header")]
+    return [(url, purpose) for url, purpose in pictures if isinstance(url, str) and url]
 
 
 def actor_id_by_uri_sync(conn: sqlite3.Connection, uri: str) -> int | None:

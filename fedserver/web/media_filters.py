@@ -87,7 +87,17 @@ def with_emojis(html: Markup, emojis: dict[str, str]) -> Markup:
     return Markup("".join(part if index % 2 else _SHORTCODE.sub(picture_of, part) for index, part in enumerate(parts)))
 
 
+def header_src(actor) -> str:
+    """The profile header picture's address on this server, or "" for none (remote: the cached
+    picture itself, not the thumbnail: a header is shown wide)."""
+    url = actor.image_url
+    if not url or host_of(url) is None:
+        return ""
+    return urlsplit(url).path if actor.is_local else remote_picture_path(url)
+
+
 def install(env: jinja2.Environment) -> None:
+    env.filters["header_src"] = header_src
     env.filters["picture"] = picture
     env.filters["avatar_src"] = avatar_src
     env.filters["with_emojis"] = with_emojis

@@ -37,7 +37,7 @@ def png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
-def test_a_remote_picture_and_avatar_show_from_the_readers_own_server(page: Page, browser: Browser, two_servers):
+def test_a_remote_picture_avatar_and_header_show_from_the_readers_own_server(page: Page, browser: Browser, two_servers):
     a, b = two_servers
     author = "a" + secrets.token_hex(3)
     # On a: the author sets an avatar and posts a described picture.
@@ -49,6 +49,10 @@ def test_a_remote_picture_and_avatar_show_from_the_readers_own_server(page: Page
             files=[{"name": "me.png", "mimeType": "image/png", "buffer": png((120, 120), (200, 40, 90))}])
         a_page.get_by_role("button", name="Upload picture").click()
         expect(a_page.get_by_text("Your picture was updated.")).to_be_visible()
+        a_page.get_by_label("New header picture").set_input_files(
+            files=[{"name": "header.png", "mimeType": "image/png", "buffer": png((1500, 500), (20, 60, 120))}])
+        a_page.get_by_role("button", name="Upload header picture").click()
+        expect(a_page.get_by_text("Your header picture was updated.")).to_be_visible()
     finally:
         a_page.close()
 
@@ -99,6 +103,18 @@ def test_a_remote_picture_and_avatar_show_from_the_readers_own_server(page: Page
     avatars = [image for image in images if image["alt"] == "" and "/media/" in image["src"]]
     assert avatars and all(image["src"].startswith(b.base) and image["w"] > 0 for image in avatars)
     assert requests and not [url for url in requests if not url.startswith(b.base)], requests
+
+    # The author's profile on b: the header picture (federated as `image`) and avatar, from b too.
+    profile = page.locator("article.post a.author").first.get_attribute("href")
+    page.goto(f"{b.base}{profile}")
+    header = page.locator("img.profile-header")
+    expect(header).to_be_visible()
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.querySelector('img.profile-header').naturalWidth") == 1500
+    assert page.evaluate("document.querySelector('img.avatar').naturalWidth") > 0
+    assert header.get_attribute("src").startswith("/media/remote/")
+    assert not [url for url in requests if not url.startswith(b.base)], requests
+    page.goto(f"{b.base}/home")
 
     # The original is one click away, still on b.
     page.get_by_role("link", name="An orange sky above dark water").click()
