@@ -64,6 +64,15 @@ def _flights(ctx: Context) -> dict[int, asyncio.Future]:
     return ctx.__dict__.setdefault("_media_flights", {})
 
 
+def _fetch_slots(ctx: Context) -> asyncio.Semaphore:
+    """Pictures fetched at once by this process, by the worker and first views together: a page of
+    uncached pictures (or many visitors) waits its turn rather than open a fetch each."""
+    slots = ctx.__dict__.get("_media_slots")
+    if slots is None:
+        slots = ctx.__dict__["_media_slots"] = asyncio.Semaphore(ctx.settings.media.media_fetch_concurrency)
+    return slots
+
+
 async def ensure_cached(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     """The row with its files on disk, fetching them now when needed; None when the picture cannot
     be had (refused, unreachable, or failed recently)."""
@@ -90,8 +99,9 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
 
     media = ctx.settings.media
     try:
-        data = await ctx.fetcher.fetch_media(row.url, max_bytes=media.media_max_remote_bytes,
-                                             timeout=media.media_fetch_timeout_seconds)
+        async with _fetch_slots(ctx):
+            data = await ctx.fetcher.fetch_media(row.url, max_bytes=media.media_max_remote_bytes,
+                                                 timeout=media.media_fetch_timeout_seconds)
         image, preview = await _worker(ctx).clean_with_preview(data)
     except (FetchError, InvalidImage) as exc:
         delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(row.attempts, 10))
