@@ -66,7 +66,7 @@ class Context:
             up = self.settings.uploads
             worker = self.__dict__["_image_worker"] = ImageWorker(WorkerLimits(
                 max_pixels=up.upload_max_pixels, cpu_seconds=up.upload_cpu_seconds, memory_mb=up.upload_memory_mb,
-                timeout_seconds=up.upload_timeout_seconds))
+                timeout_seconds=up.upload_timeout_seconds, preview_side=self.settings.media.media_thumbnail_side))
         return worker
 
 

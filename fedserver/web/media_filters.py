@@ -40,7 +40,11 @@ def picture(item, is_local: bool) -> ShownPicture | None:
         return None
     if is_local:
         path = urlsplit(item.url).path  # our own upload: served by this server (web/settings.py media)
-        width, height = _box(item.width, item.height, 10_000)
+        if item.thumb_url:
+            width, height = _box(item.thumb_width, item.thumb_height, 10_000)
+            return ShownPicture(urlsplit(item.thumb_url).path, path, width, height,
+                                urlsplit(item.blur_url).path if item.blur_url else None)
+        width, height = _box(item.width, item.height)  # posted before thumbnails were made
         return ShownPicture(path, path, width, height, None)
     cached = item.cached
     if cached is None:

@@ -207,7 +207,10 @@ def test_post_a_picture_with_a_description(page: Page, servers):
     expect(page.get_by_text("Your post is published.")).to_be_visible()
     picture = page.get_by_role("img", name="A plain yellow square").first
     expect(picture).to_be_visible()
-    expect(picture).to_have_attribute("src", re.compile(r"^/media/[0-9a-f]{32}\.png$"))
+    # The thumbnail in the card; the original (a PNG, as uploaded) one click away.
+    expect(picture).to_have_attribute("src", re.compile(r"^/media/[0-9a-f]{32}\.webp$"))
+    expect(page.get_by_role("link", name="A plain yellow square").first).to_have_attribute(
+        "href", re.compile(r"^/media/[0-9a-f]{32}\.png$"))
 
 
 def test_pages_work_under_the_content_security_policy_without_violations(page: Page, servers):
