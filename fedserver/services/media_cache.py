@@ -109,7 +109,11 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
         async with ctx.db.transaction() as tx:
             await media_store.mark_failed(tx, row.id, str(exc), retry_at_ms=ctx.clock.now_ms() + delay * 1000)
         return None
-    copy = await asyncio.to_thread(_write_files, cache_dir(ctx), image, preview)
+    try:
+        copy = await asyncio.to_thread(_write_files, cache_dir(ctx), image, preview)
+    except OSError:  # our disk, not the remote's fault: asked again on the next view or round
+        log.exception("media cache: could not write the files of %s", row.url)
+        return None
     async with ctx.db.transaction() as tx:
         await media_store.mark_cached(tx, row.id, copy, fetched_at=int(ctx.clock.now()))
     log.info("media cache: cached %s (%s) as %s, %d bytes", row.url, row.purpose, copy.file_name, copy.stored_bytes)
