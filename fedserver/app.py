@@ -20,6 +20,7 @@ from fedserver.federation.inbox import handle_inbox
 from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
+from fedserver.services import media_cache
 from fedserver.web import admin as web_admin
 from fedserver.web import followed_tags as web_followed_tags
 from fedserver.web import keyword_filters as web_keyword_filters
@@ -27,6 +28,7 @@ from fedserver.web import lists as web_lists
 from fedserver.web import auth as web_auth
 from fedserver.web import settings as web_settings
 from fedserver.web import common, crawlers, pages
+from fedserver.web import media as web_media
 from fedserver.web import moving as web_moving
 from fedserver.web import not_found, page_headers
 from fedserver.web import oauth as web_oauth
@@ -73,6 +75,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_lists.add_routes(app)
     web_keyword_filters.add_routes(app)
     web_followed_tags.add_routes(app)
+    web_media.add_routes(app)
     app.router.add_static("/static", common.TEMPLATES_DIR / "static", append_version=False)
     corpus_api.add_routes(app)
     api_routes.add_routes(app, settings)
@@ -89,7 +92,9 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
             workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
                        asyncio.create_task(InboxWorker(ctx, app[INBOX_WRITER_KEY]).run(), name="inbox-worker"),
                        asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler"),
-                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner")]
+                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner"),
+                       asyncio.create_task(media_cache.run_worker(ctx), name="media-cache"),
+                       asyncio.create_task(media_cache.prune_periodically(ctx), name="media-pruner")]
         app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:

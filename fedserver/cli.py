@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=int, default=7, help="days until it expires (0: never)")
 
     sub.add_parser("status", help="delivery queue depth and failing hosts")
+    media = sub.add_parser("media", help="the cache of remote pictures").add_subparsers(dest="media_command",
+                                                                                        required=True)
+    s = media.add_parser("prune", help="remove cached remote pictures older than [media] remote_retention_days")
+    s.add_argument("--older-than-days", type=float, help="instead of remote_retention_days (0: all of them)")
     cli_corpus.add_parsers(sub)
     return p
 
@@ -241,6 +245,14 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         await _run_account(ctx, args)
     elif cmd in ("domain-block", "status"):
         await _run_status(ctx, args)
+    elif cmd == "media":
+        from fedserver.services import media_cache
+
+        if args.older_than_days is not None and args.older_than_days < 0:
+            raise CommandError("--older-than-days must not be negative")
+        pruned = await media_cache.prune(ctx, older_than_days=args.older_than_days)
+        print(f"pruned {pruned.pictures} cached pictures ({pruned.files_removed} files removed);"
+              " they are fetched again when someone looks")
     elif cmd == "invite":
         from fedserver.services import auth
 
@@ -368,6 +380,15 @@ async def _run_status(ctx, args: argparse.Namespace) -> None:
                   f" {host['last_failure_at']}")
     else:
         print("failing hosts: none")
+    from fedserver.services import media_cache
+
+    media = await media_cache.usage(ctx)
+    print(f"media: {media.local_files} local files, {_megabytes(media.local_bytes)};"
+          f" {media.cached_files} cached remote pictures, {_megabytes(media.cached_bytes)}")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def main(argv: list[str] | None = None) -> int:

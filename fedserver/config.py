@@ -104,6 +104,17 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    # Remote pictures (attachments, avatars) are fetched, cleaned and served from this server.
+    media_dir: str = ""  # empty: "media" beside the database file
+    remote_retention_days: int = 30
+    media_max_remote_bytes: int = 16 * 1024 * 1024
+    media_fetch_timeout_seconds: float = 30.0
+    media_thumbnail_side: int = 400
+    media_fetch_concurrency: int = 4
+
+
+@dataclass(frozen=True)
 class Settings:
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -111,6 +122,7 @@ class Settings:
     federation: FederationSettings = field(default_factory=FederationSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     # Directory of the config file: relative paths in it are taken relative to this.
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -125,6 +137,9 @@ class Settings:
 
     @property
     def media_dir(self) -> Path:
+        if self.media.media_dir:
+            path = Path(self.media.media_dir)
+            return path if path.is_absolute() else self.base_dir / path
         return self.database_path.parent / "media"
 
 
@@ -135,6 +150,7 @@ _SECTIONS = {
     "federation": FederationSettings,
     "corpus": CorpusSettings,
     "uploads": UploadSettings,
+    "media": MediaSettings,
 }
 
 
@@ -222,6 +238,11 @@ def validate(settings: Settings) -> Settings:
     up = settings.uploads
     if min(up.upload_max_pixels, up.upload_cpu_seconds, up.upload_timeout_seconds) <= 0 or up.upload_memory_mb < 256:
         raise ConfigError("[uploads] limits must be positive, and upload_memory_mb at least 256")
+    media = settings.media
+    if min(media.remote_retention_days, media.media_max_remote_bytes, media.media_fetch_timeout_seconds,
+           media.media_thumbnail_side, media.media_fetch_concurrency) <= 0:
+        raise ConfigError("[media] remote_retention_days, media_max_remote_bytes, media_fetch_timeout_seconds,"
+                          " media_thumbnail_side and media_fetch_concurrency must be positive")
     return settings
 
 
@@ -399,6 +420,23 @@ upload_cpu_seconds = 10
 upload_memory_mb = 1024
 # Wall-clock seconds after which a picture still decoding is given up (the process is stopped).
 upload_timeout_seconds = 30.0
+
+[media]
+# Where uploaded and cached pictures are stored; empty means a "media" folder beside the database.
+media_dir = ""
+# Pictures of other servers (attachments, avatars) are fetched by this server, cleaned like uploads
+# and served from here, so that pages never make readers' browsers ask other servers. Cached copies
+# older than this many days are removed by `fedserver media prune` (and daily by the server); they
+# are fetched again when someone looks. Local media is never removed.
+remote_retention_days = 30
+# Largest remote picture fetched, in bytes; larger ones are refused.
+media_max_remote_bytes = 16777216
+# Seconds one remote picture may take to arrive.
+media_fetch_timeout_seconds = 30.0
+# Thumbnails shown in timelines are at most this many pixels wide and high.
+media_thumbnail_side = 400
+# Remote pictures fetched at once by the media cache's worker.
+media_fetch_concurrency = 4
 """
 
 

@@ -66,7 +66,7 @@ class Context:
             up = self.settings.uploads
             worker = self.__dict__["_image_worker"] = ImageWorker(WorkerLimits(
                 max_pixels=up.upload_max_pixels, cpu_seconds=up.upload_cpu_seconds, memory_mb=up.upload_memory_mb,
-                timeout_seconds=up.upload_timeout_seconds))
+                timeout_seconds=up.upload_timeout_seconds, preview_side=self.settings.media.media_thumbnail_side))
         return worker
 
 
@@ -121,4 +121,7 @@ async def close_context(ctx: Context) -> None:
     image_worker = ctx.__dict__.pop("_image_worker", None)
     if image_worker is not None:
         await image_worker.close()
+    media_worker = ctx.__dict__.pop("_media_worker", None)  # the media cache's (services/media_cache.py)
+    if media_worker is not None:
+        await media_worker.close()
     await ctx.db.close()

@@ -15,7 +15,9 @@ The child answers with a small JSON header and the picture's bytes, never with a
 process that parses hostile files cannot make the server run anything by its answer.
 
 Run as `python -m fedserver.image_worker --max-pixels N --cpu-seconds N --memory-mb N`: it reads
-length-prefixed pictures on stdin and writes answers on stdout."""
+length-prefixed pictures on stdin and writes answers on stdout. With `--preview-side N` (the media
+cache's worker) it also answers with each picture's thumbnail, blurhash and blur picture
+(fedserver/image_previews.py), made within the same limits."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from fedserver.image_previews import Preview
 from fedserver.images import FORMATS, MAX_PIXELS, CleanImage, InvalidImage
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class WorkerLimits:
     cpu_seconds: int = 10
     memory_mb: int = 1024
     timeout_seconds: float = 30.0
+    # 0: pictures only; otherwise thumbnails at most this wide and high come with them.
+    preview_side: int = 0
 
 
 class ImageWorker:
@@ -65,6 +70,16 @@ class ImageWorker:
 
     async def clean(self, data: bytes) -> CleanImage:
         """The picture written again without metadata; raises InvalidImage with a message for the person."""
+        return (await self._clean(data))[0]
+
+    async def clean_with_preview(self, data: bytes) -> tuple[CleanImage, Preview]:
+        """clean(), and the picture's thumbnail and blurhash (a worker made with preview_side > 0)."""
+        image, preview = await self._clean(data)
+        if preview is None:
+            raise InvalidImage(FAILED)
+        return image, preview
+
+    async def _clean(self, data: bytes) -> tuple[CleanImage, Preview | None]:
         if len(data) > MAX_INPUT_BYTES:
             raise InvalidImage(f"the picture may be at most {MAX_INPUT_BYTES // (1024 * 1024)} MB")
         async with self._lock:
@@ -111,6 +126,7 @@ class ImageWorker:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "fedserver.image_worker", "--max-pixels", str(limits.max_pixels),
                 "--cpu-seconds", str(limits.cpu_seconds), "--memory-mb", str(limits.memory_mb),
+                "--preview-side", str(limits.preview_side),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             log.info("image worker started (pid %d)", self._proc.pid)
         return self._proc
@@ -174,17 +190,48 @@ class ImageWorker:
         log.info("image worker (pid %d) left after %.0fs without pictures", proc.pid, IDLE_SECONDS)
 
 
-def _answer(header: dict, payload: bytes) -> CleanImage:
+# Pipe buffers of 1 MB (Linux's default most for an unprivileged process) instead of 64 KB: a 2 MB
+# picture then crosses in a few event-loop wake-ups each way instead of about thirty.
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen_pipes() -> None:
+    """In the child: a pipe's buffer belongs to the pipe, so either end may size it."""
+    import fcntl
+
+    for fd in (0, 1):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except (OSError, AttributeError):  # a lower system limit, or not Linux: only more wake-ups
+            pass
+
+
+def _answer(header: dict, payload: bytes) -> tuple[CleanImage, Preview | None]:
     """The child's answer, checked: it comes from the process that parsed hostile bytes."""
     if not header.get("ok"):
         error = header.get("error")
         raise InvalidImage(error if isinstance(error, str) and error else FAILED)
     types = {content_type: extension for content_type, extension in FORMATS.values()}
     content_type, width, height = header.get("content_type"), header.get("width"), header.get("height")
-    if (content_type not in types or not isinstance(width, int) or not isinstance(height, int)
-            or width <= 0 or height <= 0):
+    if (content_type not in types or not _positive(width) or not _positive(height)):
         raise InvalidImage(FAILED)
-    return CleanImage(payload, content_type, types[content_type], width, height)
+    preview = header.get("preview")
+    if preview is None:
+        return CleanImage(payload, content_type, types[content_type], width, height), None
+    sizes = [preview.get(k) if isinstance(preview, dict) else None
+             for k in ("image_length", "length", "blur_length", "width", "height")]
+    hash_ = preview.get("blurhash") if isinstance(preview, dict) else None
+    if (not all(_positive(n) for n in sizes) or sum(sizes[:3]) != len(payload) or not isinstance(hash_, str)
+            or not 6 <= len(hash_) <= 100):
+        raise InvalidImage(FAILED)
+    image_length, preview_length, _, preview_width, preview_height = sizes
+    thumb_end = image_length + preview_length
+    return (CleanImage(payload[:image_length], content_type, types[content_type], width, height),
+            Preview(payload[image_length:thumb_end], preview_width, preview_height, hash_, payload[thumb_end:]))
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 # -- the child process ----------------------------------------------------------------------------
@@ -228,12 +275,14 @@ def _write_answer(stream: BinaryIO, header: dict, payload: bytes = b"") -> None:
     stream.flush()
 
 
-def serve(max_pixels: int, cpu_seconds: int, memory_mb: int) -> int:
+def serve(max_pixels: int, cpu_seconds: int, memory_mb: int, preview_side: int = 0) -> int:
     from PIL import Image
 
+    from fedserver.image_previews import make_preview
     from fedserver.images import clean_image
 
     _limit_self(memory_mb)
+    _widen_pipes()
     # Pillow's own bomb check (89 million pixels) never stricter than the configured bound: ours,
     # checked on the canvas before each frame is decoded, gives the person the clearer message.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
@@ -255,8 +304,21 @@ def serve(max_pixels: int, cpu_seconds: int, memory_mb: int) -> int:
             continue
         except MemoryError:
             return EXIT_OUT_OF_MEMORY
-        _write_answer(stdout, {"ok": True, "content_type": image.content_type, "width": image.width,
-                               "height": image.height}, image.data)
+        header = {"ok": True, "content_type": image.content_type, "width": image.width, "height": image.height}
+        payload = image.data
+        if preview_side > 0:
+            try:
+                preview = make_preview(image.data, preview_side)
+            except MemoryError:
+                return EXIT_OUT_OF_MEMORY
+            except Exception:  # noqa: BLE001 - Pillow's errors on a picture it wrote itself: refuse it
+                _write_answer(stdout, {"ok": False, "error": FAILED})
+                continue
+            header["preview"] = {"image_length": len(image.data), "length": len(preview.data),
+                                 "blur_length": len(preview.blur_png), "width": preview.width,
+                                 "height": preview.height, "blurhash": preview.blurhash}
+            payload = image.data + preview.data + preview.blur_png
+        _write_answer(stdout, header, payload)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS)
     parser.add_argument("--cpu-seconds", type=int, default=WorkerLimits.cpu_seconds)
     parser.add_argument("--memory-mb", type=int, default=WorkerLimits.memory_mb)
+    parser.add_argument("--preview-side", type=int, default=0)
     args = parser.parse_args(argv)
-    return serve(args.max_pixels, args.cpu_seconds, args.memory_mb)
+    return serve(args.max_pixels, args.cpu_seconds, args.memory_mb, args.preview_side)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         # Some servers publish actors without preferredUsername; fall back to the id's last segment.
         username = urlsplit(actor_id).path.rstrip("/").rsplit("/", 1)[-1] or host_of(actor_id) or "unknown"
     icon_url, icon_type = _image_url(doc.get("icon"))
+    image_url, image_type = _image_url(doc.get("image"))
+    image_url = image_url if host_of(image_url) is not None and len(image_url or "") <= MAX_ID_LENGTH else None
     url = doc.get("url")
     url = id_of(url) if not isinstance(url, dict) else string_or_none(url.get("href"))
     # Links we will put into pages and posts: http(s) only, never javascript: or data: URLs.
@@ -121,6 +123,8 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         "featured_url": string_or_none(id_of(doc.get("featured")), 2000),
         "icon_url": icon_url,
         "icon_media_type": icon_type,
+        "image_url": image_url,
+        "image_media_type": image_type if image_url else None,
         "key_id": chosen.key_id,
         "public_key_pem": chosen.pem,
         "manually_approves_followers": int(doc.get("manuallyApprovesFollowers") is True),

@@ -379,6 +379,9 @@ class RemoteFetcher:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._origins = _Origins(fetches_per_origin, failure_ttl)
+        # Media has budgets of its own: a host slow to send pictures must not hold the slots its
+        # key and object fetches (signature checks) need.
+        self._media_origins = _Origins(fetches_per_origin, failure_ttl)
 
     def origin_paused_for(self, url: str) -> float:
         """Seconds until the origin of ``url`` is asked again (0: not paused)."""
@@ -462,15 +465,16 @@ class RemoteFetcher:
             result = await result
         return dict(result)
 
-    async def _guard(self, url: str, fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``fn`` under the deadline and translate transport errors."""
+    async def _guard(self, url: str, fn: Callable[[], Awaitable[_T]], timeout: float | None = None) -> _T:
+        """Run ``fn`` under the deadline (``timeout``, else the fetcher's) and translate transport errors."""
+        deadline = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(deadline):
                 return await fn()
         except FetchError:
             raise
         except TimeoutError:  # asyncio.timeout and aiohttp's ServerTimeoutError alike
-            raise FetchTimeout(f"timed out after {self.timeout}s", url=url) from None
+            raise FetchTimeout(f"timed out after {deadline}s", url=url) from None
         except BlockedAddressError as exc:
             raise FetchBlocked(str(exc), url=url) from None
         except aiohttp.ClientConnectorError as exc:
@@ -602,6 +606,73 @@ class RemoteFetcher:
         if not _has_as_context(doc):
             raise FetchInvalid("@context does not include ActivityStreams", url=url)
         return doc
+
+    async def fetch_media(self, url: str, *, max_bytes: int, timeout: float | None = None) -> bytes:
+        """GET a remote picture's bytes for the media cache; unsigned (Mastodon fetches media
+        unsigned too, and a media host need not be an ActivityPub server).
+
+        The same rules as object fetches where they apply: the network policy on every hop (up
+        to ``max_redirects``: media often sits behind a CDN that redirects), one deadline for the
+        whole exchange (``timeout``, else the fetcher's), a body cap (``max_bytes``, checked on
+        Content-Length and while streaming), per-origin slots, remembered failures and paused
+        origins (budgets apart from object fetches'). The Content-Type is not looked at: the
+        caller decides the type from the bytes themselves (a server may call anything image/png)."""
+        deadline = self.timeout if timeout is None else timeout
+        u = self._checked(url)
+        key, origin = str(u), _origin_of(u)
+        origins = self._media_origins
+        remembered = origins.remembered(key)
+        if remembered is not None:
+            raise remembered
+        paused = origins.paused_for(origin)
+        if paused > 0:
+            raise FetchUnavailable(f"{origin} failed {ORIGIN_FAILURES_TO_PAUSE} fetches in a row; paused for "
+                                   f"another {paused:.0f} s", url=url)
+        session = self._get_session()
+
+        async def run() -> bytes:
+            current = u
+            for _hop in range(self.max_redirects + 1):
+                async with session.get(current, headers={"Accept": "image/*"}, allow_redirects=False,
+                                       timeout=aiohttp.ClientTimeout(total=deadline)) as resp:
+                    if resp.status in _REDIRECT_STATUSES:
+                        location = resp.headers.get(aiohttp.hdrs.LOCATION)
+                        if not location:
+                            raise FetchHTTPError(resp.status, "redirect without Location", url=url)
+                        try:
+                            nxt = resp.url.join(URL(location)).with_fragment(None)
+                        except ValueError:
+                            raise FetchInvalid("bad redirect Location", url=url) from None
+                        current = self._checked(nxt)
+                        continue
+                    self._raise_for_status(resp, str(current))
+                    return await self._read_limited(resp, str(current), max_bytes)
+            raise FetchHTTPError(300, "too many redirects", url=url)
+
+        async with origins.slot(origin, deadline) as state:
+            try:
+                body = await self._guard(url, run, deadline)
+            except FetchBlocked:
+                raise
+            except FetchError as exc:
+                origins.outcome(key, origin, state, exc)
+                raise
+            origins.outcome(key, origin, state, None)
+            return body
+
+    async def _read_limited(self, resp: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
+        length = resp.content_length
+        if length is not None and length > limit:
+            raise FetchInvalid(f"Content-Length {length} exceeds {limit}", url=url)
+        chunks: list[bytes] = []
+        size = 0
+        # Whatever has arrived, in one piece per wake-up (a 2 MB picture is a few dozen, not 32 of 64 KB).
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise FetchInvalid(f"body exceeds {limit} bytes", url=url)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def get_json(self, url: str, accept: str = "application/json") -> dict[str, Any]:
         """GET a plain JSON object (WebFinger JRD, NodeInfo); unsigned.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -13,6 +14,9 @@ from fedserver.activitypub.vocab import PUBLIC, PUBLIC_FORMS, POST_TYPES
 MAX_TAGS = 100  # bound work on hostile payloads (cf. CVE-2026-23962's unbounded poll options)
 # Mastodon attaches up to 4, Misskey up to 16; more are dropped, as Mastodon drops past its limit.
 MAX_ATTACHMENTS = 16
+# Custom emoji of one post kept (Mastodon's tags of type Emoji), and the shortcodes taken.
+MAX_EMOJIS = 50
+EMOJI_SHORTCODE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 ATTACHMENT_TYPES = ("Document", "Image", "Video", "Audio")
 # Mastodon allows 4 poll options by default, instances up to about 10; Misskey 10.
 MAX_POLL_OPTIONS = 20
@@ -68,6 +72,8 @@ class ParsedNote:
     hashtags: list[str] = field(default_factory=list)
     attachments: list[MediaAttachment] = field(default_factory=list)
     poll: ParsedPoll | None = None
+    # Custom emoji: (shortcode without colons, picture URL), each shortcode once.
+    emojis: list[tuple[str, str]] = field(default_factory=list)
 
 
 def addressing(visibility: str, followers_url: str, mention_uris: list[str]) -> dict[str, list[str]]:
@@ -159,8 +165,25 @@ def parse_note(obj: Any, *, followers_url: str | None = None,
         in_reply_to=head.in_reply_to, url=url if isinstance(url, str) else None,
         to=head.to, cc=head.cc, published=string_or_none(obj.get("published"), 64),
         updated=string_or_none(obj.get("updated"), 64), mention_hrefs=head.mention_hrefs,
-        hashtags=sorted(set(hashtags)), attachments=attachments_of(obj), poll=poll_of(obj))
+        hashtags=sorted(set(hashtags)), attachments=attachments_of(obj), poll=poll_of(obj), emojis=emojis_of(obj))
     return parsed, visibility_of(head.to, head.cc, followers_url)
+
+
+def emojis_of(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """Custom emoji tags ({"type": "Emoji", "name": ":blobcat:", "icon": {"url": ...}}): shortcodes
+    of letters, digits and underscores only (they are matched in the post's text), http(s) icons."""
+    found: dict[str, str] = {}
+    for tag in as_list(obj.get("tag"))[:MAX_TAGS]:
+        if not isinstance(tag, dict) or first_type(tag) != "Emoji" or not isinstance(tag.get("name"), str):
+            continue
+        shortcode = tag["name"].strip(":")
+        icon = tag.get("icon")
+        url, _ = _media_link(icon.get("url") if isinstance(icon, dict) else icon)
+        if EMOJI_SHORTCODE.match(shortcode) and url is not None and shortcode not in found:
+            found[shortcode] = url
+        if len(found) == MAX_EMOJIS:
+            break
+    return list(found.items())
 
 
 def poll_of(obj: dict[str, Any]) -> ParsedPoll | None:

@@ -46,6 +46,8 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
         # Profile fields as Mastodon federates them: PropertyValues whose value is HTML.
         doc["attachment"] = [{"type": "PropertyValue", "name": f.get("name", ""), "value": f.get("value", "")}
                              for f in actor.fields]
+    if actor.image_url:  # the header picture, as Mastodon publishes it
+        doc["image"] = {"type": "Image", "mediaType": actor.image_media_type or "image/png", "url": actor.image_url}
     if extra_fields:
         doc.update(extra_fields)
     return {k: v for k, v in doc.items() if v is not None}

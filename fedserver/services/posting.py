@@ -13,6 +13,7 @@ from fedserver.activitypub.notes import addressing
 from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
+from fedserver.image_previews import Preview
 from fedserver.images import CleanImage, InvalidImage, write_file
 from fedserver.services import as2, audience, languages, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
@@ -194,13 +195,17 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         await post_store.set_mentions(tx, post_id, [m.id for m in mentions], new=True)
         await post_store.set_tags(tx, post_id, tags, new=True)
         if pictures:
-            for media_id, image, _ in pictures:
-                await web_store.insert_media(tx, media_id=media_id, actor_id=author.id, content_type=image.content_type,
-                                             size=len(image.data), sha256=hashlib.sha256(image.data).hexdigest(), now=now)
+            for picture in pictures:
+                for media_id, data, content_type in picture.files():
+                    await web_store.insert_media(tx, media_id=media_id, actor_id=author.id, content_type=content_type,
+                                                 size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=now)
+            media = f"{ctx.urls.base}/media/"
             await attachment_store.add_attachments(tx, post_id, [
-                Attachment(position=index, media_type=image.content_type, url=f"{ctx.urls.base}/media/{media_id}",
-                           description=description or None, width=image.width, height=image.height)
-                for index, (media_id, image, description) in enumerate(pictures)])
+                Attachment(position=index, media_type=p.image.content_type, url=media + p.media_id,
+                           description=p.description or None, width=p.image.width, height=p.image.height,
+                           thumb_url=media + p.thumb_id, thumb_width=p.preview.width, thumb_height=p.preview.height,
+                           blur_url=media + p.blur_id, blurhash=p.preview.blurhash)
+                for index, p in enumerate(pictures)])
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
@@ -208,10 +213,26 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     return post
 
 
-async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[tuple[str, CleanImage, str]]:
-    """Check, clean (no metadata, in the image worker: fedserver/image_worker.py) and write a new post's
-    pictures, before its transaction: (media id, cleaned picture, description) each. A picture that
-    fails stops the post."""
+@dataclass(frozen=True)
+class _StoredPicture:
+    """A cleaned picture, its thumbnail and blurhash picture, each a file under the media directory."""
+    media_id: str
+    image: CleanImage
+    description: str
+    preview: Preview
+    thumb_id: str
+    blur_id: str
+
+    def files(self) -> list[tuple[str, bytes, str]]:
+        """(media id, bytes, content type) of the three files."""
+        return [(self.media_id, self.image.data, self.image.content_type),
+                (self.thumb_id, self.preview.data, "image/webp"), (self.blur_id, self.preview.blur_png, "image/png")]
+
+
+async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[_StoredPicture]:
+    """Check, clean (no metadata, in the image worker: fedserver/image_worker.py, which also makes the
+    thumbnail timelines show and the blurhash) and write a new post's pictures, before its
+    transaction. A picture that fails stops the post."""
     if len(pictures) > MAX_PICTURES:
         raise PostingError(f"a post may have at most {MAX_PICTURES} pictures")
     stored = []
@@ -219,13 +240,15 @@ async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[t
         if len(picture.data) > MAX_PICTURE_BYTES:
             raise PostingError(f"picture {number} is larger than {MAX_PICTURE_BYTES // (1024 * 1024)} MB")
         try:
-            image = await ctx.image_worker.clean(picture.data)
+            image, preview = await ctx.image_worker.clean_with_preview(picture.data)
         except InvalidImage as exc:
             raise PostingError(f"picture {number}: {exc}") from None
         description = picture.description.strip()[:MAX_DESCRIPTION]
-        stored.append((f"{secrets.token_hex(16)}.{image.extension}", image, description))
-    for media_id, image, _ in stored:
-        await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, image.data)
+        stored.append(_StoredPicture(f"{secrets.token_hex(16)}.{image.extension}", image, description, preview,
+                                     f"{secrets.token_hex(16)}.webp", f"{secrets.token_hex(16)}.png"))
+    for stored_picture in stored:
+        for media_id, data, _ in stored_picture.files():
+            await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, data)
     return stored
 
 
@@ -285,7 +308,8 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
     async with ctx.db.transaction() as tx:
         # The post's pictures go with it: not served from the commit on, their files removed after.
         pictures = (await attachment_store.attachments_for(tx, [post.id])).get(post.id, [])
-        media_ids = [a.url[len(media_prefix):] for a in pictures if a.url.startswith(media_prefix)]
+        media_ids = [url[len(media_prefix):] for a in pictures for url in (a.url, a.thumb_url, a.blur_url)
+                     if url and url.startswith(media_prefix)]
         await web_store.delete_media(tx, media_ids)
         mention_ids = await post_store.list_mentioned_actor_ids(tx, post.id)
         mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]

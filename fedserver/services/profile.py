@@ -65,6 +65,15 @@ async def update_profile(ctx: Context, username: str, *, display_name: str, bio:
 
 
 async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
+    return await _set_picture(ctx, username, data, "icon")
+
+
+async def set_header(ctx: Context, username: str, data: bytes) -> Actor:
+    """The profile's header picture, published as the actor's `image` (Mastodon's header)."""
+    return await _set_picture(ctx, username, data, "image")
+
+
+async def _set_picture(ctx: Context, username: str, data: bytes, field: str) -> Actor:
     actor = await require_local_actor(ctx, username)
     if len(data) > MAX_AVATAR_BYTES:
         raise ProfileError(f"the picture may be at most {MAX_AVATAR_BYTES // (1024 * 1024)} MB")
@@ -84,8 +93,8 @@ async def set_avatar(ctx: Context, username: str, data: bytes) -> Actor:
         await web_store.insert_media(tx, media_id=media_id, actor_id=actor.id, content_type=content_type,
                                      size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=ctx.clock.now_iso())
         await actor_store.update_actor_profile(tx, actor.id, now=ctx.clock.now_iso(),
-                                               icon_url=f"{ctx.urls.base}/media/{media_id}",
-                                               icon_media_type=content_type)
+                                               **{f"{field}_url": f"{ctx.urls.base}/media/{media_id}",
+                                                  f"{field}_media_type": content_type})
         updated = await actor_store.get_actor(tx, actor.id)
         assert updated is not None
         await federate_profile(ctx, tx, updated)

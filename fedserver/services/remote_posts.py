@@ -18,9 +18,11 @@ from fedserver.corpus.signals import read_signal
 from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
+from fedserver.store import emojis as emoji_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import polls as poll_store
 from fedserver.store import posts as post_store
+from fedserver.store import remote_media as media_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
 from fedserver.store.polls import Poll, PollChoice
@@ -120,6 +122,9 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
     post_store.set_tags_sync(conn, new_post.id, parsed.hashtags, new=True)
     if parsed.attachments:
         attachment_store.set_attachments_sync(conn, new_post.id, _attachment_rows(parsed), new=True)
+    if parsed.emojis:
+        emoji_store.set_emojis_sync(conn, new_post.id, parsed.emojis, new=True)
+    _queue_media(conn, parsed, note.author, now)
     if parsed.poll is not None:
         poll_store.set_poll_sync(conn, new_post.id, _poll_row(parsed), new=True)
     _notify_local(conn, new_post.id, note, now, urls)
@@ -168,6 +173,18 @@ def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, 
     post_store.set_mentions_sync(conn, existing.id, [m.id for m in note.mentions])
     post_store.set_tags_sync(conn, existing.id, parsed.hashtags)
     attachment_store.set_attachments_sync(conn, existing.id, _attachment_rows(parsed))
+    emoji_store.set_emojis_sync(conn, existing.id, parsed.emojis)
+    _queue_media(conn, parsed, note.author, now)
+
+
+def _queue_media(conn: sqlite3.Connection, parsed: ParsedNote, author: Actor, now: str) -> None:
+    """A post stored here is for people here: its pictures, and its author's avatar, go to the media
+    cache's queue (services/media_cache.py), so that they are ready before anyone looks."""
+    urls = [(a.url, "attachment") for a in _attachment_rows(parsed) if a.kind == "image"]
+    urls += [(url, "emoji") for _, url in parsed.emojis]
+    if author.icon_url:
+        urls.append((author.icon_url, "avatar"))
+    media_store.note_urls_sync(conn, urls, state=media_store.QUEUED, now=now)
 
 
 def _poll_row(parsed: ParsedNote) -> Poll | None:

@@ -9,6 +9,7 @@ from fedserver.context import Context
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.services import audience, consent, keyword_filters
 from fedserver.services import polls as polls_service
+from fedserver.services import media_cache
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import bookmarks as bookmark_store
@@ -59,6 +60,8 @@ class PostCard:
     # The viewer's keyword filters this post matched that let it show, folded behind their titles:
     # "warn" ones (and "hide" ones for a post opened by its address). The API's Status.filtered.
     filtered: tuple[keyword_filters.KeywordFilter, ...] = ()
+    # Custom emoji of a remote post: shortcode -> its picture's address on this server.
+    emojis: dict[str, str] = field(default_factory=dict)
 
     @property
     def can_boost(self) -> bool:
@@ -140,6 +143,7 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
     post_ids = list({post.id for _, post, _ in entries})
     counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
     media = await attachment_store.attachments_for(reader, post_ids)
+    emojis = await media_cache.emoji_sources(ctx, [post.id for _, post, _ in entries if not post.is_local])
     # Only Questions have polls: most pages need no read for them.
     polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
                                                      if post.object_type == "Question"}))
@@ -166,7 +170,8 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
                               my_votes=my_votes.get(post.id, ()),
                               poll_open=post.id in polls and polls_service.is_open(polls[post.id], now),
                               bookmarked=post.id in bookmarked, pinned=post.id in pinned,
-                              reply_to_author=parents.get(post.in_reply_to_uri or "")))
+                              reply_to_author=parents.get(post.in_reply_to_uri or ""),
+                              emojis=emojis.get(post.id, {})))
     return cards
 
 

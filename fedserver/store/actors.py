@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store import remote_media
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
 
 
@@ -50,6 +51,9 @@ class Actor:
     # Profile fields (migration 0073): JSON list of {"name", "value" (sanitized HTML), "source",
     # "verified_at"}; see services.profile_fields.
     fields_json: str = "[]"
+    # The profile's header picture (its `image`, migration 0052).
+    image_url: str | None = None
+    image_media_type: str | None = None
 
     @property
     def aliases(self) -> list[str]:
@@ -93,7 +97,7 @@ ACTOR_PROFILE_COLUMNS = (
     "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
     "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
     "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
-    "indexable", "raw_json", "moved_to_uri", "fields_json",
+    "indexable", "raw_json", "moved_to_uri", "fields_json", "image_url", "image_media_type",
 )
 
 
@@ -144,10 +148,18 @@ async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now
 
 async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str, **profile: object) -> int:
     existing = await fetch_value(conn, _ACTOR_ID_BY_URI, (uri,))
+    await remote_media.note_urls(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
     if existing is None:
         return await insert_actor(conn, uri=uri, is_local=False, now=now, fetched_at=now, **profile)
     await update_actor_profile(conn, existing, now=now, fetched_at=now, **profile)
     return int(existing)
+
+
+def _pictures(profile: dict[str, object]) -> list[tuple[str, str]]:
+    """A remote actor's avatar and header for the media cache: pages show them from there, fetched
+    on first view."""
+    pictures = [(profile.get("icon_url"), "avatar"), (profile.get("image_url"), "header")]
+    return [(url, purpose) for url, purpose in pictures if isinstance(url, str) and url]
 
 
 def actor_id_by_uri_sync(conn: sqlite3.Connection, uri: str) -> int | None:
@@ -160,6 +172,7 @@ def upsert_remote_actor_sync(conn: sqlite3.Connection, *, uri: str, now: str, ex
                              profile: dict[str, object]) -> int:
     """upsert_remote_actor for Database.write_batch, the caller having looked up `existing`
     (actor_id_by_uri_sync) in the same transaction."""
+    remote_media.note_urls_sync(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
     if existing is None:
         cur = conn.execute(*_insert_statement(uri=uri, is_local=False, now=now, fetched_at=now, profile=profile))
         return int(cur.lastrowid)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from fedserver.services import (account_admin, auth, corpus_custody, instance, remote_moderation, reports, researchers,
                                 signups, status)
+from fedserver.services import media_cache
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
 from fedserver.store import web as web_store
@@ -28,6 +29,8 @@ async def dashboard(request: web.Request) -> web.Response:
         reports=await reports.open_reports(ctx),
         remote_accounts=await remote_moderation.list_moderated(ctx),
         new_token=request.query.get("token_for"),
+        media=await media_cache.usage(ctx),
+        media_retention_days=ctx.settings.media.remote_retention_days,
     )
 
 

@@ -89,6 +89,9 @@ def handle(actor) -> str:
 
 
 def install(env: jinja2.Environment) -> None:
+    from fedserver.web import media_filters
+
+    media_filters.install(env)
     env.filters["post_html"] = post_html
     env.filters["linkify"] = linkify
     env.filters["datetime_short"] = datetime_short

@@ -17,12 +17,11 @@ SIGNED_IN_CACHE_CONTROL = "private, no-store"
 @lru_cache(maxsize=4)
 def content_security_policy(scheme: str) -> str:
     """No script at all inline (templates carry none: no <script>, no on*= handlers, no style=),
-    forms only to this site, no <base> rewriting links, no framing (clickjacking). Pictures come
-    from other servers (avatars are linked, not proxied), so img-src allows remote ones; a plain
-    http instance (local testing) also shows http pictures."""
-    remote = "https:" if scheme == "https" else "http: https:"
+    forms only to this site, no <base> rewriting links, no framing (clickjacking). Pictures and
+    media come from this server only (remote ones through the media cache, services/media_cache.py):
+    a page that loaded another server's picture would tell that server who reads it."""
     return ("default-src 'self'; script-src 'self'; style-src 'self'; "
-            f"img-src 'self' {remote}; media-src 'self' {remote}; object-src 'none'; "
+            "img-src 'self'; media-src 'self'; object-src 'none'; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
 

@@ -68,6 +68,22 @@ async def save_avatar(request: web.Request) -> web.StreamResponse:
     return redirect("/settings/profile", flash="Your picture was updated.")
 
 
+@require_viewer
+async def save_header(request: web.Request) -> web.StreamResponse:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    form = await request.post()
+    upload = form.get("header")
+    if not isinstance(upload, web.FileField):
+        return await _profile_page(request, error="choose a header picture to upload", status=400)
+    data = upload.file.read(profile.MAX_AVATAR_BYTES + 1)
+    try:
+        await profile.set_header(ctx_of(request), viewer.username, data)
+    except ProfileError as exc:
+        return await _profile_page(request, error=str(exc), status=400)
+    return redirect("/settings/profile", flash="Your header picture was updated.")
+
+
 async def media(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     name = request.match_info["name"]
@@ -152,6 +168,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/settings/profile", profile_form)
     r.add_post("/settings/profile", save_profile)
     r.add_post("/settings/avatar", save_avatar)
+    r.add_post("/settings/header", save_header)
     r.add_get("/settings/consent", consent_page)
     r.add_post("/settings/consent", save_consent)
     r.add_get("/settings/consent/receipt", consent_receipt)

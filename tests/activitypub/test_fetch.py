@@ -412,3 +412,38 @@ async def test_closed_fetcher(fetcher: RemoteFetcher) -> None:
     await fetcher.close()
     with pytest.raises(RuntimeError):
         await fetcher.get_json("http://127.0.0.1:1/")
+
+
+# -- fetch_media: the media cache's fetch (services/media_cache.py) --------------------------------
+
+@pytest.mark.asyncio
+async def test_fetch_media_ignores_the_content_type_and_follows_checked_redirects(
+        server: Server, pinned: RemoteFetcher) -> None:
+    # Whatever the server calls it, the bytes come back: their type is decided from the content.
+    assert await pinned.fetch_media(f"{server.base}/obj/html", max_bytes=MAX_BODY) == b"<html></html>"
+    assert await pinned.fetch_media(f"{server.base}/redir?to=/obj/html", max_bytes=MAX_BODY) == b"<html></html>"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("target", ["http://10.0.0.1/a.png", "http://169.254.169.254/latest/meta-data/",
+                                    "http://127.0.0.2:{port}/obj/html", "http://internal.test:{port}/obj/html",
+                                    "file:///etc/passwd"])
+async def test_fetch_media_redirect_into_private_space_is_refused(
+        server: Server, pinned: RemoteFetcher, target: str) -> None:
+    with pytest.raises(FetchBlocked):
+        await pinned.fetch_media(f"{server.base}/redir?to={target.format(port=server.port)}", max_bytes=MAX_BODY)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["big", "chunked", "gzipbomb"])
+async def test_fetch_media_body_is_capped(server: Server, fetcher: RemoteFetcher, name: str) -> None:
+    with pytest.raises(FetchInvalid):
+        await fetcher.fetch_media(f"{server.base}/obj/{name}", max_bytes=1000)
+
+
+@pytest.mark.asyncio
+async def test_fetch_media_gives_up_a_slow_body_at_its_own_deadline(server: Server, fetcher: RemoteFetcher) -> None:
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(FetchTimeout):
+        await fetcher.fetch_media(f"{server.base}/obj/slowbody", max_bytes=MAX_BODY, timeout=0.5)
+    assert asyncio.get_running_loop().time() - started < 1.5

@@ -375,7 +375,8 @@ def test_status_shows_queue_depth_and_failing_hosts(fedserver_processes):
     a, b = fedserver_processes("a"), fedserver_processes("b")
     fresh = a.run("status", check=True)
     assert lines(fresh.stdout) == ["deliveries: 0 pending, 0 delivered, 0 failed", "inbox: 0 pending",
-                                   "failing hosts: none"]
+                                   "failing hosts: none",
+                                   "media: 0 local files, 0.0 MB; 0 cached remote pictures, 0.0 MB"]
     a.start()
     b.start()
     a.run("user", "create", "alice", check=True)

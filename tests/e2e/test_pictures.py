@@ -60,7 +60,14 @@ async def test_a_post_with_a_picture_is_served_clean_and_reaches_the_other_serve
         await wait_until(lambda: b.count("SELECT count(*) FROM post_attachments WHERE url = ? AND description = ?",
                                          (url, "A clear blue sky")), what="the picture listed at b")
         page = await alice.get(f"/@alice/{post_id}")
-        assert f'href="{url}"' in page.text and "A clear blue sky" in page.text
+        # Shown inline from this server as a thumbnail, described, sized without a layout jump; the
+        # original a click away.
+        path = url[len(a.base):]
+        [(thumb, blur)] = await a.query("SELECT thumb_url, blur_url FROM post_attachments WHERE post_id = ?",
+                                        (post_id,))
+        assert thumb.startswith(f"{a.base}/media/") and thumb.endswith(".webp") and blur.endswith(".png")
+        assert (f'<a href="{path}" title="Open the original"><img src="{thumb[len(a.base):]}" alt="A clear blue sky"'
+                ' width="64" height="48"') in page.text
 
         # Not a picture: nothing is posted, and the form says why.
         status, text = await compose(alice, "Broken", [(b"%PDF-1.4 not a picture", "")])
@@ -72,7 +79,7 @@ async def test_a_post_with_a_picture_is_served_clean_and_reaches_the_other_serve
         assert deleted.status == 200
         async with alice.http.get(url) as resp:
             assert resp.status == 404
-        assert not list(a.ctx.settings.media_dir.glob("*.jpg"))
+        assert not [p for p in a.ctx.settings.media_dir.iterdir() if p.is_file()]  # picture, thumbnail, blur
         await wait_until(lambda: _gone_at(b, url), what="the picture gone at b")
     finally:
         await alice.close()

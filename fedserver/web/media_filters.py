@@ -1,0 +1,107 @@
+"""Template filters that turn stored media into addresses on this server: pages show remote
+pictures and avatars from the media cache only (services/media_cache.py), never from their origin."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import jinja2
+from markupsafe import Markup, escape
+
+from fedserver.activitypub.normalize import host_of
+from fedserver.services.media_cache import cached_path, remote_picture_path
+
+# Remote pictures before their first fetch are sized from the sender's claimed dimensions, scaled
+# into the thumbnail box (the cache's thumbnails are at most this wide and high by default).
+THUMB_BOX = 400
+
+
+@dataclass(frozen=True)
+class ShownPicture:
+    src: str  # what the card shows (a thumbnail for remote pictures)
+    full: str  # the original, one click away
+    width: int | None
+    height: int | None
+    blur: str | None  # the blurhash picture, for sensitive media
+
+
+def _box(width: object, height: object, side: int = THUMB_BOX) -> tuple[int | None, int | None]:
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return None, None
+    scale = min(1.0, side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def picture(item, is_local: bool) -> ShownPicture | None:
+    """How a card shows an attachment, or None when it shows a link instead (not a picture, or a
+    remote one the cache does not know)."""
+    if item.kind != "image" or host_of(item.url) is None:
+        return None
+    if is_local:
+        path = urlsplit(item.url).path  # our own upload: served by this server (web/settings.py media)
+        if item.thumb_url:
+            width, height = _box(item.thumb_width, item.thumb_height, 10_000)
+            return ShownPicture(urlsplit(item.thumb_url).path, path, width, height,
+                                urlsplit(item.blur_url).path if item.blur_url else None)
+        width, height = _box(item.width, item.height)  # posted before thumbnails were made
+        return ShownPicture(path, path, width, height, None)
+    cached = item.cached
+    if cached is None:
+        return None
+    if cached.thumb_name and cached.file_name:
+        # Cached, or pruned since: the content-addressed names fetch it again when asked for.
+        width, height = _box(cached.thumb_width, cached.thumb_height, 10_000)
+        return ShownPicture(cached_path(cached.thumb_name), cached_path(cached.file_name), width, height,
+                            cached_path(cached.blur_name) if cached.blur_name else None)
+    width, height = _box(item.width, item.height)
+    return ShownPicture(remote_picture_path(item.url, "small"), remote_picture_path(item.url), width, height,
+                        remote_picture_path(item.url, "blur"))
+
+
+def avatar_src(actor) -> str:
+    """The avatar's address on this server, or "" for none."""
+    url = actor.icon_url
+    if not url or host_of(url) is None:
+        return ""
+    if actor.is_local:
+        return urlsplit(url).path
+    return remote_picture_path(url, "small")
+
+
+# A tag of stored (serialized, sanitized) HTML: attribute values are always double-quoted there, and
+# may contain ">" but never '"'. What lies between two tags is text.
+_TAG = re.compile(r'(<[^<>"]*(?:"[^"]*"[^<>"]*)*>)')
+_SHORTCODE = re.compile(r":([A-Za-z0-9_]{1,64}):")
+
+
+def with_emojis(html: Markup, emojis: dict[str, str]) -> Markup:
+    """Post HTML with each known :shortcode: in its text (never inside a tag) shown as the emoji's
+    picture from this server; HTML comes in already safe (post_html) and stays so: only our own
+    markup, with escaped values, is added."""
+    if not emojis:
+        return html
+    def picture_of(match: re.Match) -> str:
+        src = emojis.get(match.group(1))
+        if src is None:
+            return match.group(0)
+        code = escape(match.group(0))
+        return f'<img class="emoji" src="{escape(src)}" alt="{code}" title="{code}" width="20" height="20">'
+    parts = _TAG.split(str(html))
+    return Markup("".join(part if index % 2 else _SHORTCODE.sub(picture_of, part) for index, part in enumerate(parts)))
+
+
+def header_src(actor) -> str:
+    """The profile header picture's address on this server, or "" for none (remote: the cached
+    picture itself, not the thumbnail: a header is shown wide)."""
+    url = actor.image_url
+    if not url or host_of(url) is None:
+        return ""
+    return urlsplit(url).path if actor.is_local else remote_picture_path(url)
+
+
+def install(env: jinja2.Environment) -> None:
+    env.filters["header_src"] = header_src
+    env.filters["picture"] = picture
+    env.filters["avatar_src"] = avatar_src
+    env.filters["with_emojis"] = with_emojis
