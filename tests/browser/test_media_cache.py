@@ -60,7 +60,7 @@ def test_a_remote_picture_avatar_and_header_show_from_the_readers_own_server(pag
     reader = "b" + secrets.token_hex(3)
     sign_up(page, b, reader)
     page.goto(f"{b.base}/search")
-    page.get_by_label("Their address").fill(a.handle(author))
+    page.get_by_label("Search for people, posts or #hashtags").fill(a.handle(author))
     page.get_by_role("button", name="Find").click()
     page.get_by_role("button", name="Follow", exact=True).click()
     wait_for(lambda: b.value("SELECT f.state FROM follows f JOIN actors x ON x.id = f.followee_id WHERE x.uri = ?",
