@@ -36,6 +36,29 @@ class Params:
         values = [*self._values.get(f"{name}[]", ()), *self._values.get(name, ())]
         return [value for value in values if isinstance(value, str)]
 
+    def records(self, name: str) -> list[dict[str, str]]:
+        """Nested attributes such as `fields_attributes`: form style `name[0][key]` (or a hash
+        `name[key][...]`), JSON lists of objects (flattened to `name[][key]`). In index order."""
+        indexed: dict[str, dict[str, str]] = {}
+        listed: dict[str, list[str]] = {}
+        prefix = f"{name}["
+        for key, values in self._values.items():
+            if not key.startswith(prefix) or not key.endswith("]"):
+                continue
+            parts = key[len(prefix):-1].split("][")
+            if len(parts) != 2:
+                continue
+            texts = [value for value in values if isinstance(value, str)]
+            if parts[0] == "":
+                listed[parts[1]] = texts
+            elif texts:
+                indexed.setdefault(parts[0], {})[parts[1]] = texts[0]
+        out = [indexed[k] for k in sorted(indexed, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))]
+        if listed:
+            out += [{key: texts[i] for key, texts in listed.items() if i < len(texts)}
+                    for i in range(max(len(texts) for texts in listed.values()))]
+        return out
+
     def bool(self, name: str, default: bool = False) -> bool:
         value = self.get(name)
         if value is None:

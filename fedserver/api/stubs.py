@@ -14,10 +14,7 @@ routes = ApiRoutes()
 
 _EMPTY_LISTS = {
     # path: the scope an app's token must hold to read it
-    "/api/v1/lists": ("read:lists",),
     "/api/v1/filters": ("read:filters",),
-    "/api/v2/filters": ("read:filters",),
-    "/api/v1/followed_tags": ("read:follows",),
     "/api/v2/suggestions": ("read",),
     "/api/v1/suggestions": ("read",),
     "/api/v1/notifications/requests": ("read:notifications",),
