@@ -9,7 +9,7 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
-from fedserver.services import directory, pins, post_details, profile, timelines
+from fedserver.services import directory, pins, post_details, profile, search, timelines
 from fedserver.services.profile import ProfileError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
@@ -31,7 +31,7 @@ async def verify_credentials(call: ApiCall) -> web.Response:
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
     """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
-    fields) and the avatar, through the profile page's service (the avatar is cleaned the same
+    fields), indexable and the avatar, through the profile page's service (the avatar is cleaned the same
     way). Settings fedserver does not keep through the API (header, bot, discoverable) are left as
     they are; the answer shows what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
@@ -45,6 +45,9 @@ async def update_credentials(call: ApiCall) -> web.Response:
                 bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
                 locked=params.bool("locked", bool(me.manually_approves_followers)),
                 fields=[(item.get("name", ""), item.get("value", "")) for item in fields] if fields else None)
+        if params.get("indexable") is not None:
+            # Mastodon 4.2's "let my public posts be found in search", the web's search setting.
+            await search.set_indexable(ctx, me.username, params.bool("indexable"))
         avatar = params.file("avatar")
         if avatar is not None:
             await profile.set_avatar(ctx, me.username, avatar.file.read(profile.MAX_AVATAR_BYTES + 1))
