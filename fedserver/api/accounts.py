@@ -31,8 +31,8 @@ async def verify_credentials(call: ApiCall) -> web.Response:
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
     """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
-    fields), indexable and the avatar, through the profile page's service (the avatar is cleaned the same
-    way). Settings fedserver does not keep through the API (header, bot, discoverable) are left as
+    fields), indexable, the avatar and the header, through the profile page's service (the pictures
+    are cleaned the same way). Settings fedserver does not keep through the API (bot, discoverable) are left as
     they are; the answer shows what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
     fields = params.records("fields_attributes")
@@ -51,6 +51,9 @@ async def update_credentials(call: ApiCall) -> web.Response:
         avatar = params.file("avatar")
         if avatar is not None:
             await profile.set_avatar(ctx, me.username, avatar.file.read(profile.MAX_AVATAR_BYTES + 1))
+        header = params.file("header")
+        if header is not None:
+            await profile.set_header(ctx, me.username, header.file.read(profile.MAX_AVATAR_BYTES + 1))
     except ProfileError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     updated = await directory.account_by_id(ctx, me.id)

@@ -3,10 +3,13 @@ fields) works through the client API too, as an app drives it: Mastodon.py again
 `fedserver serve`, tokens from the real authorization page, every entity checked strictly."""
 from __future__ import annotations
 
+import io
 from typing import Iterator
 
 import pytest
+import requests
 from mastodon import Mastodon
+from PIL import Image
 from playwright.sync_api import Page
 
 from tests.api.conftest import PASSWORD
@@ -16,19 +19,27 @@ from tests.e2e.processes import ProcessGroup, ServerProcess
 
 
 @pytest.fixture(scope="module")
-def here(tmp_path_factory) -> Iterator[ServerProcess]:
+def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """`here` (alice, an admin, bob and carol) and `there` (dave)."""
     group = ProcessGroup(tmp_path_factory.mktemp("api-organising"))
-    server = group("here")
-    secret = server.directory / "password.txt"
-    secret.write_text(PASSWORD, encoding="utf-8")
-    for name in ("alice", "bob", "carol"):
-        server.run("user", "create", name, *(["--admin"] if name == "alice" else []), "--password-file",
-                   str(secret), check=True)
+    servers = group("here"), group("there")
+    for server, names in zip(servers, (("alice", "bob", "carol"), ("dave",))):
+        secret = server.directory / "password.txt"
+        secret.write_text(PASSWORD, encoding="utf-8")
+        for name in names:
+            server.run("user", "create", name, *(["--admin"] if name == "alice" else []), "--password-file",
+                       str(secret), check=True)
     try:
-        server.start()
-        yield server
+        for server in servers:
+            server.start()
+        yield servers
     finally:
         group.close()
+
+
+@pytest.fixture(scope="module")
+def here(pair) -> ServerProcess:
+    return pair[0]
 
 
 def _app_for(page: Page, server: ServerProcess, username: str) -> tuple[Mastodon, str]:
@@ -194,3 +205,37 @@ def test_profile_fields_round_trip_through_update_credentials(here, apps):
                    data={f"fields_attributes[{i}][{k}]": f"{k}{i}" for i in range(5) for k in ("name", "value")})
     assert too_many.status_code == 422
     assert len(api(here, bob_token, "GET", "/api/v1/accounts/verify_credentials").json()["fields"]) == 2
+
+
+def _png(color: str, size: tuple[int, int]) -> io.BytesIO:
+    data = io.BytesIO()
+    Image.new("RGB", size, color).save(data, "PNG")
+    data.seek(0)
+    return data
+
+
+def test_account_pictures_come_from_this_server_also_for_other_servers_accounts(pair, apps, browser):
+    here, there = pair
+    context = browser.new_context()
+    try:
+        dave, _ = _app_for(context.new_page(), there, "dave")
+    finally:
+        context.close()
+    dave.account_update_credentials(avatar=_png("red", (64, 64)), avatar_mime_type="image/png",
+                                    header=_png("blue", (300, 100)), header_mime_type="image/png")
+    on_there = dave.me()
+    assert on_there.avatar.startswith(there.base + "/") and on_there.header.startswith(there.base + "/")
+    assert not on_there.header.endswith("/static/api/header.png")  # the picture, not the placeholder
+
+    alice, alice_token = apps["alice"]
+    found = alice.search_v2(f"@dave@{there.domain}", resolve=True, result_type="accounts").accounts
+    raw = api(here, alice_token, "GET", f"/api/v1/accounts/{found[0].id}").json()
+    assert_entity("Account", raw)
+    # What the app loads is this server's media cache, never the other server (which would learn
+    # who reads): the same route the web pages use.
+    for name in ("avatar", "avatar_static", "header", "header_static"):
+        assert raw[name].startswith(here.base + "/media/remote/"), (name, raw[name])
+    for name in ("avatar", "header"):
+        picture = requests.get(raw[name], timeout=10)
+        assert picture.status_code == 200 and picture.headers["Content-Type"].startswith("image/"), name
+        assert picture.url.startswith(here.base + "/")
