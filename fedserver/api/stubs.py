@@ -1,7 +1,7 @@
 """Start-up calls for features fedserver does not have yet, answered with valid empty data, never
 404: Tusky shows errors for a 404 on trends, Ice Cubes blanks its notifications screen without the
 notification policy, Ivory calls lists at sign-in (client-api.md §2, §5.8). Each is here only until
-its feature exists; an endpoint backed by real data (bookmarks, follow requests...) never belongs
+its feature exists; an endpoint backed by real data (bookmarks, lists, filters v2, followed tags...) never belongs
 here, because an empty answer there would be a wrong one."""
 from __future__ import annotations
 
