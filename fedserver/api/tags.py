@@ -28,8 +28,9 @@ async def followed(call: ApiCall) -> web.Response:
                           for name in await followed_tags.followed(call.ctx, call.me)])
 
 
-@routes.get(r"/api/v1/tags/{name}", auth="public", scope=("read",))
+@routes.get(r"/api/v1/tags/{name}", auth="public")
 async def tag(call: ApiCall) -> web.Response:
+    """Public, as in Mastodon (no scope); `following` only for a signed-in caller."""
     name = _name(call)
     following = await followed_tags.is_following(call.ctx, call.viewer, name) if call.viewer else None
     return json_response(serializers.tag(name, call.ctx.urls, following=following))

@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
-from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app, sign_in_on_page
+from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app
 from tests.e2e.processes import ProcessGroup, ServerProcess
 
 
@@ -141,6 +141,8 @@ def test_following_a_tag_lists_it_and_brings_its_posts_home(here, apps):
     assert [t["name"] for t in raw] == ["gardening"]
     assert_entity("Tag", raw[0])
     assert api(here, alice_token, "GET", "/api/v1/tags/gardening").json()["following"] is True
+    anonymous = api(here, None, "GET", "/api/v1/tags/Gardening").json()  # public, as in Mastodon
+    assert anonymous["name"] == "gardening" and "following" not in anonymous
     tagged = carol.status_post("first tomatoes #gardening")
     assert str(tagged.id) in [s["id"] for s in api(here, alice_token, "GET", "/api/v1/timelines/home").json()]
     alice.tag_unfollow("gardening")
