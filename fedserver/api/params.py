@@ -18,6 +18,8 @@ _FALSE = ("0", "false", "off", "no", "f", "")
 class Params:
     def __init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
+        # A JSON body as sent: nested attributes keep their structure there (records()).
+        self.json_body: dict[str, Any] = {}
 
     def add(self, name: str, value: Any) -> None:
         self._values.setdefault(name, []).append(value)
@@ -38,7 +40,13 @@ class Params:
 
     def records(self, name: str) -> list[dict[str, str]]:
         """Nested attributes such as `fields_attributes`: form style `name[0][key]` (or a hash
-        `name[key][...]`), JSON lists of objects (flattened to `name[][key]`). In index order."""
+        `name[key][...]`), or a JSON list (or object) of objects. In index order."""
+        nested = self.json_body.get(name)
+        if isinstance(nested, dict):
+            nested = list(nested.values())
+        if isinstance(nested, list):
+            return [{key: _scalar_text(value) for key, value in item.items() if _scalar_text(value) is not None}
+                    for item in nested if isinstance(item, dict)]
         indexed: dict[str, dict[str, str]] = {}
         listed: dict[str, list[str]] = {}
         prefix = f"{name}["
@@ -86,6 +94,14 @@ class Params:
         return None
 
 
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return None
+
+
 def _flatten(params: Params, prefix: str, value: Any) -> None:
     if value is None:
         return
@@ -115,6 +131,7 @@ async def read_params(request: web.Request) -> Params:
                 raise ApiError(400, "the request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(400, "the request body must be a JSON object")
+            params.json_body = body
             _flatten(params, "", body)
         elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             for name, value in (await request.post()).items():

@@ -125,6 +125,12 @@ def test_a_filter_marks_a_matching_status_in_home_as_filtered(here, apps):
     assert str(matching.id) not in [s["id"] for s in api(here, alice_token, "GET", "/api/v1/timelines/home").json()]
     alice.delete_filter_keyword_v2(keyword.id)
     assert [k.keyword for k in alice.filter_keywords_v2(created.id)] == ["finale"]
+    # keywords_attributes on update: with an id changes or (_destroy) removes it, without one adds.
+    first = alice.filter_keywords_v2(created.id)[0]
+    updated = alice.update_filter_v2(created.id, keywords_attributes=[
+        {"id": first.id, "_destroy": True}, {"keyword": "season finale", "whole_word": False}])
+    assert [(k.keyword, k.whole_word) for k in updated.keywords] == [("season finale", False)]
+    assert updated.filter_action == "hide" and updated.title == "Spoilers"
     alice.delete_filter_v2(created.id)
     assert alice.filters_v2() == []
     bad = api(here, alice_token, "POST", "/api/v2/filters",
