@@ -108,6 +108,10 @@ def test_a_filter_marks_a_matching_status_in_home_as_filtered(here, apps):
     assert_entity("FilterV2", raw)
     assert raw["context"] == ["home", "public"] and raw["keywords"][0]["keyword"] == "finale"
     keyword = alice.add_filter_keyword_v2(created.id, "ending", whole_word=False)
+    # Someone else's filter and its keywords are not there at all.
+    _, bob_token = apps["bob"]
+    assert api(here, bob_token, "GET", f"/api/v2/filters/{created.id}").status_code == 404
+    assert api(here, bob_token, "DELETE", f"/api/v2/filters/keywords/{keyword.id}").status_code == 404
     assert [k.keyword for k in alice.filter_keywords_v2(created.id)] == ["finale", "ending"]
 
     matching = bob.status_post("what a Finale that was")
