@@ -9,7 +9,7 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
-from fedserver.services import directory, post_details, profile, timelines
+from fedserver.services import directory, pins, post_details, profile, search, timelines
 from fedserver.services.profile import ProfileError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
@@ -30,21 +30,30 @@ async def verify_credentials(call: ApiCall) -> web.Response:
 
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
-    """Display name, bio (note), locked and the avatar, through the profile page's service (the
-    avatar is cleaned the same way). Fields fedserver does not keep (header, bot, discoverable,
-    profile fields) are left as they are; the answer shows what the profile now is."""
+    """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
+    fields), indexable, the avatar and the header, through the profile page's service (the pictures
+    are cleaned the same way). Settings fedserver does not keep through the API (bot, discoverable) are left as
+    they are; the answer shows what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
+    fields = params.records("fields_attributes")
     try:
-        if any(params.get(name) is not None for name in ("display_name", "note", "locked")):
+        if fields or any(params.get(name) is not None for name in ("display_name", "note", "locked")):
             await profile.update_profile(
                 ctx, me.username,
                 display_name=params.get("display_name") if params.get("display_name") is not None
                 else me.display_name,
                 bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
-                locked=params.bool("locked", bool(me.manually_approves_followers)))
+                locked=params.bool("locked", bool(me.manually_approves_followers)),
+                fields=[(item.get("name", ""), item.get("value", "")) for item in fields] if fields else None)
+        if params.get("indexable") is not None:
+            # Mastodon 4.2's "let my public posts be found in search", the web's search setting.
+            await search.set_indexable(ctx, me.username, params.bool("indexable"))
         avatar = params.file("avatar")
         if avatar is not None:
             await profile.set_avatar(ctx, me.username, avatar.file.read(profile.MAX_AVATAR_BYTES + 1))
+        header = params.file("header")
+        if header is not None:
+            await profile.set_header(ctx, me.username, header.file.read(profile.MAX_AVATAR_BYTES + 1))
     except ProfileError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     updated = await directory.account_by_id(ctx, me.id)
@@ -94,7 +103,10 @@ async def account_statuses(call: ApiCall) -> web.Response:
     if actor is None:
         raise ApiError(404, "Record not found")
     if params.bool("pinned"):
-        return json_response([])  # fedserver has no pinned posts
+        # The pinned posts the caller may see, all on one page (at most pins.MAX_PINS), no Link.
+        if params.get("max_id") or params.get("min_id") or params.get("since_id"):
+            return json_response([])
+        return json_response(await statuses_json(ctx, await pins.pinned_cards(ctx, actor, call.viewer), call.viewer))
     visibilities = timelines.profile_visibilities(await timelines.relationship(ctx, call.viewer, actor))
 
     async def fetch(max_id: int | None, limit: int) -> tuple[list[PostCard], int | None]:

@@ -18,6 +18,8 @@ _FALSE = ("0", "false", "off", "no", "f", "")
 class Params:
     def __init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
+        # A JSON body as sent: nested attributes keep their structure there (records()).
+        self.json_body: dict[str, Any] = {}
 
     def add(self, name: str, value: Any) -> None:
         self._values.setdefault(name, []).append(value)
@@ -35,6 +37,35 @@ class Params:
         """`name[]` values (and `name` itself, for JSON lists and apps that leave out the brackets)."""
         values = [*self._values.get(f"{name}[]", ()), *self._values.get(name, ())]
         return [value for value in values if isinstance(value, str)]
+
+    def records(self, name: str) -> list[dict[str, str]]:
+        """Nested attributes such as `fields_attributes`: form style `name[0][key]` (or a hash
+        `name[key][...]`), or a JSON list (or object) of objects. In index order."""
+        nested = self.json_body.get(name)
+        if isinstance(nested, dict):
+            nested = list(nested.values())
+        if isinstance(nested, list):
+            return [{key: _scalar_text(value) for key, value in item.items() if _scalar_text(value) is not None}
+                    for item in nested if isinstance(item, dict)]
+        indexed: dict[str, dict[str, str]] = {}
+        listed: dict[str, list[str]] = {}
+        prefix = f"{name}["
+        for key, values in self._values.items():
+            if not key.startswith(prefix) or not key.endswith("]"):
+                continue
+            parts = key[len(prefix):-1].split("][")
+            if len(parts) != 2:
+                continue
+            texts = [value for value in values if isinstance(value, str)]
+            if parts[0] == "":
+                listed[parts[1]] = texts
+            elif texts:
+                indexed.setdefault(parts[0], {})[parts[1]] = texts[0]
+        out = [indexed[k] for k in sorted(indexed, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))]
+        if listed:
+            out += [{key: texts[i] for key, texts in listed.items() if i < len(texts)}
+                    for i in range(max(len(texts) for texts in listed.values()))]
+        return out
 
     def bool(self, name: str, default: bool = False) -> bool:
         value = self.get(name)
@@ -61,6 +92,14 @@ class Params:
             if isinstance(value, web.FileField):
                 return value
         return None
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return None
 
 
 def _flatten(params: Params, prefix: str, value: Any) -> None:
@@ -92,6 +131,7 @@ async def read_params(request: web.Request) -> Params:
                 raise ApiError(400, "the request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(400, "the request body must be a JSON object")
+            params.json_body = body
             _flatten(params, "", body)
         elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             for name, value in (await request.post()).items():

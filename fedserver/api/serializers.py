@@ -7,12 +7,18 @@ from typing import Any
 
 from fedserver import __version__
 from fedserver.api.ids import date_text, datetime_text, encode
+from fedserver.activitypub.normalize import host_of
 from fedserver.services.directory import AccountView, RelationshipView
+from fedserver.services.keyword_filters import keyword_pattern
+from fedserver.services.media_cache import remote_picture_path
 from fedserver.services.instance import InstanceInfo
 from fedserver.services.post_details import PageDetails
 from fedserver.services.timelines import Notification, PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
+from fedserver.store.keyword_filters import Keyword, KeywordFilter
+from fedserver.store.lists import AccountList
+from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
 from fedserver.store.oauth import OAuthApp
 from fedserver.urls import Urls
@@ -39,10 +45,27 @@ def application(app: OAuthApp, *, with_secrets: dict[str, str] | None = None) ->
     return out
 
 
+def _picture_url(url: str | None, is_local: bool, urls: Urls, size: str = "") -> str | None:
+    """A profile picture's address on this server, as the web pages show it (web/media_filters.py
+    avatar_src/header_src): our own uploads as they are, other servers' through the media cache
+    route, so that apps never load pictures from their origin (which would tell it who reads)."""
+    if not url or host_of(url) is None:
+        return None
+    if is_local:
+        return url
+    return urls.base + remote_picture_path(url, size)
+
+
+def field(item: dict[str, Any]) -> dict[str, Any]:
+    verified = item.get("verified_at")
+    return {"name": str(item.get("name") or ""), "value": str(item.get("value") or ""),
+            "verified_at": datetime_text(verified) if verified else None}
+
+
 def account(view: AccountView, urls: Urls) -> dict[str, Any]:
     actor = view.actor
-    avatar = actor.icon_url or urls.base + PLACEHOLDER_AVATAR
-    header = urls.base + PLACEHOLDER_HEADER
+    avatar = _picture_url(actor.icon_url, actor.is_local, urls, "small") or urls.base + PLACEHOLDER_AVATAR
+    header = _picture_url(actor.image_url, actor.is_local, urls) or urls.base + PLACEHOLDER_HEADER
     return {
         "id": encode(actor.id),
         "username": actor.username,
@@ -67,8 +90,9 @@ def account(view: AccountView, urls: Urls) -> dict[str, Any]:
         "statuses_count": view.statuses_count,
         "last_status_at": date_text(view.last_status_at),
         "hide_collections": False,
+        # Actors' custom emoji are not stored (only posts' are, post_emojis): none to show.
         "emojis": [],
-        "fields": [],
+        "fields": [field(item) for item in actor.fields if isinstance(item, dict)],
         "roles": [],
     }
 
@@ -77,7 +101,9 @@ def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow
     out = account(view, urls)
     actor = view.actor
     out["source"] = {"privacy": "public", "sensitive": False, "language": None, "note": bio_source,
-                     "fields": [], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),
+                     # The fields as typed (their `source`), for the app's edit form.
+                     "fields": [{**field(item), "value": str(item.get("source", item.get("value")) or "")}
+                                for item in actor.fields if isinstance(item, dict)], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),
                      "hide_collections": False, "discoverable": bool(actor.discoverable)}
     return out
 
@@ -92,7 +118,7 @@ def relationship(view: RelationshipView) -> dict[str, Any]:
 
 def _configuration(urls: Urls) -> dict[str, Any]:
     return {
-        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
+        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS},
         "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
                      "characters_reserved_per_url": 23},
         "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
@@ -202,19 +228,70 @@ def _status(card: PostCard, page: PageDetails, urls: Urls, viewer: Actor | None,
         "application": None,
         "mentions": [mention(actor, urls) for actor in details.mentions],
         "tags": [{"name": tag, "url": urls.tag(tag)} for tag in details.tags],
-        "emojis": [], "reblogs_count": card.boosts, "favourites_count": card.likes,
+        "emojis": [emoji(code, src, urls) for code, src in sorted(card.emojis.items())],
+        "reblogs_count": card.boosts, "favourites_count": card.likes,
         "replies_count": details.replies,
         "in_reply_to_id": encode(parent.id) if parent is not None else None,
         "in_reply_to_account_id": encode(parent.actor_id) if parent is not None else None,
         "reblog": None, "poll": poll(post.id, card), "card": None, "language": post.language,
-        "text": (post.source_text or "") if with_text else None, "filtered": [],
+        "text": (post.source_text or "") if with_text else None,
+        "filtered": [filter_result(found, post, urls) for found in card.filtered],
     }
     if viewer is not None:
         out.update({"favourited": card.liked, "reblogged": card.boosted, "muted": False,
-                    "bookmarked": post.id in page.bookmarked, "pinned": False})
+                    "bookmarked": post.id in page.bookmarked, "pinned": card.pinned})
     if card.own and post.is_local:
         # fedserver's extension: the author's "keep this post out of the training corpus".
         out["fedserver"] = {"exclude_from_corpus": bool(post.corpus_excluded)}
+    return out
+
+
+def emoji(shortcode: str, src: str, urls: Urls) -> dict[str, Any]:
+    """A custom emoji a remote post used, shown from this server (the media cache)."""
+    url = src if src.startswith(("http://", "https://")) else urls.base + src
+    return {"shortcode": shortcode, "url": url, "static_url": url, "visible_in_picker": False, "category": None}
+
+
+# --- filters (v2) --------------------------------------------------------------------------
+
+def filter_keyword(found: KeywordFilter, position: int, keyword: Keyword) -> dict[str, Any]:
+    return {"id": encode(keyword_id(found.id, position)), "keyword": keyword.keyword,
+            "whole_word": bool(keyword.whole_word)}
+
+
+def keyword_id(filter_id: int, position: int) -> int:
+    # Keywords have no id of their own: the filter's (time-ordered) id and the position (< 64,
+    # MAX_KEYWORDS is 50) make a stable numeric one.
+    return filter_id * 64 + position
+
+
+def filter_entity(found: KeywordFilter) -> dict[str, Any]:
+    return {"id": encode(found.id), "title": found.title, "context": list(found.contexts),
+            "expires_at": datetime_text(found.expires_at) if found.expires_at else None,
+            "filter_action": found.action,
+            "keywords": [filter_keyword(found, i, kw) for i, kw in enumerate(found.keywords)],
+            "statuses": []}
+
+
+def filter_result(found: KeywordFilter, post: Any, urls: Urls) -> dict[str, Any]:
+    """Status.filtered: which filter matched (and which of its keywords, when we can tell)."""
+    text = f"{post.summary or ''} {post.content_html or ''}"
+    matched = [kw.keyword for kw in found.keywords
+               if (pattern := keyword_pattern([kw])) is not None and pattern.search(text)]
+    return {"filter": filter_entity(found), "keyword_matches": matched or None, "status_matches": None}
+
+
+# --- lists and tags ------------------------------------------------------------------------
+
+def account_list(found: AccountList) -> dict[str, Any]:
+    return {"id": encode(found.id), "title": found.title, "replies_policy": found.replies_policy,
+            "exclusive": bool(found.exclusive)}
+
+
+def tag(name: str, urls: Urls, *, following: bool | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "url": urls.tag(name), "history": []}
+    if following is not None:
+        out["following"] = following
     return out
 
 

@@ -14,7 +14,7 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.pagination import COUNTER_SPAN, SNOWFLAKE_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, bookmarks, directory, interactions, post_details, posting, timelines
+from fedserver.services import audience, bookmarks, directory, interactions, pins, post_details, posting, timelines
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PostingError
 from fedserver.services.timelines import PostCard
@@ -247,3 +247,27 @@ async def favourited_by(call: ApiCall) -> web.Response:
 async def reblogged_by(call: ApiCall) -> web.Response:
     # Boost ids are time-ordered like posts' (clock.time_ordered_id); like ids count up one by one.
     return await _interactors(call, boosts=True)
+
+
+async def _pin(call: ApiCall, *, on: bool) -> web.Response:
+    """Pin (feature on the profile) one's own public or unlisted post, through the web's pin
+    service (its cap, and the Add/Remove it sends to followers' servers)."""
+    post = await own_post(call)
+    try:
+        if on:
+            await pins.pin(call.ctx, call.me.username, post)
+        else:
+            await pins.unpin(call.ctx, call.me.username, post)
+    except pins.PinError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from None
+    return await _one(call, post)
+
+
+@routes.post(r"/api/v1/statuses/{id:\d+}/pin", scope=("write:accounts",))
+async def pin(call: ApiCall) -> web.Response:
+    return await _pin(call, on=True)
+
+
+@routes.post(r"/api/v1/statuses/{id:\d+}/unpin", scope=("write:accounts",))
+async def unpin(call: ApiCall) -> web.Response:
+    return await _pin(call, on=False)

@@ -1,7 +1,7 @@
 """Start-up calls for features fedserver does not have yet, answered with valid empty data, never
 404: Tusky shows errors for a 404 on trends, Ice Cubes blanks its notifications screen without the
 notification policy, Ivory calls lists at sign-in (client-api.md §2, §5.8). Each is here only until
-its feature exists; an endpoint backed by real data (bookmarks, follow requests...) never belongs
+its feature exists; an endpoint backed by real data (bookmarks, lists, filters v2, followed tags...) never belongs
 here, because an empty answer there would be a wrong one."""
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ routes = ApiRoutes()
 
 _EMPTY_LISTS = {
     # path: the scope an app's token must hold to read it
-    "/api/v1/lists": ("read:lists",),
     "/api/v1/filters": ("read:filters",),
-    "/api/v2/filters": ("read:filters",),
-    "/api/v1/followed_tags": ("read:follows",),
     "/api/v2/suggestions": ("read",),
     "/api/v1/suggestions": ("read",),
     "/api/v1/notifications/requests": ("read:notifications",),
