@@ -177,14 +177,21 @@ async def edit_status(call: ApiCall) -> web.Response:
     web's edit rule). Followers and mentioned servers get an Update."""
     post = await own_post(call)
     params = call.params
-    if params.list("media_ids") or params.list("poll[options]"):
-        raise ApiError(422, "Validation failed: media attachments and polls are not supported through the API yet")
+    if params.list("poll[options]"):
+        raise ApiError(422, "Validation failed: polls are not supported through the API yet")
+    edit_media = None
+    if params.list("media_ids") or params.get("media_ids[]") == "":
+        # The post's media afterwards: its current attachments' ids (post id * 8 + position,
+        # serializers.media_attachment) and new uploads; an empty media_ids[] removes them all.
+        edit_media = tuple(("kept", value - post.id * 8) if value // 8 == post.id else ("upload", value)
+                           for value in _media_ids([t for t in params.list("media_ids") if t]))
     language = params.get("language") or None
     if language is not None and not LANGUAGE.match(language):
         raise ApiError(422, "Validation failed: language must be an ISO 639 code such as en")
     try:
         updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
-            text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language))
+            text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language,
+            edit_media=edit_media))
         exclude = params.get("exclude_from_corpus")
         if exclude is not None and await timelines.training_allowed(call.ctx, call.me):
             updated = await posting.set_post_excluded(call.ctx, call.me.username, post.uri,

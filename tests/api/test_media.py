@@ -145,3 +145,28 @@ def test_a_hostile_upload_is_refused_quickly_with_a_clear_422(page: Page, pair):
     assert missing.status_code == 422
     assert here.value("SELECT count(*) FROM media_uploads u JOIN actors a ON a.id = u.actor_id"
                       " WHERE a.username = 'bob'") == 0
+
+
+def test_an_edit_keeps_reorders_adds_and_removes_pictures(page: Page, pair):
+    here, _ = pair
+    app, token = _app_for(page, here, "alice")
+    first, second = (app.media_post(_photo(c), mime_type="image/jpeg", description=d)
+                     for c, d in (((250, 0, 0), "red"), ((0, 250, 0), "green")))
+    status = app.status_post("two pictures", media_ids=[first.id, second.id])
+    before = [a.id for a in status.media_attachments]
+    removed_url = status.media_attachments[0].url
+    third = app.media_post(_photo((0, 0, 250)), mime_type="image/jpeg", description="blue")
+    edited = app.status_update(status.id, "two pictures, changed", media_ids=[before[1], third.id])
+    assert [a.description for a in edited.media_attachments] == ["green", "blue"]
+    raw = api(here, token, "GET", f"/api/v1/statuses/{status.id}").json()
+    for attachment in raw["media_attachments"]:
+        assert_entity("MediaAttachment", attachment)
+        assert requests.get(attachment["url"], timeout=10).status_code == 200
+    assert requests.get(removed_url, timeout=10).status_code == 404
+    # An upload already on a post cannot be added to another by an edit either.
+    other = app.status_post("another")
+    refused = api(here, token, "PUT", f"/api/v1/statuses/{other.id}",
+                  data={"status": "another", "media_ids[]": third.id})
+    assert refused.status_code == 422 and "already attached" in refused.json()["error"]
+    # Without media_ids the pictures stay as they are.
+    assert len(app.status_update(status.id, "only the text").media_attachments) == 2
