@@ -4,6 +4,7 @@ another fedserver, and the rules (owner, once, at most four, the upload bounds) 
 from __future__ import annotations
 
 import io
+import sqlite3
 import time
 from typing import Iterator
 
@@ -170,3 +171,22 @@ def test_an_edit_keeps_reorders_adds_and_removes_pictures(page: Page, pair):
     assert refused.status_code == 422 and "already attached" in refused.json()["error"]
     # Without media_ids the pictures stay as they are.
     assert len(app.status_update(status.id, "only the text").media_attachments) == 2
+
+
+def test_uploads_left_unattached_for_a_day_are_removed(page: Page, pair):
+    here, _ = pair
+    token = user_token(here, page, username="bob")
+    old, fresh, used = (_upload(here, token, _photo((n * 80, 80, 80))).json() for n in range(3))
+    assert api(here, token, "POST", "/api/v1/statuses", data={"status": "x", "media_ids[]": used["id"]}).ok
+    # A day and a minute ago, as if the app never posted it (test arrangement: the clock is real).
+    with sqlite3.connect(here.database, timeout=10) as db:
+        db.execute("UPDATE media_uploads SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id IN (?, ?)",
+                   (int(old["id"]), int(used["id"])))
+    here.terminate()
+    here.start()  # the pruner's first round runs at start
+    wait_for(lambda: api(here, token, "GET", f"/api/v1/media/{old['id']}").status_code == 404,
+             what="the stale upload to be pruned", timeout=20)
+    assert requests.get(old["url"], timeout=10).status_code == 404
+    for kept in (fresh, used):
+        assert api(here, token, "GET", f"/api/v1/media/{kept['id']}").status_code == 200
+        assert requests.get(kept["url"], timeout=10).status_code == 200
