@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 import requests
-from mastodon import Mastodon, MastodonAPIError
+from mastodon import Mastodon
 from PIL import Image
 from playwright.sync_api import Page
 
