@@ -41,6 +41,8 @@ async def upload(ctx: Context, actor: Actor, data: bytes, description: str = "",
                  focus: tuple[float, float] | None = None) -> Upload:
     """Clean and store one picture for a later post (raises UploadError)."""
     point = _focus(focus)
+    if len(description.strip()) > MAX_DESCRIPTION:
+        raise UploadError(f"a description may have at most {MAX_DESCRIPTION} characters")
     try:
         stored = await store_picture(ctx, Picture(data, description))
     except PostingError as exc:

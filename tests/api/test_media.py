@@ -142,6 +142,8 @@ def test_a_hostile_upload_is_refused_quickly_with_a_clear_422(page: Page, pair):
     assert elapsed < 5, elapsed  # refused from the header, not after decoding 540 million pixels
     not_a_picture = api(here, token, "POST", "/api/v1/media", files={"file": ("x.png", b"hello", "image/png")})
     assert not_a_picture.status_code == 422 and "PNG, JPEG, GIF or WebP" in not_a_picture.json()["error"]
+    long = _upload(here, token, _photo(), description="x" * 1501)
+    assert long.status_code == 422 and "at most 1500 characters" in long.json()["error"]
     missing = api(here, token, "POST", "/api/v2/media", data={"description": "no file"})
     assert missing.status_code == 422
     assert here.value("SELECT count(*) FROM media_uploads u JOIN actors a ON a.id = u.actor_id"
