@@ -92,13 +92,13 @@ def relationship(view: RelationshipView) -> dict[str, Any]:
             "endorsed": False, "note": ""}
 
 
-def _configuration(urls: Urls) -> dict[str, Any]:
+def _configuration(urls: Urls, image_matrix_limit: int) -> dict[str, Any]:
     return {
         "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
         "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
                      "characters_reserved_per_url": 23},
         "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
-                              "image_matrix_limit": 40_000_000, "video_size_limit": 0,
+                              "image_matrix_limit": image_matrix_limit, "video_size_limit": 0,
                               "video_frame_rate_limit": 0, "video_matrix_limit": 0,
                               "description_limit": MAX_DESCRIPTION},
         "polls": POLL_LIMITS,
@@ -106,7 +106,7 @@ def _configuration(urls: Urls) -> dict[str, Any]:
 
 
 def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
-                contact: dict[str, Any] | None, approval_required: bool) -> dict[str, Any]:
+                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
     return {
         "uri": urls.domain, "title": info.name, "short_description": info.description,
         "description": info.description, "email": "", "version": MASTODON_VERSION,
@@ -116,13 +116,13 @@ def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, do
         "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
         "registrations": info.registrations != "closed", "approval_required": approval_required,
         "invites_enabled": info.registrations == "invite",
-        "configuration": _configuration(urls), "contact_account": contact, "rules": [],
+        "configuration": _configuration(urls, image_matrix_limit), "contact_account": contact, "rules": [],
     }
 
 
 def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
-                approval_required: bool) -> dict[str, Any]:
-    configuration = _configuration(urls)
+                approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
+    configuration = _configuration(urls, image_matrix_limit)
     configuration["urls"] = {}
     configuration["translation"] = {"enabled": False}
     configuration["vapid"] = {"public_key": ""}

@@ -135,6 +135,9 @@ def test_media_ids_must_be_ones_own_unattached_and_at_most_four(page: Page, pair
 def test_a_hostile_upload_is_refused_quickly_with_a_clear_422(page: Page, pair):
     here, _ = pair
     token = user_token(here, page, username="bob")
+    # What apps shrink pictures to before uploading is the bound uploads are held to ([uploads]).
+    limits = api(here, None, "GET", "/api/v2/instance").json()["configuration"]["media_attachments"]
+    assert limits["image_matrix_limit"] == 32_000_000 and limits["image_size_limit"] == 8 * 1024 * 1024
     started = time.monotonic()
     response = api(here, token, "POST", "/api/v2/media", files={"file": ("bomb.gif", hostile_gif(), "image/gif")})
     elapsed = time.monotonic() - started
