@@ -29,7 +29,9 @@ async def instance_v1(call: ApiCall) -> web.Response:
     stats = await audience.usage_stats(ctx)
     return json_response(serializers.instance_v1(
         info, ctx.urls, users=stats["users"], statuses=stats["local_posts"],
-        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False))
+        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False,
+        # Apps shrink pictures to this before uploading: the image worker's bound ([uploads]).
+        image_matrix_limit=ctx.settings.uploads.upload_max_pixels))
 
 
 @routes.get("/api/v2/instance", auth="public")
@@ -38,7 +40,8 @@ async def instance_v2(call: ApiCall) -> web.Response:
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
     return json_response(serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
-                                                 contact=await _contact(ctx), approval_required=False))
+                                                 contact=await _contact(ctx), approval_required=False,
+                                                 image_matrix_limit=ctx.settings.uploads.upload_max_pixels))
 
 
 @routes.get("/api/v1/instance/rules", auth="public")

@@ -12,6 +12,7 @@ from fedserver.services.directory import AccountView, RelationshipView
 from fedserver.services.keyword_filters import keyword_pattern
 from fedserver.services.media_cache import remote_picture_path
 from fedserver.services.instance import InstanceInfo
+from fedserver.services.media_cache import cached_path, remote_picture_path
 from fedserver.services.post_details import PageDetails
 from fedserver.services.timelines import Notification, PostCard
 from fedserver.store.actors import Actor
@@ -21,6 +22,7 @@ from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
 from fedserver.store.oauth import OAuthApp
+from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
 
 # client-api.md §1.1: at >= 4.0 Mastodon.py uses the v2 endpoints and Ice Cubes enables editing;
@@ -116,13 +118,13 @@ def relationship(view: RelationshipView) -> dict[str, Any]:
             "endorsed": False, "note": ""}
 
 
-def _configuration(urls: Urls) -> dict[str, Any]:
+def _configuration(urls: Urls, image_matrix_limit: int) -> dict[str, Any]:
     return {
         "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS},
         "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
                      "characters_reserved_per_url": 23},
         "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
-                              "image_matrix_limit": 40_000_000, "video_size_limit": 0,
+                              "image_matrix_limit": image_matrix_limit, "video_size_limit": 0,
                               "video_frame_rate_limit": 0, "video_matrix_limit": 0,
                               "description_limit": MAX_DESCRIPTION},
         "polls": POLL_LIMITS,
@@ -130,7 +132,7 @@ def _configuration(urls: Urls) -> dict[str, Any]:
 
 
 def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
-                contact: dict[str, Any] | None, approval_required: bool) -> dict[str, Any]:
+                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
     return {
         "uri": urls.domain, "title": info.name, "short_description": info.description,
         "description": info.description, "email": "", "version": MASTODON_VERSION,
@@ -140,13 +142,13 @@ def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, do
         "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
         "registrations": info.registrations != "closed", "approval_required": approval_required,
         "invites_enabled": info.registrations == "invite",
-        "configuration": _configuration(urls), "contact_account": contact, "rules": [],
+        "configuration": _configuration(urls, image_matrix_limit), "contact_account": contact, "rules": [],
     }
 
 
 def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
-                approval_required: bool) -> dict[str, Any]:
-    configuration = _configuration(urls)
+                approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
+    configuration = _configuration(urls, image_matrix_limit)
     configuration["urls"] = {}
     configuration["translation"] = {"enabled": False}
     configuration["vapid"] = {"public_key": ""}
@@ -178,15 +180,63 @@ def mention(actor: Actor, urls: Urls) -> dict[str, Any]:
             "url": actor.url or (urls.profile(actor.username) if actor.is_local else actor.uri)}
 
 
-def media_attachment(post_id: int, attachment: Attachment) -> dict[str, Any]:
+def _size(width: int | None, height: int | None) -> dict[str, Any]:
+    if not (width and height):
+        return {}
+    return {"width": width, "height": height, "size": f"{width}x{height}", "aspect": width / height}
+
+
+def _meta(original: dict[str, Any], small: dict[str, Any], focus: tuple[float, float] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if original:
+        meta["original"] = original
+    if small:
+        meta["small"] = small
+    if focus is not None:
+        meta["focus"] = {"x": focus[0], "y": focus[1]}
+    return meta
+
+
+def media_attachment(post_id: int, attachment: Attachment, urls: Urls) -> dict[str, Any]:
+    """Served from this server as the web pages show it (web/media_filters.py picture): our own
+    uploads with their thumbnail, remote pictures through the media cache, the origin's address in
+    remote_url."""
     # Attachments have no id of their own: the post's id and the position (< 8) make a stable,
     # numeric one that sorts with the post.
-    size = ({"width": attachment.width, "height": attachment.height, "size": f"{attachment.width}x{attachment.height}",
-             "aspect": attachment.width / attachment.height} if attachment.width and attachment.height else {})
+    url = preview = attachment.url
+    remote_url = None
+    original = _size(attachment.width, attachment.height)
+    small = original
+    blurhash = attachment.blurhash
+    if attachment.thumb_url:  # a picture posted here
+        preview = attachment.thumb_url
+        small = _size(attachment.thumb_width, attachment.thumb_height)
+    elif attachment.kind == "image" and attachment.cached is not None:
+        cached = attachment.cached
+        remote_url = attachment.url
+        if cached.thumb_name and cached.file_name:
+            url, preview = urls.base + cached_path(cached.file_name), urls.base + cached_path(cached.thumb_name)
+            original = _size(cached.width, cached.height) or original
+            small = _size(cached.thumb_width, cached.thumb_height)
+        else:  # not fetched yet: these addresses fetch it into the cache on first view
+            url = urls.base + remote_picture_path(attachment.url)
+            preview = urls.base + remote_picture_path(attachment.url, "small")
+        blurhash = cached.blurhash or attachment.blurhash  # the cache's own, else the sender's
+    elif not attachment.url.startswith(urls.base + "/"):
+        remote_url = attachment.url
     return {"id": encode(post_id * 8 + attachment.position), "type": _MEDIA_TYPES.get(attachment.kind, "unknown"),
-            "url": attachment.url, "preview_url": attachment.url, "remote_url": None, "text_url": None,
-            "meta": {"original": size, "small": size} if size else {}, "description": attachment.description,
-            "blurhash": None}
+            "url": url, "preview_url": preview, "remote_url": remote_url, "text_url": None,
+            "meta": _meta(original, small), "description": attachment.description, "blurhash": blurhash}
+
+
+def upload(item: Upload, urls: Urls) -> dict[str, Any]:
+    """An upload not yet (or already) attached, as POST/GET/PUT /api/v1/media answer it."""
+    media = f"{urls.base}/media/"
+    return {"id": encode(item.id), "type": "image", "url": media + item.file_id,
+            "preview_url": media + item.thumb_id, "remote_url": None, "text_url": None,
+            "meta": _meta(_size(item.width, item.height), _size(item.thumb_width, item.thumb_height),
+                          (item.focus_x, item.focus_y)),
+            "description": item.description or None, "blurhash": item.blurhash}
 
 
 def poll(post_id: int, card: PostCard) -> dict[str, Any] | None:
@@ -224,7 +274,7 @@ def _status(card: PostCard, page: PageDetails, urls: Urls, viewer: Actor | None,
         "account": account(page.accounts[card.author.id], urls),
         "content": post.content_html or "", "visibility": VISIBILITY_OUT.get(post.visibility, "direct"),
         "sensitive": bool(post.sensitive), "spoiler_text": post.summary or "",
-        "media_attachments": [media_attachment(post.id, a) for a in card.attachments],
+        "media_attachments": [media_attachment(post.id, a, urls) for a in card.attachments],
         "application": None,
         "mentions": [mention(actor, urls) for actor in details.mentions],
         "tags": [{"name": tag, "url": urls.tag(tag)} for tag in details.tags],

@@ -67,8 +67,7 @@ async def create_status(call: ApiCall) -> web.Response:
         earlier = await timelines.post_by_id(ctx, _idempotent[(me.id, key)][1])
         if earlier is not None and not earlier.is_deleted:
             return await _one(call, earlier)
-    if params.list("media_ids"):
-        raise ApiError(422, "Validation failed: media attachments are not supported through the API yet")
+    upload_ids = _media_ids(params.list("media_ids"))
     if params.get("poll[options][]") is not None or params.list("poll[options]"):
         raise ApiError(422, "Validation failed: polls are not supported through the API yet")
     visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
@@ -86,12 +85,22 @@ async def create_status(call: ApiCall) -> web.Response:
     try:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
-            reply_to=reply_to, language=language, exclude_from_corpus=exclude))
+            reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
         _idempotent[(me.id, key)] = (now, post.id)
     return await _one(call, post)
+
+
+def _media_ids(texts: list[str]) -> tuple[int, ...]:
+    """media_ids[] as upload ids; more than the post may carry is refused before any is looked at."""
+    if len(texts) > posting.MAX_PICTURES:
+        raise ApiError(422, f"Validation failed: a post may have at most {posting.MAX_PICTURES} media attachments")
+    found = tuple(ids.decode(text) for text in texts)
+    if any(value is None for value in found):
+        raise ApiError(422, "Validation failed: media_ids must be media ids")
+    return found  # type: ignore[return-value]
 
 
 @routes.delete(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))
@@ -168,14 +177,21 @@ async def edit_status(call: ApiCall) -> web.Response:
     web's edit rule). Followers and mentioned servers get an Update."""
     post = await own_post(call)
     params = call.params
-    if params.list("media_ids") or params.list("poll[options]"):
-        raise ApiError(422, "Validation failed: media attachments and polls are not supported through the API yet")
+    if params.list("poll[options]"):
+        raise ApiError(422, "Validation failed: polls are not supported through the API yet")
+    edit_media = None
+    if params.list("media_ids") or params.get("media_ids[]") == "":
+        # The post's media afterwards: its current attachments' ids (post id * 8 + position,
+        # serializers.media_attachment) and new uploads; an empty media_ids[] removes them all.
+        edit_media = tuple(("kept", value - post.id * 8) if value // 8 == post.id else ("upload", value)
+                           for value in _media_ids([t for t in params.list("media_ids") if t]))
     language = params.get("language") or None
     if language is not None and not LANGUAGE.match(language):
         raise ApiError(422, "Validation failed: language must be an ISO 639 code such as en")
     try:
         updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
-            text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language))
+            text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language,
+            edit_media=edit_media))
         exclude = params.get("exclude_from_corpus")
         if exclude is not None and await timelines.training_allowed(call.ctx, call.me):
             updated = await posting.set_post_excluded(call.ctx, call.me.username, post.uri,

@@ -5,7 +5,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
@@ -21,6 +21,7 @@ from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import posts as post_store
+from fedserver.store import uploads as upload_store
 from fedserver.store import web as web_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
@@ -60,6 +61,12 @@ class Draft:
     # The author's "keep this post out of the training corpus" (meaningful once they consented).
     exclude_from_corpus: bool = False
     pictures: tuple[Picture, ...] = ()
+    # Pictures uploaded beforehand through the client API (services/uploads.py), by upload id:
+    # each must be the author's and not yet attached; attached after `pictures`.
+    upload_ids: tuple[int, ...] = ()
+    # On edit only: the post's media afterwards, in order: ("kept", position of a current
+    # attachment) or ("upload", upload id). None leaves the media as they are.
+    edit_media: tuple[tuple[str, int], ...] | None = None
 
 
 # One post resolves at most this many mentions; the rest stay plain text, as unresolvable handles
@@ -111,7 +118,7 @@ async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
 
 async def _prepare(ctx: Context, author: Actor, draft: Draft) -> tuple[str, list[Actor], list[str], Post | None]:
     text = draft.text.strip()
-    if not text and not draft.pictures:
+    if not text and not draft.pictures and not draft.upload_ids and not draft.edit_media:
         raise PostingError("a post needs some text")
     if len(text) > MAX_POST_CHARS:
         raise PostingError(f"a post may have at most {MAX_POST_CHARS} characters")
@@ -180,6 +187,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
     warning = (draft.content_warning or "").strip() or None
     pictures = await _store_pictures(ctx, draft.pictures)
+    uploads = await _attachable_uploads(ctx, author, draft.upload_ids, already=len(pictures))
     async with ctx.db.transaction() as tx:
         while True:
             post_id = time_ordered_id(now_epoch)
@@ -206,11 +214,44 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                            thumb_url=media + p.thumb_id, thumb_width=p.preview.width, thumb_height=p.preview.height,
                            blur_url=media + p.blur_id, blurhash=p.preview.blurhash)
                 for index, p in enumerate(pictures)])
+        if uploads:
+            # Checked again in the statement that claims them: a racing post cannot take them too.
+            if not await upload_store.attach(tx, author.id, [u.id for u in uploads], post_id):
+                raise PostingError("a picture was attached to another post meanwhile")
+            await attachment_store.add_attachments(tx, post_id, [
+                upload_attachment(ctx, u, len(pictures) + index) for index, u in enumerate(uploads)])
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
+
+
+async def _attachable_uploads(ctx: Context, author: Actor, upload_ids: tuple[int, ...], *,
+                              already: int = 0) -> list[upload_store.Upload]:
+    """The uploads in the order given, once each is the author's and unattached (else PostingError)."""
+    if not upload_ids:
+        return []
+    if len(set(upload_ids)) != len(upload_ids):
+        raise PostingError("the same picture is attached twice")
+    if already + len(upload_ids) > MAX_PICTURES:
+        raise PostingError(f"a post may have at most {MAX_PICTURES} pictures")
+    found = await upload_store.uploads_by_id(ctx.db.reader, list(upload_ids))
+    for upload_id in upload_ids:
+        upload = found.get(upload_id)
+        if upload is None or upload.actor_id != author.id:
+            raise PostingError(f"media {upload_id} does not exist or is not yours")
+        if upload.post_id is not None:
+            raise PostingError(f"media {upload_id} is already attached to a post")
+    return [found[upload_id] for upload_id in upload_ids]
+
+
+def upload_attachment(ctx: Context, upload: upload_store.Upload, position: int) -> Attachment:
+    media = f"{ctx.urls.base}/media/"
+    return Attachment(position=position, media_type=upload.content_type, url=media + upload.file_id,
+                      description=upload.description or None, width=upload.width, height=upload.height,
+                      thumb_url=media + upload.thumb_id, thumb_width=upload.thumb_width,
+                      thumb_height=upload.thumb_height, blur_url=media + upload.blur_id, blurhash=upload.blurhash)
 
 
 @dataclass(frozen=True)
@@ -227,6 +268,12 @@ class _StoredPicture:
         """(media id, bytes, content type) of the three files."""
         return [(self.media_id, self.image.data, self.image.content_type),
                 (self.thumb_id, self.preview.data, "image/webp"), (self.blur_id, self.preview.blur_png, "image/png")]
+
+
+async def store_picture(ctx: Context, picture: Picture) -> _StoredPicture:
+    """One picture checked, cleaned and written as a new post's are (for uploads made before the
+    post: services/uploads.py); raises PostingError."""
+    return (await _store_pictures(ctx, (picture,)))[0]
 
 
 async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[_StoredPicture]:
@@ -266,10 +313,14 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
     """Change a post's text or content warning; its visibility and reply target stay as written."""
     author, post = await _own_post(ctx, username, post_uri)
     draft = Draft(text=draft.text, visibility=post.visibility, content_warning=draft.content_warning,
-                  language=draft.language or post.language)
+                  language=draft.language or post.language, edit_media=draft.edit_media)
     html, mentions, tags, _ = await _prepare(ctx, author, draft)
+    media_change = await _media_change(ctx, author, post, draft.edit_media)
     now = ctx.clock.now_iso()
+    unused: list[str] = []
     async with ctx.db.transaction() as tx:
+        if media_change is not None:
+            unused = await _apply_media_change(ctx, tx, author, post, media_change)
         audience = addressing(post.visibility, author.followers_url or "", [m.uri for m in mentions])
         # Recipients of the original keep receiving the edit even if no longer mentioned.
         old_mentions = await post_store.list_mentioned_actor_ids(tx, post.id)
@@ -285,7 +336,55 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
         dropped = [a for a in [await actor_store.get_actor(tx, i) for i in old_mentions]
                    if a is not None and a.id not in (m.id for m in mentions)]
         await _federate_post(ctx, tx, author, updated, mentions, "Update", extra_recipients=dropped)
+    for media_id in unused:
+        await asyncio.to_thread((ctx.settings.media_dir / media_id).unlink, missing_ok=True)
     return updated
+
+
+@dataclass(frozen=True)
+class _MediaChange:
+    kept: list[tuple[int, Attachment]]  # (new position, current attachment)
+    added: list[tuple[int, upload_store.Upload]]  # (position, upload)
+    removed: list[Attachment]
+
+
+async def _media_change(ctx: Context, author: Actor, post: Post,
+                        wanted: tuple[tuple[str, int], ...] | None) -> _MediaChange | None:
+    """An edit's new set of media, checked before its transaction (PostingError when a kept one
+    is not the post's, or an upload is not the author's or already attached)."""
+    if wanted is None:
+        return None
+    if len(wanted) > MAX_PICTURES:
+        raise PostingError(f"a post may have at most {MAX_PICTURES} pictures")
+    current = {a.position: a for a in (await attachment_store.attachments_for(ctx.db.reader, [post.id])).get(post.id, [])}
+    uploads = {u.id: u for u in await _attachable_uploads(ctx, author, tuple(i for kind, i in wanted if kind == "upload"))}
+    kept: list[tuple[int, Attachment]] = []
+    added: list[tuple[int, upload_store.Upload]] = []
+    for position, (kind, value) in enumerate(wanted):
+        if kind == "kept":
+            if value not in current or value in (a.position for _, a in kept):
+                raise PostingError("a media id names no attachment of this post")
+            kept.append((position, current[value]))
+        else:
+            added.append((position, uploads[value]))
+    kept_positions = {a.position for _, a in kept}
+    return _MediaChange(kept, added, [a for p, a in current.items() if p not in kept_positions])
+
+
+async def _apply_media_change(ctx: Context, tx: aiosqlite.Connection, author: Actor, post: Post,
+                              change: _MediaChange) -> list[str]:
+    """Write the edit's media; the media ids (files) no longer used, for removal after the commit."""
+    if change.added and not await upload_store.attach(tx, author.id, [u.id for _, u in change.added], post.id):
+        raise PostingError("a picture was attached to another post meanwhile")
+    attachments = [replace(a, position=p) for p, a in change.kept]
+    attachments += [upload_attachment(ctx, u, p) for p, u in change.added]
+    await attachment_store.replace_attachments(tx, post.id, sorted(attachments, key=lambda a: a.position))
+    # Pictures taken off the post go as a deleted post's do: not served from the commit on.
+    media_prefix = f"{ctx.urls.base}/media/"
+    gone = [url[len(media_prefix):] for a in change.removed for url in (a.url, a.thumb_url, a.blur_url)
+            if url and url.startswith(media_prefix)]
+    await web_store.delete_media(tx, gone)
+    return gone
 
 
 async def set_post_excluded(ctx: Context, username: str, post_uri: str, excluded: bool) -> Post:

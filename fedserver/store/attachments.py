@@ -74,6 +74,13 @@ async def add_attachments(conn: aiosqlite.Connection, post_id: int, attachments:
     await conn.executemany(_INSERT, [_row(post_id, a) for a in attachments])
 
 
+async def replace_attachments(conn: aiosqlite.Connection, post_id: int, attachments: list[Attachment]) -> None:
+    """An edited post's attachments (set_attachments_sync, for aiosqlite transactions)."""
+    await conn.execute(_DELETE, (post_id,))
+    if attachments:
+        await conn.executemany(_INSERT, [_row(post_id, a) for a in attachments])
+
+
 async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int, list[Attachment]]:
     """Each post's attachments in order; posts without any are left out."""
     if not post_ids:
