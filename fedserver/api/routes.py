@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.api import (accounts, apps, instance, markers, notifications, oauth, relationships, saved_posts,
+from fedserver.api import (accounts, apps, instance, markers, notifications, oauth, polls, relationships,
+                           saved_posts,
                            search, statuses, stubs, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
@@ -14,6 +15,6 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     oauth.add_routes(app)
     apps.add_budgets(app, settings)
     # accounts before stubs, and fixed paths before {id} patterns within each module.
-    install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes,
+    install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes, polls.routes,
                   timelines.routes, notifications.routes, search.routes, markers.routes,
                   saved_posts.routes, stubs.routes])

@@ -167,9 +167,12 @@ def poll(post_id: int, card: PostCard) -> dict[str, Any] | None:
     found = card.poll
     if found is None:
         return None
+    # hide_totals: no counts until the poll has ended (Mastodon answers null).
+    hidden = found.hide_totals and card.poll_open
     return {"id": encode(post_id), "expires_at": datetime_text(found.ends_at), "expired": not card.poll_open,
             "multiple": found.multiple, "votes_count": found.total_votes, "voters_count": found.voters,
-            "options": [{"title": choice.name, "votes_count": choice.votes} for choice in found.choices],
+            "options": [{"title": choice.name, "votes_count": None if hidden else choice.votes}
+                        for choice in found.choices],
             "emojis": [], "voted": bool(card.my_votes) or card.own, "own_votes": list(card.my_votes)}
 
 

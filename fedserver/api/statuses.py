@@ -16,7 +16,7 @@ from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
 from fedserver.services import audience, bookmarks, directory, interactions, post_details, posting, timelines
 from fedserver.services.interactions import InteractionError
-from fedserver.services.posting import Draft, PostingError
+from fedserver.services.posting import Draft, PollDraft, PostingError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
@@ -69,8 +69,6 @@ async def create_status(call: ApiCall) -> web.Response:
             return await _one(call, earlier)
     if params.list("media_ids"):
         raise ApiError(422, "Validation failed: media attachments are not supported through the API yet")
-    if params.get("poll[options][]") is not None or params.list("poll[options]"):
-        raise ApiError(422, "Validation failed: polls are not supported through the API yet")
     visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
     if visibility is None:
         raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
@@ -86,12 +84,25 @@ async def create_status(call: ApiCall) -> web.Response:
     try:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
-            reply_to=reply_to, language=language, exclude_from_corpus=exclude))
+            reply_to=reply_to, language=language, exclude_from_corpus=exclude, poll=poll_draft(params)))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
         _idempotent[(me.id, key)] = (now, post.id)
     return await _one(call, post)
+
+
+def poll_draft(params) -> PollDraft | None:
+    """poll[options][], poll[expires_in] (seconds), poll[multiple], poll[hide_totals]; the limits
+    are the posting service's (422 with its message)."""
+    options = params.list("poll[options]")
+    if not options:
+        return None
+    expires_in = params.int("poll[expires_in]")
+    if expires_in is None:
+        raise ApiError(422, "Validation failed: poll[expires_in] is required")
+    return PollDraft(options=tuple(options), expires_in=expires_in, multiple=params.bool("poll[multiple]"),
+                     hide_totals=params.bool("poll[hide_totals]"))
 
 
 @routes.delete(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))
