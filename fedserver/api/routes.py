@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.api import (accounts, apps, instance, markers, notifications, oauth, polls, relationships,
-                           saved_posts,
-                           search, statuses, stubs, timelines)
+                           saved_posts, search, statuses, stubs, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
 
