@@ -150,7 +150,8 @@ async def test_votes_from_another_server_count_once_per_voter_and_option_and_not
         # mallory signs a vote that claims to be eve's.
         forged = vote("eve", one_uri, "No")
         forged["actor"] = remote.actor_uri("mallory")
-        await delivered(a, remote, forged, as_user="mallory")
+        status, _ = await remote.post(f"{a.base}/inbox", forged, as_user="mallory")
+        assert status == 403
         assert _counts(a, many_id) == [1, 0, 1] and a.value("SELECT voters FROM polls WHERE post_id = ?", (many_id,)) == 1
         assert _counts(a, one_id) == [1, 0] and a.value("SELECT voters FROM polls WHERE post_id = ?", (one_id,)) == 1
         # Votes are counted, not stored as replies.
