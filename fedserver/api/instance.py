@@ -27,9 +27,11 @@ async def instance_v1(call: ApiCall) -> web.Response:
     ctx = call.ctx
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
-    return json_response(serializers.instance_v1(
+    body = serializers.instance_v1(
         info, ctx.urls, users=stats["users"], statuses=stats["local_posts"],
-        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False))
+        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False)
+    body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
+    return json_response(body)
 
 
 @routes.get("/api/v2/instance", auth="public")
@@ -37,8 +39,10 @@ async def instance_v2(call: ApiCall) -> web.Response:
     ctx = call.ctx
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
-    return json_response(serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
-                                                 contact=await _contact(ctx), approval_required=False))
+    body = serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
+                                   contact=await _contact(ctx), approval_required=False)
+    body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
+    return json_response(body)
 
 
 @routes.get("/api/v1/instance/rules", auth="public")

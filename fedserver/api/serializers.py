@@ -7,6 +7,7 @@ from typing import Any
 
 from fedserver import __version__
 from fedserver.api.ids import date_text, datetime_text, encode
+from fedserver.config import InstanceSettings
 from fedserver.services.directory import AccountView, RelationshipView
 from fedserver.services.instance import InstanceInfo
 from fedserver.services.post_details import PageDetails
@@ -26,7 +27,12 @@ PLACEHOLDER_AVATAR = "/static/api/avatar.png"
 PLACEHOLDER_HEADER = "/static/api/header.png"
 THUMBNAIL = "/static/api/thumbnail.png"
 POLL_LIMITS = {"max_options": 4, "max_characters_per_option": 50, "min_expiration": 300,
-               "max_expiration": 2_629_746}
+               "max_expiration": 7 * 86400}
+
+
+def poll_limits(settings: InstanceSettings) -> dict[str, int]:
+    """The instance's poll limits ([instance] poll_*), as apps read them before offering a poll."""
+    return {**POLL_LIMITS, "max_options": settings.poll_max_options, "min_expiration": settings.poll_min_expiry_seconds}
 
 
 def application(app: OAuthApp, *, with_secrets: dict[str, str] | None = None) -> dict[str, Any]:

@@ -114,6 +114,9 @@ async def count_remote_vote(ctx: Context, obj: dict[str, Any], signer: Actor, po
     if not is_open(poll, ctx.clock.now()):
         log.info("vote %s by %s ignored: %s has ended", vote_id, signer.uri, post.uri)
         return False
+    if not await audience.may_see(ctx, post, signer):
+        log.info("vote %s ignored: %s may not see %s", vote_id, signer.uri, post.uri)
+        return False
     names = [choice.name for choice in poll.choices]
     if obj["name"] not in names or post.actor_id == signer.id:
         log.info("vote %s by %s ignored: no choice %r in %s", vote_id, signer.uri, obj["name"][:60], post.uri)

@@ -31,11 +31,12 @@ async def _serving(processes: ProcessGroup, tmp_path, name: str, *people: str, *
     return server
 
 
-async def _post_poll(browser: Browser, text: str, options: list[str], *, seconds: int, multiple: bool = False):
+async def _post_poll(browser: Browser, text: str, options: list[str], *, seconds: int, multiple: bool = False,
+                     visibility: str = "public"):
     """Submit the home page's compose form with its poll section filled in."""
     home = await browser.get("/home")
     assert 'name="poll_option"' in home.text and "Add a poll" in home.text
-    form = [("csrf_token", home.csrf), ("back", "/home"), ("text", text), ("visibility", "public"),
+    form = [("csrf_token", home.csrf), ("back", "/home"), ("text", text), ("visibility", visibility),
             ("poll_expires_in", str(seconds)), *[("poll_option", option) for option in options], ("poll_option", "")]
     if multiple:
         form.append(("poll_multiple", "1"))
@@ -132,6 +133,7 @@ async def test_votes_from_another_server_count_once_per_voter_and_option_and_not
     try:
         await _post_poll(alice, "Pick colours", ["Red", "Green", "Blue"], seconds=POLL_SECONDS, multiple=True)
         await _post_poll(alice, "Pick one", ["Yes", "No"], seconds=POLL_SECONDS)
+        await _post_poll(alice, "Friends only", ["Yes", "No"], seconds=POLL_SECONDS, visibility="followers")
         many_id, many_uri = a.query("SELECT id, uri FROM posts WHERE source_text = 'Pick colours'")[0]
         one_id, one_uri = a.query("SELECT id, uri FROM posts WHERE source_text = 'Pick one'")[0]
         alice_uri = a.actor_uri("alice")
@@ -152,6 +154,10 @@ async def test_votes_from_another_server_count_once_per_voter_and_option_and_not
         forged["actor"] = remote.actor_uri("mallory")
         status, _ = await remote.post(f"{a.base}/inbox", forged, as_user="mallory")
         assert status == 403
+        # Someone who may not see a followers-only poll cannot vote in it.
+        friends_id, friends_uri = a.query("SELECT id, uri FROM posts WHERE source_text = 'Friends only'")[0]
+        await delivered(a, remote, vote("eve", friends_uri, "Yes"), as_user="eve")
+        assert _counts(a, friends_id) == [0, 0]
         assert _counts(a, many_id) == [1, 0, 1] and a.value("SELECT voters FROM polls WHERE post_id = ?", (many_id,)) == 1
         assert _counts(a, one_id) == [1, 0] and a.value("SELECT voters FROM polls WHERE post_id = ?", (one_id,)) == 1
         # Votes are counted, not stored as replies.
