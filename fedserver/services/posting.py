@@ -223,7 +223,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
             new_post = NewPost(
                 id=post_id, uri=ctx.urls.post(author.username, post_id),
                 url=ctx.urls.post_page(author.username, post_id), actor_id=author.id, is_local=True,
-                object_type="Question" if poll is not None else "Note", visibility=draft.visibility, content_html=html, content_text=html_to_text(html),
+                object_type="Question" if poll is not None else "Note", visibility=draft.visibility,
+                content_html=html, content_text=html_to_text(html),
                 source_text=draft.text.strip(), summary=warning, sensitive=warning is not None,
                 language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
                 published_at=now, corpus_excluded=draft.exclude_from_corpus)
