@@ -161,7 +161,7 @@ async def close_due_polls(ctx: Context) -> int:
 
 
 # How long the closing worker sleeps at most between looks: a poll posted by another serving
-# process (which runs no workers) is noticed within this time.
+# process (which runs no workers, and cannot wake this one) is noticed within this time.
 CLOSING_LOOK_SECONDS = 5.0
 
 
@@ -169,6 +169,7 @@ async def run_closer(ctx: Context) -> None:
     """Background worker: close polls as they fall due. Its jobs are rows in the database, so a
     restart (or a crash) delays a closing but never loses it."""
     while True:
+        ctx.poll_closing_wakeup.clear()  # before reading: a poll posted from here on wakes the wait
         try:
             await close_due_polls(ctx)
             due = parse_time(await poll_store.next_closing(ctx.db.reader))
@@ -178,4 +179,7 @@ async def run_closer(ctx: Context) -> None:
             log.exception("closing polls failed; trying again shortly")
             due = None
         wait = CLOSING_LOOK_SECONDS if due is None else min(CLOSING_LOOK_SECONDS, max(0.05, due - ctx.clock.now()))
-        await asyncio.sleep(wait)
+        try:
+            await asyncio.wait_for(ctx.poll_closing_wakeup.wait(), timeout=wait)
+        except asyncio.TimeoutError:
+            pass

@@ -249,6 +249,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
+    if poll is not None:
+        ctx.poll_closing_wakeup.set()
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
 
