@@ -23,6 +23,9 @@ class InstanceSettings:
     registrations: str = "closed"
     # The language the compose form starts with for someone who has not chosen one yet (ISO 639-1).
     default_post_language: str = "en"
+    # Polls: most options, shortest duration in seconds (the longest is seven days, as Mastodon's).
+    poll_max_options: int = 4
+    poll_min_expiry_seconds: int = 300
 
 
 # [server] processes: more than a machine has cores only adds memory and lock contention.
@@ -205,6 +208,8 @@ def validate(settings: Settings) -> Settings:
             and inst.default_post_language.islower()):
         raise ConfigError("[instance] default_post_language must be a two-letter ISO 639-1 code like \"en\","
                           f" got {inst.default_post_language!r}")
+    if not (2 <= inst.poll_max_options <= 20) or not (1 <= inst.poll_min_expiry_seconds <= 7 * 86400):
+        raise ConfigError("[instance] poll_max_options must be 2-20 and poll_min_expiry_seconds 1-604800")
     if not (0 < settings.server.port < 65536):
         raise ConfigError(f"[server] port must be 1-65535, got {settings.server.port}")
     if not (1 <= settings.server.processes <= MAX_PROCESSES):
@@ -336,6 +341,10 @@ description = "A fedserver instance"
 registrations = "closed"
 # The language a new post is marked with until its author picks another (ISO 639-1, e.g. "en", "de").
 default_post_language = "en"
+# Polls in posts: most options a poll may have (Mastodon allows 4), and its shortest duration in
+# seconds (Mastodon: 300, five minutes; the longest is always seven days).
+poll_max_options = 4
+poll_min_expiry_seconds = 300
 
 [server]
 # Address and port the HTTP server listens on. Keep 127.0.0.1 behind a reverse proxy.

@@ -29,6 +29,8 @@ class Context:
     clock: Clock = SYSTEM_CLOCK
     delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # A new poll may end before the closing worker's next look (services.polls.run_closer).
+    poll_closing_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # The key the fetcher signs with (the instance actor's): key id and private key PEM.
     signing_key: tuple[str, str] | None = None
 

@@ -27,11 +27,13 @@ async def instance_v1(call: ApiCall) -> web.Response:
     ctx = call.ctx
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
-    return json_response(serializers.instance_v1(
+    body = serializers.instance_v1(
         info, ctx.urls, users=stats["users"], statuses=stats["local_posts"],
         domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False,
         # Apps shrink pictures to this before uploading: the image worker's bound ([uploads]).
-        image_matrix_limit=ctx.settings.uploads.upload_max_pixels))
+        image_matrix_limit=ctx.settings.uploads.upload_max_pixels)
+    body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
+    return json_response(body)
 
 
 @routes.get("/api/v2/instance", auth="public")
@@ -39,9 +41,11 @@ async def instance_v2(call: ApiCall) -> web.Response:
     ctx = call.ctx
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
-    return json_response(serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
-                                                 contact=await _contact(ctx), approval_required=False,
-                                                 image_matrix_limit=ctx.settings.uploads.upload_max_pixels))
+    body = serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
+                                   contact=await _contact(ctx), approval_required=False,
+                                   image_matrix_limit=ctx.settings.uploads.upload_max_pixels)
+    body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
+    return json_response(body)
 
 
 @routes.get("/api/v1/instance/rules", auth="public")

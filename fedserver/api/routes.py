@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.api import (accounts, apps, filters, instance, lists, markers, media, notifications, oauth,
+from fedserver.api import (accounts, apps, filters, instance, lists, markers, media, notifications, oauth, polls,
                            relationships, saved_posts, search, statuses, stubs, tags, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
@@ -14,6 +14,6 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     oauth.add_routes(app)
     apps.add_budgets(app, settings)
     # accounts before stubs, and fixed paths before {id} patterns within each module.
-    install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes,
+    install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes, polls.routes,
                   timelines.routes, notifications.routes, search.routes, markers.routes,
                   saved_posts.routes, media.routes, lists.routes, filters.routes, tags.routes, stubs.routes])

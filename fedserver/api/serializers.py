@@ -8,9 +8,9 @@ from typing import Any
 from fedserver import __version__
 from fedserver.api.ids import date_text, datetime_text, encode
 from fedserver.activitypub.normalize import host_of
+from fedserver.config import InstanceSettings
 from fedserver.services.directory import AccountView, RelationshipView
 from fedserver.services.keyword_filters import keyword_pattern
-from fedserver.services.media_cache import remote_picture_path
 from fedserver.services.instance import InstanceInfo
 from fedserver.services.media_cache import cached_path, remote_picture_path
 from fedserver.services.post_details import PageDetails
@@ -34,7 +34,12 @@ PLACEHOLDER_AVATAR = "/static/api/avatar.png"
 PLACEHOLDER_HEADER = "/static/api/header.png"
 THUMBNAIL = "/static/api/thumbnail.png"
 POLL_LIMITS = {"max_options": 4, "max_characters_per_option": 50, "min_expiration": 300,
-               "max_expiration": 2_629_746}
+               "max_expiration": 7 * 86400}
+
+
+def poll_limits(settings: InstanceSettings) -> dict[str, int]:
+    """The instance's poll limits ([instance] poll_*), as apps read them before offering a poll."""
+    return {**POLL_LIMITS, "max_options": settings.poll_max_options, "min_expiration": settings.poll_min_expiry_seconds}
 
 
 def application(app: OAuthApp, *, with_secrets: dict[str, str] | None = None) -> dict[str, Any]:
@@ -243,9 +248,12 @@ def poll(post_id: int, card: PostCard) -> dict[str, Any] | None:
     found = card.poll
     if found is None:
         return None
+    # hide_totals: no counts until the poll has ended (Mastodon answers null).
+    hidden = found.hide_totals and card.poll_open
     return {"id": encode(post_id), "expires_at": datetime_text(found.ends_at), "expired": not card.poll_open,
             "multiple": found.multiple, "votes_count": found.total_votes, "voters_count": found.voters,
-            "options": [{"title": choice.name, "votes_count": choice.votes} for choice in found.choices],
+            "options": [{"title": choice.name, "votes_count": None if hidden else choice.votes}
+                        for choice in found.choices],
             "emojis": [], "voted": bool(card.my_votes) or card.own, "own_votes": list(card.my_votes)}
 
 

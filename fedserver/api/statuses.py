@@ -16,7 +16,7 @@ from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
 from fedserver.services import audience, bookmarks, directory, interactions, pins, post_details, posting, timelines
 from fedserver.services.interactions import InteractionError
-from fedserver.services.posting import Draft, PostingError
+from fedserver.services.posting import Draft, PollDraft, PostingError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
@@ -68,8 +68,6 @@ async def create_status(call: ApiCall) -> web.Response:
         if earlier is not None and not earlier.is_deleted:
             return await _one(call, earlier)
     upload_ids = _media_ids(params.list("media_ids"))
-    if params.get("poll[options][]") is not None or params.list("poll[options]"):
-        raise ApiError(422, "Validation failed: polls are not supported through the API yet")
     visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
     if visibility is None:
         raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
@@ -85,7 +83,8 @@ async def create_status(call: ApiCall) -> web.Response:
     try:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
-            reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids))
+            reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids,
+            poll=poll_draft(params)))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
@@ -101,6 +100,19 @@ def _media_ids(texts: list[str]) -> tuple[int, ...]:
     if any(value is None for value in found):
         raise ApiError(422, "Validation failed: media_ids must be media ids")
     return found  # type: ignore[return-value]
+
+
+def poll_draft(params) -> PollDraft | None:
+    """poll[options][], poll[expires_in] (seconds), poll[multiple], poll[hide_totals]; the limits
+    are the posting service's (422 with its message)."""
+    options = params.list("poll[options]")
+    if not options:
+        return None
+    expires_in = params.int("poll[expires_in]")
+    if expires_in is None:
+        raise ApiError(422, "Validation failed: poll[expires_in] is required")
+    return PollDraft(options=tuple(options), expires_in=expires_in, multiple=params.bool("poll[multiple]"),
+                     hide_totals=params.bool("poll[hide_totals]"))
 
 
 @routes.delete(r"/api/v1/statuses/{id:\d+}", scope=("write:statuses",))

@@ -19,7 +19,7 @@ from fedserver.activitypub.notes import InvalidNote, NoteHead, read_note_head
 from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.activitypub.vocab import POST_TYPES
 from fedserver.context import Context
-from fedserver.services import remote_posts
+from fedserver.services import polls, remote_posts
 from fedserver.services.remote_posts import IncomingNote
 from fedserver.store import inbound_batches
 from fedserver.store.actors import Actor
@@ -68,6 +68,18 @@ def _head(create: DeliveredCreate) -> NoteHead | None:
     return head
 
 
+async def _counted_as_vote(ctx: Context, create: DeliveredCreate) -> bool:
+    """A vote in one of our polls (Mastodon's Create of a Note named after the choice, in reply to
+    the Question) is counted, not stored as a post. Replays are counted once (services.polls)."""
+    if not polls.is_vote(create.obj):
+        return False
+    found = await polls.poll_of_local_post(ctx, create.obj.get("inReplyTo"))
+    if found is None:
+        return False
+    await polls.count_remote_vote(ctx, create.obj, create.signer, *found)
+    return True
+
+
 def is_relevant(head: NoteHead, mentions: list[Actor], *, followed_here: bool, urls: Urls) -> bool:
     """Mastodon's related_to_local_activity?: followed author, addressed/mentioned local account,
     or a reply to a local post."""
@@ -83,6 +95,7 @@ async def apply_creates(ctx: Context, creates: list[DeliveredCreate], *,
     """Store the posts of these Creates, in order, in one write transaction. `also` runs at the end
     of the same transaction: the inbox worker marks the batch done there, so a crash leaves the
     batch either applied and done or neither. Raises if any Create fails (nothing is then written)."""
+    creates = [create for create in creates if not await _counted_as_vote(ctx, create)]
     heads = [(create, head) for create in creates if (head := _head(create)) is not None]
     mentions = await remote_posts.known_mentioned_actors_of(ctx, [head.mention_hrefs for _, head in heads])
     followed = await inbound_batches.followed_here_of(ctx.db.reader, list({c.signer.id for c, _ in heads}))

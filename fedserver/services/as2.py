@@ -7,6 +7,7 @@ from fedserver.activitypub.vocab import AS_CONTEXT, PUBLIC, actor_context, note_
 from fedserver.clock import wire_time
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
+from fedserver.store.polls import Poll
 from fedserver.store.posts import Post
 from fedserver.urls import Urls
 
@@ -56,7 +57,7 @@ def actor_document(actor: Actor, urls: Urls, *, extra_context: dict[str, object]
 def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: list[str], urls: Urls,
                   extra_context: dict[str, object] | None = None,
                   extra_fields: dict[str, Any] | None = None, with_context: bool = True,
-                  attachments: list[Attachment] | None = None) -> dict[str, Any]:
+                  attachments: list[Attachment] | None = None, poll: Poll | None = None) -> dict[str, Any]:
     audience = post.audience
     doc: dict[str, Any] = {
         "id": post.uri,
@@ -80,6 +81,8 @@ def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: lis
         doc["attachment"] = [{k: v for k, v in {
             "type": "Document", "mediaType": a.media_type, "url": a.url, "name": a.description,
             "width": a.width, "height": a.height}.items() if v is not None} for a in attachments]
+    if poll is not None:
+        doc.update(question_fields(poll))
     if post.edited_at:
         doc["updated"] = wire_time(post.edited_at)
     if extra_fields:
@@ -88,6 +91,23 @@ def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: lis
     if with_context:
         doc = {"@context": note_context(extra_context), **doc}
     return doc
+
+
+def question_fields(poll: Poll) -> dict[str, Any]:
+    """A post with a poll is a Question, as Mastodon sends it: the options as Notes whose
+    replies.totalItems is the count (oneOf: pick one; anyOf: several), endTime, votersCount and,
+    once ended, closed. Hidden totals (hide_totals) read 0 until the poll is closed."""
+    hidden = poll.hide_totals and poll.closed_at is None
+    options = [{"type": "Note", "name": choice.name,
+                "replies": {"type": "Collection", "totalItems": 0 if hidden else choice.votes}}
+               for choice in poll.choices]
+    fields: dict[str, Any] = {"type": "Question", "anyOf" if poll.multiple else "oneOf": options,
+                              "votersCount": 0 if hidden else (poll.voters or 0)}
+    if poll.ends_at:
+        fields["endTime"] = wire_time(poll.ends_at)
+    if poll.closed_at:
+        fields["closed"] = wire_time(poll.closed_at)
+    return fields
 
 
 def tombstone_document(uri: str, deleted_at: str | None = None) -> dict[str, Any]:

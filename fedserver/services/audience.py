@@ -17,10 +17,12 @@ from fedserver.store import consent as consent_store
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import note_batches
+from fedserver.store import polls as poll_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
 from fedserver.store.consent import ConsentChoice
+from fedserver.store.polls import Poll
 from fedserver.store.posts import Post
 
 
@@ -79,7 +81,8 @@ async def local_actor_document(ctx: Context, actor: Actor, *, conn: aiosqlite.Co
 
 
 def _note_document(ctx: Context, post: Post, author: Actor, *, mentions: list[Actor], tags: list[str],
-                   choice: ConsentChoice | None, with_context: bool, attachments: list[Attachment]) -> dict[str, Any]:
+                   choice: ConsentChoice | None, with_context: bool, attachments: list[Attachment],
+                   poll: Poll | None = None) -> dict[str, Any]:
     consent = None if choice is None else ConsentFacts(choice=choice.choice,
                                                        include_unlisted=bool(choice.include_unlisted),
                                                        effective_from=choice.effective_from)
@@ -89,7 +92,7 @@ def _note_document(ctx: Context, post: Post, author: Actor, *, mentions: list[Ac
     # consent's scope, not excluded), so its body and the crawler headers never disagree.
     post_choice = signals.post_choice(consent, facts)
     return as2.note_document(post, author, mentions=mentions, tags=tags, urls=ctx.urls, with_context=with_context,
-                             attachments=attachments, extra_context=signals.actor_context_extension(),
+                             attachments=attachments, poll=poll, extra_context=signals.actor_context_extension(),
                              extra_fields=signals.document_fields(post_choice, choice.license if choice else None))
 
 
@@ -102,8 +105,9 @@ async def local_note_document(ctx: Context, post: Post, author: Actor, *, with_c
     tags = await post_store.list_tags(conn, post.id)
     choice = await consent_store.get_choice(conn, author.id, TRAIN_AI)
     media = await attachment_store.attachments_for(conn, [post.id])
+    polls = await poll_store.polls_for(conn, [post.id])
     return _note_document(ctx, post, author, mentions=mentions, tags=tags, choice=choice, with_context=with_context,
-                          attachments=media.get(post.id, []))
+                          attachments=media.get(post.id, []), poll=polls.get(post.id))
 
 
 async def local_note_documents(ctx: Context, posts: list[Post], author: Actor, *, with_context: bool = True,
@@ -121,8 +125,10 @@ async def local_note_documents(ctx: Context, posts: list[Post], author: Actor, *
     tags = await note_batches.tags(conn, post_ids)
     choice = await consent_store.get_choice(conn, author.id, TRAIN_AI)
     media = await attachment_store.attachments_for(conn, post_ids)
+    polls = await poll_store.polls_for(conn, post_ids)
     return [_note_document(ctx, post, author, mentions=mentions.get(post.id, []), tags=tags.get(post.id, []),
-                           choice=choice, with_context=with_context, attachments=media.get(post.id, []))
+                           choice=choice, with_context=with_context, attachments=media.get(post.id, []),
+                           poll=polls.get(post.id))
             for post in posts]
 
 

@@ -1,16 +1,25 @@
-"""Voting in polls on other servers (ActivityPub Question), as Mastodon votes: each chosen option
-goes to the poll's author as a Note named after it, in reply to the Question."""
+"""Polls (ActivityPub Question). Voting in polls on other servers, as Mastodon votes: each chosen
+option goes to the poll's author as a Note named after it, in reply to the Question. Polls in local
+posts: votes of local people and of other servers (those same Notes) counted once per voter and
+option, and closing at the end time (a durable job in poll_closings) with an Update carrying the
+final counts to followers and the voters' servers."""
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
+from urllib.parse import urlsplit
 
 from fedserver.clock import parse_time
 from fedserver.context import Context
-from fedserver.services import as2, outbox
+from fedserver.activitypub.normalize import first_type
+from fedserver.services import as2, audience, outbox
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import polls as poll_store
 from fedserver.store.polls import Poll
+from fedserver.store import posts as post_store
+from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
 
 log = logging.getLogger(__name__)
@@ -32,7 +41,7 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
     """Cast username's vote (option positions) in the poll of post, which they can see."""
     voter = await require_local_actor(ctx, username)
     poll = (await poll_store.polls_for(ctx.db.reader, [post.id])).get(post.id)
-    if poll is None or post.is_local or post.is_deleted:
+    if poll is None or post.is_deleted:
         raise VoteError("this post has no poll to vote in")
     if not is_open(poll, ctx.clock.now()):
         raise VoteError("this poll has ended")
@@ -41,6 +50,10 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
         raise VoteError("pick a choice first")
     if not poll.multiple and len(chosen) > 1:
         raise VoteError("this poll takes one choice")
+    if post.is_local:
+        await _vote_here(ctx, voter.id, post, chosen)
+        log.info("%s voted in %s", username, post.uri)
+        return
     author = await actor_store.get_actor(ctx.db.reader, post.actor_id)
     if author is None or author.is_gone or not author.inbox_url:
         raise VoteError("the poll's author cannot be reached")
@@ -56,3 +69,117 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
         await poll_store.add_vote(tx, post_id=post.id, actor_id=voter.id, positions=chosen, uris=uris,
                                   now=ctx.clock.now_iso())
     log.info("%s voted in %s", username, post.uri)
+
+
+async def _vote_here(ctx: Context, voter_id: int, post: Post, chosen: list[int]) -> None:
+    """A local person's vote in a local poll: counted here, federated with the final counts."""
+    if post.actor_id == voter_id:
+        raise VoteError("you cannot vote in your own poll")
+    async with ctx.db.transaction() as tx:
+        if await poll_store.has_voted(tx, post.id, voter_id):
+            raise VoteError("you have already voted in this poll")
+        await poll_store.count_vote(tx, post_id=post.id, actor_id=voter_id, positions=chosen,
+                                    uris=[ctx.urls.new_activity() for _ in chosen], now=ctx.clock.now_iso())
+
+
+async def poll_of_local_post(ctx: Context, uri: Any) -> tuple[Post, Poll] | None:
+    """The local post with a poll that this in-reply-to address names, if any."""
+    if not isinstance(uri, str) or not ctx.urls.is_local(uri):
+        return None
+    post = await post_store.get_post_by_uri(ctx.db.reader, uri)
+    if post is None or not post.is_local or post.is_deleted:
+        return None
+    poll = (await poll_store.polls_for(ctx.db.reader, [post.id])).get(post.id)
+    return (post, poll) if poll is not None else None
+
+
+def is_vote(obj: Any) -> bool:
+    """A Note named after a choice and in reply to something: what Mastodon sends as a vote. Only
+    counted as one when the post replied to is one of our polls (poll_of_local_post)."""
+    return (isinstance(obj, dict) and first_type(obj) == "Note" and isinstance(obj.get("name"), str)
+            and isinstance(obj.get("inReplyTo"), str) and isinstance(obj.get("id"), str))
+
+
+async def count_remote_vote(ctx: Context, obj: dict[str, Any], signer: Actor, post: Post, poll: Poll) -> bool:
+    """Count one delivered vote (one choice) in a local poll; False (logged) when it is refused:
+    another author than the signer, an id on another host, the poll ended, no such choice, a second
+    choice in a one-choice poll, the author's own vote. A replayed vote is counted once."""
+    vote_id = obj["id"]
+    if signer.suspended_at or obj.get("attributedTo") != signer.uri:
+        log.info("vote %s ignored: not attributed to its signer %s", vote_id, signer.uri)
+        return False
+    if urlsplit(vote_id).netloc != urlsplit(signer.uri).netloc:
+        log.info("vote %s ignored: its id is not on %s's host", vote_id, signer.uri)
+        return False
+    if not is_open(poll, ctx.clock.now()):
+        log.info("vote %s by %s ignored: %s has ended", vote_id, signer.uri, post.uri)
+        return False
+    if not await audience.may_see(ctx, post, signer):
+        log.info("vote %s ignored: %s may not see %s", vote_id, signer.uri, post.uri)
+        return False
+    names = [choice.name for choice in poll.choices]
+    if obj["name"] not in names or post.actor_id == signer.id:
+        log.info("vote %s by %s ignored: no choice %r in %s", vote_id, signer.uri, obj["name"][:60], post.uri)
+        return False
+    position = names.index(obj["name"])
+    async with ctx.db.transaction() as tx:
+        earlier = (await poll_store.votes_of(tx, signer.id, [post.id])).get(post.id, ())
+        if earlier and not poll.multiple and position not in earlier:
+            log.info("vote %s by %s ignored: one choice only in %s", vote_id, signer.uri, post.uri)
+            return False
+        counted = await poll_store.count_vote(tx, post_id=post.id, actor_id=signer.id, positions=[position],
+                                              uris=[vote_id], now=ctx.clock.now_iso())
+    log.info("vote %s by %s in %s %s", vote_id, signer.uri, post.uri, "counted" if counted else "already counted")
+    return bool(counted)
+
+
+async def close_due_polls(ctx: Context) -> int:
+    """Close the local polls whose end time has come, each in its own transaction with the Update
+    of its Question (final counts, `closed`) queued to the author's followers and the voters'
+    servers. Returns how many were closed."""
+    closed = 0
+    for post_id in await poll_store.due_closings(ctx.db.reader, ctx.clock.now_iso()):
+        async with ctx.db.transaction() as tx:
+            if not await poll_store.close_poll(tx, post_id, ctx.clock.now_iso()):
+                continue
+            post = await post_store.get_post(tx, post_id)
+            author = await actor_store.get_actor(tx, post.actor_id) if post is not None else None
+            if post is None or post.is_deleted or author is None or not post.is_local:
+                continue
+            note = await audience.local_note_document(ctx, post, author, conn=tx)
+            activity = as2.wrap_update_note(note, ctx.urls.new_activity())
+            activity["published"] = note["closed"]
+            voters = [a for a in [await actor_store.get_actor(tx, i) for i in await poll_store.voter_ids(tx, post_id)]
+                      if a is not None and not a.is_local and not a.is_gone]
+            followers = [] if post.visibility == "direct" else await outbox.follower_inboxes(tx, author)
+            await outbox.publish(ctx, tx, actor=author, activity=activity,
+                                 inboxes=[*followers, *(a.preferred_inbox for a in voters)],
+                                 is_public=post.visibility in ("public", "unlisted"))
+        closed += 1
+        log.info("poll of %s closed", post.uri)
+    return closed
+
+
+# How long the closing worker sleeps at most between looks: a poll posted by another serving
+# process (which runs no workers, and cannot wake this one) is noticed within this time.
+CLOSING_LOOK_SECONDS = 5.0
+
+
+async def run_closer(ctx: Context) -> None:
+    """Background worker: close polls as they fall due. Its jobs are rows in the database, so a
+    restart (or a crash) delays a closing but never loses it."""
+    while True:
+        ctx.poll_closing_wakeup.clear()  # before reading: a poll posted from here on wakes the wait
+        try:
+            await close_due_polls(ctx)
+            due = parse_time(await poll_store.next_closing(ctx.db.reader))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("closing polls failed; trying again shortly")
+            due = None
+        wait = CLOSING_LOOK_SECONDS if due is None else min(CLOSING_LOOK_SECONDS, max(0.05, due - ctx.clock.now()))
+        try:
+            await asyncio.wait_for(ctx.poll_closing_wakeup.wait(), timeout=wait)
+        except asyncio.TimeoutError:
+            pass

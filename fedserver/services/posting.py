@@ -11,7 +11,7 @@ import aiosqlite
 
 from fedserver.activitypub.notes import addressing
 from fedserver.activitypub.sanitize import html_to_text
-from fedserver.clock import time_ordered_id
+from fedserver.clock import iso_from_epoch, time_ordered_id
 from fedserver.context import Context
 from fedserver.image_previews import Preview
 from fedserver.images import CleanImage, InvalidImage, write_file
@@ -20,11 +20,13 @@ from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import interactions as interaction_store
+from fedserver.store import polls as poll_store
 from fedserver.store import posts as post_store
 from fedserver.store import uploads as upload_store
 from fedserver.store import web as web_store
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
+from fedserver.store.polls import Poll, PollChoice
 from fedserver.store.posts import NewPost, Post
 from fedserver.text import MentionTarget, find_hashtags, find_mentions, render_html
 
@@ -51,6 +53,37 @@ MAX_PICTURE_BYTES = 8 * 1024 * 1024
 MAX_DESCRIPTION = 1500
 
 
+@dataclass(frozen=True)
+class PollDraft:
+    """A poll for a new post: its options, seconds until it ends, one or several choices."""
+    options: tuple[str, ...]
+    expires_in: int
+    multiple: bool = False
+    hide_totals: bool = False
+
+
+# As Mastodon: at most 50 characters an option, polls end within seven days.
+MAX_POLL_OPTION_CHARS = 50
+MAX_POLL_EXPIRY_SECONDS = 7 * 86400
+
+
+def _checked_poll(ctx: Context, draft: PollDraft, now_epoch: float) -> Poll:
+    limits = ctx.settings.instance
+    options = tuple(option.strip() for option in draft.options)
+    if not 2 <= len(options) <= limits.poll_max_options:
+        raise PostingError(f"a poll needs 2 to {limits.poll_max_options} options")
+    if any(not option for option in options):
+        raise PostingError("poll options cannot be empty")
+    if any(len(option) > MAX_POLL_OPTION_CHARS for option in options):
+        raise PostingError(f"poll options may have at most {MAX_POLL_OPTION_CHARS} characters")
+    if len(set(options)) != len(options):
+        raise PostingError("poll options must differ from each other")
+    if not limits.poll_min_expiry_seconds <= draft.expires_in <= MAX_POLL_EXPIRY_SECONDS:
+        raise PostingError(f"a poll must last between {limits.poll_min_expiry_seconds} seconds and seven days")
+    return Poll(multiple=draft.multiple, ends_at=iso_from_epoch(now_epoch + draft.expires_in), closed_at=None,
+                voters=0, choices=tuple(PollChoice(option, 0) for option in options), hide_totals=draft.hide_totals)
+
+
 @dataclass
 class Draft:
     text: str
@@ -67,6 +100,7 @@ class Draft:
     # On edit only: the post's media afterwards, in order: ("kept", position of a current
     # attachment) or ("upload", upload id). None leaves the media as they are.
     edit_media: tuple[tuple[str, int], ...] | None = None
+    poll: PollDraft | None = None
 
 
 # One post resolves at most this many mentions; the rest stay plain text, as unresolvable handles
@@ -186,6 +220,9 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     now = ctx.clock.now_iso()
     audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
     warning = (draft.content_warning or "").strip() or None
+    poll = _checked_poll(ctx, draft.poll, now_epoch) if draft.poll is not None else None
+    if poll is not None and (draft.pictures or draft.upload_ids):
+        raise PostingError("a post has either pictures or a poll, not both")
     pictures = await _store_pictures(ctx, draft.pictures)
     uploads = await _attachable_uploads(ctx, author, draft.upload_ids, already=len(pictures))
     async with ctx.db.transaction() as tx:
@@ -194,7 +231,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
             new_post = NewPost(
                 id=post_id, uri=ctx.urls.post(author.username, post_id),
                 url=ctx.urls.post_page(author.username, post_id), actor_id=author.id, is_local=True,
-                object_type="Note", visibility=draft.visibility, content_html=html, content_text=html_to_text(html),
+                object_type="Question" if poll is not None else "Note", visibility=draft.visibility,
+                content_html=html, content_text=html_to_text(html),
                 source_text=draft.text.strip(), summary=warning, sensitive=warning is not None,
                 language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
                 published_at=now, corpus_excluded=draft.exclude_from_corpus)
@@ -202,6 +240,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                 break
         await post_store.set_mentions(tx, post_id, [m.id for m in mentions], new=True)
         await post_store.set_tags(tx, post_id, tags, new=True)
+        if poll is not None:
+            await poll_store.add_local_poll(tx, post_id, poll)
         if pictures:
             for picture in pictures:
                 for media_id, data, content_type in picture.files():
@@ -223,6 +263,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
+    if poll is not None:
+        ctx.poll_closing_wakeup.set()
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
 

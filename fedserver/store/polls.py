@@ -24,6 +24,8 @@ class Poll:
     closed_at: str | None
     voters: int | None
     choices: tuple[PollChoice, ...]
+    # Mastodon's hide_totals: counts are shown only once the poll has ended.
+    hide_totals: bool = False
 
     @property
     def total_votes(self) -> int:
@@ -53,7 +55,7 @@ async def polls_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int
     if not post_ids:
         return {}
     marks = ", ".join("?" for _ in post_ids)
-    polls = await fetch_all(conn, f"SELECT post_id, multiple, ends_at, closed_at, voters FROM polls"
+    polls = await fetch_all(conn, f"SELECT post_id, multiple, ends_at, closed_at, voters, hide_totals FROM polls"
                                   f" WHERE post_id IN ({marks})", post_ids)
     if not polls:
         return {}
@@ -62,7 +64,8 @@ async def polls_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int
             conn, f"SELECT post_id, name, votes FROM poll_options WHERE post_id IN ({marks})"
                   " ORDER BY post_id, position", post_ids):
         choices.setdefault(post_id, []).append(PollChoice(name, votes))
-    return {row[0]: Poll(bool(row[1]), row[2], row[3], row[4], tuple(choices.get(row[0], []))) for row in polls}
+    return {row[0]: Poll(bool(row[1]), row[2], row[3], row[4], tuple(choices.get(row[0], [])), bool(row[5]))
+            for row in polls}
 
 
 async def has_voted(conn: aiosqlite.Connection, post_id: int, actor_id: int) -> bool:
@@ -93,3 +96,60 @@ async def votes_of(conn: aiosqlite.Connection, actor_id: int, post_ids: list[int
                   " ORDER BY post_id, position", (actor_id, *post_ids)):
         found.setdefault(post_id, []).append(position)
     return {post_id: tuple(positions) for post_id, positions in found.items()}
+
+
+# --- polls in local posts --------------------------------------------------------------------
+
+async def add_local_poll(conn: aiosqlite.Connection, post_id: int, poll: Poll) -> None:
+    """A new local post's poll (no votes yet) and the job that closes it at its end time."""
+    await conn.execute("INSERT INTO polls (post_id, multiple, ends_at, closed_at, voters, hide_totals)"
+                       " VALUES (?, ?, ?, NULL, 0, ?)", (post_id, int(poll.multiple), poll.ends_at,
+                                                         int(poll.hide_totals)))
+    await conn.executemany("INSERT INTO poll_options (post_id, position, name, votes) VALUES (?, ?, ?, 0)",
+                           [(post_id, position, choice.name) for position, choice in enumerate(poll.choices)])
+    await conn.execute("INSERT INTO poll_closings (post_id, due_at) VALUES (?, ?)", (post_id, poll.ends_at))
+
+
+async def count_vote(conn: aiosqlite.Connection, *, post_id: int, actor_id: int, positions: list[int],
+                     uris: list[str], now: str) -> list[int]:
+    """Count a vote in a local poll: each (voter, choice) once, the voter once among the voters,
+    however often a vote is delivered. Returns the positions newly counted."""
+    first = not await has_voted(conn, post_id, actor_id)
+    counted = []
+    for position, uri in zip(positions, uris):
+        cursor = await conn.execute(
+            "INSERT INTO poll_votes (post_id, actor_id, position, uri, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING", (post_id, actor_id, position, uri, now))
+        if cursor.rowcount:
+            counted.append(position)
+            await conn.execute("UPDATE poll_options SET votes = votes + 1 WHERE post_id = ? AND position = ?",
+                               (post_id, position))
+    if counted and first:
+        await conn.execute("UPDATE polls SET voters = coalesce(voters, 0) + 1 WHERE post_id = ?", (post_id,))
+    return counted
+
+
+async def due_closings(conn: aiosqlite.Connection, now: str, limit: int = 50) -> list[int]:
+    """Local polls whose end time has come and that are not closed yet, earliest first."""
+    rows = await fetch_all(conn, "SELECT post_id FROM poll_closings WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+                           (now, limit))
+    return [row[0] for row in rows]
+
+
+async def next_closing(conn: aiosqlite.Connection) -> str | None:
+    rows = await fetch_all(conn, "SELECT min(due_at) FROM poll_closings")
+    return rows[0][0] if rows else None
+
+
+async def close_poll(conn: aiosqlite.Connection, post_id: int, now: str) -> bool:
+    """Close the poll and drop its job; False when another process closed it first."""
+    cursor = await conn.execute("DELETE FROM poll_closings WHERE post_id = ?", (post_id,))
+    if not cursor.rowcount:
+        return False
+    await conn.execute("UPDATE polls SET closed_at = ? WHERE post_id = ? AND closed_at IS NULL", (now, post_id))
+    return True
+
+
+async def voter_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:
+    rows = await fetch_all(conn, "SELECT DISTINCT actor_id FROM poll_votes WHERE post_id = ?", (post_id,))
+    return [row[0] for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.services import audience, interactions, polls, posting, reports, timelines
-from fedserver.services.posting import Draft, Picture, PostingError
+from fedserver.services.posting import Draft, Picture, PollDraft, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
 from fedserver.web.return_paths import return_path
@@ -52,17 +52,30 @@ async def compose(request: web.Request) -> web.StreamResponse:
             return await render(request, "error.html", status=404,
                                 message="The post you are replying to is not available any more.")
         parent_card = await timelines.card_of(ctx, parent, viewer.actor, choices=choices)
+    poll = _poll(form)
     try:
         await posting.create_post(ctx, viewer.username, Draft(
             text=text, visibility=visibility, content_warning=content_warning or None,
             reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude,
-            pictures=_pictures(form), language=str(form.get("language", "")) or None))
+            pictures=_pictures(form), language=str(form.get("language", "")) or None, poll=poll))
     except PostingError as exc:
         values = await compose_values(ctx, viewer, back=back, reply_to=parent_card, text=text,
                                       visibility=visibility, content_warning=content_warning, exclude=exclude,
-                                      choices=choices, language=str(form.get("language", "")) or None)
+                                      choices=choices, language=str(form.get("language", "")) or None, poll=poll)
         return await render(request, "posts/compose.html", status=400, compose=values, error=str(exc))
     return redirect(back, flash="Your reply is published." if parent_card else "Your post is published.")
+
+
+def _poll(form) -> PollDraft | None:
+    """The compose form's poll: its filled-in options (none: no poll), choice kind and duration."""
+    options = tuple(str(value).strip() for value in form.getall("poll_option", []) if str(value).strip())
+    if not options:
+        return None
+    try:
+        expires_in = int(str(form.get("poll_expires_in", "86400")))
+    except ValueError:
+        expires_in = -1  # refused by posting with the allowed range
+    return PollDraft(options=options, expires_in=expires_in, multiple=form.get("poll_multiple") == "1")
 
 
 def _pictures(form) -> tuple[Picture, ...]:
@@ -136,7 +149,7 @@ async def vote(request: web.Request, viewer, form, back: str, post: Post) -> web
         await polls.vote(ctx_of(request), viewer.username, post, chosen)
     except polls.VoteError as exc:
         return redirect(back, flash=f"Your vote was not counted: {exc}.")
-    return redirect(back, flash="Your vote was sent.")
+    return redirect(back, flash="Your vote was counted." if post.is_local else "Your vote was sent.")
 
 
 async def _viewers_card(request: web.Request, *, own: bool) -> timelines.PostCard | None:

@@ -10,6 +10,7 @@ from aiohttp import web
 from fedserver.context import Context
 from fedserver.services import followed_tags, follows, languages, timelines
 from fedserver.services.auth import Viewer
+from fedserver.services.posting import PollDraft
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, render, require_viewer, training_choices, viewer_of
 
@@ -31,7 +32,7 @@ def reply_visibility(parent: Post) -> str:
 async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: timelines.PostCard | None = None,
                          text: str | None = None, visibility: str | None = None, content_warning: str = "",
                          exclude: bool = False, choices: timelines.TrainingChoices | None = None,
-                         language: str | None = None) -> dict[str, Any]:
+                         language: str | None = None, poll: PollDraft | None = None) -> dict[str, Any]:
     """What the compose form shows: a reply starts with the author's handle and the parent's CW."""
     if reply_to is not None and text is None:
         author = reply_to.author
@@ -43,7 +44,23 @@ async def compose_values(ctx: Context, viewer: Viewer, *, back: str, reply_to: t
     return {"text": text or "", "visibility": visibility, "content_warning": content_warning, "exclude": exclude,
             "reply_to": reply_to, "back": back,
             "consented": await timelines.training_allowed(ctx, viewer.actor, choices),
-            "language": language or await languages.default_for(ctx, viewer.actor), "languages": languages.LANGUAGES}
+            "language": language or await languages.default_for(ctx, viewer.actor), "languages": languages.LANGUAGES,
+            **_poll_values(ctx, poll)}
+
+
+# The compose form's poll durations (seconds, label), as Mastodon's web interface offers them.
+POLL_DURATIONS = ((300, "5 minutes"), (1800, "30 minutes"), (3600, "1 hour"), (21600, "6 hours"),
+                  (43200, "12 hours"), (86400, "1 day"), (259200, "3 days"), (604800, "7 days"))
+
+
+def _poll_values(ctx: Context, poll: PollDraft | None) -> dict[str, Any]:
+    shortest = ctx.settings.instance.poll_min_expiry_seconds
+    durations = [(seconds, label) for seconds, label in POLL_DURATIONS if seconds >= shortest]
+    if durations[0][0] != shortest:
+        durations.insert(0, (shortest, f"{shortest} seconds"))
+    return {"poll_options": list(poll.options) if poll else [], "poll_multiple": bool(poll and poll.multiple),
+            "poll_expires_in": poll.expires_in if poll else 86400, "poll_durations": durations,
+            "poll_max_options": ctx.settings.instance.poll_max_options}
 
 
 @require_viewer
