@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -75,19 +74,15 @@ FAILED = "the file could not be processed"
 
 
 def available() -> bool:
-    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
+    return all(shutil.which(tool) is not None for tool in ("ffprobe", "ffmpeg", "prlimit", "nice"))
 
 
-def _limiter(limits: AVLimits):
-    def limit() -> None:  # in the child, before exec
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 1024 * 1024,) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_output_bytes,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.nice(10)
-    return limit
+def _bounded(args: list[str], limits: AVLimits) -> list[str]:
+    """The command under util-linux's prlimit and nice, which set the limits and exec it (same pid,
+    so killing it kills ffmpeg). Not a preexec_fn: forking a process with threads (the database's,
+    the default pool's) and running Python in the child before exec can deadlock."""
+    return ["prlimit", f"--cpu={limits.cpu_seconds}", f"--as={limits.memory_mb * 1024 * 1024}",
+            f"--fsize={limits.max_output_bytes}", "--core=0", "--", "nice", "-n", "10", *args]
 
 
 async def _run(args: list[str], limits: AVLimits, deadline: float) -> tuple[int, bytes]:
@@ -98,8 +93,8 @@ async def _run(args: list[str], limits: AVLimits, deadline: float) -> tuple[int,
         raise InvalidMedia(TOO_LONG)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, preexec_fn=_limiter(limits))
+            *_bounded(args, limits), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL)
     except OSError:
         log.exception("could not start %s", args[0])
         raise InvalidMedia(f"{FAILED}; try again later") from None

@@ -18,7 +18,7 @@ MAX_DESCRIPTION = 1500
 # ffmpeg runs at once in this process (uploads and the media cache together): each may take a core
 # for seconds, and the server's own threads must keep one.
 AV_CONCURRENCY = 2
-UNAVAILABLE = "video and audio are not taken on this server (ffmpeg is not installed)"
+UNAVAILABLE = "video and audio are not taken on this server (ffmpeg or prlimit is not installed)"
 
 
 def limits(ctx: Context, max_bytes: int) -> AVLimits:
@@ -45,13 +45,12 @@ async def clean_media(ctx: Context, data: bytes, image_worker) -> tuple[CleanAV,
         raise InvalidMedia(UNAVAILABLE)
     media = ctx.settings.media
     if len(data) > max_bytes(ctx):
-        raise InvalidMedia(f"the file is larger than {max_bytes(ctx) // (1024 * 1024)} MB")
+        raise InvalidMedia(f"the file is larger than {_size(max_bytes(ctx))}")
     async with _slots(ctx):
         av = await clean(data, limits(ctx, max_bytes(ctx)))
     largest = media.media_video_max_bytes if av.kind == "video" else media.media_audio_max_bytes
     if len(data) > largest:
-        raise InvalidMedia(f"a{'' if av.kind == 'video' else 'n'} {av.kind} file may be at most "
-                           f"{largest // (1024 * 1024)} MB")
+        raise InvalidMedia(f"a{'' if av.kind == 'video' else 'n'} {av.kind} file may be at most {_size(largest)}")
     if av.poster_jpeg is None:
         return av, None
     try:
@@ -59,6 +58,10 @@ async def clean_media(ctx: Context, data: bytes, image_worker) -> tuple[CleanAV,
     except InvalidImage as exc:
         raise InvalidMedia(f"the video's first frame could not be shown: {exc}") from None
     return av, preview
+
+
+def _size(count: int) -> str:
+    return f"{count / (1024 * 1024):g} MB" if count >= 1024 * 1024 else f"{count / 1024:.0f} KB"
 
 
 @dataclass(frozen=True)
