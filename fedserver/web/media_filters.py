@@ -83,12 +83,11 @@ def playable(item, is_local: bool) -> ShownPlayable | None:
         return ShownPlayable(item.kind, urlsplit(item.url).path,
                              urlsplit(item.thumb_url).path if item.thumb_url else None, width, height)
     cached = item.cached
-    if cached is None or cached.state == "failed" or item.kind not in ("video", "audio"):
+    # Until the cache has taken the file (the worker fetches it when the post arrives), the card
+    # keeps its link: a player pointing at a file that may yet be refused would only show an error.
+    # Once taken, a pruned file comes back when the player asks (web/media.py cached_file).
+    if cached is None or not cached.file_name or item.kind not in ("video", "audio"):
         return None
-    if not cached.file_name:  # not fetched yet: /media/remote/ fetches it when the player asks
-        width, height = _box(item.width, item.height)
-        return ShownPlayable(item.kind, remote_picture_path(item.url),
-                             remote_picture_path(item.url, "small") if item.kind == "video" else None, width, height)
     # The cached file's type is what ffprobe found, whatever the sender called it.
     kind = PLAYABLE_KINDS.get(cached.file_name.rpartition(".")[2])
     if kind is None:
