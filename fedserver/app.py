@@ -54,7 +54,10 @@ async def security_headers(request: web.Request, handler):
 
 def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: bool = True) -> web.Application:
     # The inbox enforces its own (smaller or equal) limit with a clear 413; this caps everything else.
-    app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024),
+    # Uploads of video and audio (web compose form) are the largest bodies taken.
+    app = web.Application(client_max_size=max(settings.federation.max_inbox_body_bytes, 8 * 1024 * 1024,
+                                              settings.media.media_video_max_bytes + 1024 * 1024,
+                                              settings.media.media_audio_max_bytes + 1024 * 1024),
                           middlewares=[security_headers, page_headers.page_headers, api_middleware,
                                        crawlers.crawler_signals,
                                        common.session_middleware, common.csrf_middleware,

@@ -115,6 +115,12 @@ class MediaSettings:
     media_fetch_timeout_seconds: float = 30.0
     media_thumbnail_side: int = 400
     media_fetch_concurrency: int = 4
+    # Video and audio (uploads and remote), probed and rewritten by ffmpeg in bounded processes.
+    media_video_max_bytes: int = 40 * 1024 * 1024
+    media_audio_max_bytes: int = 20 * 1024 * 1024
+    media_av_cpu_seconds: int = 30
+    media_av_memory_mb: int = 1024
+    media_av_timeout_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +254,10 @@ def validate(settings: Settings) -> Settings:
            media.media_thumbnail_side, media.media_fetch_concurrency) <= 0:
         raise ConfigError("[media] remote_retention_days, media_max_remote_bytes, media_fetch_timeout_seconds,"
                           " media_thumbnail_side and media_fetch_concurrency must be positive")
+    if min(media.media_video_max_bytes, media.media_audio_max_bytes, media.media_av_cpu_seconds,
+           media.media_av_timeout_seconds) <= 0 or media.media_av_memory_mb < 256:
+        raise ConfigError("[media] media_video_max_bytes, media_audio_max_bytes, media_av_cpu_seconds and"
+                          " media_av_timeout_seconds must be positive, and media_av_memory_mb at least 256")
     return settings
 
 
@@ -446,6 +456,17 @@ media_fetch_timeout_seconds = 30.0
 media_thumbnail_side = 400
 # Remote pictures fetched at once by the media cache's worker.
 media_fetch_concurrency = 4
+# Video (MP4, MOV, WebM) and audio (MP3, Ogg, M4A, FLAC), uploaded or sent by other servers, are
+# probed with ffprobe and written again without metadata by ffmpeg (Debian's ffmpeg package; without
+# it, video and audio are refused and remote ones stay links). Largest video and audio file taken,
+# in bytes (uploads and remote files alike).
+media_video_max_bytes = 41943040
+media_audio_max_bytes = 20971520
+# Each ffprobe/ffmpeg run may use this many seconds of CPU and MB of memory; a file still being
+# processed after media_av_timeout_seconds (wall clock, all steps together) is refused.
+media_av_cpu_seconds = 30
+media_av_memory_mb = 1024
+media_av_timeout_seconds = 60.0
 """
 
 

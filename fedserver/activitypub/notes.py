@@ -34,6 +34,8 @@ class MediaAttachment:
     description: str | None
     width: int | None
     height: int | None
+    # Seconds a video or audio plays (AS2 `duration`, xsd:duration like "PT12.5S"), when sent.
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,10 +225,32 @@ def attachments_of(obj: dict[str, Any]) -> list[MediaAttachment]:
         found.append(MediaAttachment(
             url=url, media_type=string_or_none(item.get("mediaType"), 100) or link_type or "",
             description=string_or_none(item.get("name"), 1500) or string_or_none(item.get("summary"), 1500),
-            width=_dimension(item.get("width")), height=_dimension(item.get("height"))))
+            width=_dimension(item.get("width")), height=_dimension(item.get("height")),
+            duration=duration_seconds(item.get("duration"))))
         if len(found) == MAX_ATTACHMENTS:
             break
     return found
+
+
+_DURATION = re.compile(r"^P(?:(\d{1,4})D)?(?:T(?:(\d{1,6})H)?(?:(\d{1,8})M)?(?:(\d{1,9}(?:\.\d{1,6})?)S)?)?$")
+
+
+def duration_seconds(value: Any) -> float | None:
+    """An attachment's duration in seconds: an xsd:duration ("PT1M2.5S", as AS2 defines it) or a
+    plain number of seconds (some servers send that); None when absent or out of range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and len(value) <= 40 and (match := _DURATION.match(value)) and value not in ("P", "PT"):
+        days, hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    else:
+        return None
+    return round(seconds, 3) if 0 < seconds < 10**7 else None
+
+
+def as2_duration(seconds: float) -> str:
+    """Seconds as an xsd:duration for AS2's `duration`."""
+    return f"PT{seconds:.3f}".rstrip("0").rstrip(".") + "S"
 
 
 def _media_link(value: Any) -> tuple[str | None, str | None]:

@@ -27,6 +27,7 @@ NOTE_EXTENSIONS: dict[str, object] = {
     "sensitive": "as:sensitive",
     "Hashtag": "as:Hashtag",
     "toot": "http://joinmastodon.org/ns#",
+    "blurhash": "toot:blurhash",
 }
 
 # Longest id (activity, object, actor, key) we accept from a remote peer. Mastodon's are ~100

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedserver.activitypub.notes import as2_duration
 from fedserver.activitypub.vocab import AS_CONTEXT, PUBLIC, actor_context, note_context
 from fedserver.clock import wire_time
 from fedserver.store.actors import Actor
@@ -77,10 +78,13 @@ def note_document(post: Post, author: Actor, *, mentions: list[Actor], tags: lis
     if post.language:
         doc["contentMap"] = {post.language: post.content_html}
     if attachments:
-        # As Mastodon sends media: Documents with their type, address, description and size.
+        # As Mastodon sends media: Documents with their type, address, description, size and
+        # blurhash (of a video's poster); video and audio with their AS2 duration too.
         doc["attachment"] = [{k: v for k, v in {
             "type": "Document", "mediaType": a.media_type, "url": a.url, "name": a.description,
-            "width": a.width, "height": a.height}.items() if v is not None} for a in attachments]
+            "width": a.width, "height": a.height, "blurhash": a.blurhash if a.kind in ("video", "audio") else None,
+            "duration": as2_duration(a.duration) if a.duration else None}.items() if v is not None}
+            for a in attachments]
     if poll is not None:
         doc.update(question_fields(poll))
     if post.edited_at:

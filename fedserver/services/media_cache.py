@@ -23,6 +23,7 @@ from fedserver.store import remote_media as media_store
 from fedserver.store.remote_media import CachedCopy, MediaUsage, RemoteMedia
 
 if TYPE_CHECKING:
+    from fedserver.av_media import CleanAV
     from fedserver.image_previews import Preview
     from fedserver.image_worker import ImageWorker
     from fedserver.images import CleanImage
@@ -93,24 +94,40 @@ async def cache(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     return await asyncio.shield(flight)
 
 
+# Purposes of remote video and audio attachments (services/remote_posts.py): checked and cleaned by
+# ffprobe/ffmpeg (services/av_uploads.py) instead of the image worker; the poster of a video is
+# the thumbnail and blurhash picture.
+AV_PURPOSES = ("video", "audio")
+
+
 async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     from fedserver.activitypub.fetch import FetchError
+    from fedserver.av_media import InvalidMedia
     from fedserver.images import InvalidImage
+    from fedserver.services import av_uploads
 
     media = ctx.settings.media
+    is_av = row.purpose in AV_PURPOSES
     try:
         async with _fetch_slots(ctx):
-            data = await ctx.fetcher.fetch_media(row.url, max_bytes=media.media_max_remote_bytes,
-                                                 timeout=media.media_fetch_timeout_seconds)
-        image, preview = await _worker(ctx).clean_with_preview(data)
-    except (FetchError, InvalidImage) as exc:
+            data = await ctx.fetcher.fetch_media(
+                row.url, max_bytes=av_uploads.max_bytes(ctx) if is_av else media.media_max_remote_bytes,
+                timeout=media.media_fetch_timeout_seconds)
+        if is_av:
+            av, av_preview = await av_uploads.clean_media(ctx, data, _worker(ctx))
+        else:
+            image, preview = await _worker(ctx).clean_with_preview(data)
+    except (FetchError, InvalidImage, InvalidMedia) as exc:
         delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(row.attempts, 10))
         log.info("media cache: %s (%s) not cached: %s; not asked again for %d s", row.url, row.purpose, exc, delay)
         async with ctx.db.transaction() as tx:
             await media_store.mark_failed(tx, row.id, str(exc), retry_at_ms=ctx.clock.now_ms() + delay * 1000)
         return None
     try:
-        copy = await asyncio.to_thread(_write_files, cache_dir(ctx), image, preview)
+        if is_av:
+            copy = await asyncio.to_thread(_write_av_files, cache_dir(ctx), av, av_preview)
+        else:
+            copy = await asyncio.to_thread(_write_files, cache_dir(ctx), image, preview)
     except OSError:  # our disk, not the remote's fault: asked again on the next view or round
         log.exception("media cache: could not write the files of %s", row.url)
         return None
@@ -135,6 +152,26 @@ def _write_files(folder: Path, image: CleanImage, preview: Preview) -> CachedCop
                       height=image.height, thumb_width=preview.width, thumb_height=preview.height,
                       blurhash=preview.blurhash,
                       stored_bytes=len(image.data) + len(preview.data) + len(preview.blur_png))
+
+
+def _write_av_files(folder: Path, av: CleanAV, preview: Preview | None) -> CachedCopy:
+    """_write_files for a video or audio file and, for a video, its poster's thumbnail and blurhash."""
+    from fedserver.images import write_file
+
+    files = [(av.data, av.extension)]
+    if preview is not None:
+        files += [(preview.data, "webp"), (preview.blur_png, "png")]
+    names = []
+    for data, extension in files:
+        name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
+        if not (folder / name).is_file():
+            write_file(folder / name, data)
+        names.append(name)
+    return CachedCopy(file_name=names[0], thumb_name=names[1] if preview else None,
+                      blur_name=names[2] if preview else None, width=av.width, height=av.height,
+                      thumb_width=preview.width if preview else None, thumb_height=preview.height if preview else None,
+                      blurhash=preview.blurhash if preview else None,
+                      stored_bytes=sum(len(data) for data, _ in files))
 
 
 async def run_worker(ctx: Context) -> None:

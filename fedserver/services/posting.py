@@ -14,8 +14,9 @@ from fedserver.activitypub.sanitize import html_to_text
 from fedserver.clock import iso_from_epoch, time_ordered_id
 from fedserver.context import Context
 from fedserver.image_previews import Preview
+from fedserver.av_media import InvalidMedia
 from fedserver.images import CleanImage, InvalidImage, write_file
-from fedserver.services import as2, audience, languages, outbox, remote_actors, remote_posts
+from fedserver.services import as2, audience, av_uploads, languages, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -101,6 +102,8 @@ class Draft:
     # attachment) or ("upload", upload id). None leaves the media as they are.
     edit_media: tuple[tuple[str, int], ...] | None = None
     poll: PollDraft | None = None
+    # One video or audio file (checked and cleaned in services/av_uploads.py), not with pictures.
+    video_or_audio: Picture | None = None
 
 
 # One post resolves at most this many mentions; the rest stay plain text, as unresolvable handles
@@ -152,7 +155,8 @@ async def _resolve_mentions(ctx: Context, text: str) -> list[Actor]:
 
 async def _prepare(ctx: Context, author: Actor, draft: Draft) -> tuple[str, list[Actor], list[str], Post | None]:
     text = draft.text.strip()
-    if not text and not draft.pictures and not draft.upload_ids and not draft.edit_media:
+    if (not text and not draft.pictures and not draft.upload_ids and not draft.edit_media
+            and draft.video_or_audio is None):
         raise PostingError("a post needs some text")
     if len(text) > MAX_POST_CHARS:
         raise PostingError(f"a post may have at most {MAX_POST_CHARS} characters")
@@ -221,10 +225,11 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     audience = addressing(draft.visibility, author.followers_url or "", [m.uri for m in mentions])
     warning = (draft.content_warning or "").strip() or None
     poll = _checked_poll(ctx, draft.poll, now_epoch) if draft.poll is not None else None
-    if poll is not None and (draft.pictures or draft.upload_ids):
-        raise PostingError("a post has either pictures or a poll, not both")
+    if poll is not None and (draft.pictures or draft.upload_ids or draft.video_or_audio is not None):
+        raise PostingError("a post has either media or a poll, not both")
     pictures = await _store_pictures(ctx, draft.pictures)
     uploads = await _attachable_uploads(ctx, author, draft.upload_ids, already=len(pictures))
+    sound_or_video = await _store_video_or_audio(ctx, draft)
     async with ctx.db.transaction() as tx:
         while True:
             post_id = time_ordered_id(now_epoch)
@@ -260,6 +265,12 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                 raise PostingError("a picture was attached to another post meanwhile")
             await attachment_store.add_attachments(tx, post_id, [
                 upload_attachment(ctx, u, len(pictures) + index) for index, u in enumerate(uploads)])
+        if sound_or_video is not None:
+            for media_id, data, content_type in sound_or_video.files():
+                await web_store.insert_media(tx, media_id=media_id, actor_id=author.id, content_type=content_type,
+                                             size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=now)
+            await attachment_store.add_attachments(tx, post_id, [
+                sound_or_video.attachment(len(pictures) + len(uploads), f"{ctx.urls.base}/media/")])
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
@@ -339,6 +350,18 @@ async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[_
         for media_id, data, _ in stored_picture.files():
             await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, data)
     return stored
+
+
+async def _store_video_or_audio(ctx: Context, draft: Draft) -> av_uploads.StoredMedia | None:
+    upload = draft.video_or_audio
+    if upload is None:
+        return None
+    if draft.pictures:  # as on Mastodon: a video or audio file is the post's one attachment
+        raise PostingError("a post may have pictures or one video or audio file, not both")
+    try:
+        return await av_uploads.store_upload(ctx, upload.data, upload.description)
+    except InvalidMedia as exc:
+        raise PostingError(f"video or audio file: {exc}") from None
 
 
 async def _own_post(ctx: Context, username: str, post_uri: str) -> tuple[Actor, Post]:

@@ -181,6 +181,8 @@ def _queue_media(conn: sqlite3.Connection, parsed: ParsedNote, author: Actor, no
     """A post stored here is for people here: its pictures, and its author's avatar, go to the media
     cache's queue (services/media_cache.py), so that they are ready before anyone looks."""
     urls = [(a.url, "attachment") for a in _attachment_rows(parsed) if a.kind == "image"]
+    # Video and audio go through ffprobe/ffmpeg instead of the image worker (media_cache.AV_PURPOSES).
+    urls += [(a.url, a.kind) for a in _attachment_rows(parsed) if a.kind in ("video", "audio")]
     urls += [(url, "emoji") for _, url in parsed.emojis]
     if author.icon_url:
         urls.append((author.icon_url, "avatar"))
@@ -197,7 +199,8 @@ def _poll_row(parsed: ParsedNote) -> Poll | None:
 
 def _attachment_rows(parsed: ParsedNote) -> list[Attachment]:
     return [Attachment(position=index, media_type=media.media_type, url=media.url, description=media.description,
-                       width=media.width, height=media.height) for index, media in enumerate(parsed.attachments)]
+                       width=media.width, height=media.height, duration=media.duration)
+            for index, media in enumerate(parsed.attachments)]
 
 
 _ORDER = ("direct", "followers", "unlisted", "public")

@@ -42,6 +42,8 @@ class Attachment:
     thumb_height: int | None = None
     blur_url: str | None = None
     blurhash: str | None = None
+    # Video and audio: seconds they play (migration 0095), when known.
+    duration: float | None = None
 
     @property
     def kind(self) -> str:
@@ -52,12 +54,13 @@ class Attachment:
 
 _DELETE = "DELETE FROM post_attachments WHERE post_id = ?"
 _INSERT = ("INSERT INTO post_attachments (post_id, position, media_type, url, description, width, height,"
-           " thumb_url, thumb_width, thumb_height, blur_url, blurhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           " thumb_url, thumb_width, thumb_height, blur_url, blurhash, duration)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _row(post_id: int, a: Attachment) -> tuple:
     return (post_id, a.position, a.media_type, a.url, a.description, a.width, a.height, a.thumb_url, a.thumb_width,
-            a.thumb_height, a.blur_url, a.blurhash)
+            a.thumb_height, a.blur_url, a.blurhash, a.duration)
 
 
 def set_attachments_sync(conn: sqlite3.Connection, post_id: int, attachments: list[Attachment], *,
@@ -90,7 +93,7 @@ async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> di
     rows = await fetch_all(
         conn, "SELECT a.post_id, a.position, a.media_type, a.url, a.description, a.width, a.height, m.url_hash,"
               " m.state, m.file_name, m.thumb_name, m.blur_name, m.width, m.height, m.thumb_width, m.thumb_height,"
-              " m.blurhash, a.thumb_url, a.thumb_width, a.thumb_height, a.blur_url, a.blurhash"
+              " m.blurhash, a.thumb_url, a.thumb_width, a.thumb_height, a.blur_url, a.blurhash, a.duration"
               " FROM post_attachments a LEFT JOIN remote_media m ON m.url = a.url"
               f" WHERE a.post_id IN ({marks}) ORDER BY a.post_id, a.position", post_ids)
     found: dict[int, list[Attachment]] = {}

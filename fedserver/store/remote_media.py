@@ -38,13 +38,14 @@ class RemoteMedia:
 class CachedCopy:
     """What caching one picture wrote: the content-addressed names and the picture's measures."""
     file_name: str
-    thumb_name: str
-    blur_name: str
-    width: int
-    height: int
-    thumb_width: int
-    thumb_height: int
-    blurhash: str
+    # None for audio (no poster); width and height None for audio too.
+    thumb_name: str | None
+    blur_name: str | None
+    width: int | None
+    height: int | None
+    thumb_width: int | None
+    thumb_height: int | None
+    blurhash: str | None
     stored_bytes: int
 
 

@@ -8,14 +8,16 @@ import re
 
 from aiohttp import web
 
+from fedserver import av_media
 from fedserver.context import CTX_KEY
 from fedserver.services import media_cache
 from fedserver.store import remote_media as media_store
 
-CACHE_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp)$")
+CACHE_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp|mp4|m4a|webm|weba|ogg|mp3|flac)$")
 URL_HASH = re.compile(r"^[0-9a-f]{64}$")
 # Our own files, written from Pillow's output: the extension is the type (never the remote's claim).
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+                 **av_media.EXTENSIONS}  # video and audio: the type ffprobe found (fedserver/av_media.py)
 # A content-addressed file never changes: browsers may keep it as long as they like.
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Where /media/remote/ sends to may change (a later refetch of a changed picture): kept a day.
@@ -55,6 +57,8 @@ async def remote_picture(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(headers={"Cache-Control": "no-store"})
     size = request.query.get("size")
     name = row.thumb_name if size == "small" else row.blur_name if size == "blur" else row.file_name
+    if not name:  # audio has no poster
+        raise web.HTTPNotFound()
     raise web.HTTPFound(f"/media/{media_cache.CACHE_FOLDER}/{name}", headers={"Cache-Control": REDIRECT_CACHE})
 
 

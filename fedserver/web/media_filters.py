@@ -15,6 +15,9 @@ from fedserver.services.media_cache import cached_path, remote_picture_path
 # Remote pictures before their first fetch are sized from the sender's claimed dimensions, scaled
 # into the thumbnail box (the cache's thumbnails are at most this wide and high by default).
 THUMB_BOX = 400
+# The media cache's video and audio files, by extension (fedserver/av_media.py OUTPUTS).
+PLAYABLE_KINDS = {"mp4": "video", "webm": "video", "m4a": "audio", "weba": "audio", "ogg": "audio", "mp3": "audio",
+                  "flac": "audio"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,41 @@ def picture(item, is_local: bool) -> ShownPicture | None:
     width, height = _box(item.width, item.height)
     return ShownPicture(remote_picture_path(item.url, "small"), remote_picture_path(item.url), width, height,
                         remote_picture_path(item.url, "blur"))
+
+
+@dataclass(frozen=True)
+class ShownPlayable:
+    kind: str  # video | audio: which element plays it
+    src: str
+    poster: str | None  # a video's preview frame
+    width: int | None
+    height: int | None
+
+
+def playable(item, is_local: bool) -> ShownPlayable | None:
+    """How a card plays a video or audio attachment from this server (the browser's own controls),
+    or None when it shows a link instead (a remote file the cache has not taken, or not video/audio)."""
+    if host_of(item.url) is None:
+        return None
+    if is_local:
+        if item.kind not in ("video", "audio"):
+            return None
+        width, height = _box(item.width, item.height)
+        return ShownPlayable(item.kind, urlsplit(item.url).path,
+                             urlsplit(item.thumb_url).path if item.thumb_url else None, width, height)
+    cached = item.cached
+    # Until the cache has taken the file (the worker fetches it when the post arrives), the card
+    # keeps its link: a player pointing at a file that may yet be refused would only show an error.
+    # Once taken, a pruned file comes back when the player asks (web/media.py cached_file).
+    if cached is None or not cached.file_name or item.kind not in ("video", "audio"):
+        return None
+    # The cached file's type is what ffprobe found, whatever the sender called it.
+    kind = PLAYABLE_KINDS.get(cached.file_name.rpartition(".")[2])
+    if kind is None:
+        return None
+    width, height = _box(cached.width, cached.height)
+    return ShownPlayable(kind, cached_path(cached.file_name),
+                         cached_path(cached.thumb_name) if cached.thumb_name else None, width, height)
 
 
 def avatar_src(actor) -> str:
@@ -103,5 +141,6 @@ def header_src(actor) -> str:
 def install(env: jinja2.Environment) -> None:
     env.filters["header_src"] = header_src
     env.filters["picture"] = picture
+    env.filters["playable"] = playable
     env.filters["avatar_src"] = avatar_src
     env.filters["with_emojis"] = with_emojis

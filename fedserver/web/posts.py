@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.services import audience, interactions, polls, posting, reports, timelines
+from fedserver.services import audience, av_uploads, interactions, polls, posting, reports, timelines
 from fedserver.services.posting import Draft, Picture, PollDraft, PostingError
 from fedserver.store.posts import Post
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, training_choices, viewer_of
@@ -57,7 +57,8 @@ async def compose(request: web.Request) -> web.StreamResponse:
         await posting.create_post(ctx, viewer.username, Draft(
             text=text, visibility=visibility, content_warning=content_warning or None,
             reply_to=parent_card.post.uri if parent_card else None, exclude_from_corpus=exclude,
-            pictures=_pictures(form), language=str(form.get("language", "")) or None, poll=poll))
+            pictures=_pictures(form), video_or_audio=_video_or_audio(ctx, form),
+            language=str(form.get("language", "")) or None, poll=poll))
     except PostingError as exc:
         values = await compose_values(ctx, viewer, back=back, reply_to=parent_card, text=text,
                                       visibility=visibility, content_warning=content_warning, exclude=exclude,
@@ -88,6 +89,15 @@ def _pictures(form) -> tuple[Picture, ...]:
             if data:
                 pictures.append(Picture(data, str(form.get(f"picture{number}_description", ""))))
     return tuple(pictures)
+
+
+def _video_or_audio(ctx, form) -> Picture | None:
+    """The compose form's video or audio file (media_file, with its description), or None."""
+    upload = form.get("media_file")
+    if not isinstance(upload, web.FileField):
+        return None
+    data = upload.file.read(av_uploads.max_bytes(ctx) + 1)
+    return Picture(data, str(form.get("media_file_description", ""))) if data else None
 
 
 async def show(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,7 @@ from fedserver.store import corpus as corpus_store
 from fedserver.store import web as web_store
 from fedserver.web.common import ctx_of, redirect, render, require_viewer, viewer_of
 
-MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
+MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp|mp4|m4a|webm|weba|ogg|mp3|flac)$")
 
 
 @require_viewer
@@ -93,7 +93,8 @@ async def media(request: web.Request) -> web.StreamResponse:
     path = ctx.settings.media_dir / name
     if row is None or not path.is_file():
         raise web.HTTPNotFound()
-    # Uploads are only ever served as the image type Pillow decoded (fedserver/images.py), in a sandbox.
+    # Uploads are only ever served as the type Pillow or ffprobe decided (fedserver/images.py, av_media.py),
+    # in a sandbox; FileResponse answers Range requests, which video and audio players rely on.
     return web.FileResponse(path, headers={
         "Content-Type": row["content_type"], "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "public, max-age=604800"})
