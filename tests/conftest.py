@@ -168,8 +168,10 @@ def fast_accounts(monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests (tests/browser/, and any test using Playwright's `page`) run last: Playwright's
+    """Browser tests (tests/browser/, and any test using one of Playwright's fixtures, directly or
+    through another fixture) run last: Playwright's
     sync API keeps an event loop running in the main thread from its first use until the session
     ends, and asyncio tests cannot start a loop of their own while it runs."""
+    playwright_fixtures = {"page", "context", "browser", "browser_type", "playwright"}
     items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/")
-               or "page" in getattr(item, "fixturenames", ()))
+               or not playwright_fixtures.isdisjoint(getattr(item, "fixturenames", ())))
