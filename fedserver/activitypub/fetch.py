@@ -228,6 +228,17 @@ class _Origins:
             return None
         return _again(failure, f"failed a moment ago; not asked again for {left:.0f} s")
 
+    def refuse_early(self, key: str, origin: str, url: str) -> None:
+        """Raise, without asking the network, when this URL failed a moment ago or its origin is
+        paused."""
+        remembered = self.remembered(key)
+        if remembered is not None:
+            raise remembered
+        paused = self.paused_for(origin)
+        if paused > 0:
+            raise FetchUnavailable(f"{origin} failed {ORIGIN_FAILURES_TO_PAUSE} fetches in a row; paused for "
+                                   f"another {paused:.0f} s", url=url)
+
     def paused_for(self, origin: str) -> float:
         state = self.origins.get(origin)
         return 0.0 if state is None else max(0.0, state.paused_until - time.monotonic())
@@ -279,6 +290,17 @@ class _Origins:
             now = time.monotonic()
             for key in [k for k, o in self.origins.items() if o.users == 0 and o.paused_until <= now]:
                 del self.origins[key]
+
+
+def _redirect_target(resp: aiohttp.ClientResponse, url: str) -> URL:
+    """Where a 3xx answer points (fragment dropped), for the caller to check against the policy."""
+    location = resp.headers.get(aiohttp.hdrs.LOCATION)
+    if not location:
+        raise FetchHTTPError(resp.status, "redirect without Location", url=url)
+    try:
+        return resp.url.join(URL(location)).with_fragment(None)
+    except ValueError:
+        raise FetchInvalid("bad redirect Location", url=url) from None
 
 
 def _strip_fragment(url: str) -> str:
@@ -562,13 +584,7 @@ class RemoteFetcher:
         u = self._checked(url)
         key, origin = str(u), _origin_of(u)
         origins = self._origins
-        remembered = origins.remembered(key)
-        if remembered is not None:
-            raise remembered
-        paused = origins.paused_for(origin)
-        if paused > 0:
-            raise FetchUnavailable(f"{origin} failed {ORIGIN_FAILURES_TO_PAUSE} fetches in a row; paused for "
-                                   f"another {paused:.0f} s", url=url)
+        origins.refuse_early(key, origin, url)
         async with origins.slot(origin, self.timeout) as state:
             # While this waited for a slot, the same URL may have failed or its origin been paused.
             remembered = origins.remembered(key)
@@ -621,13 +637,7 @@ class RemoteFetcher:
         u = self._checked(url)
         key, origin = str(u), _origin_of(u)
         origins = self._media_origins
-        remembered = origins.remembered(key)
-        if remembered is not None:
-            raise remembered
-        paused = origins.paused_for(origin)
-        if paused > 0:
-            raise FetchUnavailable(f"{origin} failed {ORIGIN_FAILURES_TO_PAUSE} fetches in a row; paused for "
-                                   f"another {paused:.0f} s", url=url)
+        origins.refuse_early(key, origin, url)
         session = self._get_session()
 
         async def run() -> bytes:
@@ -636,14 +646,7 @@ class RemoteFetcher:
                 async with session.get(current, headers={"Accept": "image/*"}, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=deadline)) as resp:
                     if resp.status in _REDIRECT_STATUSES:
-                        location = resp.headers.get(aiohttp.hdrs.LOCATION)
-                        if not location:
-                            raise FetchHTTPError(resp.status, "redirect without Location", url=url)
-                        try:
-                            nxt = resp.url.join(URL(location)).with_fragment(None)
-                        except ValueError:
-                            raise FetchInvalid("bad redirect Location", url=url) from None
-                        current = self._checked(nxt)
+                        current = self._checked(_redirect_target(resp, url))
                         continue
                     self._raise_for_status(resp, str(current))
                     return await self._read_limited(resp, str(current), max_bytes)
@@ -697,14 +700,7 @@ class RemoteFetcher:
                 ) as resp:
                     status = resp.status
                     if status in _REDIRECT_STATUSES:
-                        location = resp.headers.get(aiohttp.hdrs.LOCATION)
-                        if not location:
-                            raise FetchHTTPError(resp.status, "redirect without Location", url=url)
-                        try:
-                            nxt = resp.url.join(URL(location)).with_fragment(None)
-                        except ValueError:
-                            raise FetchInvalid("bad redirect Location", url=url) from None
-                        current = self._checked(nxt)
+                        current = self._checked(_redirect_target(resp, url))
                         continue
                     self._raise_for_status(resp, str(current))
                     return await self._read_capped(resp, str(current))
