@@ -52,36 +52,32 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
     return redirect("/settings/profile", flash="Your profile was saved.")
 
 
-@require_viewer
-async def save_avatar(request: web.Request) -> web.StreamResponse:
+async def _save_picture(request: web.Request, field: str, store, *, missing: str, done: str) -> web.StreamResponse:
+    """An uploaded profile picture (avatar or header) handed to its profile service function."""
     viewer = viewer_of(request)
     assert viewer is not None
     form = await request.post()
-    upload = form.get("avatar")
+    upload = form.get(field)
     if not isinstance(upload, web.FileField):
-        return await _profile_page(request, error="choose a picture to upload", status=400)
+        return await _profile_page(request, error=missing, status=400)
     data = upload.file.read(profile.MAX_AVATAR_BYTES + 1)
     try:
-        await profile.set_avatar(ctx_of(request), viewer.username, data)
+        await store(ctx_of(request), viewer.username, data)
     except ProfileError as exc:
         return await _profile_page(request, error=str(exc), status=400)
-    return redirect("/settings/profile", flash="Your picture was updated.")
+    return redirect("/settings/profile", flash=done)
+
+
+@require_viewer
+async def save_avatar(request: web.Request) -> web.StreamResponse:
+    return await _save_picture(request, "avatar", profile.set_avatar, missing="choose a picture to upload",
+                               done="Your picture was updated.")
 
 
 @require_viewer
 async def save_header(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    assert viewer is not None
-    form = await request.post()
-    upload = form.get("header")
-    if not isinstance(upload, web.FileField):
-        return await _profile_page(request, error="choose a header picture to upload", status=400)
-    data = upload.file.read(profile.MAX_AVATAR_BYTES + 1)
-    try:
-        await profile.set_header(ctx_of(request), viewer.username, data)
-    except ProfileError as exc:
-        return await _profile_page(request, error=str(exc), status=400)
-    return redirect("/settings/profile", flash="Your header picture was updated.")
+    return await _save_picture(request, "header", profile.set_header,
+                               missing="choose a header picture to upload", done="Your header picture was updated.")
 
 
 async def media(request: web.Request) -> web.StreamResponse:
