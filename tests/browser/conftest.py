@@ -31,3 +31,18 @@ def servers(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
         yield here, there
     finally:
         group.close()
+
+
+@pytest.fixture
+def two_servers(tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """a (where the picture is posted) and b (where the reader lives), both open for sign-up."""
+    group = ProcessGroup(tmp_path)
+    a, b = group("a"), group("b")
+    for server in (a, b):
+        set_config_keys(server.config, registrations="open", sign_ups_per_address_per_hour=1000)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        group.close()

@@ -29,6 +29,25 @@ def sign_up(page: Page, server: ServerProcess, username: str) -> None:
     expect(page).to_have_url(re.compile(r"/home$"))
 
 
+def sign_in(page: Page, server: ServerProcess, username: str) -> None:
+    page.goto(f"{server.base}/auth/sign_in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def follow_and_wait(page: Page, reader_server: ServerProcess, author_server: ServerProcess, author: str) -> None:
+    """The signed-in reader finds the author from Search and follows; returns once the author's
+    server accepted."""
+    page.goto(f"{reader_server.base}/search")
+    page.get_by_label("Search for people, posts or #hashtags").fill(author_server.handle(author))
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name="Follow", exact=True).click()
+    wait_for(lambda: reader_server.value(
+        "SELECT f.state FROM follows f JOIN actors x ON x.id = f.followee_id WHERE x.uri = ?",
+        (author_server.actor_uri(author),)) == "accepted", what="the author's server to accept the follow")
+
+
 def new_person(page: Page, server: ServerProcess) -> str:
     """Sign up a fresh person in this page (the plugin's page, so failures keep a screenshot)."""
     username = "p" + secrets.token_hex(4)

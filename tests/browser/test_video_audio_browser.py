@@ -7,29 +7,14 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_browser_flows import PASSWORD, sign_up
-from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
+from tests.browser.test_browser_flows import follow_and_wait, sign_in, sign_up
+from tests.e2e.processes import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg (.ci/run installs it)")
-
-
-@pytest.fixture
-def two_servers(tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    group = ProcessGroup(tmp_path)
-    a, b = group("a"), group("b")
-    for server in (a, b):
-        set_config_keys(server.config, registrations="open", sign_ups_per_address_per_hour=1000)
-    try:
-        a.start()
-        b.start()
-        yield a, b
-    finally:
-        group.close()
 
 
 def test_video_from_another_server_plays_from_the_readers_own_server(page: Page, browser: Browser, two_servers,
@@ -48,19 +33,11 @@ def test_video_from_another_server_plays_from_the_readers_own_server(page: Page,
 
     reader = "b" + secrets.token_hex(3)
     sign_up(page, b, reader)
-    page.goto(f"{b.base}/search")
-    page.get_by_label("Search for people, posts or #hashtags").fill(a.handle(author))
-    page.get_by_role("button", name="Find").click()
-    page.get_by_role("button", name="Follow", exact=True).click()
-    wait_for(lambda: b.value("SELECT f.state FROM follows f JOIN actors x ON x.id = f.followee_id WHERE x.uri = ?",
-                             (a.actor_uri(author),)) == "accepted", what="a to accept the follow")
+    follow_and_wait(page, b, a, author)
 
     a_page = browser.new_page()
     try:
-        a_page.goto(f"{a.base}/auth/sign_in")
-        a_page.get_by_label("Username").fill(author)
-        a_page.get_by_label("Password").fill(PASSWORD)
-        a_page.get_by_role("button", name="Sign in").click()
+        sign_in(a_page, a, author)
         a_page.goto(f"{a.base}/home")
         a_page.get_by_label("Your post").fill("Test pattern")
         a_page.get_by_text("Add a video or audio file").click()
