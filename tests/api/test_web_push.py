@@ -278,3 +278,27 @@ def test_subscriptions_need_the_push_scope_and_end_with_their_token(page: Page, 
         "client_id": client_id, "client_secret": client_secret, "token": token}).status_code == 200
     assert here.value("SELECT count(*) FROM push_subscriptions WHERE endpoint = ?", (pushes.endpoint(phone.name),)) == 0
     assert api(here, token, "GET", "/api/v1/push/subscription").status_code == 401
+
+
+def test_with_production_defaults_a_private_push_endpoint_is_refused(page: Page, tmp_path, pushes):
+    group = ProcessGroup(tmp_path)
+    # The default: no requests to loopback or private addresses (SSRF), pushes included.
+    strict = group("strict", allow_private_addresses=False)
+    secret = strict.directory / "password.txt"
+    secret.write_text(PASSWORD, encoding="utf-8")
+    strict.run("user", "create", "erin", "--password-file", str(secret), check=True)
+    try:
+        strict.start()
+        token = _token_for(page, strict, "erin")
+        phone = pushes.subscriber("erin-phone")
+        refused = _subscribe_json(strict, token, pushes, phone)
+        assert refused.status_code == 422 and "not allowed" in refused.json()["error"], refused.text
+        for endpoint in ("http://localhost/push", "http://[::1]:8080/push", "http://10.0.0.8/push",
+                         "http://2130706433/push"):
+            response = api(strict, token, "POST", "/api/v1/push/subscription", data={
+                "subscription[endpoint]": endpoint, "subscription[keys][p256dh]": phone.public_key_b64,
+                "subscription[keys][auth]": phone.auth_b64url})
+            assert response.status_code == 422, (endpoint, response.text)
+        assert strict.value("SELECT count(*) FROM push_subscriptions") == 0
+    finally:
+        group.close()
