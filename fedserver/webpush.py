@@ -13,6 +13,7 @@ import binascii
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import http_ece
@@ -71,6 +72,15 @@ def check_subscriber_keys(p256dh: str, auth: str) -> tuple[bytes, bytes]:
     return public, secret
 
 
+@lru_cache(maxsize=4)
+def _signing_key(private_pem: str) -> ec.EllipticCurvePrivateKey:
+    # Parsed once, not for every push (the instance has one key).
+    key = serialization.load_pem_private_key(private_pem.encode("ascii"), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the VAPID key is not an EC key")
+    return key
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -88,7 +98,7 @@ def encrypt_push(payload: bytes, *, endpoint: str, p256dh: str, auth: str, stand
     receiver_key, auth_secret = check_subscriber_keys(p256dh, auth)
     # A fresh sender key pair per message (RFC 8291 §3.1).
     sender = ec.generate_private_key(ec.SECP256R1())
-    signing_key = serialization.load_pem_private_key(vapid_private_pem.encode("ascii"), password=None)
+    signing_key = _signing_key(vapid_private_pem)
     claims = {"aud": audience(endpoint), "sub": subject,
               "exp": int((now if now is not None else time.time()) + JWT_LIFETIME_SECONDS)}
     # no-strict: py-vapid otherwise insists on a mailto: sub; RFC 8292 §2.1 allows an https: URI,

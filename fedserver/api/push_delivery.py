@@ -35,6 +35,7 @@ IDLE_POLL_SECONDS = 1.0
 # notifications are written by the inbox worker, web requests and CLI commands alike.
 WATCH_SECONDS = 0.1
 BODY_LENGTH = 140
+NAME_LENGTH = 64
 # Mastodon's notification_mailer.<type>.subject, which its push titles use.
 TITLES = {
     "mention": "You were mentioned by {name}",
@@ -64,7 +65,7 @@ def _truncate(text: str, length: int = BODY_LENGTH) -> str:
 
 def _wanted(job: PushJob, kind: str | None) -> bool:
     """The subscription's alerts and policy (Mastodon's Web::PushSubscription#pushable?)."""
-    if kind is None or kind not in job.alerts.split():
+    if kind is None or kind not in job.alerts.split() or job.recipient_gone:
         return False
     if kind in NEEDS_POST and job.post_text is None:
         return False
@@ -74,7 +75,9 @@ def _wanted(job: PushJob, kind: str | None) -> bool:
 
 def payload(job: PushJob, kind: str, sender: Actor, ctx: Context) -> bytes:
     """What the phone decrypts and shows: Mastodon's Web::NotificationSerializer."""
-    name = sender.display_name or sender.username
+    # Bounded: push services may refuse payloads over 4096 bytes (RFC 8030 §7.2), and a remote
+    # display name is whatever its server sent.
+    name = _truncate(sender.display_name or sender.username, NAME_LENGTH)
     body = job.post_summary or job.post_text or html_to_text(sender.summary_html or "")
     return orjson.dumps({
         "access_token": job.access_token,

@@ -65,6 +65,8 @@ class PushJob:
     # what the subscription's policy "followed" / "follower" asks.
     recipient_follows: int
     follows_recipient: int
+    # The recipient's account was deleted or suspended since: its apps no longer hear from us.
+    recipient_gone: int
 
 
 # --- the VAPID key ------------------------------------------------------------------------
@@ -172,9 +174,10 @@ async def jobs_for(conn: aiosqlite.Connection, push_ids: list[int]) -> list[Push
               " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = n.recipient_id"
               "  AND f.followee_id = n.from_actor_id AND f.state = 'accepted') AS recipient_follows,"
               " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = n.from_actor_id"
-              "  AND f.followee_id = n.recipient_id AND f.state = 'accepted') AS follows_recipient"
+              "  AND f.followee_id = n.recipient_id AND f.state = 'accepted') AS follows_recipient,"
+              " (r.deleted_at IS NOT NULL OR r.suspended_at IS NOT NULL) AS recipient_gone"
               " FROM push_deliveries d JOIN push_subscriptions s ON s.id = d.subscription_id"
-              " JOIN notifications n ON n.id = d.notification_id"
+              " JOIN notifications n ON n.id = d.notification_id JOIN actors r ON r.id = n.recipient_id"
               " LEFT JOIN posts p ON p.id = n.post_id AND p.deleted_at IS NULL"
               f" WHERE d.id IN ({marks}) ORDER BY d.id", tuple(push_ids))
     return [PushJob(**dict(row)) for row in rows]
