@@ -124,10 +124,6 @@ async def delete_subscription(conn: aiosqlite.Connection, subscription_id: int) 
     await conn.execute("DELETE FROM push_subscriptions WHERE id = ?", (subscription_id,))
 
 
-async def count_subscriptions(conn: aiosqlite.Connection) -> int:
-    return int(await fetch_value(conn, "SELECT count(*) FROM push_subscriptions") or 0)
-
-
 # --- the queue ----------------------------------------------------------------------------
 
 _ENQUEUE = ("INSERT INTO push_deliveries (subscription_id, notification_id, attempts, next_attempt_at, created_at)"
@@ -199,7 +195,3 @@ async def next_due_ms(conn: aiosqlite.Connection, now_ms: int) -> int | None:
         conn, "SELECT next_attempt_at FROM push_deliveries WHERE locked_until IS NULL OR locked_until <= ?"
               " ORDER BY next_attempt_at LIMIT 1", (now_ms,))
     return None if value is None else int(value)
-
-
-async def count_pushes(conn: aiosqlite.Connection) -> int:
-    return int(await fetch_value(conn, "SELECT count(*) FROM push_deliveries") or 0)
