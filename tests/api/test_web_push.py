@@ -302,3 +302,23 @@ def test_with_production_defaults_a_private_push_endpoint_is_refused(page: Page,
         assert strict.value("SELECT count(*) FROM push_subscriptions") == 0
     finally:
         group.close()
+
+
+def test_a_push_queued_while_the_server_is_down_is_sent_when_it_is_back_with_the_same_key(page: Page, pair,
+                                                                                            pushes):
+    here, _ = pair
+    bob_app, bob_token = _app_for(page, here, "bob")
+    phone = pushes.subscriber("bob-durable")
+    assert _subscribe_json(here, bob_token, pushes, phone).status_code == 200
+    post = bob_app.status_post("liked while the server is down")
+    here.kill()
+    # Another process (the CLI) makes the notification: its push is queued with it, in the database.
+    here.run("like", "alice", post.uri, check=True)
+    assert here.value("SELECT count(*) FROM push_deliveries") == 1
+    here.start()
+    received = wait_for(lambda: pushes.received(phone.name), what="the queued push", timeout=20)
+    assert [(p["notification_type"], p["body"]) for p in received] == [("favourite", "liked while the server is down")]
+    # Signed with the key made on first start (the push service checked it against that one).
+    assert phone.rejected == []
+    assert requests.get(f"{here.base}/api/v2/instance", timeout=10).json()[
+        "configuration"]["vapid"]["public_key"] == pushes.vapid_key
