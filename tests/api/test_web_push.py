@@ -314,7 +314,8 @@ def test_a_push_queued_while_the_server_is_down_is_sent_when_it_is_back_with_the
     here.kill()
     # Another process (the CLI) makes the notification: its push is queued with it, in the database.
     here.run("like", "alice", post.uri, check=True)
-    assert here.value("SELECT count(*) FROM push_deliveries") == 1
+    assert here.value("SELECT count(*) FROM push_deliveries d JOIN push_subscriptions s ON s.id = d.subscription_id"
+                      " WHERE s.endpoint = ?", (pushes.endpoint(phone.name),)) == 1
     here.start()
     received = wait_for(lambda: pushes.received(phone.name), what="the queued push", timeout=20)
     assert [(p["notification_type"], p["body"]) for p in received] == [("favourite", "liked while the server is down")]
