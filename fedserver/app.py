@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from fedserver.api import push_delivery
 from fedserver.api import routes as api_routes
 from fedserver.api.routing import api_middleware
 from fedserver.clock import SYSTEM_CLOCK, Clock
@@ -99,7 +100,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                        asyncio.create_task(media_cache.run_worker(ctx), name="media-cache"),
                        asyncio.create_task(media_cache.prune_periodically(ctx), name="media-pruner"),
                        asyncio.create_task(uploads.prune_periodically(ctx), name="upload-pruner"),
-                       asyncio.create_task(polls.run_closer(ctx), name="poll-closer")]
+                       asyncio.create_task(polls.run_closer(ctx), name="poll-closer"),
+                       asyncio.create_task(push_delivery.run(ctx), name="push-worker")]
         app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:

@@ -69,6 +69,10 @@ class FederationSettings:
     delivery_max_attempts: int = 16
     # Multiplies every retry delay. 1.0 in production; tests shrink it to see retries in seconds.
     delivery_retry_scale: float = 1.0
+    # Web Push to apps (api/push_delivery.py): deadline of one push, attempts before it is dropped
+    # (retries back off from 30 s, doubling, times delivery_retry_scale).
+    push_timeout_seconds: float = 10.0
+    push_max_attempts: int = 8
     # A host whose deliveries keep failing on this many distinct days is skipped for a while.
     host_failure_days: int = 7
     signature_max_skew_seconds: int = 3900
@@ -230,6 +234,8 @@ def validate(settings: Settings) -> Settings:
                  "delivery_per_host_concurrency", "delivery_max_attempts"):
         if getattr(fed, name) <= 0:
             raise ConfigError(f"[federation] {name} must be positive")
+    if fed.push_timeout_seconds <= 0 or fed.push_max_attempts <= 0:
+        raise ConfigError("[federation] push_timeout_seconds and push_max_attempts must be positive")
     if fed.fetch_timeout_seconds <= 0 or fed.delivery_timeout_seconds <= 0:
         raise ConfigError("[federation] timeouts must be positive")
     if fed.fetch_per_host_concurrency < 1 or fed.fetch_failure_cache_seconds < 0:
@@ -406,6 +412,10 @@ delivery_per_host_concurrency = 4
 delivery_max_attempts = 16
 # Multiplies every retry delay; keep 1.0 (tests shrink it).
 delivery_retry_scale = 1.0
+# Web Push to apps: seconds one push may take, and attempts before a push is dropped (retries back
+# off from 30 s, doubling, times delivery_retry_scale).
+push_timeout_seconds = 10.0
+push_max_attempts = 8
 # Distinct days of failed deliveries after which a host is marked unavailable.
 host_failure_days = 7
 # Accepted clock difference for signed requests, in seconds (Mastodon: 1 h + 5 min).

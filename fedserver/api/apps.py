@@ -9,7 +9,7 @@ from fedserver.web.common import client_address
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.throttle import SlidingWindow
 from fedserver.config import Settings
-from fedserver.services import oauth
+from fedserver.services import oauth, push
 from fedserver.services import scopes as scope_rules
 
 routes = ApiRoutes()
@@ -34,13 +34,17 @@ async def create_app(call: ApiCall) -> web.Response:
                                               scopes=params.get("scopes"), website=params.get("website"))
     except oauth.AppRegistrationError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
-    return json_response(serializers.application(registered.app, with_secrets={
+    body = serializers.application(registered.app, with_secrets={
         "client_id": registered.app.client_id, "client_secret": registered.client_secret,
-        "client_secret_expires_at": 0}))
+        "client_secret_expires_at": 0})
+    body["vapid_key"] = await push.public_vapid_key(call.ctx)  # what apps subscribe to Web Push with
+    return json_response(body)
 
 
 @routes.get("/api/v1/apps/verify_credentials", auth="app", scope=scope_rules.TOP_LEVEL + scope_rules.READ_SCOPES
             + scope_rules.WRITE_SCOPES)
 async def verify_app(call: ApiCall) -> web.Response:
     assert call.caller is not None
-    return json_response(serializers.application(call.caller.app))
+    body = serializers.application(call.caller.app)
+    body["vapid_key"] = await push.public_vapid_key(call.ctx)
+    return json_response(body)

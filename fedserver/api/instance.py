@@ -10,7 +10,7 @@ from fedserver.api import serializers
 from fedserver.api.errors import json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, directory, instance
+from fedserver.services import audience, directory, instance, push
 
 routes = ApiRoutes()
 
@@ -45,6 +45,8 @@ async def instance_v2(call: ApiCall) -> web.Response:
                                    contact=await _contact(ctx), approval_required=False,
                                    image_matrix_limit=ctx.settings.uploads.upload_max_pixels)
     body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
+    # What apps subscribe to Web Push with (Mastodon shows it in v2 and on apps, not in v1).
+    body["configuration"]["vapid"] = {"public_key": await push.public_vapid_key(ctx)}
     return json_response(body)
 
 

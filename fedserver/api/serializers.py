@@ -14,6 +14,7 @@ from fedserver.services.keyword_filters import keyword_pattern
 from fedserver.services.instance import InstanceInfo
 from fedserver.services.media_cache import cached_path, remote_picture_path
 from fedserver.services.post_details import PageDetails
+from fedserver.services.push import ALERT_TYPES
 from fedserver.services.timelines import Notification, PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
@@ -22,6 +23,7 @@ from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
 from fedserver.store.oauth import OAuthApp
+from fedserver.store.push import PushSubscription
 from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
 
@@ -69,9 +71,14 @@ def field(item: dict[str, Any]) -> dict[str, Any]:
             "verified_at": datetime_text(verified) if verified else None}
 
 
+def avatar_url(actor: Actor, urls: Urls) -> str:
+    """The absolute avatar address apps show for an account (also a push message's icon)."""
+    return _picture_url(actor.icon_url, actor.is_local, urls, "small") or urls.base + PLACEHOLDER_AVATAR
+
+
 def account(view: AccountView, urls: Urls) -> dict[str, Any]:
     actor = view.actor
-    avatar = _picture_url(actor.icon_url, actor.is_local, urls, "small") or urls.base + PLACEHOLDER_AVATAR
+    avatar = avatar_url(actor, urls)
     header = _picture_url(actor.image_url, actor.is_local, urls) or urls.base + PLACEHOLDER_HEADER
     return {
         "id": encode(actor.id),
@@ -366,6 +373,13 @@ def snowflake_time(snowflake: int) -> str:
 # (Elk shows "MISSING notification.type" for vendor types, elk#2043).
 NOTIFICATION_TYPES = {"mention": "mention", "reply": "mention", "like": "favourite", "boost": "reblog",
                       "follow": "follow", "follow_request": "follow_request"}
+
+
+def web_push_subscription(subscription: PushSubscription, server_key: str) -> dict[str, Any]:
+    on = subscription.alert_types
+    return {"id": encode(subscription.id), "endpoint": subscription.endpoint, "standard": bool(subscription.standard),
+            "alerts": {name: name in on for name in ALERT_TYPES}, "policy": subscription.policy,
+            "server_key": server_key}
 
 
 def notification(item: Notification, kind: str, page: PageDetails, urls: Urls, viewer: Actor) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store import push as push_store
 from fedserver.store.actors import Actor
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
 
@@ -88,7 +89,7 @@ async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:
 _INSERT_NOTIFICATION = ("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
                         " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS"
                         " (SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?"
-                        "  UNION ALL SELECT 1 FROM mutes WHERE actor_id = ? AND target_id = ?)")
+                        "  UNION ALL SELECT 1 FROM mutes WHERE actor_id = ? AND target_id = ?) RETURNING id")
 
 
 def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_id: int | None,
@@ -98,13 +99,20 @@ def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_
 
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
                            post_id: int | None, now: str) -> None:
-    await conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+    for (notification_id,) in await conn.execute_fetchall(
+            _INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now)):
+        # Its Web Push messages, queued in the same transaction (due at once: 0).
+        await push_store.enqueue_pushes(conn, notification_id=notification_id, recipient_id=recipient_id,
+                                        due_ms=0, now=now)
 
 
 def add_notification_sync(conn: sqlite3.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
                           post_id: int | None, now: str) -> None:
     """add_notification, synchronous: for Database.write_batch."""
-    conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+    for (notification_id,) in conn.execute(
+            _INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now)).fetchall():
+        push_store.enqueue_pushes_sync(conn, notification_id=notification_id, recipient_id=recipient_id,
+                                       due_ms=0, now=now)
 
 
 async def delete_notifications_from(conn: aiosqlite.Connection, recipient_id: int, from_actor_id: int) -> None:
