@@ -57,6 +57,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
              "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
+             "/settings/data",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
              f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
              "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
