@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import secrets
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -26,45 +23,10 @@ from urllib.parse import urlencode
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.e2e.archive_support import rss_kib, seed_posts  # noqa: E402
 from tests.e2e.processes import ServerProcess  # noqa: E402
 
 PASSWORD = "correct horse battery"
-PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def seed_posts(server: ServerProcess, posts: int) -> None:
-    conn = sqlite3.connect(server.database)
-    actor_id, uri = conn.execute("SELECT id, uri FROM actors WHERE username = 'alice' AND is_local = 1").fetchone()
-    media_dir = server.directory / "media"
-    media_dir.mkdir(exist_ok=True)
-    now = "2026-12-01T00:00:00.000000Z"
-    base_id = 110_000_000_000_000_000
-    rows, attachments = [], []
-    for n in range(posts):
-        post_id = base_id + n
-        text = f"Post number {n}: " + " ".join(secrets.token_hex(4) for _ in range(40))
-        rows.append((post_id, f"{uri}/statuses/{post_id}", f"{server.base}/@alice/{post_id}", actor_id, 1, "Note",
-                     "public", f"<p>{text}</p>", text, text, None, 0, "en", None,
-                     json.dumps({"to": [PUBLIC], "cc": [f"{uri}/followers"]}), now, now, now))
-        if n % 10 == 0:
-            name = f"{secrets.token_hex(16)}.png"
-            (media_dir / name).write_bytes(os.urandom(40_000))
-            attachments.append((post_id, 0, "image/png", f"{server.base}/media/{name}", "noise", 100, 100))
-    with conn:
-        conn.executemany("INSERT INTO posts (id, uri, url, actor_id, is_local, object_type, visibility, content_html,"
-                         " content_text, source_text, summary, sensitive, language, in_reply_to_uri, audience_json,"
-                         " published_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                         " ?, ?, ?, ?)", rows)
-        conn.executemany("INSERT INTO post_attachments (post_id, position, media_type, url, description, width,"
-                         " height) VALUES (?, ?, ?, ?, ?, ?, ?)", attachments)
-    conn.close()
 
 
 def measure(posts: int) -> dict:
@@ -74,7 +36,7 @@ def measure(posts: int) -> dict:
         secret = server.directory / "password"
         secret.write_text(PASSWORD)
         server.run("user", "create", "alice", "--password-file", str(secret), check=True)
-        seed_posts(server, posts)
+        seed_posts(server, "alice", posts)
         server.start()
         try:
             opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))

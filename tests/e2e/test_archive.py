@@ -8,11 +8,13 @@ import asyncio
 import html
 import io
 import json
+import time
 import zipfile
 
 import aiohttp
 from PIL import Image
 
+from tests.e2e.archive_support import rss_kib, seed_posts
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, await_for, set_config_keys
 from tests.web.browser import PASSWORD, Browser
@@ -178,5 +180,43 @@ async def test_oversize_imports_are_refused_with_a_clear_message(fedserver_proce
         # Nothing of that broke the page: a proper file still imports.
         status, text = await import_file(alice, "blocks", f"bob@{server.domain}\n".encode())
         assert status == 200 and "Blocked 1 account" in text
+    finally:
+        await alice.close()
+
+
+async def test_a_large_archive_streams_without_the_server_holding_it_in_memory(fedserver_processes):
+    """3,000 posts, 600 of them with a 60 KB picture: a 37 MB zip. The server's memory grows by a few
+    MB while it sends it (measured 3 MB; holding the zip would take its whole size), and the zip's
+    first bytes arrive long before its last."""
+    server = fedserver_processes("a")
+    secret = server.directory / "password"
+    secret.write_text(PASSWORD)
+    server.run("user", "create", "alice", "--password-file", str(secret), check=True)
+    seed_posts(server, "alice", 3000, picture_every=5, picture_bytes=60_000)
+    await server.astart()
+    alice = Browser(server.base)
+    try:
+        await alice.sign_in("alice")
+        assert server.proc is not None
+        before = peak = rss_kib(server.proc.pid)
+        body = bytearray()
+        first_chunk_at = None
+        started = time.monotonic()
+        async with alice.http.get(server.base + "/settings/data/archive.zip") as resp:
+            assert resp.status == 200
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                first_chunk_at = first_chunk_at or time.monotonic() - started
+                body += chunk
+                peak = max(peak, rss_kib(server.proc.pid))
+                await asyncio.sleep(0.001)  # a reader slower than the loopback
+        total = time.monotonic() - started
+        archive = zipfile.ZipFile(io.BytesIO(bytes(body)))
+        outbox = json.loads(archive.read("outbox.json"))
+        assert outbox["totalItems"] == 3000 and len(outbox["orderedItems"]) == 3000
+        assert len([name for name in archive.namelist() if name.startswith("media_attachments/files/")]) == 600
+        assert len(body) > 35 * 2**20
+        growth_mib = (peak - before) / 1024
+        assert growth_mib < 16, f"the server grew by {growth_mib:.1f} MiB sending a {len(body) / 2**20:.0f} MiB zip"
+        assert first_chunk_at is not None and first_chunk_at < total / 2, (first_chunk_at, total)
     finally:
         await alice.close()
