@@ -220,3 +220,40 @@ async def test_a_large_archive_streams_without_the_server_holding_it_in_memory(f
         assert first_chunk_at is not None and first_chunk_at < total / 2, (first_chunk_at, total)
     finally:
         await alice.close()
+
+
+async def test_an_import_naming_a_server_that_never_answers_finishes_in_bounded_time(fedserver_processes):
+    """80 addresses on a host that accepts connections and never answers, between two real ones:
+    WebFinger goes through the fetcher's per-host budget, so the silent host is paused after a few
+    timeouts and the import takes about two fetch timeouts (10 s here), not one per batch of eight
+    (50 s before); the real accounts are blocked, the silent ones reported."""
+    server = fedserver_processes("a")
+    remote = await FakeRemote.start("eve", "mallory")
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(65536)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    silent_host = f"127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    alice = await serving(server, "alice")
+    try:
+        addresses = [f"eve@{remote.domain}", *(f"quiet{n}@{silent_host}" for n in range(80)),
+                     f"mallory@{remote.domain}"]
+        started = time.monotonic()
+        status, text = await import_file(alice, "blocks", "\n".join(addresses).encode())
+        took = time.monotonic() - started
+        assert status == 200, text[:2000]
+        assert took < 25, f"the import took {took:.0f} s"
+        assert "Blocked 2 accounts" in text and "Not found (80)" in text and f"quiet0@{silent_host}" in text
+        assert sorted(row[0] for row in server.query("SELECT t.uri FROM blocks b JOIN actors t ON t.id = b.target_id")) \
+            == sorted([remote.actor_uri("eve"), remote.actor_uri("mallory")])
+        # The server stayed responsive for everyone else meanwhile (the page answered at once after).
+        assert (await alice.get("/settings/data")).status == 200
+    finally:
+        await alice.close()
+        await remote.stop()
+        for writer in held:
+            writer.close()
+        silent.close()
