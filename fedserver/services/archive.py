@@ -38,6 +38,8 @@ MUTED_CSV_HEADER = ["Account address", "Hide notifications"]
 POSTS_PER_PAGE = 200
 LIKES_PER_PAGE = 1000
 CHUNK_BYTES = 64 * 1024
+# A reader that takes no chunk for this long is let go: it would hold an archive thread forever.
+SEND_TIMEOUT_SECONDS = 60.0
 DAY_MS = 86_400_000
 # Where Mastodon's archive keeps media, relative to the zip's root (attachment urls say the same).
 MEDIA_FOLDER = "media_attachments/files/"
@@ -45,6 +47,10 @@ _MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{2,5}$")
 # Archives are deflated on these threads, not the default pool that sign-in's password hashing uses:
 # a few people downloading at once wait for each other, nobody else waits for them.
 _ARCHIVE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive")
+
+
+class ArchiveReaderStalled(Exception):
+    """The downloader stopped reading; the archive was abandoned."""
 
 
 class ArchiveLimited(Exception):
@@ -124,10 +130,17 @@ class _ArchiveBuilder:
         if self.stop.is_set():
             coro.close()
             raise _Stopped()
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        # (A backstop: every call is a page read or a chunk written, which _send bounds.)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=SEND_TIMEOUT_SECONDS + 30)
+
+    async def _send(self, chunk: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.send(chunk), SEND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise ArchiveReaderStalled(f"no chunk taken for {SEND_TIMEOUT_SECONDS:.0f} s") from None
 
     def build(self) -> None:
-        sink = _ChunkSink(lambda chunk: self._on_loop(self.send(chunk)))
+        sink = _ChunkSink(lambda chunk: self._on_loop(self._send(chunk)))
         try:
             with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:  # type: ignore[arg-type]
                 self._outbox(archive)

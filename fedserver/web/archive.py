@@ -40,8 +40,10 @@ async def download_archive(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     try:
         await archive.write_archive(ctx, me, response.write)
-    except ConnectionError:
-        log.info("archive of %s: the client went away", me.username)
+    except (ConnectionError, archive.ArchiveReaderStalled) as exc:
+        log.info("archive of %s: not finished: %s", me.username, exc or exc.__class__.__name__)
+        if request.transport is not None:
+            request.transport.abort()  # an unfinished zip must not look complete
         return response
     await response.write_eof()
     return response

@@ -218,6 +218,16 @@ async def test_a_large_archive_streams_without_the_server_holding_it_in_memory(f
         growth_mib = (peak - before) / 1024
         assert growth_mib < 16, f"the server grew by {growth_mib:.1f} MiB sending a {len(body) / 2**20:.0f} MiB zip"
         assert first_chunk_at is not None and first_chunk_at < total / 2, (first_chunk_at, total)
+
+        # A download abandoned after its first chunk frees its thread: the next one completes.
+        async with alice.http.get(server.base + "/settings/data/archive.zip") as resp:
+            assert resp.status == 200
+            await resp.content.readexactly(1024)
+            resp.close()
+        async with alice.http.get(server.base + "/settings/data/archive.zip") as resp:
+            again = await resp.read()
+        assert zipfile.ZipFile(io.BytesIO(again)).testzip() is None and len(again) > 35 * 2**20
+        assert "not finished" in server.logs()
     finally:
         await alice.close()
 
