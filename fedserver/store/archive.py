@@ -13,7 +13,7 @@ KEEP_MS = 86_400_000
 
 async def own_posts_page(conn: aiosqlite.Connection, actor_id: int, *, after_id: int, limit: int) -> list[Post]:
     """The actor's live posts of every visibility (it is their own archive), oldest first, after after_id
-    (posts_actor_published's (actor_id, id) order: each page is an index range)."""
+    (posts_actor_cover's (actor_id, id) order: each page is an index range)."""
     rows = await fetch_all(conn, "SELECT * FROM posts WHERE actor_id = ? AND deleted_at IS NULL AND id > ?"
                                  " ORDER BY id LIMIT ?", (actor_id, after_id, limit))
     return from_rows(Post, rows)
