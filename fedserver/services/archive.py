@@ -1,6 +1,7 @@
 """A person's archive, as Mastodon exports it: a zip of outbox.json (an OrderedCollection of the
 Create activities of their posts, attachments pointing into the zip), actor.json, likes.json and the
-media files of their posts and avatar; and the accounts they block or mute as Mastodon's CSV files.
+media files of their posts and avatar; and the accounts they block or mute and the posts they
+bookmarked as Mastodon's CSV files.
 
 The zip is written while it is sent: a thread of its own deflates it into the response a chunk at a
 time, asking the event loop for one page of posts at a time, so memory stays flat however many posts
@@ -263,4 +264,18 @@ async def muted_accounts_csv(ctx: Context, username: str) -> str:
         for account in page:
             writer.writerow([f"{account.username}@{account.domain}", "true"])
         after = page[-1].id
+    return out.getvalue()
+
+
+async def bookmarks_csv(ctx: Context, username: str) -> str:
+    """The posts username bookmarked, as Mastodon's bookmarks.csv: one post id (its URL) a line, no
+    header, oldest bookmark first."""
+    me = await require_local_actor(ctx, username)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    after = 0
+    while page := await archive_store.bookmarked_uris_page(ctx.db.reader, me.id, after_id=after, limit=500):
+        for _, uri in page:
+            writer.writerow([uri])
+        after = page[-1][0]
     return out.getvalue()

@@ -1,5 +1,5 @@
 """What a person's archive reads (their posts oldest first, the posts they liked, the accounts they
-block or mute, page by page) and the record of archive downloads that the per-account limit counts."""
+block or mute and the posts they bookmarked, page by page) and the record of archive downloads that the per-account limit counts."""
 from __future__ import annotations
 
 import aiosqlite
@@ -24,6 +24,16 @@ async def liked_uris_page(conn: aiosqlite.Connection, actor_id: int, *, after_id
     """(like id, liked post's id) of the actor's likes, in the order they were made."""
     rows = await fetch_all(conn, "SELECT l.id, p.uri FROM likes l JOIN posts p ON p.id = l.post_id"
                                  " WHERE l.actor_id = ? AND l.id > ? ORDER BY l.id LIMIT ?",
+                           (actor_id, after_id, limit))
+    return [(row[0], row[1]) for row in rows]
+
+
+async def bookmarked_uris_page(conn: aiosqlite.Connection, actor_id: int, *, after_id: int,
+                               limit: int) -> list[tuple[int, str]]:
+    """(bookmark id, post's id) of the actor's bookmarks of live posts, in the order they were made
+    (bookmarks_actor's (actor_id, id) order)."""
+    rows = await fetch_all(conn, "SELECT b.id, p.uri FROM bookmarks b JOIN posts p ON p.id = b.post_id"
+                                 " WHERE b.actor_id = ? AND b.id > ? AND p.deleted_at IS NULL ORDER BY b.id LIMIT ?",
                            (actor_id, after_id, limit))
     return [(row[0], row[1]) for row in rows]
 

@@ -1,12 +1,13 @@
 """The 'Your data' settings page: downloading one's archive (posts, media, likes) and the accounts one
-follows, blocks and mutes as Mastodon's CSV files; importing blocks and mutes from such files."""
+follows, blocks and mutes and the posts one bookmarked as Mastodon's CSV files; importing blocks,
+mutes and bookmarks from such files."""
 from __future__ import annotations
 
 import logging
 
 from aiohttp import web
 
-from fedserver.services import account_imports, archive, moving
+from fedserver.services import archive, data_imports, moving
 from fedserver.web.common import ctx_of, render, require_viewer, viewer_of
 
 log = logging.getLogger(__name__)
@@ -18,11 +19,11 @@ async def data_page(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request, *, error: str | None = None, status: int = 200,
-                summary: account_imports.ImportSummary | None = None) -> web.Response:
+                summary: data_imports.ImportSummary | None = None) -> web.Response:
     return await render(request, "settings/data.html", status=status, error=error, summary=summary,
                         downloads_per_day=ctx_of(request).settings.server.archive_downloads_per_day,
-                        max_import_kb=account_imports.MAX_IMPORT_BYTES // 1024,
-                        max_import_accounts=account_imports.MAX_IMPORT_ACCOUNTS)
+                        max_import_kb=data_imports.MAX_IMPORT_BYTES // 1024,
+                        max_import_rows=data_imports.MAX_IMPORT_ROWS)
 
 
 @require_viewer
@@ -76,20 +77,26 @@ async def muted_csv(request: web.Request) -> web.Response:
 
 
 @require_viewer
-async def import_accounts(request: web.Request) -> web.StreamResponse:
+async def bookmarks_csv(request: web.Request) -> web.Response:
+    viewer = viewer_of(request)
+    assert viewer is not None
+    return _csv(await archive.bookmarks_csv(ctx_of(request), viewer.username), "bookmarks.csv")
+
+
+@require_viewer
+async def import_file(request: web.Request) -> web.StreamResponse:
     viewer = viewer_of(request)
     assert viewer is not None
     form = await request.post()
     upload = form.get("file")
     if not isinstance(upload, web.FileField):
         return await _page(request, error="Choose the CSV file to import.", status=400)
-    data = upload.file.read(account_imports.MAX_IMPORT_BYTES + 1)
+    data = upload.file.read(data_imports.MAX_IMPORT_BYTES + 1)
     try:
-        summary = await account_imports.import_accounts(ctx_of(request), viewer.username, str(form.get("kind", "")),
-                                                        data)
-    except account_imports.ImportTooLarge as exc:
+        summary = await data_imports.import_file(ctx_of(request), viewer.username, str(form.get("kind", "")), data)
+    except data_imports.ImportTooLarge as exc:
         return await _page(request, error=str(exc), status=413)
-    except account_imports.ImportRefused as exc:
+    except data_imports.ImportRefused as exc:
         return await _page(request, error=str(exc), status=400)
     return await _page(request, summary=summary)
 
@@ -101,4 +108,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/settings/data/following_accounts.csv", following_csv)
     r.add_get("/settings/data/blocked_accounts.csv", blocked_csv)
     r.add_get("/settings/data/muted_accounts.csv", muted_csv)
-    r.add_post("/settings/data/import", import_accounts)
+    r.add_get("/settings/data/bookmarks.csv", bookmarks_csv)
+    r.add_post("/settings/data/import", import_file)

@@ -267,3 +267,41 @@ async def test_an_import_naming_a_server_that_never_answers_finishes_in_bounded_
         for writer in held:
             writer.close()
         silent.close()
+
+
+async def test_imported_bookmarks_resolve_local_and_remote_posts_and_export_as_mastodons_csv(fedserver_processes):
+    """A bookmarks.csv (one post URL a line) names a post here (by its page URL), a public post on
+    another server (fetched through the safe fetcher), one that is not there and a cell that is no
+    URL: the two posts are bookmarked, the rest reported, and bookmarks.csv lists the posts' ids."""
+    server = fedserver_processes("a")
+    remote = await FakeRemote.start("eve")
+    alice = await serving(server, "alice", "bob")
+    try:
+        bobs = server.run("post", "bob", "Bob's post to keep", check=True).stdout.strip()
+        bobs_page = f"{server.base}/@bob/{server.value('SELECT id FROM posts WHERE uri = ?', (bobs,))}"
+        note = remote.note("eve", "Eve's post to keep")
+        remote.serve(note)
+        missing = f"{remote.base}/users/eve/statuses/404404"
+        data = f"{bobs_page}\n{note['id']}\n{missing}\nnot a link\n{note['id']}\n".encode()
+        status, text = await import_file(alice, "bookmarks", data)
+        assert status == 200, text[:2000]
+        assert "Bookmarked 2 posts" in text and "of the 4 in the file" in text
+        assert "Not found (2)" in text and missing in text and "not a link" in text
+        marked = server.query("SELECT p.uri FROM bookmarks b JOIN posts p ON p.id = b.post_id ORDER BY b.id")
+        assert marked == [(bobs,), (note["id"],)]
+        # They are on the bookmarks page as a person sees them.
+        page = await alice.get("/bookmarks")
+        assert "Bob&#39;s post to keep" in page.text or "Bob's post to keep" in html.unescape(page.text)
+        assert "Eve&#39;s post to keep" in page.text or "Eve's post to keep" in html.unescape(page.text)
+
+        status, text = await import_file(alice, "bookmarks", data)
+        assert status == 200 and "Bookmarked 0 posts" in text and "2 already bookmarked" in text
+        status, headers, body = await download(alice, "/settings/data/bookmarks.csv")
+        assert status == 200 and headers["Content-Type"].startswith("text/csv")
+        assert body.decode() == f"{bobs}\n{note['id']}\n"
+
+        status, text = await import_file(alice, "bookmarks", b"alice@example.org\n")
+        assert status == 400 and "The file lists no posts" in text
+    finally:
+        await alice.close()
+        await remote.stop()
