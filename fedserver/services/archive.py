@@ -214,14 +214,17 @@ class _ArchiveBuilder:
         doc = self._on_loop(audience.local_actor_document(self.ctx, self.actor))
         doc["outbox"] = "outbox.json"
         doc["likes"] = "likes.json"
-        icon = doc.get("icon")
-        avatar = self._local_media_name(icon.get("url")) if isinstance(icon, dict) else None
-        if icon is not None:
-            if avatar is not None and self._media_path(avatar).is_file():
-                icon["url"] = "avatar" + Path(avatar).suffix
-                archive.write(self._media_path(avatar), icon["url"], compress_type=zipfile.ZIP_STORED)
+        # As Mastodon's archive: the avatar and the header beside actor.json, which points to them.
+        for key, stem in (("icon", "avatar"), ("image", "header")):
+            picture = doc.get(key)
+            name = self._local_media_name(picture.get("url")) if isinstance(picture, dict) else None
+            if picture is None:
+                continue
+            if name is not None and self._media_path(name).is_file():
+                picture["url"] = stem + Path(name).suffix
+                archive.write(self._media_path(name), picture["url"], compress_type=zipfile.ZIP_STORED)
             else:
-                doc.pop("icon")
+                doc.pop(key)
         archive.writestr("actor.json", json.dumps(doc, ensure_ascii=False, indent=2))
 
     def _media_path(self, name: str) -> Path:

@@ -51,6 +51,16 @@ async def post_picture(browser: Browser, text: str, data: bytes) -> int:
         return resp.status
 
 
+async def upload_profile_picture(browser: Browser, which: str, data: bytes) -> int:
+    """Upload the avatar or the header (which) from Settings → Profile."""
+    page = await browser.get("/settings/profile")
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", page.csrf)
+    form.add_field(which, data, filename=f"{which}.png", content_type="image/png")
+    async with browser.http.post(f"{browser.base}/settings/{which}", data=form, allow_redirects=False) as resp:
+        return resp.status
+
+
 async def download(browser: Browser, path: str) -> tuple[int, dict[str, str], bytes]:
     async with browser.http.get(browser.base + path, allow_redirects=False) as resp:
         return resp.status, dict(resp.headers), await resp.read()
@@ -77,6 +87,8 @@ async def test_the_archive_downloads_with_the_posts_their_pictures_and_likes(fed
         picture = png((200, 30, 30))
         assert await post_picture(alice, "With a picture", picture) == 200
         server.run("post", "alice", "Gone soon", check=True)
+        assert await upload_profile_picture(alice, "avatar", png((0, 0, 200))) == 303
+        assert await upload_profile_picture(alice, "header", png((0, 200, 0))) == 303
         gone = server.value("SELECT uri FROM posts WHERE content_text LIKE 'Gone soon%'")
         server.run("delete", "alice", gone, check=True)
 
@@ -107,6 +119,11 @@ async def test_the_archive_downloads_with_the_posts_their_pictures_and_likes(fed
 
         actor = json.loads(archive.read("actor.json"))
         assert actor["id"] == server.actor_uri("alice") and actor["outbox"] == "outbox.json"
+        # The avatar and the header beside it, as in Mastodon's archive.
+        for key, stem, colour in (("icon", "avatar", (0, 0, 200)), ("image", "header", (0, 200, 0))):
+            assert actor[key]["url"].startswith(stem + "."), actor[key]
+            picture = Image.open(io.BytesIO(archive.read(actor[key]["url"]))).convert("RGB")
+            assert picture.getpixel((0, 0)) == colour
         likes = json.loads(archive.read("likes.json"))
         assert likes["type"] == "OrderedCollection" and likes["orderedItems"] == [bobs]
 
