@@ -23,6 +23,7 @@ from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
 from fedserver.services import media_cache, polls, uploads
 from fedserver.web import admin as web_admin
+from fedserver.web import archive as web_archive
 from fedserver.web import followed_tags as web_followed_tags
 from fedserver.web import keyword_filters as web_keyword_filters
 from fedserver.web import lists as web_lists
@@ -74,6 +75,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
     web_search.add_routes(app)
     web_settings.add_routes(app)
     web_moving.add_routes(app)
+    web_archive.add_routes(app)
     web_admin.add_routes(app)
     web_oauth.add_routes(app)
     web_lists.add_routes(app)

@@ -43,6 +43,8 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = ()
     # Sign-up attempts accepted from one client address per hour; more get 429.
     sign_ups_per_address_per_hour: int = 5
+    # Personal archives (zip of one's posts and media) one account may download per 24 hours.
+    archive_downloads_per_day: int = 3
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     if settings.server.api_app_registrations_per_hour <= 0:
         raise ConfigError("[server] api_app_registrations_per_hour must be positive")
+    if settings.server.archive_downloads_per_day <= 0:
+        raise ConfigError("[server] archive_downloads_per_day must be positive")
     fed = settings.federation
     for name in ("max_inbox_body_bytes", "max_fetch_body_bytes", "delivery_concurrency",
                  "delivery_per_host_concurrency", "delivery_max_attempts"):
@@ -381,6 +385,9 @@ processes = 1
 trusted_proxies = []
 # Sign-up attempts accepted from one client address per hour; more get 429.
 sign_ups_per_address_per_hour = 5
+# Personal archives (a zip of one's posts and media, built as it downloads) one account may
+# download per 24 hours; more get 429.
+archive_downloads_per_day = 3
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

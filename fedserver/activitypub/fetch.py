@@ -228,10 +228,10 @@ class _Origins:
             return None
         return _again(failure, f"failed a moment ago; not asked again for {left:.0f} s")
 
-    def refuse_early(self, key: str, origin: str, url: str) -> None:
-        """Raise, without asking the network, when this URL failed a moment ago or its origin is
-        paused."""
-        remembered = self.remembered(key)
+    def refuse_early(self, key: str, origin: str, url: str, *, remember: bool = True) -> None:
+        """Raise, without asking the network, when this URL failed a moment ago (where failures
+        are remembered) or its origin is paused."""
+        remembered = self.remembered(key) if remember else None
         if remembered is not None:
             raise remembered
         paused = self.paused_for(origin)
@@ -272,7 +272,8 @@ class _Origins:
             if state.users == 0 and state.failures == 0:
                 del self.origins[origin]
 
-    def outcome(self, url: str, origin: str, state: _Origin, failure: FetchError | None) -> None:
+    def outcome(self, url: str, origin: str, state: _Origin, failure: FetchError | None, *,
+                remember: bool = True) -> None:
         if failure is None or not _origin_failed(failure):
             state.failures = 0  # it answered
         else:
@@ -281,7 +282,7 @@ class _Origins:
                 state.paused_until = time.monotonic() + self.failure_ttl
                 log.info("fetch: pausing %s for %.0f s after %d failures in a row (last: %s)",
                          origin, self.failure_ttl, state.failures, failure)
-        if failure is not None and self.failure_ttl > 0:
+        if failure is not None and remember and self.failure_ttl > 0:
             self.failed[url] = (time.monotonic() + self.failure_ttl, failure)
             self.failed.move_to_end(url)
             while len(self.failed) > FAILURE_CACHE_SIZE:
@@ -582,25 +583,27 @@ class RemoteFetcher:
 
     async def _fetch_ap(self, url: str) -> dict[str, Any]:
         u = self._checked(url)
+        return await self._budgeted(self._origins, u, url, lambda: self._fetch_ap_now(u, url), deadline=self.timeout)
+
+    async def _budgeted(self, origins: _Origins, u: URL, url: str, fetch: Callable[[], Awaitable[_T]], *,
+                        deadline: float, remember: bool = True) -> _T:
+        """Every GET's one way to the network: refused early while the URL's failure is remembered
+        or its origin paused, run in one of the origin's slots, its outcome counted towards a pause
+        and (remember=True) remembered for the URL."""
         key, origin = str(u), _origin_of(u)
-        origins = self._origins
-        origins.refuse_early(key, origin, url)
-        async with origins.slot(origin, self.timeout) as state:
+        origins.refuse_early(key, origin, url, remember=remember)
+        async with origins.slot(origin, deadline) as state:
             # While this waited for a slot, the same URL may have failed or its origin been paused.
-            remembered = origins.remembered(key)
-            if remembered is not None:
-                raise remembered
-            if origins.paused_for(origin) > 0:
-                raise FetchUnavailable(f"{origin} was paused after failing fetches", url=url)
+            origins.refuse_early(key, origin, url, remember=remember)
             try:
-                doc = await self._fetch_ap_now(u, url)
+                result = await fetch()
             except FetchBlocked:
                 raise
             except FetchError as exc:
-                origins.outcome(key, origin, state, exc)
+                origins.outcome(key, origin, state, exc, remember=remember)
                 raise
-            origins.outcome(key, origin, state, None)
-            return doc
+            origins.outcome(key, origin, state, None, remember=remember)
+            return result
 
     async def _fetch_ap_now(self, u: URL, url: str) -> dict[str, Any]:
         session = self._get_session()
@@ -635,9 +638,6 @@ class RemoteFetcher:
         caller decides the type from the bytes themselves (a server may call anything image/png)."""
         deadline = self.timeout if timeout is None else timeout
         u = self._checked(url)
-        key, origin = str(u), _origin_of(u)
-        origins = self._media_origins
-        origins.refuse_early(key, origin, url)
         session = self._get_session()
 
         async def run() -> bytes:
@@ -652,16 +652,8 @@ class RemoteFetcher:
                     return await self._read_limited(resp, str(current), max_bytes)
             raise FetchHTTPError(300, "too many redirects", url=url)
 
-        async with origins.slot(origin, deadline) as state:
-            try:
-                body = await self._guard(url, run, deadline)
-            except FetchBlocked:
-                raise
-            except FetchError as exc:
-                origins.outcome(key, origin, state, exc)
-                raise
-            origins.outcome(key, origin, state, None)
-            return body
+        return await self._budgeted(self._media_origins, u, url, lambda: self._guard(url, run, deadline),
+                                    deadline=deadline)
 
     async def _read_limited(self, resp: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
         length = resp.content_length
@@ -689,10 +681,11 @@ class RemoteFetcher:
     async def get_body(self, url: str, accept: str) -> bytes:
         """GET any document (a web page for rel=me verification), unsigned, as get_json does:
         redirects re-checked against the policy, at most ``max_body`` bytes, within the timeout."""
+        first = self._checked(url)
         session = self._get_session()
 
         async def run() -> bytes:
-            current = self._checked(url)
+            current = first
             status = 0
             for _hop in range(self.max_redirects + 1):
                 async with session.get(
@@ -706,7 +699,12 @@ class RemoteFetcher:
                     return await self._read_capped(resp, str(current))
             raise FetchHTTPError(status, "too many redirects", url=url)
 
-        return await self._guard(url, run)
+        # WebFinger, NodeInfo and rel=me pages go to the same origins as actor fetches: the same
+        # slots and pause, so addresses on a server that never answers (an import of blocked
+        # accounts, say) cost a few timeouts, not one each. An answer (404, 410) is not remembered
+        # for the URL: an account looked up before it exists must be found once it does.
+        return await self._budgeted(self._origins, first, url, lambda: self._guard(url, run),
+                                    deadline=self.timeout, remember=False)
 
     async def post(self, url: str, body: bytes, *, headers: Mapping[str, str]) -> int:
         """POST ``body`` (already signed by the caller via ``headers``); return the status.

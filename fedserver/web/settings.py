@@ -7,7 +7,8 @@ from aiohttp import web
 
 from fedserver.corpus import sync as corpus_sync
 from fedserver.corpus.terms import CONSENT_TERMS, LICENSE_URLS, LICENSES, researcher_terms
-from fedserver.services import consent, consent_receipts, corpus_custody, profile, profile_fields, social_lists
+from fedserver.services import (consent, consent_receipts, consent_text, corpus_custody, profile, profile_fields,
+                                social_lists)
 from fedserver.services.consent import ConsentError
 from fedserver.services.profile import ProfileError
 from fedserver.store import actors as actor_store
@@ -112,7 +113,8 @@ async def _consent_page(request: web.Request, *, error: str | None = None, statu
     custody = await corpus_custody.where_my_posts_went(ctx, viewer.actor.id)
     return await render(request, "settings/consent.html", status=status, state=state, history=history,
                         in_corpus=in_corpus, terms=CONSENT_TERMS, licenses=LICENSES, license_urls=LICENSE_URLS,
-                        error=error, custody=custody)
+                        consent_text=consent_text.structure(CONSENT_TERMS),
+                        license_meanings=consent_text.LICENSE_MEANINGS, error=error, custody=custody)
 
 
 @require_viewer
@@ -155,7 +157,7 @@ async def consent_receipt(request: web.Request) -> web.Response:
 
 async def about_consent(request: web.Request) -> web.Response:
     return await render(request, "about_consent.html", terms=CONSENT_TERMS, researcher_terms=researcher_terms(
-        ctx_of(request).settings.corpus.removal_deadline_days))
+        ctx_of(request).settings.corpus.removal_deadline_days), consent_text=consent_text.structure(CONSENT_TERMS))
 
 
 def add_routes(app: web.Application) -> None:

@@ -127,3 +127,25 @@ async def test_fetches_per_origin_are_capped(origins) -> None:
     assert len(docs) == 8
     assert a.most_in_flight == 2
     assert b.most_in_flight == 2
+
+
+@pytest.mark.asyncio
+async def test_json_lookups_share_the_origins_budget_and_pause_and_an_answer_is_asked_again(origins) -> None:
+    # WebFinger (get_json) to a host that hangs: paused like actor fetches, so a list of addresses
+    # there costs a few timeouts, not one each; capped per origin like them; and a 404 is not
+    # remembered, nor a 410 (an account looked up before it exists is found once it does).
+    a, b = origins
+    async with budgeted(timeout=0.3) as fetcher:
+        for n in range(3):
+            with pytest.raises(FetchTimeout):
+                await fetcher.get_json(f"{a.base}/hang/{n}")
+        with pytest.raises(FetchUnavailable):
+            await fetcher.get_json(f"{a.base}/hang/9")
+        assert a.hits["/hang/9"] == 0
+    async with budgeted(fetches_per_origin=2) as fetcher:
+        docs = await asyncio.gather(*(fetcher.get_json(f"{b.base}/slow/{n}") for n in range(5)))
+        assert len(docs) == 5 and b.most_in_flight == 2
+        for _ in range(2):
+            with pytest.raises(FetchGone):
+                await fetcher.get_json(f"{b.base}/gone/1")
+        assert b.hits["/gone/1"] == 2

@@ -6,6 +6,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.browser.failure_screenshots import (  # noqa: F401 (hooks: main pages photographed on failure)
+    pytest_runtest_makereport, pytest_sessionfinish, pytest_terminal_summary)
 from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys
 
 CHROMIUM = Path("/usr/bin/chromium")

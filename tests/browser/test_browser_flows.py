@@ -261,7 +261,7 @@ def test_pages_work_under_the_content_security_policy_without_violations(page: P
     write_post(page, "Posted under a strict policy")
     expect(page.get_by_text("Your post is published.")).to_be_visible()
     for path in ("/home", "/local", f"/@{username}", "/notifications", "/search", "/settings/profile",
-                 "/settings/consent", "/about/consent"):
+                 "/settings/consent", "/settings/data", "/about/consent"):
         page.goto(f"{here.base}{path}")
         expect(page.locator("main")).to_be_visible()
     assert violations == []

