@@ -168,9 +168,8 @@ async def run(rounds: int, profile: bool) -> dict:
             for job in ORDER:
                 for measure in ("cpu", "lag"):
                     row = await fresh_row() if job == "cache" else None
-                    idle_s = results["cache"]["wall_ms"][-1] / 1000
                     work: Callable[[], Awaitable[object]] = {
-                        "idle": lambda: asyncio.sleep(idle_s), "bare": bare, "fetch": fetch,  # noqa: B023
+                        "idle": lambda: asyncio.sleep(results["cache"]["wall_ms"][-1] / 1000), "bare": bare, "fetch": fetch,
                         "cache": lambda: cache(row)}[job]  # noqa: B023 - used within this iteration
                     started = time.perf_counter()
                     if measure == "cpu":
