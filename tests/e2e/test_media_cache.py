@@ -50,6 +50,13 @@ class MediaRemote(FakeRemote):
     """A FakeRemote that also serves pictures, some of them hostile, under /media/."""
     media_hits: list[str]
     gone: set[str]  # names it answers 404 for now (deleted at the origin)
+    pictures: dict[str, str]  # the actors' avatar (icon) and header (image): name under /media/
+
+    def actor_document(self, name: str) -> dict[str, Any]:
+        document = super().actor_document(name)
+        for field, picture in self.pictures.items():
+            document[field] = {"type": "Image", "mediaType": "image/png", "url": f"{self.base}/media/{picture}"}
+        return document
 
     async def _document(self, request: web.Request) -> web.StreamResponse:
         if not request.path.startswith("/media/"):
@@ -88,6 +95,7 @@ async def remote() -> AsyncIterator[MediaRemote]:
     server = await MediaRemote.start("mallory")
     server.media_hits = []
     server.gone = set()
+    server.pictures = {}
     yield server
     await server.stop()
 
@@ -174,6 +182,35 @@ async def test_hostile_media_is_refused_or_capped_and_the_server_never_stalls(fe
         data = f.read_bytes()
         assert b"<script" not in data and b"<svg" not in data and b"<html" not in data.lower()
         Image.open(io.BytesIO(data)).verify()
+
+
+async def test_a_hostile_avatar_and_header_are_refused_and_never_served_from_here(fedserver_processes, remote):
+    server = await serving(fedserver_processes)
+    remote.pictures = {"icon": "page.png", "image": "drawing.svg"}  # an HTML page and an SVG with a script
+    note = await post_pictures(remote, server, [])
+    post_id = await await_for(lambda: server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],)),
+                              timeout=30, what="the post stored")
+    author_id = server.value("SELECT actor_id FROM posts WHERE id = ?", (post_id,))
+    async with Visitor(server.base) as alice:
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
+        for path in (f"/posts/{post_id}", f"/remote/{author_id}"):
+            page = await alice.get(path)
+            assert page.status == 200 and f"{remote.base}/media/" not in page.text, path
+            # Pages name these pictures only by their address here; asking for them fetches them
+            # (once), and the answer is a 404: nothing of theirs is served from this origin.
+            sources = re.findall(r'<img[^>]* src="(/media/remote/[0-9a-f]{64}[^"]*)"', page.text)
+            assert sources, path  # the avatar at least
+            for src in sources:
+                async with alice.http.get(server.base + html.unescape(src)) as resp:
+                    assert resp.status == 404, src
+                    assert b"alert(document.cookie)" not in await resp.read()  # the hostile bytes
+        profile = await alice.get(f"/remote/{author_id}")
+        assert 'class="profile-header"' in profile.text  # the header was asked for from here too
+    assert server.query("SELECT purpose, state FROM remote_media WHERE purpose IN ('avatar', 'header')"
+                        " ORDER BY purpose") == [("avatar", "failed"), ("header", "failed")]
+    assert sorted(remote.media_hits) == ["/media/drawing.svg", "/media/page.png"]
+    cache = server.directory / "media" / "cache"
+    assert not cache.exists() or list(cache.iterdir()) == []
 
 
 async def upload_avatar(visitor, data: bytes) -> int:
