@@ -168,8 +168,9 @@ async def run(rounds: int, profile: bool) -> dict:
             for job in ORDER:
                 for measure in ("cpu", "lag"):
                     row = await fresh_row() if job == "cache" else None
+                    last_cache_s = results["cache"]["wall_ms"][-1] / 1000 if results["cache"]["wall_ms"] else 0.1
                     work: Callable[[], Awaitable[object]] = {
-                        "idle": lambda: asyncio.sleep(results["cache"]["wall_ms"][-1] / 1000), "bare": bare, "fetch": fetch,
+                        "idle": lambda: asyncio.sleep(last_cache_s), "bare": bare, "fetch": fetch,  # noqa: B023
                         "cache": lambda: cache(row)}[job]  # noqa: B023 - used within this iteration
                     started = time.perf_counter()
                     if measure == "cpu":

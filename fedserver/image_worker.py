@@ -293,7 +293,7 @@ def _with_preview(image: CleanImage, preview: Preview | None) -> tuple[CleanImag
 
 
 # Pipe buffers of 1 MB (Linux's default most for an unprivileged process) instead of 64 KB: a 2 MB
-# picture then crosses in a few event-loop wake-ups each way instead of about thirty.
+# picture then crosses in a few blocking writes and reads each way instead of about thirty.
 PIPE_BYTES = 1024 * 1024
 
 

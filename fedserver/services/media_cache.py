@@ -133,7 +133,8 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     fetched_at = int(ctx.clock.now())
     # One short statement that also returns the row: no transaction of three round trips to the
     # database thread and no second read.
-    cached = await ctx.db.write_now(lambda conn: media_store.mark_cached_sync(conn, row.id, copy, fetched_at=fetched_at))
+    cached = await ctx.db.write_now(
+        lambda conn: media_store.mark_cached_sync(conn, row.id, copy, fetched_at=fetched_at))
     log.info("media cache: cached %s (%s) as %s, %d bytes", row.url, row.purpose, copy.file_name, copy.stored_bytes)
     return cached
 

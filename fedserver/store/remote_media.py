@@ -116,7 +116,8 @@ def _mark_cached_params(media_id: int, copy: CachedCopy, fetched_at: int) -> tup
 def mark_cached_sync(conn: sqlite3.Connection, media_id: int, copy: CachedCopy, *,
                      fetched_at: int) -> RemoteMedia | None:
     """A picture's files are written: the row cached, as it now is (for Database.write_now/write_batch)."""
-    row = conn.execute(f"{_MARK_CACHED} RETURNING {_COLUMNS}", _mark_cached_params(media_id, copy, fetched_at)).fetchone()
+    row = conn.execute(f"{_MARK_CACHED} RETURNING {_COLUMNS}",
+                       _mark_cached_params(media_id, copy, fetched_at)).fetchone()
     return RemoteMedia(*row) if row is not None else None
 
 

