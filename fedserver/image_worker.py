@@ -27,13 +27,16 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable, TypeVar
 
 from fedserver.image_previews import Preview
 from fedserver.images import FORMATS, MAX_PIXELS, CleanImage, InvalidImage
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IDLE_SECONDS = 300.0
 # Protocol bounds, checked on both sides: uploads are at most a few MB, their clean copies too.
@@ -59,27 +62,39 @@ class WorkerLimits:
 
 
 class ImageWorker:
-    """The server's side: clean() sends one picture to the child and waits for the answer."""
+    """The server's side: clean() sends one picture to the child and waits for the answer.
+
+    The exchange itself (writing the picture into the child's pipe, reading its answer) runs on the
+    worker's own thread with blocking reads and writes, and so may what the caller does with the
+    answer (clean_and_store: hashing and writing the files). The event loop hands each picture over
+    once and gets one result back: through asyncio's pipe streams a 2 MB picture cost the loop some
+    thirty wake-ups and three copies of its bytes (bench/media_cache_loop.py)."""
 
     def __init__(self, limits: WorkerLimits) -> None:
         self.limits = limits
-        self._proc: asyncio.subprocess.Process | None = None
+        self._child: _Child | None = None
         self._lock = asyncio.Lock()
         self._idle: asyncio.TimerHandle | None = None
         self._stopping: set[asyncio.Task] = set()
+        # Its own thread, not the default pool: the thread waits as long as the child works (up to
+        # timeout_seconds), and sign-in (Argon2) and request signing need the default pool's threads.
+        self._thread: ThreadPoolExecutor | None = None
 
     async def clean(self, data: bytes) -> CleanImage:
         """The picture written again without metadata; raises InvalidImage with a message for the person."""
-        return (await self._clean(data))[0]
+        return await self._clean(data, _image_only)
 
     async def clean_with_preview(self, data: bytes) -> tuple[CleanImage, Preview]:
         """clean(), and the picture's thumbnail and blurhash (a worker made with preview_side > 0)."""
-        image, preview = await self._clean(data)
-        if preview is None:
-            raise InvalidImage(FAILED)
-        return image, preview
+        return await self._clean(data, _with_preview)
 
-    async def _clean(self, data: bytes) -> tuple[CleanImage, Preview | None]:
+    async def clean_and_store(self, data: bytes, store: Callable[[CleanImage, Preview], T]) -> T:
+        """clean_with_preview(), then store(image, preview) on the worker's thread, and its result: the
+        picture's bytes are never handed back to the event loop. store runs after a complete exchange
+        (the child stays in step whatever it raises) and must not touch the event loop."""
+        return await self._clean(data, lambda image, preview: store(*_with_preview(image, preview)))
+
+    async def _clean(self, data: bytes, then: Callable[[CleanImage, Preview | None], T]) -> T:
         if len(data) > MAX_INPUT_BYTES:
             raise InvalidImage(f"the picture may be at most {MAX_INPUT_BYTES // (1024 * 1024)} MB")
         async with self._lock:
@@ -87,69 +102,81 @@ class ImageWorker:
                 self._idle.cancel()
                 self._idle = None
             try:
-                proc = await self._running()
+                child = await self._running()
             except OSError:
                 log.exception("the image worker could not be started")
                 raise InvalidImage(f"{FAILED}; try again later") from None
-            done = False
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-worker")
+            job = asyncio.get_running_loop().run_in_executor(self._thread, _exchange, child, data, then)
+            in_step = False
             try:
                 async with asyncio.timeout(self.limits.timeout_seconds):
-                    header, payload = await self._exchange(proc, data)
-                done = True
+                    try:
+                        result = await asyncio.shield(job)
+                    except (InvalidImage, OSError):  # from the answer or from `then`: the exchange was complete
+                        in_step = True
+                        raise
+                in_step = True
             except TimeoutError:
                 log.warning("picture of %d bytes still decoding after %.1fs: stopping the image worker (pid %d)",
-                            len(data), self.limits.timeout_seconds, proc.pid)
+                            len(data), self.limits.timeout_seconds, child.proc.pid)
                 raise InvalidImage(TOO_LONG) from None
-            except (asyncio.IncompleteReadError, ConnectionError):
-                raise InvalidImage(await self._died(proc, len(data))) from None
-            except ValueError:  # not JSON: the child is not speaking the protocol any more
-                log.error("image worker (pid %d) answered out of protocol; stopping it", proc.pid)
+            except _ChildGone:
+                raise InvalidImage(await self._died(child, len(data))) from None
+            except _OutOfProtocol:  # not JSON, or lengths out of bounds: the child is not speaking the protocol
+                log.error("image worker (pid %d) answered out of protocol; stopping it", child.proc.pid)
                 raise InvalidImage(FAILED) from None
             finally:
-                if not done:  # a half-finished exchange leaves the pipe out of step: never reuse it
-                    await self._stop(proc)
-                elif proc.returncode is None:
+                if not in_step:  # a half-finished exchange leaves the pipes out of step: never reuse them
+                    await self._stop(child, job)
+                elif child.proc.returncode is None:
                     self._idle = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._stop_idle)
-            return _answer(header, payload)
+            return result
 
     async def close(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        if self._proc is not None:
-            await self._stop(self._proc)
+        if self._child is not None:
+            await self._stop(self._child)
         for task in list(self._stopping):
             await task
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
-    async def _running(self) -> asyncio.subprocess.Process:
-        if self._proc is None or self._proc.returncode is not None:
+    async def _running(self) -> _Child:
+        if self._child is None or self._child.proc.returncode is not None:
+            if self._child is not None:
+                self._child.close_pipes()
             limits = self.limits
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "fedserver.image_worker", "--max-pixels", str(limits.max_pixels),
-                "--cpu-seconds", str(limits.cpu_seconds), "--memory-mb", str(limits.memory_mb),
-                "--preview-side", str(limits.preview_side),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-            log.info("image worker started (pid %d)", self._proc.pid)
-        return self._proc
+            # Plain pipes of our own rather than asyncio's streams: the worker's thread reads and
+            # writes them with blocking calls, the event loop never sees the bytes.
+            child_in, to_child = os.pipe()
+            from_child, child_out = os.pipe()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "fedserver.image_worker", "--max-pixels", str(limits.max_pixels),
+                    "--cpu-seconds", str(limits.cpu_seconds), "--memory-mb", str(limits.memory_mb),
+                    "--preview-side", str(limits.preview_side), stdin=child_in, stdout=child_out)
+            except BaseException:
+                for fd in (to_child, from_child):
+                    os.close(fd)
+                raise
+            finally:
+                os.close(child_in)
+                os.close(child_out)
+            self._child = _Child(proc, open(to_child, "wb", buffering=0), open(from_child, "rb"))
+            log.info("image worker started (pid %d)", proc.pid)
+        return self._child
 
-    async def _exchange(self, proc: asyncio.subprocess.Process, data: bytes) -> tuple[dict, bytes]:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(len(data).to_bytes(8, "big") + data)
-        await proc.stdin.drain()
-        size = int.from_bytes(await proc.stdout.readexactly(4), "big")
-        if size > MAX_HEADER_BYTES:
-            raise ValueError("image worker header too large")
-        header = json.loads(await proc.stdout.readexactly(size))
-        length = header.get("length", 0) if isinstance(header, dict) else -1
-        if not isinstance(length, int) or not 0 <= length <= MAX_OUTPUT_BYTES:
-            raise ValueError("image worker answer out of bounds")
-        return header, await proc.stdout.readexactly(length)
-
-    async def _died(self, proc: asyncio.subprocess.Process, size: int) -> str:
+    async def _died(self, child: _Child, size: int) -> str:
         """The child ended during a picture: why, for the log and for the person."""
+        proc = child.proc
         try:
             code = await asyncio.wait_for(proc.wait(), timeout=5)
         except TimeoutError:
-            await self._stop(proc)
+            await self._stop(child)
             code = proc.returncode
         if code == -signal.SIGXCPU:
             log.warning("picture of %d bytes used more than %ds of CPU: the image worker (pid %d) was stopped",
@@ -162,36 +189,111 @@ class ImageWorker:
         log.error("image worker (pid %d) ended with status %s during a picture of %d bytes", proc.pid, code, size)
         return FAILED
 
-    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-        if self._proc is proc:
-            self._proc = None
+    async def _stop(self, child: _Child, job: asyncio.Future | None = None) -> None:
+        """Kill the child; its pipes are closed once the thread using them is done (killing the child
+        ends the thread's blocking read or write)."""
+        if child.proc.returncode is None:
+            child.proc.kill()
+        if job is not None and not job.done():
+            await asyncio.wait([job])
+        await child.proc.wait()
+        if job is not None and not job.cancelled():
+            job.exception()  # seen: the thread's broken pipe is this stop's doing
+        child.close_pipes()
+        if self._child is child:
+            self._child = None
 
     def _stop_idle(self) -> None:
         """No picture for a while: close the child's input, so that it leaves by itself."""
         self._idle = None
-        proc = self._proc
-        if proc is None or self._lock.locked() or proc.stdin is None:
+        child = self._child
+        if child is None or self._lock.locked():
             return
-        self._proc = None
-        proc.stdin.close()
-        task = asyncio.get_running_loop().create_task(self._wait_gone(proc))
+        self._child = None
+        child.to_child.close()
+        task = asyncio.get_running_loop().create_task(self._wait_gone(child))
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
-    async def _wait_gone(self, proc: asyncio.subprocess.Process) -> None:
+    async def _wait_gone(self, child: _Child) -> None:
+        proc = child.proc
         try:
             await asyncio.wait_for(proc.wait(), timeout=10)
         except TimeoutError:
             proc.kill()
             await proc.wait()
+        child.close_pipes()
         log.info("image worker (pid %d) left after %.0fs without pictures", proc.pid, IDLE_SECONDS)
 
 
+@dataclass
+class _Child:
+    proc: asyncio.subprocess.Process
+    to_child: BinaryIO  # unbuffered: every write goes straight into the pipe
+    from_child: BinaryIO  # buffered: read(n) reads n bytes into one new bytes object, no joining
+
+    def close_pipes(self) -> None:
+        for pipe in (self.to_child, self.from_child):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+class _ChildGone(Exception):
+    """The child closed its pipes (it died, or was killed) in the middle of an exchange."""
+
+
+class _OutOfProtocol(Exception):
+    """The child's answer is not in the protocol."""
+
+
+def _exchange(child: _Child, data: bytes, then: Callable[[CleanImage, Preview | None], T]) -> T:
+    """On the worker's thread: one picture to the child and its answer back, checked, then `then`."""
+    try:
+        _write_all(child.to_child, len(data).to_bytes(8, "big"))
+        _write_all(child.to_child, data)
+        size = int.from_bytes(_read_exactly_from(child.from_child, 4), "big")
+        if size > MAX_HEADER_BYTES:
+            raise _OutOfProtocol("image worker header too large")
+        try:
+            header = json.loads(_read_exactly_from(child.from_child, size))
+        except ValueError:
+            raise _OutOfProtocol("image worker header is not JSON") from None
+        parts = [_read_exactly_from(child.from_child, length) for length in _part_lengths(header)]
+    except (OSError, EOFError) as exc:  # a broken pipe or an early end: the child is gone
+        raise _ChildGone(str(exc)) from None
+    return then(*_answer(header, parts))
+
+
+def _write_all(pipe: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = pipe.write(view)
+        if not written:
+            raise EOFError("the image worker's input is closed")
+        view = view[written:]
+
+
+def _read_exactly_from(pipe: BinaryIO, size: int) -> bytes:
+    data = pipe.read(size) if size else b""
+    if len(data) != size:
+        raise EOFError("the image worker's answer ended early")
+    return data
+
+
+def _image_only(image: CleanImage, preview: Preview | None) -> CleanImage:
+    return image
+
+
+def _with_preview(image: CleanImage, preview: Preview | None) -> tuple[CleanImage, Preview]:
+    if preview is None:
+        raise InvalidImage(FAILED)
+    return image, preview
+
+
 # Pipe buffers of 1 MB (Linux's default most for an unprivileged process) instead of 64 KB: a 2 MB
-# picture then crosses in a few event-loop wake-ups each way instead of about thirty.
+# picture then crosses in a few blocking writes and reads each way instead of about thirty.
 PIPE_BYTES = 1024 * 1024
 
 
@@ -206,28 +308,43 @@ def _widen_pipes() -> None:
             pass
 
 
-def _answer(header: dict, payload: bytes) -> tuple[CleanImage, Preview | None]:
+def _part_lengths(header: object) -> list[int]:
+    """The lengths of the answer's parts (the clean picture; with a preview also the thumbnail and
+    the blur picture), checked before anything is read: they come from the process that parsed
+    hostile bytes."""
+    if not isinstance(header, dict):
+        raise _OutOfProtocol("image worker header is not an object")
+    length, preview = header.get("length", 0), header.get("preview")
+    if not isinstance(length, int) or not 0 <= length <= MAX_OUTPUT_BYTES:
+        raise _OutOfProtocol("image worker answer out of bounds")
+    if not header.get("ok") or not isinstance(preview, dict):
+        return [length] if length else []
+    parts = [preview.get(k) for k in ("image_length", "length", "blur_length")]
+    if not all(_positive(n) for n in parts) or sum(parts) != length:
+        raise _OutOfProtocol("image worker answer's parts out of bounds")
+    return parts
+
+
+def _answer(header: dict, parts: list[bytes]) -> tuple[CleanImage, Preview | None]:
     """The child's answer, checked: it comes from the process that parsed hostile bytes."""
     if not header.get("ok"):
         error = header.get("error")
         raise InvalidImage(error if isinstance(error, str) and error else FAILED)
     types = {content_type: extension for content_type, extension in FORMATS.values()}
     content_type, width, height = header.get("content_type"), header.get("width"), header.get("height")
-    if (content_type not in types or not _positive(width) or not _positive(height)):
+    if (content_type not in types or not _positive(width) or not _positive(height) or not parts):
         raise InvalidImage(FAILED)
     preview = header.get("preview")
+    image = CleanImage(parts[0], content_type, types[content_type], width, height)
     if preview is None:
-        return CleanImage(payload, content_type, types[content_type], width, height), None
-    sizes = [preview.get(k) if isinstance(preview, dict) else None
-             for k in ("image_length", "length", "blur_length", "width", "height")]
+        return image, None
+    sizes = [preview.get(k) for k in ("width", "height")] if isinstance(preview, dict) else [None]
     hash_ = preview.get("blurhash") if isinstance(preview, dict) else None
-    if (not all(_positive(n) for n in sizes) or sum(sizes[:3]) != len(payload) or not isinstance(hash_, str)
+    if (len(parts) != 3 or not all(_positive(n) for n in sizes) or not isinstance(hash_, str)
             or not 6 <= len(hash_) <= 100):
         raise InvalidImage(FAILED)
-    image_length, preview_length, _, preview_width, preview_height = sizes
-    thumb_end = image_length + preview_length
-    return (CleanImage(payload[:image_length], content_type, types[content_type], width, height),
-            Preview(payload[image_length:thumb_end], preview_width, preview_height, hash_, payload[thumb_end:]))
+    preview_width, preview_height = sizes
+    return image, Preview(parts[1], preview_width, preview_height, hash_, parts[2])
 
 
 def _positive(value: object) -> bool:

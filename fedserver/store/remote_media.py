@@ -102,13 +102,23 @@ async def by_file_name(conn: aiosqlite.Connection, name: str) -> RemoteMedia | N
     return None
 
 
-async def mark_cached(conn: aiosqlite.Connection, media_id: int, copy: CachedCopy, *, fetched_at: int) -> None:
-    await conn.execute(
-        "UPDATE remote_media SET state = 'cached', lease_until = NULL, retry_at = NULL, last_error = NULL,"
-        " attempts = attempts + 1, file_name = ?, thumb_name = ?, blur_name = ?, width = ?, height = ?,"
-        " thumb_width = ?, thumb_height = ?, blurhash = ?, stored_bytes = ?, fetched_at = ? WHERE id = ?",
-        (copy.file_name, copy.thumb_name, copy.blur_name, copy.width, copy.height, copy.thumb_width,
-         copy.thumb_height, copy.blurhash, copy.stored_bytes, fetched_at, media_id))
+_MARK_CACHED = (
+    "UPDATE remote_media SET state = 'cached', lease_until = NULL, retry_at = NULL, last_error = NULL,"
+    " attempts = attempts + 1, file_name = ?, thumb_name = ?, blur_name = ?, width = ?, height = ?,"
+    " thumb_width = ?, thumb_height = ?, blurhash = ?, stored_bytes = ?, fetched_at = ? WHERE id = ?")
+
+
+def _mark_cached_params(media_id: int, copy: CachedCopy, fetched_at: int) -> tuple:
+    return (copy.file_name, copy.thumb_name, copy.blur_name, copy.width, copy.height, copy.thumb_width,
+            copy.thumb_height, copy.blurhash, copy.stored_bytes, fetched_at, media_id)
+
+
+def mark_cached_sync(conn: sqlite3.Connection, media_id: int, copy: CachedCopy, *,
+                     fetched_at: int) -> RemoteMedia | None:
+    """A picture's files are written: the row cached, as it now is (for Database.write_now/write_batch)."""
+    row = conn.execute(f"{_MARK_CACHED} RETURNING {_COLUMNS}",
+                       _mark_cached_params(media_id, copy, fetched_at)).fetchone()
+    return RemoteMedia(*row) if row is not None else None
 
 
 async def mark_failed(conn: aiosqlite.Connection, media_id: int, error: str, *, retry_at_ms: int) -> None:

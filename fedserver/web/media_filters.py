@@ -69,6 +69,7 @@ class ShownPlayable:
     poster: str | None  # a video's preview frame
     width: int | None
     height: int | None
+    blur: str | None = None  # the preview frame's blurhash picture, for a sensitive video
 
 
 def playable(item, is_local: bool) -> ShownPlayable | None:
@@ -81,7 +82,8 @@ def playable(item, is_local: bool) -> ShownPlayable | None:
             return None
         width, height = _box(item.width, item.height)
         return ShownPlayable(item.kind, urlsplit(item.url).path,
-                             urlsplit(item.thumb_url).path if item.thumb_url else None, width, height)
+                             urlsplit(item.thumb_url).path if item.thumb_url else None, width, height,
+                             urlsplit(item.blur_url).path if item.blur_url else None)
     cached = item.cached
     # Until the cache has taken the file (the worker fetches it when the post arrives), the card
     # keeps its link: a player pointing at a file that may yet be refused would only show an error.
@@ -94,7 +96,8 @@ def playable(item, is_local: bool) -> ShownPlayable | None:
         return None
     width, height = _box(cached.width, cached.height)
     return ShownPlayable(kind, cached_path(cached.file_name),
-                         cached_path(cached.thumb_name) if cached.thumb_name else None, width, height)
+                         cached_path(cached.thumb_name) if cached.thumb_name else None, width, height,
+                         cached_path(cached.blur_name) if cached.blur_name else None)
 
 
 def avatar_src(actor) -> str:

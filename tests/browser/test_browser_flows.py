@@ -166,9 +166,11 @@ def test_a_form_without_its_csrf_token_is_rejected_and_changes_nothing(page: Pag
 
 
 @contextmanager
-def fake_remote_in_thread(*names: str) -> Iterator[tuple[FakeRemote, Callable[[Awaitable[T]], T]]]:
-    """A FakeRemote (a real server that signs) on its own event loop in a thread, for these
-    synchronous tests; yields it and a function that runs one of its coroutines to completion."""
+def fake_remote_in_thread(*names: str, kind: type[FakeRemote] = FakeRemote,
+                          ) -> Iterator[tuple[FakeRemote, Callable[[Awaitable[T]], T]]]:
+    """A FakeRemote (a real server that signs; or a subclass of it) on its own event loop in a
+    thread, for these synchronous tests; yields it and a function that runs one of its coroutines
+    to completion."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -176,7 +178,7 @@ def fake_remote_in_thread(*names: str) -> Iterator[tuple[FakeRemote, Callable[[A
     def run(coroutine: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
 
-    remote = run(FakeRemote.start(*names))
+    remote = run(kind.start(*names))
     try:
         yield remote, run
     finally:

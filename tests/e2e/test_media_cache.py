@@ -49,12 +49,22 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
 class MediaRemote(FakeRemote):
     """A FakeRemote that also serves pictures, some of them hostile, under /media/."""
     media_hits: list[str]
+    gone: set[str]  # names it answers 404 for now (deleted at the origin)
+    pictures: dict[str, str]  # the actors' avatar (icon) and header (image): name under /media/
+
+    def actor_document(self, name: str) -> dict[str, Any]:
+        document = super().actor_document(name)
+        for field, picture in self.pictures.items():
+            document[field] = {"type": "Image", "mediaType": "image/png", "url": f"{self.base}/media/{picture}"}
+        return document
 
     async def _document(self, request: web.Request) -> web.StreamResponse:
         if not request.path.startswith("/media/"):
             return await super()._document(request)
         self.media_hits.append(request.path)
         name = request.path.removeprefix("/media/")
+        if name in self.gone:
+            return web.Response(status=404)
         if name == "good.png":  # a real picture, mislabelled
             return web.Response(body=png((640, 480), (10, 90, 200)), content_type="text/plain")
         if name == "page.png":  # an HTML page claiming to be a picture
@@ -84,6 +94,8 @@ class MediaRemote(FakeRemote):
 async def remote() -> AsyncIterator[MediaRemote]:
     server = await MediaRemote.start("mallory")
     server.media_hits = []
+    server.gone = set()
+    server.pictures = {}
     yield server
     await server.stop()
 
@@ -172,6 +184,35 @@ async def test_hostile_media_is_refused_or_capped_and_the_server_never_stalls(fe
         Image.open(io.BytesIO(data)).verify()
 
 
+async def test_a_hostile_avatar_and_header_are_refused_and_never_served_from_here(fedserver_processes, remote):
+    server = await serving(fedserver_processes)
+    remote.pictures = {"icon": "page.png", "image": "drawing.svg"}  # an HTML page and an SVG with a script
+    note = await post_pictures(remote, server, [])
+    post_id = await await_for(lambda: server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],)),
+                              timeout=30, what="the post stored")
+    author_id = server.value("SELECT actor_id FROM posts WHERE id = ?", (post_id,))
+    async with Visitor(server.base) as alice:
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
+        for path in (f"/posts/{post_id}", f"/remote/{author_id}"):
+            page = await alice.get(path)
+            assert page.status == 200 and f"{remote.base}/media/" not in page.text, path
+            # Pages name these pictures only by their address here; asking for them fetches them
+            # (once), and the answer is a 404: nothing of theirs is served from this origin.
+            sources = re.findall(r'<img[^>]* src="(/media/remote/[0-9a-f]{64}[^"]*)"', page.text)
+            assert sources, path  # the avatar at least
+            for src in sources:
+                async with alice.http.get(server.base + html.unescape(src)) as resp:
+                    assert resp.status == 404, src
+                    assert b"alert(document.cookie)" not in await resp.read()  # the hostile bytes
+        profile = await alice.get(f"/remote/{author_id}")
+        assert 'class="profile-header"' in profile.text  # the header was asked for from here too
+    assert server.query("SELECT purpose, state FROM remote_media WHERE purpose IN ('avatar', 'header')"
+                        " ORDER BY purpose") == [("avatar", "failed"), ("header", "failed")]
+    assert sorted(remote.media_hits) == ["/media/drawing.svg", "/media/page.png"]
+    cache = server.directory / "media" / "cache"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
 async def upload_avatar(visitor, data: bytes) -> int:
     page = await visitor.get("/settings/profile")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -222,6 +263,35 @@ async def test_pruning_removes_cached_copies_pages_still_work_and_local_media_st
             assert again.status == 200 and again.headers["Content-Type"] == "image/webp"
         assert len(remote.media_hits) == hits + 1
         assert states(server, remote) == {"good.png": "cached"}
+
+
+async def test_a_pruned_picture_gone_from_its_origin_leaves_the_page_working_and_is_not_asked_for_each_view(
+        fedserver_processes, remote):
+    server = await serving(fedserver_processes)
+    note = await post_pictures(remote, server, ["good.png"], sensitive=True)
+    await await_for(lambda: states(server, remote) == {"good.png": "cached"}, timeout=30, what="the picture cached")
+    post_id = server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],))
+    await server.arun("media", "prune", "--older-than-days", "0", check=True)
+    assert list((server.directory / "media" / "cache").iterdir()) == []
+    remote.gone.add("good.png")  # deleted at its origin meanwhile
+
+    async with Visitor(server.base) as alice:
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
+        hits = len(remote.media_hits)
+        for _ in range(3):
+            # The page keeps its layout: the picture's place, its size and its description.
+            page = await alice.get(f"/posts/{post_id}")
+            assert page.status == 200 and 'alt="picture good.png" width="400" height="300"' in page.text
+            sources = re.findall(r'src="(/media/cache/[0-9a-f]{64}\.(?:webp|png))"', page.text)
+            assert len(sources) == 2  # the thumbnail, and the blurhash picture of the sensitive media
+            for src in sources:
+                started = time.monotonic()
+                async with alice.http.get(server.base + src) as resp:
+                    assert resp.status == 404  # a missing picture, never an error page or a 500
+                assert time.monotonic() - started < MEDIA_TIMEOUT
+        # Asked for once, then remembered as failed: views do not hammer the origin.
+        assert len(remote.media_hits) == hits + 1
+        assert states(server, remote) == {"good.png": "failed"}
 
 
 async def test_custom_emoji_show_as_small_pictures_from_the_cache(fedserver_processes, remote):

@@ -254,3 +254,37 @@ async def test_remote_video_is_played_from_the_media_cache_and_a_fake_one_stays_
         assert f'href="{remote.base}/media/page.mp4"' in page.text
         assert not [p for p in (server.directory / "media" / "cache").iterdir() if p.suffix in (".mp4", ".html")
                     and p.stat().st_size == len(HTML_PAGE)]
+
+
+async def test_a_pruned_video_keeps_its_player_and_comes_back_when_played(fedserver_processes, remote, tmp_path):
+    server = await serving(fedserver_processes)
+    note = remote.note("mallory", "a video", mention=server.actor_uri("alice"))
+    note["attachment"] = [{"type": "Document", "mediaType": "video/mp4", "url": f"{remote.base}/media/real.mp4",
+                           "name": "colour bars", "width": 160, "height": 120}]
+    status, body = await remote.post(f"{server.base}/inbox", remote.activity("mallory", "Create", note),
+                                     as_user="mallory")
+    assert status == 202, body
+    await await_for(lambda: server.value("SELECT state FROM remote_media WHERE purpose = 'video'") == "cached",
+                    timeout=60, what="the video cached")
+    post_id = server.value("SELECT id FROM posts WHERE uri = ?", (note["id"],))
+    cache = server.directory / "media" / "cache"
+    assert {p.suffix for p in cache.iterdir()} == {".mp4", ".webp", ".png"}  # the video, its poster, its blurhash
+    pruned = await server.arun("media", "prune", "--older-than-days", "0", check=True)
+    assert "pruned 1 cached pictures (3 files removed)" in pruned.stdout and list(cache.iterdir()) == []
+
+    async with Visitor(server.base) as alice:
+        assert (await alice.sign_in("alice", PASSWORD)).status == 303
+        page = await alice.get(f"/posts/{post_id}")
+        assert page.status == 200
+        [tag] = re.findall(r"<video [^>]*>", page.text)  # still a player, not a link to the other server
+        src = re.search(r'src="(/media/cache/[0-9a-f]{64}\.mp4)"', tag).group(1)
+        poster = re.search(r'poster="(/media/cache/[0-9a-f]{64}\.webp)"', tag).group(1)
+        hits = len(remote.hits)
+        # What a browser's player asks first: a range of the file; fetched again from its origin.
+        async with alice.http.get(server.base + src, headers={"Range": "bytes=0-99"}) as resp:
+            assert resp.status == 206 and resp.headers["Content-Type"] == "video/mp4"
+            assert len(await resp.read()) == 100
+        async with alice.http.get(server.base + poster) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"] == "image/webp"
+        assert len(remote.hits) == hits + 1  # one fetch brought back the file and its poster
+        assert server.value("SELECT state FROM remote_media WHERE purpose = 'video'") == "cached"

