@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedserver.context import Context
+from fedserver.store import claims
 from fedserver.store import remote_media as media_store
 from fedserver.store.remote_media import CachedCopy, MediaUsage, RemoteMedia
 
@@ -180,7 +181,7 @@ async def run_worker(ctx: Context) -> None:
     while True:
         try:
             async with ctx.db.transaction() as tx:
-                rows = await media_store.claim_queued(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
+                rows = await claims.claim_media_fetches(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
             if not rows:
                 await asyncio.sleep(IDLE_POLL_SECONDS)
                 continue

@@ -30,6 +30,7 @@ from fedserver.store.attachments import Attachment
 from fedserver.store.polls import Poll, PollChoice
 from fedserver.store.posts import NewPost, Post
 from fedserver.text import MentionTarget, find_hashtags, find_mentions, render_html
+from fedserver.queue_wakeups import POLLS
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
     if poll is not None:
-        ctx.poll_closing_wakeup.set()
+        ctx.wakeups.notify(POLLS)
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
 
