@@ -4,8 +4,8 @@ One Python process answers inbox requests at about a core's worth of CPU ([serve
 the default, and what a small instance needs). With processes = N > 1 the first process (the
 primary) binds the socket, serves HTTP and runs every background worker (inbox, delivery, corpus
 reconciler; none with `serve --no-workers`, which leaves them to `fedserver worker` processes, see
-fedserver/background.py); N - 1 acceptor processes serve HTTP on the same port and run no workers. Nothing is
-shared in memory: queue rows are leased, sessions and sign-in throttles are rows, and what an
+fedserver/background.py); N - 1 acceptor processes serve HTTP on the same port and run no
+workers. Nothing is shared in memory: queue rows are leased, sessions and sign-in throttles are rows, and what an
 acceptor stores (an inbox activity, a post's deliveries) the primary's workers see through SQLite's
 data_version. Caches (keys, domain blocks) are per process and may be a few seconds apart, as they
 already may be between the server and a CLI command.

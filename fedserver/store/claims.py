@@ -3,10 +3,13 @@ own claim goes. Each claim leases rows to a worker (owner) until a time in epoch
 what it still holds and another takes a row over once its lease runs out (docs/scaling.md).
 
 On SQLite every claim is one UPDATE ... RETURNING inside a write transaction, which SQLite runs one
-at a time, so two workers can never lease the same row. On PostgreSQL the same statements are
-correct too (the UPDATE re-checks the lease condition on the row it locks), and the faster form
-for many workers (a SELECT ... FOR UPDATE SKIP LOCKED inside the UPDATE) replaces the body of the
-function here for that engine, leaving callers unchanged. Synchronous (for Database.write_batch)
+at a time, so two workers can never lease the same row, and the inbox claim's "skip signers with
+leased rows" sees every lease committed before it. On PostgreSQL (READ COMMITTED) concurrent claims
+choose rows from their own snapshots: each UPDATE re-checks the lease condition on the rows it
+takes, so no row is leased twice, but two claims could still each take a different row of one
+signer. The PostgreSQL bodies of these functions therefore take the candidates with SELECT ...
+FOR UPDATE SKIP LOCKED and, for the inbox, serialise claims per signer (a transaction-scoped
+advisory lock on the signer's hash, or one claim at a time), leaving callers unchanged. Synchronous (for Database.write_batch)
 but for the media claim, which runs in an aiosqlite transaction."""
 from __future__ import annotations
 

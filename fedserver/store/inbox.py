@@ -121,8 +121,11 @@ def claim_due_items(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, lim
         " AND (locked_until IS NULL OR locked_until <= ?)"
         " AND signer_uri NOT IN (SELECT signer_uri FROM inbox_items WHERE locked_until > ? AND state = 'pending')"
         " ORDER BY id LIMIT ?)"
+        # Checked again on each row taken (under concurrent claims, an engine that chose the rows
+        # from an older snapshot must not lease a row someone else has just leased).
+        " AND state = 'pending' AND (locked_until IS NULL OR locked_until <= ?)"
         " RETURNING id, activity_uri, activity_type, signer_uri, body, attempts",
-        (now_ms + lease_ms, owner, now_ms, now_ms, now_ms, limit)).fetchall()
+        (now_ms + lease_ms, owner, now_ms, now_ms, now_ms, limit, now_ms)).fetchall()
     items = [InboxItem(*row) for row in rows]
     items.sort(key=lambda item: item.id)
     return items
