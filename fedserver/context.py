@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from fedserver.activitypub.fetch import RemoteFetcher
     from fedserver.image_worker import ImageWorker
+    from fedserver.media_storage import MediaStorage
 
     CTX_KEY: web.AppKey[Context]
 
@@ -77,6 +78,16 @@ class Context:
         fetcher = self.__dict__.pop("_fetcher", None)
         if fetcher is not None:
             await fetcher.close()
+
+    @property
+    def media(self) -> MediaStorage:
+        """Where media files are written and read (fedserver/media_storage.py)."""
+        storage = self.__dict__.get("_media")
+        if storage is None:
+            from fedserver.media_storage import DirectoryStorage
+
+            storage = self.__dict__["_media"] = DirectoryStorage(self.settings.media_dir)
+        return storage
 
     @property
     def image_worker(self) -> ImageWorker:

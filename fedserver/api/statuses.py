@@ -13,7 +13,8 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.pagination import COUNTER_SPAN, SNOWFLAKE_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
-from fedserver.services import audience, bookmarks, directory, idempotency, interactions, pins, post_details, posting, timelines
+from fedserver.services import audience, bookmarks, directory, interactions, pins, post_details, posting, timelines
+from fedserver.services import idempotency
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PollDraft, PostingError
 from fedserver.services.timelines import PostCard
