@@ -8,14 +8,16 @@ import asyncio
 import json
 from collections import defaultdict
 
+import aiohttp
 from yarl import URL
 
-from fedserver.services import posting
+from fedserver.services import accounts, follows, posting
 from fedserver.services.posting import Draft
 from tests.conftest import wait_until
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ServerProcess, WorkerProcess, await_for
 from tests.e2e.test_durability import InboxWire, deliveries, digests, follow_established
+from tests.e2e.test_shared_state import api_token
 from tests.e2e.web_client import Visitor
 
 # Short leases, so that a killed worker's work is taken over within seconds.
@@ -205,7 +207,6 @@ async def test_serve_without_workers_queues_work_that_a_later_worker_finishes(in
         create = remote.create_note("eve", "queued until a worker comes", mention=a.actor_uri("alice"))
         assert await send_signed(remote, f"{a.base}/inbox", create, as_user="eve") == 202
         # Outbound: bob@b's follow is stored, the Accept waits.
-        from fedserver.services import accounts, follows
         await accounts.create_account(b.ctx, "bob")
         await follows.follow(b.ctx, "bob", a.handle("alice"))
         await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE activity_type = 'Follow'") == 1,
@@ -226,3 +227,26 @@ async def test_serve_without_workers_queues_work_that_a_later_worker_finishes(in
         assert worker.terminate() == 0
     finally:
         await remote.stop()
+
+
+async def test_a_periodic_job_whose_worker_is_killed_is_taken_over_by_another(fedserver_processes):
+    a, workers = await split_instance(fedserver_processes, poll_min_expiry_seconds=1,
+                                      worker_args=("--queues", "polls,delivery"))
+    await a.arun("user", "create", "alice", check=True)
+    token = await api_token(a, "alice")
+
+    # One worker holds the poll closer's lease; the other waits for it.
+    holder = await await_for(lambda: a.value("SELECT owner FROM worker_leases WHERE name = 'poll-closer'"),
+                             what="the poll closer's lease taken")
+    [running] = [worker for worker in workers if f":{worker.pid}:" in holder]
+    running.kill()
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{a.base}/api/v1/statuses", headers={"Authorization": f"Bearer {token}"}, data=[
+                ("status", "Which one?"), ("poll[options][]", "this"), ("poll[options][]", "that"),
+                ("poll[expires_in]", "1")]) as resp:
+            assert resp.status == 200, await resp.text()
+    await await_for(lambda: a.value("SELECT p.closed_at FROM polls p JOIN posts s ON s.id = p.post_id"
+                                    " WHERE s.content_html LIKE '%Which one?%'"),
+                    timeout=3 * LEASE_SECONDS + 10, what="the poll closed by the other worker")
+    assert a.value("SELECT owner FROM worker_leases WHERE name = 'poll-closer'") != holder
