@@ -51,7 +51,8 @@ def parse_queues(text: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     unknown = [name for name in names if name not in QUEUES]
     if unknown or not names:
-        raise UnknownQueue(f"unknown queue {', '.join(unknown) or text!r}: choose from {', '.join(QUEUES)}")
+        named = ", ".join(unknown) if unknown else repr(text)
+        raise UnknownQueue(f"unknown queue {named}: choose from {', '.join(QUEUES)}")
     return names
 
 

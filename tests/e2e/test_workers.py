@@ -250,3 +250,12 @@ async def test_a_periodic_job_whose_worker_is_killed_is_taken_over_by_another(fe
                                     " WHERE s.content_html LIKE '%Which one?%'"),
                     timeout=3 * LEASE_SECONDS + 10, what="the poll closed by the other worker")
     assert a.value("SELECT owner FROM worker_leases WHERE name = 'poll-closer'") != holder
+
+
+def test_worker_refuses_an_unknown_queue_or_concurrency_with_a_clear_message(fedserver_processes):
+    a = fedserver_processes("a")
+    result = a.run("worker", "--queues", "inbox,outbox")
+    assert result.returncode == 1
+    assert "unknown queue outbox: choose from inbox, delivery, media, corpus, polls, prune" in result.stderr
+    result = a.run("worker", "--concurrency", "0")
+    assert result.returncode == 1 and "--concurrency must be 1-64" in result.stderr
