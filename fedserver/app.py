@@ -1,27 +1,22 @@
 """build_app(settings): routes, middlewares, start-up and shutdown wiring."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
-from fedserver.api import push_delivery
+from fedserver import background
 from fedserver.api import routes as api_routes
 from fedserver.api.routing import api_middleware
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.context import CTX_KEY, close_context, open_context
 from fedserver.corpus import api as corpus_api
-from fedserver.corpus import sync as corpus_sync
 from fedserver.federation import routes as federation_routes
 from fedserver.federation.delivery import DeliveryWorker
 from fedserver.federation.inbound_limits import INBOUND_LIMITS_KEY, InboundLimits
 from fedserver.federation.inbox import handle_inbox
-from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
-from fedserver.federation.processing import InboxWorker
-from fedserver.services import media_cache, polls, uploads
 from fedserver.web import admin as web_admin
 from fedserver.web import archive as web_archive
 from fedserver.web import followed_tags as web_followed_tags
@@ -43,7 +38,7 @@ from fedserver.web import timeline as web_timeline
 log = logging.getLogger(__name__)
 
 DELIVERY_WORKER_KEY = web.AppKey("delivery_worker", DeliveryWorker)
-WORKERS_KEY = web.AppKey("workers", list)
+BACKGROUND_KEY = web.AppKey("background", background.Background)
 
 
 @web.middleware
@@ -92,30 +87,14 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
         app[INBOX_WRITER_KEY] = InboxWriter(ctx)
         app[INBOX_WRITER_KEY].start()
         app[INBOUND_LIMITS_KEY] = InboundLimits(ctx)
-        workers = []
         if run_workers:
-            app[DELIVERY_WORKER_KEY] = DeliveryWorker(ctx)
-            workers = [asyncio.create_task(app[DELIVERY_WORKER_KEY].run(), name="delivery-worker"),
-                       asyncio.create_task(InboxWorker(ctx, app[INBOX_WRITER_KEY]).run(), name="inbox-worker"),
-                       asyncio.create_task(corpus_sync.run_periodically(ctx), name="corpus-reconciler"),
-                       asyncio.create_task(prune_periodically(ctx), name="inbox-pruner"),
-                       asyncio.create_task(media_cache.run_worker(ctx), name="media-cache"),
-                       asyncio.create_task(media_cache.prune_periodically(ctx), name="media-pruner"),
-                       asyncio.create_task(uploads.prune_periodically(ctx), name="upload-pruner"),
-                       asyncio.create_task(polls.run_closer(ctx), name="poll-closer"),
-                       asyncio.create_task(push_delivery.run(ctx), name="push-worker")]
-        app[WORKERS_KEY] = workers
+            # Every queue (fedserver/background.py); `serve --no-workers` leaves them to `fedserver worker`.
+            app[BACKGROUND_KEY] = background.start(ctx, inbound=app[INBOX_WRITER_KEY])
+            app[DELIVERY_WORKER_KEY] = app[BACKGROUND_KEY].delivery_workers[0]
 
     async def on_cleanup(app: web.Application) -> None:
-        for task in app.get(WORKERS_KEY, []):
-            task.cancel()
-        for task in app.get(WORKERS_KEY, []):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        if DELIVERY_WORKER_KEY in app:
-            await app[DELIVERY_WORKER_KEY].stop()
+        if BACKGROUND_KEY in app:
+            await app[BACKGROUND_KEY].stop()
         if INBOUND_LIMITS_KEY in app:
             await app[INBOUND_LIMITS_KEY].stop()
         if INBOX_WRITER_KEY in app:

@@ -31,8 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="override [server] host")
     s.add_argument("--port", type=int, help="override [server] port")
     s.add_argument("--processes", type=int, help="override [server] processes (processes serving HTTP)")
+    s.add_argument("--no-workers", action="store_true",
+                   help="serve HTTP only: background work is left to `fedserver worker` processes")
     # Internal: how the primary starts an acceptor process (fedserver/serving.py).
     s.add_argument("--acceptor-parent-fd", type=int, help=argparse.SUPPRESS)
+
+    s = sub.add_parser("worker", help="run background work (inbox, deliveries...) without HTTP; several may share"
+                                      " the database")
+    s.add_argument("--queues", help="comma-separated: inbox,delivery,media,corpus,polls,prune (default: all)")
+    s.add_argument("--concurrency", type=int, default=1,
+                   help="worker loops per claimed queue (inbox, delivery, media) in this process (default 1)")
 
     s = sub.add_parser("init", help="write a config file and create the database")
     s.add_argument("--domain", default="localhost:8080", help="host[:port] used in ids (default localhost:8080)")
@@ -171,6 +179,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= processes <= MAX_PROCESSES:
         raise CommandError(f"--processes must be 1-{MAX_PROCESSES}, got {processes}")
     several = f", {processes} processes" if processes > 1 else ""
+    several += ", no background workers" if args.no_workers else ""
     # One URL to open: the one every link and id on the pages uses (where it is served from is
     # said without a scheme, so that nobody opens the bare socket behind a TLS proxy by mistake).
     banner = (f"fedserver is running: open {settings.base_url}/ in a browser (listening on {host}:{port},"
@@ -178,13 +187,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # Called once the socket is bound: announce only what really serves.
         serving.serve(settings, config_path=Path(args.config).resolve(), host=host, port=port, processes=processes,
-                      on_listening=lambda: print(banner, flush=True), verbose=args.verbose)
+                      on_listening=lambda: print(banner, flush=True), verbose=args.verbose,
+                      run_workers=not args.no_workers)
     except serving.CannotServe as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise CommandError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno)}") from None
         raise
+    return 0
+
+
+def _work(settings: Settings, args: argparse.Namespace) -> int:
+    from fedserver import background
+
+    try:
+        queues = background.parse_queues(args.queues)
+    except background.UnknownQueue as exc:
+        raise CommandError(str(exc)) from None
+    if not 1 <= args.concurrency <= 64:
+        raise CommandError(f"--concurrency must be 1-64, got {args.concurrency}")
+    asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
+    banner = (f"fedserver worker is running: {', '.join(queues)} (x{args.concurrency}),"
+              f" database {settings.database_path}")
+    background.run_worker_process(settings, queues, concurrency=args.concurrency,
+                                  on_started=lambda: print(banner, flush=True))
     return 0
 
 
@@ -396,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.INFO if args.command == "serve"
                                                                   else logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "worker":
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     config_path = Path(args.config)
     try:
         if args.command == "init":
@@ -423,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(mismatch)
             asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
             return _serve(settings, args)
+        if args.command == "worker":
+            return _work(settings, args)
         return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))
     except (ConfigError, CommandError) as exc:
         message = str(exc)

@@ -45,6 +45,9 @@ class ServerSettings:
     sign_ups_per_address_per_hour: int = 5
     # Personal archives (zip of one's posts and media) one account may download per 24 hours.
     archive_downloads_per_day: int = 3
+    # Lease on a claimed queue row (inbox, delivery) or periodic job, renewed every third of it
+    # while held: how long a killed worker's work waits before another worker takes it over.
+    worker_lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,8 @@ def validate(settings: Settings) -> Settings:
     _validate_trusted_proxies(settings.server.trusted_proxies)
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
+    if not (1 <= settings.server.worker_lease_seconds <= 3600):
+        raise ConfigError(f"[server] worker_lease_seconds must be 1-3600, got {settings.server.worker_lease_seconds}")
     if settings.server.api_app_registrations_per_hour <= 0:
         raise ConfigError("[server] api_app_registrations_per_hour must be positive")
     if settings.server.archive_downloads_per_day <= 0:
@@ -388,6 +393,10 @@ sign_ups_per_address_per_hour = 5
 # Personal archives (a zip of one's posts and media, built as it downloads) one account may
 # download per 24 hours; more get 429.
 archive_downloads_per_day = 3
+# Background work (inbox, deliveries...) claimed by a worker is leased to it for this long, renewed
+# while it works: a worker that dies (`fedserver worker`, or the server) loses nothing, and another
+# takes its work over once the lease runs out (docs/scaling.md).
+worker_lease_seconds = 30.0
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

@@ -1,9 +1,13 @@
 """What every service call needs: settings, the database, the remote fetcher, the clock, URLs, and the
-wake-up signals of this process's workers (lost with the process, which is fine: workers also poll);
+wake-ups of the queue workers (fedserver/queue_wakeups.py; lost with the process, which is fine:
+workers also poll);
 open_context and close_context make and release one, for the server and for CLI commands alike."""
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +15,7 @@ from fedserver import __version__
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.db import Database, migrate
+from fedserver.queue_wakeups import DELIVERY, INBOX, POLLS, LocalWakeups
 from fedserver.urls import Urls
 
 if TYPE_CHECKING:
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
 
     from fedserver.activitypub.fetch import RemoteFetcher
     from fedserver.image_worker import ImageWorker
+    from fedserver.media_storage import MediaStorage
 
     CTX_KEY: web.AppKey[Context]
 
@@ -27,12 +33,28 @@ class Context:
     settings: Settings
     db: Database
     clock: Clock = SYSTEM_CLOCK
-    delivery_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # A new poll may end before the closing worker's next look (services.polls.run_closer).
-    poll_closing_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Enqueuers notify, idle workers wait (fedserver/queue_wakeups.py).
+    wakeups: LocalWakeups = field(default_factory=LocalWakeups)
+    # Who holds this process's queue leases (store/claims.py): unique per process and start.
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+    # Other processes enqueue work for this process's workers (a `fedserver worker`, or a server with
+    # acceptors or whose web processes run apart): idle workers then look for their commits often.
+    others_enqueue: bool = False
     # The key the fetcher signs with (the instance actor's): key id and private key PEM.
     signing_key: tuple[str, str] | None = None
+
+    @property
+    def delivery_wakeup(self) -> asyncio.Event:
+        return self.wakeups.event(DELIVERY)
+
+    @property
+    def inbox_wakeup(self) -> asyncio.Event:
+        return self.wakeups.event(INBOX)
+
+    @property
+    def poll_closing_wakeup(self) -> asyncio.Event:
+        # A new poll may end before the closing worker's next look (services.polls.run_closer).
+        return self.wakeups.event(POLLS)
 
     @property
     def urls(self) -> Urls:
@@ -56,6 +78,16 @@ class Context:
         fetcher = self.__dict__.pop("_fetcher", None)
         if fetcher is not None:
             await fetcher.close()
+
+    @property
+    def media(self) -> MediaStorage:
+        """Where media files are written and read (fedserver/media_storage.py)."""
+        storage = self.__dict__.get("_media")
+        if storage is None:
+            from fedserver.media_storage import DirectoryStorage
+
+            storage = self.__dict__["_media"] = DirectoryStorage(self.settings.media_dir)
+        return storage
 
     @property
     def image_worker(self) -> ImageWorker:

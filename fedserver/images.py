@@ -141,9 +141,3 @@ def _rewrite_animation(image: Image.Image, frames: int, max_pixels: int) -> Clea
     return CleanImage(out.getvalue(), content_type, extension, width, height)
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write an upload under its final name only once complete (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".part")
-    partial.write_bytes(data)
-    partial.replace(path)

@@ -3,8 +3,9 @@
 One Python process answers inbox requests at about a core's worth of CPU ([server] processes = 1,
 the default, and what a small instance needs). With processes = N > 1 the first process (the
 primary) binds the socket, serves HTTP and runs every background worker (inbox, delivery, corpus
-reconciler); N - 1 acceptor processes serve HTTP on the same port and run no workers. Nothing is
-shared in memory: queue rows are leased, sessions and sign-in throttles are rows, and what an
+reconciler; none with `serve --no-workers`, which leaves them to `fedserver worker` processes, see
+fedserver/background.py); N - 1 acceptor processes serve HTTP on the same port and run no
+workers. Nothing is shared in memory: queue rows are leased, sessions and sign-in throttles are rows, and what an
 acceptor stores (an inbox activity, a post's deliveries) the primary's workers see through SQLite's
 data_version. Caches (keys, domain blocks) are per process and may be a few seconds apart, as they
 already may be between the server and a CLI command.
@@ -53,14 +54,16 @@ class CannotServe(Exception):
 
 
 def serve(settings: Settings, *, config_path: Path, host: str, port: int, processes: int,
-          on_listening: Callable[[], None], verbose: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM. Raises OSError when the address cannot be bound."""
+          on_listening: Callable[[], None], verbose: bool = False, run_workers: bool = True) -> None:
+    """Serve until SIGINT/SIGTERM. Raises OSError when the address cannot be bound. With
+    run_workers=False (`serve --no-workers`) no process of this server runs background work: what it
+    queues waits for a `fedserver worker` (fedserver/background.py)."""
     from fedserver.app import build_app
 
     # What the command line overrode, as the workers read it (the inbox worker watches for what
     # acceptors store only when there are some).
     settings = replace(settings, server=replace(settings.server, host=host, port=port, processes=processes))
-    app = build_app(settings)
+    app = build_app(settings, run_workers=run_workers)
     app.on_startup.insert(0, _stop_once_on_signals)
     common = dict(print=lambda _: on_listening(), access_log=None, handle_signals=False, shutdown_timeout=5)
     if processes <= 1:

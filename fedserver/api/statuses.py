@@ -4,7 +4,6 @@ and reblogged_by; and turning any page of post cards into Status entities (statu
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from fedserver.api.pagination import COUNTER_SPAN, SNOWFLAKE_SPAN, link_header, 
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
 from fedserver.services import audience, bookmarks, directory, interactions, pins, post_details, posting, timelines
+from fedserver.services import idempotency
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PollDraft, PostingError
 from fedserver.services.timelines import PostCard
@@ -23,11 +23,6 @@ from fedserver.store.posts import Post
 
 routes = ApiRoutes()
 
-# Idempotency-Key: a retried create (a phone losing its connection mid-request) answers with the
-# post the first attempt made, for an hour, as Mastodon does. Per process: with several serve
-# processes a retry that lands on another one may post twice.
-IDEMPOTENCY_SECONDS = 3600
-_idempotent: dict[tuple[int, str], tuple[float, int]] = {}
 # ISO 639-1/-3, optionally with a region (pt-BR): it becomes a contentMap key on the wire.
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
@@ -59,12 +54,11 @@ async def get_status(call: ApiCall) -> web.Response:
 @routes.post("/api/v1/statuses", scope=("write:statuses",))
 async def create_status(call: ApiCall) -> web.Response:
     ctx, me, params = call.ctx, call.me, call.params
-    key = call.request.headers.get("Idempotency-Key", "")[:200]
-    now = time.monotonic()
-    for stale in [k for k, (at, _) in _idempotent.items() if now - at > IDEMPOTENCY_SECONDS]:
-        _idempotent.pop(stale, None)
-    if key and (me.id, key) in _idempotent:
-        earlier = await timelines.post_by_id(ctx, _idempotent[(me.id, key)][1])
+    # Idempotency-Key: a retry answers with the post the first attempt made (services/idempotency.py).
+    key = call.request.headers.get("Idempotency-Key", "")
+    earlier_id = await idempotency.earlier_post_id(ctx, me.id, key) if key else None
+    if earlier_id is not None:
+        earlier = await timelines.post_by_id(ctx, earlier_id)
         if earlier is not None and not earlier.is_deleted:
             return await _one(call, earlier)
     upload_ids = _media_ids(params.list("media_ids"))
@@ -88,7 +82,7 @@ async def create_status(call: ApiCall) -> web.Response:
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
-        _idempotent[(me.id, key)] = (now, post.id)
+        await idempotency.remember_post(ctx, me.id, key, post.id)
     return await _one(call, post)
 
 

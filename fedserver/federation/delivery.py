@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 from collections import Counter, deque
@@ -20,13 +21,19 @@ from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome,
 from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivity, SignedDelivery
 from fedserver.federation.blocked_hosts import BlockedHosts
 from fedserver.federation.host_availability import HeldHosts
+from fedserver.store import claims
 from fedserver.store import deliveries as delivery_store
 from fedserver.store.deliveries import ClaimedDelivery
 from fedserver.federation.idle import wait_for_work
+from fedserver.queue_wakeups import DELIVERY
 
 __all__ = ["UNAVAILABLE_HOLD_MS", "DeliveryWorker", "is_retryable", "retry_delay_seconds"]
 
 log = logging.getLogger(__name__)
+
+# Numbers the delivery workers of one process (`fedserver worker --concurrency N` runs N): each
+# holds its leases under its own owner name.
+_WORKER_NUMBERS = itertools.count(1)
 
 IDLE_POLL_SECONDS = 1.0
 # While idle, how often to ask SQLite whether another connection committed (PRAGMA data_version):
@@ -67,12 +74,17 @@ class DeliveryWorker:
         # Rows are claimed ahead of the free slots (up to 3 x concurrency in all, topped up in claims of
         # at least concurrency / 2), so that signing and the write lock's waits never leave a slot
         # idle (bench/RESULTS.md, fanout). A queued row has at most 2 x concurrency rows ahead of it,
-        # which free the slots in two rounds of attempts, each bounded by the delivery timeout: claim
-        # to outcome stays under 3 x timeout plus signing and the outcome writer's flush (tens of ms),
-        # within the lease of 3 x timeout + 5 s, so another worker never takes a row still queued here.
+        # which free the slots in two rounds of attempts, each bounded by the delivery timeout.
         self._capacity = 3 * fed.delivery_concurrency
         self._refill_below = self._capacity - max(1, fed.delivery_concurrency // 2)
-        self._lease_ms = int((fed.delivery_timeout_seconds * 3 + 5) * 1000)
+        # Claimed rows are leased to this worker and the lease renewed every third of it while they
+        # are held here (_renew_leases), so that another worker (`fedserver worker`, docs/scaling.md)
+        # never takes over a row still queued or in flight here, however slow the receiver; and a
+        # row whose lease this worker could not renew in time (its process stalled) is not sent
+        # (_lease_lost): another worker may have sent it meanwhile.
+        self._lease_ms = int(ctx.settings.server.worker_lease_seconds * 1000)
+        self._owner = f"{ctx.worker_id}/delivery-{next(_WORKER_NUMBERS)}"
+        self._held_until: dict[int, int] = {}  # claimed row -> its lease's end (epoch ms), as last written
         self._ready: deque[SignedDelivery] = deque()
         self._running = 0
         self._preparing = 0
@@ -93,6 +105,14 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         self.outcomes.start()
+        renewer = asyncio.create_task(self._renew_leases(), name="delivery-lease-renewer")
+        try:
+            await self._run()
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _run(self) -> None:
         # A server that just started is treated as busy (its first post is often moments away): the
         # idle worker looks for deliveries queued by another process every WATCH_SECONDS, not every
         # QUIET_WATCH_SECONDS, for BUSY_SECONDS. Without this, a `fedserver post` right after start
@@ -137,8 +157,9 @@ class DeliveryWorker:
         # The whole claim in one hop to the database's batch thread: hop by hop (four statements) it
         # took ~8 ms on average while the event loop was busy sending, and held the write lock as long.
         load = dict(self._host_load)  # read in the database's thread: a copy the loop does not change
-        claimed = await ctx.db.write_batch(lambda conn: delivery_store.claim_due_deliveries_now(
-            conn, now_ms=now_ms, lease_ms=self._lease_ms, limit=limit, per_host=self._per_host, in_flight=load))
+        claimed = await ctx.db.write_batch(lambda conn: claims.claim_deliveries(
+            conn, owner=self._owner, now_ms=now_ms, lease_ms=self._lease_ms, limit=limit, per_host=self._per_host,
+            in_flight=load))
         self._look_first = len(claimed) < limit
         if claimed:
             self._last_claim = asyncio.get_running_loop().time()
@@ -148,6 +169,7 @@ class DeliveryWorker:
         for delivery in claimed:
             self._claimed.add(delivery.id)
             self._host_load[delivery.host] += 1
+            self._held_until[delivery.id] = now_ms + self._lease_ms
         # Signing a claim takes a few ms (in the signing process): meanwhile the loop claims the next
         # batch, so the signing process never waits for the claim.
         self._preparing += 1
@@ -201,7 +223,7 @@ class DeliveryWorker:
         """Idle: wait for a wake-up from this process, for the next retry to fall due, for another
         process to queue something (seen through data_version), or IDLE_POLL_SECONDS (leases)."""
         ctx = self.ctx
-        reader, wakeup, loop = ctx.db.reader, ctx.delivery_wakeup, asyncio.get_running_loop()
+        reader, loop = ctx.db.reader, asyncio.get_running_loop()
         await self.signer.close_if_idle()
         due = await delivery_store.next_due_ms(reader, ctx.clock.now_ms())
         timeout = IDLE_POLL_SECONDS
@@ -212,7 +234,7 @@ class DeliveryWorker:
             return
         # Look often while posts are being made, seldom when the server has been quiet for a while.
         watch = WATCH_SECONDS if loop.time() - self._last_claim < BUSY_SECONDS else QUIET_WATCH_SECONDS
-        await wait_for_work(ctx, wakeup, timeout=timeout, watch=watch, next_due_ms=delivery_store.next_due_ms)
+        await wait_for_work(ctx, DELIVERY, timeout=timeout, watch=watch, next_due_ms=delivery_store.next_due_ms)
         self._look_first = True
 
     async def drain(self) -> None:
@@ -254,6 +276,7 @@ class DeliveryWorker:
 
     def _finished(self, delivery: ClaimedDelivery) -> None:
         self._claimed.discard(delivery.id)
+        self._held_until.pop(delivery.id, None)
         self._host_load[delivery.host] -= 1
         if self._host_load[delivery.host] <= 0:
             del self._host_load[delivery.host]
@@ -282,6 +305,8 @@ class DeliveryWorker:
         if self.blocked_hosts.stale():
             await self.blocked_hosts.refresh(ctx.db.reader)
         if self._refused(delivery):
+            return
+        if self._lease_lost(delivery):
             return
         now_ms = ctx.clock.now_ms()
         if self.held_hosts.held_until(delivery.host, now_ms) is not None:
@@ -316,6 +341,47 @@ class DeliveryWorker:
             self._finish_failed(job, status, f"HTTP {status}")
             return
         self._retry(job, status, error or f"HTTP {status}")
+
+    async def _renew_leases(self) -> None:
+        """Every third of the lease, extend the leases of every row held here (queued, being signed
+        or in flight). A row this worker no longer holds (its lease ran out while the process was
+        stalled, and another worker claimed it) is forgotten here and never sent (_lease_lost)."""
+        ctx = self.ctx
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            ids = sorted(self._claimed)
+            if not ids:
+                continue
+            until_ms = ctx.clock.now_ms() + self._lease_ms
+            try:
+                kept = await ctx.db.write_batch(lambda conn: claims.renew_delivery_leases(
+                    conn, ids, owner=self._owner, until_ms=until_ms))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again; _lease_lost guards meanwhile
+                log.exception("could not renew the leases of %d deliveries", len(ids))
+                continue
+            lost = 0
+            for delivery_id in ids:
+                if delivery_id in kept:
+                    if delivery_id in self._held_until:
+                        self._held_until[delivery_id] = until_ms
+                elif self._held_until.pop(delivery_id, None) is not None and delivery_id in self._claimed:
+                    lost += 1
+            if lost:
+                log.warning("%d deliveries claimed here were taken over by another worker (this one stalled"
+                            " past its lease): they are not sent from here", lost)
+
+    def _lease_lost(self, delivery: ClaimedDelivery) -> bool:
+        """Whether this worker may no longer send the row: its lease is gone, or ends before the next
+        renewal could extend it. Checked just before the POST; no outcome is written (the row
+        belongs to whichever worker holds it now)."""
+        held_until = self._held_until.get(delivery.id)
+        if held_until is not None and held_until - self.ctx.clock.now_ms() > self._lease_ms // 3:
+            return False
+        log.warning("not sending %s to %s: this worker's lease on it ran out (another worker sends it)",
+                    delivery.activity_id, delivery.inbox_url)
+        return True
 
     def _finish_failed(self, job: SignedDelivery, status: int | None, error: str) -> None:
         log.info("delivery of %s to %s failed for good: %s", job.activity.uri, job.delivery.inbox_url, error)

@@ -84,6 +84,10 @@ class FetchLanes:
         """Whether the item is in a lane (a claim after its lease ran out returns it again)."""
         return item_id in self._held
 
+    def held_ids(self) -> set[int]:
+        """The items in lanes (their leases are renewed by the worker)."""
+        return set(self._held)
+
     def wants(self, signer_uri: str, now_ms: int) -> bool:
         """Whether the signer's claimed items must go through take(): it has a lane, or items put off."""
         if signer_uri in self._lanes:

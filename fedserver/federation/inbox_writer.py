@@ -14,6 +14,7 @@ from aiohttp import web
 from fedserver.context import Context
 from fedserver.store import inbox as inbox_store
 from fedserver.store.inbox import NewInboxItem, SignerState
+from fedserver.queue_wakeups import INBOX
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class InboxWriter:
         # this commit, workers are not.
         outcomes = await ctx.db.write_now(lambda conn: _store_batch(conn, batch, now, now_ms), urgent=True)
         if any(outcome == FRESH for outcome in outcomes):
-            ctx.inbox_wakeup.set()
+            ctx.wakeups.notify(INBOX)
         return outcomes
 
 

@@ -7,6 +7,7 @@ must fetch from the network first runs outside the batch, in per-signer lanes wi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -18,16 +19,21 @@ from fedserver.federation.creates import DeliveredCreate, apply_creates
 from fedserver.federation.fetch_lanes import FetchLanes, Routed
 from fedserver.federation.handlers import RetryLater, dispatch
 from fedserver.store import actors as actor_store
+from fedserver.store import claims
 from fedserver.store import inbox as inbox_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
 from fedserver.federation.idle import wait_for_work
+from fedserver.queue_wakeups import INBOX
 
 log = logging.getLogger(__name__)
 
+# Numbers the inbox workers of one process (`fedserver worker --concurrency N`): each holds its
+# leases under its own owner name.
+_WORKER_NUMBERS = itertools.count(1)
+
 MAX_ATTEMPTS = 8
-LEASE_MS = 120_000
 # Items claimed at once. The Creates among them are applied in one transaction, which holds the
 # write lock (and so keeps the inbox writer's next group commit waiting) for ~0.06 ms per Create
 # plus the commit (~11 ms for 128); in-process, 64 -> 128 drained 3,800 -> 4,200 Creates/s.
@@ -65,8 +71,15 @@ class InboxWorker:
         self._received_seen = 0  # inbound.received at the last look
         self._inbound_now = False  # requests arrived since the previous batch
         self.lanes = FetchLanes(ctx, self.process)
+        # Claimed items are leased to this worker, renewed every third of the lease while it holds
+        # them (in a batch or a fetch lane): another inbox worker skips their signer meanwhile
+        # (store.inbox.claim_due_items), and takes them over only once this one died.
+        self._lease_ms = int(ctx.settings.server.worker_lease_seconds * 1000)
+        self._owner = f"{ctx.worker_id}/inbox-{next(_WORKER_NUMBERS)}"
+        self._batch: set[int] = set()
 
     async def run(self) -> None:
+        renewer = asyncio.create_task(self._renew_leases(), name="inbox-lease-renewer")
         try:
             while True:
                 await self._give_way()
@@ -80,7 +93,29 @@ class InboxWorker:
                 if processed == 0:
                     await self._sleep()
         finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
             await self.lanes.close()
+
+    async def _renew_leases(self) -> None:
+        ctx = self.ctx
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            ids = sorted(self._batch | self.lanes.held_ids())
+            if not ids:
+                continue
+            until_ms = ctx.clock.now_ms() + self._lease_ms
+            try:
+                kept = await ctx.db.write_batch(lambda conn: claims.renew_inbox_leases(
+                    conn, ids, owner=self._owner, until_ms=until_ms))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("inbox: could not renew the leases of %d items", len(ids))
+                continue
+            # What was not renewed was finished or put off meanwhile (or, after a stall past the
+            # lease, taken over by another worker: applying twice is tolerated by the handlers).
+            log.debug("inbox: renewed %d of %d leases", len(kept), len(ids))
 
     async def _give_way(self) -> None:
         if self.inbound is None:
@@ -113,19 +148,27 @@ class InboxWorker:
         timeout = IDLE_POLL_SECONDS
         if due is not None:
             timeout = min(timeout, max(0.05, (due - ctx.clock.now_ms()) / 1000))
-        watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 else None
-        await wait_for_work(ctx, ctx.inbox_wakeup, timeout=timeout, watch=watch, next_due_ms=inbox_store.next_due_ms)
+        watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 or ctx.others_enqueue else None
+        await wait_for_work(ctx, INBOX, timeout=timeout, watch=watch, next_due_ms=inbox_store.next_due_ms)
 
     async def run_once(self) -> int:
         ctx = self.ctx
         now_ms = ctx.clock.now_ms()
         limit = BATCH_WHILE_INBOUND if self._inbound_now else BATCH
-        items = await ctx.db.write_batch(
-            lambda conn: inbox_store.claim_due_items(conn, now_ms=now_ms, lease_ms=LEASE_MS, limit=limit))
+        items = await ctx.db.write_batch(lambda conn: claims.claim_inbox_items(
+            conn, owner=self._owner, now_ms=now_ms, lease_ms=self._lease_ms, limit=limit))
         # An item still in a fetch lane comes back when its lease ran out: the claim renewed the lease.
         items = [item for item in items if not self.lanes.holds(item.id)]
         if not items:
             return 0
+        self._batch = {item.id for item in items}
+        try:
+            return await self._apply_claimed(items, now_ms)
+        finally:
+            self._batch = set()
+
+    async def _apply_claimed(self, items: list[InboxItem], now_ms: int) -> int:
+        ctx = self.ctx
         activities = {item.id: _decoded(item) for item in items}
         signers = {actor.uri: actor for actor in await actor_store.get_actors_by_uris(
             ctx.db.reader, sorted({item.signer_uri for item in items}))}

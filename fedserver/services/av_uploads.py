@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fedserver.av_media import AVLimits, CleanAV, InvalidMedia, available, clean
 from fedserver.context import Context
 from fedserver.image_previews import Preview
-from fedserver.images import InvalidImage, write_file
+from fedserver.images import InvalidImage
 from fedserver.store.attachments import Attachment
 
 MAX_DESCRIPTION = 1500
@@ -100,5 +100,5 @@ async def store_upload(ctx: Context, data: bytes, description: str) -> StoredMed
                          preview, f"{secrets.token_hex(16)}.webp" if preview else None,
                          f"{secrets.token_hex(16)}.png" if preview else None)
     for media_id, file_data, _ in stored.files():
-        await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, file_data)
+        await asyncio.to_thread(ctx.media.write, media_id, file_data)
     return stored

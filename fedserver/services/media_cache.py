@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedserver.context import Context
+from fedserver.store import claims
 from fedserver.store import remote_media as media_store
 from fedserver.store.remote_media import CachedCopy, MediaUsage, RemoteMedia
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from fedserver.image_previews import Preview
     from fedserver.image_worker import ImageWorker
     from fedserver.images import CleanImage
+    from fedserver.media_storage import MediaStorage
 
 # The fetcher (aiohttp) and the image worker (Pillow) are imported where used: `fedserver status`
 # and `media prune` use this module and need neither.
@@ -45,8 +47,10 @@ PRUNE_BATCH = 200
 PRUNE_INTERVAL_SECONDS = 6 * 3600
 
 
-def cache_dir(ctx: Context) -> Path:
-    return ctx.settings.media_dir / CACHE_FOLDER
+def cached_file_path(ctx: Context, name: str) -> Path:
+    """Where a cached file is read from (web/media.py serves it); raises ValueError for a name that
+    is not a media file's."""
+    return ctx.media.path(name, CACHE_FOLDER)
 
 
 def _worker(ctx: Context) -> ImageWorker:
@@ -78,7 +82,7 @@ def _fetch_slots(ctx: Context) -> asyncio.Semaphore:
 async def ensure_cached(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     """The row with its files on disk, fetching them now when needed; None when the picture cannot
     be had (refused, unreachable, or failed recently)."""
-    if row.state == media_store.CACHED and row.file_name and (cache_dir(ctx) / row.file_name).is_file():
+    if row.state == media_store.CACHED and row.file_name and ctx.media.exists(row.file_name, CACHE_FOLDER):
         return row
     if row.state == media_store.FAILED and (row.retry_at or 0) > ctx.clock.now_ms():
         return None
@@ -116,11 +120,11 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
                 timeout=media.media_fetch_timeout_seconds)
         if is_av:
             av, av_preview = await av_uploads.clean_media(ctx, data, _worker(ctx))
-            copy = await asyncio.to_thread(_write_av_files, cache_dir(ctx), av, av_preview)
+            copy = await asyncio.to_thread(_write_av_files, ctx.media, av, av_preview)
         else:
             # Cleaning, hashing and writing the files in one hand-off to the image worker's thread:
             # the clean picture's bytes never come back to the event loop (bench/media_cache_loop.py).
-            copy = await _worker(ctx).clean_and_store(data, functools.partial(_write_files, cache_dir(ctx)))
+            copy = await _worker(ctx).clean_and_store(data, functools.partial(_write_files, ctx.media))
     except (FetchError, InvalidImage, InvalidMedia) as exc:
         delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(row.attempts, 10))
         log.info("media cache: %s (%s) not cached: %s; not asked again for %d s", row.url, row.purpose, exc, delay)
@@ -139,16 +143,14 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     return cached
 
 
-def _write_files(folder: Path, image: CleanImage, preview: Preview) -> CachedCopy:
+def _write_files(storage: MediaStorage, image: CleanImage, preview: Preview) -> CachedCopy:
     """Write the three files under names made of their content's hash (off the event loop: hashing
     and writing a large picture takes milliseconds). A file already there is the same content."""
-    from fedserver.images import write_file
-
     names = []
     for data, extension in ((image.data, image.extension), (preview.data, "webp"), (preview.blur_png, "png")):
         name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
-        if not (folder / name).is_file():
-            write_file(folder / name, data)
+        if not storage.exists(name, CACHE_FOLDER):
+            storage.write(name, data, CACHE_FOLDER)
         names.append(name)
     return CachedCopy(file_name=names[0], thumb_name=names[1], blur_name=names[2], width=image.width,
                       height=image.height, thumb_width=preview.width, thumb_height=preview.height,
@@ -156,18 +158,16 @@ def _write_files(folder: Path, image: CleanImage, preview: Preview) -> CachedCop
                       stored_bytes=len(image.data) + len(preview.data) + len(preview.blur_png))
 
 
-def _write_av_files(folder: Path, av: CleanAV, preview: Preview | None) -> CachedCopy:
+def _write_av_files(storage: MediaStorage, av: CleanAV, preview: Preview | None) -> CachedCopy:
     """_write_files for a video or audio file and, for a video, its poster's thumbnail and blurhash."""
-    from fedserver.images import write_file
-
     files = [(av.data, av.extension)]
     if preview is not None:
         files += [(preview.data, "webp"), (preview.blur_png, "png")]
     names = []
     for data, extension in files:
         name = f"{hashlib.sha256(data).hexdigest()}.{extension}"
-        if not (folder / name).is_file():
-            write_file(folder / name, data)
+        if not storage.exists(name, CACHE_FOLDER):
+            storage.write(name, data, CACHE_FOLDER)
         names.append(name)
     return CachedCopy(file_name=names[0], thumb_name=names[1] if preview else None,
                       blur_name=names[2] if preview else None, width=av.width, height=av.height,
@@ -182,7 +182,7 @@ async def run_worker(ctx: Context) -> None:
     while True:
         try:
             async with ctx.db.transaction() as tx:
-                rows = await media_store.claim_queued(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
+                rows = await claims.claim_media_fetches(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
             if not rows:
                 await asyncio.sleep(IDLE_POLL_SECONDS)
                 continue
@@ -210,7 +210,6 @@ async def prune(ctx: Context, *, older_than_days: float | None = None) -> Pruned
     if older_than_days == 0:
         cutoff += 1
     pictures = removed = 0
-    folder = cache_dir(ctx)
     while True:
         async with ctx.db.transaction() as tx:
             rows = await media_store.cached_before(tx, cutoff, PRUNE_BATCH)
@@ -218,7 +217,7 @@ async def prune(ctx: Context, *, older_than_days: float | None = None) -> Pruned
             names = [n for row in rows for n in (row.file_name, row.thumb_name, row.blur_name) if n]
             keep = await media_store.names_still_cached(tx, names)
         gone = [name for name in dict.fromkeys(names) if name not in keep]
-        removed += await asyncio.to_thread(_unlink_all, folder, gone)
+        removed += await asyncio.to_thread(_delete_all, ctx.media, gone)
         pictures += len(rows)
         if len(rows) < PRUNE_BATCH:
             break
@@ -227,15 +226,8 @@ async def prune(ctx: Context, *, older_than_days: float | None = None) -> Pruned
     return Pruned(pictures, removed)
 
 
-def _unlink_all(folder: Path, names: list[str]) -> int:
-    count = 0
-    for name in names:
-        try:
-            (folder / name).unlink()
-            count += 1
-        except FileNotFoundError:
-            pass
-    return count
+def _delete_all(storage: MediaStorage, names: list[str]) -> int:
+    return sum(storage.delete(name, CACHE_FOLDER) for name in names)
 
 
 async def prune_periodically(ctx: Context) -> None:

@@ -13,6 +13,7 @@ from fedserver.store import deliveries as delivery_store
 from fedserver.store import follows as follow_store
 from fedserver.store import hosts as host_store
 from fedserver.store.actors import Actor
+from fedserver.queue_wakeups import DELIVERY
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ async def publish(ctx: Context, tx: aiosqlite.Connection, *, actor: Actor, activ
     if targets:
         await delivery_store.enqueue_deliveries(tx, activity_row, targets, due_ms=ctx.clock.now_ms(),
                                                 now=ctx.clock.now_iso())
-        ctx.delivery_wakeup.set()
+        ctx.wakeups.notify(DELIVERY)
     return activity["id"]
 
 

@@ -15,7 +15,7 @@ from fedserver.clock import iso_from_epoch, time_ordered_id
 from fedserver.context import Context
 from fedserver.image_previews import Preview
 from fedserver.av_media import InvalidMedia
-from fedserver.images import CleanImage, InvalidImage, write_file
+from fedserver.images import CleanImage, InvalidImage
 from fedserver.services import as2, audience, av_uploads, languages, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -30,6 +30,7 @@ from fedserver.store.attachments import Attachment
 from fedserver.store.polls import Poll, PollChoice
 from fedserver.store.posts import NewPost, Post
 from fedserver.text import MentionTarget, find_hashtags, find_mentions, render_html
+from fedserver.queue_wakeups import POLLS
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
     if poll is not None:
-        ctx.poll_closing_wakeup.set()
+        ctx.wakeups.notify(POLLS)
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
     return post
 
@@ -348,7 +349,7 @@ async def _store_pictures(ctx: Context, pictures: tuple[Picture, ...]) -> list[_
                                      f"{secrets.token_hex(16)}.webp", f"{secrets.token_hex(16)}.png"))
     for stored_picture in stored:
         for media_id, data, _ in stored_picture.files():
-            await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, data)
+            await asyncio.to_thread(ctx.media.write, media_id, data)
     return stored
 
 
@@ -402,7 +403,7 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
                    if a is not None and a.id not in (m.id for m in mentions)]
         await _federate_post(ctx, tx, author, updated, mentions, "Update", extra_recipients=dropped)
     for media_id in unused:
-        await asyncio.to_thread((ctx.settings.media_dir / media_id).unlink, missing_ok=True)
+        await asyncio.to_thread(ctx.media.delete, media_id)
     return updated
 
 
@@ -483,5 +484,5 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
         await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                              is_public=post.visibility in ("public", "unlisted"))
     for media_id in media_ids:
-        await asyncio.to_thread((ctx.settings.media_dir / media_id).unlink, missing_ok=True)
+        await asyncio.to_thread(ctx.media.delete, media_id)
     log.info("post %s deleted by %s", post.uri, author.username)

@@ -8,7 +8,7 @@ import secrets
 import aiosqlite
 
 from fedserver.context import Context
-from fedserver.images import InvalidImage, write_file
+from fedserver.images import InvalidImage
 from fedserver.services import as2, audience, outbox, profile_fields
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
@@ -87,8 +87,7 @@ async def _set_picture(ctx: Context, username: str, data: bytes, field: str) -> 
         raise ProfileError(str(exc)) from None
     data, content_type = image.data, image.content_type
     media_id = f"{secrets.token_hex(16)}.{image.extension}"
-    path = ctx.settings.media_dir / media_id
-    await asyncio.to_thread(write_file, path, data)
+    await asyncio.to_thread(ctx.media.write, media_id, data)
     async with ctx.db.transaction() as tx:
         await web_store.insert_media(tx, media_id=media_id, actor_id=actor.id, content_type=content_type,
                                      size=len(data), sha256=hashlib.sha256(data).hexdigest(), now=ctx.clock.now_iso())

@@ -100,7 +100,7 @@ async def prune(ctx: Context) -> int:
             await upload_store.delete_uploads(tx, [u.id for u in stale])
             await web_store.delete_media(tx, files)
         for name in files:
-            await asyncio.to_thread((ctx.settings.media_dir / name).unlink, missing_ok=True)
+            await asyncio.to_thread(ctx.media.delete, name)
         removed += len(stale)
         if len(stale) < 500:
             break

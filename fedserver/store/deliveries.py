@@ -82,10 +82,13 @@ async def claim_due_deliveries(conn: aiosqlite.Connection, *, now_ms: int, lease
 
 
 def claim_due_deliveries_now(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, limit: int,
-                             per_host: int, in_flight: Mapping[str, int] | None = None) -> list[ClaimedDelivery]:
+                             per_host: int, in_flight: Mapping[str, int] | None = None,
+                             owner: str | None = None) -> list[ClaimedDelivery]:
     """claim_due_deliveries, synchronous: for Database.write_batch (the whole claim in one thread hop,
-    which is what the delivery worker needs while its event loop is busy sending)."""
-    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight)
+    which is what the delivery worker needs while its event loop is busy sending). The rows are
+    leased to `owner`, who renews the lease while it holds them (renew_leases)."""
+    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight,
+                   owner=owner)
     while (page := claim.next_page()) is not None:
         claim.choose(conn.execute(*page).fetchall())
     update = claim.lease()
@@ -101,8 +104,9 @@ class _Claim:
     SQL, so a host with thousands of queued rows is skipped without handing them to Python."""
 
     def __init__(self, *, now_ms: int, lease_ms: int, limit: int, per_host: int,
-                 in_flight: Mapping[str, int] | None) -> None:
+                 in_flight: Mapping[str, int] | None, owner: str | None = None) -> None:
         self.now_ms, self.lease_ms, self.limit, self.per_host = now_ms, lease_ms, limit, per_host
+        self.owner = owner
         self.load = Counter({host: count for host, count in (in_flight or {}).items() if count > 0})
         self.chosen: list[int] = []
         self.page = max(4 * limit, 64)
@@ -141,13 +145,26 @@ class _Claim:
         if not self.chosen:
             return None
         marks = ", ".join("?" for _ in self.chosen)
-        return (f"UPDATE deliveries SET locked_until = ? WHERE id IN ({marks}) AND state = 'pending'"
+        return (f"UPDATE deliveries SET locked_until = ?, lease_owner = ? WHERE id IN ({marks}) AND state = 'pending'"
                 " AND (locked_until IS NULL OR locked_until <= ?) RETURNING id, activity_id, inbox_url, host, attempts",
-                (self.now_ms + self.lease_ms, *self.chosen, self.now_ms))
+                (self.now_ms + self.lease_ms, self.owner, *self.chosen, self.now_ms))
 
     def claimed(self, rows: list) -> list[ClaimedDelivery]:
         order = {delivery_id: index for index, delivery_id in enumerate(self.chosen)}
         return sorted((ClaimedDelivery(*row) for row in rows), key=lambda d: order[d.id])
+
+
+def renew_leases(conn: sqlite3.Connection, delivery_ids: list[int], *, owner: str, until_ms: int) -> set[int]:
+    """Extend the leases `owner` still holds on these deliveries; the ids it still holds. One that
+    is missing was finished, or its lease ran out (the worker stalled) and another worker may have
+    taken it: its holder must not send it (federation/delivery.py checks before every POST)."""
+    kept: set[int] = set()
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start:start + 500]
+        kept.update(row[0] for row in conn.execute(
+            "UPDATE deliveries SET locked_until = ? WHERE state = 'pending' AND lease_owner = ?"
+            f" AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id", (until_ms, owner, *chunk)))
+    return kept
 
 
 async def outbound_for_delivery(conn: aiosqlite.Connection, activity_ids: list[int]) -> dict[int, OutboundForDelivery]:

@@ -103,20 +103,44 @@ def clear_unavailable_hosts(conn: sqlite3.Connection, hosts: list[str]) -> None:
 # thread hop where an aiosqlite transaction took three (BEGIN, the statement, COMMIT), and marking
 # a batch done can join the transaction that applied it.
 
-def claim_due_items(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, limit: int) -> list[InboxItem]:
-    """Lease up to `limit` due pending items, oldest first."""
+def claim_due_items(conn: sqlite3.Connection, *, now_ms: int, lease_ms: int, limit: int,
+                    owner: str | None = None) -> list[InboxItem]:
+    """Lease up to `limit` due pending items to `owner`, oldest first, skipping every signer that
+    has a leased pending item: with several inbox workers (`fedserver worker`, docs/scaling.md) a
+    signer's items are then held by one worker at a time, which applies them in arrival order, so
+    that a Create, its Update and its Delete are never applied side by side out of order. A signer's
+    later items wait for its leased ones (their lease is renewed while they are worked on, and runs
+    out if the worker dies). Through store.claims (the seam for an engine-specific claim)."""
     # "next_attempt_at + 0": the range on next_attempt_at would otherwise make SQLite prefer
     # inbox_items_due and sort every pending row; inbox_items_pending yields them in id order and
-    # the scan stops after `limit` (migration 0005).
+    # the scan stops after `limit` (migration 0005). The leased signers come from the few rows with
+    # a lease in the future (inbox_items_leased, migration 0110).
     rows = conn.execute(
-        "UPDATE inbox_items SET locked_until = ? WHERE id IN ("
+        "UPDATE inbox_items SET locked_until = ?, lease_owner = ? WHERE id IN ("
         " SELECT id FROM inbox_items WHERE state = 'pending' AND next_attempt_at + 0 <= ?"
-        " AND (locked_until IS NULL OR locked_until <= ?) ORDER BY id LIMIT ?)"
+        " AND (locked_until IS NULL OR locked_until <= ?)"
+        " AND signer_uri NOT IN (SELECT signer_uri FROM inbox_items WHERE locked_until > ? AND state = 'pending')"
+        " ORDER BY id LIMIT ?)"
+        # Checked again on each row taken (under concurrent claims, an engine that chose the rows
+        # from an older snapshot must not lease a row someone else has just leased).
+        " AND state = 'pending' AND (locked_until IS NULL OR locked_until <= ?)"
         " RETURNING id, activity_uri, activity_type, signer_uri, body, attempts",
-        (now_ms + lease_ms, now_ms, now_ms, limit)).fetchall()
+        (now_ms + lease_ms, owner, now_ms, now_ms, now_ms, limit, now_ms)).fetchall()
     items = [InboxItem(*row) for row in rows]
     items.sort(key=lambda item: item.id)
     return items
+
+
+def renew_leases(conn: sqlite3.Connection, item_ids: list[int], *, owner: str, until_ms: int) -> set[int]:
+    """Extend the leases `owner` still holds on these items; the ids it still holds (an item
+    missing was finished, or its lease ran out and another worker took it)."""
+    kept: set[int] = set()
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start:start + 500]
+        kept.update(row[0] for row in conn.execute(
+            "UPDATE inbox_items SET locked_until = ? WHERE state = 'pending' AND lease_owner = ?"
+            f" AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id", (until_ms, owner, *chunk)))
+    return kept
 
 
 def mark_many_done(conn: sqlite3.Connection, item_ids: list[int], now: str) -> None:
@@ -133,8 +157,10 @@ def mark_retry(conn: sqlite3.Connection, item_id: int, *, error: str, next_attem
 def defer_items(conn: sqlite3.Connection, due: list[tuple[int, int]]) -> None:
     """Give leased items back to the queue, due again at the given times (ms), without counting an
     attempt: the worker put them off (a fetch budget was spent), they did not fail."""
-    conn.executemany("UPDATE inbox_items SET next_attempt_at = ?, locked_until = NULL WHERE id = ?",
-                     [(due_ms, item_id) for item_id, due_ms in due])
+    # Leased (by no worker) until they are due: until then every inbox worker's claim skips their
+    # signer, whose later items must not overtake them (claim_due_items).
+    conn.executemany("UPDATE inbox_items SET next_attempt_at = ?, locked_until = ?, lease_owner = NULL WHERE id = ?",
+                     [(due_ms, due_ms, item_id) for item_id, due_ms in due])
 
 
 def mark_item_failed(conn: sqlite3.Connection, item_id: int, *, error: str, now: str) -> None:

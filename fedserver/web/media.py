@@ -32,7 +32,7 @@ async def cached_file(request: web.Request) -> web.StreamResponse:
     match = CACHE_NAME.match(name)
     if match is None:
         raise web.HTTPNotFound()
-    path = media_cache.cache_dir(ctx) / name
+    path = media_cache.cached_file_path(ctx, name)
     if not path.is_file():
         # Pruned: fetched again from the row that wrote it (its content may have changed meanwhile,
         # and then this name stays missing).

@@ -87,7 +87,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     if not MEDIA_NAME.match(name):
         raise web.HTTPNotFound()
     row = await web_store.get_media(ctx.db.reader, name)
-    path = ctx.settings.media_dir / name
+    path = ctx.media.path(name)
     if row is None or not path.is_file():
         raise web.HTTPNotFound()
     # Uploads are only ever served as the type Pillow or ffprobe decided (fedserver/images.py, av_media.py),

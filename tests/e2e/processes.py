@@ -74,6 +74,7 @@ class ServerProcess:
         self._serve_count = 0
         self.stdout_path: Path | None = None
         self.stderr_path: Path | None = None
+        self.workers: list[WorkerProcess] = []  # `fedserver worker` processes started on this instance
 
     # -- identity ----------------------------------------------------------------------
 
@@ -200,6 +201,68 @@ class ServerProcess:
         return rows[0][0] if rows else None
 
 
+class WorkerProcess:
+    """A `fedserver worker` process (background work, no HTTP) on a ServerProcess's config and
+    database; several may run at once, beside `serve --no-workers`."""
+
+    def __init__(self, server: ServerProcess, *args: str) -> None:
+        self.server = server
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        server.workers.append(self)
+        self.stdout_path = server.directory / f"worker-{len(server.workers)}.out"
+        self.stderr_path = server.directory / f"worker-{len(server.workers)}.err"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 20) -> "WorkerProcess":
+        """Start it and wait until it says it is running."""
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([*FEDSERVER, "--config", str(self.server.config), "worker", *self.args],
+                                         cwd=self.server.directory, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while "fedserver worker is running" not in self.stdout_path.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"fedserver worker did not start:\n{self.logs()}")
+            time.sleep(0.05)
+        return self
+
+    async def astart(self, timeout: float = 20) -> "WorkerProcess":
+        return await asyncio.to_thread(self.start, timeout)
+
+    def kill(self) -> int | None:
+        return self._signal(signal.SIGKILL)
+
+    def terminate(self, timeout: float = 10) -> int | None:
+        return self._signal(signal.SIGTERM, timeout)
+
+    def _signal(self, signum: int, timeout: float = 10) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def logs(self) -> str:
+        out = self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+        err = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return f"--- worker stdout ---\n{out}\n--- worker stderr (tail) ---\n{err[-4000:]}"
+
+
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1,
              what: str = "condition") -> Any:
     """Poll a plain predicate until it returns something truthy."""
@@ -245,6 +308,8 @@ class ProcessGroup:
     def close(self) -> None:
         for server in self.servers:
             server.kill()
+            for worker in server.workers:
+                worker.kill()
 
 
 @pytest.fixture
