@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
