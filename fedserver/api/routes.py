@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.api import (accounts, apps, filters, instance, lists, markers, media, notifications, oauth, polls,
+from fedserver.api import (accounts, apps, filters, grouped_notifications, instance, lists, markers, media, notifications, oauth, polls,
                            relationships, saved_posts, search, statuses, stubs, tags, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
@@ -16,4 +16,6 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     # accounts before stubs, and fixed paths before {id} patterns within each module.
     install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes, polls.routes,
                   timelines.routes, notifications.routes, search.routes, markers.routes,
-                  saved_posts.routes, media.routes, lists.routes, filters.routes, tags.routes, stubs.routes])
+                  saved_posts.routes, media.routes, lists.routes, filters.routes, tags.routes, stubs.routes,
+                  # after stubs: /api/v2/notifications/policy before the {group_key} pattern
+                  grouped_notifications.routes])

@@ -12,6 +12,7 @@ from fedserver.config import InstanceSettings
 from fedserver.services.directory import AccountView, RelationshipView
 from fedserver.services.keyword_filters import keyword_pattern
 from fedserver.services.instance import InstanceInfo
+from fedserver.services.notification_groups import NotificationGroup
 from fedserver.services.media_cache import cached_path, remote_picture_path
 from fedserver.services.post_details import PageDetails
 from fedserver.services.timelines import Notification, PostCard
@@ -26,9 +27,11 @@ from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
 
 # client-api.md §1.1: at >= 4.0 Mastodon.py uses the v2 endpoints and Ice Cubes enables editing;
-# below 4.3 and without api_versions, Phanpy stays on v1 notifications and Mastodon.py does not warn.
+# 4.3 with api_versions.mastodon 2 turns on grouped notifications (/api/v2/notifications) in
+# Phanpy and Mastodon.py, which warns at >= 4.3 without api_versions.
 # Never a version after a "+": Mastodon.py would read it as Mastodon's.
-MASTODON_VERSION = f"4.2.0 (compatible; fedserver {__version__})"
+MASTODON_VERSION = f"4.3.0 (compatible; fedserver {__version__})"
+API_VERSIONS = {"mastodon": 2}
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 PLACEHOLDER_AVATAR = "/static/api/avatar.png"
 PLACEHOLDER_HEADER = "/static/api/header.png"
@@ -167,7 +170,7 @@ def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: d
         "icon": [], "languages": ["en"], "configuration": configuration,
         "registrations": {"enabled": info.registrations != "closed", "approval_required": approval_required,
                           "message": None, "url": None},
-        "contact": {"email": "", "account": contact}, "rules": [],
+        "contact": {"email": "", "account": contact}, "rules": [], "api_versions": API_VERSIONS,
     }
 
 
@@ -365,10 +368,27 @@ def snowflake_time(snowflake: int) -> str:
 # fedserver's notification kinds as Mastodon's standard types; other kinds are not shown to apps
 # (Elk shows "MISSING notification.type" for vendor types, elk#2043).
 NOTIFICATION_TYPES = {"mention": "mention", "reply": "mention", "like": "favourite", "boost": "reblog",
-                      "follow": "follow", "follow_request": "follow_request"}
+                      "follow": "follow", "follow_request": "follow_request", "poll": "poll"}
 
 
 def notification(item: Notification, kind: str, page: PageDetails, urls: Urls, viewer: Actor) -> dict[str, Any]:
     return {"id": encode(item.id), "type": kind, "created_at": datetime_text(item.created_at),
-            "group_key": f"ungrouped-{item.id}", "account": account(page.accounts[item.from_actor.id], urls),
+            "group_key": item.group_key or f"ungrouped-{item.id}", "account": account(page.accounts[item.from_actor.id], urls),
             "status": status(item.card, page, urls, viewer) if item.card is not None else None}
+
+
+def partial_account(view: AccountView, urls: Urls) -> dict[str, Any]:
+    """PartialAccountWithAvatar: enough for the avatars of a group's other accounts."""
+    full = account(view, urls)
+    return {name: full[name] for name in ("id", "acct", "url", "avatar", "avatar_static", "locked", "bot")}
+
+
+def notification_group(group: NotificationGroup, kind: str) -> dict[str, Any]:
+    """NotificationGroup (Mastodon 4.3): page_min_id/page_max_id bound the members on this page."""
+    newest = group.newest
+    card = newest.card
+    return {"group_key": group.key, "notifications_count": len(group.items), "type": kind,
+            "most_recent_notification_id": encode(newest.id), "page_min_id": encode(group.items[-1].id),
+            "page_max_id": encode(newest.id), "latest_page_notification_at": datetime_text(newest.created_at),
+            "sample_account_ids": [encode(actor.id) for actor in group.sample_accounts],
+            "status_id": encode(card.post.id) if card is not None else None}
