@@ -10,6 +10,7 @@ from fedserver.api.ids import date_text, datetime_text, encode
 from fedserver.activitypub.normalize import host_of
 from fedserver.config import InstanceSettings
 from fedserver.services.directory import AccountView, RelationshipView
+from fedserver.services.followed_tags import DayUse
 from fedserver.services.keyword_filters import keyword_pattern
 from fedserver.services.instance import InstanceInfo
 from fedserver.services.notification_groups import NotificationGroup
@@ -100,11 +101,19 @@ def account(view: AccountView, urls: Urls) -> dict[str, Any]:
         "statuses_count": view.statuses_count,
         "last_status_at": date_text(view.last_status_at),
         "hide_collections": False,
-        # Actors' custom emoji are not stored (only posts' are, post_emojis): none to show.
-        "emojis": [],
+        "emojis": account_emojis(actor, urls),
         "fields": [field(item) for item in actor.fields if isinstance(item, dict)],
         "roles": [],
     }
+
+
+def account_emojis(actor: Actor, urls: Urls) -> list[dict[str, Any]]:
+    """The custom emoji a remote account's display name and bio use, shown through this server's
+    media cache (fetched on first view), never from their server. Local accounts have none: this
+    server has no custom emoji of its own (/api/v1/custom_emojis is empty)."""
+    text = f"{actor.display_name or ''} {actor.summary_html or ''}"
+    return [emoji(shortcode, remote_picture_path(url, "small"), urls)
+            for shortcode, url in actor.emojis if f":{shortcode}:" in text]
 
 
 def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int) -> dict[str, Any]:
@@ -349,8 +358,9 @@ def account_list(found: AccountList) -> dict[str, Any]:
             "exclusive": bool(found.exclusive)}
 
 
-def tag(name: str, urls: Urls, *, following: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "url": urls.tag(name), "history": []}
+def tag(name: str, urls: Urls, *, following: bool | None = None, history: list[DayUse] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "url": urls.tag(name), "history": [
+        {"day": str(day.day_start), "uses": str(day.uses), "accounts": str(day.accounts)} for day in history or ()]}
     if following is not None:
         out["following"] = following
     return out

@@ -105,6 +105,10 @@ def _check_type(annotation: str, value: Any, where: str, name: str) -> list[str]
         return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{where}: expected an integer"]
     if annotation == "float":
         return [] if isinstance(value, (int, float)) and not isinstance(value, bool) else [f"{where}: not a number"]
+    if annotation == "datetime" and name == "day":
+        # TagHistory.day: Mastodon sends the day's start as a UNIX timestamp string (its docs,
+        # entities/Tag.md, and what Tusky and Ice Cubes decode); Mastodon.py parses it.
+        return [] if isinstance(value, str) and value.isdigit() else [f"{where}: {value!r} not a UNIX day"]
     if annotation == "datetime":
         if name == "last_status_at":  # documented as a date since Mastodon 3.1
             return [] if isinstance(value, str) and DATE.match(value) else [f"{where}: {value!r} not YYYY-MM-DD"]
