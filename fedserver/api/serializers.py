@@ -19,7 +19,7 @@ from fedserver.services.post_details import PageDetails
 from fedserver.services.timelines import Notification, PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
-from fedserver.store.keyword_filters import Keyword, KeywordFilter
+from fedserver.store.keyword_filters import FilterStatus, Keyword, KeywordFilter
 from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
@@ -340,15 +340,20 @@ def filter_entity(found: KeywordFilter) -> dict[str, Any]:
             "expires_at": datetime_text(found.expires_at) if found.expires_at else None,
             "filter_action": found.action,
             "keywords": [filter_keyword(found, i, kw) for i, kw in enumerate(found.keywords)],
-            "statuses": []}
+            "statuses": [filter_status(item) for item in found.statuses]}
+
+
+def filter_status(item: FilterStatus) -> dict[str, Any]:
+    return {"id": encode(item.id), "status_id": encode(item.post_id)}
 
 
 def filter_result(found: KeywordFilter, post: Any, urls: Urls) -> dict[str, Any]:
-    """Status.filtered: which filter matched (and which of its keywords, when we can tell)."""
+    """Status.filtered: which filter matched, with which of its keywords or because it names the post."""
     text = f"{post.summary or ''} {post.content_html or ''}"
     matched = [kw.keyword for kw in found.keywords
                if (pattern := keyword_pattern([kw])) is not None and pattern.search(text)]
-    return {"filter": filter_entity(found), "keyword_matches": matched or None, "status_matches": None}
+    named = [encode(post.id)] if any(item.post_id == post.id for item in found.statuses) else None
+    return {"filter": filter_entity(found), "keyword_matches": matched or None, "status_matches": named}
 
 
 # --- lists and tags ------------------------------------------------------------------------

@@ -219,7 +219,7 @@ async def apply_filters(ctx: Context, viewer: Actor | None, cards: list[PostCard
     kept = []
     for card in cards:
         if not card.own:
-            result = matcher.check(_filter_text(card))
+            result = matcher.check(_filter_text(card), card.post.id)
             if result.hidden and card.post.id not in keep:
                 continue
             card.filtered = result.warned_by + result.hidden_by
