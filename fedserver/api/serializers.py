@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fedserver import __version__
+from fedserver.av_media import MAX_SIDE as MAX_AV_SIDE
 from fedserver.api.ids import date_text, datetime_text, encode
 from fedserver.activitypub.normalize import host_of
 from fedserver.config import InstanceSettings
@@ -135,21 +136,31 @@ def relationship(view: RelationshipView) -> dict[str, Any]:
             "endorsed": False, "note": ""}
 
 
-def _configuration(urls: Urls, image_matrix_limit: int) -> dict[str, Any]:
+# What apps may offer to upload besides pictures, when the server has ffmpeg (av_media.available):
+# the containers and codecs av_media.CONTAINERS takes.
+AV_TYPES = ["video/mp4", "video/quicktime", "video/webm", "audio/mpeg", "audio/mp3", "audio/ogg", "audio/mp4",
+            "audio/x-m4a", "audio/flac", "audio/webm"]
+MAX_FRAME_RATE = 120
+
+
+def _configuration(urls: Urls, image_matrix_limit: int, video_size_limit: int = 0) -> dict[str, Any]:
     return {
         "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS},
         "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
                      "characters_reserved_per_url": 23},
-        "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
-                              "image_matrix_limit": image_matrix_limit, "video_size_limit": 0,
-                              "video_frame_rate_limit": 0, "video_matrix_limit": 0,
+        "media_attachments": {"supported_mime_types": IMAGE_TYPES + (AV_TYPES if video_size_limit else []),
+                              "image_size_limit": MAX_PICTURE_BYTES, "image_matrix_limit": image_matrix_limit,
+                              "video_size_limit": video_size_limit,
+                              "video_frame_rate_limit": MAX_FRAME_RATE if video_size_limit else 0,
+                              "video_matrix_limit": (MAX_AV_SIDE * MAX_AV_SIDE) if video_size_limit else 0,
                               "description_limit": MAX_DESCRIPTION},
         "polls": POLL_LIMITS,
     }
 
 
 def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
-                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
+                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int,
+                video_size_limit: int = 0) -> dict[str, Any]:
     return {
         "uri": urls.domain, "title": info.name, "short_description": info.description,
         "description": info.description, "email": "", "version": MASTODON_VERSION,
@@ -159,13 +170,14 @@ def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, do
         "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
         "registrations": info.registrations != "closed", "approval_required": approval_required,
         "invites_enabled": info.registrations == "invite",
-        "configuration": _configuration(urls, image_matrix_limit), "contact_account": contact, "rules": [],
+        "configuration": _configuration(urls, image_matrix_limit, video_size_limit), "contact_account": contact,
+        "rules": [],
     }
 
 
 def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
-                approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
-    configuration = _configuration(urls, image_matrix_limit)
+                approval_required: bool, image_matrix_limit: int, video_size_limit: int = 0) -> dict[str, Any]:
+    configuration = _configuration(urls, image_matrix_limit, video_size_limit)
     configuration["urls"] = {}
     configuration["translation"] = {"enabled": False}
     configuration["vapid"] = {"public_key": ""}
@@ -241,18 +253,34 @@ def media_attachment(post_id: int, attachment: Attachment, urls: Urls) -> dict[s
         blurhash = cached.blurhash or attachment.blurhash  # the cache's own, else the sender's
     elif not attachment.url.startswith(urls.base + "/"):
         remote_url = attachment.url
+    if attachment.kind in ("video", "audio"):
+        original = _played(original, attachment.duration)
+        small = small if attachment.thumb_url else {}
     return {"id": encode(post_id * 8 + attachment.position), "type": _MEDIA_TYPES.get(attachment.kind, "unknown"),
             "url": url, "preview_url": preview, "remote_url": remote_url, "text_url": None,
             "meta": _meta(original, small), "description": attachment.description, "blurhash": blurhash}
 
 
+def _played(original: dict[str, Any], duration: float | None, frame_rate: str | None = None) -> dict[str, Any]:
+    """meta.original of a video or audio file: its size (video), how long it plays and its frame rate."""
+    out = dict(original)
+    if duration:
+        out["duration"] = duration
+    if frame_rate:
+        out["frame_rate"] = frame_rate
+    return out
+
+
 def upload(item: Upload, urls: Urls) -> dict[str, Any]:
-    """An upload not yet (or already) attached, as POST/GET/PUT /api/v1/media answer it."""
+    """An upload not yet (or already) attached, as POST/GET/PUT /api/v1/media answer it. A video or
+    audio file still being processed has no url yet (Mastodon answers null until it is ready)."""
     media = f"{urls.base}/media/"
-    return {"id": encode(item.id), "type": "image", "url": media + item.file_id,
-            "preview_url": media + item.thumb_id, "remote_url": None, "text_url": None,
-            "meta": _meta(_size(item.width, item.height), _size(item.thumb_width, item.thumb_height),
-                          (item.focus_x, item.focus_y)),
+    original = _size(item.width, item.height)
+    if item.kind != "image":
+        original = _played(original, item.duration, item.frame_rate)
+    return {"id": encode(item.id), "type": item.kind, "url": media + item.file_id if item.state == "ready" else None,
+            "preview_url": media + item.thumb_id if item.thumb_id else None, "remote_url": None, "text_url": None,
+            "meta": _meta(original, _size(item.thumb_width, item.thumb_height), (item.focus_x, item.focus_y)),
             "description": item.description or None, "blurhash": item.blurhash}
 
 
