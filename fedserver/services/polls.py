@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import urlsplit
 
-from fedserver.clock import parse_time
+from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
 from fedserver.activitypub.normalize import first_type
 from fedserver.services import as2, audience, outbox
@@ -70,6 +70,13 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
             uris.append(note_uri)
         await poll_store.add_vote(tx, post_id=post.id, actor_id=voter.id, positions=chosen, uris=uris,
                                   now=ctx.clock.now_iso())
+        ends = parse_time(poll.ends_at)
+        if ends is not None:
+            # At its end time the voters here hear that it ended, even if its server never sends
+            # the final Update (Mastodon's PollExpirationNotifyWorker does the same). Stored in our
+            # own time format: the job queue compares times as text.
+            await poll_store.add_closing(tx, post.id, iso_from_epoch(ends))
+    ctx.poll_closing_wakeup.set()
     log.info("%s voted in %s", username, post.uri)
 
 
@@ -163,15 +170,22 @@ def notify_poll_ended_sync(conn: sqlite3.Connection, post: Post, now: str) -> No
 async def close_due_polls(ctx: Context) -> int:
     """Close the local polls whose end time has come, each in its own transaction with the Update
     of its Question (final counts, `closed`) queued to the author's followers and the voters'
-    servers. Returns how many were closed."""
+    servers, and tell the voters and the author that it ended. Remote polls voted in here are
+    closed too at their end time, to tell the voters here. Returns how many were closed."""
     closed = 0
     for post_id in await poll_store.due_closings(ctx.db.reader, ctx.clock.now_iso()):
         async with ctx.db.transaction() as tx:
+            post = await post_store.get_post(tx, post_id)
+            if post is not None and not post.is_local:
+                # A remote poll voted in here: only its voters here are told. Its own server closes
+                # it, and sends the final counts with `closed`.
+                if await poll_store.drop_closing(tx, post_id) and not post.is_deleted:
+                    await notify_poll_ended(tx, post, ctx.clock.now_iso())
+                continue
             if not await poll_store.close_poll(tx, post_id, ctx.clock.now_iso()):
                 continue
-            post = await post_store.get_post(tx, post_id)
             author = await actor_store.get_actor(tx, post.actor_id) if post is not None else None
-            if post is None or post.is_deleted or author is None or not post.is_local:
+            if post is None or post.is_deleted or author is None:
                 continue
             await notify_poll_ended(tx, post, ctx.clock.now_iso())
             note = await audience.local_note_document(ctx, post, author, conn=tx)

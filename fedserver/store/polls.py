@@ -129,6 +129,12 @@ async def count_vote(conn: aiosqlite.Connection, *, post_id: int, actor_id: int,
     return counted
 
 
+async def add_closing(conn: aiosqlite.Connection, post_id: int, due_at: str) -> None:
+    """A closing job for a remote poll someone here voted in (its end is then told to them)."""
+    await conn.execute("INSERT INTO poll_closings (post_id, due_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (post_id, due_at))
+
+
 async def due_closings(conn: aiosqlite.Connection, now: str, limit: int = 50) -> list[int]:
     """Local polls whose end time has come and that are not closed yet, earliest first."""
     rows = await fetch_all(conn, "SELECT post_id FROM poll_closings WHERE due_at <= ? ORDER BY due_at LIMIT ?",
@@ -148,6 +154,12 @@ async def close_poll(conn: aiosqlite.Connection, post_id: int, now: str) -> bool
         return False
     await conn.execute("UPDATE polls SET closed_at = ? WHERE post_id = ? AND closed_at IS NULL", (now, post_id))
     return True
+
+
+async def drop_closing(conn: aiosqlite.Connection, post_id: int) -> bool:
+    """Drop a remote poll's job (see add_closing); False when another process took it first."""
+    cursor = await conn.execute("DELETE FROM poll_closings WHERE post_id = ?", (post_id,))
+    return cursor.rowcount > 0
 
 
 async def voter_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:

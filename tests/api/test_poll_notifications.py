@@ -101,3 +101,23 @@ def test_voters_here_and_on_another_server_and_the_author_hear_that_the_poll_end
     notice = page.locator("li.notification.poll")
     expect(notice).to_contain_text("a poll you voted in has ended")
     expect(notice).to_contain_text("Tea or coffee?")
+
+
+def test_a_voter_hears_that_a_remote_poll_ended_even_when_its_server_never_says_so(page: Page, pair):
+    """As Mastodon does: at a remote poll's end time the voters here are told, whether or not the
+    final Update arrives (here the poll's server is down by then)."""
+    here, there = pair
+    alice, _ = _app_for(page, here, "alice")
+    bob, bob_token = _app_for(page, there, "bob")
+    before = len(_poll_notifications(there, bob_token))
+    status = alice.status_post("Rain or shine?", poll=alice.make_poll(["Rain", "Shine"], expires_in=POLL_SECONDS))
+    remote = wait_for(lambda: [s for s in bob.timeline_home() if "Rain or shine" in s.content],
+                      what="the poll to reach bob's server")[0]
+    bob.poll_vote(remote.poll.id, [1])
+    here.kill()  # the poll's server goes away before the end: no Update will come
+    items = wait_for(lambda: [n for n in _poll_notifications(there, bob_token) if n["status"]["id"] == str(remote.id)],
+                     timeout=POLL_SECONDS + 20, what="bob's poll notification")
+    assert len(items) == 1 and len(_poll_notifications(there, bob_token)) == before + 1
+    assert_entity("Notification", items[0])
+    assert items[0]["type"] == "poll" and items[0]["status"]["poll"]["expired"] is True
+    assert items[0]["account"]["acct"] == f"alice@{here.domain}" and status.poll.id
