@@ -48,6 +48,8 @@ class CleanAV:
     poster_jpeg: bytes | None  # a frame of a video, for the image worker to clean
     # A video's frames per second as ffprobe gives it ("30/1", "30000/1001"), as Mastodon's meta shows.
     frame_rate: str | None = None
+    # Whether it has a sound track (a video without one is Mastodon's looping `gifv`).
+    has_audio: bool = True
 
 
 # ffprobe's format_name -> (container we write with ffmpeg's -f, allowed video codecs, allowed
@@ -236,4 +238,4 @@ async def _clean_file(source: Path, limits: AVLimits, deadline: float) -> CleanA
             raise InvalidMedia("the video has no frame to show (damaged or cut short?)")
     data = await asyncio.to_thread(target.read_bytes)
     return CleanAV(data, content_type, extension, probe.kind, probe.width, probe.height, probe.duration, poster,
-                   probe.frame_rate)
+                   probe.frame_rate, probe.audio_index is not None)

@@ -256,7 +256,8 @@ def media_attachment(post_id: int, attachment: Attachment, urls: Urls) -> dict[s
     if attachment.kind in ("video", "audio"):
         original = _played(original, attachment.duration)
         small = small if attachment.thumb_url else {}
-    return {"id": encode(post_id * 8 + attachment.position), "type": _MEDIA_TYPES.get(attachment.kind, "unknown"),
+    kind = "gifv" if attachment.looping and attachment.kind == "video" else _MEDIA_TYPES.get(attachment.kind, "unknown")
+    return {"id": encode(post_id * 8 + attachment.position), "type": kind,
             "url": url, "preview_url": preview, "remote_url": remote_url, "text_url": None,
             "meta": _meta(original, small), "description": attachment.description, "blurhash": blurhash}
 

@@ -315,7 +315,7 @@ def upload_attachment(ctx: Context, upload: upload_store.Upload, position: int) 
                       height=upload.height or None, thumb_url=media + upload.thumb_id if upload.thumb_id else None,
                       thumb_width=upload.thumb_width or None, thumb_height=upload.thumb_height or None,
                       blur_url=media + upload.blur_id if upload.blur_id else None, blurhash=upload.blurhash,
-                      duration=upload.duration)
+                      duration=upload.duration, looping=upload.kind == "gifv")
 
 
 @dataclass(frozen=True)

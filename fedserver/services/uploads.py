@@ -146,7 +146,8 @@ async def _clean_av(ctx: Context, actor: Actor, row: Upload, data: bytes) -> Non
     try:
         av, poster = await av_uploads.clean_media(ctx, data, ctx.image_worker)
         done = replace(row, file_id=f"{secrets.token_hex(16)}.{av.extension}", content_type=av.content_type,
-                       size=len(av.data), width=av.width or 0, height=av.height or 0, kind=av.kind, state="ready",
+                       size=len(av.data), width=av.width or 0, height=av.height or 0, state="ready",
+                       kind="gifv" if av.kind == "video" and not av.has_audio else av.kind,
                        duration=av.duration, frame_rate=av.frame_rate)
         files.append((done.file_id, av.data, av.content_type))
         if poster is not None and not row.thumb_id:

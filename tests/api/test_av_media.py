@@ -20,7 +20,7 @@ from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app
 from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
-from tests.e2e.test_video_audio import SECRETS, audio, probe, video
+from tests.e2e.test_video_audio import SECRETS, audio, make_media, probe, video
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg (.ci/run installs it)")
 
@@ -118,6 +118,19 @@ def test_an_app_uploads_video_and_audio_that_are_processed_then_posted_and_reach
     [played] = api(here, token, "GET", f"/api/v1/statuses/{listened.id}").json()["media_attachments"]
     assert_entity("MediaAttachment", played)
     assert played["type"] == "audio" and played["preview_url"] == raw_sound["preview_url"]
+
+    # A video without sound is Mastodon's gifv (a looping animation), on the upload and the post;
+    # v1 answers once it is processed.
+    silent = make_media(tmp_path, "silent.mp4", "-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10",
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    looped = api(here, token, "POST", "/api/v1/media", files={"file": ("silent.mp4", silent, "video/mp4")})
+    assert looped.status_code == 200, looped.text
+    assert_entity("MediaAttachment", looped.json())
+    assert looped.json()["type"] == "gifv" and looped.json()["url"]
+    animated = app.status_post("loop", media_ids=[looped.json()["id"]])
+    [shown] = api(here, token, "GET", f"/api/v1/statuses/{animated.id}").json()["media_attachments"]
+    assert_entity("MediaAttachment", shown)
+    assert shown["type"] == "gifv"
 
     # Carol's server receives the post with the video, as from the web form.
     wait_for(lambda: there.value("SELECT a.media_type FROM post_attachments a JOIN posts p ON p.id = a.post_id"
