@@ -9,6 +9,8 @@ import asyncio
 import logging
 import sqlite3
 from typing import Any
+
+import aiosqlite
 from urllib.parse import urlsplit
 
 from fedserver.clock import iso_from_epoch, parse_time
@@ -148,7 +150,7 @@ def _ended_poll_recipients(post: Post, voter_ids: list[int]) -> list[int]:
     return [i for i in voter_ids if i != post.actor_id] + ([post.actor_id] if post.is_local else [])
 
 
-async def notify_poll_ended(conn: Any, post: Post, now: str) -> None:
+async def notify_poll_ended(conn: aiosqlite.Connection, post: Post, now: str) -> None:
     """Tell the voters and the author that the poll of post has ended, once per poll (in the
     transaction that closes it)."""
     if not await poll_store.claim_end_notice(conn, post.id, now):

@@ -13,6 +13,8 @@ import logging
 import secrets
 from dataclasses import replace
 
+import aiosqlite
+
 from fedserver.av_media import InvalidMedia, available
 from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
@@ -133,7 +135,7 @@ async def _write(ctx: Context, files: list[tuple[str, bytes, str]]) -> None:
         await asyncio.to_thread(write_file, ctx.settings.media_dir / media_id, body)
 
 
-async def _register(tx, actor: Actor, files: list[tuple[str, bytes, str]], now: str) -> None:
+async def _register(tx: aiosqlite.Connection, actor: Actor, files: list[tuple[str, bytes, str]], now: str) -> None:
     for media_id, body, content_type in files:
         await web_store.insert_media(tx, media_id=media_id, actor_id=actor.id, content_type=content_type,
                                      size=len(body), sha256=hashlib.sha256(body).hexdigest(), now=now)

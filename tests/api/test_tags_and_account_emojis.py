@@ -16,9 +16,9 @@ from tests.e2e.test_media_cache import remote, serving  # noqa: F401 (remote: a 
 DAY = 86400
 
 
-def _tagged(remote, server, text: str, tag: str, *, days_ago: int = 0, public: bool = True) -> dict[str, Any]:
-    note = remote.note("mallory", f"{text} #{tag}", mention=server.actor_uri("alice"), public=public)
-    note["tag"].append({"type": "Hashtag", "name": f"#{tag}", "href": f"{remote.base}/tags/{tag}"})
+def _tagged(origin, server, text: str, tag: str, *, days_ago: int = 0, public: bool = True) -> dict[str, Any]:
+    note = origin.note("mallory", f"{text} #{tag}", mention=server.actor_uri("alice"), public=public)
+    note["tag"].append({"type": "Hashtag", "name": f"#{tag}", "href": f"{origin.base}/tags/{tag}"})
     note["published"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - days_ago * DAY))
     return note
 
