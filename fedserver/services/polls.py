@@ -9,9 +9,9 @@ import asyncio
 import logging
 import sqlite3
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiosqlite
-from urllib.parse import urlsplit
 
 from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
