@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class CleanAV:
     height: int | None
     duration: float | None
     poster_jpeg: bytes | None  # a frame of a video, for the image worker to clean
+    # A video's frames per second as ffprobe gives it ("30/1", "30000/1001"), as Mastodon's meta shows.
+    frame_rate: str | None = None
+    # Whether it has a sound track (a video without one is Mastodon's looping `gifv`).
+    has_audio: bool = True
 
 
 # ffprobe's format_name -> (container we write with ffmpeg's -f, allowed video codecs, allowed
@@ -136,6 +141,14 @@ class _Probe:
     width: int | None
     height: int | None
     duration: float | None
+    frame_rate: str | None = None
+
+
+def _frame_rate(stream: dict) -> str | None:
+    rate = stream.get("avg_frame_rate")
+    if not isinstance(rate, str) or not re.fullmatch(r"[1-9]\d{0,6}/[1-9]\d{0,6}", rate):
+        return None
+    return rate
 
 
 def _judge(info: object) -> _Probe:
@@ -178,7 +191,7 @@ def _judge(info: object) -> _Probe:
     if (muxer, kind) not in OUTPUTS:
         raise InvalidMedia(NOT_MEDIA)
     return _Probe(muxer, kind, int(video["index"]) if video else None, int(audio["index"]) if audio else None,
-                  width, height, round(duration, 3))
+                  width, height, round(duration, 3), _frame_rate(video) if video else None)
 
 
 async def clean(data: bytes, limits: AVLimits) -> CleanAV:
@@ -224,4 +237,5 @@ async def _clean_file(source: Path, limits: AVLimits, deadline: float) -> CleanA
         if code != 0 or not poster:
             raise InvalidMedia("the video has no frame to show (damaged or cut short?)")
     data = await asyncio.to_thread(target.read_bytes)
-    return CleanAV(data, content_type, extension, probe.kind, probe.width, probe.height, probe.duration, poster)
+    return CleanAV(data, content_type, extension, probe.kind, probe.width, probe.height, probe.duration, poster,
+                   probe.frame_rate, probe.audio_index is not None)

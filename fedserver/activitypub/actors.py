@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fedserver.activitypub.notes import emojis_of
 from fedserver.activitypub.normalize import as_list, first_type, host_of, id_of, ids_of, string_or_none
 from fedserver.activitypub.vocab import ACTOR_TYPES, MAX_ID_LENGTH, has_as_context
 
@@ -136,6 +137,8 @@ def actor_profile(doc: dict[str, Any], *, key_id: str | None = None) -> dict[str
         "moved_to_uri": moved_to if host_of(moved_to) is not None and moved_to != actor_id else None,
         # Still raw HTML values: the caller cleans them (services.profile_fields.clean_remote_fields).
         "fields_json": json.dumps(profile_fields(doc), separators=(",", ":")),
+        # Custom emoji of the name and bio ([shortcode, url] each), as a post's are read.
+        "emojis_json": json.dumps(emojis_of(doc), separators=(",", ":")),
     }
 
 

@@ -1,8 +1,8 @@
 """Filters v2 (/api/v2/filters and their keywords) over services/keyword_filters.py: the same
 filters the web's filter pages edit, applied by the timeline services, which is where
 Status.filtered comes from. Context names are Mastodon's (home, notifications, public, thread,
-account). Filtering single statuses (Mastodon's FilterStatus) is not built: those lists are empty.
-The v1 filters API (deprecated since Mastodon 4.0) still answers an empty list (stubs.py)."""
+account). A filter may also name single statuses (FilterStatus, /api/v2/filters/:id/statuses and
+/api/v2/filter_statuses/:id), and, as in Mastodon, need not have keywords. The v1 filters API (deprecated since Mastodon 4.0) still answers an empty list (stubs.py)."""
 from __future__ import annotations
 
 import math
@@ -15,7 +15,8 @@ from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.clock import parse_time
 from fedserver.services import keyword_filters
 from fedserver.services.keyword_filters import FilterError, FilterNotFound
-from fedserver.store.keyword_filters import KeywordFilter
+from fedserver.api.statuses import visible_post
+from fedserver.store.keyword_filters import FilterStatus, KeywordFilter
 
 routes = ApiRoutes()
 
@@ -46,7 +47,8 @@ async def _save(call: ApiCall, found: KeywordFilter, keywords: list[tuple[str, b
         return await keyword_filters.save_filter(
             call.ctx, call.me, title=changes.get("title", found.title),
             contexts=changes.get("contexts", list(found.contexts)), action=changes.get("action", found.action),
-            keywords=keywords, expires_in=changes.get("expires_in", _remaining(call, found)), filter_id=found.id)
+            keywords=keywords, expires_in=changes.get("expires_in", _remaining(call, found)), filter_id=found.id,
+            require_keywords=False)
     except FilterError as exc:
         raise _failed(exc) from None
 
@@ -74,7 +76,8 @@ async def create(call: ApiCall) -> web.Response:
     try:
         created = await keyword_filters.save_filter(
             call.ctx, call.me, title=params.text("title"), contexts=params.list("context"),
-            action=params.get("filter_action") or "warn", keywords=keywords, expires_in=_expires_in(call))
+            action=params.get("filter_action") or "warn", keywords=keywords, expires_in=_expires_in(call),
+            require_keywords=False)
     except FilterError as exc:
         raise _failed(exc) from None
     return json_response(serializers.filter_entity(created))
@@ -177,11 +180,44 @@ async def update_keyword(call: ApiCall) -> web.Response:
 async def delete_keyword(call: ApiCall) -> web.Response:
     found, position = await _keyword(call)
     kept = [(kw.keyword, kw.whole_word) for i, kw in enumerate(found.keywords) if i != position]
-    await _save(call, found, kept)  # the last keyword cannot go: a filter keeps at least one
+    await _save(call, found, kept)  # the last one may go too: the filter then names posts only
     return json_response({})
 
 
 @routes.get(r"/api/v2/filters/{id:\d+}/statuses", scope=("read:filters",))
 async def statuses(call: ApiCall) -> web.Response:
-    await _filter(call, ids.require(call.match("id")))
-    return json_response([])  # filtering single statuses is not built; none is ever stored
+    found = await _filter(call, ids.require(call.match("id")))
+    return json_response([serializers.filter_status(item) for item in found.statuses])
+
+
+@routes.post(r"/api/v2/filters/{id:\d+}/statuses", scope=("write:filters",))
+async def add_status(call: ApiCall) -> web.Response:
+    found = await _filter(call, ids.require(call.match("id")))
+    # Only a post the caller may see: whether others exist is not told (404, as for any status).
+    post = await visible_post(call, call.params.get("status_id"))
+    try:
+        added = await keyword_filters.add_filter_status(call.ctx, call.me, found.id, post.id)
+    except FilterError as exc:
+        raise _failed(exc) from None
+    return json_response(serializers.filter_status(added))
+
+
+async def _filter_status(call: ApiCall) -> FilterStatus:
+    try:
+        return await keyword_filters.get_filter_status(call.ctx, call.me, ids.require(call.match("id")))
+    except FilterNotFound:
+        raise ApiError(404, _NOT_FOUND) from None
+
+
+@routes.get(r"/api/v2/filters/statuses/{id:\d+}", scope=("read:filters",))
+@routes.get(r"/api/v2/filter_statuses/{id:\d+}", scope=("read:filters",))
+async def one_status(call: ApiCall) -> web.Response:
+    return json_response(serializers.filter_status(await _filter_status(call)))
+
+
+@routes.delete(r"/api/v2/filters/statuses/{id:\d+}", scope=("write:filters",))
+@routes.delete(r"/api/v2/filter_statuses/{id:\d+}", scope=("write:filters",))
+async def remove_status(call: ApiCall) -> web.Response:
+    found = await _filter_status(call)
+    await keyword_filters.remove_filter_status(call.ctx, call.me, found.id)
+    return json_response({})

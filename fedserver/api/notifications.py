@@ -18,7 +18,7 @@ routes = ApiRoutes()
 NEEDS_STATUS = ("mention", "favourite", "reblog", "status", "poll", "update")
 
 
-def _shown_as(item: Notification, wanted: set[str]) -> str | None:
+def shown_as(item: Notification, wanted: set[str]) -> str | None:
     """The Mastodon type the notification is shown as, or None when it is not shown."""
     kind = serializers.NOTIFICATION_TYPES.get(item.kind)
     if kind is None or kind not in wanted or (kind in NEEDS_STATUS and item.card is None):
@@ -30,7 +30,7 @@ async def _render(call: ApiCall, items: list[Notification], wanted: set[str]) ->
     cards = [item.card for item in items if item.card is not None]
     details = await post_details.details_for(call.ctx, cards, call.me,
                                              also_accounts=[item.from_actor for item in items])
-    return [serializers.notification(item, _shown_as(item, wanted) or "", details, call.ctx.urls, call.me)
+    return [serializers.notification(item, shown_as(item, wanted) or "", details, call.ctx.urls, call.me)
             for item in items]
 
 
@@ -44,7 +44,7 @@ async def list_notifications(call: ApiCall) -> web.Response:
     wanted -= set(call.params.list("exclude_types"))
 
     def shown(item: Notification) -> str | None:
-        return _shown_as(item, wanted)
+        return shown_as(item, wanted)
 
     async def fetch(max_id: int | None, limit: int) -> tuple[list[Notification], int | None]:
         page = await timelines.notifications(ctx, me, max_id=max_id, limit=limit)
@@ -66,7 +66,7 @@ async def get_notification(call: ApiCall) -> web.Response:
     wanted_id = ids.require(call.match("id"))
     # The page just below id + 1 starts with the notification itself, if the person has it.
     page = await timelines.notifications(call.ctx, call.me, max_id=wanted_id + 1, limit=1)
-    found = [item for item in page.items if item.id == wanted_id and _shown_as(item, ALL_TYPES)]
+    found = [item for item in page.items if item.id == wanted_id and shown_as(item, ALL_TYPES)]
     if not found:
         raise ApiError(404, "Record not found")
     return json_response((await _render(call, found, ALL_TYPES))[0])

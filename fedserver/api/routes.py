@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedserver.api import (accounts, apps, filters, instance, lists, markers, media, notifications, oauth, polls,
-                           push, relationships, saved_posts, search, statuses, stubs, tags, timelines)
+from fedserver.api import (accounts, apps, filters, grouped_notifications, instance, lists, markers, media,
+                           notifications, oauth, polls, push, relationships, saved_posts, search, statuses, stubs,
+                           tags, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
 
@@ -17,4 +18,6 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes, polls.routes,
                   timelines.routes, notifications.routes, search.routes, markers.routes,
                   saved_posts.routes, media.routes, lists.routes, filters.routes, tags.routes, push.routes,
-                  stubs.routes])
+                  stubs.routes,
+                  # after stubs: /api/v2/notifications/policy before the {group_key} pattern
+                  grouped_notifications.routes])

@@ -70,10 +70,11 @@ async def search(call: ApiCall) -> web.Response:
     if posts:
         cards = [await timelines.card_of(ctx, post, viewer) for post in posts]
     followed = set(await followed_tags.followed(ctx, viewer)) if viewer is not None and hashtags else set()
+    history = await followed_tags.history(ctx, hashtags[:limit])
     return json_response({
         "accounts": [serializers.account(await directory.account_view(ctx, actor, viewer), ctx.urls)
                      for actor in accounts[:limit]],
         "statuses": await statuses_json(ctx, cards[:limit], viewer),
-        "hashtags": [serializers.tag(name, ctx.urls, following=(name in followed) if viewer else None)
-                     for name in hashtags[:limit]],
+        "hashtags": [serializers.tag(name, ctx.urls, following=(name in followed) if viewer else None,
+                                     history=history[name]) for name in hashtags[:limit]],
     })

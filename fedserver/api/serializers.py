@@ -6,19 +6,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fedserver import __version__
+from fedserver.av_media import MAX_SIDE as MAX_AV_SIDE
 from fedserver.api.ids import date_text, datetime_text, encode
 from fedserver.activitypub.normalize import host_of
 from fedserver.config import InstanceSettings
 from fedserver.services.directory import AccountView, RelationshipView
+from fedserver.services.followed_tags import DayUse
 from fedserver.services.keyword_filters import keyword_pattern
 from fedserver.services.instance import InstanceInfo
+from fedserver.services.notification_groups import NotificationGroup
 from fedserver.services.media_cache import cached_path, remote_picture_path
 from fedserver.services.post_details import PageDetails
 from fedserver.services.push import ALERT_TYPES
 from fedserver.services.timelines import Notification, PostCard
 from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
-from fedserver.store.keyword_filters import Keyword, KeywordFilter
+from fedserver.store.keyword_filters import FilterStatus, Keyword, KeywordFilter
 from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
@@ -28,9 +31,11 @@ from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
 
 # client-api.md §1.1: at >= 4.0 Mastodon.py uses the v2 endpoints and Ice Cubes enables editing;
-# below 4.3 and without api_versions, Phanpy stays on v1 notifications and Mastodon.py does not warn.
+# 4.3 with api_versions.mastodon 2 turns on grouped notifications (/api/v2/notifications) in
+# Phanpy and Mastodon.py, which warns at >= 4.3 without api_versions.
 # Never a version after a "+": Mastodon.py would read it as Mastodon's.
-MASTODON_VERSION = f"4.2.0 (compatible; fedserver {__version__})"
+MASTODON_VERSION = f"4.3.0 (compatible; fedserver {__version__})"
+API_VERSIONS = {"mastodon": 2}
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 PLACEHOLDER_AVATAR = "/static/api/avatar.png"
 PLACEHOLDER_HEADER = "/static/api/header.png"
@@ -104,11 +109,19 @@ def account(view: AccountView, urls: Urls) -> dict[str, Any]:
         "statuses_count": view.statuses_count,
         "last_status_at": date_text(view.last_status_at),
         "hide_collections": False,
-        # Actors' custom emoji are not stored (only posts' are, post_emojis): none to show.
-        "emojis": [],
+        "emojis": account_emojis(actor, urls),
         "fields": [field(item) for item in actor.fields if isinstance(item, dict)],
         "roles": [],
     }
+
+
+def account_emojis(actor: Actor, urls: Urls) -> list[dict[str, Any]]:
+    """The custom emoji a remote account's display name and bio use, shown through this server's
+    media cache (fetched on first view), never from their server. Local accounts have none: this
+    server has no custom emoji of its own (/api/v1/custom_emojis is empty)."""
+    text = f"{actor.display_name or ''} {actor.summary_html or ''}"
+    return [emoji(shortcode, remote_picture_path(url, "small"), urls)
+            for shortcode, url in actor.emojis if f":{shortcode}:" in text]
 
 
 def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int) -> dict[str, Any]:
@@ -130,21 +143,31 @@ def relationship(view: RelationshipView) -> dict[str, Any]:
             "endorsed": False, "note": ""}
 
 
-def _configuration(urls: Urls, image_matrix_limit: int) -> dict[str, Any]:
+# What apps may offer to upload besides pictures, when the server has ffmpeg (av_media.available):
+# the containers and codecs av_media.CONTAINERS takes.
+AV_TYPES = ["video/mp4", "video/quicktime", "video/webm", "audio/mpeg", "audio/mp3", "audio/ogg", "audio/mp4",
+            "audio/x-m4a", "audio/flac", "audio/webm"]
+MAX_FRAME_RATE = 120
+
+
+def _configuration(urls: Urls, image_matrix_limit: int, video_size_limit: int = 0) -> dict[str, Any]:
     return {
         "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS},
         "statuses": {"max_characters": MAX_POST_CHARS, "max_media_attachments": MAX_PICTURES,
                      "characters_reserved_per_url": 23},
-        "media_attachments": {"supported_mime_types": IMAGE_TYPES, "image_size_limit": MAX_PICTURE_BYTES,
-                              "image_matrix_limit": image_matrix_limit, "video_size_limit": 0,
-                              "video_frame_rate_limit": 0, "video_matrix_limit": 0,
+        "media_attachments": {"supported_mime_types": IMAGE_TYPES + (AV_TYPES if video_size_limit else []),
+                              "image_size_limit": MAX_PICTURE_BYTES, "image_matrix_limit": image_matrix_limit,
+                              "video_size_limit": video_size_limit,
+                              "video_frame_rate_limit": MAX_FRAME_RATE if video_size_limit else 0,
+                              "video_matrix_limit": (MAX_AV_SIDE * MAX_AV_SIDE) if video_size_limit else 0,
                               "description_limit": MAX_DESCRIPTION},
         "polls": POLL_LIMITS,
     }
 
 
 def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
-                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
+                contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int,
+                video_size_limit: int = 0) -> dict[str, Any]:
     return {
         "uri": urls.domain, "title": info.name, "short_description": info.description,
         "description": info.description, "email": "", "version": MASTODON_VERSION,
@@ -154,13 +177,14 @@ def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, do
         "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
         "registrations": info.registrations != "closed", "approval_required": approval_required,
         "invites_enabled": info.registrations == "invite",
-        "configuration": _configuration(urls, image_matrix_limit), "contact_account": contact, "rules": [],
+        "configuration": _configuration(urls, image_matrix_limit, video_size_limit), "contact_account": contact,
+        "rules": [],
     }
 
 
 def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
-                approval_required: bool, image_matrix_limit: int) -> dict[str, Any]:
-    configuration = _configuration(urls, image_matrix_limit)
+                approval_required: bool, image_matrix_limit: int, video_size_limit: int = 0) -> dict[str, Any]:
+    configuration = _configuration(urls, image_matrix_limit, video_size_limit)
     configuration["urls"] = {}
     configuration["translation"] = {"enabled": False}
     configuration["vapid"] = {"public_key": ""}
@@ -174,7 +198,7 @@ def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: d
         "icon": [], "languages": ["en"], "configuration": configuration,
         "registrations": {"enabled": info.registrations != "closed", "approval_required": approval_required,
                           "message": None, "url": None},
-        "contact": {"email": "", "account": contact}, "rules": [],
+        "contact": {"email": "", "account": contact}, "rules": [], "api_versions": API_VERSIONS,
     }
 
 
@@ -236,18 +260,35 @@ def media_attachment(post_id: int, attachment: Attachment, urls: Urls) -> dict[s
         blurhash = cached.blurhash or attachment.blurhash  # the cache's own, else the sender's
     elif not attachment.url.startswith(urls.base + "/"):
         remote_url = attachment.url
-    return {"id": encode(post_id * 8 + attachment.position), "type": _MEDIA_TYPES.get(attachment.kind, "unknown"),
+    if attachment.kind in ("video", "audio"):
+        original = _played(original, attachment.duration)
+        small = small if attachment.thumb_url else {}
+    kind = "gifv" if attachment.looping and attachment.kind == "video" else _MEDIA_TYPES.get(attachment.kind, "unknown")
+    return {"id": encode(post_id * 8 + attachment.position), "type": kind,
             "url": url, "preview_url": preview, "remote_url": remote_url, "text_url": None,
             "meta": _meta(original, small), "description": attachment.description, "blurhash": blurhash}
 
 
+def _played(original: dict[str, Any], duration: float | None, frame_rate: str | None = None) -> dict[str, Any]:
+    """meta.original of a video or audio file: its size (video), how long it plays and its frame rate."""
+    out = dict(original)
+    if duration:
+        out["duration"] = duration
+    if frame_rate:
+        out["frame_rate"] = frame_rate
+    return out
+
+
 def upload(item: Upload, urls: Urls) -> dict[str, Any]:
-    """An upload not yet (or already) attached, as POST/GET/PUT /api/v1/media answer it."""
+    """An upload not yet (or already) attached, as POST/GET/PUT /api/v1/media answer it. A video or
+    audio file still being processed has no url yet (Mastodon answers null until it is ready)."""
     media = f"{urls.base}/media/"
-    return {"id": encode(item.id), "type": "image", "url": media + item.file_id,
-            "preview_url": media + item.thumb_id, "remote_url": None, "text_url": None,
-            "meta": _meta(_size(item.width, item.height), _size(item.thumb_width, item.thumb_height),
-                          (item.focus_x, item.focus_y)),
+    original = _size(item.width, item.height)
+    if item.kind != "image":
+        original = _played(original, item.duration, item.frame_rate)
+    return {"id": encode(item.id), "type": item.kind, "url": media + item.file_id if item.state == "ready" else None,
+            "preview_url": media + item.thumb_id if item.thumb_id else None, "remote_url": None, "text_url": None,
+            "meta": _meta(original, _size(item.thumb_width, item.thumb_height), (item.focus_x, item.focus_y)),
             "description": item.description or None, "blurhash": item.blurhash}
 
 
@@ -335,15 +376,20 @@ def filter_entity(found: KeywordFilter) -> dict[str, Any]:
             "expires_at": datetime_text(found.expires_at) if found.expires_at else None,
             "filter_action": found.action,
             "keywords": [filter_keyword(found, i, kw) for i, kw in enumerate(found.keywords)],
-            "statuses": []}
+            "statuses": [filter_status(item) for item in found.statuses]}
+
+
+def filter_status(item: FilterStatus) -> dict[str, Any]:
+    return {"id": encode(item.id), "status_id": encode(item.post_id)}
 
 
 def filter_result(found: KeywordFilter, post: Any, urls: Urls) -> dict[str, Any]:
-    """Status.filtered: which filter matched (and which of its keywords, when we can tell)."""
+    """Status.filtered: which filter matched, with which of its keywords or because it names the post."""
     text = f"{post.summary or ''} {post.content_html or ''}"
     matched = [kw.keyword for kw in found.keywords
                if (pattern := keyword_pattern([kw])) is not None and pattern.search(text)]
-    return {"filter": filter_entity(found), "keyword_matches": matched or None, "status_matches": None}
+    named = [encode(post.id)] if any(item.post_id == post.id for item in found.statuses) else None
+    return {"filter": filter_entity(found), "keyword_matches": matched or None, "status_matches": named}
 
 
 # --- lists and tags ------------------------------------------------------------------------
@@ -353,8 +399,9 @@ def account_list(found: AccountList) -> dict[str, Any]:
             "exclusive": bool(found.exclusive)}
 
 
-def tag(name: str, urls: Urls, *, following: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "url": urls.tag(name), "history": []}
+def tag(name: str, urls: Urls, *, following: bool | None = None, history: list[DayUse] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "url": urls.tag(name), "history": [
+        {"day": str(day.day_start), "uses": str(day.uses), "accounts": str(day.accounts)} for day in history or ()]}
     if following is not None:
         out["following"] = following
     return out
@@ -372,7 +419,7 @@ def snowflake_time(snowflake: int) -> str:
 # fedserver's notification kinds as Mastodon's standard types; other kinds are not shown to apps
 # (Elk shows "MISSING notification.type" for vendor types, elk#2043).
 NOTIFICATION_TYPES = {"mention": "mention", "reply": "mention", "like": "favourite", "boost": "reblog",
-                      "follow": "follow", "follow_request": "follow_request"}
+                      "follow": "follow", "follow_request": "follow_request", "poll": "poll"}
 
 
 def web_push_subscription(subscription: PushSubscription, server_key: str) -> dict[str, Any]:
@@ -384,5 +431,22 @@ def web_push_subscription(subscription: PushSubscription, server_key: str) -> di
 
 def notification(item: Notification, kind: str, page: PageDetails, urls: Urls, viewer: Actor) -> dict[str, Any]:
     return {"id": encode(item.id), "type": kind, "created_at": datetime_text(item.created_at),
-            "group_key": f"ungrouped-{item.id}", "account": account(page.accounts[item.from_actor.id], urls),
+            "group_key": item.group_key or f"ungrouped-{item.id}", "account": account(page.accounts[item.from_actor.id], urls),
             "status": status(item.card, page, urls, viewer) if item.card is not None else None}
+
+
+def partial_account(view: AccountView, urls: Urls) -> dict[str, Any]:
+    """PartialAccountWithAvatar: enough for the avatars of a group's other accounts."""
+    full = account(view, urls)
+    return {name: full[name] for name in ("id", "acct", "url", "avatar", "avatar_static", "locked", "bot")}
+
+
+def notification_group(group: NotificationGroup, kind: str) -> dict[str, Any]:
+    """NotificationGroup (Mastodon 4.3): page_min_id/page_max_id bound the members on this page."""
+    newest = group.newest
+    card = newest.card
+    return {"group_key": group.key, "notifications_count": len(group.items), "type": kind,
+            "most_recent_notification_id": encode(newest.id), "page_min_id": encode(group.items[-1].id),
+            "page_max_id": encode(newest.id), "latest_page_notification_at": datetime_text(newest.created_at),
+            "sample_account_ids": [encode(actor.id) for actor in group.sample_accounts],
+            "status_id": encode(card.post.id) if card is not None else None}

@@ -40,7 +40,14 @@ async def notification_policy(call: ApiCall) -> web.Response:
     # Everything is accepted: fedserver does not filter notifications into requests.
     return json_response({"for_not_following": "accept", "for_not_followers": "accept",
                           "for_new_accounts": "accept", "for_private_mentions": "accept",
-                          "for_limited_accounts": "accept", "filter_not_following": False,
+                          "for_limited_accounts": "accept", "for_bots": "accept", "filter_not_following": False,
                           "filter_not_followers": False, "filter_new_accounts": False,
                           "filter_private_mentions": False,
                           "summary": {"pending_requests_count": 0, "pending_notifications_count": 0}})
+
+
+@routes.get("/api/v1/notifications/requests/merged", scope=("read:notifications",))
+async def notification_requests_merged(call: ApiCall) -> web.Response:
+    # Nothing is ever filtered into requests, so nothing waits to be merged (Mastodon 4.3's web
+    # app and Mastodon.py's notifications_merged ask after the policy changes).
+    return json_response({"merged": True})

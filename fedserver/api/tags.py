@@ -1,6 +1,6 @@
 """Hashtags: the Tag entity, following and unfollowing a tag (its posts then reach the home
-timeline) and the followed tags list, over services/followed_tags.py. Tag usage history is not
-counted: `history` is empty."""
+timeline) and the followed tags list, over services/followed_tags.py. `history` counts the last
+seven days' posts with the tag and their authors (followed_tags.history)."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -24,8 +24,10 @@ def _name(call: ApiCall) -> str:
 @routes.get("/api/v1/followed_tags", scope=("read:follows",))
 async def followed(call: ApiCall) -> web.Response:
     """All of them on one page (a person follows at most followed_tags.MAX_FOLLOWED)."""
-    return json_response([serializers.tag(name, call.ctx.urls, following=True)
-                          for name in await followed_tags.followed(call.ctx, call.me)])
+    names = await followed_tags.followed(call.ctx, call.me)
+    history = await followed_tags.history(call.ctx, names)
+    return json_response([serializers.tag(name, call.ctx.urls, following=True, history=history[name])
+                          for name in names])
 
 
 @routes.get(r"/api/v1/tags/{name}", auth="public")
@@ -33,7 +35,8 @@ async def tag(call: ApiCall) -> web.Response:
     """Public, as in Mastodon (no scope); `following` only for a signed-in caller."""
     name = _name(call)
     following = await followed_tags.is_following(call.ctx, call.viewer, name) if call.viewer else None
-    return json_response(serializers.tag(name, call.ctx.urls, following=following))
+    history = (await followed_tags.history(call.ctx, [name]))[name]
+    return json_response(serializers.tag(name, call.ctx.urls, following=following, history=history))
 
 
 async def _follow(call: ApiCall, *, on: bool) -> web.Response:
@@ -45,7 +48,8 @@ async def _follow(call: ApiCall, *, on: bool) -> web.Response:
             await followed_tags.unfollow_tag(call.ctx, call.me, name)
     except TagError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
-    return json_response(serializers.tag(name, call.ctx.urls, following=on))
+    history = (await followed_tags.history(call.ctx, [name]))[name]
+    return json_response(serializers.tag(name, call.ctx.urls, following=on, history=history))
 
 
 @routes.post(r"/api/v1/tags/{name}/follow", scope=("write:follows",))

@@ -90,7 +90,8 @@ class StoredMedia:
             thumb_url=media_base + self.thumb_id if self.thumb_id else None,
             thumb_width=preview.width if preview else None, thumb_height=preview.height if preview else None,
             blur_url=media_base + self.blur_id if self.blur_id else None,
-            blurhash=preview.blurhash if preview else None, duration=self.av.duration)
+            blurhash=preview.blurhash if preview else None, duration=self.av.duration,
+            looping=self.av.kind == "video" and not self.av.has_audio)
 
 
 async def store_upload(ctx: Context, data: bytes, description: str) -> StoredMedia:

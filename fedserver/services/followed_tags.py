@@ -1,12 +1,14 @@
 """Followed hashtags: public posts we hold with a hashtag a person follows appear on their home
 timeline (the query is in store.timelines.home_entries). For the tag page's Follow button and
-/api/v1/followed_tags, /api/v1/tags/:name/follow."""
+/api/v1/followed_tags, /api/v1/tags/:name/follow; and how much a tag is used (Tag.history)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from fedserver.context import Context
 from fedserver.store import followed_tags as tag_store
+from fedserver.store import tag_usage
 from fedserver.store.actors import Actor
 
 TAG_RE = re.compile(r"^\w{1,100}$")
@@ -48,3 +50,24 @@ async def is_following(ctx: Context, actor: Actor, tag: str) -> bool:
 
 async def followed(ctx: Context, actor: Actor) -> list[str]:
     return await tag_store.followed_tags(ctx.db.reader, actor.id)
+
+
+@dataclass(frozen=True)
+class DayUse:
+    """One day of a hashtag's use (Mastodon's Tag.history entry)."""
+    day_start: int  # unix seconds of the day's start (UTC)
+    uses: int
+    accounts: int
+
+
+HISTORY_DAYS = 7
+
+
+async def history(ctx: Context, tags: list[str]) -> dict[str, list[DayUse]]:
+    """Each tag's last HISTORY_DAYS days (today first), days without posts as zeros, as Mastodon
+    shows a tag's history: posts we hold that anyone may see, and how many accounts wrote them."""
+    today = int(ctx.clock.now() // 86400)
+    first_day = today - HISTORY_DAYS + 1
+    counted = await tag_usage.daily_uses(ctx.db.reader, tags, first_day=first_day)
+    return {tag: [DayUse(day * 86400, *counted.get(tag, {}).get(day, (0, 0)))
+                  for day in range(today, first_day - 1, -1)] for tag in tags}

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from typing import Any
 from urllib.parse import urlsplit
 
-from fedserver.clock import parse_time
+import aiosqlite
+
+from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
 from fedserver.activitypub.normalize import first_type
 from fedserver.services import as2, audience, outbox
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
+from fedserver.store import interactions as interaction_store
 from fedserver.store import polls as poll_store
 from fedserver.store.polls import Poll
 from fedserver.store import posts as post_store
@@ -68,6 +72,13 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
             uris.append(note_uri)
         await poll_store.add_vote(tx, post_id=post.id, actor_id=voter.id, positions=chosen, uris=uris,
                                   now=ctx.clock.now_iso())
+        ends = parse_time(poll.ends_at)
+        if ends is not None:
+            # At its end time the voters here hear that it ended, even if its server never sends
+            # the final Update (Mastodon's PollExpirationNotifyWorker does the same). Stored in our
+            # own time format: the job queue compares times as text.
+            await poll_store.add_closing(tx, post.id, iso_from_epoch(ends))
+    ctx.poll_closing_wakeup.set()
     log.info("%s voted in %s", username, post.uri)
 
 
@@ -133,19 +144,52 @@ async def count_remote_vote(ctx: Context, obj: dict[str, Any], signer: Actor, po
     return bool(counted)
 
 
+def _ended_poll_recipients(post: Post, voter_ids: list[int]) -> list[int]:
+    """Mastodon's rule for `poll` notifications: everyone here who voted, and the author when the
+    poll is theirs here (voters never include the author: nobody votes in their own poll)."""
+    return [i for i in voter_ids if i != post.actor_id] + ([post.actor_id] if post.is_local else [])
+
+
+async def notify_poll_ended(conn: aiosqlite.Connection, post: Post, now: str) -> None:
+    """Tell the voters and the author that the poll of post has ended, once per poll (in the
+    transaction that closes it)."""
+    if not await poll_store.claim_end_notice(conn, post.id, now):
+        return
+    for recipient in _ended_poll_recipients(post, await poll_store.local_voter_ids(conn, post.id)):
+        await interaction_store.add_notification(conn, recipient_id=recipient, kind="poll",
+                                                 from_actor_id=post.actor_id, post_id=post.id, now=now)
+
+
+def notify_poll_ended_sync(conn: sqlite3.Connection, post: Post, now: str) -> None:
+    """notify_poll_ended for Database.write_batch (a remote poll closed by its server's Update)."""
+    if not poll_store.claim_end_notice_sync(conn, post.id, now):
+        return
+    for recipient in _ended_poll_recipients(post, poll_store.local_voter_ids_sync(conn, post.id)):
+        interaction_store.add_notification_sync(conn, recipient_id=recipient, kind="poll",
+                                                from_actor_id=post.actor_id, post_id=post.id, now=now)
+
+
 async def close_due_polls(ctx: Context) -> int:
     """Close the local polls whose end time has come, each in its own transaction with the Update
     of its Question (final counts, `closed`) queued to the author's followers and the voters'
-    servers. Returns how many were closed."""
+    servers, and tell the voters and the author that it ended. Remote polls voted in here are
+    closed too at their end time, to tell the voters here. Returns how many were closed."""
     closed = 0
     for post_id in await poll_store.due_closings(ctx.db.reader, ctx.clock.now_iso()):
         async with ctx.db.transaction() as tx:
+            post = await post_store.get_post(tx, post_id)
+            if post is not None and not post.is_local:
+                # A remote poll voted in here: only its voters here are told. Its own server closes
+                # it, and sends the final counts with `closed`.
+                if await poll_store.drop_closing(tx, post_id) and not post.is_deleted:
+                    await notify_poll_ended(tx, post, ctx.clock.now_iso())
+                continue
             if not await poll_store.close_poll(tx, post_id, ctx.clock.now_iso()):
                 continue
-            post = await post_store.get_post(tx, post_id)
             author = await actor_store.get_actor(tx, post.actor_id) if post is not None else None
-            if post is None or post.is_deleted or author is None or not post.is_local:
+            if post is None or post.is_deleted or author is None:
                 continue
+            await notify_poll_ended(tx, post, ctx.clock.now_iso())
             note = await audience.local_note_document(ctx, post, author, conn=tx)
             activity = as2.wrap_update_note(note, ctx.urls.new_activity())
             activity["published"] = note["closed"]

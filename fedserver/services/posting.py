@@ -229,7 +229,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
     if poll is not None and (draft.pictures or draft.upload_ids or draft.video_or_audio is not None):
         raise PostingError("a post has either media or a poll, not both")
     pictures = await _store_pictures(ctx, draft.pictures)
-    uploads = await _attachable_uploads(ctx, author, draft.upload_ids, already=len(pictures))
+    uploads = await _attachable_uploads(ctx, author, draft.upload_ids,
+                                        already=len(pictures) + (draft.video_or_audio is not None))
     sound_or_video = await _store_video_or_audio(ctx, draft)
     async with ctx.db.transaction() as tx:
         while True:
@@ -297,15 +298,25 @@ async def _attachable_uploads(ctx: Context, author: Actor, upload_ids: tuple[int
             raise PostingError(f"media {upload_id} does not exist or is not yours")
         if upload.post_id is not None:
             raise PostingError(f"media {upload_id} is already attached to a post")
-    return [found[upload_id] for upload_id in upload_ids]
+        if upload.state == "processing":  # Mastodon's words for it
+            raise PostingError("cannot attach files that have not finished processing; try again in a moment")
+        if upload.state != "ready":
+            raise PostingError(f"media {upload_id} could not be processed: {upload.error or 'upload it again'}")
+    chosen = [found[upload_id] for upload_id in upload_ids]
+    # As in the web form (and Mastodon): a video or audio file is the post's one attachment.
+    if any(u.kind != "image" for u in chosen) and already + len(chosen) > 1:
+        raise PostingError("a post may have pictures or one video or audio file, not both")
+    return chosen
 
 
 def upload_attachment(ctx: Context, upload: upload_store.Upload, position: int) -> Attachment:
     media = f"{ctx.urls.base}/media/"
     return Attachment(position=position, media_type=upload.content_type, url=media + upload.file_id,
-                      description=upload.description or None, width=upload.width, height=upload.height,
-                      thumb_url=media + upload.thumb_id, thumb_width=upload.thumb_width,
-                      thumb_height=upload.thumb_height, blur_url=media + upload.blur_id, blurhash=upload.blurhash)
+                      description=upload.description or None, width=upload.width or None,
+                      height=upload.height or None, thumb_url=media + upload.thumb_id if upload.thumb_id else None,
+                      thumb_width=upload.thumb_width or None, thumb_height=upload.thumb_height or None,
+                      blur_url=media + upload.blur_id if upload.blur_id else None, blurhash=upload.blurhash,
+                      duration=upload.duration, looping=upload.kind == "gifv")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
+from fedserver.services import polls as polls_service
 from fedserver.services import remote_actors
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -159,6 +160,9 @@ def _apply_update(conn: sqlite3.Connection, existing: Post, note: IncomingNote, 
         # New counts, or the end of the poll: Mastodon sends these as Updates that are not edits
         # (no newer `updated`), so they apply whatever the time check below decides.
         poll_store.set_poll_sync(conn, existing.id, _poll_row(parsed))
+        if parsed.poll.closed_at is not None:
+            # The poll's server closed it: the people here who voted hear of it (once).
+            polls_service.notify_poll_ended_sync(conn, existing, now)
     new_time = parse_time(parsed.updated)
     old_time = parse_time(existing.edited_at) or parse_time(existing.published_at) or 0
     # Ignore undated and older updates (Mastodon does). An equal time is applied: wire times have

@@ -82,6 +82,8 @@ class Notification:
     created_at: str
     from_actor: Actor
     card: PostCard | None
+    # The stored group (likes or boosts of one post, follows, within 12 hours); None: a group of one.
+    group_key: str | None = None
 
 
 @dataclass
@@ -217,7 +219,7 @@ async def apply_filters(ctx: Context, viewer: Actor | None, cards: list[PostCard
     kept = []
     for card in cards:
         if not card.own:
-            result = matcher.check(_filter_text(card))
+            result = matcher.check(_filter_text(card), card.post.id)
             if result.hidden and card.post.id not in keep:
                 continue
             card.filtered = result.warned_by + result.hidden_by
@@ -419,8 +421,16 @@ async def card_of(ctx: Context, post: Post, viewer: Actor | None, *,
 
 async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = None, limit: int = PAGE_SIZE,
                         choices: TrainingChoices | None = None) -> NotificationPage:
+    rows = await timeline_store.notifications(ctx.db.reader, viewer.id, max_id=max_id, limit=limit)
+    items = await notification_items(ctx, viewer, rows, choices=choices)
+    return NotificationPage(items, rows[-1]["id"] if len(rows) == limit else None)
+
+
+async def notification_items(ctx: Context, viewer: Actor, rows: list[dict], *,
+                             choices: TrainingChoices | None = None) -> list[Notification]:
+    """Stored notification rows as the viewer may see them (the posts' visibility, filters,
+    suspended and silenced senders)."""
     reader = ctx.db.reader
-    rows = await timeline_store.notifications(reader, viewer.id, max_id=max_id, limit=limit)
     posts = await timeline_store.posts_by_ids(reader, list({row["post_id"] for row in rows if row["post_id"]}))
     # Who the notifications come from and who wrote the posts, in one read.
     actors = await timeline_store.actors_by_ids(reader, list({row["from_actor_id"] for row in rows}
@@ -441,9 +451,9 @@ async def notifications(ctx: Context, viewer: Actor, *, max_id: int | None = Non
         if row["post_id"] in filtered_out:
             continue
         items.append(Notification(id=row["id"], kind=row["kind"], created_at=row["created_at"], from_actor=actor,
-                                  card=cards.get(row["post_id"]) if row["post_id"] else None))
-    return NotificationPage(items, rows[-1]["id"] if len(rows) == limit else None)
-
+                                  card=cards.get(row["post_id"]) if row["post_id"] else None,
+                                  group_key=row.get("group_key")))
+    return items
 
 
 async def local_actor(ctx: Context, username: str) -> Actor | None:

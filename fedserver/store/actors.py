@@ -54,6 +54,17 @@ class Actor:
     # The profile's header picture (its `image`, migration 0052).
     image_url: str | None = None
     image_media_type: str | None = None
+    # A remote account's custom emoji (migration 0142): JSON list of [shortcode, picture URL].
+    emojis_json: str = "[]"
+
+    @property
+    def emojis(self) -> list[tuple[str, str]]:
+        try:
+            found = json.loads(self.emojis_json or "[]")
+        except ValueError:
+            return []
+        return [(str(item[0]), str(item[1])) for item in found if isinstance(item, list) and len(item) == 2] \
+            if isinstance(found, list) else []
 
     @property
     def aliases(self) -> list[str]:
@@ -97,7 +108,7 @@ ACTOR_PROFILE_COLUMNS = (
     "username", "domain", "actor_type", "display_name", "summary_html", "url", "inbox_url",
     "shared_inbox_url", "outbox_url", "followers_url", "following_url", "featured_url", "icon_url",
     "icon_media_type", "key_id", "public_key_pem", "manually_approves_followers", "discoverable",
-    "indexable", "raw_json", "moved_to_uri", "fields_json", "image_url", "image_media_type",
+    "indexable", "raw_json", "moved_to_uri", "fields_json", "image_url", "image_media_type", "emojis_json",
 )
 
 
@@ -159,6 +170,11 @@ def _pictures(profile: dict[str, object]) -> list[tuple[str, str]]:
     """A remote actor's avatar and header for the media cache: pages show them from there, fetched
     on first view."""
     pictures = [(profile.get("icon_url"), "avatar"), (profile.get("image_url"), "header")]
+    # Its custom emoji too (Account.emojis shows them from the cache).
+    try:
+        pictures += [(item[1], "emoji") for item in json.loads(str(profile.get("emojis_json") or "[]"))]
+    except (ValueError, IndexError, TypeError):
+        pass
     return [(url, purpose) for url, purpose in pictures if isinstance(url, str) and url]
 
 

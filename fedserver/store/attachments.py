@@ -44,6 +44,8 @@ class Attachment:
     blurhash: str | None = None
     # Video and audio: seconds they play (migration 0095), when known.
     duration: float | None = None
+    # A video posted here without sound: shown as a looping animation (Mastodon's gifv, migration 0145).
+    looping: bool = False
 
     @property
     def kind(self) -> str:
@@ -54,13 +56,13 @@ class Attachment:
 
 _DELETE = "DELETE FROM post_attachments WHERE post_id = ?"
 _INSERT = ("INSERT INTO post_attachments (post_id, position, media_type, url, description, width, height,"
-           " thumb_url, thumb_width, thumb_height, blur_url, blurhash, duration)"
-           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           " thumb_url, thumb_width, thumb_height, blur_url, blurhash, duration, looping)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _row(post_id: int, a: Attachment) -> tuple:
     return (post_id, a.position, a.media_type, a.url, a.description, a.width, a.height, a.thumb_url, a.thumb_width,
-            a.thumb_height, a.blur_url, a.blurhash, a.duration)
+            a.thumb_height, a.blur_url, a.blurhash, a.duration, int(a.looping))
 
 
 def set_attachments_sync(conn: sqlite3.Connection, post_id: int, attachments: list[Attachment], *,
@@ -93,11 +95,11 @@ async def attachments_for(conn: aiosqlite.Connection, post_ids: list[int]) -> di
     rows = await fetch_all(
         conn, "SELECT a.post_id, a.position, a.media_type, a.url, a.description, a.width, a.height, m.url_hash,"
               " m.state, m.file_name, m.thumb_name, m.blur_name, m.width, m.height, m.thumb_width, m.thumb_height,"
-              " m.blurhash, a.thumb_url, a.thumb_width, a.thumb_height, a.blur_url, a.blurhash, a.duration"
+              " m.blurhash, a.thumb_url, a.thumb_width, a.thumb_height, a.blur_url, a.blurhash, a.duration, a.looping"
               " FROM post_attachments a LEFT JOIN remote_media m ON m.url = a.url"
               f" WHERE a.post_id IN ({marks}) ORDER BY a.post_id, a.position", post_ids)
     found: dict[int, list[Attachment]] = {}
     for row in rows:
         cached = CachedMedia(*row[7:17]) if row[7] is not None else None
-        found.setdefault(row[0], []).append(Attachment(*row[1:7], cached, *row[17:]))
+        found.setdefault(row[0], []).append(Attachment(*row[1:7], cached, *row[17:23], bool(row[23])))
     return found

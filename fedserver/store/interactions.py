@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.clock import parse_time
 from fedserver.store import push as push_store
 from fedserver.store.actors import Actor
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
@@ -86,15 +87,34 @@ async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:
 
 
 # Nobody is notified of what an account they blocked or muted does.
-_INSERT_NOTIFICATION = ("INSERT INTO notifications (recipient_id, kind, from_actor_id, post_id, created_at)"
-                        " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS"
+_INSERT_NOTIFICATION = ("INSERT INTO notifications (recipient_id, kind, shown_kind, from_actor_id, post_id, created_at,"
+                        " group_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
                         " (SELECT 1 FROM blocks WHERE actor_id = ? AND target_id = ?"
                         "  UNION ALL SELECT 1 FROM mutes WHERE actor_id = ? AND target_id = ?) RETURNING id")
+# Kinds the first migration's CHECK does not list, stored as one it does plus shown_kind
+# (migrations/0141_poll_notifications.sql).
+_STORED_AS = {"poll": "mention"}
+# What a notification is read as (the SELECT expression), for every reader of the table.
+KIND_COLUMN = "coalesce(shown_kind, kind)"
+# Likes and boosts of one post, and follows, within one slot of this many seconds are one group
+# (Mastodon 4.3 groups within a 12-hour span too).
+GROUP_SLOT_SECONDS = 12 * 3600
+GROUPED_KINDS = ("like", "boost", "follow")
+
+
+def group_key(kind: str, post_id: int | None, now: str) -> str | None:
+    """The group a new notification joins, or None for kinds that are never grouped."""
+    if kind not in GROUPED_KINDS:
+        return None
+    slot = int((parse_time(now) or 0) // GROUP_SLOT_SECONDS)
+    return f"{kind}-{post_id}-{slot}" if kind != "follow" else f"follow-{slot}"
 
 
 def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_id: int | None,
                          now: str) -> tuple:
-    return (recipient_id, kind, from_actor_id, post_id, now, recipient_id, from_actor_id, recipient_id, from_actor_id)
+    stored = _STORED_AS.get(kind, kind)
+    return (recipient_id, stored, kind if stored != kind else None, from_actor_id, post_id, now,
+            group_key(kind, post_id, now), recipient_id, from_actor_id, recipient_id, from_actor_id)
 
 
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
@@ -123,7 +143,7 @@ async def delete_notifications_from(conn: aiosqlite.Connection, recipient_id: in
 async def list_notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id: int | None = None,
                              limit: int = 40) -> list[dict]:
     rows = await fetch_all(
-        conn, "SELECT n.id, n.kind, n.post_id, n.created_at, n.read_at, a.uri AS from_uri,"
+        conn, "SELECT n.id, coalesce(n.shown_kind, n.kind) AS kind, n.post_id, n.created_at, n.read_at, a.uri AS from_uri,"
               " a.username AS from_username, a.domain AS from_domain, a.display_name AS from_display_name"
               " FROM notifications n JOIN actors a ON a.id = n.from_actor_id"
               " WHERE n.recipient_id = ? AND n.id < ? ORDER BY n.id DESC LIMIT ?",
@@ -145,6 +165,12 @@ async def delete_notification(conn: aiosqlite.Connection, recipient_id: int, not
     cur = await conn.execute("DELETE FROM notifications WHERE id = ? AND recipient_id = ?",
                              (notification_id, recipient_id))
     return cur.rowcount > 0
+
+
+async def delete_notification_group(conn: aiosqlite.Connection, recipient_id: int, group_key: str) -> int:
+    cur = await conn.execute("DELETE FROM notifications WHERE recipient_id = ? AND group_key = ?",
+                             (recipient_id, group_key))
+    return cur.rowcount
 
 
 async def delete_notifications_of(conn: aiosqlite.Connection, recipient_id: int) -> None:

@@ -129,6 +129,12 @@ async def count_vote(conn: aiosqlite.Connection, *, post_id: int, actor_id: int,
     return counted
 
 
+async def add_closing(conn: aiosqlite.Connection, post_id: int, due_at: str) -> None:
+    """A closing job for a remote poll someone here voted in (its end is then told to them)."""
+    await conn.execute("INSERT INTO poll_closings (post_id, due_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (post_id, due_at))
+
+
 async def due_closings(conn: aiosqlite.Connection, now: str, limit: int = 50) -> list[int]:
     """Local polls whose end time has come and that are not closed yet, earliest first."""
     rows = await fetch_all(conn, "SELECT post_id FROM poll_closings WHERE due_at <= ? ORDER BY due_at LIMIT ?",
@@ -150,6 +156,37 @@ async def close_poll(conn: aiosqlite.Connection, post_id: int, now: str) -> bool
     return True
 
 
+async def drop_closing(conn: aiosqlite.Connection, post_id: int) -> bool:
+    """Drop a remote poll's job (see add_closing); False when another process took it first."""
+    cursor = await conn.execute("DELETE FROM poll_closings WHERE post_id = ?", (post_id,))
+    return cursor.rowcount > 0
+
+
 async def voter_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:
     rows = await fetch_all(conn, "SELECT DISTINCT actor_id FROM poll_votes WHERE post_id = ?", (post_id,))
     return [row[0] for row in rows]
+
+
+# --- "the poll has ended" notices ---------------------------------------------------------------
+
+_CLAIM_END_NOTICE = "INSERT INTO poll_end_notices (post_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+_LOCAL_VOTERS = ("SELECT DISTINCT v.actor_id FROM poll_votes v JOIN actors a ON a.id = v.actor_id"
+                 " WHERE v.post_id = ? AND a.is_local = 1 ORDER BY v.actor_id")
+
+
+async def claim_end_notice(conn: aiosqlite.Connection, post_id: int, now: str) -> bool:
+    """True the first time only: the poll's end is then announced to its voters and author."""
+    cursor = await conn.execute(_CLAIM_END_NOTICE, (post_id, now))
+    return cursor.rowcount > 0
+
+
+def claim_end_notice_sync(conn: sqlite3.Connection, post_id: int, now: str) -> bool:
+    return conn.execute(_CLAIM_END_NOTICE, (post_id, now)).rowcount > 0
+
+
+async def local_voter_ids(conn: aiosqlite.Connection, post_id: int) -> list[int]:
+    return [row[0] for row in await fetch_all(conn, _LOCAL_VOTERS, (post_id,))]
+
+
+def local_voter_ids_sync(conn: sqlite3.Connection, post_id: int) -> list[int]:
+    return [row[0] for row in conn.execute(_LOCAL_VOTERS, (post_id,)).fetchall()]

@@ -1,5 +1,5 @@
-"""Pictures uploaded through the client API before their post exists (migration 0085): owned by
-the uploader, attached at most once, pruned when left unattached."""
+"""Pictures, video and audio uploaded through the client API before their post exists (migrations
+0085, 0144): owned by the uploader, attached at most once, pruned when left unattached."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +9,9 @@ import aiosqlite
 from fedserver.store.rows import fetch_all, fetch_one
 
 _COLUMNS = ("id, actor_id, file_id, content_type, size, width, height, thumb_id, thumb_width, thumb_height,"
-            " blur_id, blurhash, description, focus_x, focus_y, created_at, post_id")
+            " blur_id, blurhash, description, focus_x, focus_y, created_at, post_id, kind, state, error, duration,"
+            " frame_rate")
+_FIELDS = 22
 
 
 @dataclass(frozen=True)
@@ -31,20 +33,38 @@ class Upload:
     focus_y: float
     created_at: str
     post_id: int | None
+    kind: str = "image"  # image | video | audio
+    state: str = "ready"  # processing | ready | failed (video and audio are cleaned after the answer)
+    error: str | None = None
+    duration: float | None = None
+    frame_rate: str | None = None
 
     @property
     def file_ids(self) -> list[str]:
-        return [self.file_id, self.thumb_id, self.blur_id]
+        """The files it wrote ('' stands for none: audio without a picture, or still processing)."""
+        return [name for name in (self.file_id, self.thumb_id, self.blur_id) if name]
 
 
 async def insert_upload(conn: aiosqlite.Connection, upload: Upload) -> bool:
     """False when the id is taken (the caller picks another)."""
-    cur = await conn.execute(f"INSERT INTO media_uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+    cur = await conn.execute(f"INSERT INTO media_uploads ({_COLUMNS}) VALUES ({', '.join('?' * _FIELDS)})"
                              " ON CONFLICT (id) DO NOTHING", (
         upload.id, upload.actor_id, upload.file_id, upload.content_type, upload.size, upload.width, upload.height,
         upload.thumb_id, upload.thumb_width, upload.thumb_height, upload.blur_id, upload.blurhash,
-        upload.description, upload.focus_x, upload.focus_y, upload.created_at, upload.post_id))
+        upload.description, upload.focus_x, upload.focus_y, upload.created_at, upload.post_id, upload.kind,
+        upload.state, upload.error, upload.duration, upload.frame_rate))
     return cur.rowcount == 1
+
+
+async def finish_processing(conn: aiosqlite.Connection, done: Upload) -> None:
+    """A video or audio upload cleaned (state ready) or refused (state failed, with the error)."""
+    await conn.execute(
+        "UPDATE media_uploads SET file_id = ?, content_type = ?, size = ?, width = ?, height = ?, thumb_id = ?,"
+        " thumb_width = ?, thumb_height = ?, blur_id = ?, blurhash = ?, kind = ?, state = ?, error = ?, duration = ?,"
+        " frame_rate = ? WHERE id = ? AND state = 'processing'",
+        (done.file_id, done.content_type, done.size, done.width, done.height, done.thumb_id, done.thumb_width,
+         done.thumb_height, done.blur_id, done.blurhash, done.kind, done.state, done.error, done.duration,
+         done.frame_rate, done.id))
 
 
 async def get_upload(conn: aiosqlite.Connection, upload_id: int) -> Upload | None:

@@ -16,7 +16,7 @@ from tests.e2e.processes import ServerProcess
 
 
 def _check_start_up_reads(server: ServerProcess, token: str, me_id: str) -> None:
-    """The raw JSON of what apps read at start-up, strictly against Mastodon 4.2's entities."""
+    """The raw JSON of what apps read at start-up, strictly against Mastodon 4.3's entities."""
     me = api(server, token, "GET", "/api/v1/accounts/verify_credentials").json()
     assert_entity("Account", me)
     assert_entity("CredentialAccountSource", me["source"])
@@ -24,12 +24,12 @@ def _check_start_up_reads(server: ServerProcess, token: str, me_id: str) -> None
     for path in ("/api/v1/instance", "/api/v1/instance/"):
         instance = api(server, token, "GET", path).json()
         assert_entity("Instance", instance)
-        assert instance["version"].startswith("4.2.0 (compatible; fedserver ")
+        assert instance["version"].startswith("4.3.0 (compatible; fedserver ")
         assert instance["contact_account"]["acct"] == "alice"
     for path in ("/api/v2/instance", "/api/v2/instance/"):
         instance2 = api(server, token, "GET", path).json()
         assert_entity("InstanceV2", instance2)
-        assert "api_versions" not in instance2 and "streaming" not in instance2["configuration"]["urls"]
+        assert instance2["api_versions"] == {"mastodon": 2} and "streaming" not in instance2["configuration"]["urls"]
     assert_entity("Account", api(server, token, "GET", f"/api/v1/accounts/{me_id}").json())
     looked_up = api(server, token, "GET", "/api/v1/accounts/lookup", params={"acct": "bob"}).json()
     assert_entity("Account", looked_up)
