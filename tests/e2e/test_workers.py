@@ -256,6 +256,6 @@ def test_worker_refuses_an_unknown_queue_or_concurrency_with_a_clear_message(fed
     a = fedserver_processes("a")
     result = a.run("worker", "--queues", "inbox,outbox")
     assert result.returncode == 1
-    assert "unknown queue outbox: choose from inbox, delivery, media, corpus, polls, prune" in result.stderr
+    assert "unknown queue outbox: choose from inbox, delivery, media, push, corpus, polls, prune" in result.stderr
     result = a.run("worker", "--concurrency", "0")
     assert result.returncode == 1 and "--concurrency must be 1-64" in result.stderr
