@@ -20,7 +20,7 @@ from fedserver.federation.inbox import handle_inbox
 from fedserver.federation.inbox_retention import prune_periodically
 from fedserver.federation.inbox_writer import INBOX_WRITER_KEY, InboxWriter
 from fedserver.federation.processing import InboxWorker
-from fedserver.services import media_cache, polls, uploads
+from fedserver.services import events, media_cache, polls, uploads
 from fedserver.web import admin as web_admin
 from fedserver.web import followed_tags as web_followed_tags
 from fedserver.web import keyword_filters as web_keyword_filters
@@ -99,7 +99,8 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                        asyncio.create_task(media_cache.run_worker(ctx), name="media-cache"),
                        asyncio.create_task(media_cache.prune_periodically(ctx), name="media-pruner"),
                        asyncio.create_task(uploads.prune_periodically(ctx), name="upload-pruner"),
-                       asyncio.create_task(polls.run_closer(ctx), name="poll-closer")]
+                       asyncio.create_task(polls.run_closer(ctx), name="poll-closer"),
+                       asyncio.create_task(events.prune_periodically(ctx), name="stream-event-pruner")]
         app[WORKERS_KEY] = workers
 
     async def on_cleanup(app: web.Application) -> None:

@@ -43,6 +43,11 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = ()
     # Sign-up attempts accepted from one client address per hour; more get 429.
     sign_ups_per_address_per_hour: int = 5
+    # Streaming API, per process: streams per token and per client address; events a stream may
+    # fall behind by before its reader is disconnected.
+    streaming_connections_per_token: int = 8
+    streaming_connections_per_address: int = 32
+    streaming_queue_events: int = 500
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,9 @@ def validate(settings: Settings) -> Settings:
     _validate_trusted_proxies(settings.server.trusted_proxies)
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
+    for name in ("streaming_connections_per_token", "streaming_connections_per_address", "streaming_queue_events"):
+        if getattr(settings.server, name) <= 0:
+            raise ConfigError(f"[server] {name} must be positive")
     if settings.server.api_app_registrations_per_hour <= 0:
         raise ConfigError("[server] api_app_registrations_per_hour must be positive")
     fed = settings.federation
@@ -375,6 +383,12 @@ processes = 1
 trusted_proxies = []
 # Sign-up attempts accepted from one client address per hour; more get 429.
 sign_ups_per_address_per_hour = 5
+# Streaming API (live timelines in apps), per serving process: open streams one access token, and
+# one client address, may hold; and the events one stream may fall behind by before its reader,
+# too slow to keep up, is disconnected (apps reconnect) instead of being buffered without limit.
+streaming_connections_per_token = 8
+streaming_connections_per_address = 32
+streaming_queue_events = 500
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

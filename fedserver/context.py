@@ -31,6 +31,8 @@ class Context:
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # A new poll may end before the closing worker's next look (services.polls.run_closer).
     poll_closing_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Stream events were written in this process: its hub reads them at once (services/events.py).
+    stream_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # The key the fetcher signs with (the instance actor's): key id and private key PEM.
     signing_key: tuple[str, str] | None = None
 

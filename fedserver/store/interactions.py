@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store import stream_events
 from fedserver.store.actors import Actor
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
 
@@ -96,15 +97,34 @@ def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_
     return (recipient_id, kind, from_actor_id, post_id, now, recipient_id, from_actor_id, recipient_id, from_actor_id)
 
 
+# Every notification is announced to the streaming API (services/events.py) in the transaction that
+# writes it, here where all notifications are written, so no caller can forget it.
+
+
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
-                           post_id: int | None, now: str) -> None:
-    await conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+                           post_id: int | None, now: str) -> int | None:
+    """The new notification's id, or None when the recipient blocked or muted the sender."""
+    cur = await conn.execute(_INSERT_NOTIFICATION + " RETURNING id",
+                             _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+    row = await cur.fetchone()
+    await cur.close()
+    if row is None:
+        return None
+    await stream_events.add(conn, kind="notification", subject_id=row[0], sort_id=row[0], actor_id=recipient_id,
+                            now=now)
+    return int(row[0])
 
 
 def add_notification_sync(conn: sqlite3.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
-                          post_id: int | None, now: str) -> None:
+                          post_id: int | None, now: str) -> int | None:
     """add_notification, synchronous: for Database.write_batch."""
-    conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+    row = conn.execute(_INSERT_NOTIFICATION + " RETURNING id",
+                       _notification_params(recipient_id, kind, from_actor_id, post_id, now)).fetchone()
+    if row is None:
+        return None
+    stream_events.add_sync(conn, kind="notification", subject_id=row[0], sort_id=row[0], actor_id=recipient_id,
+                           now=now)
+    return int(row[0])
 
 
 async def delete_notifications_from(conn: aiosqlite.Connection, recipient_id: int, from_actor_id: int) -> None:
