@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from typing import Awaitable, Callable
 
@@ -42,6 +43,9 @@ MAX_SUBSCRIPTIONS = 32
 MAX_CLIENT_MESSAGE = 4096
 # Unsent bytes one stream's connection may hold in this process before its writes wait.
 STREAM_WRITE_BUFFER = 16 * 1024
+# The kernel's send buffer of a stream's socket (a stream carries small events; a large buffer
+# would only hide a reader that stopped reading). Plenty for live events over slow links.
+STREAM_SOCKET_BUFFER = 64 * 1024
 # How often an open stream checks that its token is still valid (revoked tokens stop streaming).
 RECHECK_TOKEN_SECONDS = 30.0
 
@@ -402,10 +406,18 @@ async def _subscribe(ctx: Context, connection: StreamConnection, name: str, para
 
 
 def _bound_buffer(request: web.Request) -> None:
-    """Hold little unsent data per stream: a reader that stops reading blocks its pump sooner, and
-    is then dropped once its events pile up, instead of holding memory here."""
-    if request.transport is not None:
-        request.transport.set_write_buffer_limits(high=STREAM_WRITE_BUFFER)
+    """Hold little unsent data per stream, here and in the kernel: a reader that stops reading
+    blocks its pump soon, and is dropped once its events pile up, instead of holding memory."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=STREAM_WRITE_BUFFER)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SOCKET_BUFFER)
+        except OSError as exc:
+            log.debug("could not bound a stream's socket buffer: %s", exc)
 
 
 async def health(request: web.Request) -> web.Response:
