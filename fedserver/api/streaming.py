@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 from collections import Counter
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -30,6 +30,7 @@ from fedserver.services import scopes as scope_rules
 from fedserver.services.events import EventHub
 from fedserver.services.oauth import Caller
 from fedserver.services.streams import Delivery, Stream, StreamError
+from fedserver.store.actors import Actor
 from fedserver.store.stream_events import StreamEvent
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class StreamConnection:
                 await self._send(stream, delivery.event, rendered if rendered != "" else None)
 
 
-async def _render(ctx: Context, viewer, delivery: Delivery) -> str | None:
+async def _render(ctx: Context, viewer: Actor | None, delivery: Delivery) -> str | None:
     """The payload as a JSON text ("" for an event without one); None when there is nothing to send."""
     if delivery.event in ("update", "status.update") and delivery.card is not None:
         return orjson.dumps((await statuses_json(ctx, [delivery.card], viewer))[0]).decode()
@@ -195,7 +196,7 @@ async def _render(ctx: Context, viewer, delivery: Delivery) -> str | None:
     return None
 
 
-async def _conversation(ctx: Context, viewer, delivery: Delivery) -> dict:
+async def _conversation(ctx: Context, viewer: Actor, delivery: Delivery) -> dict[str, Any]:
     """Mastodon's Conversation entity for a direct post: its other participants and the post."""
     card = delivery.card
     assert card is not None
@@ -242,7 +243,7 @@ def _check_scope(caller: Caller, stream: Stream) -> None:
         raise StreamError("Access token does not have the required scopes")
 
 
-async def _open(ctx: Context, caller: Caller, name: str, params) -> Stream:
+async def _open(ctx: Context, caller: Caller, name: str, params: Mapping[str, str]) -> Stream:
     stream = await streams.open_stream(ctx, caller.actor, name, tag=params.get("tag"), list_id=params.get("list"))
     _check_scope(caller, stream)
     return stream
@@ -325,7 +326,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     hub = request.app[STATE_KEY].hub_for(ctx)
 
     async def send(stream: Stream, event: str, payload: str | None) -> None:
-        message: dict = {"stream": stream.wire_name, "event": event}
+        message: dict[str, Any] = {"stream": stream.wire_name, "event": event}
         if payload is not None:
             message["payload"] = payload
         await ws.send_str(orjson.dumps(message).decode())
@@ -392,7 +393,7 @@ async def _handle_message(ctx: Context, connection: StreamConnection, data: str,
         connection.streams.pop(stream, None)
 
 
-async def _subscribe(ctx: Context, connection: StreamConnection, name: str, params,
+async def _subscribe(ctx: Context, connection: StreamConnection, name: str, params: Mapping[str, str],
                      say_error: Callable[[str, int], Awaitable[None]]) -> None:
     try:
         stream = await _open(ctx, connection.caller, name, params)

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser
 
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
-from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app, user_token
+from tests.api.oauth_flow import SCOPES, api, user_token
 from tests.api.stream_clients import (Recorder, SocketClient, raw_event_stream, read_until_closed,
                                       serving_pid)
 from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
@@ -153,10 +153,13 @@ def test_a_blocked_accounts_posts_never_reach_the_stream(browser: Browser, pair)
     socket = _socket(here, token, f"?access_token={token}")
     try:
         socket.send({"type": "subscribe", "stream": "hashtag", "tag": "Streams"})
+        socket.send({"type": "subscribe", "stream": "direct"})
         wait_for(lambda: handle.is_receiving(), what="the event stream to open", timeout=10)
         time.sleep(0.5)
         here.run("post", "bob", "bob was blocked #streams", check=True)
+        here.run("post", "bob", "@alice a word from bob", "--visibility", "direct", check=True)
         here.run("post", "dana", "dana was not #streams", check=True)
+        here.run("post", "dana", "@alice a word from dana", "--visibility", "direct", check=True)
         # dana's post, written after bob's, arrives: bob's was left out, not late.
         wait_for(lambda: [s for s in recorder.named("update") if "dana was not" in s.content],
                  what="dana's post on the local stream", timeout=15, interval=0.2)
@@ -166,6 +169,15 @@ def test_a_blocked_accounts_posts_never_reach_the_stream(browser: Browser, pair)
         assert not [s for s in recorder.named("update") if "bob was blocked" in s.content]
         assert [json.loads(m["payload"])["account"]["acct"] for m in socket.events("update")] == ["dana"]
         assert len(tagged) == 1
+        # Direct messages arrive on the direct stream as conversations; bob's does not.
+        conversation = wait_for(lambda: socket.events("conversation", ["direct"]), what="dana's direct message",
+                                timeout=10)
+        time.sleep(0.5)
+        assert len(socket.events("conversation")) == 1
+        payload = json.loads(conversation[0]["payload"])
+        assert_entity("Conversation", payload)
+        assert [a["acct"] for a in payload["accounts"]] == ["dana"]
+        assert payload["last_status"]["visibility"] == "direct" and "from dana" in payload["last_status"]["content"]
     finally:
         handle.close()
         socket.close()
