@@ -4,13 +4,13 @@
 -- renders each event for each listening person itself; rows are pruned after a few minutes.
 CREATE TABLE stream_events (
     id INTEGER PRIMARY KEY,
-    -- post | edit | delete | boost | notification | filters
+    -- post | edit | delete | boost | notification | filters | tokens
     kind TEXT NOT NULL,
     -- The post (post, edit, delete, boost); the notification (notification).
     subject_id INTEGER,
     -- The boost's own id (its place on home timelines) for boost; else the subject's.
     sort_id INTEGER,
-    -- The person it is for (notification, filters); NULL for posts, which each stream checks.
+    -- The person it is for (notification, filters, tokens); NULL for posts, which each stream checks.
     actor_id INTEGER,
     created_at TEXT NOT NULL
 );

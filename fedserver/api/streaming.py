@@ -116,6 +116,7 @@ class StreamConnection:
         self.streams: dict[Stream, None] = {}
         self.queue: asyncio.Queue[StreamEvent] = asyncio.Queue(ctx.settings.server.streaming_queue_events)
         self.dropped = False
+        self.ended = False  # its token stopped working
 
     @property
     def who(self) -> str:
@@ -144,7 +145,7 @@ class StreamConnection:
         """Render and send events until the connection ends (ConnectionError) or is dropped."""
         loop = asyncio.get_running_loop()
         next_check = loop.time() + RECHECK_TOKEN_SECONDS
-        while not self.dropped:
+        while not self.dropped and not self.ended:
             try:
                 event = await asyncio.wait_for(self.queue.get(), heartbeat_seconds)
             except asyncio.TimeoutError:
@@ -152,6 +153,9 @@ class StreamConnection:
                     await heartbeat()
             else:
                 await self._deliver(event)
+            if self.ended:
+                log.info("stream of %s ended: its token was revoked", self.who)
+                return
             if loop.time() >= next_check:
                 next_check = loop.time() + RECHECK_TOKEN_SECONDS
                 if not await self._token_still_valid():
@@ -164,6 +168,10 @@ class StreamConnection:
 
     async def _deliver(self, event: StreamEvent) -> None:
         viewer = self.caller.actor
+        if event.kind == "tokens":
+            if event.actor_id is None or (viewer is not None and event.actor_id == viewer.id):
+                self.ended = not await self._token_still_valid()
+            return
         may_read_notifications = scope_rules.satisfies(self.caller.scopes, ("read:notifications",))
         for stream in list(self.streams):
             try:
@@ -341,6 +349,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         _bound_buffer(request)
         await hub.add(connection)
         pump = asyncio.create_task(connection.pump(heartbeat_seconds=WS_HEARTBEAT_SECONDS), name="stream-pump")
+        # A pump that ends (token revoked) closes the socket, which ends the read loop below.
+        pump.add_done_callback(lambda _: asyncio.ensure_future(ws.close()) if not ws.closed else None)
         if request.query.get("stream"):
             await _subscribe(ctx, connection, request.query.get("stream", ""), request.query, say_error)
         async for msg in ws:

@@ -67,6 +67,12 @@ async def filters_changed(ctx: Context, conn: aiosqlite.Connection, actor_id: in
     await _publish(ctx, conn, "filters", None, None, actor_id)
 
 
+async def tokens_revoked(ctx: Context, conn: aiosqlite.Connection, actor_id: int | None) -> None:
+    """Some of the person's tokens (an app-only token: actor_id None) stopped working: their open
+    streams end now, not at their next check."""
+    await _publish(ctx, conn, "tokens", None, None, actor_id)
+
+
 # For Database.write_batch work (runs on the database thread): the caller wakes the hub after the
 # batch, with wake().
 

@@ -88,6 +88,8 @@ class SocketClient:
         await self._session.close()
 
     def close(self) -> None:
+        if not self._loop.is_running():
+            return  # closed already
         try:
             self._call(self._close())
         finally:

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser
 
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
-from tests.api.oauth_flow import SCOPES, api, user_token
+from tests.api.oauth_flow import SCOPES, api, approve, authorize_url, exchange, new_app, user_token
 from tests.api.stream_clients import (Recorder, SocketClient, raw_event_stream, read_until_closed,
                                       serving_pid)
 from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
@@ -213,6 +213,44 @@ def test_streams_need_a_token_that_may_read(browser: Browser, pair):
         assert [e["status"] for e in errors] == [401, 400, 400]
     finally:
         socket.close()
+
+
+def test_revoking_a_token_ends_its_streams_at_once_and_a_token_holds_a_bounded_number(browser: Browser, pair):
+    here, _ = pair
+    client_id, client_secret = new_app(here)
+    context = browser.new_context()
+    try:
+        code = approve(context.new_page(), authorize_url(here, client_id), username="alice")
+    finally:
+        context.close()
+    token = exchange(here, client_id, client_secret, code).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    sockets = [_socket(here, token, "?stream=user", headers=headers) for _ in range(8)]
+    try:
+        # Eight streams per token (the default [server] streaming_connections_per_token); a ninth is refused.
+        with pytest.raises(Exception) as refused:
+            _socket(here, token, "?stream=user", headers=headers)
+        assert "429" in str(refused.value)
+        recorder = Recorder()
+        sockets[-1].close()
+        time.sleep(0.5)
+        handle = _app(here, token).stream_user(recorder, run_async=True)
+        wait_for(lambda: handle.is_receiving(), what="the event stream to open", timeout=10)
+        started = time.monotonic()
+        revoked = requests.post(f"{here.base}/oauth/revoke", data={"client_id": client_id,
+                                                                    "client_secret": client_secret, "token": token},
+                                timeout=5)
+        assert revoked.status_code == 200
+        # Ended within seconds, not at the next periodic check (30 s).
+        wait_for(lambda: all(s.closed.is_set() for s in sockets[:-1]), what="the sockets to close", timeout=5)
+        wait_for(lambda: not handle.is_receiving(), what="the event stream to end", timeout=5)
+        assert time.monotonic() - started < 5
+        again = requests.get(f"{here.base}/api/v1/streaming/user", headers=headers, timeout=5)
+        assert again.status_code == 401
+        handle.close()
+    finally:
+        for client in sockets:
+            client.close()
 
 
 def test_an_event_written_in_one_process_reaches_streams_held_by_the_other(browser: Browser, busy):
