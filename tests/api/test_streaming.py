@@ -184,6 +184,40 @@ def test_a_blocked_accounts_posts_never_reach_the_stream(browser: Browser, pair)
         alice.account_unblock(bob.id)
 
 
+def test_keyword_filters_mark_or_hide_streamed_posts_and_their_changes_are_announced(browser: Browser, pair):
+    here, _ = pair
+    token = _token(browser, here, "alice")
+    socket = _socket(here, token, "?stream=user", headers={"Authorization": f"Bearer {token}"})
+    try:
+        socket.send({"type": "subscribe", "stream": "public:local"})
+        socket.send({"type": "subscribe", "stream": "hashtag", "tag": "later"})
+        time.sleep(0.5)
+        for title, action, word in (("Spoilers", "warn", "spoilers"), ("Noise", "hide", "noise")):
+            created = api(here, token, "POST", "/api/v2/filters", json={
+                "title": title, "context": ["public"], "filter_action": action,
+                "keywords_attributes": [{"keyword": word}]})
+            assert created.status_code == 200, created.text
+        # Each change is announced on the user stream, without a payload (as Mastodon sends it).
+        changes = wait_for(lambda: socket.events("filters_changed", ["user"])
+                           if len(socket.events("filters_changed")) == 2 else None, what="two filter changes",
+                           timeout=10)
+        assert all("payload" not in change for change in changes)
+        socket.send({"type": "unsubscribe", "stream": "hashtag", "tag": "later"})
+        time.sleep(0.3)
+        here.run("post", "dana", "some spoilers here #later", check=True)
+        here.run("post", "dana", "pure noise #later", check=True)
+        here.run("post", "dana", "plain words", check=True)
+        wait_for(lambda: any("plain words" in m["payload"] for m in socket.events("update", ["public:local"])),
+                 what="the last post", timeout=15)
+        shown = [json.loads(m["payload"]) for m in socket.events("update", ["public:local"])]
+        assert [s["content"] for s in shown if "noise" in s["content"]] == []  # hidden by "hide"
+        warned = next(s for s in shown if "spoilers" in s["content"])
+        assert [f["filter"]["title"] for f in warned["filtered"]] == ["Spoilers"]
+        assert socket.events("update", ["hashtag", "later"]) == []  # unsubscribed before
+    finally:
+        socket.close()
+
+
 def test_streams_need_a_token_that_may_read(browser: Browser, pair):
     here, _ = pair
     base = f"{here.base}/api/v1/streaming"
