@@ -122,6 +122,13 @@ def test_a_followed_accounts_post_like_edit_and_delete_arrive_on_the_user_stream
                                      if json.loads(m["payload"])["type"] == "favourite"],
                             what="the notification on the socket", timeout=10)
         assert_entity("Notification", json.loads(ws_liked[0]["payload"]))
+        # carol boosts it: a reblog notification, and the boost on alice's home (she follows carol).
+        there.run("boost", "carol", copy, check=True)
+        wait_for(lambda: [n for n in recorder.named("notification") if n.type == "reblog"],
+                 what="the reblog notification", timeout=30, interval=0.2)
+        boost = wait_for(lambda: next((s for s in recorder.named("update") if s.reblog and s.reblog.id == mine.id),
+                                      None), what="carol's boost on the home stream", timeout=10, interval=0.2)
+        assert boost.account.acct == f"carol@{there.domain}"
 
         # carol edits her post: status.update; then deletes it: delete with its id.
         carol.status_update(posted.id, "live from the other server, edited")
