@@ -46,5 +46,8 @@ async def latest_id(conn: aiosqlite.Connection) -> int:
 
 
 async def prune(conn: aiosqlite.Connection, before: str) -> int:
-    cur = await conn.execute("DELETE FROM stream_events WHERE created_at < ?", (before,))
+    """Delete the events older than `before`, always keeping the newest: SQLite numbers a row
+    max(id) + 1, so an emptied table would start again at 1, below where every process reads from."""
+    cur = await conn.execute("DELETE FROM stream_events WHERE created_at < ?"
+                             " AND id < (SELECT max(id) FROM stream_events)", (before,))
     return cur.rowcount
