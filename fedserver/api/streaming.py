@@ -57,6 +57,9 @@ SSE_PATHS = {
     "direct": "direct",
 }
 
+# Events meant for one person (stream_events.actor_id): other people's connections skip them at once.
+PERSONAL_EVENTS = ("notification", "filters", "tokens")
+
 Send = Callable[[Stream, str, str | None], Awaitable[None]]
 
 
@@ -126,6 +129,10 @@ class StreamConnection:
     def offer(self, event: StreamEvent) -> None:
         if self.dropped:
             return
+        viewer = self.caller.actor
+        if event.kind in PERSONAL_EVENTS and event.actor_id is not None \
+                and (viewer is None or event.actor_id != viewer.id):
+            return  # someone else's: it never takes a place in this connection's queue
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
