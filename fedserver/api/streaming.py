@@ -182,8 +182,8 @@ class StreamConnection:
         may_read_notifications = scope_rules.satisfies(self.caller.scopes, ("read:notifications",))
         for stream in list(self.streams):
             try:
-                delivery = await streams.deliveries(self.ctx, stream, viewer, event,
-                                                    notifications=may_read_notifications)
+                delivery = await streams.delivery_for(self.ctx, stream, viewer, event,
+                                                      notifications=may_read_notifications)
                 if delivery is None:
                     continue
                 rendered = await _render(self.ctx, viewer, delivery)

@@ -79,7 +79,7 @@ class Delivery:
     post_id: int | None = None
 
 
-async def deliveries(ctx: Context, stream: Stream, viewer: Actor | None, event: StreamEvent, *,
+async def delivery_for(ctx: Context, stream: Stream, viewer: Actor | None, event: StreamEvent, *,
                      notifications: bool) -> Delivery | None:
     """What the event means for this person's stream, or None when it does not reach it.
     notifications: whether the user stream carries notifications (the token may read them)."""

@@ -111,6 +111,9 @@ def test_a_followed_accounts_post_like_edit_and_delete_arrive_on_the_user_stream
 
         # carol likes alice's post: a notification.
         there.run("follow", "carol", here.handle("alice"), check=True)
+        wait_for(lambda: there.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
+                                     " WHERE a.username = 'alice'") == "accepted", what="alice's server to accept",
+                 timeout=30)
         mine = alice.status_post("carol will like this")
         copy = wait_for(lambda: there.value("SELECT uri FROM posts WHERE content_text LIKE '%carol will like%'"),
                         what="alice's post on carol's server", timeout=30)
