@@ -357,7 +357,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await hub.add(connection)
         pump = asyncio.create_task(connection.pump(heartbeat_seconds=WS_HEARTBEAT_SECONDS), name="stream-pump")
         # A pump that ends (token revoked) closes the socket, which ends the read loop below.
-        pump.add_done_callback(lambda _: asyncio.ensure_future(ws.close()) if not ws.closed else None)
+        pump.add_done_callback(lambda _: None if ws.closed or connection.dropped
+                               else asyncio.ensure_future(_close_quietly(ws)))
         if request.query.get("stream"):
             await _subscribe(ctx, connection, request.query.get("stream", ""), request.query, say_error)
         async for msg in ws:
@@ -380,8 +381,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             except Exception:
                 log.exception("stream of %s ended with an error", connection.who)
         if not ws.closed and not connection.dropped:
-            await ws.close()
+            await _close_quietly(ws)
     return ws
+
+
+async def _close_quietly(ws: web.WebSocketResponse) -> None:
+    try:
+        await ws.close()
+    except (ConnectionError, RuntimeError):
+        pass  # the client went away first
 
 
 async def _handle_message(ctx: Context, connection: StreamConnection, data: str,

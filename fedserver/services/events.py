@@ -165,7 +165,12 @@ class EventHub:
             total += len(events)
             for event in events:
                 for listener in list(self._listeners):
-                    listener.offer(event)
+                    try:
+                        listener.offer(event)
+                    except Exception:
+                        # One listener's failure must not keep the event from the others.
+                        log.exception("a stream could not take event %d", event.id)
+                        self.remove(listener)
             if len(events) < BATCH:
                 break
         return total
