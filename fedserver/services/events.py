@@ -8,7 +8,10 @@ web and worker processes on different machines, on another machine) reaches a st
 process; in the process that wrote it, it is read at once.
 
 The hub reads through one method (_read_new): the PostgreSQL engine can replace the bounded poll
-with LISTEN/NOTIFY there without touching publishers or streams."""
+with LISTEN/NOTIFY there without touching publishers or streams. Tailing by id relies on ids
+becoming visible in order, which SQLite's single writer guarantees; with PostgreSQL's concurrent
+writers a sequence value can commit after a larger one, so that engine's reader must re-read a
+short window behind its last id (or be told by NOTIFY) to see it."""
 from __future__ import annotations
 
 import asyncio
