@@ -19,7 +19,7 @@ from fedserver.corpus import sync as corpus_sync
 from fedserver.federation.delivery import DeliveryWorker
 from fedserver.federation.inbox_retention import prune_periodically as prune_inbox
 from fedserver.federation.processing import InboundPressure, InboxWorker
-from fedserver.services import media_cache, polls, uploads
+from fedserver.services import events, media_cache, polls, uploads
 from fedserver.store import claims
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ QUEUE_HELP = {
     "push": "send Web Push notifications to apps' push services",
     "corpus": "reconcile the research corpus change feed",
     "polls": "close polls as they fall due",
-    "prune": "prune finished inbox items, cached remote media and unused uploads",
+    "prune": "prune finished inbox items, cached remote media, unused uploads and old stream events",
 }
 # A periodic job that fails is started again after this pause (it never stops the worker).
 JOB_RESTART_SECONDS = 5.0
@@ -99,7 +99,8 @@ def start(ctx: Context, queues: tuple[str, ...] = QUEUES, *, concurrency: int = 
         "corpus": [("corpus-reconciler", corpus_sync.run_periodically)],
         "polls": [("poll-closer", polls.run_closer)],
         "prune": [("inbox-pruner", prune_inbox), ("media-pruner", media_cache.prune_periodically),
-                  ("upload-pruner", uploads.prune_periodically)],
+                  ("upload-pruner", uploads.prune_periodically),
+                  ("stream-event-pruner", events.prune_periodically)],
     }
     for queue in PERIODIC_QUEUES:
         if queue in queues:

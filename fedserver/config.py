@@ -48,6 +48,11 @@ class ServerSettings:
     # Lease on a claimed queue row (inbox, delivery) or periodic job, renewed every third of it
     # while held: how long a killed worker's work waits before another worker takes it over.
     worker_lease_seconds: float = 30.0
+    # Streaming API, per process: streams per token and per client address; events a stream may
+    # fall behind by before its reader is disconnected.
+    streaming_connections_per_token: int = 8
+    streaming_connections_per_address: int = 32
+    streaming_queue_events: int = 500
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     if not (1 <= settings.server.worker_lease_seconds <= 3600):
         raise ConfigError(f"[server] worker_lease_seconds must be 1-3600, got {settings.server.worker_lease_seconds}")
+    for name in ("streaming_connections_per_token", "streaming_connections_per_address", "streaming_queue_events"):
+        if getattr(settings.server, name) <= 0:
+            raise ConfigError(f"[server] {name} must be positive")
     if settings.server.api_app_registrations_per_hour <= 0:
         raise ConfigError("[server] api_app_registrations_per_hour must be positive")
     if settings.server.archive_downloads_per_day <= 0:
@@ -397,6 +405,12 @@ archive_downloads_per_day = 3
 # while it works: a worker that dies (`fedserver worker`, or the server) loses nothing, and another
 # takes its work over once the lease runs out (docs/scaling.md).
 worker_lease_seconds = 30.0
+# Streaming API (live timelines in apps), per serving process: open streams one access token, and
+# one client address, may hold; and the events one stream may fall behind by before its reader,
+# too slow to keep up, is disconnected (apps reconnect) instead of being buffered without limit.
+streaming_connections_per_token = 8
+streaming_connections_per_address = 32
+streaming_queue_events = 500
 
 [database]
 # SQLite database file (WAL mode). Created on first run.

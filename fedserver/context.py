@@ -40,6 +40,8 @@ class Context:
     # Other processes enqueue work for this process's workers (a `fedserver worker`, or a server with
     # acceptors or whose web processes run apart): idle workers then look for their commits often.
     others_enqueue: bool = False
+    # Stream events were written in this process: its hub reads them at once (services/events.py).
+    stream_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # The key the fetcher signs with (the instance actor's): key id and private key PEM.
     signing_key: tuple[str, str] | None = None
 

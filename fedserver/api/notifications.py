@@ -9,7 +9,9 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.services import post_details, timelines
+from fedserver.context import Context
 from fedserver.services.timelines import Notification
+from fedserver.store.actors import Actor
 
 routes = ApiRoutes()
 
@@ -35,6 +37,17 @@ async def _render(call: ApiCall, items: list[Notification], wanted: set[str]) ->
 
 
 ALL_TYPES = set(serializers.NOTIFICATION_TYPES.values())
+
+
+async def notification_json(ctx: Context, me: Actor, item: Notification) -> dict | None:
+    """One notification as the list shows it (the streaming API's payload), or None when the list
+    would not show it."""
+    kind = _shown_as(item, ALL_TYPES)
+    if kind is None:
+        return None
+    details = await post_details.details_for(ctx, [item.card] if item.card is not None else [], me,
+                                             also_accounts=[item.from_actor])
+    return serializers.notification(item, kind, details, ctx.urls, me)
 
 
 @routes.get("/api/v1/notifications", scope=("read:notifications",))

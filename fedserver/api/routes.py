@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedserver.api import (accounts, apps, filters, grouped_notifications, instance, lists, markers, media,
-                           notifications, oauth, polls, push, relationships, saved_posts, search, statuses, stubs,
-                           tags, timelines)
+                           notifications, oauth, polls, push, relationships, saved_posts, search, statuses, streaming,
+                           stubs, tags, timelines)
 from fedserver.api.routing import install
 from fedserver.config import Settings
 
@@ -14,6 +14,7 @@ from fedserver.config import Settings
 def add_routes(app: web.Application, settings: Settings) -> None:
     oauth.add_routes(app)
     apps.add_budgets(app, settings)
+    streaming.add_routes(app)
     # accounts before stubs, and fixed paths before {id} patterns within each module.
     install(app, [apps.routes, instance.routes, accounts.routes, relationships.routes, statuses.routes, polls.routes,
                   timelines.routes, notifications.routes, search.routes, markers.routes,

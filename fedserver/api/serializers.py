@@ -165,14 +165,19 @@ def _configuration(urls: Urls, image_matrix_limit: int, video_size_limit: int = 
     }
 
 
+def streaming_url(urls: Urls) -> str:
+    """Where apps open the streaming API's socket: this server, as Mastodon names it (wss://host)."""
+    return ("wss://" + urls.base[len("https://"):] if urls.base.startswith("https://")
+            else "ws://" + urls.base[len("http://"):])
+
+
 def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, domains: int,
                 contact: dict[str, Any] | None, approval_required: bool, image_matrix_limit: int,
                 video_size_limit: int = 0) -> dict[str, Any]:
     return {
         "uri": urls.domain, "title": info.name, "short_description": info.description,
         "description": info.description, "email": "", "version": MASTODON_VERSION,
-        # No streaming_api: apps poll instead of opening a socket that would fail (§2, streaming).
-        "urls": {},
+        "urls": {"streaming_api": streaming_url(urls)},
         "stats": {"user_count": users, "status_count": statuses, "domain_count": domains},
         "thumbnail": urls.base + THUMBNAIL, "languages": ["en"],
         "registrations": info.registrations != "closed", "approval_required": approval_required,
@@ -185,7 +190,7 @@ def instance_v1(info: InstanceInfo, urls: Urls, *, users: int, statuses: int, do
 def instance_v2(info: InstanceInfo, urls: Urls, *, active_month: int, contact: dict[str, Any] | None,
                 approval_required: bool, image_matrix_limit: int, video_size_limit: int = 0) -> dict[str, Any]:
     configuration = _configuration(urls, image_matrix_limit, video_size_limit)
-    configuration["urls"] = {}
+    configuration["urls"] = {"streaming": streaming_url(urls)}
     configuration["translation"] = {"enabled": False}
     configuration["vapid"] = {"public_key": ""}
     configuration["accounts"]["max_display_name_length"] = 100

@@ -19,7 +19,7 @@ from fedserver.activitypub.notes import InvalidNote, NoteHead, read_note_head
 from fedserver.activitypub.sanitizing import parse_note_off_loop
 from fedserver.activitypub.vocab import POST_TYPES
 from fedserver.context import Context
-from fedserver.services import polls, remote_posts
+from fedserver.services import events, polls, remote_posts
 from fedserver.services.remote_posts import IncomingNote
 from fedserver.store import inbound_batches
 from fedserver.store.actors import Actor
@@ -118,6 +118,7 @@ async def apply_creates(ctx: Context, creates: list[DeliveredCreate], *,
         return
     now, urls = ctx.clock.now_iso(), ctx.urls
     await ctx.db.write_batch(lambda conn: _store(conn, notes, now, urls, also))
+    events.wake(ctx)
 
 
 def _store(conn: sqlite3.Connection, notes: list[_Checked], now: str, urls: Urls,

@@ -16,7 +16,7 @@ from fedserver.context import Context
 from fedserver.federation import creates
 from fedserver.services import follows as follow_service
 from fedserver.services import pins as pin_service
-from fedserver.services import remote_actors, remote_posts
+from fedserver.services import events, remote_actors, remote_posts
 from fedserver.services import reports as report_service
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
@@ -222,6 +222,7 @@ async def handle_delete(ctx: Context, activity: dict[str, Any], signer: Actor) -
         post = await post_store.get_post_by_uri(tx, object_uri)
         if post is not None and post.actor_id == signer.id:
             await post_store.mark_post_deleted(tx, post.id, now)
+            await events.status_deleted(ctx, tx, post.id)
         # Remember the id so a late or replayed Create cannot bring the post back.
         await post_store.add_tombstone(tx, object_uri, now)
 
@@ -255,9 +256,12 @@ async def handle_announce(ctx: Context, activity: dict[str, Any], signer: Actor)
         return
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
+        announce_id = time_ordered_id(ctx.clock.now())
         added = await interaction_store.add_announce(
-            tx, announce_id=time_ordered_id(ctx.clock.now()), uri=activity["id"], actor_id=signer.id,
+            tx, announce_id=announce_id, uri=activity["id"], actor_id=signer.id,
             post_id=local_post.id, published_at=now, now=now)
+        if added:
+            await events.status_boosted(ctx, tx, announce_id, local_post.id)
         if added and local_post.is_local:
             await interaction_store.add_notification(tx, recipient_id=local_post.actor_id, kind="boost",
                                                      from_actor_id=signer.id, post_id=local_post.id, now=now)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.corpus import sync as corpus_sync
-from fedserver.services import accounts, as2, consent, outbox, signups, throttles
+from fedserver.services import accounts, as2, consent, events, outbox, signups, throttles
 from fedserver.services.accounts import AccountError
 from fedserver.services.instance import registration_mode, set_registration_mode  # noqa: F401 (re-exported)
 from fedserver.store import actors as actor_store
@@ -183,6 +183,7 @@ async def delete_account(ctx: Context, username: str, *, password: str | None = 
         for post_id in await post_store.list_live_post_ids_of_actor(tx, actor.id):
             await post_store.mark_post_deleted(tx, post_id, now)
         await web_store.delete_sessions_of(tx, actor.id)
+        await events.tokens_revoked(ctx, tx, actor.id)  # its apps' open streams end
     await corpus_sync.reconcile(ctx)
     log.info("account %s deleted%s", actor.username, " by an admin" if by_admin else "")
 
@@ -199,6 +200,7 @@ async def set_suspended(ctx: Context, username: str, suspended: bool) -> Actor:
         await actor_store.set_suspended(tx, actor.id, now if suspended else None, now)
         if suspended:
             await web_store.delete_sessions_of(tx, actor.id)
+            await events.tokens_revoked(ctx, tx, actor.id)  # its apps' open streams end
         updated = await actor_store.get_actor(tx, actor.id)
         assert updated is not None
         await profile.federate_profile(ctx, tx, updated)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fedserver.clock import time_ordered_id
 from fedserver.context import Context
-from fedserver.services import as2, outbox, remote_posts
+from fedserver.services import as2, events, outbox, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import interactions as interaction_store
@@ -71,10 +71,12 @@ async def boost(ctx: Context, username: str, post_uri: str) -> None:
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
         uri = ctx.urls.new_activity()
-        added = await interaction_store.add_announce(tx, announce_id=time_ordered_id(now_epoch), uri=uri,
+        announce_id = time_ordered_id(now_epoch)
+        added = await interaction_store.add_announce(tx, announce_id=announce_id, uri=uri,
                                                      actor_id=actor.id, post_id=post.id, published_at=now, now=now)
         if not added:
             return
+        await events.status_boosted(ctx, tx, announce_id, post.id)
         if author.is_local and author.id != actor.id:
             await interaction_store.add_notification(tx, recipient_id=author.id, kind="boost",
                                                      from_actor_id=actor.id, post_id=post.id, now=now)

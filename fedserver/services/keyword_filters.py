@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from fedserver.clock import iso_from_epoch, time_ordered_id
 from fedserver.context import Context
+from fedserver.services import events
 from fedserver.store import keyword_filters as filter_store
 from fedserver.store.actors import Actor
 from fedserver.store.keyword_filters import FilterStatus, Keyword, KeywordFilter
@@ -111,6 +112,7 @@ async def save_filter(ctx: Context, owner: Actor, *, title: str, contexts: list[
                                        action=action, expires_at=expires_at, keywords=cleaned,
                                        now=ctx.clock.now_iso(), new=new)
         saved = await filter_store.get_filter(tx, owner.id, filter_id)
+        await events.filters_changed(ctx, tx, owner.id)
     assert saved is not None
     return saved
 
@@ -132,6 +134,7 @@ async def delete_filter(ctx: Context, owner: Actor, filter_id: int) -> None:
         if await filter_store.get_filter(tx, owner.id, filter_id) is None:
             raise FilterNotFound("there is no such filter")
         await filter_store.delete_filter(tx, owner.id, filter_id)
+        await events.filters_changed(ctx, tx, owner.id)
 
 
 async def add_filter_status(ctx: Context, owner: Actor, filter_id: int, post_id: int) -> FilterStatus:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
+from fedserver.services import events
 from fedserver.services import scopes as scope_rules
 from fedserver.store import actors as actor_store
 from fedserver.store import oauth as oauth_store
@@ -228,6 +229,7 @@ async def exchange_code(ctx: Context, app: OAuthApp, *, code: str, redirect_uri:
         if replayed:
             # Committed (no raise inside the transaction, which would roll it back).
             revoked = await oauth_store.delete_tokens_of_code(tx, hashed)
+            await events.tokens_revoked(ctx, tx, found.actor_id)
             log.warning("OAuth code of app %d replayed; revoked the %d token(s) it gave", app.id, revoked)
     if replayed:
         raise invalid
@@ -263,7 +265,9 @@ async def _new_token(ctx: Context, tx, app: OAuthApp, *, actor_id: int | None, s
 async def revoke(ctx: Context, app: OAuthApp, token: str) -> None:
     """RFC 7009: revoking an unknown (or another app's) token is not an error the caller hears of."""
     async with ctx.db.transaction() as tx:
+        row = await oauth_store.get_token(tx, secret_hash(token or ""))
         if await oauth_store.delete_token(tx, secret_hash(token or ""), app.id):
+            await events.tokens_revoked(ctx, tx, row.actor_id if row is not None else None)
             log.info("OAuth app %d revoked one of its tokens", app.id)
 
 
@@ -301,5 +305,6 @@ async def revoke_app_for(ctx: Context, actor: Actor, app_id: int) -> int:
     """Every token this person gave the app stops working at once."""
     async with ctx.db.transaction() as tx:
         count = await oauth_store.delete_tokens_of_app_for(tx, actor.id, app_id)
+        await events.tokens_revoked(ctx, tx, actor.id)
     log.info("%s revoked OAuth app %d (%d token(s))", actor.username, app_id, count)
     return count

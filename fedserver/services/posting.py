@@ -16,7 +16,7 @@ from fedserver.context import Context
 from fedserver.image_previews import Preview
 from fedserver.av_media import InvalidMedia
 from fedserver.images import CleanImage, InvalidImage
-from fedserver.services import as2, audience, av_uploads, languages, outbox, remote_actors, remote_posts
+from fedserver.services import as2, audience, av_uploads, events, languages, outbox, remote_actors, remote_posts
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -276,6 +276,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         post = new_post.stored(now)
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
+        await events.status_created(ctx, tx, post_id)
     if poll is not None:
         ctx.wakeups.notify(POLLS)
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
@@ -413,6 +414,7 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
         dropped = [a for a in [await actor_store.get_actor(tx, i) for i in old_mentions]
                    if a is not None and a.id not in (m.id for m in mentions)]
         await _federate_post(ctx, tx, author, updated, mentions, "Update", extra_recipients=dropped)
+        await events.status_edited(ctx, tx, post.id)
     for media_id in unused:
         await asyncio.to_thread(ctx.media.delete, media_id)
     return updated
@@ -492,6 +494,7 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
         activity = as2.delete_note_activity(post, author, f"{post.uri}#delete")
         inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
         await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso())
+        await events.status_deleted(ctx, tx, post.id)
         await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                              is_public=post.visibility in ("public", "unlisted"))
     for media_id in media_ids:

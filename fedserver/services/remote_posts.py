@@ -16,7 +16,7 @@ from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
 from fedserver.corpus.signals import read_signal
 from fedserver.services import polls as polls_service
-from fedserver.services import remote_actors
+from fedserver.services import events, remote_actors
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
 from fedserver.store import emojis as emoji_store
@@ -90,7 +90,9 @@ def author_excluded(obj: dict, context: object = None) -> bool:
 async def save_remote_note(ctx: Context, note: IncomingNote) -> tuple[Post, bool]:
     """store_remote_note in a transaction of its own."""
     now, urls = ctx.clock.now_iso(), ctx.urls
-    return await ctx.db.write_batch(lambda conn: store_remote_note(conn, note, now=now, urls=urls))
+    stored = await ctx.db.write_batch(lambda conn: store_remote_note(conn, note, now=now, urls=urls))
+    events.wake(ctx)
+    return stored
 
 
 def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str, urls: Urls) -> tuple[Post, bool]:
@@ -129,13 +131,16 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
     if parsed.poll is not None:
         poll_store.set_poll_sync(conn, new_post.id, _poll_row(parsed), new=True)
     _notify_local(conn, new_post.id, note, now, urls)
+    events.status_created_sync(conn, new_post.id, now)
     return new_post.stored(now), True
 
 
 async def save_remote_edit(ctx: Context, note: IncomingNote) -> Post | None:
     """apply_remote_edit in a transaction of its own."""
     now = ctx.clock.now_iso()
-    return await ctx.db.write_batch(lambda conn: apply_remote_edit(conn, note, now=now))
+    edited = await ctx.db.write_batch(lambda conn: apply_remote_edit(conn, note, now=now))
+    events.wake(ctx)
+    return edited
 
 
 def apply_remote_edit(conn: sqlite3.Connection, note: IncomingNote, *, now: str) -> Post | None:
@@ -151,6 +156,7 @@ def apply_remote_edit(conn: sqlite3.Connection, note: IncomingNote, *, now: str)
     if bool(existing.corpus_excluded) != note.excluded:
         post_store.set_corpus_excluded_sync(conn, existing.id, note.excluded, now)
     _apply_update(conn, existing, note, now)
+    events.status_edited_sync(conn, existing.id, now)
     return post_store.get_post_sync(conn, existing.id)
 
 

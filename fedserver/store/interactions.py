@@ -8,6 +8,7 @@ import aiosqlite
 
 from fedserver.clock import parse_time
 from fedserver.store import push as push_store
+from fedserver.store import stream_events
 from fedserver.store.actors import Actor
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
 
@@ -117,22 +118,37 @@ def _notification_params(recipient_id: int, kind: str, from_actor_id: int, post_
             group_key(kind, post_id, now), recipient_id, from_actor_id, recipient_id, from_actor_id)
 
 
+# Every notification is announced to the streaming API (services/events.py) in the transaction that
+# writes it, here where all notifications are written, so no caller can forget it.
+
+
 async def add_notification(conn: aiosqlite.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
-                           post_id: int | None, now: str) -> None:
-    for (notification_id,) in await conn.execute_fetchall(
-            _INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now)):
-        # Its Web Push messages, queued in the same transaction (due at once: 0).
-        await push_store.enqueue_pushes(conn, notification_id=notification_id, recipient_id=recipient_id,
-                                        due_ms=0, now=now)
+                           post_id: int | None, now: str) -> int | None:
+    """The new notification's id, or None when the recipient blocked or muted the sender."""
+    row = await fetch_one(conn, _INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now))
+    if row is None:
+        return None
+    notification_id = int(row[0])
+    # Its Web Push messages (due at once: 0) and its stream event, in the same transaction.
+    await push_store.enqueue_pushes(conn, notification_id=notification_id, recipient_id=recipient_id,
+                                    due_ms=0, now=now)
+    await stream_events.add(conn, kind="notification", subject_id=notification_id, sort_id=notification_id,
+                            actor_id=recipient_id, now=now)
+    return notification_id
 
 
 def add_notification_sync(conn: sqlite3.Connection, *, recipient_id: int, kind: str, from_actor_id: int,
-                          post_id: int | None, now: str) -> None:
+                          post_id: int | None, now: str) -> int | None:
     """add_notification, synchronous: for Database.write_batch."""
-    for (notification_id,) in conn.execute(
-            _INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now)).fetchall():
-        push_store.enqueue_pushes_sync(conn, notification_id=notification_id, recipient_id=recipient_id,
-                                       due_ms=0, now=now)
+    row = conn.execute(_INSERT_NOTIFICATION, _notification_params(recipient_id, kind, from_actor_id, post_id, now)).fetchone()
+    if row is None:
+        return None
+    notification_id = int(row[0])
+    push_store.enqueue_pushes_sync(conn, notification_id=notification_id, recipient_id=recipient_id,
+                                   due_ms=0, now=now)
+    stream_events.add_sync(conn, kind="notification", subject_id=notification_id, sort_id=notification_id,
+                           actor_id=recipient_id, now=now)
+    return notification_id
 
 
 async def delete_notifications_from(conn: aiosqlite.Connection, recipient_id: int, from_actor_id: int) -> None:

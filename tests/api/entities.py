@@ -20,10 +20,9 @@ DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMERIC_ID = re.compile(r"^\d{1,19}$")
 URL_FIELDS = {"avatar", "avatar_static", "header", "header_static", "url", "uri", "preview_url"}
-# Deliberate departures, each for a reason apps give: no streaming URL until WebSocket streaming
-# works, since Phanpy and Elk open a socket whenever one is advertised and then fail endlessly
-# (client-api.md §1.6, §2 "Streaming").
-ALLOWED_OMISSIONS = {("InstanceURLs", "streaming_api"), ("InstanceURLsV2", "streaming")}
+# Deliberate departures, each for a reason apps give (none at present: the streaming URLs are sent
+# now that streaming works).
+ALLOWED_OMISSIONS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

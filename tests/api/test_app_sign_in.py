@@ -26,10 +26,12 @@ def _check_start_up_reads(server: ServerProcess, token: str, me_id: str) -> None
         assert_entity("Instance", instance)
         assert instance["version"].startswith("4.3.0 (compatible; fedserver ")
         assert instance["contact_account"]["acct"] == "alice"
+        assert instance["urls"]["streaming_api"] == "ws://" + server.domain
     for path in ("/api/v2/instance", "/api/v2/instance/"):
         instance2 = api(server, token, "GET", path).json()
         assert_entity("InstanceV2", instance2)
-        assert instance2["api_versions"] == {"mastodon": 2} and "streaming" not in instance2["configuration"]["urls"]
+        assert instance2["api_versions"] == {"mastodon": 2}
+        assert instance2["configuration"]["urls"]["streaming"] == "ws://" + server.domain
     assert_entity("Account", api(server, token, "GET", f"/api/v1/accounts/{me_id}").json())
     looked_up = api(server, token, "GET", "/api/v1/accounts/lookup", params={"acct": "bob"}).json()
     assert_entity("Account", looked_up)
