@@ -42,7 +42,7 @@ ALL_TYPES = set(serializers.NOTIFICATION_TYPES.values())
 async def notification_json(ctx: Context, me: Actor, item: Notification) -> dict | None:
     """One notification as the list shows it (the streaming API's payload), or None when the list
     would not show it."""
-    kind = _shown_as(item, ALL_TYPES)
+    kind = shown_as(item, ALL_TYPES)
     if kind is None:
         return None
     details = await post_details.details_for(ctx, [item.card] if item.card is not None else [], me,
