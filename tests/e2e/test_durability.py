@@ -18,8 +18,9 @@ from tests.e2e.processes import ServerProcess, await_for
 
 POSTS = 5
 # The slow receiver's answer delay, and the sender's delivery timeout comfortably above it. The
-# sender's lease on an in-flight delivery is 3 x timeout + 5 s: that is how long a killed server's
-# claimed rows wait before the restarted server may send them again.
+# sender's lease on claimed work ([server] worker_lease_seconds, renewed while held) is how long a
+# killed server's claimed rows wait before the restarted server may send them again: shortened here
+# from its 30 s default so that the test waits less, still well above the delivery timeout.
 SLOW_INBOX_SECONDS = 0.5
 DELIVERY_TIMEOUT_SECONDS = 1.5
 LEASE_SECONDS = 3 * DELIVERY_TIMEOUT_SECONDS + 5
@@ -127,7 +128,8 @@ async def test_deliveries_in_flight_when_the_sender_is_killed_arrive_exactly_onc
         instances, fedserver_processes):
     wire = InboxWire()
     b = await instances("b", middlewares=[wire.middleware])
-    a = await fedserver_processes("a", delivery_timeout_seconds=DELIVERY_TIMEOUT_SECONDS).astart()
+    a = await fedserver_processes("a", delivery_timeout_seconds=DELIVERY_TIMEOUT_SECONDS,
+                                worker_lease_seconds=LEASE_SECONDS).astart()
     await follow_established(a, b)
 
     # Queue the posts while a is down, so that its worker starts with a full per-host batch.
