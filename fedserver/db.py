@@ -219,7 +219,7 @@ class Database:
         """Serialised write transaction: commits on success, rolls back on any exception."""
         assert self._writer is not None, "database not open"
         async with self._write_lock.held():
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await _begin_immediate(self._writer)
             try:
                 yield self._writer
             except BaseException:
@@ -316,6 +316,22 @@ class Database:
             return _run_and_commit(conn, work)
         finally:
             self._process_lock.release()
+
+
+async def _begin_immediate(conn: aiosqlite.Connection) -> None:
+    """BEGIN IMMEDIATE that a cancellation cannot leave half done: aiosqlite runs the statement on
+    its thread whether or not the awaiting task is still there, so a task cancelled while waiting
+    for it (a worker stopped while the database is busy) would leave the connection inside a
+    transaction nobody ends, holding SQLite's write lock: every later writer would wait out its
+    busy_timeout. On cancellation the BEGIN is waited for and rolled back before passing it on."""
+    begin = asyncio.ensure_future(conn.execute("BEGIN IMMEDIATE"))
+    try:
+        await asyncio.shield(begin)
+    except asyncio.CancelledError:
+        await asyncio.wait([begin])
+        if not begin.cancelled() and begin.exception() is None:
+            await asyncio.shield(conn.execute("ROLLBACK"))
+        raise
 
 
 def _run_and_commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -58,6 +58,36 @@ async def test_a_transaction_that_raises_is_rolled_back(tmp_path):
             assert (await cur.fetchone())[0] == 0
 
 
+async def test_a_writer_cancelled_while_waiting_to_begin_leaves_the_database_writable(tmp_path):
+    """A worker stopped while another process holds SQLite's write lock must not leave the server's
+    writer inside a transaction that nobody ends (every later writer then waited out busy_timeout,
+    and a server took 60 s to stop)."""
+    import sqlite3
+
+    path = tmp_path / "db.sqlite3"
+    async with open_database(path) as db:
+        await migrate(db)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+
+        async def write() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO tombstones (uri, deleted_at) VALUES ('cancelled', 'now')")
+
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(0.3)  # inside BEGIN IMMEDIATE, waiting for the other writer
+        waiting.cancel()
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        other.close()
+        async with asyncio.timeout(5):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO tombstones (uri, deleted_at) VALUES ('next', 'now')")
+        async with db.reader.execute("SELECT uri FROM tombstones") as cur:
+            assert [row[0] for row in await cur.fetchall()] == ["next"]
+
+
 # --- WriteLock: urgent writers (requests waiting for a commit) go before background workers ---
 
 async def _hold(lock: WriteLock, name: str, order: list[str], *, urgent: bool = False) -> None:
