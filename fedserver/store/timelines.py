@@ -162,6 +162,48 @@ async def profile_counts(conn: aiosqlite.Connection, actor_id: int, visibilities
     return int(row[0]), int(row[1]), int(row[2])
 
 
+@dataclass(frozen=True)
+class AccountCounts:
+    """What an account entity counts (profile_counts) and when the account last posted."""
+    posts: int
+    followers: int
+    following: int
+    last_status_at: str | None
+
+
+async def account_counts(conn: aiosqlite.Connection, visibilities_of: dict[int, tuple[str, ...]]
+                         ) -> dict[int, AccountCounts]:
+    """profile_counts and the newest counted post's time for many accounts at once (the authors
+    and boosters on a page of statuses), each account's posts counted over its own visibilities:
+    one read for the whole page, not three per account. Each count is still a range of one index
+    per account (posts_actor_cover, follows_followee, the follows unique); counting them per account
+    in subqueries walks those ranges about twice as fast as one GROUP BY over all of them."""
+    if not visibilities_of:
+        return {}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for actor_id, visibilities in visibilities_of.items():
+        groups.setdefault(tuple(visibilities), []).append(actor_id)
+    ctes, parts, params = [], [], []
+    for n, (visibilities, ids) in enumerate(groups.items()):
+        ctes.append(f"w{n}(actor_id) AS (VALUES {', '.join('(?)' for _ in ids)})")
+        params += ids
+    for n, visibilities in enumerate(groups):
+        marks = _marks(visibilities)
+        parts.append(
+            f"SELECT w.actor_id,"
+            f" (SELECT count(*) FROM posts p WHERE p.actor_id = w.actor_id AND p.deleted_at IS NULL"
+            f"  AND p.visibility IN ({marks})),"
+            f" (SELECT count(*) FROM follows f WHERE f.followee_id = w.actor_id AND f.state = 'accepted'),"
+            f" (SELECT count(*) FROM follows f WHERE f.follower_id = w.actor_id AND f.state = 'accepted'),"
+            f" (SELECT p.published_at FROM posts p WHERE p.actor_id = w.actor_id AND p.deleted_at IS NULL"
+            f"  AND p.visibility IN ({marks}) ORDER BY p.id DESC LIMIT 1)"
+            f" FROM w{n} w")
+        params += [*visibilities, *visibilities]
+    rows = await fetch_all(conn, "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(parts), tuple(params))
+    return {int(row[0]): AccountCounts(posts=int(row[1]), followers=int(row[2]), following=int(row[3]),
+                                       last_status_at=row[4]) for row in rows}
+
+
 async def public_posts(conn: aiosqlite.Connection, *, local: bool, remote: bool, max_id: int | None,
                        limit: int) -> list[Post]:
     """Public posts we hold, newest first (the client API's public timeline): local ones, remote
