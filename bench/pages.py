@@ -35,6 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Server, header, load_in_subprocess, machine, pct, raw_get, rss_mib
+from bench.seed import recount_posts
 
 VISIBLE = "('public', 'unlisted', 'followers')"
 # The home timeline: posts of accounts the viewer follows (accepted) and the viewer's own, newest
@@ -360,6 +361,7 @@ def enrich(db: Path, port: int) -> dict:
                      " VALUES (?, ?, 'bench-csrf', ?, '2999-01-01T00:00:00Z')",
                      (hashlib.sha256(SESSION_TOKEN.encode()).hexdigest(), alice, now))
     search = add_search_data(conn, alice)
+    recount_posts(conn)
     conn.execute("ANALYZE")
     conn.close()
     return {"focus": focus, "mentions": len(mentions), "tags": len(tags), "posts": len(posts), "likes": len(likes),

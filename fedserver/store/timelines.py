@@ -148,12 +148,12 @@ async def notifications(conn: aiosqlite.Connection, recipient_id: int, *, max_id
 
 async def profile_counts(conn: aiosqlite.Connection, actor_id: int, visibilities: tuple[str, ...]
                          ) -> tuple[int, int, int]:
-    """(posts with one of the visibilities, followers, followed accounts) of a profile, accepted
-    follows only, in one query: each count is a range of one index (posts_actor_cover,
-    follows_followee, the (follower_id, followee_id) unique)."""
+    """(live posts with one of the visibilities, followers, followed accounts) of a profile,
+    accepted follows only, in one query: posts from account_post_counts (kept by store/posts.py),
+    the follows each a range of one index (follows_followee, the (follower_id, followee_id) unique)."""
     marks = _marks(visibilities)
     row = await fetch_one(
-        conn, f"SELECT (SELECT count(*) FROM posts WHERE actor_id = ? AND deleted_at IS NULL"
+        conn, f"SELECT (SELECT COALESCE(sum(posts), 0) FROM account_post_counts WHERE actor_id = ?"
               f" AND visibility IN ({marks})),"
               " (SELECT count(*) FROM follows WHERE followee_id = ? AND state = 'accepted'),"
               " (SELECT count(*) FROM follows WHERE follower_id = ? AND state = 'accepted')",
@@ -175,9 +175,9 @@ async def account_counts(conn: aiosqlite.Connection, visibilities_of: dict[int, 
                          ) -> dict[int, AccountCounts]:
     """profile_counts and the newest counted post's time for many accounts at once (the authors
     and boosters on a page of statuses), each account's posts counted over its own visibilities:
-    one read for the whole page, not three per account. Each count is still a range of one index
-    per account (posts_actor_cover, follows_followee, the follows unique); counting them per account
-    in subqueries walks those ranges about twice as fast as one GROUP BY over all of them."""
+    one read for the whole page, not three per account. Posts from account_post_counts; follows
+    counted per account in subqueries (a range of one index each), which walks them about twice as
+    fast as one GROUP BY over all of them; the newest post from the end of its posts_actor_cover range."""
     if not visibilities_of:
         return {}
     groups: dict[tuple[str, ...], list[int]] = {}
@@ -191,8 +191,8 @@ async def account_counts(conn: aiosqlite.Connection, visibilities_of: dict[int, 
         marks = _marks(visibilities)
         parts.append(
             f"SELECT w.actor_id,"
-            f" (SELECT count(*) FROM posts p WHERE p.actor_id = w.actor_id AND p.deleted_at IS NULL"
-            f"  AND p.visibility IN ({marks})),"
+            f" (SELECT COALESCE(sum(c.posts), 0) FROM account_post_counts c WHERE c.actor_id = w.actor_id"
+            f"  AND c.visibility IN ({marks})),"
             f" (SELECT count(*) FROM follows f WHERE f.followee_id = w.actor_id AND f.state = 'accepted'),"
             f" (SELECT count(*) FROM follows f WHERE f.follower_id = w.actor_id AND f.state = 'accepted'),"
             f" (SELECT p.published_at FROM posts p WHERE p.actor_id = w.actor_id AND p.deleted_at IS NULL"

@@ -1,7 +1,8 @@
 """The accounts that come with a page of statuses count what the viewer may see, as the account's
 own endpoint and profile page count it: followers-only posts for followers and the author, not for
 others. A page's accounts are read together (one read for all their counts, not three per
-account: bench/api.py), so this checks every account on a page, for viewers with different views."""
+account, and posts from account_post_counts: bench/api.py), so this checks every account on a page,
+for viewers with different views, through posting and deleting."""
 from __future__ import annotations
 
 from playwright.sync_api import Page
@@ -49,8 +50,10 @@ def test_accounts_in_a_page_of_statuses_count_what_the_viewer_may_see(page: Page
     assert public["bob"]["statuses_count"] == 3
     assert api(server, None, "GET", f"/api/v1/accounts/{bob_id}").json()["statuses_count"] == 3
 
-    # Once alice unfollows, her view counts as a stranger's.
+    # Once alice unfollows, her view counts as a stranger's; a deleted post is counted by nobody.
     assert api(server, alice, "POST", f"/api/v1/accounts/{bob_id}/unfollow").json()["following"] is False
+    assert api(server, bob, "DELETE", f"/api/v1/statuses/{newest_bob['id']}").status_code == 200
     statuses = api(server, alice, "GET", f"/api/v1/accounts/{bob_id}/statuses").json()
     shown = _accounts_on(statuses)
-    assert (shown["bob"]["statuses_count"], shown["bob"]["followers_count"]) == (3, 0)
+    assert (shown["bob"]["statuses_count"], shown["bob"]["followers_count"]) == (2, 0)
+    assert api(server, bob, "GET", "/api/v1/accounts/verify_credentials").json()["statuses_count"] == 3
