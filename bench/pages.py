@@ -543,8 +543,16 @@ async def count_queries(directory: Path, pages: list[tuple[str, str, str, bool]]
 
 
 def time_pages(port: int, pages: list[tuple[str, str, str, bool]], requests: int) -> dict[str, dict]:
-    """p50/p99 of each page, `requests` times one after another on one keep-alive connection."""
+    """p50/p99 of each page, `requests` times one after another on one keep-alive connection, after
+    the same of a bare aiohttp GET (the ceiling, measured in the same run: a busy machine shows)."""
+    from bench.procs import bare_server
+
     results = {}
+    with bare_server() as (bare_port, _):
+        r = load_in_subprocess(bare_port, [raw_get("/", f"127.0.0.1:{bare_port}")] * requests, connections=1,
+                               duration=60)
+        results["bare aiohttp GET (ceiling)"] = {"p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99),
+                                                 "ok": r.ok(200), "n": r.sent, "other": {}}
     host = f"127.0.0.1:{port}"
     for label, path, accept, signed_in in pages:
         r = load_in_subprocess(port, [raw_request(path, host, accept, signed_in)] * requests, connections=1,
