@@ -41,7 +41,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, header, load_in_subprocess, machine, median, pct, raw_get, raw_post, rss_mib
+from bench.common import (Server, cpu_seconds, header, load_in_subprocess, machine, median, pct, raw_get, raw_post,
+                          rss_mib)
 from bench.pages import SESSION_TOKEN, add_pictures, enrich, load_average
 from bench.procs import bare_server
 
@@ -89,20 +90,25 @@ def next_path(link: str) -> str | None:
     return None
 
 
-def timed(port: int, requests: list[bytes], status: int, connections: int = 1) -> dict:
+def timed(port: int, requests: list[bytes], status: int, connections: int = 1, pid: int | None = None) -> dict:
+    """p50/p99 and rate; with the serving process's pid, its CPU time per request (all threads)."""
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     r = load_in_subprocess(port, requests, connections=connections, duration=120)
     return {"p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99), "ok": r.ok(status), "n": r.sent,
             "rate": r.ok(status) / r.elapsed if r.elapsed else 0.0,
-            "other": {k: v for k, v in r.statuses.items() if k != status}}
+            "other": {k: v for k, v in r.statuses.items() if k != status},
+            "cpu_ms": (cpu_seconds(pid) - cpu0) * 1000 / max(1, r.sent) if pid else None}
 
 
 def line(label: str, r: dict, *, rate: bool = False) -> str:
     other = f" other statuses {r['other']}" if r["other"] else ""
     per_second = f"  {r['rate']:7.0f}/s" if rate else ""
-    return f"   {label:34s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms{per_second}  ({r['ok']}/{r['n']}{other})"
+    cpu = f"  CPU {r['cpu_ms']:5.2f} ms/request" if r.get("cpu_ms") is not None else ""
+    return (f"   {label:34s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms{per_second}{cpu}"
+            f"  ({r['ok']}/{r['n']}{other})")
 
 
-def home_timeline(args: argparse.Namespace, port: int, bare: int, token: str) -> dict:
+def home_timeline(args: argparse.Namespace, port: int, bare: int, token: str, pid_of: dict[int, int]) -> dict:
     host = f"127.0.0.1:{port}"
     bearer = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     status, headers, body = get(port, "/api/v1/timelines/home?limit=40", bearer)
@@ -127,7 +133,7 @@ def home_timeline(args: argparse.Namespace, port: int, bare: int, token: str) ->
     for k in range(args.rounds):
         print(f"round {k + 1} (load average {load_average()}):")
         for label, (target, request) in pages.items():
-            r = timed(target, [request] * args.requests, 200)
+            r = timed(target, [request] * args.requests, 200, pid=pid_of.get(target))
             rounds[label].append(r)
             print(line(label, r))
     summary = {label: {"p50": median([r["p50"] for r in rs]), "p99": median([r["p99"] for r in rs])}
@@ -149,7 +155,7 @@ def home_timeline(args: argparse.Namespace, port: int, bare: int, token: str) ->
     return {"rounds": rounds, "median": summary, "concurrent": concurrent, "ratio_to_bare": ratio}
 
 
-def status_create(args: argparse.Namespace, port: int, bare: int, token: str) -> dict:
+def status_create(args: argparse.Namespace, port: int, bare: int, token: str, pid_of: dict[int, int]) -> dict:
     host = f"127.0.0.1:{port}"
     serial = [0]
 
@@ -179,7 +185,8 @@ def status_create(args: argparse.Namespace, port: int, bare: int, token: str) ->
     for k in range(args.rounds):
         print(f"round {k + 1} (load average {load_average()}):")
         for label, (target, build, status) in kinds.items():
-            r = timed(target, [build() for _ in range(args.creates)], status, args.create_connections)
+            r = timed(target, [build() for _ in range(args.creates)], status, args.create_connections,
+                      pid=pid_of.get(target))
             rounds[label].append(r)
             print(line(label, r, rate=True))
     rate = {label: median([r["rate"] for r in rs]) for label, rs in rounds.items()}
@@ -220,16 +227,17 @@ def main() -> int:
         print(f"copied and enriched in {time.perf_counter() - t:.1f}s ({info['boosts']} boosts,"
               f" {info['mentions']} mentions{f', pictures {media}' if media else ''}); token for alice made")
         server = Server(directory=copy, port=meta["port"])
-        with bare_server() as (bare_port, _):
+        with bare_server() as (bare_port, bare_pid):
             server.start()
             try:
                 time.sleep(0.5)
                 rss0 = rss_mib(server.pid)[0]
+                pid_of = {server.port: server.pid, bare_port: bare_pid}
                 header("home timeline through the API")
-                results["home"] = home_timeline(args, server.port, bare_port, token)
+                results["home"] = home_timeline(args, server.port, bare_port, token, pid_of)
                 if not args.no_create:
                     header("status create: API vs web form")
-                    results["create"] = status_create(args, server.port, bare_port, token)
+                    results["create"] = status_create(args, server.port, bare_port, token, pid_of)
                 print(f"server RSS at start {rss0:.1f} MiB, after {rss_mib(server.pid)[0]:.1f} MiB;"
                       f" load average at the end {load_average()}")
             finally:

@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, header, load_in_subprocess, machine, pct, raw_get, rss_mib
+from bench.common import Server, cpu_seconds, header, load_in_subprocess, machine, pct, raw_get, rss_mib
 from bench.seed import recount_posts
 
 VISIBLE = "('public', 'unlisted', 'followers')"
@@ -542,9 +542,12 @@ async def count_queries(directory: Path, pages: list[tuple[str, str, str, bool]]
     return counts
 
 
-def time_pages(port: int, pages: list[tuple[str, str, str, bool]], requests: int) -> dict[str, dict]:
+def time_pages(port: int, pages: list[tuple[str, str, str, bool]], requests: int,
+               pid: int | None = None) -> dict[str, dict]:
     """p50/p99 of each page, `requests` times one after another on one keep-alive connection, after
-    the same of a bare aiohttp GET (the ceiling, measured in the same run: a busy machine shows)."""
+    the same of a bare aiohttp GET (the ceiling, measured in the same run: a busy machine shows).
+    With the server's pid, also its CPU time per request (all its threads): what a page costs,
+    which other work on the machine changes much less than its latency."""
     from bench.procs import bare_server
 
     results = {}
@@ -555,19 +558,21 @@ def time_pages(port: int, pages: list[tuple[str, str, str, bool]], requests: int
                                                  "ok": r.ok(200), "n": r.sent, "other": {}}
     host = f"127.0.0.1:{port}"
     for label, path, accept, signed_in in pages:
+        cpu0 = cpu_seconds(pid) if pid else 0.0
         r = load_in_subprocess(port, [raw_request(path, host, accept, signed_in)] * requests, connections=1,
                                duration=60)
+        cpu = (cpu_seconds(pid) - cpu0) * 1000 / max(1, r.sent) if pid else None
         results[label] = {"p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99), "ok": r.ok(200), "n": r.sent,
-                          "other": {k: v for k, v in r.statuses.items() if k != 200}}
+                          "other": {k: v for k, v in r.statuses.items() if k != 200}, "cpu_ms": cpu}
     return results
 
 
 def print_times(times: dict[str, dict], shown: dict[str, tuple[int, int]] | None = None) -> None:
     for label, r in times.items():
         other = f" other statuses {r['other']}" if r["other"] else ""
-        cards = ""
+        cards = f"  server CPU {r['cpu_ms']:5.2f} ms/request" if r.get("cpu_ms") is not None else ""
         if shown is not None and label in shown:
-            cards = f"  {shown[label][1]:3d} pictures on {shown[label][0]:3d} cards"
+            cards += f"  {shown[label][1]:3d} pictures on {shown[label][0]:3d} cards"
         print(f"{label:38s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  ({r['ok']}/{r['n']} 200{other}){cards}")
 
 
@@ -603,7 +608,7 @@ def measure_extras(args: argparse.Namespace, meta: dict) -> dict:
         server.start()
         try:
             time.sleep(0.5)
-            times = time_pages(server.port, pages, args.requests)
+            times = time_pages(server.port, pages, args.requests, server.pid)
         finally:
             server.stop()
         print_times(times)
@@ -619,7 +624,7 @@ def measure_extras(args: argparse.Namespace, meta: dict) -> dict:
             try:
                 time.sleep(0.5)
                 shown = pictures_shown(server.port, pages)
-                with_media = time_pages(server.port, pages, args.requests)
+                with_media = time_pages(server.port, pages, args.requests, server.pid)
             finally:
                 server.stop()
             print_times(with_media, shown)
