@@ -114,8 +114,10 @@ def home_timeline(args: argparse.Namespace, port: int, bare: int, token: str, pi
     status, headers, body = get(port, "/api/v1/timelines/home?limit=40", bearer)
     statuses = json.loads(body)
     older = next_path(headers.get("Link", ""))
-    with_media = sum(1 for s in statuses if s.get("media_attachments"))
-    print(f"first page: {status}, {len(statuses)} statuses ({with_media} with media), next: {older}")
+    # A boost carries its post's media in `reblog` (Mastodon's shape), not at the top.
+    with_media = sum(1 for s in statuses if (s.get("reblog") or s).get("media_attachments"))
+    boosts = sum(1 for s in statuses if s.get("reblog"))
+    print(f"first page: {status}, {len(statuses)} statuses ({boosts} boosts; {with_media} with media), next: {older}")
     assert status == 200 and statuses and older, "the API home timeline answered no page to time"
 
     def api_get(path: str) -> bytes:
