@@ -4,13 +4,19 @@ the home-timeline SQL query the web timeline will need, run the way the server r
 (aiosqlite, read connection, WAL) with its EXPLAIN QUERY PLAN.
 
 Then, on a copy of the database with what the seed leaves out added (mentions, hashtags, a thread,
-likes, boosts, notifications, a session for alice): SQL statements and aiosqlite round trips per
-page (fedserver's app in this process), and the latency of the outbox, profile, local and hashtag
-timelines, a thread, home and notifications pages (`fedserver serve` on the copy). --no-extras
-skips this part.
+likes, boosts, notifications, a list, a filter, authors opted into search, words to search for, a
+session for alice): SQL statements and aiosqlite round trips per page (fedserver's app in this
+process), and the latency of the outbox, profile, local and hashtag timelines, a thread, home,
+notifications, full-text and account search and a list timeline (`fedserver serve` on the copy).
+--no-extras skips this part. --media then adds a picture to every card those pages show (local
+uploads with thumbnails, remote pictures in the media cache) and times the same pages again.
 
     python -m bench.seed --posts 1000000 --dir /tmp/fedserver-seed-1m   # once (~2-3 min)
-    python -m bench.pages --dir /tmp/fedserver-seed-1m
+    python -m bench.pages --dir /tmp/fedserver-seed-1m [--media]
+    python -m bench.pages --dir /tmp/fedserver-seed-1m --extras-only --only search --only list --only home
+
+Targets (../shared/perf-targets.md): pages p50 < 10 ms, p99 < 50 ms on 1M posts, with media too;
+full-text search p99 < 100 ms.
 
 Latency: one keep-alive connection, requests one after another (p50/p99 of --requests each);
 throughput: --connections concurrent keep-alive connections for --duration seconds.
@@ -28,7 +34,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, header, load_in_subprocess, machine, pct, raw_get, rss_mib
+from bench.common import Server, cpu_seconds, header, load_in_subprocess, machine, pct, raw_get, rss_mib
+from bench.seed import recount_posts
 
 VISIBLE = "('public', 'unlisted', 'followers')"
 # The home timeline: posts of accounts the viewer follows (accepted) and the viewer's own, newest
@@ -353,11 +360,102 @@ def enrich(db: Path, port: int) -> dict:
         conn.execute("INSERT INTO web_sessions (token_hash, actor_id, csrf_token, created_at, expires_at)"
                      " VALUES (?, ?, 'bench-csrf', ?, '2999-01-01T00:00:00Z')",
                      (hashlib.sha256(SESSION_TOKEN.encode()).hexdigest(), alice, now))
+    search = add_search_data(conn, alice)
+    recount_posts(conn)
     conn.execute("ANALYZE")
     conn.close()
     return {"focus": focus, "mentions": len(mentions), "tags": len(tags), "posts": len(posts), "likes": len(likes),
             "boosts": len(announce_rows), "notifications": len(notifications),
-            "fifth_oldest": alice_posts[5], "thread_depth": max(depth.values())}
+            "fifth_oldest": alice_posts[5], "thread_depth": max(depth.values()), **search}
+
+
+# Full-text search (issue 16) finds the searcher's own posts and public or unlisted posts of authors
+# who opted in (`indexable`, Mastodon 4.2's flag). The seed's words are few (WORDS in bench/seed.py),
+# so each is in about half of all posts: a common word. Two more words make the other shapes: one
+# in about 1 post in 1,000 of any author (a rare word), and one in 1 post in 40 of authors who did
+# not opt in (matches the searcher may not see: the search looks at a bounded window of them).
+RARE_WORD = "zeppelin"
+HIDDEN_WORD = "quokka"
+
+
+def add_search_data(conn: sqlite3.Connection, alice: int) -> dict:
+    """Opt alice, every second local account and every fifth remote one into search, and put
+    RARE_WORD and HIDDEN_WORD into posts (the FTS5 index follows through its update trigger)."""
+    with conn:
+        conn.execute("UPDATE actors SET indexable = 1 WHERE id = ? OR (is_local = 1 AND id % 2 = 0)"
+                     " OR (is_local = 0 AND id % 5 = 0)", (alice,))
+        for word, where in ((RARE_WORD, "id % 997 = 0"),
+                            (HIDDEN_WORD, "id % 40 = 1 AND actor_id IN (SELECT id FROM actors WHERE indexable = 0)")):
+            conn.execute(f"UPDATE posts SET content_text = content_text || ' {word}',"
+                         f" content_html = substr(content_html, 1, length(content_html) - 4) || ' {word}</p>'"
+                         f" WHERE {where} AND content_html LIKE '%</p>'")
+    count = {word: conn.execute("SELECT count(*) FROM post_search WHERE post_search MATCH ?", (word,)).fetchone()[0]
+             for word in ("coffee", RARE_WORD, HIDDEN_WORD)}
+    indexable = conn.execute("SELECT count(*) FROM actors WHERE indexable = 1").fetchone()[0]
+    return {"indexable": indexable, "word_posts": count}
+
+
+# Issue 14: a picture on every card. Local posts get an upload of this server (with its thumbnail
+# and blurhash picture), remote posts a remote picture held in the media cache (state cached, with
+# its thumbnail), as a post that arrived with a picture for people here would have. The newest
+# MEDIA_NEWEST posts get one, and every post of alice, every tagged post and every post with
+# RARE_WORD (the older posts the measured pages show): the run prints cards and pictures per page.
+MEDIA_NEWEST = 150_000
+BLURHASH = "LEHV6nWB2yk8pyo0adR*.7kCMdnj"
+
+
+def add_pictures(db: Path, port: int) -> dict:
+    import hashlib
+
+    base = f"http://127.0.0.1:{port}"
+    conn = sqlite3.connect(db)
+    conn.create_function("sha256hex", 1, lambda s: hashlib.sha256(str(s).encode()).hexdigest(), deterministic=True)
+    alice = conn.execute("SELECT a.id FROM actors a JOIN local_accounts l ON l.actor_id = a.id"
+                         " WHERE l.is_instance_actor = 0 ORDER BY a.id LIMIT 1").fetchone()[0]
+    cutoff = conn.execute("SELECT id FROM posts ORDER BY id DESC LIMIT 1 OFFSET ?", (MEDIA_NEWEST,)).fetchone()[0]
+    chosen = (f"(p.id >= {int(cutoff)} OR p.actor_id = {int(alice)} OR p.id % 997 = 0"
+              " OR p.id IN (SELECT post_id FROM post_tags)) AND p.deleted_at IS NULL")
+    now = iso_now()
+    with conn:
+        conn.execute(
+            "INSERT INTO post_attachments (post_id, position, media_type, url, description, width, height, thumb_url,"
+            " thumb_width, thumb_height, blur_url, blurhash)"
+            " SELECT p.id, 0, 'image/jpeg', :base || '/media/' || sha256hex('o' || p.id) || '.jpg', 'A picture, described',"
+            " 1600, 1200, :base || '/media/' || sha256hex('t' || p.id) || '.webp', 400, 300,"
+            " :base || '/media/' || sha256hex('b' || p.id) || '.png', :blurhash"
+            f" FROM posts p WHERE p.is_local = 1 AND {chosen}", {"base": base, "blurhash": BLURHASH})
+        conn.execute(
+            "INSERT INTO post_attachments (post_id, position, media_type, url, description, width, height)"
+            " SELECT p.id, 0, 'image/jpeg', 'https://remote' || (p.actor_id % 200) || '.example/media/' || p.id || '.jpg',"
+            f" 'A picture, described', 1600, 1200 FROM posts p WHERE p.is_local = 0 AND {chosen}")
+        conn.execute(
+            "INSERT INTO remote_media (url, url_hash, purpose, state, attempts, file_name, thumb_name, blur_name, width,"
+            " height, thumb_width, thumb_height, blurhash, stored_bytes, fetched_at, created_at)"
+            " SELECT a.url, sha256hex(a.url), 'attachment', 'cached', 1, sha256hex('o' || a.url) || '.jpg',"
+            " sha256hex('t' || a.url) || '.webp', sha256hex('b' || a.url) || '.png', 1600, 1200, 400, 300, :blurhash,"
+            " 250000, :fetched, :now FROM post_attachments a JOIN posts p ON p.id = a.post_id WHERE p.is_local = 0",
+            {"blurhash": BLURHASH, "fetched": int(time.time()), "now": now})
+    found = {"local": conn.execute("SELECT count(*) FROM post_attachments WHERE thumb_url IS NOT NULL").fetchone()[0],
+             "cached": conn.execute("SELECT count(*) FROM remote_media").fetchone()[0]}
+    conn.execute("ANALYZE")
+    conn.close()
+    return found
+
+
+def pictures_shown(port: int, pages: list[tuple[str, str, str, bool]]) -> dict[str, tuple[int, int]]:
+    """(cards, pictures) on each HTML page, as served: what "a picture on every card" means."""
+    import urllib.request
+
+    shown = {}
+    for label, path, accept, signed_in in pages:
+        if accept != "text/html":
+            continue
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={
+            "Accept": accept, **({"Cookie": f"fs_session={SESSION_TOKEN}"} if signed_in else {})})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            html = resp.read().decode()
+        shown[label] = (html.count('<article class="post"'), html.count('<li class="picture">'))
+    return shown
 
 
 BENCH_LIST_ID = 1
@@ -388,8 +486,15 @@ def extra_pages(focus: int, fifth_oldest: int) -> list[tuple[str, str, str, bool
         ("thread, signed in", f"/@alice/{focus}", "text/html", True),
         ("home /home", "/home", "text/html", True),
         ("notifications", "/notifications", "text/html", True),
-        # Full text (FTS5, migration 0060): a word in many posts, most by authors who did not opt in.
-        ("search full text /search?q=fediverse", "/search?q=fediverse", "text/html", True),
+        # Full text (FTS5, migration 0060; add_search_data): posts are the searcher's own and those of
+        # authors who opted in. The mixed page also looks up accounts and hashtags; type=statuses
+        # reads posts only.
+        ("search a common word /search?q=coffee", "/search?q=coffee", "text/html", True),
+        ("search posts only, common word", "/search?q=coffee&type=statuses", "text/html", True),
+        ("search two words", "/search?q=coffee+morning&type=statuses", "text/html", True),
+        ("search a quoted phrase", "/search?q=%22quick+brown%22&type=statuses", "text/html", True),
+        ("search a rare word", f"/search?q={RARE_WORD}&type=statuses", "text/html", True),
+        ("search, matches nobody may find", f"/search?q={HIDDEN_WORD}&type=statuses", "text/html", True),
         ("search accounts by name /search?q=ali", "/search?q=ali", "text/html", True),
         ("list timeline /lists/N", f"/lists/{BENCH_LIST_ID}", "text/html", True),
     ]
@@ -437,12 +542,46 @@ async def count_queries(directory: Path, pages: list[tuple[str, str, str, bool]]
     return counts
 
 
+def time_pages(port: int, pages: list[tuple[str, str, str, bool]], requests: int,
+               pid: int | None = None) -> dict[str, dict]:
+    """p50/p99 of each page, `requests` times one after another on one keep-alive connection, after
+    the same of a bare aiohttp GET (the ceiling, measured in the same run: a busy machine shows).
+    With the server's pid, also its CPU time per request (all its threads): what a page costs,
+    which other work on the machine changes much less than its latency."""
+    from bench.procs import bare_server
+
+    results = {}
+    with bare_server() as (bare_port, _):
+        r = load_in_subprocess(bare_port, [raw_get("/", f"127.0.0.1:{bare_port}")] * requests, connections=1,
+                               duration=60)
+        results["bare aiohttp GET (ceiling)"] = {"p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99),
+                                                 "ok": r.ok(200), "n": r.sent, "other": {}}
+    host = f"127.0.0.1:{port}"
+    for label, path, accept, signed_in in pages:
+        cpu0 = cpu_seconds(pid) if pid else 0.0
+        r = load_in_subprocess(port, [raw_request(path, host, accept, signed_in)] * requests, connections=1,
+                               duration=60)
+        cpu = (cpu_seconds(pid) - cpu0) * 1000 / max(1, r.sent) if pid else None
+        results[label] = {"p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99), "ok": r.ok(200), "n": r.sent,
+                          "other": {k: v for k, v in r.statuses.items() if k != 200}, "cpu_ms": cpu}
+    return results
+
+
+def print_times(times: dict[str, dict], shown: dict[str, tuple[int, int]] | None = None) -> None:
+    for label, r in times.items():
+        other = f" other statuses {r['other']}" if r["other"] else ""
+        cards = f"  server CPU {r['cpu_ms']:5.2f} ms/request" if r.get("cpu_ms") is not None else ""
+        if shown is not None and label in shown:
+            cards += f"  {shown[label][1]:3d} pictures on {shown[label][0]:3d} cards"
+        print(f"{label:38s} p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  ({r['ok']}/{r['n']} 200{other}){cards}")
+
+
 def measure_extras(args: argparse.Namespace, meta: dict) -> dict:
     import shutil
     import tempfile
 
     results: dict = {}
-    header("pages with mentions, tags, threads, likes, boosts, notifications (on a copy of the database)")
+    header("pages with mentions, tags, threads, likes, boosts, notifications, search (on a copy of the database)")
     copy = Path(tempfile.mkdtemp(prefix="fedserver-bench-pages-"))
     try:
         t = time.perf_counter()
@@ -453,33 +592,52 @@ def measure_extras(args: argparse.Namespace, meta: dict) -> dict:
         print(f"copied and enriched in {time.perf_counter() - t:.1f}s: {info['mentions']} mentions, {info['tags']}"
               f" hashtags, {info['posts']} new posts (a thread: 8 ancestors, the post, 40 replies"
               f" {info['thread_depth']} levels deep), {info['likes']} likes,"
-              f" {info['boosts']} boosts, {info['notifications']} notifications for alice")
-        pages = extra_pages(info["focus"], info["fifth_oldest"])
-        counts = asyncio.run(count_queries(copy, pages))
-        results["queries"] = counts
-        print("queries per page (SQL statements / aiosqlite round trips, one request after a warm-up):")
-        for label, c in counts.items():
-            print(f"   {label:32s} {c['statements']:4d} statements  {c['round_trips']:4d} round trips"
-                  f"  (status {c['status']})")
+              f" {info['boosts']} boosts, {info['notifications']} notifications for alice;"
+              f" {info['indexable']} accounts opted into search; posts with each searched word: {info['word_posts']}")
+        pages = [page for page in extra_pages(info["focus"], info["fifth_oldest"])
+                 if not args.only or any(word in page[0] for word in args.only)]
+        if not args.no_counts:
+            counts = asyncio.run(count_queries(copy, pages))
+            results["queries"] = counts
+            print("queries per page (SQL statements / aiosqlite round trips, one request after a warm-up):")
+            for label, c in counts.items():
+                print(f"   {label:38s} {c['statements']:4d} statements  {c['round_trips']:4d} round trips"
+                      f"  (status {c['status']})")
         server = Server(directory=copy, port=meta["port"])
+        print(f"load average before the pages: {load_average()}")
         server.start()
         try:
             time.sleep(0.5)
-            host = f"127.0.0.1:{server.port}"
-            for label, path, accept, signed_in in pages:
-                req = raw_request(path, host, accept, signed_in)
-                r = load_in_subprocess(server.port, [req] * args.requests, connections=1, duration=60)
-                ok = r.ok(200)
-                other = {k: v for k, v in r.statuses.items() if k != 200}
-                results[label] = {
-                    "p50": pct(r.latencies_ms, 50), "p99": pct(r.latencies_ms, 99), "ok": ok, "n": r.sent}
-                print(f"{label:32s} p50 {pct(r.latencies_ms, 50):7.2f} ms  p99 {pct(r.latencies_ms, 99):7.2f} ms"
-                      f"  ({ok}/{r.sent} 200{f' other statuses {other}' if other else ''})")
+            times = time_pages(server.port, pages, args.requests, server.pid)
         finally:
             server.stop()
+        print_times(times)
+        results.update(times)
+        if args.media:
+            header("the same pages with a picture on every card (issue 14)")
+            t = time.perf_counter()
+            added = add_pictures(copy / "fedserver.sqlite3", meta["port"])
+            print(f"added in {time.perf_counter() - t:.1f}s: {added['local']} local pictures (with thumbnails),"
+                  f" {added['cached']} remote pictures in the media cache (state cached)")
+            print(f"load average before the pages: {load_average()}")
+            server.start()
+            try:
+                time.sleep(0.5)
+                shown = pictures_shown(server.port, pages)
+                with_media = time_pages(server.port, pages, args.requests, server.pid)
+            finally:
+                server.stop()
+            print_times(with_media, shown)
+            results["with_media"] = {label: {**r, "cards": shown.get(label, (None, None))[0],
+                                             "pictures": shown.get(label, (None, None))[1]}
+                                     for label, r in with_media.items()}
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     return results
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> int:
@@ -492,6 +650,14 @@ def main() -> int:
     p.add_argument("--sql-only", action="store_true", help="only the timeline SQL, no HTTP pages")
     p.add_argument("--no-extras", action="store_true",
                    help="skip the pages that need mentions, tags, threads and notifications (copy of the database)")
+    p.add_argument("--media", action="store_true",
+                   help="then add a picture to every card shown (local uploads and cached remote ones) and time"
+                        " the same pages again (issue 14)")
+    p.add_argument("--only", action="append", metavar="WORD",
+                   help="only the pages of the copy whose label has WORD (repeatable), e.g. --only search")
+    p.add_argument("--no-counts", action="store_true", help="skip counting queries per page on the copy")
+    p.add_argument("--extras-only", action="store_true",
+                   help="skip the timeline SQL and the pages on the seed itself; only the copy's pages")
     args = p.parse_args()
     meta = json.loads((args.dir / "seed.json").read_text())
     header(f"pages on {meta['posts']} posts ({args.dir})")
@@ -517,6 +683,11 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace, meta: dict, server: Server, db: Path) -> int:
+    print(f"load average at the start: {load_average()}")
+    if args.extras_only:
+        results = {"posts": meta["posts"], "extras": measure_extras(args, meta)}
+        print("JSON " + json.dumps(results, default=str))
+        return 0
     conn = sqlite3.connect(db)
     locals_ = conn.execute("SELECT a.id, a.username, (SELECT count(*) FROM posts p WHERE p.actor_id = a.id)"
                            " FROM actors a JOIN local_accounts l ON l.actor_id = a.id WHERE l.is_instance_actor = 0"

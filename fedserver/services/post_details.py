@@ -57,10 +57,8 @@ async def details_for(ctx: Context, cards: list[PostCard], viewer: Actor | None,
             mentions=mentions.get(card.post.id, []), tags=tags.get(card.post.id, []),
             parent=parent if parent is not None and parent.id in visible_parents else None,
             replies=len(replies.get(card.post.uri, [])))
-    accounts: dict[int, AccountView] = {}
     shown = [a for card in cards for a in (card.author, card.boosted_by) if a is not None] + list(also_accounts)
-    for actor in {a.id: a for a in shown}.values():
-        accounts[actor.id] = await directory.account_view(ctx, actor, viewer)
+    accounts: dict[int, AccountView] = await directory.account_views(ctx, shown, viewer)
     marked = await bookmarks.bookmarked_ids(ctx, viewer, post_ids) if viewer is not None else set()
     return PageDetails(posts=details, accounts=accounts, bookmarked=marked)
 

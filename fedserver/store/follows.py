@@ -40,6 +40,16 @@ async def get_follow(conn: aiosqlite.Connection, follower_id: int, followee_id: 
     return from_row(Follow, row)
 
 
+async def follow_states(conn: aiosqlite.Connection, follower_id: int, followee_ids: list[int]) -> dict[int, str]:
+    """The state of follower_id's follow of each of followee_ids that it follows or asked to."""
+    if not followee_ids:
+        return {}
+    marks = ", ".join("?" for _ in followee_ids)
+    rows = await fetch_all(conn, f"SELECT followee_id, state FROM follows WHERE follower_id = ?"
+                                 f" AND followee_id IN ({marks})", (follower_id, *followee_ids))
+    return {int(row[0]): str(row[1]) for row in rows}
+
+
 async def get_follow_by_uri(conn: aiosqlite.Connection, uri: str) -> Follow | None:
     return from_row(Follow, await fetch_one(conn, "SELECT * FROM follows WHERE uri = ?", (uri,)))
 

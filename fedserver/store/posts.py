@@ -91,15 +91,34 @@ def _insert_params(post: NewPost, now: str) -> tuple:
             int(post.corpus_excluded))
 
 
+# account_post_counts (migration 0160) follows every write below that adds a live post, takes one
+# away (deletion) or moves it to another visibility (an edit), in the same transaction: an
+# account's statuses_count is read from it, not counted from posts.
+_COUNT_POST = (
+    "INSERT INTO account_post_counts (actor_id, visibility, posts)"
+    " SELECT actor_id, visibility, 1 FROM posts WHERE id = ? AND deleted_at IS NULL"
+    " ON CONFLICT (actor_id, visibility) DO UPDATE SET posts = account_post_counts.posts + 1")
+_UNCOUNT_POST = (
+    "UPDATE account_post_counts SET posts = posts - 1 WHERE EXISTS (SELECT 1 FROM posts p WHERE p.id = ?"
+    " AND p.deleted_at IS NULL AND p.actor_id = account_post_counts.actor_id"
+    " AND p.visibility = account_post_counts.visibility)")
+
+
 async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> bool:
     """Insert the post; False when its time-ordered id is already taken (the caller draws another)."""
     cur = await conn.execute(_INSERT_POST, _insert_params(post, now))
-    return cur.rowcount > 0
+    if cur.rowcount <= 0:
+        return False
+    await conn.execute(_COUNT_POST, (post.id,))
+    return True
 
 
 def insert_post_sync(conn: sqlite3.Connection, post: NewPost, now: str) -> bool:
     """insert_post, synchronous: for Database.write_batch."""
-    return conn.execute(_INSERT_POST, _insert_params(post, now)).rowcount > 0
+    if conn.execute(_INSERT_POST, _insert_params(post, now)).rowcount <= 0:
+        return False
+    conn.execute(_COUNT_POST, (post.id,))
+    return True
 
 
 _SAVE_REVISION = (
@@ -137,17 +156,22 @@ async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, conte
                     summary=summary, sensitive=sensitive, language=language, visibility=visibility,
                     audience=audience, edited_at=edited_at)
     await conn.execute(_SAVE_REVISION, (post_id,))
+    await conn.execute(_UNCOUNT_POST, (post_id,))  # the edit may change its visibility
     await conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
+    await conn.execute(_COUNT_POST, (post_id,))
 
 
 def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostEdit, now: str) -> None:
     """update_post_content, synchronous: for Database.write_batch."""
     conn.execute(_SAVE_REVISION, (post_id,))
+    conn.execute(_UNCOUNT_POST, (post_id,))
     conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
+    conn.execute(_COUNT_POST, (post_id,))
 
 
 async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> None:
     """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content."""
+    await conn.execute(_UNCOUNT_POST, (post_id,))  # only while it is live: deleting twice counts once
     await conn.execute(
         "UPDATE posts SET deleted_at = ?, updated_at = ?, content_html = '', content_text = '',"
         " source_text = NULL, summary = NULL WHERE id = ? AND deleted_at IS NULL", (now, now, post_id))

@@ -25,6 +25,8 @@ NO_MAX_ID = 2 ** 63 - 1
 TAG_COUNT_CAP = 1000
 # Full-text matches one page of results looks at, at most (search_posts).
 SCAN_WINDOW = 2000
+# ... and first: most pages fill within it.
+FIRST_WINDOW = 200
 
 
 def fts5_phrases(phrases: Sequence[str], *, prefix_last: bool = False) -> str:
@@ -72,19 +74,26 @@ async def search_posts(conn: aiosqlite.Connection, phrases: Sequence[str], *, vi
         return PostMatches([], None)
     match = fts5_phrases(phrases)
     below = max_id if max_id is not None else NO_MAX_ID
-    # The first match beyond this page's window (None: the window holds every match left).
-    beyond = await fetch_value(
-        conn, "SELECT rowid FROM post_search WHERE post_search MATCH ? AND rowid < ?"
-              " ORDER BY rowid DESC LIMIT 1 OFFSET ?", (match, below, window))
-    rows = await fetch_all(
-        conn, "SELECT p.* FROM post_search s JOIN posts p ON p.id = s.rowid JOIN actors a ON a.id = p.actor_id"
-              " WHERE post_search MATCH :match AND s.rowid < :max_id AND s.rowid > :beyond AND" + _POST_VISIBLE +
-              " ORDER BY s.rowid DESC LIMIT :limit OFFSET :offset",
-        {"match": match, "max_id": below, "beyond": beyond if beyond is not None else -1,
-         "viewer": viewer_id, "limit": limit, "offset": offset})
-    posts = from_rows(Post, rows)
-    if len(posts) == limit:
-        return PostMatches(posts, posts[-1].id)
+    # A small window first: a page that fills within it is the page the whole window gives (the
+    # visible matches of a smaller window are the newest of a larger one's), and finding where a
+    # window ends costs a walk through all its matches (7 ms for a phrase of two common words over
+    # 2,000 matches on the 1M-post benchmark). Only a page that stays short looks further.
+    for scan in dict.fromkeys((min(window, FIRST_WINDOW), window)):
+        # The first match beyond this window (None: the window holds every match left).
+        beyond = await fetch_value(
+            conn, "SELECT rowid FROM post_search WHERE post_search MATCH ? AND rowid < ?"
+                  " ORDER BY rowid DESC LIMIT 1 OFFSET ?", (match, below, scan))
+        rows = await fetch_all(
+            conn, "SELECT p.* FROM post_search s JOIN posts p ON p.id = s.rowid JOIN actors a ON a.id = p.actor_id"
+                  " WHERE post_search MATCH :match AND s.rowid < :max_id AND s.rowid > :beyond AND" + _POST_VISIBLE +
+                  " ORDER BY s.rowid DESC LIMIT :limit OFFSET :offset",
+            {"match": match, "max_id": below, "beyond": beyond if beyond is not None else -1,
+             "viewer": viewer_id, "limit": limit, "offset": offset})
+        posts = from_rows(Post, rows)
+        if len(posts) == limit:
+            return PostMatches(posts, posts[-1].id)
+        if beyond is None:
+            break  # every match left was looked at: a larger window holds no more
     # A short page: the next one starts at the first match it did not look at.
     return PostMatches(posts, int(beyond) + 1 if beyond is not None else None)
 

@@ -178,18 +178,60 @@ async def unread_notification_kinds(conn: aiosqlite.Connection, recipient_id: in
 
 async def profile_counts(conn: aiosqlite.Connection, actor_id: int, visibilities: tuple[str, ...]
                          ) -> tuple[int, int, int]:
-    """(posts with one of the visibilities, followers, followed accounts) of a profile, accepted
-    follows only, in one query: each count is a range of one index (posts_actor_cover,
-    follows_followee, the (follower_id, followee_id) unique)."""
+    """(live posts with one of the visibilities, followers, followed accounts) of a profile,
+    accepted follows only, in one query: posts from account_post_counts (kept by store/posts.py),
+    the follows each a range of one index (follows_followee, the (follower_id, followee_id) unique)."""
     marks = _marks(visibilities)
     row = await fetch_one(
-        conn, f"SELECT (SELECT count(*) FROM posts WHERE actor_id = ? AND deleted_at IS NULL"
+        conn, f"SELECT (SELECT COALESCE(sum(posts), 0) FROM account_post_counts WHERE actor_id = ?"
               f" AND visibility IN ({marks})),"
               " (SELECT count(*) FROM follows WHERE followee_id = ? AND state = 'accepted'),"
               " (SELECT count(*) FROM follows WHERE follower_id = ? AND state = 'accepted')",
         (actor_id, *visibilities, actor_id, actor_id))
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+@dataclass(frozen=True)
+class AccountCounts:
+    """What an account entity counts (profile_counts) and when the account last posted."""
+    posts: int
+    followers: int
+    following: int
+    last_status_at: str | None
+
+
+async def account_counts(conn: aiosqlite.Connection, visibilities_of: dict[int, tuple[str, ...]]
+                         ) -> dict[int, AccountCounts]:
+    """profile_counts and the newest counted post's time for many accounts at once (the authors
+    and boosters on a page of statuses), each account's posts counted over its own visibilities:
+    one read for the whole page, not three per account. Posts from account_post_counts; follows
+    counted per account in subqueries (a range of one index each), which walks them about twice as
+    fast as one GROUP BY over all of them; the newest post from the end of its posts_actor_cover range."""
+    if not visibilities_of:
+        return {}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for actor_id, visibilities in visibilities_of.items():
+        groups.setdefault(tuple(visibilities), []).append(actor_id)
+    ctes, parts, params = [], [], []
+    for n, (visibilities, ids) in enumerate(groups.items()):
+        ctes.append(f"w{n}(actor_id) AS (VALUES {', '.join('(?)' for _ in ids)})")
+        params += ids
+    for n, visibilities in enumerate(groups):
+        marks = _marks(visibilities)
+        parts.append(
+            f"SELECT w.actor_id,"
+            f" (SELECT COALESCE(sum(c.posts), 0) FROM account_post_counts c WHERE c.actor_id = w.actor_id"
+            f"  AND c.visibility IN ({marks})),"
+            f" (SELECT count(*) FROM follows f WHERE f.followee_id = w.actor_id AND f.state = 'accepted'),"
+            f" (SELECT count(*) FROM follows f WHERE f.follower_id = w.actor_id AND f.state = 'accepted'),"
+            f" (SELECT p.published_at FROM posts p WHERE p.actor_id = w.actor_id AND p.deleted_at IS NULL"
+            f"  AND p.visibility IN ({marks}) ORDER BY p.id DESC LIMIT 1)"
+            f" FROM w{n} w")
+        params += [*visibilities, *visibilities]
+    rows = await fetch_all(conn, "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(parts), tuple(params))
+    return {int(row[0]): AccountCounts(posts=int(row[1]), followers=int(row[2]), following=int(row[3]),
+                                       last_status_at=row[4]) for row in rows}
 
 
 async def public_posts(conn: aiosqlite.Connection, *, local: bool, remote: bool, max_id: int | None,

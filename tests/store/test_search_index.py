@@ -81,3 +81,28 @@ async def test_a_page_looks_at_a_bounded_window_of_matches_and_says_where_to_go_
         # A page that fills up continues after its last post.
         full = await search_store.search_posts(db.reader, ["lark"], viewer_id=2, limit=2, window=3)
         assert [post.id for post in full.posts] == [6, 5] and full.next_max_id == 5
+
+
+async def test_a_short_first_look_goes_on_through_the_whole_window(tmp_path):
+    """search_posts looks at FIRST_WINDOW matches first and at the whole window only when the page
+    stays short there: the pages are the ones one look at the whole window gives."""
+    async with open_database(tmp_path / "db.sqlite3") as db:
+        await migrate(db)
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO actors (id, uri, username, domain, indexable, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'a.example', ?, ?, ?)",
+                [(1, "https://a.example/users/ann", "ann", 1, THEN, THEN),
+                 (2, "https://a.example/users/bo", "bo", 0, THEN, THEN)])
+            hidden = search_store.FIRST_WINDOW + 50  # bo's, newer than ann's only post
+            await tx.executemany(
+                "INSERT INTO posts (id, uri, actor_id, visibility, content_text, published_at, created_at,"
+                " updated_at) VALUES (?, ?, ?, 'public', 'a wren sings', ?, ?, ?)",
+                [(n, f"https://a.example/notes/{n}", 1 if n == 1 else 2, THEN, THEN, THEN)
+                 for n in range(1, hidden + 2)])
+        found = await search_store.search_posts(db.reader, ["wren"], viewer_id=99)
+        assert [post.id for post in found.posts] == [1] and found.next_max_id is None
+        # bo himself finds a full page of his own within the first look.
+        own = await search_store.search_posts(db.reader, ["wren"], viewer_id=2, limit=5)
+        assert [post.id for post in own.posts] == list(range(hidden + 1, hidden - 4, -1))
+        assert own.next_max_id == hidden - 3
