@@ -31,11 +31,14 @@ async def verify_credentials(call: ApiCall) -> web.Response:
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
     """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
-    fields), indexable, the avatar and the header, through the profile page's service (the pictures
-    are cleaned the same way). Settings fedserver does not keep through the API (bot, discoverable) are left as
-    they are; the answer shows what the profile now is."""
+    fields), indexable, bot, discoverable, the avatar and the header, through the profile page's
+    services (the pictures are cleaned the same way). Only what is sent changes; the answer shows
+    what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
     fields = params.records("fields_attributes")
+    # Read (and refused when not booleans) before anything changes, so a bad value changes nothing.
+    bot, discoverable = (params.bool(name) if params.get(name) is not None else None
+                         for name in ("bot", "discoverable"))
     try:
         if fields or any(params.get(name) is not None for name in ("display_name", "note", "locked")):
             await profile.update_profile(
@@ -45,6 +48,8 @@ async def update_credentials(call: ApiCall) -> web.Response:
                 bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
                 locked=params.bool("locked", bool(me.manually_approves_followers)),
                 fields=[(item.get("name", ""), item.get("value", "")) for item in fields] if fields else None)
+        if bot is not None or discoverable is not None:
+            await profile.set_account_flags(ctx, me.username, bot=bot, discoverable=discoverable)
         if params.get("indexable") is not None:
             # Mastodon 4.2's "let my public posts be found in search", the web's search setting.
             await search.set_indexable(ctx, me.username, params.bool("indexable"))
