@@ -9,7 +9,7 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
-from fedserver.services import directory, pins, post_details, profile, search, timelines
+from fedserver.services import directory, pins, post_details, profile, search, social_lists, timelines
 from fedserver.services.profile import ProfileError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
@@ -31,14 +31,14 @@ async def verify_credentials(call: ApiCall) -> web.Response:
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
     """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
-    fields), indexable, bot, discoverable, the avatar and the header, through the profile page's
+    fields), indexable, bot, discoverable, hide_collections, the avatar and the header, through the profile page's
     services (the pictures are cleaned the same way). Only what is sent changes; the answer shows
     what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
     fields = params.records("fields_attributes")
     # Read (and refused when not booleans) before anything changes, so a bad value changes nothing.
-    bot, discoverable = (params.bool(name) if params.get(name) is not None else None
-                         for name in ("bot", "discoverable"))
+    bot, discoverable, hide_collections = (params.bool(name) if params.get(name) is not None else None
+                                           for name in ("bot", "discoverable", "hide_collections"))
     try:
         if fields or any(params.get(name) is not None for name in ("display_name", "note", "locked")):
             await profile.update_profile(
@@ -50,6 +50,9 @@ async def update_credentials(call: ApiCall) -> web.Response:
                 fields=[(item.get("name", ""), item.get("value", "")) for item in fields] if fields else None)
         if bot is not None or discoverable is not None:
             await profile.set_account_flags(ctx, me.username, bot=bot, discoverable=discoverable)
+        if hide_collections is not None:
+            # The profile page's "Hide whom I follow and who follows me".
+            await social_lists.set_hide_collections(ctx, me.username, hide_collections)
         if params.get("indexable") is not None:
             # Mastodon 4.2's "let my public posts be found in search", the web's search setting.
             await search.set_indexable(ctx, me.username, params.bool("indexable"))
@@ -129,6 +132,11 @@ async def _follow_list(call: ApiCall, *, followers: bool) -> web.Response:
     actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
     if actor is None:
         raise ApiError(404, "Record not found")
+    viewer = call.viewer
+    if (viewer is None or viewer.id != actor.id) and await social_lists.hides_collections(ctx, actor):
+        # The account hides these lists, as on its profile page and to other servers: Mastodon
+        # answers an empty list to everyone but the account itself.
+        return json_response([])
 
     async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
         return await directory.follow_list(ctx, actor, followers=followers, max_id=max_id, limit=limit)

@@ -108,7 +108,7 @@ def account(view: AccountView, urls: Urls) -> dict[str, Any]:
         "following_count": view.following_count,
         "statuses_count": view.statuses_count,
         "last_status_at": date_text(view.last_status_at),
-        "hide_collections": False,
+        "hide_collections": view.hide_collections,
         "emojis": account_emojis(actor, urls),
         "fields": [field(item) for item in actor.fields if isinstance(item, dict)],
         "roles": [],
@@ -131,7 +131,7 @@ def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow
                      # The fields as typed (their `source`), for the app's edit form.
                      "fields": [{**field(item), "value": str(item.get("source", item.get("value")) or "")}
                                 for item in actor.fields if isinstance(item, dict)], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),
-                     "hide_collections": False, "discoverable": bool(actor.discoverable)}
+                     "hide_collections": view.hide_collections, "discoverable": bool(actor.discoverable)}
     return out
 
 

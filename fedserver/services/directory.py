@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedserver.context import Context
-from fedserver.services import remote_actors, timelines
+from fedserver.services import remote_actors, social_lists, timelines
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
@@ -22,6 +22,8 @@ class AccountView:
     followers_count: int
     following_count: int
     last_status_at: str | None
+    # A local account that hides whom it follows and who follows it (Mastodon's hide_collections).
+    hide_collections: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ async def account_view(ctx: Context, actor: Actor, viewer: Actor | None) -> Acco
     latest = await post_store.list_actor_posts(ctx.db.reader, actor.id, visibilities=visibilities, limit=1)
     return AccountView(actor=actor, statuses_count=counts.posts, followers_count=counts.followers,
                        following_count=counts.following,
-                       last_status_at=latest[0].published_at if latest else None)
+                       last_status_at=latest[0].published_at if latest else None,
+                       hide_collections=await social_lists.hides_collections(ctx, actor))
 
 
 async def account_by_id(ctx: Context, actor_id: int) -> Actor | None:
