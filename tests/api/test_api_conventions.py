@@ -19,7 +19,7 @@ import fedserver.api
 from fedserver.api.routing import ApiRoutes
 from tests.api.entities import DATETIME, NUMERIC_ID, assert_entity
 from tests.api.oauth_flow import api, new_app, user_token
-from tests.e2e.processes import ServerProcess
+from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys
 
 ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d")
 # Paths outside the route tables that browser apps call too (OAuth, discovery, streaming).
@@ -263,3 +263,21 @@ def test_follow_lists_an_account_hides_stay_hidden_and_blocks_and_mutes_are_list
     assert api(server, alice, "GET", "/api/v1/blocks").json() == []
     assert api(server, alice, "GET", "/api/v1/accounts/relationships",
                params={"id[]": bob_id}).json()[0]["blocked_by"] is False
+
+
+def test_an_instance_that_approves_sign_ups_says_so_to_apps(tmp_path):
+    group = ProcessGroup(tmp_path)
+    try:
+        approving = group("approving")
+        set_config_keys(approving.config, registrations="approval")
+        approving.start()
+        v1 = requests.get(f"{approving.base}/api/v1/instance", timeout=10).json()
+        assert (v1["registrations"], v1["approval_required"]) == (True, True)
+        v2 = requests.get(f"{approving.base}/api/v2/instance", timeout=10).json()
+        assert (v2["registrations"]["enabled"], v2["registrations"]["approval_required"]) == (True, True)
+        nodeinfo = requests.get(f"{approving.base}/nodeinfo/2.0", timeout=10).json()
+        assert nodeinfo["openRegistrations"] is True
+        # The Mastodon version apps are told about is the same everywhere.
+        assert v2["version"].startswith(nodeinfo["metadata"]["upstream"]["version"] + " ")
+    finally:
+        group.close()
