@@ -90,3 +90,31 @@ def test_an_app_marks_an_account_as_a_bot_which_is_federated_as_a_service_and_sh
     assert (undiscoverable.discoverable, undiscoverable.source.discoverable) == (False, False)
     wait_for(lambda: _bobs_copy_there(there) == ("Person", 0), what="the second Update to reach carol's server",
              timeout=30, interval=0.3)
+
+
+def test_the_public_timeline_splits_into_local_and_remote_and_keeps_content_warnings(page: Page, pair):
+    here, there = pair
+    here.run("follow", "alice", there.handle("carol"), check=True)
+    wait_for(lambda: here.value("SELECT state FROM follows f JOIN actors a ON a.id = f.followee_id"
+                                " WHERE a.username = 'carol'") == "accepted", what="carol's server to accept",
+             timeout=30)
+    there.run("post", "carol", "a post from the other server", check=True)
+    wait_for(lambda: here.value("SELECT id FROM posts WHERE content_text LIKE '%from the other server%'"),
+             what="carol's post here", timeout=30)
+    client_id, client_secret = new_app(here)
+    alice = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=here.base)
+    token = alice.log_in(code=approve(page, alice.auth_request_url(redirect_uris=OOB, scopes=SCOPES, allow_http=True),
+                                      username="alice"), redirect_uri=OOB, scopes=SCOPES, allow_http=True)
+    warned = alice.status_post("the ending of the film", sensitive=True, spoiler_text="film spoilers")
+    assert (warned.sensitive, warned.spoiler_text) == (True, "film spoilers")
+
+    def accts(reader: str | None = token, **params: str) -> set[str]:
+        return {s["account"]["acct"] for s in api(here, reader, "GET", "/api/v1/timelines/public", params=params).json()}
+    assert accts(local="true") == {"alice"}
+    assert accts(remote="true") == {f"carol@{there.domain}"}
+    assert accts() == {"alice", f"carol@{there.domain}"}
+    # Other servers' posts are not republished to the open web (the web's public pages' rule).
+    assert accts(None) == {"alice"} and accts(None, remote="true") == set()
+    shown = next(s for s in api(here, None, "GET", "/api/v1/timelines/public", params={"local": "true"}).json()
+                 if s["id"] == str(warned.id))
+    assert (shown["sensitive"], shown["spoiler_text"]) == (True, "film spoilers")

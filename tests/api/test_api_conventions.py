@@ -9,6 +9,7 @@ import importlib
 import io
 import pkgutil
 import re
+import sqlite3
 from typing import Any, Iterator
 
 import pytest
@@ -281,3 +282,48 @@ def test_an_instance_that_approves_sign_ups_says_so_to_apps(tmp_path):
         assert v2["version"].startswith(nodeinfo["metadata"]["upstream"]["version"] + " ")
     finally:
         group.close()
+
+
+def _next(response: requests.Response) -> str:
+    return re.match(r'<([^>]+)>; rel="next"', response.headers["Link"]).group(1)
+
+
+def test_who_liked_or_boosted_likes_and_media_only_profiles_page_by_link_headers(server: ServerProcess, tokens):
+    alice, bob = tokens["alice"], tokens["bob"]
+    alice_id = api(server, alice, "GET", "/api/v1/accounts/verify_credentials").json()["id"]
+    media = api(server, alice, "POST", "/api/v2/media", files={"file": ("p.png", _png(), "image/png")}).json()
+    with_media = api(server, alice, "POST", "/api/v1/statuses", data={"status": "a picture", "media_ids[]": media["id"]})
+    plain = api(server, alice, "POST", "/api/v1/statuses", data={"status": "no picture"}).json()
+    only_media = api(server, None, "GET", f"/api/v1/accounts/{alice_id}/statuses",
+                     params={"only_media": "true"}).json()
+    assert only_media[0]["id"] == with_media.json()["id"] and plain["id"] not in [s["id"] for s in only_media]
+    assert all(s["media_attachments"] for s in only_media)
+
+    fans = [f"fan{n}" for n in range(3)]
+    for name in fans:
+        server.run("user", "create", name, "--password-file", str(server.directory / "password.txt"), check=True)
+        server.run("like", name, plain["uri"], check=True)
+        server.run("boost", name, plain["uri"], check=True)
+    for path in ("favourited_by", "reblogged_by"):
+        first = api(server, None, "GET", f"/api/v1/statuses/{plain['id']}/{path}", params={"limit": "2"})
+        assert [a["acct"] for a in first.json()] == ["fan2", "fan1"], path  # the newest first
+        assert [a["acct"] for a in requests.get(_next(first), timeout=10).json()] == ["fan0"], path
+
+    # The person's own likes, newest first, two pages.
+    for status in (plain, with_media.json()):
+        api(server, bob, "POST", f"/api/v1/statuses/{status['id']}/favourite")
+    first = api(server, bob, "GET", "/api/v1/favourites", params={"limit": "1"})
+    assert [s["id"] for s in first.json()] == [with_media.json()["id"]]
+    following = requests.get(_next(first), headers={"Authorization": f"Bearer {bob}"}, timeout=10).json()
+    assert following[0]["id"] == plain["id"]
+
+
+def test_tokens_and_client_secrets_are_stored_only_as_hashes(server: ServerProcess, tokens):
+    client_id, client_secret = new_app(server)
+    app_token = requests.post(f"{server.base}/oauth/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}).json()
+    with sqlite3.connect(server.database, timeout=10) as db:
+        dump = "\n".join(db.iterdump())
+    assert client_id in dump  # the public half is kept as it is
+    for secret in (client_secret, app_token["access_token"], tokens["alice"], tokens["bob"]):
+        assert secret not in dump
