@@ -109,7 +109,8 @@ def test_the_public_timeline_splits_into_local_and_remote_and_keeps_content_warn
     assert (warned.sensitive, warned.spoiler_text) == (True, "film spoilers")
 
     def accts(reader: str | None = token, **params: str) -> set[str]:
-        return {s["account"]["acct"] for s in api(here, reader, "GET", "/api/v1/timelines/public", params=params).json()}
+        answer = api(here, reader, "GET", "/api/v1/timelines/public", params=params)
+        return {s["account"]["acct"] for s in answer.json()}
     assert accts(local="true") == {"alice"}
     assert accts(remote="true") == {f"carol@{there.domain}"}
     assert accts() == {"alice", f"carol@{there.domain}"}

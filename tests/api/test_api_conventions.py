@@ -292,7 +292,8 @@ def test_who_liked_or_boosted_likes_and_media_only_profiles_page_by_link_headers
     alice, bob = tokens["alice"], tokens["bob"]
     alice_id = api(server, alice, "GET", "/api/v1/accounts/verify_credentials").json()["id"]
     media = api(server, alice, "POST", "/api/v2/media", files={"file": ("p.png", _png(), "image/png")}).json()
-    with_media = api(server, alice, "POST", "/api/v1/statuses", data={"status": "a picture", "media_ids[]": media["id"]})
+    with_media = api(server, alice, "POST", "/api/v1/statuses",
+                     data={"status": "a picture", "media_ids[]": media["id"]})
     plain = api(server, alice, "POST", "/api/v1/statuses", data={"status": "no picture"}).json()
     only_media = api(server, None, "GET", f"/api/v1/accounts/{alice_id}/statuses",
                      params={"only_media": "true"}).json()
