@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 import requests
 from mastodon import Mastodon
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
@@ -86,6 +86,17 @@ def test_an_app_marks_an_account_as_a_bot_which_is_federated_as_a_service_and_sh
     document = requests.get(here.actor_uri("bob"), headers={"Accept": AS2}, timeout=10).json()
     assert document["type"] == "Person"
     assert "Automated" not in requests.get(f"{here.base}/@bob", timeout=10).text
+    # The same setting on the profile settings page (bob is signed in there since authorizing).
+    page.goto(f"{here.base}/settings/profile")
+    page.get_by_label("This account posts automatically").check()
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("Your profile was saved.")).to_be_visible()
+    assert bob.me().bot is True and "Automated" in requests.get(f"{here.base}/@bob", timeout=10).text
+    page.goto(f"{here.base}/settings/profile")
+    page.get_by_label("This account posts automatically").uncheck()
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("Your profile was saved.")).to_be_visible()
+    assert bob.me().bot is False
     undiscoverable = bob.account_update_credentials(discoverable=False)
     assert (undiscoverable.discoverable, undiscoverable.source.discoverable) == (False, False)
     wait_for(lambda: _bobs_copy_there(there) == ("Person", 0), what="the second Update to reach carol's server",
