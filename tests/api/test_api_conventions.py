@@ -328,3 +328,37 @@ def test_tokens_and_client_secrets_are_stored_only_as_hashes(server: ServerProce
     assert client_id in dump  # the public half is kept as it is
     for secret in (client_secret, app_token["access_token"], tokens["alice"], tokens["bob"]):
         assert secret not in dump
+
+
+JUNK_QUERY = {"limit": "many", "max_id": "x", "min_id": "-1", "since_id": "1e9", "types[]": "nope",
+              "exclude_types[]": "", "id[]": "99999999999999999999", "q": "\x00", "acct": "@@", "local": "maybe",
+              "timeline[]": "nowhere", "resolve": "2", "offset": "-5"}
+JUNK_BODIES = ({"data": {"status": "x" * 600, "visibility": "everyone", "poll[options][]": ["a"], "poll[expires_in]": "-1",
+                         "media_ids[]": "abc", "in_reply_to_id": "zzz", "scheduled_at": "never", "choices[]": "9",
+                         "title": "", "context[]": "nowhere", "focus": "9,9", "description": "d" * 5000,
+                         "account_ids[]": "x", "expires_in": "soon", "keywords_attributes[0][keyword]": "",
+                         "fields_attributes[0][name]": "n" * 1000, "locked": "perhaps", "bot": "1", "bot[]": "x"}},
+               {"json": [1, 2, 3]}, {"json": {"status": {"nested": True}, "poll": "no", "media_ids": {"a": 1},
+                                              "keywords_attributes": "none", "fields_attributes": [1, "two"],
+                                              "home": "x", "context": 5, "choices": [None]}},
+               {"data": b"\xff\xfe not form", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+               {"files": {"file": ("x.bin", b"\x00" * 64, "application/octet-stream")}})
+
+
+def test_no_endpoint_answers_500_to_nonsense(server: ServerProcess, tokens):
+    alice = tokens["alice"]
+    status_id = api(server, alice, "POST", "/api/v1/statuses", data={"status": "target"}).json()["id"]
+    for method, path in [*_api_routes(), ("POST", "/oauth/token"), ("POST", "/oauth/revoke")]:
+        if "streaming" in path:
+            continue
+        for ids_in_path in ("1", status_id, "99999999999999999999"):
+            url = _concrete(path, {"id": ids_in_path, "hashtag": "%00", "name": "a" * 300,
+                                   "group_key": "x" * 120})
+            bodies = JUNK_BODIES if method in ("POST", "PUT", "PATCH") else ({},)
+            for body in bodies:
+                extra = dict(body)
+                headers = {"Authorization": f"Bearer {alice}", **extra.pop("headers", {})}
+                response = requests.request(method, f"{server.base}{url}", params=JUNK_QUERY, headers=headers,
+                                            timeout=20, **extra)
+                assert response.status_code < 500, (method, url, body, response.text)
+                assert "error" in response.json() or response.status_code < 400, (method, url, response.text)
