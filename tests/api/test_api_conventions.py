@@ -362,3 +362,11 @@ def test_no_endpoint_answers_500_to_nonsense(server: ServerProcess, tokens):
                                             timeout=20, **extra)
                 assert response.status_code < 500, (method, url, body, response.text)
                 assert "error" in response.json() or response.status_code < 400, (method, url, response.text)
+
+
+def test_a_form_that_is_not_utf8_gets_400_on_the_authorization_and_sign_in_pages(server: ServerProcess):
+    for path in ("/oauth/authorize", "/auth/sign_in"):
+        response = requests.post(f"{server.base}{path}", data=b"\xff\xfe csrf_token=x", timeout=10,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 400, path
+        assert "This form could not be read." in response.text
