@@ -370,3 +370,23 @@ def test_a_form_that_is_not_utf8_gets_400_on_the_authorization_and_sign_in_pages
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status_code == 400, path
         assert "This form could not be read." in response.text
+
+
+def test_a_token_is_refused_with_403_on_every_endpoint_outside_its_scopes(server: ServerProcess, browser):
+    context = browser.new_context()
+    profile_only = user_token(server, context.new_page(), username="bob", scope="profile", app_scopes=["profile"])
+    context.close()
+    checked = 0
+    for module in pkgutil.iter_modules(fedserver.api.__path__):
+        table = getattr(importlib.import_module(f"fedserver.api.{module.name}"), "routes", None)
+        if not isinstance(table, ApiRoutes):
+            continue
+        for route in table.routes:
+            if not route.scope or "profile" in route.scope or "streaming" in route.path:
+                continue  # open to anyone, or within `profile` (verify_credentials)
+            url = _concrete(route.path)
+            response = api(server, profile_only, route.method, url)
+            assert response.status_code == 403, (route.method, url, response.status_code, response.text)
+            assert response.json() == {"error": "This action is outside the authorized scopes"}
+            checked += 1
+    assert checked > 80
