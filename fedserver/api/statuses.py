@@ -78,7 +78,7 @@ async def create_status(call: ApiCall) -> web.Response:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
             reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids,
-            poll=poll_draft(params)))
+            poll=poll_draft(params), sensitive=params.bool("sensitive")))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
@@ -197,7 +197,7 @@ async def edit_status(call: ApiCall) -> web.Response:
     try:
         updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
             text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language,
-            edit_media=edit_media))
+            edit_media=edit_media, sensitive=params.bool("sensitive") if params.get("sensitive") is not None else None))
         exclude = params.get("exclude_from_corpus")
         if exclude is not None and await timelines.training_allowed(call.ctx, call.me):
             updated = await posting.set_post_excluded(call.ctx, call.me.username, post.uri,

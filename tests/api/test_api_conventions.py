@@ -390,3 +390,24 @@ def test_a_token_is_refused_with_403_on_every_endpoint_outside_its_scopes(server
             assert response.json() == {"error": "This action is outside the authorized scopes"}
             checked += 1
     assert checked > 80
+
+
+def test_media_marked_sensitive_without_a_content_warning_stays_so_until_an_edit_says_otherwise(
+        server: ServerProcess, tokens):
+    alice = tokens["alice"]
+    media = api(server, alice, "POST", "/api/v2/media", files={"file": ("p.png", _png(), "image/png")}).json()
+    posted = api(server, alice, "POST", "/api/v1/statuses",
+                 data={"status": "a picture to blur", "media_ids[]": media["id"], "sensitive": "true"}).json()
+    assert (posted["sensitive"], posted["spoiler_text"]) == (True, "")
+    page = requests.get(posted["url"], timeout=10).text
+    assert "Sensitive media" in page and "a picture to blur" in page
+    attachment = posted["media_attachments"][0]["id"]
+    kept = api(server, alice, "PUT", f"/api/v1/statuses/{posted['id']}",
+               data={"status": "a picture to blur, edited", "media_ids[]": attachment}).json()
+    assert kept["sensitive"] is True
+    cleared = api(server, alice, "PUT", f"/api/v1/statuses/{posted['id']}",
+                  data={"status": "a picture to show", "media_ids[]": attachment, "sensitive": "false"}).json()
+    assert cleared["sensitive"] is False
+    warned = api(server, alice, "POST", "/api/v1/statuses",
+                 data={"status": "x", "spoiler_text": "cw", "sensitive": "false"}).json()
+    assert warned["sensitive"] is True  # a content warning always makes a post sensitive, as on Mastodon
