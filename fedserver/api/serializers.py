@@ -26,6 +26,7 @@ from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
 from fedserver.store.oauth import OAuthApp
+from fedserver.store.posting_defaults import PostingDefaults
 from fedserver.store.push import PushSubscription
 from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
@@ -124,10 +125,12 @@ def account_emojis(actor: Actor, urls: Urls) -> list[dict[str, Any]]:
             for shortcode, url in actor.emojis if f":{shortcode}:" in text]
 
 
-def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int) -> dict[str, Any]:
+def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int,
+                       defaults: PostingDefaults) -> dict[str, Any]:
     out = account(view, urls)
     actor = view.actor
-    out["source"] = {"privacy": "public", "sensitive": False, "language": None, "note": bio_source,
+    out["source"] = {"privacy": VISIBILITY_OUT.get(defaults.visibility, "public"), "sensitive": defaults.sensitive,
+                     "language": defaults.language, "note": bio_source,
                      # The fields as typed (their `source`), for the app's edit form.
                      "fields": [{**field(item), "value": str(item.get("source", item.get("value")) or "")}
                                 for item in actor.fields if isinstance(item, dict)], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),

@@ -411,3 +411,35 @@ def test_media_marked_sensitive_without_a_content_warning_stays_so_until_an_edit
     warned = api(server, alice, "POST", "/api/v1/statuses",
                  data={"status": "x", "spoiler_text": "cw", "sensitive": "false"}).json()
     assert warned["sensitive"] is True  # a content warning always makes a post sensitive, as on Mastodon
+
+
+def test_posting_defaults_set_by_an_app_are_shown_and_used_when_a_post_does_not_say(server: ServerProcess, tokens):
+    bob = tokens["bob"]
+    me = api(server, bob, "GET", "/api/v1/accounts/verify_credentials").json()
+    assert (me["source"]["privacy"], me["source"]["sensitive"], me["source"]["language"]) == ("public", False, None)
+    # As Tusky's and Ice Cubes' "default post privacy" settings send them.
+    changed = api(server, bob, "PATCH", "/api/v1/accounts/update_credentials", data={
+        "source[privacy]": "private", "source[sensitive]": "true", "source[language]": "de"})
+    assert changed.status_code == 200, changed.text
+    assert_entity("Account", changed.json())
+    source = changed.json()["source"]
+    assert (source["privacy"], source["sensitive"], source["language"]) == ("private", True, "de")
+    preferences = api(server, bob, "GET", "/api/v1/preferences").json()
+    assert (preferences["posting:default:visibility"], preferences["posting:default:sensitive"],
+            preferences["posting:default:language"]) == ("private", True, "de")
+    plain = api(server, bob, "POST", "/api/v1/statuses", data={"status": "with my defaults"}).json()
+    assert (plain["visibility"], plain["sensitive"], plain["language"]) == ("private", True, "de")
+    said = api(server, bob, "POST", "/api/v1/statuses", data={
+        "status": "as I say", "visibility": "unlisted", "sensitive": "false", "language": "en"}).json()
+    assert (said["visibility"], said["sensitive"], said["language"]) == ("unlisted", False, "en")
+    # A bad value changes nothing.
+    refused = api(server, bob, "PATCH", "/api/v1/accounts/update_credentials",
+                  data={"source[privacy]": "secret", "display_name": "Not Saved"})
+    assert refused.status_code == 422 and "error" in refused.json()
+    assert api(server, bob, "PATCH", "/api/v1/accounts/update_credentials",
+               data={"source[language]": "<b>", "display_name": "Not Saved"}).status_code == 422
+    again = api(server, bob, "GET", "/api/v1/accounts/verify_credentials").json()
+    assert again["display_name"] != "Not Saved" and again["source"]["privacy"] == "private"
+    restored = api(server, bob, "PATCH", "/api/v1/accounts/update_credentials", data={
+        "source[privacy]": "public", "source[sensitive]": "false", "source[language]": ""}).json()["source"]
+    assert (restored["privacy"], restored["sensitive"], restored["language"]) == ("public", False, None)
