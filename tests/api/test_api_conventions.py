@@ -443,3 +443,22 @@ def test_posting_defaults_set_by_an_app_are_shown_and_used_when_a_post_does_not_
     restored = api(server, bob, "PATCH", "/api/v1/accounts/update_credentials", data={
         "source[privacy]": "public", "source[sensitive]": "false", "source[language]": ""}).json()["source"]
     assert (restored["privacy"], restored["sensitive"], restored["language"]) == ("public", False, None)
+
+
+def test_follow_requests_are_paged_newest_first_by_link_headers(server: ServerProcess, tokens):
+    bob = tokens["bob"]
+    assert api(server, bob, "PATCH", "/api/v1/accounts/update_credentials", data={"locked": "true"}).json()["locked"]
+    askers = [f"asker{n}" for n in range(3)]
+    for name in askers:
+        server.run("user", "create", name, "--password-file", str(server.directory / "password.txt"), check=True)
+        server.run("follow", name, server.handle("bob"), check=True)
+    first = api(server, bob, "GET", "/api/v1/follow_requests", params={"limit": "2"})
+    assert [a["acct"] for a in first.json()] == ["asker2", "asker1"]
+    for account in first.json():
+        assert_entity("Account", account)
+    rest = requests.get(_next(first), headers={"Authorization": f"Bearer {bob}"}, timeout=10).json()
+    assert [a["acct"] for a in rest] == ["asker0"]
+    accepted = api(server, bob, "POST", f"/api/v1/follow_requests/{first.json()[1]['id']}/authorize").json()
+    assert accepted["followed_by"] is True
+    assert [a["acct"] for a in api(server, bob, "GET", "/api/v1/follow_requests").json()] == ["asker2", "asker0"]
+    api(server, bob, "PATCH", "/api/v1/accounts/update_credentials", data={"locked": "false"})
