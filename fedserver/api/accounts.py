@@ -9,7 +9,8 @@ from fedserver.api.errors import ApiError, json_response
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.statuses import statuses_json
-from fedserver.services import directory, pins, post_details, profile, search, timelines
+from fedserver.services import (directory, pins, post_details, posting_defaults, profile, search, social_lists,
+                                timelines)
 from fedserver.services.profile import ProfileError
 from fedserver.services.timelines import PostCard
 from fedserver.store.actors import Actor
@@ -25,17 +26,31 @@ async def verify_credentials(call: ApiCall) -> web.Response:
     view = await directory.account_view(ctx, me, me)
     return json_response(serializers.credential_account(
         view, ctx.urls, bio_source=await directory.bio_source(ctx, me),
-        follow_requests=await directory.follow_request_count(ctx, me)))
+        follow_requests=await directory.follow_request_count(ctx, me),
+        defaults=await posting_defaults.posting_defaults(ctx, me)))
 
 
 @routes.patch("/api/v1/accounts/update_credentials", scope=("write:accounts",))
 async def update_credentials(call: ApiCall) -> web.Response:
     """Display name, bio (note), locked, profile fields (fields_attributes, which replace all the
-    fields), indexable, the avatar and the header, through the profile page's service (the pictures
-    are cleaned the same way). Settings fedserver does not keep through the API (bot, discoverable) are left as
-    they are; the answer shows what the profile now is."""
+    fields), indexable, bot, discoverable, hide_collections, the posting defaults (source[privacy],
+    source[sensitive], source[language]), the avatar and the header, through the profile page's
+    services (the pictures are cleaned the same way). Only what is sent changes; the answer shows
+    what the profile now is."""
     ctx, me, params = call.ctx, call.me, call.params
     fields = params.records("fields_attributes")
+    # Read (and refused when not booleans) before anything changes, so a bad value changes nothing.
+    bot, discoverable, hide_collections, default_sensitive = (
+        params.bool(name) if params.get(name) is not None else None
+        for name in ("bot", "discoverable", "hide_collections", "source[sensitive]"))
+    default_visibility = params.get("source[privacy]")
+    if default_visibility is not None:
+        default_visibility = serializers.VISIBILITY_IN.get(default_visibility)
+        if default_visibility is None:
+            raise ApiError(422, "Validation failed: source[privacy] must be public, unlisted, private or direct")
+    default_language = params.get("source[language]")
+    if default_language and not posting_defaults.LANGUAGE.match(default_language):
+        raise ApiError(422, "Validation failed: source[language] must be an ISO 639 code such as en")
     try:
         if fields or any(params.get(name) is not None for name in ("display_name", "note", "locked")):
             await profile.update_profile(
@@ -45,6 +60,14 @@ async def update_credentials(call: ApiCall) -> web.Response:
                 bio=params.get("note") if params.get("note") is not None else await directory.bio_source(ctx, me),
                 locked=params.bool("locked", bool(me.manually_approves_followers)),
                 fields=[(item.get("name", ""), item.get("value", "")) for item in fields] if fields else None)
+        if bot is not None or discoverable is not None:
+            await profile.set_account_flags(ctx, me.username, bot=bot, discoverable=discoverable)
+        if default_visibility is not None or default_sensitive is not None or default_language is not None:
+            await posting_defaults.set_posting_defaults(ctx, me.username, visibility=default_visibility,
+                                                        sensitive=default_sensitive, language=default_language)
+        if hide_collections is not None:
+            # The profile page's "Hide whom I follow and who follows me".
+            await social_lists.set_hide_collections(ctx, me.username, hide_collections)
         if params.get("indexable") is not None:
             # Mastodon 4.2's "let my public posts be found in search", the web's search setting.
             await search.set_indexable(ctx, me.username, params.bool("indexable"))
@@ -54,14 +77,15 @@ async def update_credentials(call: ApiCall) -> web.Response:
         header = params.file("header")
         if header is not None:
             await profile.set_header(ctx, me.username, header.file.read(profile.MAX_AVATAR_BYTES + 1))
-    except ProfileError as exc:
+    except (ProfileError, posting_defaults.DefaultsError) as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     updated = await directory.account_by_id(ctx, me.id)
     assert updated is not None
     view = await directory.account_view(ctx, updated, updated)
     return json_response(serializers.credential_account(
         view, ctx.urls, bio_source=await directory.bio_source(ctx, updated),
-        follow_requests=await directory.follow_request_count(ctx, updated)))
+        follow_requests=await directory.follow_request_count(ctx, updated),
+        defaults=await posting_defaults.posting_defaults(ctx, updated)))
 
 
 @routes.get("/api/v1/accounts/lookup", auth="public", scope=("read:accounts",))
@@ -124,6 +148,11 @@ async def _follow_list(call: ApiCall, *, followers: bool) -> web.Response:
     actor = await directory.account_by_id(ctx, ids.require(call.match("id")))
     if actor is None:
         raise ApiError(404, "Record not found")
+    viewer = call.viewer
+    if (viewer is None or viewer.id != actor.id) and await social_lists.hides_collections(ctx, actor):
+        # The account hides these lists, as on its profile page and to other servers: Mastodon
+        # answers an empty list to everyone but the account itself.
+        return json_response([])
 
     async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
         return await directory.follow_list(ctx, actor, followers=followers, max_id=max_id, limit=limit)
@@ -147,6 +176,8 @@ async def following(call: ApiCall) -> web.Response:
 
 @routes.get("/api/v1/preferences", scope=("read:accounts",))
 async def preferences(call: ApiCall) -> web.Response:
-    return json_response({"posting:default:visibility": "public", "posting:default:sensitive": False,
-                          "posting:default:language": None, "reading:expand:media": "default",
+    defaults = await posting_defaults.posting_defaults(call.ctx, call.me)
+    return json_response({"posting:default:visibility": serializers.VISIBILITY_OUT.get(defaults.visibility, "public"),
+                          "posting:default:sensitive": defaults.sensitive,
+                          "posting:default:language": defaults.language, "reading:expand:media": "default",
                           "reading:expand:spoilers": False, "reading:autoplay:gifs": False})

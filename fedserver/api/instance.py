@@ -30,7 +30,8 @@ async def instance_v1(call: ApiCall) -> web.Response:
     stats = await audience.usage_stats(ctx)
     body = serializers.instance_v1(
         info, ctx.urls, users=stats["users"], statuses=stats["local_posts"],
-        domains=await directory.known_domains(ctx), contact=await _contact(ctx), approval_required=False,
+        domains=await directory.known_domains(ctx), contact=await _contact(ctx),
+        approval_required=info.registrations == "approval",
         # Apps shrink pictures to this before uploading: the image worker's bound ([uploads]).
         image_matrix_limit=ctx.settings.uploads.upload_max_pixels, video_size_limit=_video_size_limit(ctx))
     body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)
@@ -43,7 +44,7 @@ async def instance_v2(call: ApiCall) -> web.Response:
     info = await instance.instance_info(ctx)
     stats = await audience.usage_stats(ctx)
     body = serializers.instance_v2(info, ctx.urls, active_month=stats["active_month"],
-                                   contact=await _contact(ctx), approval_required=False,
+                                   contact=await _contact(ctx), approval_required=info.registrations == "approval",
                                    image_matrix_limit=ctx.settings.uploads.upload_max_pixels,
                                    video_size_limit=_video_size_limit(ctx))
     body["configuration"]["polls"] = serializers.poll_limits(ctx.settings.instance)

@@ -31,8 +31,9 @@ def page_request(params: Params, *, default: int = 20, maximum: int = 40) -> Pag
                        min_id=ids.decode(params.get("min_id")), limit=max(1, min(limit, maximum)))
 
 
-def link_header(base_url: str, request: web.Request, item_ids: list[int]) -> dict[str, str]:
-    """Headers with a Link for a page of items listed newest first; none for an empty page."""
+def link_header(base_url: str, request: web.Request, item_ids: list[int], *, prev: bool = True) -> dict[str, str]:
+    """Headers with a Link for a page of items listed newest first; none for an empty page.
+    prev=False: `next` only, for lists whose cursors cannot say what is newer."""
     if not item_ids:
         return {}
     kept = [(key, value) for key, value in request.query.items() if key not in CURSORS]
@@ -40,7 +41,8 @@ def link_header(base_url: str, request: web.Request, item_ids: list[int]) -> dic
 
     def link(cursor: str, value: int, rel: str) -> str:
         return f'<{url}?{urlencode([*kept, (cursor, ids.encode(value))])}>; rel="{rel}"'
-    return {"Link": ", ".join([link("max_id", item_ids[-1], "next"), link("min_id", item_ids[0], "prev")])}
+    links = [link("max_id", item_ids[-1], "next")] + ([link("min_id", item_ids[0], "prev")] if prev else [])
+    return {"Link": ", ".join(links)}
 
 
 # --- reading pages of time-ordered lists -----------------------------------------------------

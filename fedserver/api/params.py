@@ -134,7 +134,11 @@ async def read_params(request: web.Request) -> Params:
             params.json_body = body
             _flatten(params, "", body)
         elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            for name, value in (await request.post()).items():
+            try:
+                form = await request.post()
+            except ValueError:  # not UTF-8 (UnicodeDecodeError), a broken multipart body...
+                raise ApiError(400, "the request body is not a valid form") from None
+            for name, value in form.items():
                 params.add(name, value)
     for name, value in request.query.items():
         params.add(name, value)

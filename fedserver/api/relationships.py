@@ -8,6 +8,7 @@ from aiohttp import web
 
 from fedserver.api import ids, serializers
 from fedserver.api.errors import ApiError, json_response
+from fedserver.api.pagination import COUNTER_SPAN, link_header, page_request, read_page
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.services import directory, follows
 from fedserver.services.follows import FollowError
@@ -83,9 +84,14 @@ for _name, _action, _scope, _lenient in (("follow", _follow, "write:follows", Fa
 
 @routes.get("/api/v1/follow_requests", scope=("read:follows",))
 async def follow_requests(call: ApiCall) -> web.Response:
-    requesters = await follows.list_requests(call.ctx, call.me.username)
-    return json_response([serializers.account(await directory.account_view(call.ctx, actor, call.me), call.ctx.urls)
-                          for actor in requesters])
+    """Newest first, paged by the follow's id with Link headers, as Mastodon pages them."""
+    async def fetch(max_id: int | None, limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+        return await follows.requests_page(call.ctx, call.me.username, max_id=max_id, limit=limit)
+    rows = await read_page(fetch, page_request(call.params, default=40, maximum=80), key=lambda row: row[0],
+                           first_span=COUNTER_SPAN)
+    accounts = [serializers.account(await directory.account_view(call.ctx, actor, call.me), call.ctx.urls)
+                for _, actor in rows]
+    return json_response(accounts, headers=link_header(call.ctx.urls.base, call.request, [fid for fid, _ in rows]))
 
 
 async def _answer(call: ApiCall, *, accept: bool) -> web.Response:

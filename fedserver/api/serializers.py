@@ -26,6 +26,7 @@ from fedserver.store.lists import AccountList
 from fedserver.services.pins import MAX_PINS
 from fedserver.services.posting import MAX_DESCRIPTION, MAX_PICTURE_BYTES, MAX_PICTURES, MAX_POST_CHARS
 from fedserver.store.oauth import OAuthApp
+from fedserver.store.posting_defaults import PostingDefaults
 from fedserver.store.push import PushSubscription
 from fedserver.store.uploads import Upload
 from fedserver.urls import Urls
@@ -108,7 +109,7 @@ def account(view: AccountView, urls: Urls) -> dict[str, Any]:
         "following_count": view.following_count,
         "statuses_count": view.statuses_count,
         "last_status_at": date_text(view.last_status_at),
-        "hide_collections": False,
+        "hide_collections": view.hide_collections,
         "emojis": account_emojis(actor, urls),
         "fields": [field(item) for item in actor.fields if isinstance(item, dict)],
         "roles": [],
@@ -124,14 +125,16 @@ def account_emojis(actor: Actor, urls: Urls) -> list[dict[str, Any]]:
             for shortcode, url in actor.emojis if f":{shortcode}:" in text]
 
 
-def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int) -> dict[str, Any]:
+def credential_account(view: AccountView, urls: Urls, *, bio_source: str, follow_requests: int,
+                       defaults: PostingDefaults) -> dict[str, Any]:
     out = account(view, urls)
     actor = view.actor
-    out["source"] = {"privacy": "public", "sensitive": False, "language": None, "note": bio_source,
+    out["source"] = {"privacy": VISIBILITY_OUT.get(defaults.visibility, "public"), "sensitive": defaults.sensitive,
+                     "language": defaults.language, "note": bio_source,
                      # The fields as typed (their `source`), for the app's edit form.
                      "fields": [{**field(item), "value": str(item.get("source", item.get("value")) or "")}
                                 for item in actor.fields if isinstance(item, dict)], "follow_requests_count": follow_requests, "indexable": bool(actor.indexable),
-                     "hide_collections": False, "discoverable": bool(actor.discoverable)}
+                     "hide_collections": view.hide_collections, "discoverable": bool(actor.discoverable)}
     return out
 
 

@@ -14,7 +14,7 @@ from fedserver.api.pagination import COUNTER_SPAN, SNOWFLAKE_SPAN, link_header, 
 from fedserver.api.routing import ApiCall, ApiRoutes
 from fedserver.context import Context
 from fedserver.services import audience, bookmarks, directory, interactions, pins, post_details, posting, timelines
-from fedserver.services import idempotency
+from fedserver.services import idempotency, posting_defaults
 from fedserver.services.interactions import InteractionError
 from fedserver.services.posting import Draft, PollDraft, PostingError
 from fedserver.services.timelines import PostCard
@@ -62,10 +62,13 @@ async def create_status(call: ApiCall) -> web.Response:
         if earlier is not None and not earlier.is_deleted:
             return await _one(call, earlier)
     upload_ids = _media_ids(params.list("media_ids"))
-    visibility = serializers.VISIBILITY_IN.get(params.get("visibility") or "public")
+    # What the app leaves out, the person's posting defaults decide (Mastodon's PostStatusService).
+    defaults = await posting_defaults.posting_defaults(ctx, me)
+    visibility = serializers.VISIBILITY_IN.get(params.get("visibility")) if params.get("visibility") \
+        else defaults.visibility
     if visibility is None:
         raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
-    language = params.get("language") or None
+    language = params.get("language") or defaults.language
     if language is not None and not LANGUAGE.match(language):
         raise ApiError(422, "Validation failed: language must be an ISO 639 code such as en")
     reply_to = None
@@ -78,7 +81,7 @@ async def create_status(call: ApiCall) -> web.Response:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
             reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids,
-            poll=poll_draft(params)))
+            poll=poll_draft(params), sensitive=params.bool("sensitive", defaults.sensitive)))
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     if key:
@@ -197,7 +200,7 @@ async def edit_status(call: ApiCall) -> web.Response:
     try:
         updated = await posting.edit_post(call.ctx, call.me.username, post.uri, Draft(
             text=params.text("status"), content_warning=params.get("spoiler_text") or None, language=language,
-            edit_media=edit_media))
+            edit_media=edit_media, sensitive=params.bool("sensitive") if params.get("sensitive") is not None else None))
         exclude = params.get("exclude_from_corpus")
         if exclude is not None and await timelines.training_allowed(call.ctx, call.me):
             updated = await posting.set_post_excluded(call.ctx, call.me.username, post.uri,

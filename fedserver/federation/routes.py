@@ -149,9 +149,10 @@ async def nodeinfo(request: web.Request) -> web.Response:
                   "localPosts": stats["local_posts"]},
         # Client apps read this to pick an API dialect: megalodon (Elk's and others') accepts an
         # unknown software name only with upstream.name "mastodon"; Pleroma-style "features" names
-        # the API too (client-api.md §2).
+        # the API too (client-api.md §2). The version is the one the client API reports
+        # (api/serializers.py MASTODON_VERSION).
         "metadata": {"nodeName": info.name, "nodeDescription": info.description,
-                     "upstream": {"name": "mastodon", "version": "4.2.0"}, "features": ["mastodon_api"]},
+                     "upstream": {"name": "mastodon", "version": "4.3.0"}, "features": ["mastodon_api"]},
     }
     content_type = f'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/{version}#"'
     return web.Response(body=json.dumps(doc).encode(), headers={"Content-Type": content_type,

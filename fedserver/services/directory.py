@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from fedserver.context import Context
-from fedserver.services import remote_actors, timelines
+from fedserver.services import remote_actors, social_lists, timelines
 from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
@@ -23,6 +23,8 @@ class AccountView:
     followers_count: int
     following_count: int
     last_status_at: str | None
+    # A local account that hides whom it follows and who follows it (Mastodon's hide_collections).
+    hide_collections: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,13 @@ async def account_views(ctx: Context, actors: Sequence[Actor], viewer: Actor | N
 
     counts = await timeline_store.account_counts(
         ctx.db.reader, {actor_id: timelines.profile_visibilities(relation(actor_id)) for actor_id in unique})
+    # Only local accounts can hide their lists (one read each; remote ones need none).
+    hidden = {actor_id for actor_id, actor in unique.items() if await social_lists.hides_collections(ctx, actor)}
     return {actor_id: AccountView(actor=actor, statuses_count=counts[actor_id].posts,
                                   followers_count=counts[actor_id].followers,
                                   following_count=counts[actor_id].following,
-                                  last_status_at=counts[actor_id].last_status_at)
+                                  last_status_at=counts[actor_id].last_status_at,
+                                  hide_collections=actor_id in hidden)
             for actor_id, actor in unique.items()}
 
 

@@ -230,6 +230,17 @@ async def list_requests(ctx: Context, username: str) -> list[Actor]:
     return [actor for _, actor in await follow_store.list_follow_requests(ctx.db.reader, followee.id)]
 
 
+async def requests_page(ctx: Context, username: str, *, max_id: int | None,
+                        limit: int) -> tuple[list[tuple[int, Actor]], int | None]:
+    """A page of the follow requests waiting for username, newest first, as (follow id, who asks),
+    leaving out accounts that are gone; and the follow id the read stopped at (None at the end).
+    Paged, because anyone anywhere can ask."""
+    followee = await require_local_actor(ctx, username)
+    rows = await follow_store.list_side_before(ctx.db.reader, followee.id, followers=True, max_id=max_id,
+                                               limit=limit, state="pending")
+    return [(fid, actor) for fid, actor in rows if not actor.is_gone], (rows[-1][0] if len(rows) == limit else None)
+
+
 
 async def end_follows_with(ctx: Context, tx, remote: Actor) -> int:
     """Inside tx: end every follow, pending or accepted, between local accounts and this remote

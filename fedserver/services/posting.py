@@ -103,6 +103,9 @@ class Draft:
     # attachment) or ("upload", upload id). None leaves the media as they are.
     edit_media: tuple[tuple[str, int], ...] | None = None
     poll: PollDraft | None = None
+    # Media marked sensitive (shown blurred) without a content warning, Mastodon's `sensitive`; a
+    # content warning always makes the post sensitive. On edit, None keeps what the post had.
+    sensitive: bool | None = None
     # One video or audio file (checked and cleaned in services/av_uploads.py), not with pictures.
     video_or_audio: Picture | None = None
 
@@ -240,7 +243,7 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                 url=ctx.urls.post_page(author.username, post_id), actor_id=author.id, is_local=True,
                 object_type="Question" if poll is not None else "Note", visibility=draft.visibility,
                 content_html=html, content_text=html_to_text(html),
-                source_text=draft.text.strip(), summary=warning, sensitive=warning is not None,
+                source_text=draft.text.strip(), summary=warning, sensitive=warning is not None or bool(draft.sensitive),
                 language=draft.language, in_reply_to_uri=parent.uri if parent else None, audience=audience,
                 published_at=now, corpus_excluded=draft.exclude_from_corpus)
             if await post_store.insert_post(tx, new_post, now):
@@ -390,8 +393,10 @@ async def _own_post(ctx: Context, username: str, post_uri: str) -> tuple[Actor, 
 async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) -> Post:
     """Change a post's text or content warning; its visibility and reply target stay as written."""
     author, post = await _own_post(ctx, username, post_uri)
+    # Sensitive without a warning stays so unless the edit says otherwise (a warning always is).
+    sensitive = draft.sensitive if draft.sensitive is not None else bool(post.sensitive and not post.summary)
     draft = Draft(text=draft.text, visibility=post.visibility, content_warning=draft.content_warning,
-                  language=draft.language or post.language, edit_media=draft.edit_media)
+                  language=draft.language or post.language, edit_media=draft.edit_media, sensitive=sensitive)
     html, mentions, tags, _ = await _prepare(ctx, author, draft)
     media_change = await _media_change(ctx, author, post, draft.edit_media)
     now = ctx.clock.now_iso()
@@ -405,7 +410,7 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
         await post_store.update_post_content(
             tx, post.id, content_html=html, content_text=html_to_text(html), source_text=draft.text.strip(),
             summary=(draft.content_warning or "").strip() or None,
-            sensitive=bool((draft.content_warning or "").strip()), language=draft.language,
+            sensitive=bool((draft.content_warning or "").strip()) or bool(draft.sensitive), language=draft.language,
             visibility=post.visibility, audience=audience, edited_at=now, now=now)
         await post_store.set_mentions(tx, post.id, [m.id for m in mentions])
         await post_store.set_tags(tx, post.id, tags)

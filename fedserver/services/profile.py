@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 
 import aiosqlite
@@ -16,6 +17,8 @@ from fedserver.store import follows as follow_store
 from fedserver.store import web as web_store
 from fedserver.store.actors import Actor
 from fedserver.text import render_html
+
+log = logging.getLogger(__name__)
 
 
 async def federate_profile(ctx: Context, tx: aiosqlite.Connection, actor: Actor) -> None:
@@ -61,6 +64,36 @@ async def update_profile(ctx: Context, username: str, *, display_name: str, bio:
         assert updated is not None
         await federate_profile(ctx, tx, updated)
     profile_fields.schedule_verification(ctx, updated)
+    return updated
+
+
+# Mastodon marks an automated account by publishing it as a Service actor (and reads Service and
+# Application actors of other servers as bots); a person's account is a Person.
+BOT_ACTOR_TYPE = "Service"
+PERSON_ACTOR_TYPE = "Person"
+
+
+async def set_account_flags(ctx: Context, username: str, *, bot: bool | None = None,
+                            discoverable: bool | None = None) -> Actor:
+    """Mark the account as automated (`bot`, federated as the actor type) and whether it may be
+    featured in other servers' directories and suggestions (`discoverable`, Mastodon's flag);
+    None leaves a flag as it is. Followers' servers get one Update when anything changed."""
+    actor = await require_local_actor(ctx, username)
+    changes: dict[str, object] = {}
+    if bot is not None:
+        actor_type = BOT_ACTOR_TYPE if bot else PERSON_ACTOR_TYPE
+        if actor.actor_type != actor_type:
+            changes["actor_type"] = actor_type
+    if discoverable is not None and bool(actor.discoverable) != discoverable:
+        changes["discoverable"] = int(discoverable)
+    if not changes:
+        return actor
+    async with ctx.db.transaction() as tx:
+        await actor_store.update_actor_profile(tx, actor.id, now=ctx.clock.now_iso(), **changes)
+        updated = await actor_store.get_actor(tx, actor.id)
+        assert updated is not None
+        await federate_profile(ctx, tx, updated)
+    log.info("%s changed account flags %s", username, sorted(changes))
     return updated
 
 

@@ -31,7 +31,7 @@ def _page(items: list[Related], limit: int) -> AccountPage:
 
 async def hides_collections(ctx: Context, actor: Actor) -> bool:
     """Whether a local account hides its follow lists (a remote one's server decides for itself)."""
-    return actor.is_local and await relation_store.hides_collections(ctx.db.reader, actor.id)
+    return bool(actor.is_local) and await relation_store.hides_collections(ctx.db.reader, actor.id)
 
 
 async def set_hide_collections(ctx: Context, username: str, hide: bool) -> None:

@@ -196,14 +196,15 @@ async def delete_follows_with_domains(conn: aiosqlite.Connection, domains: list[
 
 
 async def list_side_before(conn: aiosqlite.Connection, actor_id: int, *, followers: bool, max_id: int | None,
-                           limit: int) -> list[tuple[int, Actor]]:
-    """(follow id, the other account) of accepted follows, newest first, below follow id max_id:
-    the client API's followers and following lists, paged by follow id."""
+                           limit: int, state: str = "accepted") -> list[tuple[int, Actor]]:
+    """(follow id, the other account) of follows in `state`, newest first, below follow id max_id:
+    the client API's followers and following lists (and follow requests, state 'pending'), paged
+    by follow id."""
     own, other = ("followee_id", "follower_id") if followers else ("follower_id", "followee_id")
     rows = await fetch_all(
         conn, f"SELECT f.id AS f_id, a.* FROM follows f JOIN actors a ON a.id = f.{other}"
-              f" WHERE f.{own} = ? AND f.state = 'accepted' AND f.id < ? ORDER BY f.id DESC LIMIT ?",
-        (actor_id, max_id if max_id is not None else 2**62, limit))
+              f" WHERE f.{own} = ? AND f.state = ? AND f.id < ? ORDER BY f.id DESC LIMIT ?",
+        (actor_id, state, max_id if max_id is not None else 2**62, limit))
     result = []
     for row in rows:
         actor = from_row(Actor, row)

@@ -139,7 +139,10 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Every state-changing form must carry the token bound to the session (or, before sign-in, to
     the anonymous CSRF cookie). SameSite=Lax cookies are a second line, not the only one."""
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and not _exempt(request.path):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # not UTF-8 (UnicodeDecodeError) or a broken multipart body: a 400, not a 500
+            return await render(request, "error.html", status=400, message="This form could not be read.")
         sent = form.get("csrf_token")
         viewer = viewer_of(request)
         expected = viewer.csrf_token if viewer is not None else request.cookies.get(CSRF_COOKIE)

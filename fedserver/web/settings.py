@@ -48,6 +48,7 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
                                      bio=str(form.get("bio", "")), locked=form.get("locked") == "on",
                                      fields=[(str(form.get(f"field_name_{n}", "")), str(form.get(f"field_value_{n}", "")))
                                              for n in range(profile_fields.MAX_FIELDS)])
+        await profile.set_account_flags(ctx_of(request), viewer.username, bot=form.get("bot") == "on")
     except ProfileError as exc:
         return await _profile_page(request, error=str(exc), status=400)
     return redirect("/settings/profile", flash="Your profile was saved.")
