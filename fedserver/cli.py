@@ -152,14 +152,30 @@ def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = 
     return True
 
 
-async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
+async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]], *, migrate: bool = False) -> int:
     from fedserver.context import close_context, open_context
+    from fedserver.db import SchemaMismatch
 
-    ctx = await open_context(settings)
+    try:
+        ctx = await open_context(settings, migrate=migrate)
+    except SchemaMismatch as exc:
+        raise CommandError(str(exc)) from None
     try:
         return await action(ctx)
     finally:
         await close_context(ctx)
+
+
+def _database_name(settings: Settings) -> str:
+    """The database as a person reads it: the SQLite file, or the PostgreSQL URL without a password."""
+    if not settings.database.url:
+        return str(settings.database_path)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.database.url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0] + "@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=user + netloc[-1]).geturl()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -173,8 +189,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     several = f", {processes} processes" if processes > 1 else ""
     # One URL to open: the one every link and id on the pages uses (where it is served from is
     # said without a scheme, so that nobody opens the bare socket behind a TLS proxy by mistake).
+    where = _database_name(settings)
     banner = (f"fedserver is running: open {settings.base_url}/ in a browser (listening on {host}:{port},"
-              f" database {settings.database_path}{several})")
+              f" database {where}{several})")
     try:
         # Called once the socket is bound: announce only what really serves.
         serving.serve(settings, config_path=Path(args.config).resolve(), host=host, port=port, processes=processes,
@@ -404,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(f"{config_path} exists; use --force to overwrite it")
             settings = load_settings(config_path)
             asyncio.run(_with_context(settings, _noop))
-            print(f"wrote {config_path} and created {settings.database_path}")
+            print(f"wrote {config_path} and created {_database_name(settings)}")
             return 0
         # A first `serve --port N` writes a config whose ids name port N, so that later runs agree.
         first_port = getattr(args, "port", None) or 8080
@@ -423,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(mismatch)
             asyncio.run(_with_context(settings, _noop))  # create the database and apply migrations first
             return _serve(settings, args)
-        return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))
+        return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args),
+                                         migrate=args.command == "migrate"))
     except (ConfigError, CommandError) as exc:
         message = str(exc)
         if isinstance(exc, ConfigError) and str(config_path) not in message:

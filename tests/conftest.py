@@ -16,6 +16,38 @@ from fedserver.app import build_app
 from fedserver.services import accounts
 from fedserver.config import Settings, settings_from_dict
 from fedserver.context import CTX_KEY, Context
+from tests import engines
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="database engine of every instance the tests create (postgresql: each gets a fresh"
+                          f" database on the server at ${engines.ENV_URL})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: the test is about SQLite itself (skipped on PostgreSQL)")
+    config.addinivalue_line("markers", "postgresql_only: the test is about PostgreSQL itself (needs its server)")
+    engines.configure(config.getoption("--engine"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if engines.on_postgresql() and item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="SQLite-specific (see the test's marker)"))
+        if item.get_closest_marker("postgresql_only") and engines.postgres_server_url() is None:
+            item.add_marker(pytest.mark.skip(reason=f"needs a PostgreSQL server: set {engines.ENV_URL}"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    engines.drop_template()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Any:
+    """PostgreSQL databases a test created are dropped when it ends."""
+    yield
+    engines.drop_created()
 
 
 def bound_socket() -> socket.socket:
@@ -39,7 +71,7 @@ def loopback_settings(directory: Path, port: int, **federation: Any) -> Settings
     return settings_from_dict({
         "instance": {"domain": f"127.0.0.1:{port}", "scheme": "http", "name": f"test-{port}"},
         "server": {"host": "127.0.0.1", "port": port},
-        "database": {"path": "fedserver.sqlite3"},
+        "database": engines.database_settings(directory),
         "federation": fed,
     }, directory)
 

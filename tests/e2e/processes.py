@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests import engines
 from tests.conftest import free_port
 
 
@@ -97,7 +98,7 @@ class ServerProcess:
         """`fedserver init` for a loopback instance, then the fast federation settings."""
         result = self.run("init", "--domain", self.domain, "--scheme", "http", "--port", str(self.port),
                           "--allow-private-addresses", check=True)
-        set_config_keys(self.config, **{**FAST_FEDERATION, **federation})
+        set_config_keys(self.config, **{**FAST_FEDERATION, **engines.config_keys(self.directory), **federation})
         return result
 
     def run(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -187,8 +188,21 @@ class ServerProcess:
 
     # -- the database, read directly -------------------------------------------------------
 
+    @property
+    def database_url(self) -> str | None:
+        """The instance's PostgreSQL database (tests run with --engine postgresql), else None."""
+        return engines.database_url_for(self.directory) if engines.on_postgresql() else None
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Read the instance's SQLite file (WAL: sees what the server and CLI committed)."""
+        """Read the instance's database (SQLite in WAL mode, or PostgreSQL): sees what the server
+        and CLI committed. The SQL is written for SQLite (`?` placeholders)."""
+        if self.database_url is not None:
+            import psycopg
+
+            from fedserver.sql_dialect import placeholders
+
+            with psycopg.connect(self.database_url, autocommit=True) as pg:
+                return [tuple(row) for row in pg.execute(placeholders(sql), params).fetchall()]
         conn = sqlite3.connect(self.database, timeout=10)
         try:
             return [tuple(row) for row in conn.execute(sql, params).fetchall()]

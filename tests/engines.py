@@ -1,0 +1,157 @@
+"""Which database engine the tests run on, and a fresh database per test instance.
+
+`pytest --engine postgresql` (with FEDSERVER_TEST_POSTGRES set to a server's URL, as .ci/run
+exports it for its throwaway cluster) gives every instance a test creates its own PostgreSQL
+database: a copy of a template migrated once per session (CREATE DATABASE ... TEMPLATE takes
+tens of milliseconds), or an empty one for tests that run the migrations themselves. The
+databases a test created are dropped when it ends. With the default, `--engine sqlite`, nothing
+changes: each instance has its SQLite file in tmp_path.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ENV_URL = "FEDSERVER_TEST_POSTGRES"
+
+engine = "sqlite"
+_server_url: str | None = None
+_template: str | None = None
+_counter = itertools.count(1)
+_created: list[str] = []
+_by_directory: dict[Path, str] = {}
+
+# Marks for tests that only make sense on one engine (each says why where it is used).
+sqlite_only = pytest.mark.sqlite_only
+postgresql_only = pytest.mark.postgresql_only
+
+
+def configure(chosen: str) -> None:
+    global engine, _server_url
+    engine = chosen
+    if chosen == "postgresql":
+        _server_url = os.environ.get(ENV_URL)
+        if not _server_url:
+            raise pytest.UsageError(f"--engine postgresql needs {ENV_URL}=postgresql://... (see .ci/run)")
+
+
+def on_postgresql() -> bool:
+    return engine == "postgresql"
+
+
+def postgres_server_url() -> str | None:
+    """The test cluster's URL (its maintenance database), whatever --engine says; None without one."""
+    return _server_url or os.environ.get(ENV_URL) or None
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    url = postgres_server_url()
+    assert url is not None
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _template_name() -> str:
+    """A database migrated to this code's schema, made once per session (the instances' copies)."""
+    global _template
+    if _template is None:
+        from fedserver.db import open_database, prepare_schema
+
+        name = f"fedserver_template_{os.getpid()}"
+        _admin(f"DROP DATABASE IF EXISTS {name}")
+        _admin(f"CREATE DATABASE {name} TEMPLATE template0")
+
+        async def migrate() -> None:
+            async with open_database(_with_database(postgres_server_url() or "", name)) as db:
+                await prepare_schema(db, apply=True)
+
+        _run_in_thread(migrate)  # (a test's event loop may be running: migrate on a thread of its own)
+        _template = name
+    return _template
+
+
+def _run_in_thread(make: Any) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(make())
+        except BaseException as exc:  # noqa: BLE001 (re-raised below)
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def fresh_postgres_url(*, migrated: bool = True) -> str:
+    """A new database of its own: a copy of the migrated template, or empty (migrated=False)."""
+    name = f"fedserver_t{os.getpid()}_{next(_counter)}"
+    template = _template_name() if migrated else "template0"
+    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+    _created.append(name)
+    return _with_database(postgres_server_url() or "", name)
+
+
+def database_url_for(directory: Path) -> str:
+    """The PostgreSQL database of the instance kept in this directory (the same one each time it
+    is asked, so that a restarted instance finds its data)."""
+    directory = directory.resolve()
+    if directory not in _by_directory:
+        _by_directory[directory] = fresh_postgres_url()
+    return _by_directory[directory]
+
+
+def database_settings(directory: Path) -> dict[str, Any]:
+    """[database] settings for a test instance kept in directory, on the chosen engine."""
+    if on_postgresql():
+        return {"path": "fedserver.sqlite3", "url": database_url_for(directory)}
+    return {"path": "fedserver.sqlite3"}
+
+
+def config_keys(directory: Path) -> dict[str, Any]:
+    """`fedserver.toml` keys that put the instance in directory on the chosen engine."""
+    return {"url": database_url_for(directory)} if on_postgresql() else {}
+
+
+def database_target(path: Path, *, migrated: bool = False) -> Path | str:
+    """What open_database is given in a store test: the SQLite file, or an empty (or migrated)
+    PostgreSQL database of its own."""
+    if on_postgresql():
+        return fresh_postgres_url(migrated=migrated)
+    return path
+
+
+def drop_created() -> None:
+    """Drop the databases the finished test created (FORCE: a killed server's sessions go too)."""
+    while _created:
+        name = _created.pop()
+        try:
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except Exception:  # noqa: BLE001 (a leftover database in a throwaway cluster harms nothing)
+            pass
+    _by_directory.clear()
+
+
+def drop_template() -> None:
+    global _template
+    if _template is not None:
+        _admin(f"DROP DATABASE IF EXISTS {_template} WITH (FORCE)")
+        _template = None
