@@ -298,6 +298,11 @@ class SyncConnection:
             rows, lastrowid = _finish(cur, returning, rows)
             return Cursor(rows, cur.rowcount, lastrowid, None if returning else cur.description)
 
+    def cursor(self) -> "_CursorFactory":
+        """sqlite3's conn.cursor(), whose row_factory the store sets to sqlite3.Row: rows here
+        already read by name."""
+        return _CursorFactory(self)
+
     def executemany(self, sql: str, seq: Any) -> Cursor:
         text, _ = self._translate(sql)
         seq = [_params(params) for params in seq]
@@ -306,6 +311,18 @@ class SyncConnection:
         with self._conn.cursor() as cur:
             cur.executemany(text, seq)
             return Cursor([], cur.rowcount, None, None)
+
+
+class _CursorFactory:
+    def __init__(self, conn: SyncConnection) -> None:
+        self._conn = conn
+        self.row_factory: Any = None
+
+    def execute(self, sql: str, params: Any = ()) -> Cursor:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, seq: Any) -> Cursor:
+        return self._conn.executemany(sql, seq)
 
 
 class PostgresDatabase:

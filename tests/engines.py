@@ -131,9 +131,10 @@ def config_keys(directory: Path) -> dict[str, Any]:
     return {"url": database_url_for(directory)} if on_postgresql() else {}
 
 
-def database_target(path: Path, *, migrated: bool = False) -> Path | str:
-    """What open_database is given in a store test: the SQLite file, or an empty (or migrated)
-    PostgreSQL database of its own."""
+def database_target(path: Path, *, migrated: bool = True) -> Path | str:
+    """What open_database is given in a store test: the SQLite file, or a PostgreSQL database of
+    its own, migrated already (migrate then has nothing to do) or empty (migrated=False: for tests
+    of migrations)."""
     if on_postgresql():
         return fresh_postgres_url(migrated=migrated)
     return path
@@ -155,3 +156,15 @@ def drop_template() -> None:
     if _template is not None:
         _admin(f"DROP DATABASE IF EXISTS {_template} WITH (FORCE)")
         _template = None
+
+
+def copy_migrations_before(version: int, directory: Path) -> Path:
+    """A migrations folder holding those numbered below version, for both engines (a test that
+    stores rows as an older schema had them, then migrates)."""
+    from fedserver.db import MIGRATIONS_DIR
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < version:
+            (directory / path.name).write_bytes(path.read_bytes())
+    return directory
