@@ -217,7 +217,7 @@ async def count_local_posts(conn: aiosqlite.Connection) -> int:
 
 
 _DELETE_MENTIONS = "DELETE FROM post_mentions WHERE post_id = ?"
-_INSERT_MENTION = "INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)"
+_INSERT_MENTION = "INSERT INTO post_mentions (post_id, actor_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
 async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
@@ -243,7 +243,7 @@ async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> 
 
 
 _DELETE_TAGS = "DELETE FROM post_tags WHERE post_id = ?"
-_INSERT_TAG = "INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)"
+_INSERT_TAG = "INSERT INTO post_tags (post_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
 async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
