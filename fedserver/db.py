@@ -427,6 +427,9 @@ async def _migrate_postgres(db: Any, directory: Path) -> list[str]:
 
     applied_now: list[str] = []
     async with db.pool.connection() as conn:
+        # A migration may rewrite a large table: [database] statement_timeout_ms is for the
+        # application's statements, not for this connection's.
+        await conn.execute("SET statement_timeout = 0")
         await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             await conn.execute(translate_ddl(_SCHEMA_MIGRATIONS))
@@ -448,6 +451,7 @@ async def _migrate_postgres(db: Any, directory: Path) -> list[str]:
                 applied_now.append(path.name)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute("RESET statement_timeout")
     await db.load_identity_columns()
     return applied_now
 

@@ -209,6 +209,14 @@ class ServerProcess:
         finally:
             conn.close()
 
+    def write(self, sql: str, params: tuple = ()) -> int:
+        """Change the instance's database under the running server (committed on return); the
+        rows changed. The SQL is written for SQLite (`?` placeholders)."""
+        return engines.write(self.database_url or self.database, sql, params)
+
+    def write_many(self, sql: str, rows: list[tuple]) -> int:
+        return engines.write(self.database_url or self.database, sql, rows, many=True)
+
     def value(self, sql: str, params: tuple = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
