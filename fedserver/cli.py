@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                                         required=True)
     s = media.add_parser("prune", help="remove cached remote pictures older than [media] remote_retention_days")
     s.add_argument("--older-than-days", type=float, help="instead of remote_retention_days (0: all of them)")
+    db = sub.add_parser("db", help="the database itself").add_subparsers(dest="db_command", required=True)
+    s = db.add_parser("copy", help="copy this SQLite instance into an empty PostgreSQL database, then verify it")
+    s.add_argument("--to", required=True, metavar="URL", help="postgresql://... of the empty database")
     cli_corpus.add_parsers(sub)
     return p
 
@@ -262,6 +265,17 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         await _run_account(ctx, args)
     elif cmd in ("domain-block", "status"):
         await _run_status(ctx, args)
+    elif cmd == "db":
+        from fedserver.services import db_copy
+
+        try:
+            report = await db_copy.copy_to_postgres(ctx, args.to, progress=lambda table, rows: print(
+                f"copied {table}: {rows} rows", flush=True))
+        except db_copy.copy_store.CopyError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"copied {sum(report.rows.values())} rows in {len(report.rows)} tables; counts match;"
+              f" consent log verified ({report.consent_events} events, head {report.consent_head[:16]})."
+              " Set [database] url to use it.")
     elif cmd == "media":
         from fedserver.services import media_cache
 

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     engines.configure(config.getoption("--engine"))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _skip_other_engines_tests(items: list[pytest.Item]) -> None:
     for item in items:
         if engines.on_postgresql() and item.get_closest_marker("sqlite_only"):
             item.add_marker(pytest.mark.skip(reason="SQLite-specific (see the test's marker)"))
@@ -45,9 +45,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _drop_test_databases() -> Any:
-    """PostgreSQL databases a test created are dropped when it ends."""
+    """PostgreSQL databases a test created are dropped when it ends (those of module- or
+    session-scoped fixtures when the session ends)."""
+    since = engines.test_starts()
     yield
-    engines.drop_created()
+    engines.drop_created(since)
 
 
 def bound_socket() -> socket.socket:
@@ -204,6 +206,7 @@ def pytest_collection_modifyitems(config, items):
     through another fixture) run last: Playwright's
     sync API keeps an event loop running in the main thread from its first use until the session
     ends, and asyncio tests cannot start a loop of their own while it runs."""
+    _skip_other_engines_tests(items)
     playwright_fixtures = {"page", "context", "browser", "browser_type", "playwright"}
     items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/")
                or not playwright_fixtures.isdisjoint(getattr(item, "fixturenames", ())))

@@ -140,17 +140,26 @@ def database_target(path: Path, *, migrated: bool = True) -> Path | str:
     return path
 
 
-def drop_created() -> None:
-    """Drop the databases the finished test created (FORCE: a killed server's sessions go too),
-    on a thread of their own: a DROP DATABASE waits for a checkpoint, ~1 s the next test need
-    not wait for."""
+def test_starts() -> int:
+    """Called as a test starts (after its module- and session-scoped fixtures were set up): what
+    was created so far belongs to those and stays until the session ends."""
+    return len(_created)
+
+
+def drop_created(since: int = 0) -> None:
+    """Drop the databases created since test_starts() said `since` (FORCE: a killed server's
+    sessions go too), on a thread of their own: a DROP DATABASE waits for a checkpoint, ~1 s the
+    next test need not wait for."""
     global _dropper
-    _by_directory.clear()
-    if not _created:
+    names = _created[since:]
+    if not names:
         return
-    for name in _created:
+    del _created[since:]
+    dropped = set(names)
+    for directory in [d for d, name in _by_directory.items() if urlsplit(name).path.lstrip("/") in dropped]:
+        del _by_directory[directory]
+    for name in names:
         _drop_queue.put(name)
-    _created.clear()
     if _dropper is None:
         _dropper = threading.Thread(target=_drop_forever, name="drop-test-databases", daemon=True)
         _dropper.start()
@@ -173,6 +182,7 @@ def _drop_forever() -> None:
 
 def drop_template() -> None:
     global _template
+    drop_created()
     _drop_queue.join()
     if _template is not None:
         _admin(f"DROP DATABASE IF EXISTS {_template} WITH (FORCE)")

@@ -190,8 +190,12 @@ class ServerProcess:
 
     @property
     def database_url(self) -> str | None:
-        """The instance's PostgreSQL database (tests run with --engine postgresql), else None."""
-        return engines.database_url_for(self.directory) if engines.on_postgresql() else None
+        """The instance's PostgreSQL database as its config names it ([database] url), else None."""
+        import tomllib
+
+        if not self.config.exists():
+            return None
+        return tomllib.loads(self.config.read_text(encoding="utf-8")).get("database", {}).get("url") or None
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Read the instance's database (SQLite in WAL mode, or PostgreSQL): sees what the server
