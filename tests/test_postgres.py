@@ -158,10 +158,8 @@ def _change_schema(server: ServerProcess, url: str | None, *statements: str) -> 
 def test_a_server_refuses_a_schema_older_or_newer_than_its_code_and_migrate_brings_it_up(tmp_path, engine):
     server = ServerProcess(tmp_path / "a")
     server.init()
-    url = None
-    if engine == "postgresql":
-        url = engines.fresh_postgres_url(migrated=False)
-        set_config_keys(server.config, url=url)
+    url = engines.fresh_postgres_url(migrated=False) if engine == "postgresql" else None
+    set_config_keys(server.config, url=url or "")  # this engine, whatever --engine says
     server.run("user", "create", "ann", check=True)  # (PostgreSQL: an empty database is set up on first use)
     try:
         # A newer fedserver migrated this database: this one would misread it.
