@@ -26,7 +26,7 @@ from psycopg.adapt import AdaptersMap, Dumper, Loader
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool
 
-from fedserver.sql_dialect import placeholders, returning_id
+from fedserver.sql_dialect import placeholders, returning_id, without_index_hints
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class _Translator:
     def __call__(self, sql: str) -> tuple[str, bool]:
         found = self._cache.get(sql)
         if found is None:
-            text, returning = returning_id(sql, self.identity_columns)
+            text, returning = returning_id(without_index_hints(sql), self.identity_columns)
             found = self._cache[sql] = (placeholders(text), returning)
         return found
 

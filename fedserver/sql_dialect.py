@@ -63,6 +63,15 @@ def placeholders(sql: str) -> str:
     return "".join(out)
 
 
+# SQLite's planner hints (INDEXED BY name, NOT INDEXED) choose an index without changing what a
+# query means; PostgreSQL has no such clause and plans by itself.
+_INDEX_HINT = re.compile(r"\s+(?:INDEXED\s+BY\s+[A-Za-z_][A-Za-z0-9_]*|NOT\s+INDEXED)\b", re.IGNORECASE)
+
+
+def without_index_hints(sql: str) -> str:
+    return _INDEX_HINT.sub("", sql) if "INDEXED" in sql.upper() else sql
+
+
 def returning_id(sql: str, identity_columns: dict[str, str]) -> tuple[str, bool]:
     """The statement with `RETURNING <id>` appended when it is an INSERT into a table with an
     identity column and returns nothing itself; True when it was appended (the caller reads the
