@@ -315,6 +315,6 @@ async def replied_uris(conn: aiosqlite.Connection, uris: list[str]) -> set[str]:
 async def last_language(conn: aiosqlite.Connection, actor_id: int) -> str | None:
     """The language of the account's newest live post that declares one, among its newest 50 (an
     index range on posts_actor_id, bounded however many posts declare none)."""
-    return await fetch_value(conn, "SELECT language FROM (SELECT language FROM posts WHERE actor_id = ?"
-                                   " AND deleted_at IS NULL ORDER BY id DESC LIMIT 50)"
-                                   " WHERE language IS NOT NULL LIMIT 1", (actor_id,))
+    return await fetch_value(conn, "SELECT language FROM (SELECT id, language FROM posts WHERE actor_id = ?"
+                                   " AND deleted_at IS NULL ORDER BY id DESC LIMIT 50) AS newest"
+                                   " WHERE language IS NOT NULL ORDER BY id DESC LIMIT 1", (actor_id,))

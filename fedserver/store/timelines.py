@@ -47,7 +47,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                                         WHERE l.owner_id = :viewer AND l.exclusive = 1)
             UNION SELECT :viewer)
         SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id
+            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM authors au JOIN posts p INDEXED BY posts_actor_cover
                 ON p.actor_id = au.actor_id AND p.id IN (
                 SELECT q.id FROM posts q
@@ -56,7 +56,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                         OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = q.id
                                    AND m.actor_id = :viewer))
                  ORDER BY q.id DESC LIMIT :limit)
-             ORDER BY p.id DESC LIMIT :limit)
+             ORDER BY p.id DESC LIMIT :limit) AS own
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
@@ -65,17 +65,17 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                  WHERE a.actor_id = au.actor_id AND a.id < :before AND p.deleted_at IS NULL
                    AND p.visibility IN ('public', 'unlisted')
                  ORDER BY a.id DESC LIMIT :limit)
-             ORDER BY b.id DESC LIMIT :limit)
+             ORDER BY b.id DESC LIMIT :limit) AS boosts
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT t.post_id AS sort_id, t.post_id AS post_id, NULL AS boosted_by_id
+            SELECT t.post_id AS sort_id, t.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM followed_tags ft JOIN post_tags t ON t.tag = ft.tag AND t.post_id IN (
                 SELECT u.post_id FROM post_tags u JOIN posts p ON p.id = u.post_id
                  WHERE u.tag = ft.tag AND u.post_id < :before AND p.visibility = 'public'
                    AND p.deleted_at IS NULL
                  ORDER BY u.post_id DESC LIMIT :limit)
              WHERE ft.actor_id = :viewer
-             ORDER BY t.post_id DESC LIMIT :limit)
+             ORDER BY t.post_id DESC LIMIT :limit) AS tagged
         ORDER BY sort_id DESC LIMIT :limit""",
         {"viewer": viewer_id, "before": before, "limit": limit})  # type: ignore[arg-type]
     return [TimelineEntry(row["sort_id"], row["post_id"], row["boosted_by_id"]) for row in rows]
