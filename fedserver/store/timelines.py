@@ -111,7 +111,7 @@ async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_r
     rows = await fetch_all(
         conn, "SELECT p.* FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN actors a ON a.id = p.actor_id"
               " WHERE t.tag = ? AND t.post_id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
-              " AND (p.is_local = 1 OR ?) AND a.suspended_at IS NULL AND a.silenced_at IS NULL"
+              " AND (p.is_local = 1 OR ? = 1) AND a.suspended_at IS NULL AND a.silenced_at IS NULL"
               " AND a.deleted_at IS NULL"
               " ORDER BY t.post_id DESC LIMIT ?",
         (tag.lower(), max_id if max_id is not None else NO_MAX_ID, int(include_remote), limit))
@@ -170,7 +170,7 @@ async def public_posts(conn: aiosqlite.Connection, *, local: bool, remote: bool,
     rows = await fetch_all(
         conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
               " WHERE p.id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
-              " AND ((p.is_local = 1 AND ?) OR (p.is_local = 0 AND ?))"
+              " AND ((p.is_local = 1 AND ? = 1) OR (p.is_local = 0 AND ? = 1))"
               " AND a.suspended_at IS NULL AND a.deleted_at IS NULL ORDER BY p.id DESC LIMIT ?",
         (max_id if max_id is not None else NO_MAX_ID, int(local), int(remote), limit))
     return from_rows(Post, rows)
