@@ -374,7 +374,10 @@ class PostgresDatabase:
             self._batch_thread.shutdown(wait=True)
             self._batch_thread = None
         if self._pool is not None:
-            await self._pool.close()
+            # Wait until the pool's workers are done (one may be opening a connection): a worker
+            # still running when the server cancels what is left of its tasks at exit catches the
+            # cancellation of its connect and would keep the process from ever ending.
+            await self._pool.close(timeout=60)
             self._pool = None
         self._reader = None
 
