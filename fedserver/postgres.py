@@ -354,9 +354,16 @@ class PostgresDatabase:
             self.url, min_size=self._pool_min, max_size=self._pool_max, open=False,
             kwargs={**self.connect_kwargs(), "autocommit": True, "row_factory": _row_factory, "context": ADAPTERS},
             name="fedserver")
-        await self._pool.open(wait=True, timeout=30)
-        self._reader = AsyncConnection(self._translate, pool=self._pool)
-        await self.load_identity_columns()
+        try:
+            await self._pool.open(wait=True, timeout=30)
+            self._reader = AsyncConnection(self._translate, pool=self._pool)
+            await self.load_identity_columns()
+        except BaseException:
+            # Stopped while starting (a SIGTERM right after an acceptor process binds its socket):
+            # the pool's workers must be told to stop, or one that caught the cancellation of its
+            # connect keeps the process from exiting.
+            await self.close()
+            raise
 
     async def load_identity_columns(self) -> None:
         """Which column an INSERT's lastrowid is read from, per table (migrations may add tables)."""
