@@ -209,7 +209,7 @@ class _Pending:
         pass
 
 
-def _finish(cur: Any, returning: bool, rows: list[Row]) -> tuple[list[Row], int | None]:
+def _finish(returning: bool, rows: list[Row]) -> tuple[list[Row], int | None]:
     if returning:
         return [], (int(rows[-1][0]) if rows else None)
     return rows, None
@@ -240,7 +240,7 @@ class AsyncConnection:
         async with conn.cursor() as cur:
             await cur.execute(text, _params(params))
             rows = await cur.fetchall() if cur.description is not None else []
-            rows, lastrowid = _finish(cur, returning, rows)
+            rows, lastrowid = _finish(returning, rows)
             return AsyncCursor(rows, cur.rowcount, lastrowid, None if returning else cur.description)
 
     def execute(self, sql: str, params: Any = ()) -> _Pending:
@@ -295,7 +295,7 @@ class SyncConnection:
         with self._conn.cursor() as cur:
             cur.execute(text, _params(params))
             rows = cur.fetchall() if cur.description is not None else []
-            rows, lastrowid = _finish(cur, returning, rows)
+            rows, lastrowid = _finish(returning, rows)
             return Cursor(rows, cur.rowcount, lastrowid, None if returning else cur.description)
 
     def cursor(self) -> "_CursorFactory":
