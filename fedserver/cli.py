@@ -146,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                                         required=True)
     s = media.add_parser("prune", help="remove cached remote pictures older than [media] remote_retention_days")
     s.add_argument("--older-than-days", type=float, help="instead of remote_retention_days (0: all of them)")
+    db = sub.add_parser("db", help="the database itself").add_subparsers(dest="db_command", required=True)
+    s = db.add_parser("copy", help="copy this SQLite instance into an empty PostgreSQL database, then verify it")
+    s.add_argument("--to", required=True, metavar="URL", help="postgresql://... of the empty database")
     cli_corpus.add_parsers(sub)
     return p
 
@@ -160,14 +163,30 @@ def _ensure_config(path: Path, *, domain: str = "localhost:8080", scheme: str = 
     return True
 
 
-async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
+async def _with_context(settings: Settings, action: Callable[[Any], Awaitable[int]], *, migrate: bool = False) -> int:
     from fedserver.context import close_context, open_context
+    from fedserver.db import SchemaMismatch
 
-    ctx = await open_context(settings)
+    try:
+        ctx = await open_context(settings, migrate=migrate)
+    except SchemaMismatch as exc:
+        raise CommandError(str(exc)) from None
     try:
         return await action(ctx)
     finally:
         await close_context(ctx)
+
+
+def _database_name(settings: Settings) -> str:
+    """The database as a person reads it: the SQLite file, or the PostgreSQL URL without a password."""
+    if not settings.database.url:
+        return str(settings.database_path)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.database.url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0] + "@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=user + netloc[-1]).geturl()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -182,8 +201,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     several += ", no background workers" if args.no_workers else ""
     # One URL to open: the one every link and id on the pages uses (where it is served from is
     # said without a scheme, so that nobody opens the bare socket behind a TLS proxy by mistake).
+    where = _database_name(settings)
     banner = (f"fedserver is running: open {settings.base_url}/ in a browser (listening on {host}:{port},"
-              f" database {settings.database_path}{several})")
+              f" database {where}{several})")
     try:
         # Called once the socket is bound: announce only what really serves.
         serving.serve(settings, config_path=Path(args.config).resolve(), host=host, port=port, processes=processes,
@@ -272,6 +292,17 @@ async def _run_command(ctx, args: argparse.Namespace) -> int:
         await _run_account(ctx, args)
     elif cmd in ("domain-block", "status"):
         await _run_status(ctx, args)
+    elif cmd == "db":
+        from fedserver.services import db_copy
+
+        try:
+            report = await db_copy.copy_to_postgres(ctx, args.to, progress=lambda table, rows: print(
+                f"copied {table}: {rows} rows", flush=True))
+        except db_copy.copy_store.CopyError as exc:
+            raise CommandError(str(exc)) from None
+        print(f"copied {sum(report.rows.values())} rows in {len(report.rows)} tables; counts match;"
+              f" consent log verified ({report.consent_events} events, head {report.consent_head[:16]})."
+              " Set [database] url to use it.")
     elif cmd == "media":
         from fedserver.services import media_cache
 
@@ -433,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(f"{config_path} exists; use --force to overwrite it")
             settings = load_settings(config_path)
             asyncio.run(_with_context(settings, _noop))
-            print(f"wrote {config_path} and created {settings.database_path}")
+            print(f"wrote {config_path} and created {_database_name(settings)}")
             return 0
         # A first `serve --port N` writes a config whose ids name port N, so that later runs agree.
         first_port = getattr(args, "port", None) or 8080
@@ -454,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "worker":
             return _work(settings, args)
-        return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args)))
+        return asyncio.run(_with_context(settings, lambda ctx: _run_command(ctx, args),
+                                         migrate=args.command == "migrate"))
     except (ConfigError, CommandError) as exc:
         message = str(exc)
         if isinstance(exc, ConfigError) and str(config_path) not in message:

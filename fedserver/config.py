@@ -58,6 +58,13 @@ class ServerSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     path: str = "fedserver.sqlite3"
+    # postgresql://user@host/dbname selects PostgreSQL instead of the SQLite file at path.
+    url: str = ""
+    # PostgreSQL only: connections each process keeps open, at least and at most.
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    # PostgreSQL only: a statement running longer is cancelled by the server.
+    statement_timeout_ms: int = 30000
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,12 @@ def validate(settings: Settings) -> Settings:
     if not (1 <= settings.server.processes <= MAX_PROCESSES):
         raise ConfigError(f"[server] processes must be 1-{MAX_PROCESSES}, got {settings.server.processes}")
     _validate_trusted_proxies(settings.server.trusted_proxies)
+    database = settings.database
+    if database.url and not database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[database] url must be a postgresql:// URL (or empty for the SQLite file at path)")
+    if not (1 <= database.pool_min_size <= database.pool_max_size) or database.statement_timeout_ms <= 0:
+        raise ConfigError("[database] pool_min_size must be at least 1 and at most pool_max_size,"
+                          " and statement_timeout_ms positive")
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     if not (1 <= settings.server.worker_lease_seconds <= 3600):
@@ -415,6 +428,16 @@ streaming_queue_events = 500
 [database]
 # SQLite database file (WAL mode). Created on first run.
 path = "fedserver.sqlite3"
+# PostgreSQL instead of the SQLite file, for an instance that outgrows one machine: a URL such as
+# "postgresql://fedserver@db.example/fedserver" (libpq's form; a password is better kept in
+# ~/.pgpass or PGPASSWORD than here). Empty: SQLite. An empty database is set up on first start;
+# after an upgrade run `fedserver migrate` once before starting the new version.
+url = ""
+# PostgreSQL connections each fedserver process keeps open: at least and at most.
+pool_min_size = 1
+pool_max_size = 10
+# A PostgreSQL statement running longer than this (milliseconds) is cancelled.
+statement_timeout_ms = 30000
 
 [federation]
 # Require HTTP signatures on GETs of actors, posts and collections (Mastodon's "secure mode").

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fedserver import __version__
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
-from fedserver.db import Database, migrate
+from fedserver.db import Database, database_from_settings, prepare_schema
 from fedserver.queue_wakeups import DELIVERY, INBOX, POLLS, LocalWakeups
 from fedserver.urls import Urls
 
@@ -135,15 +135,20 @@ def make_fetcher(settings: Settings, key_id: str | None = None, private_key_pem:
         fetches_per_origin=fed.fetch_per_host_concurrency, failure_ttl=fed.fetch_failure_cache_seconds)
 
 
-async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
-    """Open the database (migrating it) and make sure the instance actor exists; the fetcher signs
-    as it."""
+async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK, *, migrate: bool = False) -> Context:
+    """Open the database (SQLite or PostgreSQL; set up when new, migrated when migrate is true,
+    else refused with db.SchemaMismatch when its schema is not this code's) and make sure the
+    instance actor exists; the fetcher signs as it."""
     from fedserver.services.accounts import ensure_instance_actor  # services import this module
     from fedserver.services.status import canonicalize_domain_blocks
 
-    db = Database(settings.database_path)
+    db = database_from_settings(settings)
     await db.open()
-    await migrate(db)
+    try:
+        await prepare_schema(db, apply=migrate)
+    except BaseException:
+        await db.close()
+        raise
     ctx = Context(settings=settings, db=db, clock=clock)
     instance_actor, account = await ensure_instance_actor(ctx)
     await canonicalize_domain_blocks(ctx)  # blocks stored before domains were stored canonically

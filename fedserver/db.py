@@ -1,4 +1,5 @@
-"""SQLite connection setup (WAL, pragmas) and the migration runner over migrations/*.sql.
+"""SQLite connection setup (WAL, pragmas), the choice of engine ([database] url selects PostgreSQL,
+fedserver/postgres.py) and the migration runner over migrations/*.sql for both engines.
 
 One writer connection guarded by an asyncio lock (SQLite allows one writer; interleaving two
 coroutines' statements on one connection would mix their transactions) and one reader connection
@@ -21,7 +22,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 import aiosqlite
 
@@ -30,7 +31,8 @@ from fedserver.clock import SYSTEM_CLOCK
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+(\.postgresql)?\.sql$")
+POSTGRES_SUFFIX = ".postgresql.sql"
 
 Connection = aiosqlite.Connection
 T = TypeVar("T")
@@ -43,6 +45,11 @@ CHECKPOINT_EVERY = 100
 
 class MigrationError(Exception):
     """A migration file is misnamed, duplicated or failed to apply."""
+
+
+class SchemaMismatch(Exception):
+    """The database's schema is not the one this code was written for (older: `fedserver migrate`;
+    newer: this fedserver is older than the one that migrated it)."""
 
 
 # WAL lets readers run beside the writer; NORMAL sync is durable across process crashes (a power
@@ -172,6 +179,8 @@ class WriteLock:
 
 class Database:
     """The application's handle on its SQLite file."""
+
+    engine = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -347,29 +356,53 @@ def _run_and_commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
-def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
+def migration_files(directory: Path = MIGRATIONS_DIR, *, engine: str = "sqlite") -> list[tuple[int, Path]]:
+    """The numbered migrations in order. One sequence serves both engines: NNNN_name.sql is
+    SQLite's and, translated (sql_dialect.translate_ddl), PostgreSQL's, unless a
+    NNNN_name.postgresql.sql beside it says what PostgreSQL runs instead (FTS5, triggers, table
+    rebuilds: what has no portable form)."""
     found: dict[int, Path] = {}
+    overrides: dict[int, Path] = {}
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION_NAME.match(path.name)
         if not match:
             raise MigrationError(f"migration file {path.name} is not named NNNN_name.sql")
         version = int(match.group(1))
-        if version in found:
-            raise MigrationError(f"two migrations share version {version}: {found[version].name}, {path.name}")
-        found[version] = path
+        into = overrides if match.group(2) else found
+        if version in into:
+            raise MigrationError(f"two migrations share version {version}: {into[version].name}, {path.name}")
+        into[version] = path
+    for version, path in overrides.items():
+        if version not in found or found[version].name[:-4] != path.name[:-len(POSTGRES_SUFFIX)]:
+            raise MigrationError(f"{path.name} has no {path.name[:-len(POSTGRES_SUFFIX)]}.sql beside it")
+    if engine == "postgresql":
+        found.update(overrides)
     return sorted(found.items())
 
 
-async def applied_versions(conn: aiosqlite.Connection) -> set[int]:
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+def migration_script(path: Path, engine: str) -> str:
+    script = path.read_text(encoding="utf-8")
+    if engine == "postgresql" and not path.name.endswith(POSTGRES_SUFFIX):
+        from fedserver.sql_dialect import translate_ddl
+        script = translate_ddl(script)
+    return script
+
+
+_SCHEMA_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+
+
+async def applied_versions(conn: Any) -> set[int]:
+    await conn.execute(_SCHEMA_MIGRATIONS)
     async with conn.execute("SELECT version FROM schema_migrations") as cur:
         return {row[0] for row in await cur.fetchall()}
 
 
-async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction. Safe to run twice."""
+async def migrate(db: Any, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction. Safe to run twice, and
+    from two processes (or machines) at once."""
+    if db.engine == "postgresql":
+        return await _migrate_postgres(db, directory)
     applied_now: list[str] = []
     async with db.transaction() as conn:
         # For migrations that derive a key from existing text (0019: inbox dedupe on a hash).
@@ -396,6 +429,90 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
     return applied_now
 
 
+# Any fixed number: the advisory lock every fedserver takes while it migrates a PostgreSQL database.
+_MIGRATION_LOCK = 0x66656473  # "feds"
+
+
+async def _migrate_postgres(db: Any, directory: Path) -> list[str]:
+    """PostgreSQL: the whole run under a session advisory lock, so that two machines migrating at
+    once take turns (the second finds nothing left to do); each migration is one transaction
+    (PostgreSQL's DDL is transactional), its script run as one multi-statement text."""
+    import psycopg
+
+    from fedserver.sql_dialect import translate_ddl
+
+    applied_now: list[str] = []
+    async with db.pool.connection() as conn:
+        # A migration may rewrite a large table: [database] statement_timeout_ms is for the
+        # application's statements, not for this connection's.
+        await conn.execute("SET statement_timeout = 0")
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            await conn.execute(translate_ddl(_SCHEMA_MIGRATIONS))
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for version, path in migration_files(directory, engine="postgresql"):
+                if version in done:
+                    continue
+                script = migration_script(path, "postgresql")
+                try:
+                    async with conn.transaction():
+                        await conn.execute(script.encode("utf-8"))
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                            (version, path.name, SYSTEM_CLOCK.now_iso()))
+                except psycopg.Error as exc:
+                    raise MigrationError(f"migration {path.name} failed: {exc}") from exc
+                log.info("applied migration %s", path.name)
+                applied_now.append(path.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute("RESET statement_timeout")
+    await db.load_identity_columns()
+    return applied_now
+
+
+async def schema_versions(db: Any) -> set[int]:
+    """The migrations applied to this database (empty for a new one), without changing it."""
+    if db.engine == "postgresql":
+        exists = await fetch_first(db.reader, "SELECT to_regclass('schema_migrations') IS NOT NULL")
+    else:
+        exists = await fetch_first(db.reader, "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                              " AND name = 'schema_migrations'")
+    if not exists:
+        return set()
+    async with db.reader.execute("SELECT version FROM schema_migrations") as cur:
+        return {int(row[0]) for row in await cur.fetchall()}
+
+
+async def prepare_schema(db: Any, *, apply: bool = False) -> list[str]:
+    """Make sure the schema is the one this code expects before anything uses it: a new (empty)
+    database is set up, so a first `fedserver serve` just works; otherwise pending migrations are
+    applied only when asked (apply: `fedserver migrate`), and a schema older or newer than the
+    code is refused with what to do."""
+    applied = await schema_versions(db)
+    known = {version for version, _ in migration_files(engine=db.engine)}
+    if not applied or apply:
+        return await migrate(db)
+    unknown = sorted(applied - known)
+    if unknown:
+        raise SchemaMismatch(
+            f"the database schema is newer than this fedserver: migration {unknown[-1]:04d} was applied by a newer"
+            " version. Run that version (or newer) of fedserver; this one would misread the data.")
+    pending = sorted(known - applied)
+    if pending:
+        raise SchemaMismatch(
+            f"the database schema is older than this fedserver ({len(pending)} migration(s) pending, first"
+            f" {pending[0]:04d}). Run `fedserver migrate` (once, from any machine), then start it again.")
+    return []
+
+
+async def fetch_first(conn: Any, sql: str) -> Any:
+    rows = await conn.execute_fetchall(sql, ())
+    rows = list(rows)
+    return rows[0][0] if rows else None
+
+
 def _sha256_utf8(text: str | None) -> bytes | None:
     """SHA-256 of text's UTF-8 bytes (the same key as store.inbox.activity_key)."""
     return None if text is None else hashlib.sha256(str(text).encode("utf-8")).digest()
@@ -419,9 +536,32 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def database_for(target: Path | str, **postgres: Any) -> Any:
+    """A Database (SQLite file) or a PostgresDatabase (a postgresql:// URL; postgres: its pool
+    sizes and statement timeout), not yet open."""
+    if is_postgres_url(target):
+        from fedserver.postgres import PostgresDatabase
+        return PostgresDatabase(str(target), **postgres)
+    return Database(Path(target))
+
+
+def database_from_settings(settings: Any) -> Any:
+    database = settings.database
+    if database.url:
+        return database_for(database.url, pool_min_size=database.pool_min_size,
+                            pool_max_size=database.pool_max_size,
+                            statement_timeout_ms=database.statement_timeout_ms)
+    return Database(settings.database_path)
+
+
 @asynccontextmanager
-async def open_database(path: Path) -> AsyncIterator[Database]:
-    db = Database(path)
+async def open_database(path: Path | str) -> AsyncIterator[Any]:
+    """Open a database by file path or postgresql:// URL (closed when the block ends)."""
+    db = database_for(path)
     await db.open()
     try:
         yield db

@@ -16,6 +16,40 @@ from fedserver.app import build_app
 from fedserver.services import accounts
 from fedserver.config import Settings, settings_from_dict
 from fedserver.context import CTX_KEY, Context
+from tests import engines
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="database engine of every instance the tests create (postgresql: each gets a fresh"
+                          f" database on the server at ${engines.ENV_URL})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: the test is about SQLite itself (skipped on PostgreSQL)")
+    config.addinivalue_line("markers", "postgresql_only: the test is about PostgreSQL itself (needs its server)")
+    engines.configure(config.getoption("--engine"))
+
+
+def _skip_other_engines_tests(items: list[pytest.Item]) -> None:
+    for item in items:
+        if engines.on_postgresql() and item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="SQLite-specific (see the test's marker)"))
+        if item.get_closest_marker("postgresql_only") and engines.postgres_server_url() is None:
+            item.add_marker(pytest.mark.skip(reason=f"needs a PostgreSQL server: set {engines.ENV_URL}"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    engines.drop_template()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Any:
+    """PostgreSQL databases a test created are dropped when it ends (those of module- or
+    session-scoped fixtures when the session ends)."""
+    since = engines.test_starts()
+    yield
+    engines.drop_created(since)
 
 
 def bound_socket() -> socket.socket:
@@ -39,7 +73,7 @@ def loopback_settings(directory: Path, port: int, **federation: Any) -> Settings
     return settings_from_dict({
         "instance": {"domain": f"127.0.0.1:{port}", "scheme": "http", "name": f"test-{port}"},
         "server": {"host": "127.0.0.1", "port": port},
-        "database": {"path": "fedserver.sqlite3"},
+        "database": engines.database_settings(directory),
         "federation": fed,
     }, directory)
 
@@ -172,6 +206,7 @@ def pytest_collection_modifyitems(config, items):
     through another fixture) run last: Playwright's
     sync API keeps an event loop running in the main thread from its first use until the session
     ends, and asyncio tests cannot start a loop of their own while it runs."""
+    _skip_other_engines_tests(items)
     playwright_fixtures = {"page", "context", "browser", "browser_type", "playwright"}
     items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/")
                or not playwright_fixtures.isdisjoint(getattr(item, "fixturenames", ())))

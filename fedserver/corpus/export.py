@@ -115,7 +115,7 @@ async def export_release(ctx: Context, out: Path | str, *, format: str = "jsonl"
     try:
         # A connection of our own in one read transaction: records, counts and removals all agree
         # with the cursor even while the server keeps writing.
-        async with open_database(ctx.db.path) as db, corpus_store.read_snapshot(db.reader) as conn:
+        async with open_database(ctx.db.path or ctx.db.url) as db, corpus_store.read_snapshot(db.reader) as conn:
             plan = await plan_release(conn)
             total = await corpus_store.count_present(conn)
             handles = await _consenting_handles(conn) if scrub else None

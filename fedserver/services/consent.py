@@ -117,9 +117,14 @@ class LogVerification:
 
 async def verify_log(ctx: Context) -> LogVerification:
     """Recompute the whole hash chain; the first event whose stored hash or link disagrees is named."""
+    return await verify_events(ctx.db.reader)
+
+
+async def verify_events(conn: aiosqlite.Connection) -> LogVerification:
+    """verify_log on a given connection (db copy checks the copy's log as well as the original's)."""
     prev = consent_store.GENESIS_HASH
     count = 0
-    async for event in consent_store.iter_all_events(ctx.db.reader):
+    async for event in consent_store.iter_all_events(conn):
         count += 1
         if event.prev_hash != prev:
             return LogVerification(False, count, prev, event.id, "chain broken: prev_hash does not match")

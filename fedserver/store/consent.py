@@ -8,7 +8,7 @@ from typing import AsyncIterator
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
+from fedserver.store.rows import engine, fetch_all, fetch_one, fetch_value, from_row, from_rows
 
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = ("actor_id", "actor_uri", "purpose", "choice", "license", "scope", "include_unlisted",
@@ -65,6 +65,10 @@ async def append_event(conn: aiosqlite.Connection, **fields: object) -> ConsentE
     fields = {k: fields.get(k) for k in _HASHED_FIELDS}
     fields["include_unlisted"] = int(bool(fields["include_unlisted"]))
     fields["note"] = fields["note"] or ""
+    if engine(conn) == "postgresql":
+        # SQLite's write transaction already excludes other writers; PostgreSQL's do not, and
+        # writers in other processes or machines must not chain to the same head. Readers pass.
+        await conn.execute("LOCK TABLE consent_events IN EXCLUSIVE MODE")
     prev = await head_hash(conn)
     digest = event_hash(prev, fields)
     cur = await conn.execute(

@@ -286,7 +286,12 @@ async def boost_counts(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[
 async def read_snapshot(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
     """One read transaction: every query inside sees the same committed state (a WAL snapshot taken
     at the first read), so a release's records, counts and removals agree with its cursor. Use a
-    connection of its own: statements of other coroutines on it would join the transaction."""
+    connection of its own: statements of other coroutines on it would join the transaction.
+    PostgreSQL: a REPEATABLE READ transaction on one pooled connection does the same."""
+    if getattr(conn, "engine", "sqlite") == "postgresql":
+        async with conn.snapshot() as snapshot:  # type: ignore[attr-defined]
+            yield snapshot
+        return
     await conn.execute("BEGIN DEFERRED")
     try:
         yield conn

@@ -86,6 +86,8 @@ async def blocked_among(conn: aiosqlite.Connection, hosts: Iterable[str]) -> set
     """Which of these canonical hosts a domain block covers."""
     keys_of = {host: block_keys(host) for host in set(hosts)}
     wanted = sorted({key for keys in keys_of.values() for key in keys})
+    if not wanted:
+        return set()  # (and `IN ()` is SQLite's alone)
     if len(wanted) > 500:  # a large fan-out: one read of the whole list is cheaper
         blocked = await blocked_domains(conn)
     else:

@@ -95,7 +95,7 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
                 ON f.follower_id = :viewer AND f.followee_id = m.actor_id AND f.state = 'accepted'
              WHERE m.list_id = :list)
         SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id
+            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM members mb JOIN posts p INDEXED BY posts_actor_cover
                 ON p.actor_id = mb.actor_id AND p.id IN (
                 SELECT q.id FROM posts q
@@ -110,7 +110,7 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
                                AND f.followee_id = parent.actor_id AND f.state = 'accepted')))
                         OR (:policy = 'list' AND parent.actor_id IN (SELECT actor_id FROM members)))
                  ORDER BY q.id DESC LIMIT :limit)
-             ORDER BY p.id DESC LIMIT :limit)
+             ORDER BY p.id DESC LIMIT :limit) AS own
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
@@ -119,7 +119,7 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
                  WHERE a.actor_id = mb.actor_id AND a.id < :before AND p.deleted_at IS NULL
                    AND p.visibility IN ('public', 'unlisted')
                  ORDER BY a.id DESC LIMIT :limit)
-             ORDER BY b.id DESC LIMIT :limit)
+             ORDER BY b.id DESC LIMIT :limit) AS boosts
         ORDER BY sort_id DESC LIMIT :limit""",
         {"list": lst.id, "viewer": viewer_id, "policy": lst.replies_policy, "before": before,
          "limit": limit})  # type: ignore[arg-type]

@@ -29,4 +29,4 @@ async def set_marker(conn: aiosqlite.Connection, actor_id: int, timeline: str, l
     await conn.execute(
         "INSERT INTO markers (actor_id, timeline, last_read_id, updated_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (actor_id, timeline) DO UPDATE SET last_read_id = excluded.last_read_id,"
-        " version = version + 1, updated_at = excluded.updated_at", (actor_id, timeline, last_read_id, now))
+        " version = markers.version + 1, updated_at = excluded.updated_at", (actor_id, timeline, last_read_id, now))

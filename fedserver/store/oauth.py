@@ -137,9 +137,20 @@ async def delete_tokens_of_app_for(conn: aiosqlite.Connection, actor_id: int, ap
 
 
 async def list_authorized_apps(conn: aiosqlite.Connection, actor_id: int) -> list[AuthorizedApp]:
+    # Grouped here rather than with group_concat (SQLite's; PostgreSQL has string_agg): one
+    # person's tokens are few.
     rows = await fetch_all(
-        conn, "SELECT a.id AS app_id, a.name, a.website, group_concat(t.scopes, ' ') AS scopes,"
-              " min(t.created_at) AS authorized_at, max(t.last_used_at) AS last_used_at"
-              " FROM oauth_tokens t JOIN oauth_apps a ON a.id = t.app_id"
-              " WHERE t.actor_id = ? GROUP BY a.id ORDER BY min(t.created_at) DESC", (actor_id,))
-    return [AuthorizedApp(**dict(row)) for row in rows]
+        conn, "SELECT a.id, a.name, a.website, t.scopes, t.created_at, t.last_used_at"
+              " FROM oauth_tokens t JOIN oauth_apps a ON a.id = t.app_id WHERE t.actor_id = ? ORDER BY t.id",
+        (actor_id,))
+    apps: dict[int, AuthorizedApp] = {}
+    for app_id, name, website, scopes, created_at, last_used_at in rows:
+        app = apps.get(app_id)
+        if app is None:
+            apps[app_id] = AuthorizedApp(app_id, name, website, scopes, created_at, last_used_at)
+            continue
+        app.scopes = f"{app.scopes} {scopes}"
+        app.authorized_at = min(app.authorized_at, created_at)
+        if last_used_at is not None and (app.last_used_at is None or last_used_at > app.last_used_at):
+            app.last_used_at = last_used_at
+    return sorted(apps.values(), key=lambda app: app.authorized_at, reverse=True)

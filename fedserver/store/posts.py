@@ -241,7 +241,7 @@ async def count_local_posts(conn: aiosqlite.Connection) -> int:
 
 
 _DELETE_MENTIONS = "DELETE FROM post_mentions WHERE post_id = ?"
-_INSERT_MENTION = "INSERT OR IGNORE INTO post_mentions (post_id, actor_id) VALUES (?, ?)"
+_INSERT_MENTION = "INSERT INTO post_mentions (post_id, actor_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
 async def set_mentions(conn: aiosqlite.Connection, post_id: int, actor_ids: list[int], *, new: bool = False) -> None:
@@ -267,7 +267,7 @@ async def list_mentioned_actor_ids(conn: aiosqlite.Connection, post_id: int) -> 
 
 
 _DELETE_TAGS = "DELETE FROM post_tags WHERE post_id = ?"
-_INSERT_TAG = "INSERT OR IGNORE INTO post_tags (post_id, tag) VALUES (?, ?)"
+_INSERT_TAG = "INSERT INTO post_tags (post_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 
 async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
@@ -339,6 +339,6 @@ async def replied_uris(conn: aiosqlite.Connection, uris: list[str]) -> set[str]:
 async def last_language(conn: aiosqlite.Connection, actor_id: int) -> str | None:
     """The language of the account's newest live post that declares one, among its newest 50 (an
     index range on posts_actor_id, bounded however many posts declare none)."""
-    return await fetch_value(conn, "SELECT language FROM (SELECT language FROM posts WHERE actor_id = ?"
-                                   " AND deleted_at IS NULL ORDER BY id DESC LIMIT 50)"
-                                   " WHERE language IS NOT NULL LIMIT 1", (actor_id,))
+    return await fetch_value(conn, "SELECT language FROM (SELECT id, language FROM posts WHERE actor_id = ?"
+                                   " AND deleted_at IS NULL ORDER BY id DESC LIMIT 50) AS newest"
+                                   " WHERE language IS NOT NULL ORDER BY id DESC LIMIT 1", (actor_id,))

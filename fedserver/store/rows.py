@@ -45,8 +45,17 @@ async def fetch_value(conn: aiosqlite.Connection, sql: str, params: Any = ()) ->
     return None if row is None else row[0]
 
 
+def engine(conn: object) -> str:
+    """"sqlite" or "postgresql": which engine a connection the store is given talks to (for the
+    few statements that have no portable form: full-text search, snapshots, data_version)."""
+    return getattr(conn, "engine", "sqlite")
+
+
 async def data_version(conn: aiosqlite.Connection) -> int:
     """SQLite's PRAGMA data_version: changes when another connection (another process, or this
-    process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker;
-    PostgreSQL would use LISTEN/NOTIFY instead."""
+    process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker.
+    PostgreSQL: the next transaction id to be assigned, which moves whenever anyone writes (a
+    superset of commits: at worst a needless look at the queue)."""
+    if engine(conn) == "postgresql":
+        return int(await fetch_value(conn, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"))
     return int(await fetch_value(conn, "PRAGMA data_version"))

@@ -1,9 +1,10 @@
 """Full-text search over posts and account names, and hashtags by prefix (migration 0060).
 
 The interface is plain phrases (what the person typed, split by services.search): turning them
-into the engine's query language happens here alone. SQLite's FTS5 is the engine today; PostgreSQL
-full-text search (a tsvector expression index and phraseto_tsquery) can stand in behind the same
-functions. Who may find what is decided in the queries below, at search time."""
+into the engine's query language happens here alone: SQLite's FTS5 tables, or on PostgreSQL GIN
+indexes over a tsvector expression (migration 0060's .postgresql.sql: fedserver_search_vector and
+fedserver_search_query, the phrases passed as an array, never as query syntax). Who may find what
+is decided in the queries below, at search time, the same on both engines."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ import aiosqlite
 
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
-from fedserver.store.rows import fetch_all, fetch_value, from_rows
+from fedserver.store.rows import engine, fetch_all, fetch_value, from_rows
 
 # Accounts of a domain an admin blocked (or of its subdomains): their stored posts and profiles
 # stay out of search.
@@ -55,6 +56,22 @@ _POST_VISIBLE = (
     "      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.actor_id = :viewer AND m.target_id = a.id)))")
 
 
+_FTS5_POSTS_BEYOND = ("SELECT rowid FROM post_search WHERE post_search MATCH ? AND rowid < ?"
+                      " ORDER BY rowid DESC LIMIT 1 OFFSET ?")
+_FTS5_POSTS_PAGE = (
+    "SELECT p.* FROM post_search s JOIN posts p ON p.id = s.rowid JOIN actors a ON a.id = p.actor_id"
+    " WHERE post_search MATCH :match AND s.rowid < :max_id AND s.rowid > :beyond AND" + _POST_VISIBLE +
+    " ORDER BY s.rowid DESC LIMIT :limit OFFSET :offset")
+# PostgreSQL: the post_search GIN index finds the matches; they are read newest first by id.
+_PG_POST_MATCH = "fedserver_search_vector(p.content_text, p.summary) @@ fedserver_search_query({}, false)"
+_PG_POSTS_BEYOND = ("SELECT p.id FROM posts p WHERE " + _PG_POST_MATCH.format("?") + " AND p.id < ?"
+                    " ORDER BY p.id DESC LIMIT 1 OFFSET ?")
+_PG_POSTS_PAGE = (
+    "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
+    " WHERE " + _PG_POST_MATCH.format(":match") + " AND p.id < :max_id AND p.id > :beyond AND" + _POST_VISIBLE +
+    " ORDER BY p.id DESC LIMIT :limit OFFSET :offset")
+
+
 @dataclass
 class PostMatches:
     """One page of found posts; next_max_id is where the next page starts when more may follow
@@ -72,21 +89,20 @@ async def search_posts(conn: aiosqlite.Connection, phrases: Sequence[str], *, vi
     common word in many posts nobody may find costs a bounded amount of work per page."""
     if not phrases:
         return PostMatches([], None)
-    match = fts5_phrases(phrases)
     below = max_id if max_id is not None else NO_MAX_ID
+    if engine(conn) == "postgresql":
+        match, beyond_sql, page_sql = list(phrases), _PG_POSTS_BEYOND, _PG_POSTS_PAGE
+    else:
+        match, beyond_sql, page_sql = fts5_phrases(phrases), _FTS5_POSTS_BEYOND, _FTS5_POSTS_PAGE
     # A small window first: a page that fills within it is the page the whole window gives (the
     # visible matches of a smaller window are the newest of a larger one's), and finding where a
     # window ends costs a walk through all its matches (7 ms for a phrase of two common words over
     # 2,000 matches on the 1M-post benchmark). Only a page that stays short looks further.
     for scan in dict.fromkeys((min(window, FIRST_WINDOW), window)):
         # The first match beyond this window (None: the window holds every match left).
-        beyond = await fetch_value(
-            conn, "SELECT rowid FROM post_search WHERE post_search MATCH ? AND rowid < ?"
-                  " ORDER BY rowid DESC LIMIT 1 OFFSET ?", (match, below, scan))
+        beyond = await fetch_value(conn, beyond_sql, (match, below, scan))
         rows = await fetch_all(
-            conn, "SELECT p.* FROM post_search s JOIN posts p ON p.id = s.rowid JOIN actors a ON a.id = p.actor_id"
-                  " WHERE post_search MATCH :match AND s.rowid < :max_id AND s.rowid > :beyond AND" + _POST_VISIBLE +
-                  " ORDER BY s.rowid DESC LIMIT :limit OFFSET :offset",
+            conn, page_sql,
             {"match": match, "max_id": below, "beyond": beyond if beyond is not None else -1,
              "viewer": viewer_id, "limit": limit, "offset": offset})
         posts = from_rows(Post, rows)
@@ -98,6 +114,24 @@ async def search_posts(conn: aiosqlite.Connection, phrases: Sequence[str], *, vi
     return PostMatches(posts, int(beyond) + 1 if beyond is not None else None)
 
 
+_ACCOUNT_VISIBLE = (
+    " AND a.suspended_at IS NULL AND a.deleted_at IS NULL AND NOT " + _DOMAIN_BLOCKED +
+    " AND NOT EXISTS (SELECT 1 FROM local_accounts l WHERE l.actor_id = a.id AND l.is_instance_actor = 1)"
+    " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.actor_id = :viewer AND b.target_id = a.id)"
+    "     OR (b.actor_id = a.id AND b.target_id = :viewer))"
+    " AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.actor_id = :viewer AND m.target_id = a.id)")
+_ACCOUNT_ORDER = (" ORDER BY lower(a.username) = :exact DESC,"
+                  " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = :viewer AND f.followee_id = a.id) DESC,"
+                  " a.is_local DESC, {rank}, a.id LIMIT :limit OFFSET :offset")
+_FTS5_ACCOUNTS = ("SELECT a.* FROM actor_search s JOIN actors a ON a.id = s.rowid WHERE actor_search MATCH :match"
+                  + _ACCOUNT_VISIBLE + _ACCOUNT_ORDER.format(rank="s.rank"))
+# ts_rank: higher is better (FTS5's rank: lower is better).
+_PG_ACCOUNT_VECTOR = "fedserver_search_vector(a.username, a.display_name)"
+_PG_ACCOUNTS = ("SELECT a.* FROM actors a WHERE " + _PG_ACCOUNT_VECTOR + " @@ fedserver_search_query(:match, true)"
+                + _ACCOUNT_VISIBLE + _ACCOUNT_ORDER.format(
+                    rank=f"ts_rank({_PG_ACCOUNT_VECTOR}, fedserver_search_query(:match, true)) DESC"))
+
+
 async def search_accounts(conn: aiosqlite.Connection, phrases: Sequence[str], *, viewer_id: int,
                           offset: int = 0, limit: int = 20) -> list[Actor]:
     """Known accounts, local and remote, whose username or display name has every phrase (the
@@ -107,19 +141,12 @@ async def search_accounts(conn: aiosqlite.Connection, phrases: Sequence[str], *,
     or muted either way (Mastodon's AccountSearchService leaves out the same)."""
     if not phrases:
         return []
-    rows = await fetch_all(
-        conn, "SELECT a.* FROM actor_search s JOIN actors a ON a.id = s.rowid"
-              " WHERE actor_search MATCH :match AND a.suspended_at IS NULL AND a.deleted_at IS NULL"
-              " AND NOT " + _DOMAIN_BLOCKED +
-              " AND NOT EXISTS (SELECT 1 FROM local_accounts l WHERE l.actor_id = a.id AND l.is_instance_actor = 1)"
-              " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.actor_id = :viewer AND b.target_id = a.id)"
-              "     OR (b.actor_id = a.id AND b.target_id = :viewer))"
-              " AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.actor_id = :viewer AND m.target_id = a.id)"
-              " ORDER BY lower(a.username) = :exact DESC,"
-              " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = :viewer AND f.followee_id = a.id) DESC,"
-              " a.is_local DESC, s.rank, a.id LIMIT :limit OFFSET :offset",
-        {"match": fts5_phrases(phrases, prefix_last=True), "exact": " ".join(phrases).lower().lstrip("@"),
-         "viewer": viewer_id, "limit": limit, "offset": offset})
+    if engine(conn) == "postgresql":
+        sql, match = _PG_ACCOUNTS, list(phrases)
+    else:
+        sql, match = _FTS5_ACCOUNTS, fts5_phrases(phrases, prefix_last=True)
+    rows = await fetch_all(conn, sql, {"match": match, "exact": " ".join(phrases).lower().lstrip("@"),
+                                       "viewer": viewer_id, "limit": limit, "offset": offset})
     return from_rows(Actor, rows)
 
 
@@ -138,7 +165,7 @@ async def search_tags(conn: aiosqlite.Connection, prefix: str, *, offset: int = 
         tag = row[0]
         count = (await fetch_all(
             conn, "SELECT count(*) FROM (SELECT 1 FROM post_tags t JOIN posts p ON p.id = t.post_id"
-                  " WHERE t.tag = ? AND p.visibility = 'public' AND p.deleted_at IS NULL LIMIT ?)",
+                  " WHERE t.tag = ? AND p.visibility = 'public' AND p.deleted_at IS NULL LIMIT ?) AS capped",
             (tag, TAG_COUNT_CAP)))[0][0]
         if count:
             counted.append((tag, int(count)))

@@ -47,7 +47,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                                         WHERE l.owner_id = :viewer AND l.exclusive = 1)
             UNION SELECT :viewer)
         SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT p.id AS sort_id, p.id AS post_id, NULL AS boosted_by_id
+            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM authors au JOIN posts p INDEXED BY posts_actor_cover
                 ON p.actor_id = au.actor_id AND p.id IN (
                 SELECT q.id FROM posts q
@@ -56,7 +56,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                         OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = q.id
                                    AND m.actor_id = :viewer))
                  ORDER BY q.id DESC LIMIT :limit)
-             ORDER BY p.id DESC LIMIT :limit)
+             ORDER BY p.id DESC LIMIT :limit) AS own
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
@@ -65,17 +65,17 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                  WHERE a.actor_id = au.actor_id AND a.id < :before AND p.deleted_at IS NULL
                    AND p.visibility IN ('public', 'unlisted')
                  ORDER BY a.id DESC LIMIT :limit)
-             ORDER BY b.id DESC LIMIT :limit)
+             ORDER BY b.id DESC LIMIT :limit) AS boosts
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT t.post_id AS sort_id, t.post_id AS post_id, NULL AS boosted_by_id
+            SELECT t.post_id AS sort_id, t.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM followed_tags ft JOIN post_tags t ON t.tag = ft.tag AND t.post_id IN (
                 SELECT u.post_id FROM post_tags u JOIN posts p ON p.id = u.post_id
                  WHERE u.tag = ft.tag AND u.post_id < :before AND p.visibility = 'public'
                    AND p.deleted_at IS NULL
                  ORDER BY u.post_id DESC LIMIT :limit)
              WHERE ft.actor_id = :viewer
-             ORDER BY t.post_id DESC LIMIT :limit)
+             ORDER BY t.post_id DESC LIMIT :limit) AS tagged
         ORDER BY sort_id DESC LIMIT :limit""",
         {"viewer": viewer_id, "before": before, "limit": limit})  # type: ignore[arg-type]
     return [TimelineEntry(row["sort_id"], row["post_id"], row["boosted_by_id"]) for row in rows]
@@ -111,7 +111,7 @@ async def tagged_public_posts(conn: aiosqlite.Connection, tag: str, *, include_r
     rows = await fetch_all(
         conn, "SELECT p.* FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN actors a ON a.id = p.actor_id"
               " WHERE t.tag = ? AND t.post_id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
-              " AND (p.is_local = 1 OR ?) AND a.suspended_at IS NULL AND a.silenced_at IS NULL"
+              " AND (p.is_local = 1 OR ? = 1) AND a.suspended_at IS NULL AND a.silenced_at IS NULL"
               " AND a.deleted_at IS NULL"
               " ORDER BY t.post_id DESC LIMIT ?",
         (tag.lower(), max_id if max_id is not None else NO_MAX_ID, int(include_remote), limit))
@@ -242,7 +242,7 @@ async def public_posts(conn: aiosqlite.Connection, *, local: bool, remote: bool,
     rows = await fetch_all(
         conn, "SELECT p.* FROM posts p JOIN actors a ON a.id = p.actor_id"
               " WHERE p.id < ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
-              " AND ((p.is_local = 1 AND ?) OR (p.is_local = 0 AND ?))"
+              " AND ((p.is_local = 1 AND ? = 1) OR (p.is_local = 0 AND ? = 1))"
               " AND a.suspended_at IS NULL AND a.deleted_at IS NULL ORDER BY p.id DESC LIMIT ?",
         (max_id if max_id is not None else NO_MAX_ID, int(local), int(remote), limit))
     return from_rows(Post, rows)

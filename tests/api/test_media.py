@@ -4,7 +4,6 @@ another fedserver, and the rules (owner, once, at most four, the upload bounds) 
 from __future__ import annotations
 
 import io
-import sqlite3
 import time
 from typing import Iterator
 
@@ -184,9 +183,8 @@ def test_uploads_left_unattached_for_a_day_are_removed(page: Page, pair):
     old, fresh, used = (_upload(here, token, _photo((n * 80, 80, 80))).json() for n in range(3))
     assert api(here, token, "POST", "/api/v1/statuses", data={"status": "x", "media_ids[]": used["id"]}).ok
     # A day and a minute ago, as if the app never posted it (test arrangement: the clock is real).
-    with sqlite3.connect(here.database, timeout=10) as db:
-        db.execute("UPDATE media_uploads SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id IN (?, ?)",
-                   (int(old["id"]), int(used["id"])))
+    here.write("UPDATE media_uploads SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id IN (?, ?)",
+               (int(old["id"]), int(used["id"])))
     here.terminate()
     here.start()  # the pruner's first round runs at start
     wait_for(lambda: api(here, token, "GET", f"/api/v1/media/{old['id']}").status_code == 404,

@@ -7,7 +7,30 @@ import pytest
 
 from fedserver.app import close_context, open_context
 from fedserver.services import accounts, consent
+from tests import engines
 from tests.conftest import loopback_settings
+
+
+def _raw(ctx, *statements: str) -> None:
+    """Run statements on the instance's database directly, as someone with access to it could."""
+    if engines.on_postgresql():
+        import psycopg
+
+        with psycopg.connect(ctx.settings.database.url, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    with sqlite3.connect(ctx.settings.database_path) as raw:
+        for statement in statements:
+            raw.execute(statement)
+
+
+def _database_error() -> type[Exception]:
+    if engines.on_postgresql():
+        import psycopg
+
+        return psycopg.Error
+    return sqlite3.DatabaseError
 
 
 @pytest.fixture
@@ -32,12 +55,10 @@ async def test_consent_history_lists_every_change_with_terms_version_and_chain(c
 
 
 async def test_the_database_refuses_to_update_or_delete_consent_events(ctx):
-    path = ctx.settings.database_path
-    with sqlite3.connect(path) as raw:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            raw.execute("UPDATE consent_events SET choice = 'allow' WHERE id = 3")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            raw.execute("DELETE FROM consent_events WHERE id = 1")
+    with pytest.raises(_database_error(), match="append-only"):
+        _raw(ctx, "UPDATE consent_events SET choice = 'allow' WHERE id = 3")
+    with pytest.raises(_database_error(), match="append-only"):
+        _raw(ctx, "DELETE FROM consent_events WHERE id = 1")
 
 
 @pytest.mark.parametrize("tamper", [
@@ -47,12 +68,10 @@ async def test_the_database_refuses_to_update_or_delete_consent_events(ctx):
     "UPDATE consent_events SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id = 2",
 ])
 async def test_a_tampered_consent_log_fails_verification_at_the_altered_event(ctx, tamper):
-    path = ctx.settings.database_path
-    with sqlite3.connect(path) as raw:
-        # Someone with file access can drop the guard; the hash chain still shows what they did.
-        raw.execute("DROP TRIGGER consent_events_append_only_update")
-        raw.execute("DROP TRIGGER consent_events_append_only_delete")
-        raw.execute(tamper)
+    # Someone with access to the database can drop the guard; the hash chain still shows what they did.
+    on = " ON consent_events" if engines.on_postgresql() else ""
+    _raw(ctx, f"DROP TRIGGER consent_events_append_only_update{on}",
+         f"DROP TRIGGER consent_events_append_only_delete{on}", tamper)
     result = await consent.verify_log(ctx)
     assert not result.ok
     assert result.first_bad_id in (1, 2, 3)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests import engines
 from tests.conftest import free_port
 
 
@@ -98,7 +99,7 @@ class ServerProcess:
         """`fedserver init` for a loopback instance, then the fast federation settings."""
         result = self.run("init", "--domain", self.domain, "--scheme", "http", "--port", str(self.port),
                           "--allow-private-addresses", check=True)
-        set_config_keys(self.config, **{**FAST_FEDERATION, **federation})
+        set_config_keys(self.config, **{**FAST_FEDERATION, **engines.config_keys(self.directory), **federation})
         return result
 
     def run(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -188,13 +189,38 @@ class ServerProcess:
 
     # -- the database, read directly -------------------------------------------------------
 
+    @property
+    def database_url(self) -> str | None:
+        """The instance's PostgreSQL database as its config names it ([database] url), else None."""
+        import tomllib
+
+        if not self.config.exists():
+            return None
+        return tomllib.loads(self.config.read_text(encoding="utf-8")).get("database", {}).get("url") or None
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Read the instance's SQLite file (WAL: sees what the server and CLI committed)."""
+        """Read the instance's database (SQLite in WAL mode, or PostgreSQL): sees what the server
+        and CLI committed. The SQL is written for SQLite (`?` placeholders)."""
+        if self.database_url is not None:
+            import psycopg
+
+            from fedserver.sql_dialect import placeholders
+
+            with psycopg.connect(self.database_url, autocommit=True) as pg:
+                return [tuple(row) for row in pg.execute(placeholders(sql), params).fetchall()]
         conn = sqlite3.connect(self.database, timeout=10)
         try:
             return [tuple(row) for row in conn.execute(sql, params).fetchall()]
         finally:
             conn.close()
+
+    def write(self, sql: str, params: tuple = ()) -> int:
+        """Change the instance's database under the running server (committed on return); the
+        rows changed. The SQL is written for SQLite (`?` placeholders)."""
+        return engines.write(self.database_url or self.database, sql, params)
+
+    def write_many(self, sql: str, rows: list[tuple]) -> int:
+        return engines.write(self.database_url or self.database, sql, rows, many=True)
 
     def value(self, sql: str, params: tuple = ()) -> Any:
         rows = self.query(sql, params)

@@ -20,6 +20,7 @@ from fedserver.services import accounts, posting, researchers
 from fedserver.services.consent import set_training_consent
 from fedserver.services.posting import Draft
 from tests.conftest import Instance
+from tests.e2e.processes import set_config_keys
 
 API = "/api/corpus/v1"
 # The terms a researcher registered with the defaults accepts: 30 days to confirm removals,
@@ -570,6 +571,7 @@ async def test_token_printed_by_the_cli_opens_the_api_and_cli_revoke_closes_it(s
     config = server.settings.base_dir / "cli.toml"
     config.write_text(render_default_config(domain=server.domain, scheme="http", port=server.settings.server.port),
                       encoding="utf-8")
+    set_config_keys(config, url=server.settings.database.url)  # the server's database, on either engine
     assert await asyncio.to_thread(cli, config, "researcher", "add", "cli-lab") == 0
     token = capsys.readouterr().out.split("token: ", 1)[1].split()[0]
     client = ResearcherClient(server, session, token)
@@ -589,6 +591,7 @@ async def test_a_rotated_token_keeps_the_researchers_terms_and_history_and_the_o
     config = server.settings.base_dir / "cli.toml"
     config.write_text(render_default_config(domain=server.domain, scheme="http", port=server.settings.server.port),
                       encoding="utf-8")
+    set_config_keys(config, url=server.settings.database.url)  # the server's database, on either engine
     assert await asyncio.to_thread(cli, config, "researcher", "add", "rotating-lab") == 0
     old = ResearcherClient(server, session, capsys.readouterr().out.split("token: ", 1)[1].split()[0])
     await old.accept_terms()

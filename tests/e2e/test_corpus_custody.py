@@ -23,6 +23,7 @@ from fedserver.services.consent import set_training_consent
 from fedserver.services.corpus_custody import CustodyError
 from fedserver.services.posting import Draft
 from tests.conftest import Instance
+from tests.e2e.processes import set_config_keys
 from tests.e2e.test_corpus_api import ResearcherClient
 from tests.web.browser import Browser, person
 
@@ -169,6 +170,7 @@ async def test_an_offline_release_holder_past_the_deadline_gets_nothing_new_unti
     config = a.settings.base_dir / "cli.toml"
     config.write_text(render_default_config(domain=a.domain, scheme="http", port=a.settings.server.port),
                       encoding="utf-8")
+    set_config_keys(config, url=a.settings.database.url)  # the server's database, on either engine
     lab = await register(a, session)
     # The admin writes a release for the lab (the CLI records who it was given to).
     assert await asyncio.to_thread(cli, config, "corpus", "export", "--out", str(tmp_path / "r1"), "--for", "lab") == 0

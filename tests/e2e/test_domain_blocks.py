@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,11 +329,9 @@ async def test_the_delivery_worker_sends_nothing_to_a_blocked_domain_whatever_wa
 def test_blocks_stored_before_domains_were_canonical_are_made_to_cover_their_hosts(fedserver_processes):
     server = fedserver_processes("a")
     server.run("migrate", check=True)
-    conn = sqlite3.connect(server.database)
-    with conn:  # as the CLI used to store them: lower-cased, otherwise as typed
-        conn.executemany("INSERT INTO domain_blocks (domain, reason, created_at) VALUES (?, '', '2026-01-01')",
-                         [("spam.example.",), ("https://junk.example/path",), ("bücher.example",), ("not a domain",)])
-    conn.close()
+    # As the CLI used to store them: lower-cased, otherwise as typed.
+    server.write_many("INSERT INTO domain_blocks (domain, reason, created_at) VALUES (?, '', '2026-01-01')",
+                      [("spam.example.",), ("https://junk.example/path",), ("bücher.example",), ("not a domain",)])
     listed = server.run("domain-block", "list", check=True)
     assert sorted(listed.stdout.splitlines()) == ["junk.example\t", "not a domain\t", "spam.example\t",
                                                   "xn--bcher-kva.example\t"]

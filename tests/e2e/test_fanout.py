@@ -173,14 +173,21 @@ async def test_a_sender_killed_after_the_receiver_took_an_activity_but_before_re
     await await_for(lambda: wire.started[digest] == 1, what="the Create on its way to b")
     # The claim is committed (the POST is out). Hold the database's write lock from here, so the
     # sender cannot record the outcome after b answers; then kill it.
-    lock = sqlite3.connect(a.database, timeout=10, isolation_level=None)
-    try:
+    # (PostgreSQL: a table lock that lets reads through but no row of deliveries be changed.)
+    if a.database_url is not None:
+        import psycopg
+
+        lock = psycopg.connect(a.database_url)
+        lock.execute("LOCK TABLE deliveries IN EXCLUSIVE MODE")
+    else:
+        lock = sqlite3.connect(a.database, timeout=10, isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")
+    try:
         await await_for(lambda: wire.accepted(digest) == 1, what="b took the Create")
         await asyncio.sleep(wire.answer_delay + 0.5)  # b's answer reaches the sender, which cannot write it
         a.kill()
     finally:
-        lock.execute("ROLLBACK")
+        lock.rollback()
         lock.close()
     [(state, attempts, locked_until)] = a.query(
         "SELECT d.state, d.attempts, d.locked_until FROM deliveries d JOIN outbound_activities o"

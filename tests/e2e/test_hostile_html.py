@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,12 +120,7 @@ def is_bounded(stored_html: str) -> bool:
 
 def write(server: ServerProcess, sql: str, params: tuple) -> int:
     """Change the instance's database under the running server (WAL); returns the rows changed."""
-    conn = sqlite3.connect(server.database, timeout=10)
-    try:
-        with conn:
-            return conn.execute(sql, params).rowcount
-    finally:
-        conn.close()
+    return server.write(sql, params)
 
 
 def post_id_of(server: ServerProcess, uri: str) -> int:

@@ -113,8 +113,14 @@ async def test_a_create_that_fails_in_a_batch_fails_alone_and_the_others_are_sto
     bad = remote.create_note("trent", "this one breaks", mention=alice)
     # A real storage failure for one post only: the database itself refuses the row.
     async with server.ctx.db.transaction() as tx:
-        await tx.execute(f"CREATE TRIGGER refuse_one BEFORE INSERT ON posts WHEN NEW.uri = '{bad['object']['id']}'"
-                         " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        if server.ctx.db.engine == "postgresql":
+            await tx.execute("CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS"
+                             " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END; $$")
+            await tx.execute(f"CREATE TRIGGER refuse_one BEFORE INSERT ON posts FOR EACH ROW"
+                             f" WHEN (NEW.uri = '{bad['object']['id']}') EXECUTE FUNCTION refuse_one()")
+        else:
+            await tx.execute(f"CREATE TRIGGER refuse_one BEFORE INSERT ON posts WHEN NEW.uri = '{bad['object']['id']}'"
+                             " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     await deliver(server, remote, good[0], bad, good[1])
 
     assert await server.apply_inbox() == 3

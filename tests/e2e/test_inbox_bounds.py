@@ -76,9 +76,12 @@ async def post(remote: FakeRemote, server: ServerProcess, activity: dict[str, An
 
 
 def stored(server: ServerProcess) -> tuple[int, int, int]:
-    """What storing an activity changes: inbox items, posts, and the database's pages."""
+    """What storing an activity changes: inbox items, posts, and the database's pages (PostgreSQL:
+    the size of those two tables with their indexes)."""
+    size = ("SELECT pg_total_relation_size('inbox_items') + pg_total_relation_size('posts')"
+            if server.database_url else "PRAGMA page_count")
     return (server.value("SELECT count(*) FROM inbox_items"), server.value("SELECT count(*) FROM posts"),
-            server.value("PRAGMA page_count"))
+            server.value(size))
 
 
 def item_state(server: ServerProcess, activity_uri: str) -> list[tuple]:

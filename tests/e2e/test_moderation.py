@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -196,11 +195,8 @@ async def test_sign_ups_waiting_for_approval_are_bounded(fedserver_processes):
     assert (await sign_up(server, "first", reason="hello")).status == 200
     # A flood already waits (written straight into the database: hashing a thousand passwords
     # through the form would only make the test slow).
-    conn = sqlite3.connect(server.database, timeout=10)
-    with conn:
-        conn.executemany("INSERT INTO pending_signups (username, password_hash, reason, created_at)"
-                         " VALUES (?, 'x', 'spam', '2026-01-01T00:00:00Z')", [(f"bot{i}",) for i in range(999)])
-    conn.close()
+    server.write_many("INSERT INTO pending_signups (username, password_hash, reason, created_at)"
+                      " VALUES (?, 'x', 'spam', '2026-01-01T00:00:00Z')", [(f"bot{i}",) for i in range(999)])
     refused = await sign_up(server, "latecomer", reason="hello")
     assert refused.status == 400 and "too many sign-ups are waiting for approval" in refused.text
     assert server.value("SELECT count(*) FROM pending_signups") == 1000

@@ -6,8 +6,9 @@ from dataclasses import asdict
 
 import pytest
 
-from fedserver.db import Database, migrate
+from fedserver.db import database_for, migrate
 from fedserver.store import actors as actor_store
+from tests import engines
 
 NOW, LATER = "2026-01-01T00:00:00.000000Z", "2026-01-02T00:00:00.000000Z"
 
@@ -25,7 +26,7 @@ def profile(name: str, **changes: object) -> dict[str, object]:
 
 @pytest.fixture
 async def db(tmp_path):
-    database = Database(tmp_path / "db.sqlite3")
+    database = database_for(engines.database_target(tmp_path / "db.sqlite3"))
     await database.open()
     await migrate(database)
     yield database

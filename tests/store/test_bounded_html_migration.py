@@ -3,10 +3,10 @@ cleaned again) is brought within them; everything else is left as it was."""
 from __future__ import annotations
 
 import html
-import shutil
 
 from fedserver.activitypub.sanitize import MAX_STORED_HTML_CHARS, sanitize_html
-from fedserver.db import MIGRATIONS_DIR, migrate, migration_files, open_database
+from fedserver.db import MIGRATIONS_DIR, migrate, open_database
+from tests import engines
 
 THEN = "2026-01-01T00:00:00.000000Z"
 # As the old code stored "<ol><li><h2>" * 16000: sanitized, balanced and enormous.
@@ -15,12 +15,8 @@ BIG_BIO = '<p><a href="https://x.example/" target="_blank" rel="nofollow noopene
 
 
 async def test_oversized_remote_html_stored_before_the_bounds_is_bounded_and_the_rest_kept(tmp_path):
-    before = tmp_path / "before"
-    before.mkdir()
-    for version, path in migration_files():
-        if version < 14:
-            shutil.copy(path, before / path.name)
-    async with open_database(tmp_path / "db.sqlite3") as db:
+    before = engines.copy_migrations_before(14, tmp_path / "before")
+    async with open_database(engines.database_target(tmp_path / "db.sqlite3", migrated=False)) as db:
         await migrate(db, before)
         async with db.transaction() as tx:
             await tx.executemany(

@@ -7,14 +7,16 @@ from collections import Counter
 
 import pytest
 
-from fedserver.db import Database, migrate
+from fedserver.db import database_for, migrate
 from fedserver.store import deliveries as delivery_store
+from tests import engines
 
 
 @pytest.fixture
 async def two_workers(tmp_path):
     path = tmp_path / "db.sqlite3"
-    first, second = Database(path), Database(path)
+    path = engines.database_target(path)
+    first, second = database_for(path), database_for(path)
     await first.open()
     await migrate(first)
     await second.open()

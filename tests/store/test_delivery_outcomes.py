@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from fedserver.clock import iso_from_epoch
-from fedserver.db import Database, migrate
+from fedserver.db import Database, database_for, migrate
 from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome, OutcomeWriter
 from fedserver.federation.host_availability import HeldHosts
 from fedserver.store import deliveries as delivery_store
 from fedserver.store import hosts as host_store
+from tests import engines
 
 NOW_MS = 1_800_000_000_000
 DAY_MS = 86_400_000
@@ -19,7 +20,7 @@ LEASE_MS = 50_000
 
 @pytest.fixture
 async def db(tmp_path):
-    database = Database(tmp_path / "db.sqlite3")
+    database = database_for(engines.database_target(tmp_path / "db.sqlite3"))
     await database.open()
     await migrate(database)
     async with database.transaction() as tx:

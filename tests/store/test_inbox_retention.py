@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from fedserver.db import Database, migrate
+from fedserver.db import database_for, migrate
 from fedserver.store import inbox as inbox_store
 from fedserver.store.inbox import NewInboxItem
+from tests import engines
 
 
 @pytest.fixture
 async def db(tmp_path):
-    database = Database(tmp_path / "db.sqlite3")
+    database = database_for(engines.database_target(tmp_path / "db.sqlite3"))
     await database.open()
     await migrate(database)
     yield database

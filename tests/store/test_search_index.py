@@ -3,10 +3,10 @@ runs, and every later write (insert, edit, deletion that blanks a post, removal)
 step, so a search finds exactly the live text."""
 from __future__ import annotations
 
-import shutil
 
-from fedserver.db import MIGRATIONS_DIR, migrate, migration_files, open_database
+from fedserver.db import MIGRATIONS_DIR, migrate, open_database
 from fedserver.store import search as search_store
+from tests import engines
 
 THEN = "2026-01-01T00:00:00.000000Z"
 
@@ -16,12 +16,8 @@ async def _found(db, words: list[str], viewer_id: int = 1) -> list[int]:
 
 
 async def test_posts_and_accounts_stored_before_the_migration_are_found_after_it(tmp_path):
-    before = tmp_path / "before"
-    before.mkdir()
-    for version, path in migration_files():
-        if version < 60:
-            shutil.copy(path, before / path.name)
-    async with open_database(tmp_path / "db.sqlite3") as db:
+    before = engines.copy_migrations_before(60, tmp_path / "before")
+    async with open_database(engines.database_target(tmp_path / "db.sqlite3", migrated=False)) as db:
         await migrate(db, before)
         async with db.transaction() as tx:
             await tx.executemany(
@@ -54,6 +50,8 @@ async def test_posts_and_accounts_stored_before_the_migration_are_found_after_it
         assert await _found(db, ["heron"], viewer_id=2) == []
         assert await _found(db, ["egret"], viewer_id=99) == [10]
         assert await search_store.search_accounts(db.reader, ["example"], viewer_id=99) == []
+        if engines.on_postgresql():
+            return  # (an expression index cannot go out of step with its table: nothing to check)
         async with db.transaction() as tx:
             # Raises if an external-content index no longer matches its table.
             await tx.execute("INSERT INTO post_search (post_search, rank) VALUES ('integrity-check', 1)")
@@ -61,7 +59,7 @@ async def test_posts_and_accounts_stored_before_the_migration_are_found_after_it
 
 
 async def test_a_page_looks_at_a_bounded_window_of_matches_and_says_where_to_go_on(tmp_path):
-    async with open_database(tmp_path / "db.sqlite3") as db:
+    async with open_database(engines.database_target(tmp_path / "db.sqlite3")) as db:
         await migrate(db)
         async with db.transaction() as tx:
             await tx.executemany(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 
 from fedserver.services import accounts, consent, follows, posting
 from fedserver.services.posting import Draft
+from tests import engines
 from tests.web.browser import Browser, person
 
 KEEP_OUT_BUTTON = "Keep out of the training corpus"
@@ -68,13 +68,8 @@ async def test_instance_settings_changed_by_another_process_show_on_the_next_pag
     def write_elsewhere(values: dict[str, str]) -> None:
         # Another process (a second server, the admin page served elsewhere) writes the settings;
         # from a thread, so this server's own writers are not held up meanwhile.
-        other = sqlite3.connect(a.settings.database_path, timeout=30)
-        try:
-            with other:
-                other.executemany("INSERT INTO instance_state (key, value) VALUES (?, ?) ON CONFLICT (key)"
-                                  " DO UPDATE SET value = excluded.value", list(values.items()))
-        finally:
-            other.close()
+        engines.write(engines.target_of(a.settings), "INSERT INTO instance_state (key, value) VALUES (?, ?)"
+                      " ON CONFLICT (key) DO UPDATE SET value = excluded.value", list(values.items()), many=True)
 
     try:
         page = await visitor.get("/")
