@@ -223,6 +223,12 @@ class Database:
         assert self._reader is not None, "database not open"
         return self._reader
 
+    async def truncate_wal(self) -> None:
+        """Checkpoint the whole WAL into the database and truncate the WAL file to nothing."""
+        assert self._writer is not None, "database not open"
+        async with self._write_lock.held():
+            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Serialised write transaction: commits on success, rolls back on any exception."""
@@ -426,6 +432,11 @@ async def migrate(db: Any, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 (version, path.name, SYSTEM_CLOCK.now_iso()))
         log.info("applied migration %s", path.name)
         applied_now.append(path.name)
+    if applied_now:
+        # A migration may rewrite a large table (a new index, a filled column): the WAL file keeps
+        # the size of its largest run of uncheckpointed pages, so it is emptied and truncated once
+        # here rather than left that large for the life of the database.
+        await db.truncate_wal()
     return applied_now
 
 
