@@ -43,8 +43,10 @@ def relative_time(iso: str | None, now: float) -> str:
     ("Mar 3", with the year when it is not this one). In UTC here; static/app.js redraws it in the
     viewer's own zone."""
     seconds = parse_time(iso)
-    if seconds is None:
-        return ""
+    return "" if seconds is None else _relative(seconds, now)
+
+
+def _relative(seconds: float, now: float) -> str:
     ago = now - seconds
     if ago < 60:
         return "now"
@@ -62,8 +64,10 @@ def relative_time(iso: str | None, now: float) -> str:
 def exact_time(iso: str | None) -> str:
     """The full time for a tooltip: "Mar 3, 2026, 14:05 UTC"."""
     seconds = parse_time(iso)
-    if seconds is None:
-        return ""
+    return "" if seconds is None else _exact(seconds)
+
+
+def _exact(seconds: float) -> str:
     when = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return f"{MONTHS[when.month - 1]} {when.day}, {when.year}, {when:%H:%M} UTC"
 
@@ -71,6 +75,16 @@ def exact_time(iso: str | None) -> str:
 def html_datetime(iso: str | None) -> str:
     """A <time datetime> value: HTML allows at most three fraction digits; seconds are enough."""
     return wire_time(iso) if iso else ""
+
+
+def time_element(iso: str | None, now: float) -> Markup:
+    """<time datetime title>relative</time>: what html_datetime, exact_time and relative_time give,
+    with the time parsed once (every card of a timeline shows one)."""
+    seconds = parse_time(iso)
+    machine = escape(html_datetime(iso))
+    if seconds is None:
+        return Markup(f'<time datetime="{machine}" title=""></time>')
+    return Markup(f'<time datetime="{machine}" title="{escape(_exact(seconds))}">{escape(_relative(seconds, now))}</time>')
 
 
 def http_url(url: str | None) -> str:
@@ -132,6 +146,7 @@ def install(env: jinja2.Environment) -> None:
     env.filters["exact_time"] = exact_time
     env.filters["handle"] = handle
     env.filters["html_datetime"] = html_datetime
+    env.filters["time_element"] = time_element
     env.filters["http_url"] = http_url
     env.filters["url_host"] = url_host
     env.filters["actor_path"] = actor_path
