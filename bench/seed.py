@@ -202,13 +202,21 @@ def seed(directory: Path, posts: int, port: int, corpus: bool, locals_: int, rem
 
 def recount_posts(conn: sqlite3.Connection) -> None:
     """Posts written here with plain SQL bypass the store, which keeps account_post_counts
-    (migration 0160): count them as the migration does for what is already stored."""
+    (migration 0160) and tag_post_counts (0180): count them as the migrations do for what is
+    already stored."""
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'account_post_counts'").fetchone() is None:
         return  # a fedserver from before migration 0160
     with conn:
         conn.execute("DELETE FROM account_post_counts")
         conn.execute("INSERT INTO account_post_counts (actor_id, visibility, posts) SELECT actor_id, visibility,"
                      " count(*) FROM posts WHERE deleted_at IS NULL GROUP BY actor_id, visibility")
+    # The same for tag_post_counts (migration 0180): the bench's copy adds hashtags with plain SQL.
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tag_post_counts'").fetchone() is not None:
+        with conn:
+            conn.execute("DELETE FROM tag_post_counts")
+            conn.execute("INSERT INTO tag_post_counts (tag, posts) SELECT t.tag, count(*) FROM post_tags t"
+                         " JOIN posts p ON p.id = t.post_id WHERE p.visibility = 'public' AND p.deleted_at IS NULL"
+                         " GROUP BY t.tag")
 
 
 def main() -> int:

@@ -104,6 +104,20 @@ _UNCOUNT_POST = (
     " AND p.visibility = account_post_counts.visibility)")
 
 
+# tag_post_counts (migration 0180): live public posts per hashtag, what search shows beside each
+# tag. A post's tags are counted after they are set and uncounted before they are replaced, before
+# an edit (which may change the visibility; counted again after it) and before a deletion, in the
+# same transaction: the counts read the post's tags and state as they are at that moment.
+_COUNT_TAGS = (
+    "INSERT INTO tag_post_counts (tag, posts)"
+    " SELECT t.tag, 1 FROM post_tags t JOIN posts p ON p.id = t.post_id"
+    " WHERE t.post_id = ? AND p.visibility = 'public' AND p.deleted_at IS NULL"
+    " ON CONFLICT (tag) DO UPDATE SET posts = tag_post_counts.posts + 1")
+_UNCOUNT_TAGS = (
+    "UPDATE tag_post_counts SET posts = posts - 1 WHERE tag IN (SELECT t.tag FROM post_tags t"
+    " JOIN posts p ON p.id = t.post_id WHERE t.post_id = ? AND p.visibility = 'public' AND p.deleted_at IS NULL)")
+
+
 async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> bool:
     """Insert the post; False when its time-ordered id is already taken (the caller draws another)."""
     cur = await conn.execute(_INSERT_POST, _insert_params(post, now))
@@ -157,21 +171,26 @@ async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, conte
                     audience=audience, edited_at=edited_at)
     await conn.execute(_SAVE_REVISION, (post_id,))
     await conn.execute(_UNCOUNT_POST, (post_id,))  # the edit may change its visibility
+    await conn.execute(_UNCOUNT_TAGS, (post_id,))
     await conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
     await conn.execute(_COUNT_POST, (post_id,))
+    await conn.execute(_COUNT_TAGS, (post_id,))
 
 
 def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostEdit, now: str) -> None:
     """update_post_content, synchronous: for Database.write_batch."""
     conn.execute(_SAVE_REVISION, (post_id,))
     conn.execute(_UNCOUNT_POST, (post_id,))
+    conn.execute(_UNCOUNT_TAGS, (post_id,))
     conn.execute(_UPDATE_CONTENT, edit.params(post_id, now))
     conn.execute(_COUNT_POST, (post_id,))
+    conn.execute(_COUNT_TAGS, (post_id,))
 
 
 async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> None:
     """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content."""
     await conn.execute(_UNCOUNT_POST, (post_id,))  # only while it is live: deleting twice counts once
+    await conn.execute(_UNCOUNT_TAGS, (post_id,))
     await conn.execute(
         "UPDATE posts SET deleted_at = ?, updated_at = ?, content_html = '', content_text = '',"
         " source_text = NULL, summary = NULL WHERE id = ? AND deleted_at IS NULL", (now, now, post_id))
@@ -272,17 +291,21 @@ _INSERT_TAG = "INSERT INTO post_tags (post_id, tag) VALUES (?, ?) ON CONFLICT DO
 
 async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
     if not new:
+        await conn.execute(_UNCOUNT_TAGS, (post_id,))
         await conn.execute(_DELETE_TAGS, (post_id,))
     if tags:
         await conn.executemany(_INSERT_TAG, [(post_id, tag) for tag in tags])
+        await conn.execute(_COUNT_TAGS, (post_id,))
 
 
 def set_tags_sync(conn: sqlite3.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
     """set_tags, synchronous: for Database.write_batch."""
     if not new:
+        conn.execute(_UNCOUNT_TAGS, (post_id,))
         conn.execute(_DELETE_TAGS, (post_id,))
     if tags:
         conn.executemany(_INSERT_TAG, [(post_id, tag) for tag in tags])
+        conn.execute(_COUNT_TAGS, (post_id,))
 
 
 async def list_tags(conn: aiosqlite.Connection, post_id: int) -> list[str]:

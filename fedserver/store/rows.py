@@ -9,16 +9,30 @@ import aiosqlite
 T = TypeVar("T")
 
 _FIELD_CACHE: dict[type, tuple[str, ...]] = {}
+# (class, the row's column names) -> (field name, column position) for each field the row has. A
+# row looked up by name scans its columns each time (sqlite3.Row compares every name): ~6 µs for a
+# post, 40+ rows a page. The statements are fixed, so the plans are few; bounded all the same.
+_PLAN_CACHE: dict[tuple[type, tuple[str, ...]], tuple[tuple[str, int], ...]] = {}
+_PLAN_CACHE_MAX = 1000
 
 
 def from_row(cls: type[T], row: aiosqlite.Row | None) -> T | None:
     if row is None:
         return None
-    names = _FIELD_CACHE.get(cls)
-    if names is None:
-        names = _FIELD_CACHE[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    keys = row.keys()
-    return cls(**{name: row[name] for name in names if name in keys})
+    keys = tuple(row.keys())
+    plan = _PLAN_CACHE.get((cls, keys))
+    if plan is None:
+        names = _FIELD_CACHE.get(cls)
+        if names is None:
+            names = _FIELD_CACHE[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+        position: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            position.setdefault(key, index)  # the first column of a name, as a lookup by name finds
+        plan = tuple((name, position[name]) for name in names if name in position)
+        if len(_PLAN_CACHE) >= _PLAN_CACHE_MAX:
+            _PLAN_CACHE.clear()
+        _PLAN_CACHE[(cls, keys)] = plan
+    return cls(**{name: row[index] for name, index in plan})
 
 
 def from_rows(cls: type[T], rows: Iterable[aiosqlite.Row]) -> list[T]:

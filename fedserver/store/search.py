@@ -22,8 +22,6 @@ _DOMAIN_BLOCKED = ("EXISTS (SELECT 1 FROM domain_blocks d WHERE a.domain = d.dom
                    " OR a.domain LIKE '%.' || d.domain)")
 # Posts ids are below this (time-ordered 64-bit ids): "no max_id" without a second query shape.
 NO_MAX_ID = 2 ** 63 - 1
-# A hashtag's count stops here ("1000+"): counting a huge tag's posts would cost a scan per search.
-TAG_COUNT_CAP = 1000
 # Full-text matches one page of results looks at, at most (search_posts).
 SCAN_WINDOW = 2000
 # ... and first: most pages fill within it.
@@ -153,21 +151,14 @@ async def search_accounts(conn: aiosqlite.Connection, phrases: Sequence[str], *,
 async def search_tags(conn: aiosqlite.Connection, prefix: str, *, offset: int = 0,
                       limit: int = 20) -> list[tuple[str, int]]:
     """Hashtags starting with prefix (lower case, as stored) with how many live public posts carry
-    each (at most TAG_COUNT_CAP counted), the exact tag first, then the most used. A range on the
-    post_tags_tag index finds the names; the counts read at most TAG_COUNT_CAP index entries each."""
+    each, the exact tag first, then the most used. The names and counts come from tag_post_counts
+    (migration 0180, kept by store/posts.py) in one range read of its primary key: counting each
+    tag's posts here looked up to 1,000 posts per tag on every search."""
     if not prefix:
         return []
-    names = await fetch_all(
-        conn, "SELECT DISTINCT tag FROM post_tags WHERE tag >= ? AND tag < ? ORDER BY tag LIMIT 50",
+    rows = await fetch_all(
+        conn, "SELECT tag, posts FROM tag_post_counts WHERE tag >= ? AND tag < ? AND posts > 0 ORDER BY tag LIMIT 50",
         (prefix, prefix + "\U0010ffff"))
-    counted = []
-    for row in names:
-        tag = row[0]
-        count = (await fetch_all(
-            conn, "SELECT count(*) FROM (SELECT 1 FROM post_tags t JOIN posts p ON p.id = t.post_id"
-                  " WHERE t.tag = ? AND p.visibility = 'public' AND p.deleted_at IS NULL LIMIT ?) AS capped",
-            (tag, TAG_COUNT_CAP)))[0][0]
-        if count:
-            counted.append((tag, int(count)))
+    counted = [(tag, int(count)) for tag, count in rows]
     counted.sort(key=lambda item: (item[0] != prefix, -item[1], item[0]))
     return counted[offset:offset + limit]

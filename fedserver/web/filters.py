@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from fedserver.activitypub.normalize import host_of
 from fedserver.clock import parse_time, wire_time
@@ -43,8 +43,10 @@ def relative_time(iso: str | None, now: float) -> str:
     ("Mar 3", with the year when it is not this one). In UTC here; static/app.js redraws it in the
     viewer's own zone."""
     seconds = parse_time(iso)
-    if seconds is None:
-        return ""
+    return "" if seconds is None else _relative(seconds, now)
+
+
+def _relative(seconds: float, now: float) -> str:
     ago = now - seconds
     if ago < 60:
         return "now"
@@ -62,8 +64,10 @@ def relative_time(iso: str | None, now: float) -> str:
 def exact_time(iso: str | None) -> str:
     """The full time for a tooltip: "Mar 3, 2026, 14:05 UTC"."""
     seconds = parse_time(iso)
-    if seconds is None:
-        return ""
+    return "" if seconds is None else _exact(seconds)
+
+
+def _exact(seconds: float) -> str:
     when = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return f"{MONTHS[when.month - 1]} {when.day}, {when.year}, {when:%H:%M} UTC"
 
@@ -71,6 +75,16 @@ def exact_time(iso: str | None) -> str:
 def html_datetime(iso: str | None) -> str:
     """A <time datetime> value: HTML allows at most three fraction digits; seconds are enough."""
     return wire_time(iso) if iso else ""
+
+
+def time_element(iso: str | None, now: float) -> Markup:
+    """<time datetime title>relative</time>: what html_datetime, exact_time and relative_time give,
+    with the time parsed once (every card of a timeline shows one)."""
+    seconds = parse_time(iso)
+    machine = escape(html_datetime(iso))
+    if seconds is None:
+        return Markup(f'<time datetime="{machine}" title=""></time>')
+    return Markup(f'<time datetime="{machine}" title="{escape(_exact(seconds))}">{escape(_relative(seconds, now))}</time>')
 
 
 def http_url(url: str | None) -> str:
@@ -88,6 +102,39 @@ def handle(actor) -> str:
     return f"@{actor.username}@{actor.domain}"
 
 
+# The pieces every post card shows (social/_macros.html calls these too): filters, not macros, since
+# a timeline of 20 cards called ~10 macros a card, ~3 µs each plus an import per card.
+def actor_path(actor) -> str:
+    return f"/@{actor.username}" if actor.is_local else f"/remote/{actor.id}"
+
+
+def post_path(post, author) -> str:
+    return f"/@{author.username}/{post.id}" if post.is_local else f"/posts/{post.id}"
+
+
+def display_name(actor) -> str:
+    return actor.display_name or actor.username
+
+
+def avatar(actor, size: str = "") -> Markup:
+    from fedserver.web.media_filters import avatar_src
+
+    sized = f" {escape(size)}" if size else ""
+    src = avatar_src(actor)
+    if src:
+        return Markup(f'<img class="avatar{sized}" src="{escape(src)}" alt="" width="48" height="48" loading="lazy">')
+    initial = escape((actor.display_name or actor.username)[:1].upper())
+    return Markup(f'<span class="avatar placeholder{sized}" aria-hidden="true">{initial}</span>')
+
+
+VISIBILITY_LABELS = {"public": "Public", "unlisted": "Unlisted", "followers": "Followers only",
+                     "direct": "Only people mentioned"}
+
+
+def visibility_label(value: str) -> str:
+    return VISIBILITY_LABELS.get(value, value)
+
+
 def install(env: jinja2.Environment) -> None:
     from fedserver.web import media_filters
 
@@ -99,5 +146,11 @@ def install(env: jinja2.Environment) -> None:
     env.filters["exact_time"] = exact_time
     env.filters["handle"] = handle
     env.filters["html_datetime"] = html_datetime
+    env.filters["time_element"] = time_element
     env.filters["http_url"] = http_url
     env.filters["url_host"] = url_host
+    env.filters["actor_path"] = actor_path
+    env.filters["post_path"] = post_path
+    env.filters["display_name"] = display_name
+    env.filters["avatar"] = avatar
+    env.filters["visibility_label"] = visibility_label

@@ -221,3 +221,64 @@ async def test_results_are_paged_newest_first(pair):
         assert older, "no link to older results"
         second = await alice.get(html.unescape(older.group(1)))
         assert sorted(set(re.findall(r"Puffin note number (\d+)", second.text)), key=int) == ["0", "1", "2", "3", "4"]
+
+
+async def test_hashtag_counts_on_search_are_exact_and_follow_posts_edits_and_deletions(fedserver_processes,
+                                                                                     tmp_path: Path):
+    """The number beside each hashtag is its live public posts, read from counts kept with every
+    write (no cap: a tag with 1,001 posts says 1001, not "1000+"), and it follows what is posted,
+    edited and deleted here and what another server sends and takes back."""
+    from tests.e2e.serve_support import delivered
+
+    here = fedserver_processes("here")
+    _users(here, tmp_path, "alice")
+    await here.astart()
+    remote = await FakeRemote.start("eve")
+    try:
+        async with await _signed_in(here, "alice") as alice:
+            home = await alice.get("/home")
+            token = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1))
+            for number in range(1001):
+                posted = await alice._send("POST", "/posts", {"csrf_token": token, "back": "/home",
+                                                              "text": f"Walrus {number} #Walrus"})
+                assert posted.status == 303, posted.text[:300]
+            for visibility in ("followers", "unlisted"):  # not public: not counted
+                posted = await alice._send("POST", "/posts", {"csrf_token": token, "visibility": visibility,
+                                                              "text": f"Walrus {visibility} #walrus"})
+                assert posted.status == 303
+
+            async def count_shown() -> str:
+                found = (await alice.get(_search("#walr"))).text
+                assert '<a href="/tags/walrus">#walrus</a>' in found
+                return re.search(r'#walrus</a> <span class="muted">([^<]*)</span>', found).group(1)
+
+            assert await count_shown() == "1001 public posts"
+            edited, deleted = [here.value("SELECT id FROM posts WHERE content_text = ?", (f"Walrus {n} #Walrus",))
+                               for n in (7, 8)]
+            saved = await alice.submit(f"/posts/{edited}/edit", f"/posts/{edited}/edit",
+                                       {"text": "No more tag here", "content_warning": ""})
+            assert saved.status == 303
+            assert await count_shown() == "1000 public posts"
+            assert (await alice.submit(f"/posts/{deleted}/delete", f"/posts/{deleted}/delete", {})).status == 303
+            assert await count_shown() == "999 public posts"
+            assert (await alice.submit(f"/posts/{deleted}/delete", f"/posts/{deleted}/delete", {})).status in (
+                303, 404, 410)  # deleting twice counts once
+            assert await count_shown() == "999 public posts"
+
+            # Another server's public post with the tag counts; its Delete takes it back.
+            create = remote.create_note("eve", "a walrus from afar #walrus", mention=here.actor_uri("alice"))
+            create["object"]["tag"].append({"type": "Hashtag", "name": "#walrus"})
+            await delivered(here, remote, create, as_user="eve")
+            assert here.value("SELECT count(*) FROM posts WHERE uri = ?", (create["object"]["id"],)) == 1
+            assert await count_shown() == "1000 public posts"
+            delete = remote.activity("eve", "Delete", {"id": create["object"]["id"], "type": "Tombstone"})
+            await delivered(here, remote, delete, as_user="eve")
+            assert await count_shown() == "999 public posts"
+            # A tag whose posts are all gone is not offered.
+            here.run("post", "alice", "Once #seal", check=True)
+            seal = here.value("SELECT id FROM posts WHERE content_text = 'Once #seal'")
+            assert "#seal</a>" in (await alice.get(_search("#sea"))).text
+            assert (await alice.submit(f"/posts/{seal}/delete", f"/posts/{seal}/delete", {})).status == 303
+            assert "#seal</a>" not in (await alice.get(_search("#sea"))).text
+    finally:
+        await remote.stop()
