@@ -319,6 +319,8 @@ def test_who_liked_or_boosted_likes_and_media_only_profiles_page_by_link_headers
     assert following[0]["id"] == plain["id"]
 
 
+# sqlite_only: reads the whole database as the SQLite file's dump.
+@pytest.mark.sqlite_only
 def test_tokens_and_client_secrets_are_stored_only_as_hashes(server: ServerProcess, tokens):
     client_id, client_secret = new_app(server)
     app_token = requests.post(f"{server.base}/oauth/token", timeout=10, data={

@@ -4,6 +4,8 @@ accounts one follows, blocks and mutes as Mastodon's CSV files; and blocks and m
 such files, resolving accounts on another server (a FakeRemote), with oversize files refused."""
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import html
 import io
@@ -201,6 +203,8 @@ async def test_oversize_imports_are_refused_with_a_clear_message(fedserver_proce
         await alice.close()
 
 
+# sqlite_only: the 3,000 posts are written straight into the SQLite file (archive_support.seed_posts).
+@pytest.mark.sqlite_only
 async def test_a_large_archive_streams_without_the_server_holding_it_in_memory(fedserver_processes):
     """3,000 posts, 600 of them with a 60 KB picture: a 37 MB zip. The server's memory grows by a few
     MB while it sends it (measured 3 MB; holding the zip would take its whole size), and the zip's
