@@ -16,7 +16,7 @@ from playwright.sync_api import Page
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app, user_token
-from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
+from tests.e2e.processes import ProcessGroup, ServerProcess, serving_with_users, wait_for
 from tests.e2e.test_upload_bounds import hostile_gif
 
 
@@ -25,17 +25,8 @@ def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """`here` (alice, bob) and `there` (carol, who follows alice)."""
     group = ProcessGroup(tmp_path_factory.mktemp("api-media"))
     here, there = group("here"), group("there")
-    for server, users in ((here, ("alice", "bob")), (there, ("carol",))):
-        secret = server.directory / "password.txt"
-        secret.write_text(PASSWORD, encoding="utf-8")
-        for name in users:
-            server.run("user", "create", name, "--password-file", str(secret), check=True)
-    try:
-        here.start()
-        there.start()
+    with serving_with_users(group, PASSWORD, [(here, ("alice", "bob")), (there, ("carol",))]):
         yield here, there
-    finally:
-        group.close()
 
 
 def _photo(colour: tuple[int, int, int] = (20, 120, 200)) -> bytes:

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app
-from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
+from tests.e2e.processes import ProcessGroup, ServerProcess, serving_with_users, wait_for
 
 SHORTEST = 3
 # Long enough for the poll to reach the other server and be voted on there.
@@ -26,17 +26,8 @@ def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """`here` (alice, who asks, and carol) and `there` (bob)."""
     group = ProcessGroup(tmp_path_factory.mktemp("api-poll-notes"))
     here, there = group("here", poll_min_expiry_seconds=SHORTEST), group("there")
-    for server, names in ((here, ("alice", "carol", "erin")), (there, ("bob",))):
-        secret = server.directory / "password.txt"
-        secret.write_text(PASSWORD, encoding="utf-8")
-        for name in names:
-            server.run("user", "create", name, "--password-file", str(secret), check=True)
-    try:
-        here.start()
-        there.start()
+    with serving_with_users(group, PASSWORD, [(here, ("alice", "carol", "erin")), (there, ("bob",))]):
         yield here, there
-    finally:
-        group.close()
 
 
 def _app_for(page: Page, server: ServerProcess, username: str) -> tuple[Mastodon, str]:

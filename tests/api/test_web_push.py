@@ -16,7 +16,7 @@ from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import OOB, SCOPES, api, approve, new_app, user_token
 from tests.api.push_service import PushService, Subscriber
-from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
+from tests.e2e.processes import ProcessGroup, ServerProcess, serving_with_users, wait_for
 
 PUSH_TIMEOUT = 6.0
 MAX_ATTEMPTS = 3
@@ -30,17 +30,8 @@ def pair(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     # allow_private_addresses (ServerProcess.init), as tests must.
     here = group("here", push_timeout_seconds=PUSH_TIMEOUT, push_max_attempts=MAX_ATTEMPTS)
     there = group("there")
-    for server, users in ((here, ("alice", "bob")), (there, ("carol",))):
-        secret = server.directory / "password.txt"
-        secret.write_text(PASSWORD, encoding="utf-8")
-        for name in users:
-            server.run("user", "create", name, "--password-file", str(secret), check=True)
-    try:
-        here.start()
-        there.start()
+    with serving_with_users(group, PASSWORD, [(here, ("alice", "bob")), (there, ("carol",))]):
         yield here, there
-    finally:
-        group.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 its CLI commands, and its `serve` process, which tests start, SIGKILL and restart."""
 from __future__ import annotations
 
+
 import asyncio
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -63,7 +65,32 @@ def set_config_keys(config: Path, **values: Any) -> None:
     config.write_text(text, encoding="utf-8")
 
 
-class ServerProcess:
+class _Signalled:
+    """Stopping a fedserver child process (self.proc), as a crash or as an operator would."""
+    proc: subprocess.Popen | None
+
+    def kill(self) -> int | None:
+        """SIGKILL: the process gets no chance to finish anything (a crash or power-off)."""
+        return self._signal(signal.SIGKILL)
+
+    def terminate(self, timeout: float = 10) -> int | None:
+        """SIGTERM: the process shuts down gracefully; returns the exit status."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def _signal(self, signum: int, timeout: float = 10) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class ServerProcess(_Signalled):
     """One fedserver instance on 127.0.0.1:port, driven only through the `fedserver` command."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
@@ -160,26 +187,6 @@ class ServerProcess:
                                      f"{self.logs()}")
             time.sleep(0.05)
 
-    def kill(self) -> int | None:
-        """SIGKILL: the process gets no chance to finish anything (a crash or power-off)."""
-        return self._signal(signal.SIGKILL)
-
-    def terminate(self, timeout: float = 10) -> int | None:
-        """SIGTERM: aiohttp shuts down gracefully; returns the exit status."""
-        return self._signal(signal.SIGTERM, timeout)
-
-    def _signal(self, signum: int, timeout: float = 10) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
     def stdout(self) -> str:
         return self.stdout_path.read_text(encoding="utf-8", errors="replace") if self.stdout_path else ""
 
@@ -227,7 +234,7 @@ class ServerProcess:
         return rows[0][0] if rows else None
 
 
-class WorkerProcess:
+class WorkerProcess(_Signalled):
     """A `fedserver worker` process (background work, no HTTP) on a ServerProcess's config and
     database; several may run at once, beside `serve --no-workers`."""
 
@@ -264,24 +271,6 @@ class WorkerProcess:
 
     async def astart(self, timeout: float = 20) -> "WorkerProcess":
         return await asyncio.to_thread(self.start, timeout)
-
-    def kill(self) -> int | None:
-        return self._signal(signal.SIGKILL)
-
-    def terminate(self, timeout: float = 10) -> int | None:
-        return self._signal(signal.SIGTERM, timeout)
-
-    def _signal(self, signum: int, timeout: float = 10) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
     def logs(self) -> str:
         out = self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
@@ -344,5 +333,23 @@ def fedserver_processes(tmp_path: Path) -> Iterator[ProcessGroup]:
     group = ProcessGroup(tmp_path)
     try:
         yield group
+    finally:
+        group.close()
+
+
+@contextmanager
+def serving_with_users(group: "ProcessGroup", password: str,
+                       users: list[tuple["ServerProcess", tuple[str, ...]]]) -> Iterator[None]:
+    """Create each server's accounts (all with one password), start the servers, and close the
+    whole group afterwards: the module-scoped two-server fixtures of the API tests."""
+    try:
+        for server, names in users:
+            secret = server.directory / "password.txt"
+            secret.write_text(password, encoding="utf-8")
+            for name in names:
+                server.run("user", "create", name, "--password-file", str(secret), check=True)
+        for server, _ in users:
+            server.start()
+        yield
     finally:
         group.close()
