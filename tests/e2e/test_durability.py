@@ -100,7 +100,8 @@ async def test_posts_made_while_the_receiver_is_down_arrive_exactly_once_after_t
         instances, fedserver_processes):
     wire = InboxWire()
     b = await instances("b", middlewares=[wire.middleware])
-    a = await fedserver_processes("a").astart()
+    # A retry claimed just before the kill waits out the dead server's lease: kept short (see above).
+    a = await fedserver_processes("a", worker_lease_seconds=LEASE_SECONDS).astart()
     await follow_established(a, b)
 
     await b.stop()
