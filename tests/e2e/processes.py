@@ -41,6 +41,8 @@ FAST_FEDERATION: dict[str, Any] = {
     "delivery_retry_scale": 0.01,
     "fetch_timeout_seconds": 5.0,
     "delivery_timeout_seconds": 2.0,
+    # A killed test server's claimed work and periodic jobs come back after this (30 s by default).
+    "worker_lease_seconds": 10.0,
 }
 
 
