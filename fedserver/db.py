@@ -251,16 +251,10 @@ class Database:
         write lock is held until the thread is done, even if the caller is cancelled; urgent=True
         takes it before background writers waiting for it (WriteLock)."""
         assert self._writer is not None, "database not open"
-        loop = asyncio.get_running_loop()
         async with self._write_lock.held(urgent=urgent):
             if self._batch_thread is None:
                 self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
-            done = loop.run_in_executor(self._batch_thread, self._run_batch, work)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                await asyncio.wait([done])
-                raise
+            return await run_to_the_end(self._batch_thread, self._run_batch, work)
 
     async def write_now(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
         """write_batch without the thread: `work` runs inside one write transaction on the event
@@ -331,6 +325,18 @@ class Database:
             return _run_and_commit(conn, work)
         finally:
             self._process_lock.release()
+
+
+async def run_to_the_end(thread: ThreadPoolExecutor, function: Callable[..., T], *args: object) -> T:
+    """function(*args) on the thread, and its result; if the caller is cancelled meanwhile, the
+    cancellation waits until the thread is done, so a lock the caller holds is never released while
+    the thread still uses the connection (both engines' write_batch)."""
+    done = asyncio.get_running_loop().run_in_executor(thread, function, *args)
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise
 
 
 async def _begin_immediate(conn: aiosqlite.Connection) -> None:

@@ -26,6 +26,7 @@ from psycopg.adapt import AdaptersMap, Dumper, Loader
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool
 
+from fedserver.db import WriteLock, run_to_the_end  # db imports this module lazily: no cycle
 from fedserver.sql_dialect import placeholders, returning_id, without_index_hints
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,6 @@ class PostgresDatabase:
         self._statement_timeout_ms = statement_timeout_ms
         self._pool: AsyncConnectionPool | None = None
         self._translate = _Translator()
-        from fedserver.db import WriteLock  # db imports this module lazily
         self._write_lock = WriteLock()
         self._batch_conn: psycopg.Connection | None = None
         self._batch_thread: ThreadPoolExecutor | None = None
@@ -411,16 +411,10 @@ class PostgresDatabase:
     async def write_batch(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
         """Run `work` inside one transaction on the database's own thread (db.Database.write_batch)."""
         assert self._pool is not None, "database not open"
-        loop = asyncio.get_running_loop()
         async with self._write_lock.held(urgent=urgent):
             if self._batch_thread is None:
                 self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-batch")
-            done = loop.run_in_executor(self._batch_thread, self._run_batch, work)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                await asyncio.wait([done])
-                raise
+            return await run_to_the_end(self._batch_thread, self._run_batch, work)
 
     async def write_now(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
         """On SQLite a short transaction on the loop's thread; a PostgreSQL statement is a network
