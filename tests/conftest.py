@@ -205,7 +205,9 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests (tests/browser/, and any test using one of Playwright's fixtures, directly or
     through another fixture) run last: Playwright's
     sync API keeps an event loop running in the main thread from its first use until the session
-    ends, and asyncio tests cannot start a loop of their own while it runs."""
+    ends, and asyncio tests cannot start a loop of their own while it runs. With pytest-xdist this
+    holds in each test process only with `--dist load` (.ci/run), which hands each process its tests
+    in this order; `loadfile`/`loadscope` would not."""
     _skip_other_engines_tests(items)
     playwright_fixtures = {"page", "context", "browser", "browser_type", "playwright"}
     items.sort(key=lambda item: "tests/browser/" in item.nodeid.replace("\\", "/")
