@@ -1,6 +1,9 @@
 """A loopback load balancer for tests: a small aiohttp reverse proxy that forwards each request,
 round-robin, to one of several web processes of one instance, as the reverse proxy of
-docs/scaling.md does in front of two web machines. It passes the method, path, body and headers
+docs/scaling.md does in front of two web machines. The turns are kept per kind of request (inbox
+POSTs, API and OAuth calls, pages...), so that every kind a test sends at least twice reaches each
+of two web processes, whatever else interleaves, and a form and its submission land on different
+ones. It passes the method, path, body and headers
 through unchanged (Host and the signature headers included: a signature over Host must verify at
 the web process), adds X-Forwarded-For and X-Forwarded-Proto, and counts what each web process
 answered."""
@@ -31,7 +34,7 @@ class Balancer:
     served: Counter = field(default_factory=Counter)
     runner: web.AppRunner | None = None
     http: aiohttp.ClientSession | None = None
-    _turn: itertools.count = field(default_factory=itertools.count)
+    _turns: dict[str, itertools.count] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, sock: socket.socket) -> "Balancer":
@@ -58,14 +61,18 @@ class Balancer:
     def port(self) -> int:
         return self.sock.getsockname()[1]
 
-    def answered_by(self, port: int, method: str | None = None, kind: str | None = None, status: int = 2) -> int:
-        """Requests that web process answered (with a status of this class: 2 is 2xx)."""
+    def answered_by(self, port: int, method: str | None = None, kind: str | None = None,
+                    classes: tuple[int, ...] = (2, 3)) -> int:
+        """Requests that web process answered with a status of these classes (2xx and 3xx: served,
+        a redirect after a form included)."""
         return sum(count for (up, m, k, s), count in self.served.items()
-                   if up == port and (method is None or m == method) and (kind is None or k == kind) and s == status)
+                   if up == port and (method is None or m == method) and (kind is None or k == kind) and s in classes)
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self.http is not None and self.upstreams, "no web process to forward to"
-        port = self.upstreams[next(self._turn) % len(self.upstreams)]
+        kind = _kind(request.path)
+        turn = self._turns.setdefault(kind, itertools.count())
+        port = self.upstreams[next(turn) % len(self.upstreams)]
         headers = CIMultiDict((name, value) for name, value in request.headers.items()
                               if name.lower() not in _HOP_BY_HOP)
         forwarded = [value for value in (request.headers.get("X-Forwarded-For"), request.remote) if value]
@@ -82,9 +89,9 @@ class Balancer:
                 status = upstream.status
         except aiohttp.ClientError as exc:
             # What nginx answers when the upstream is gone: the client sees a 502, not a hang.
-            self.served[(port, request.method, _kind(request.path), 5)] += 1
+            self.served[(port, request.method, kind, 5)] += 1
             return web.Response(status=502, text=f"upstream 127.0.0.1:{port} failed: {exc}")
-        self.served[(port, request.method, _kind(request.path), status // 100)] += 1
+        self.served[(port, request.method, kind, status // 100)] += 1
         return web.Response(status=status, body=payload, headers=answer_headers)
 
 
