@@ -11,7 +11,9 @@ is what PostgreSQL is for; on SQLite the one-machine split is covered by test_wo
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from tests import engines
 from tests.conftest import bound_socket, free_port, wait_until
 from tests.e2e.balancer import Balancer
 from tests.e2e.fake_remote import FakeRemote
-from tests.e2e.processes import ProcessGroup, ServerProcess, WorkerProcess, await_for, set_config_keys
+from tests.e2e.processes import ProcessGroup, ServerProcess, WorkerProcess, await_for
 from tests.e2e.test_durability import InboxWire, deliveries, digests
 from tests.e2e.test_shared_state import api_token
 
@@ -221,6 +223,9 @@ async def test_two_web_processes_behind_a_balancer_and_two_workers_carry_every_f
         row = await _post_at(b, hello_uri)
         return bool(row and "edited" in row[1] and row[3])
     await wait_until(edited_at_b, what="the edit at b")
+    async with aiohttp.ClientSession() as http:  # and a visitor of alice's profile page sees it too
+        async with http.get(f"{a.base}/@alice") as resp:
+            assert resp.status == 200 and "Hello #fediverse, edited" in _text(await resp.text())
 
     # Direct messages both ways.
     secret = await alice.post(f"{b.handle('bob')} a secret for you", visibility="direct")
@@ -254,6 +259,11 @@ async def test_two_web_processes_behind_a_balancer_and_two_workers_carry_every_f
     a.assert_both_web_processes_served("POST", "inbox")
     a.assert_both_web_processes_served(None, "api")
     a.assert_both_web_processes_served(None, "page")
+
+
+def _text(page: str) -> str:
+    """What a reader sees of an HTML page: its text, without tags (a hashtag is a link)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 async def _as2_total(url: str) -> int | None:
