@@ -90,8 +90,8 @@ async def scaled(fedserver_processes: ProcessGroup, tmp_path: Path) -> AsyncIter
         # a's domain names the balancer's port: ids and links lead to it, as to the proxy on 443.
         server = ServerProcess(tmp_path / "a", port=balancer.port)
         fedserver_processes.servers.append(server)
-        server.init(worker_lease_seconds=LEASE_SECONDS, trusted_proxies=["127.0.0.1"],
-                    media_dir=str(tmp_path / "a" / "media"), **config)
+        await asyncio.to_thread(server.init, worker_lease_seconds=LEASE_SECONDS, trusted_proxies=["127.0.0.1"],
+                                media_dir=str(tmp_path / "a" / "media"), **config)
         instance = ScaledInstance(server=server, balancer=balancer)
         for machine in ("web-1", "web-2"):
             # Every machine has the same fedserver.toml (docs/scaling.md); the media directory is
