@@ -100,10 +100,13 @@ async def scaled(fedserver_processes: ProcessGroup, tmp_path: Path) -> AsyncIter
             web.directory.mkdir(parents=True)
             shutil.copy(server.config, web.config)
             fedserver_processes.servers.append(web)
-            await web.astart("--no-workers", "--port", str(web.port))
             instance.web.append(web)
             balancer.upstreams.append(web.port)
-        instance.workers = [await WorkerProcess(server, *worker_args).astart() for _ in range(2)]
+        workers = [WorkerProcess(server, *worker_args) for _ in range(2)]
+        # Started side by side: each process takes seconds to import on a busy machine.
+        await asyncio.gather(*(web.astart("--no-workers", "--port", str(web.port)) for web in instance.web),
+                             *(worker.astart() for worker in workers))
+        instance.workers = workers
         return instance
 
     try:
@@ -226,6 +229,17 @@ async def test_two_web_processes_behind_a_balancer_and_two_workers_carry_every_f
     async with aiohttp.ClientSession() as http:  # and a visitor of alice's profile page sees it too
         async with http.get(f"{a.base}/@alice") as resp:
             assert resp.status == 200 and "Hello #fediverse, edited" in _text(await resp.text())
+
+    # bob edits his post and deletes his reply: alice's app shows the new text, and a marks the reply deleted.
+    await posting.edit_post(b.ctx, "bob", bobs.uri, Draft(text="Greetings from b, edited"))
+    await posting.delete_post(b.ctx, "bob", reply.uri)
+
+    async def bobs_edit_shown() -> bool:
+        status = await alice.call("GET", f"/api/v1/statuses/{bobs_here['id']}")
+        return "Greetings from b, edited" in status["content"] and status["edited_at"] is not None
+    await wait_until(bobs_edit_shown, what="bob's edit in alice's app")
+    await await_for(lambda: a.value("SELECT deleted_at FROM posts WHERE uri = ?", (reply.uri,)),
+                    what="bob's Delete at a")
 
     # Direct messages both ways.
     secret = await alice.post(f"{b.handle('bob')} a secret for you", visibility="direct")
