@@ -411,7 +411,8 @@ processes = 1
 # Reverse proxies (addresses or networks, e.g. ["127.0.0.1", "::1"]) whose X-Forwarded-For header
 # names the client. Behind the reverse proxy described in the README, list the proxy's address here:
 # otherwise every visitor looks like the proxy, and sign-in throttling and sign-up limits hit everyone
-# at once. Never list addresses that untrusted clients can connect from.
+# at once. Never list addresses that untrusted clients can connect from. With a proxy listed, `serve`
+# may listen on another port than a loopback domain names (the proxy answers on the domain's port).
 trusted_proxies = []
 # Sign-up attempts accepted from one client address per hour; more get 429.
 sign_ups_per_address_per_hour = 5
