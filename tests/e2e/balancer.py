@@ -1,12 +1,11 @@
 """A loopback load balancer for tests: a small aiohttp reverse proxy that forwards each request,
 round-robin, to one of several web processes of one instance, as the reverse proxy of
-docs/scaling.md does in front of two web machines. The turns are kept per kind of request (inbox
-POSTs, API and OAuth calls, pages...), so that every kind a test sends at least twice reaches each
-of two web processes, whatever else interleaves, and a form and its submission land on different
-ones. It passes the method, path, body and headers
+docs/scaling.md does in front of two web machines. It passes the method, path, body and headers
 through unchanged (Host and the signature headers included: a signature over Host must verify at
 the web process), adds X-Forwarded-For and X-Forwarded-Proto, and counts what each web process
-answered."""
+answered. The turns are kept per kind of request (inbox POSTs, API and OAuth calls, pages...), so
+that every kind a test sends at least twice reaches each of two web processes whatever else
+interleaves, and a form and its submission land on different ones."""
 from __future__ import annotations
 
 import itertools
