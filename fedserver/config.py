@@ -320,10 +320,13 @@ def port_mismatch(settings: Settings, port: int) -> str | None:
 
     On a loopback domain nothing stands between browser and server, so a domain naming another port
     than the listening one makes every link, avatar and id point where nothing answers. Real domains
-    are left alone: there a reverse proxy answers on 443 and forwards to whatever port this uses."""
+    are left alone: there a reverse proxy answers on 443 and forwards to whatever port this uses.
+    So is a loopback domain behind a declared reverse proxy ([server] trusted_proxies): the proxy
+    answers on the domain's port and forwards to this one (docs/scaling.md, several web processes
+    behind one balancer)."""
     inst = settings.instance
     split = _split_domain(inst.domain)
-    if split is None or not is_loopback_domain(inst.domain):
+    if split is None or not is_loopback_domain(inst.domain) or settings.server.trusted_proxies:
         return None
     host, named = split
     named = named or (443 if inst.scheme == "https" else 80)
@@ -333,7 +336,8 @@ def port_mismatch(settings: Settings, port: int) -> str | None:
     return (f"[instance] domain is {inst.domain}, so every link and id on this instance points at port {named}, "
             f"but it would listen on port {port}, where those links do not lead. Serve on port {named} "
             f"(leave out --port), or set domain = \"{shown}:{port}\" and port = {port} in the config file "
-            f"(before creating accounts: their ids contain it).")
+            f"(before creating accounts: their ids contain it). Behind a reverse proxy that answers on port {named}, "
+            f"list it in [server] trusted_proxies.")
 
 
 def _validate_trusted_proxies(values: tuple[str, ...]) -> None:
@@ -407,7 +411,8 @@ processes = 1
 # Reverse proxies (addresses or networks, e.g. ["127.0.0.1", "::1"]) whose X-Forwarded-For header
 # names the client. Behind the reverse proxy described in the README, list the proxy's address here:
 # otherwise every visitor looks like the proxy, and sign-in throttling and sign-up limits hit everyone
-# at once. Never list addresses that untrusted clients can connect from.
+# at once. Never list addresses that untrusted clients can connect from. With a proxy listed, `serve`
+# may listen on another port than a loopback domain names (the proxy answers on the domain's port).
 trusted_proxies = []
 # Sign-up attempts accepted from one client address per hour; more get 429.
 sign_ups_per_address_per_hour = 5

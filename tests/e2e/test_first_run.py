@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import free_port
-from tests.e2e.processes import ServerProcess
+from tests.e2e.processes import ServerProcess, set_config_keys
 
 URL_RE = re.compile(r"\b[a-z]+://\S+")
 
@@ -42,3 +42,28 @@ def test_serve_refuses_a_port_that_its_loopback_links_do_not_name(tmp_path: Path
     assert message.startswith(f"error: [instance] domain is 127.0.0.1:{server.port}, so every link and id")
     assert f"would listen on port {other}" in message and "Traceback" not in result.stderr
     assert "fedserver is running" not in result.stdout
+
+
+def test_serve_behind_a_declared_reverse_proxy_listens_on_a_port_its_links_do_not_name(tmp_path: Path):
+    """docs/scaling.md's web processes behind a load balancer: the domain names the balancer's port,
+    each web process listens on its own. Declaring the proxy ([server] trusted_proxies) lifts the
+    first-run protection above; without it the same command is still refused."""
+    site = ServerProcess(tmp_path / "site")
+    site.init()
+    behind = ServerProcess(site.directory, port=free_port())
+    refused = site.run("serve", "--port", str(behind.port), timeout=30)
+    assert refused.returncode == 1 and f"would listen on port {behind.port}" in refused.stderr
+    assert "trusted_proxies" in refused.stderr  # the message names the way out for a proxied set-up
+
+    set_config_keys(site.config, trusted_proxies=["127.0.0.1"])
+    try:
+        behind.start("--port", str(behind.port))
+        site.run("user", "create", "alice", check=True)
+        request = urllib.request.Request(f"http://127.0.0.1:{behind.port}/users/alice",
+                                         headers={"Accept": "application/activity+json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            actor = json.loads(response.read())
+        # Served on the other port, and every id still names the domain's (the proxy's) port.
+        assert actor["id"] == f"http://127.0.0.1:{site.port}/users/alice"
+    finally:
+        behind.terminate()
