@@ -93,3 +93,61 @@ async def test_concurrent_inbox_claims_never_lease_two_rows_of_one_signer_and_ke
             by_signer.setdefault(row[1], []).append(row[0])
     # Each item handed out once, and each signer's in id order.
     assert handed_out == by_signer
+
+
+# --- ids in commit order -----------------------------------------------------------------------
+
+async def _add_stream_event(tx, n: int) -> None:
+    await stream_events.add(tx, kind="post", subject_id=n, sort_id=n, actor_id=None, now=THEN)
+
+
+async def _tail_stream_events(db, after: int) -> list[tuple[int, int]]:
+    return [(event.id, event.subject_id) for event in await stream_events.after(db.reader, after, 100)]
+
+
+async def _add_corpus_change(tx, n: int) -> None:
+    await corpus.record_change(tx, post_id=n, record_id=f"r{n}", action="removed", reason="post_deleted",
+                               state="removed", consent_event_id=None, content_hash="", now=THEN)
+
+
+async def _tail_corpus_changes(db, after: int) -> list[tuple[int, int]]:
+    return [(change["seq"], change["post_id"]) for change in await corpus.changes_after(db.reader, after, 100)]
+
+
+@pytest.mark.parametrize("add, tail", [(_add_stream_event, _tail_stream_events),
+                                       (_add_corpus_change, _tail_corpus_changes)],
+                         ids=["stream_events", "corpus_changes"])
+async def test_a_tailer_sees_a_row_whose_transaction_drew_the_smaller_id_and_committed_last(add, tail):
+    url = engines.fresh_postgres_url()
+    async with open_database(url) as first, open_database(url) as second:
+        async with first.transaction() as tx:
+            await tx.execute("INSERT INTO actors (id, uri, username, domain, key_id, created_at, updated_at)"
+                             " VALUES (1, 'https://remote.test/a', 'a', 'remote.test', 'k', ?, ?)", (THEN, THEN))
+            for n in (1, 2):
+                await tx.execute("INSERT INTO posts (id, uri, actor_id, visibility, published_at, created_at,"
+                                 " updated_at) VALUES (?, ?, 1, 'public', ?, ?, ?)",
+                                 (n, f"https://remote.test/p{n}", THEN, THEN, THEN))
+        start = max([row_id for row_id, _ in await tail(first, 0)], default=0)
+        slow_has_written, let_slow_commit = asyncio.Event(), asyncio.Event()
+
+        async def slow_writer() -> None:  # writes first (the smaller id), commits last
+            async with first.transaction() as tx:
+                await add(tx, 1)
+                slow_has_written.set()
+                await let_slow_commit.wait()
+
+        async def quick_writer() -> None:
+            async with second.transaction() as tx:
+                await add(tx, 2)
+
+        slow = asyncio.create_task(slow_writer())
+        await slow_has_written.wait()
+        quick = asyncio.create_task(quick_writer())
+        await asyncio.wait([quick], timeout=1.0)  # BASE: committed; now: waits for the slow one
+        seen = await tail(first, start)  # a tailer looks while the slow writer is still open
+        cursor = max([row_id for row_id, _ in seen], default=start)
+        let_slow_commit.set()
+        await asyncio.wait_for(asyncio.gather(slow, quick), 10)
+        seen += await tail(first, cursor)
+    assert sorted(n for _, n in seen) == [1, 2]
+    assert [row_id for row_id, _ in seen] == sorted(row_id for row_id, _ in seen)
