@@ -26,15 +26,13 @@ class StreamEvent:
 
 async def add(conn: aiosqlite.Connection, *, kind: str, subject_id: int | None, sort_id: int | None,
               actor_id: int | None, now: str) -> None:
-    await commit_order.before_insert(conn, commit_order.STREAM_EVENTS)
-    await conn.execute(_INSERT, (kind, subject_id, sort_id, actor_id, now))
+    await commit_order.insert_last(conn, commit_order.STREAM_EVENTS, _INSERT, (kind, subject_id, sort_id, actor_id, now))
 
 
 def add_sync(conn: sqlite3.Connection, *, kind: str, subject_id: int | None, sort_id: int | None,
              actor_id: int | None, now: str) -> None:
     """add, synchronous: for Database.write_batch."""
-    commit_order.before_insert_sync(conn, commit_order.STREAM_EVENTS)
-    conn.execute(_INSERT, (kind, subject_id, sort_id, actor_id, now))
+    commit_order.insert_last_sync(conn, commit_order.STREAM_EVENTS, _INSERT, (kind, subject_id, sort_id, actor_id, now))
 
 
 async def after(conn: aiosqlite.Connection, last_id: int, limit: int) -> list[StreamEvent]:

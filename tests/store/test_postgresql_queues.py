@@ -130,7 +130,7 @@ async def test_a_tailer_sees_a_row_whose_transaction_drew_the_smaller_id_and_com
         start = max([row_id for row_id, _ in await tail(first, 0)], default=0)
         slow_has_written, let_slow_commit = asyncio.Event(), asyncio.Event()
 
-        async def slow_writer() -> None:  # writes first (the smaller id), commits last
+        async def slow_writer() -> None:  # writes first, commits last (BASE: with the smaller id)
             async with first.transaction() as tx:
                 await add(tx, 1)
                 slow_has_written.set()
