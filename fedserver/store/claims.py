@@ -5,12 +5,14 @@ what it still holds and another takes a row over once its lease runs out (docs/s
 On SQLite every claim is one UPDATE ... RETURNING inside a write transaction, which SQLite runs one
 at a time, so two workers can never lease the same row, and the inbox claim's "skip signers with
 leased rows" sees every lease committed before it. On PostgreSQL (READ COMMITTED) concurrent claims
-choose rows from their own snapshots: each UPDATE re-checks the lease condition on the rows it
-takes, so no row is leased twice, but two claims could still each take a different row of one
-signer. The PostgreSQL bodies of these functions therefore take the candidates with SELECT ...
-FOR UPDATE SKIP LOCKED and, for the inbox, serialise claims per signer (a transaction-scoped
-advisory lock on the signer's hash, or one claim at a time), leaving callers unchanged. Synchronous (for Database.write_batch)
-but for the media claim, which runs in an aiosqlite transaction."""
+choose rows from their own snapshots, so every claim's choice ends FOR UPDATE SKIP LOCKED
+(rows.skip_locked: deliveries' pages, pushes, media): a row another claim is taking is passed over,
+never waited for, and the UPDATE that leases re-checks the lease condition. The inbox claim also
+keeps one signer with one worker, in id order (_claim_inbox_items_postgresql: a transaction-scoped
+advisory lock per signer, tried without waiting). Periodic jobs' named leases are one INSERT ... ON
+CONFLICT DO UPDATE ... WHERE, atomic on both engines. Callers are the same for both. Synchronous
+(for Database.write_batch) but for the media claim, which runs in an aiosqlite transaction (and the
+push claim, store/push.py, likewise)."""
 from __future__ import annotations
 
 import sqlite3
