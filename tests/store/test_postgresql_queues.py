@@ -11,9 +11,7 @@ import asyncio
 import random
 import threading
 import time
-from collections import Counter
 
-import psycopg
 import pytest
 
 from fedserver.db import open_database
@@ -93,6 +91,35 @@ async def test_concurrent_inbox_claims_never_lease_two_rows_of_one_signer_and_ke
             by_signer.setdefault(row[1], []).append(row[0])
     # Each item handed out once, and each signer's in id order.
     assert handed_out == by_signer
+
+
+async def test_concurrent_delivery_claims_lease_every_row_once_without_waiting_on_each_other():
+    url = engines.fresh_postgres_url()
+    async with open_database(url) as setup:
+        async with setup.transaction() as tx:
+            await tx.execute("INSERT INTO actors (id, uri, username, domain, key_id, created_at, updated_at)"
+                             " VALUES (1, 'u', 'alice', 'x', 'k', ?, ?)", (THEN, THEN))
+            await tx.execute("INSERT INTO outbound_activities (id, uri, actor_id, activity_type, body, created_at)"
+                             " VALUES (1, 'a', 1, 'Create', '{}', ?)", (THEN,))
+            await delivery_store.enqueue_deliveries(
+                tx, 1, [(f"https://h{i % 50}.test/u{i}", f"h{i % 50}.test") for i in range(2000)], due_ms=1, now=THEN)
+    claimed: list[list[int]] = []
+
+    async def claimer(name: str) -> None:
+        mine: list[int] = []
+        claimed.append(mine)
+        async with open_database(url) as db:
+            while True:
+                got = await db.write_batch(lambda conn: claims.claim_deliveries(
+                    conn, owner=name, now_ms=int(time.time() * 1000), lease_ms=600_000, limit=37,
+                    per_host=1_000_000))
+                if not got:
+                    return
+                mine += [delivery.id for delivery in got]
+
+    await asyncio.wait_for(asyncio.gather(*(claimer(f"worker-{n}") for n in range(CLAIMERS))), 120)
+    every = [delivery_id for mine in claimed for delivery_id in mine]
+    assert len(every) == len(set(every)) == 2000
 
 
 # --- ids in commit order -----------------------------------------------------------------------
