@@ -65,6 +65,9 @@ class DatabaseSettings:
     pool_max_size: int = 10
     # PostgreSQL only: a statement running longer is cancelled by the server.
     statement_timeout_ms: int = 30000
+    # PostgreSQL only: idle workers and stream hubs are woken by LISTEN/NOTIFY; without a
+    # notification they still look this often (seconds), for leases that ran out.
+    listen_poll_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,8 @@ def validate(settings: Settings) -> Settings:
     if not (1 <= database.pool_min_size <= database.pool_max_size) or database.statement_timeout_ms <= 0:
         raise ConfigError("[database] pool_min_size must be at least 1 and at most pool_max_size,"
                           " and statement_timeout_ms positive")
+    if not (0.1 <= database.listen_poll_seconds <= 3600):
+        raise ConfigError(f"[database] listen_poll_seconds must be 0.1-3600, got {database.listen_poll_seconds}")
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     if not (1 <= settings.server.worker_lease_seconds <= 3600):
@@ -443,6 +448,9 @@ pool_min_size = 1
 pool_max_size = 10
 # A PostgreSQL statement running longer than this (milliseconds) is cancelled.
 statement_timeout_ms = 30000
+# PostgreSQL: idle workers (and streaming) are woken at once by LISTEN/NOTIFY when work is queued
+# anywhere; without a notification they still look this often (seconds), for leases that ran out.
+listen_poll_seconds = 5.0
 
 [federation]
 # Require HTTP signatures on GETs of actors, posts and collections (Mastodon's "secure mode").

@@ -15,7 +15,7 @@ from fedserver import __version__
 from fedserver.clock import SYSTEM_CLOCK, Clock
 from fedserver.config import Settings
 from fedserver.db import Database, database_from_settings, prepare_schema
-from fedserver.queue_wakeups import DELIVERY, INBOX, POLLS, LocalWakeups
+from fedserver.queue_wakeups import DELIVERY, INBOX, POLLS, STREAM, ListenWakeups, LocalWakeups
 from fedserver.urls import Urls
 
 if TYPE_CHECKING:
@@ -33,17 +33,21 @@ class Context:
     settings: Settings
     db: Database
     clock: Clock = SYSTEM_CLOCK
-    # Enqueuers notify, idle workers wait (fedserver/queue_wakeups.py).
+    # Enqueuers notify, idle workers wait (fedserver/queue_wakeups.py; ListenWakeups on PostgreSQL).
     wakeups: LocalWakeups = field(default_factory=LocalWakeups)
     # Who holds this process's queue leases (store/claims.py): unique per process and start.
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
     # Other processes enqueue work for this process's workers (a `fedserver worker`, or a server with
     # acceptors or whose web processes run apart): idle workers then look for their commits often.
     others_enqueue: bool = False
-    # Stream events were written in this process: its hub reads them at once (services/events.py).
-    stream_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # The key the fetcher signs with (the instance actor's): key id and private key PEM.
     signing_key: tuple[str, str] | None = None
+
+    @property
+    def stream_wakeup(self) -> asyncio.Event:
+        # Stream events were written (in this process, or on PostgreSQL in any): the hub reads them
+        # at once (services/events.py).
+        return self.wakeups.event(STREAM)
 
     @property
     def delivery_wakeup(self) -> asyncio.Event:
@@ -150,6 +154,9 @@ async def open_context(settings: Settings, clock: Clock = SYSTEM_CLOCK, *, migra
         await db.close()
         raise
     ctx = Context(settings=settings, db=db, clock=clock)
+    if db.engine == "postgresql":
+        ctx.wakeups = ListenWakeups(db.url, connect_kwargs=db.connect_kwargs(),
+                                    idle_poll_seconds=settings.database.listen_poll_seconds)
     instance_actor, account = await ensure_instance_actor(ctx)
     await canonicalize_domain_blocks(ctx)  # blocks stored before domains were stored canonically
     if instance_actor.key_id and account.private_key_pem:
@@ -165,4 +172,5 @@ async def close_context(ctx: Context) -> None:
     media_worker = ctx.__dict__.pop("_media_worker", None)  # the media cache's (services/media_cache.py)
     if media_worker is not None:
         await media_worker.close()
+    await ctx.wakeups.close()
     await ctx.db.close()

@@ -19,7 +19,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, AsyncIterator, Callable, Iterator, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg.adapt import AdaptersMap, Dumper, Loader
@@ -227,6 +227,17 @@ class AsyncConnection:
         self._translate = translate
         self._conn = conn
         self._pool = pool
+        self._at_commit: list[Callable[[], Awaitable[None]]] = []
+
+    def at_commit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` last in this transaction, right before it commits (not if it rolls back):
+        for statements that should hold their locks as briefly as possible (store/commit_order.py)."""
+        assert self._conn is not None, "at_commit is for a transaction"
+        self._at_commit.append(work)
+
+    async def _run_at_commit(self) -> None:
+        while self._at_commit:
+            await self._at_commit.pop(0)()
 
     async def _run(self, sql: str, params: Any) -> AsyncCursor:
         text, returning = self._translate(sql)
@@ -286,6 +297,15 @@ class SyncConnection:
     def __init__(self, translate: _Translator, conn: psycopg.Connection) -> None:
         self._translate = translate
         self._conn = conn
+        self._at_commit: list[Callable[[], None]] = []
+
+    def at_commit(self, work: Callable[[], None]) -> None:
+        """AsyncConnection.at_commit, for a write_batch transaction."""
+        self._at_commit.append(work)
+
+    def _run_at_commit(self) -> None:
+        while self._at_commit:
+            self._at_commit.pop(0)()
 
     @property
     def in_transaction(self) -> bool:
@@ -406,7 +426,9 @@ class PostgresDatabase:
         async with self._write_lock.held():
             async with self.pool.connection() as conn:
                 async with conn.transaction():
-                    yield AsyncConnection(self._translate, conn=conn)
+                    tx = AsyncConnection(self._translate, conn=conn)
+                    yield tx
+                    await tx._run_at_commit()
 
     async def write_batch(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
         """Run `work` inside one transaction on the database's own thread (db.Database.write_batch)."""
@@ -427,4 +449,7 @@ class PostgresDatabase:
             conn = self._batch_conn = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
                                                       context=ADAPTERS, **self.connect_kwargs())
         with conn.transaction():
-            return work(SyncConnection(self._translate, conn))
+            sync = SyncConnection(self._translate, conn)
+            result = work(sync)
+            sync._run_at_commit()
+            return result

@@ -20,6 +20,7 @@ from fedserver.api import serializers
 from fedserver.api.ids import encode
 from fedserver.context import Context
 from fedserver.federation.idle import wait_for_work
+from fedserver.queue_wakeups import PUSH
 from fedserver.services import push
 from fedserver.store import actors as actor_store
 from fedserver.store import push as push_store
@@ -101,7 +102,6 @@ class PushWorker:
         # timeout: the lease covers that with room to write the outcome.
         self._lease_ms = int((self._timeout + 30) * 1000)
         self._tasks: set[asyncio.Task] = set()
-        self.wakeup = asyncio.Event()
 
     async def run(self) -> None:
         await push.vapid_key(self.ctx)  # made at start, so the first app already gets it
@@ -140,17 +140,17 @@ class PushWorker:
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
-        self.wakeup.set()  # a slot is free
+        self.ctx.wakeups.notify(PUSH)  # a slot is free
 
     async def _idle(self) -> None:
         ctx = self.ctx
+        idle = ctx.wakeups.idle_seconds(IDLE_POLL_SECONDS)  # longer while LISTEN/NOTIFY wakes it
         if len(self._tasks) >= CONCURRENCY:
-            timeout = IDLE_POLL_SECONDS
+            timeout = idle
         else:
             due = await push_store.next_due_ms(ctx.db.reader, ctx.clock.now_ms())
-            timeout = IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS,
-                                                                max(0.0, (due - ctx.clock.now_ms()) / 1000))
-        await wait_for_work(ctx, self.wakeup, timeout=max(timeout, 0.01), watch=WATCH_SECONDS,
+            timeout = idle if due is None else min(idle, max(0.0, (due - ctx.clock.now_ms()) / 1000))
+        await wait_for_work(ctx, PUSH, timeout=max(timeout, 0.01), watch=WATCH_SECONDS,
                             next_due_ms=push_store.next_due_ms)
 
     async def stop(self) -> None:

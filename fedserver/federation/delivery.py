@@ -226,7 +226,7 @@ class DeliveryWorker:
         reader, loop = ctx.db.reader, asyncio.get_running_loop()
         await self.signer.close_if_idle()
         due = await delivery_store.next_due_ms(reader, ctx.clock.now_ms())
-        timeout = IDLE_POLL_SECONDS
+        timeout = ctx.wakeups.idle_seconds(IDLE_POLL_SECONDS)  # longer while LISTEN/NOTIFY wakes it
         if due is not None:
             timeout = min(timeout, max(0.0, (due - ctx.clock.now_ms()) / 1000))
         if timeout <= 0:

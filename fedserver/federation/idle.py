@@ -17,7 +17,10 @@ NextDue = Callable[[aiosqlite.Connection, int], Awaitable[int | None]]
 async def wait_for_work(ctx: Context, queue: str, *, timeout: float, watch: float | None,
                         next_due_ms: NextDue) -> None:
     """Return when the queue is notified, after timeout seconds, or, with watch (seconds between
-    looks), once another connection committed and next_due_ms says something is due now."""
+    looks), once another connection committed and next_due_ms says something is due now. No looks
+    while the wake-ups come from the database itself (LISTEN/NOTIFY on PostgreSQL)."""
+    if ctx.wakeups.listening:
+        watch = None
     reader = ctx.db.reader
     version = await data_version(reader) if watch is not None else 0
 

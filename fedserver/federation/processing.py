@@ -145,7 +145,7 @@ class InboxWorker:
         ACCEPTOR_WATCH_SECONDS whether another connection committed (PRAGMA data_version)."""
         ctx = self.ctx
         due = await inbox_store.next_due_ms(ctx.db.reader, ctx.clock.now_ms())
-        timeout = IDLE_POLL_SECONDS
+        timeout = ctx.wakeups.idle_seconds(IDLE_POLL_SECONDS)  # longer while LISTEN/NOTIFY wakes it
         if due is not None:
             timeout = min(timeout, max(0.05, (due - ctx.clock.now_ms()) / 1000))
         watch = ACCEPTOR_WATCH_SECONDS if ctx.settings.server.processes > 1 or ctx.others_enqueue else None

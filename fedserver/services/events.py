@@ -7,11 +7,12 @@ and renders for its own person (services/streams.py). So an event written in one
 web and worker processes on different machines, on another machine) reaches a stream held by any
 process; in the process that wrote it, it is read at once.
 
-The hub reads through one method (_read_new): the PostgreSQL engine can replace the bounded poll
-with LISTEN/NOTIFY there without touching publishers or streams. Tailing by id relies on ids
-becoming visible in order, which SQLite's single writer guarantees; with PostgreSQL's concurrent
-writers a sequence value can commit after a larger one, so that engine's reader must re-read a
-short window behind its last id (or be told by NOTIFY) to see it."""
+The hub waits on the queue wake-ups' "stream" event (fedserver/queue_wakeups.py): set at once by
+this process's publishers, and on PostgreSQL by NOTIFY from any process's (a trigger on
+stream_events, migration 0190), so there it polls only as a safety net ([database]
+listen_poll_seconds); on SQLite it polls every POLL_SECONDS for other processes' events. Tailing by
+id relies on ids becoming visible in id order: SQLite's single writer guarantees it, and on
+PostgreSQL every writer takes its turn from insert to commit (store/commit_order.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ import aiosqlite
 
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
+from fedserver.queue_wakeups import STREAM
 from fedserver.store import stream_events as event_store
 from fedserver.store.stream_events import StreamEvent
 
@@ -140,11 +142,11 @@ class EventHub:
             self._someone.clear()
 
     async def _run(self) -> None:
-        wakeup = self._ctx.stream_wakeup
+        wakeups = self._ctx.wakeups
         while True:
             await self._someone.wait()
             try:
-                woken = await _wait(wakeup, self._poll_seconds)
+                woken = await wakeups.wait(STREAM, timeout=wakeups.idle_seconds(self._poll_seconds))
                 looks = FAST_LOOKS if woken else (0.0,)
                 for pause in looks:
                     if pause:
@@ -177,16 +179,6 @@ class EventHub:
             if len(events) < BATCH:
                 break
         return total
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for the event (cleared on return) or the timeout; whether it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except asyncio.TimeoutError:
-        return False
-    event.clear()
-    return True
 
 
 async def prune_periodically(ctx: Context) -> None:

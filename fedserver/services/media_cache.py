@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedserver.context import Context
+from fedserver.queue_wakeups import MEDIA
 from fedserver.store import claims
 from fedserver.store import remote_media as media_store
 from fedserver.store.remote_media import CachedCopy, MediaUsage, RemoteMedia
@@ -184,7 +185,8 @@ async def run_worker(ctx: Context) -> None:
             async with ctx.db.transaction() as tx:
                 rows = await claims.claim_media_fetches(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
             if not rows:
-                await asyncio.sleep(IDLE_POLL_SECONDS)
+                # Woken at once on PostgreSQL (NOTIFY when a row is queued anywhere), else a poll.
+                await ctx.wakeups.wait(MEDIA, timeout=ctx.wakeups.idle_seconds(IDLE_POLL_SECONDS))
                 continue
             await asyncio.gather(*(cache(ctx, row) for row in rows))
         except asyncio.CancelledError:

@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator
 
 import aiosqlite
 
+from fedserver.store import commit_order
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value
 
 
@@ -54,6 +55,8 @@ async def next_seq(conn: aiosqlite.Connection) -> int:
 async def record_change(conn: aiosqlite.Connection, *, post_id: int, record_id: str, action: str,
                         reason: str | None, state: str, consent_event_id: int | None, content_hash: str,
                         now: str) -> int:
+    # Researchers tail corpus_changes by seq: seqs must become visible in order (commit_order).
+    await commit_order.before_insert(conn, commit_order.CORPUS_CHANGES)
     cur = await conn.execute(
         "INSERT INTO corpus_changes (record_id, post_id, action, reason, created_at) VALUES (?, ?, ?, ?, ?)",
         (record_id, post_id, action, reason, now))

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, skip_locked
 
 
 @dataclass
@@ -74,7 +74,8 @@ async def claim_due_deliveries(conn: aiosqlite.Connection, *, now_ms: int, lease
     a crashed worker's rows come back when the lease expires. What the rows' activities need for
     sending is read apart (outbound_for_delivery), outside the write transaction: all rows of a
     fan-out share one activity."""
-    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight)
+    claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight,
+                   lock=skip_locked(conn))
     while (page := claim.next_page()) is not None:
         claim.choose(await fetch_all(conn, *page))
     update = claim.lease()
@@ -88,7 +89,7 @@ def claim_due_deliveries_now(conn: sqlite3.Connection, *, now_ms: int, lease_ms:
     which is what the delivery worker needs while its event loop is busy sending). The rows are
     leased to `owner`, who renews the lease while it holds them (renew_leases)."""
     claim = _Claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, per_host=per_host, in_flight=in_flight,
-                   owner=owner)
+                   owner=owner, lock=skip_locked(conn))
     while (page := claim.next_page()) is not None:
         claim.choose(conn.execute(*page).fetchall())
     update = claim.lease()
@@ -104,9 +105,12 @@ class _Claim:
     SQL, so a host with thousands of queued rows is skipped without handing them to Python."""
 
     def __init__(self, *, now_ms: int, lease_ms: int, limit: int, per_host: int,
-                 in_flight: Mapping[str, int] | None, owner: str | None = None) -> None:
+                 in_flight: Mapping[str, int] | None, owner: str | None = None, lock: str = "") -> None:
         self.now_ms, self.lease_ms, self.limit, self.per_host = now_ms, lease_ms, limit, per_host
         self.owner = owner
+        # PostgreSQL: each page is read FOR UPDATE SKIP LOCKED (rows.skip_locked), so a concurrent
+        # claim passes over the rows this one is choosing instead of waiting for them.
+        self.lock = lock
         self.load = Counter({host: count for host, count in (in_flight or {}).items() if count > 0})
         self.chosen: list[int] = []
         self.page = max(4 * limit, 64)
@@ -122,7 +126,7 @@ class _Claim:
         return ("SELECT id, host, next_attempt_at FROM deliveries"
                 " WHERE state = 'pending' AND next_attempt_at <= ? AND next_attempt_at >= ?"
                 " AND (next_attempt_at > ? OR id > ?) AND (locked_until IS NULL OR locked_until <= ?)"
-                f"{skip} ORDER BY next_attempt_at, id LIMIT ?",
+                f"{skip} ORDER BY next_attempt_at, id LIMIT ?{self.lock}",
                 (self.now_ms, after_due, after_due, after_id, self.now_ms, *full, self.page))
 
     def choose(self, rows: list) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row
+from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, skip_locked
 
 
 @dataclass
@@ -151,7 +151,8 @@ async def claim_due_pushes(conn: aiosqlite.Connection, *, now_ms: int, lease_ms:
     rows = await fetch_all(
         conn, "UPDATE push_deliveries SET locked_until = ? WHERE id IN (SELECT id FROM push_deliveries"
               " WHERE next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
-              " ORDER BY next_attempt_at, id LIMIT ?) AND (locked_until IS NULL OR locked_until <= ?)"
+              f" ORDER BY next_attempt_at, id LIMIT ?{skip_locked(conn)})"
+              " AND (locked_until IS NULL OR locked_until <= ?)"
               " RETURNING id, subscription_id, notification_id, attempts",
         (now_ms + lease_ms, now_ms, now_ms, limit, now_ms))
     return sorted((ClaimedPush(*row) for row in rows), key=lambda push: push.id)

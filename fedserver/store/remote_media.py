@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows
+from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows, skip_locked
 
 QUEUED, ABSENT, CACHED, FAILED = "queued", "absent", "cached", "failed"
 
@@ -83,7 +83,8 @@ async def claim_queued(conn: aiosqlite.Connection, *, now_ms: int, lease_ms: int
     """Lease up to limit queued rows, oldest first; another worker skips them until the lease ends."""
     rows = await fetch_all(
         conn, "UPDATE remote_media SET lease_until = ? WHERE id IN (SELECT id FROM remote_media"
-              " WHERE state = 'queued' AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?)"
+              " WHERE state = 'queued' AND (lease_until IS NULL OR lease_until <= ?)"
+              f" ORDER BY id LIMIT ?{skip_locked(conn)})"
               f" AND state = 'queued' RETURNING {_COLUMNS}", (now_ms + lease_ms, now_ms, limit))
     return sorted(from_rows(RemoteMedia, rows), key=lambda r: r.id)
 

@@ -65,6 +65,13 @@ def engine(conn: object) -> str:
     return getattr(conn, "engine", "sqlite")
 
 
+def skip_locked(conn: object) -> str:
+    """The clause that ends a queue claim's choice of rows: on PostgreSQL ` FOR UPDATE SKIP LOCKED`
+    (rows another claim is taking right now are passed over, not waited for, and cannot be leased
+    twice); nothing on SQLite, whose write transactions run one at a time (store/claims.py)."""
+    return " FOR UPDATE SKIP LOCKED" if engine(conn) == "postgresql" else ""
+
+
 async def data_version(conn: aiosqlite.Connection) -> int:
     """SQLite's PRAGMA data_version: changes when another connection (another process, or this
     process's writer seen from the reader) commits. A cheap "anything new?" for the idle worker.

@@ -1,5 +1,6 @@
 """The stream_events table: compact rows that tell every serving process what happened (a post,
-an edit, a deletion, a boost, a notification, a filter change), tailed by id."""
+an edit, a deletion, a boost, a notification, a filter change), tailed by id: ids become visible
+in id order on both engines (store/commit_order.py)."""
 from __future__ import annotations
 
 import sqlite3
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store import commit_order
 from fedserver.store.rows import fetch_all, fetch_one, from_rows
 
 _INSERT = "INSERT INTO stream_events (kind, subject_id, sort_id, actor_id, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -24,13 +26,13 @@ class StreamEvent:
 
 async def add(conn: aiosqlite.Connection, *, kind: str, subject_id: int | None, sort_id: int | None,
               actor_id: int | None, now: str) -> None:
-    await conn.execute(_INSERT, (kind, subject_id, sort_id, actor_id, now))
+    await commit_order.insert_last(conn, commit_order.STREAM_EVENTS, _INSERT, (kind, subject_id, sort_id, actor_id, now))
 
 
 def add_sync(conn: sqlite3.Connection, *, kind: str, subject_id: int | None, sort_id: int | None,
              actor_id: int | None, now: str) -> None:
     """add, synchronous: for Database.write_batch."""
-    conn.execute(_INSERT, (kind, subject_id, sort_id, actor_id, now))
+    commit_order.insert_last_sync(conn, commit_order.STREAM_EVENTS, _INSERT, (kind, subject_id, sort_id, actor_id, now))
 
 
 async def after(conn: aiosqlite.Connection, last_id: int, limit: int) -> list[StreamEvent]:

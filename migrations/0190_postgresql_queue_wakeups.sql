@@ -1,0 +1,3 @@
+-- PostgreSQL only (0190_postgresql_queue_wakeups.postgresql.sql): queue wake-ups by NOTIFY and the
+-- index of the per-signer inbox claim. SQLite has nothing to add: its workers are woken in-process
+-- or by PRAGMA data_version, and its inbox claim is one statement (store/claims.py).
