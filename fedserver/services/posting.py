@@ -498,7 +498,10 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
         mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]
         activity = as2.delete_note_activity(post, author, f"{post.uri}#delete")
         inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
-        await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso())
+        if not await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso()):
+            # Deleted by another request (a second click reaching another process) since the look
+            # above: its Delete is on its way; this one would be the same activity id again.
+            raise PostingError(f"{post_uri} was already deleted")
         await events.status_deleted(ctx, tx, post.id)
         await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                              is_public=post.visibility in ("public", "unlisted"))

@@ -1,0 +1,225 @@
+"""Several processes writing one PostgreSQL database at once (issue 15: web processes and workers on
+any number of machines): each "process" here is a Database of its own on the same database, with its
+own write lock and connections, so their transactions really run at the same time, at READ
+COMMITTED, as two `fedserver` processes' do. Each test races the same path from both, many times,
+and checks what a person would see: counts equal to what is there, one vote, one account, no error.
+
+PostgreSQL only: on SQLite every write transaction (BEGIN IMMEDIATE) excludes all others, in any
+process, so none of these paths can interleave there."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import AsyncIterator
+
+from fedserver.activitypub.notes import parse_note
+from fedserver.clock import SYSTEM_CLOCK
+from fedserver.context import Context, close_context, open_context
+from fedserver.db import database_from_settings, open_database
+from fedserver.services import accounts, polls, posting, remote_posts
+from fedserver.services.accounts import AccountError
+from fedserver.services.posting import Draft, PollDraft
+from fedserver.store import actors as actor_store
+from fedserver.store import posts as post_store
+from tests import engines
+from tests.conftest import free_port, loopback_settings
+from tests.store.test_actors_batch import profile
+
+pytestmark = engines.postgresql_only
+
+THEN = "2026-01-01T00:00:00.000000Z"
+ROUNDS = 30
+
+
+def _settings(tmp_path):
+    """A test instance's settings on a PostgreSQL database of its own (whatever --engine says)."""
+    settings = loopback_settings(tmp_path, free_port())
+    return replace(settings, database=replace(settings.database, url=engines.fresh_postgres_url()))
+
+
+@asynccontextmanager
+async def two_processes(tmp_path) -> AsyncIterator[tuple[Context, Context]]:
+    """Two contexts on one database, as two `fedserver` processes have (the second opens its own
+    Database: its own write lock and pool)."""
+    settings = _settings(tmp_path)
+    first = await open_context(settings)
+    second_db = database_from_settings(settings)
+    await second_db.open()
+    second = Context(settings=settings, db=second_db, clock=SYSTEM_CLOCK)
+    try:
+        yield first, second
+    finally:
+        await close_context(second)
+        await close_context(first)
+
+
+def _new_post(post_id: int) -> post_store.NewPost:
+    return post_store.NewPost(id=post_id, uri=f"https://a.example/notes/{post_id}", url=None, actor_id=1,
+                              is_local=False, object_type="Note", visibility="public", content_html="<p>x</p>",
+                              content_text="x", source_text=None, summary=None, sensitive=False, language=None,
+                              in_reply_to_uri=None, audience={"to": [], "cc": []}, published_at=THEN)
+
+
+async def _rows(db, sql: str) -> dict:
+    return {tuple(row[:-1]): row[-1] for row in await db.reader.execute_fetchall(sql)}
+
+
+async def test_a_post_edited_and_deleted_by_two_processes_at_once_keeps_the_counts_people_see():
+    url = engines.fresh_postgres_url()
+    async with open_database(url) as first, open_database(url) as second:
+        async with first.transaction() as tx:
+            await tx.execute("INSERT INTO actors (id, uri, username, domain, created_at, updated_at)"
+                             " VALUES (1, 'https://a.example/users/ann', 'ann', 'a.example', ?, ?)", (THEN, THEN))
+            for post_id in range(1, 2 * ROUNDS + 1):
+                assert await post_store.insert_post(tx, _new_post(post_id), THEN)
+                await post_store.set_tags(tx, post_id, ["cats", "dogs"], new=True)
+
+        async def delete(db, post_id: int) -> None:
+            async with db.transaction() as tx:
+                await post_store.mark_post_deleted(tx, post_id, THEN)
+
+        async def edit(db, post_id: int) -> None:
+            # Public -> unlisted: the post leaves the public count and the tags' counts.
+            async with db.transaction() as tx:
+                await post_store.update_post_content(
+                    tx, post_id, content_html="<p>y</p>", content_text="y", source_text=None, summary=None,
+                    sensitive=False, language=None, visibility="unlisted", audience={"to": [], "cc": []},
+                    edited_at=THEN, now=THEN)
+
+        # The same post from both processes at the same moment: a double click on Delete or Save
+        # reaching two web processes, or a moderator's and the author's deletion.
+        jobs = []
+        for post_id in range(1, ROUNDS + 1):
+            jobs += [delete(first, post_id), delete(second, post_id)]
+        for post_id in range(ROUNDS + 1, 2 * ROUNDS + 1):
+            jobs += [edit(first, post_id), edit(second, post_id)]
+        await asyncio.gather(*jobs)
+
+        # statuses_count (account_post_counts) and the hashtags' post counts on search
+        # (tag_post_counts) equal what is stored: ROUNDS unlisted posts, nothing public.
+        counted = await _rows(first, "SELECT actor_id, visibility, posts FROM account_post_counts WHERE posts != 0")
+        assert counted == {(1, "unlisted"): ROUNDS}
+        tags = await _rows(first, "SELECT tag, posts FROM tag_post_counts")
+        assert tags == {("cats",): 0, ("dogs",): 0}
+
+
+async def test_one_person_voting_twice_at_once_through_two_processes_is_counted_once(tmp_path, fast_accounts):
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        await accounts.create_account(first, "bob", password="password1")
+        posts = [await posting.create_post(first, "alice", Draft(
+            text=f"poll {n}", poll=PollDraft(options=("yes", "no"), expires_in=3600))) for n in range(ROUNDS)]
+
+        async def vote(ctx: Context, post, choice: int) -> bool:
+            try:
+                await polls.vote(ctx, "bob", post, [choice])
+            except polls.VoteError:
+                return False
+            return True
+
+        # Two tabs: "yes" in one, "no" in the other, sent at once to two web processes.
+        outcomes = await asyncio.gather(*(vote(ctx, post, choice) for post in posts
+                                          for ctx, choice in ((first, 0), (second, 1))))
+        assert sum(outcomes) == ROUNDS  # one of each pair was told it had voted already
+        shown = await polls_service_counts(first, [post.id for post in posts])
+        assert all(voters == 1 and votes == 1 for voters, votes in shown.values()), shown
+        stored = await first.db.reader.execute_fetchall(
+            "SELECT post_id, count(*) FROM poll_votes GROUP BY post_id HAVING count(*) != 1")
+        assert stored == []
+
+
+async def polls_service_counts(ctx: Context, post_ids: list[int]) -> dict[int, tuple[int, int]]:
+    from fedserver.store import polls as poll_store
+
+    found = await poll_store.polls_for(ctx.db.reader, post_ids)
+    return {post_id: (poll.voters or 0, poll.total_votes) for post_id, poll in found.items()}
+
+
+async def test_one_name_signed_up_in_two_processes_at_once_makes_one_account_and_a_clear_refusal(
+        tmp_path, fast_accounts):
+    async with two_processes(tmp_path) as (first, second):
+        async def sign_up(ctx: Context, name: str) -> str:
+            try:
+                await accounts.create_account(ctx, name, password="password1")
+            except AccountError as exc:
+                return str(exc)
+            return "created"
+
+        outcomes = await asyncio.gather(*(sign_up(ctx, f"name{n}") for n in range(ROUNDS // 2)
+                                          for ctx in (first, second)))
+        assert outcomes.count("created") == ROUNDS // 2
+        assert all(o == "created" or "is taken" in o for o in outcomes), outcomes
+        assert await first.db.reader.execute_fetchall(
+            "SELECT count(*) FROM local_accounts WHERE username LIKE 'name%'") == [(ROUNDS // 2,)]
+
+
+async def test_every_process_of_a_new_instance_starting_at_once_finds_one_instance_actor(tmp_path, monkeypatch):
+    key = accounts.generate_rsa_private_key_pem()
+    monkeypatch.setattr(accounts, "generate_rsa_private_key_pem", lambda: key)  # no time between them
+    for attempt in range(5):
+        # Two web processes and two workers started together on a new, migrated database.
+        settings = _settings(tmp_path / str(attempt))
+        handles = [database_from_settings(settings) for _ in range(4)]
+        for db in handles:
+            await db.open()
+        try:
+            contexts = [Context(settings=settings, db=db, clock=SYSTEM_CLOCK) for db in handles]
+            found = await asyncio.gather(*(accounts.ensure_instance_actor(ctx) for ctx in contexts))
+            assert len({actor.id for actor, _ in found}) == 1
+        finally:
+            for db in handles:
+                await db.close()
+
+
+async def test_one_new_remote_actor_stored_by_two_processes_at_once_is_one_row_and_no_error():
+    url = engines.fresh_postgres_url()
+    uris = [f"https://remote.example/users/u{n}" for n in range(ROUNDS)]
+    async with open_database(url) as first, open_database(url) as second:
+        async def store(db, uri: str) -> int:
+            # As services/remote_actors.store_document: the actor's first activities reached two
+            # web processes, each fetched the document and stores it.
+            async with db.transaction() as tx:
+                return await actor_store.upsert_remote_actor(tx, uri=uri, now=THEN, **profile(uri[-3:]))
+
+        def store_batch(conn, uri: str) -> int:
+            # As services/actor_writer (the first-contact group commit).
+            existing = actor_store.actor_id_by_uri_sync(conn, uri)
+            return actor_store.upsert_remote_actor_sync(conn, uri=uri, now=THEN, existing=existing,
+                                                        profile=profile(uri[-3:]))
+
+        ids = await asyncio.gather(*(job for uri in uris for job in (
+            store(first, uri), second.write_batch(lambda conn, uri=uri: store_batch(conn, uri)))))
+        assert [ids[i] == ids[i + 1] for i in range(0, len(ids), 2)] == [True] * ROUNDS
+        assert await first.reader.execute_fetchall(
+            "SELECT count(*) FROM actors WHERE uri LIKE 'https://remote.example/%'") == [(ROUNDS,)]
+
+
+async def test_one_remote_post_stored_by_two_inbox_workers_at_once_is_one_post_and_no_error(tmp_path):
+    async with two_processes(tmp_path) as (first, second):
+        async with first.db.transaction() as tx:
+            author_id = await actor_store.upsert_remote_actor(
+                tx, uri="https://remote.example/users/pop", now=THEN, **profile("pop"))
+        author = await actor_store.get_actor(first.db.reader, author_id)
+        assert author is not None
+
+        async def store(ctx: Context, n: int) -> bool:
+            # Two workers applying boosts of one post by two signers: each fetched it and stores it.
+            obj = {"id": f"https://remote.example/notes/{n}", "type": "Note", "attributedTo": author.uri,
+                   "content": "<p>popular #cats</p>", "published": "2026-01-01T00:00:00Z",
+                   "to": ["https://www.w3.org/ns/activitystreams#Public"],
+                   "tag": [{"type": "Hashtag", "name": "#cats"}]}
+            parsed, visibility = parse_note(obj, followers_url=author.followers_url)
+            note = remote_posts.incoming_note(ctx, parsed, visibility, author, [])
+            _, created = await remote_posts.save_remote_note(ctx, note)
+            return created
+
+        created = await asyncio.gather(*(store(ctx, n) for n in range(ROUNDS) for ctx in (first, second)))
+        assert [created[i] + created[i + 1] for i in range(0, len(created), 2)] == [1] * ROUNDS
+        db = first.db
+        assert await db.reader.execute_fetchall(
+            "SELECT count(*) FROM posts WHERE uri LIKE 'https://remote.example/notes/%'") == [(ROUNDS,)]
+        assert await db.reader.execute_fetchall(
+            "SELECT posts FROM account_post_counts WHERE actor_id = ?", (author_id,)) == [(ROUNDS,)]
+        assert await db.reader.execute_fetchall("SELECT posts FROM tag_post_counts WHERE tag = 'cats'") == [(ROUNDS,)]
+
