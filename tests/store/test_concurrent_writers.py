@@ -223,3 +223,27 @@ async def test_one_remote_post_stored_by_two_inbox_workers_at_once_is_one_post_a
             "SELECT posts FROM account_post_counts WHERE actor_id = ?", (author_id,)) == [(ROUNDS,)]
         assert await db.reader.execute_fetchall("SELECT posts FROM tag_post_counts WHERE tag = 'cats'") == [(ROUNDS,)]
 
+
+
+async def test_one_remote_choice_seen_by_two_processes_at_once_is_logged_once_and_the_log_verifies(tmp_path):
+    from fedserver.corpus.signals import X_ROBOTS_TAG_IRI
+    from fedserver.services import consent
+
+    async with two_processes(tmp_path) as (first, second):
+        async with first.db.transaction() as tx:
+            ids = [await actor_store.upsert_remote_actor(tx, uri=f"https://remote.example/users/c{n}", now=THEN,
+                                                         **profile(f"c{n}")) for n in range(ROUNDS)]
+        actors = [await actor_store.get_actor(first.db.reader, actor_id) for actor_id in ids]
+
+        async def seen(ctx: Context, actor) -> None:
+            # Its document (saying "no AI training") refreshed by two processes at once.
+            document = {"id": actor.uri, "type": "Person", X_ROBOTS_TAG_IRI: "noai"}
+            async with ctx.db.transaction() as tx:
+                await consent.apply_remote_signal(ctx, tx, actor, document)
+
+        await asyncio.gather(*(seen(ctx, actor) for actor in actors for ctx in (first, second)))
+        logged = await first.db.reader.execute_fetchall(
+            "SELECT actor_id, count(*) FROM consent_events GROUP BY actor_id ORDER BY actor_id")
+        assert logged == [(actor_id, 1) for actor_id in sorted(ids)]
+        verified = await consent.verify_log(first)
+        assert verified.ok and verified.events == ROUNDS, verified
