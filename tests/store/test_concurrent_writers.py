@@ -247,3 +247,69 @@ async def test_one_remote_choice_seen_by_two_processes_at_once_is_logged_once_an
         assert logged == [(actor_id, 1) for actor_id in sorted(ids)]
         verified = await consent.verify_log(first)
         assert verified.ok and verified.events == ROUNDS, verified
+
+
+async def test_a_follow_clicked_twice_through_two_processes_notifies_once(tmp_path, fast_accounts):
+    from fedserver.services import follows
+
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        fans = [f"fan{n}" for n in range(10)]
+        for fan in fans:
+            await accounts.create_account(first, fan, password="password1")
+        alice = f"@alice@{first.settings.instance.domain}"
+        await asyncio.gather(*(follows.follow(ctx, fan, alice) for fan in fans for ctx in (first, second)))
+        notified = await first.db.reader.execute_fetchall(
+            "SELECT from_actor_id, count(*) FROM notifications n JOIN local_accounts l ON l.actor_id = n.recipient_id"
+            " WHERE l.username = 'alice' GROUP BY from_actor_id HAVING count(*) != 1")
+        assert notified == []
+        assert await first.db.reader.execute_fetchall(
+            "SELECT count(*) FROM notifications n JOIN local_accounts l ON l.actor_id = n.recipient_id"
+            " WHERE l.username = 'alice'") == [(len(fans),)]
+
+
+async def test_an_undo_clicked_twice_through_two_processes_is_sent_once_and_the_second_click_is_told(
+        tmp_path, fast_accounts):
+    from fedserver.services import follows, interactions
+
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "bob", password="password1")
+        now = first.clock.now_iso()  # (fresh: the cached remote actors are not fetched again)
+        async with first.db.transaction() as tx:
+            for n in range(10):
+                await actor_store.upsert_remote_actor(tx, uri=f"https://remote.example/users/p{n}", now=now,
+                                                      **profile(f"p{n}"))
+        remote = [await actor_store.get_actor_by_uri(first.db.reader, f"https://remote.example/users/p{n}")
+                  for n in range(10)]
+        post_uris = []
+        for n, author in enumerate(remote):
+            obj = {"id": f"https://remote.example/notes/{n}", "type": "Note", "attributedTo": author.uri,
+                   "content": "<p>hello</p>", "published": "2026-01-01T00:00:00Z",
+                   "to": ["https://www.w3.org/ns/activitystreams#Public"]}
+            parsed, visibility = parse_note(obj, followers_url=author.followers_url)
+            await remote_posts.save_remote_note(first, remote_posts.incoming_note(first, parsed, visibility, author, []))
+            post_uris.append(obj["id"])
+            await interactions.like(first, "bob", obj["id"])
+            await interactions.boost(first, "bob", obj["id"])
+            await follows.follow(first, "bob", f"@p{n}@remote.example")
+
+        async def attempt(undo) -> str:
+            try:
+                await undo
+            except (interactions.InteractionError, follows.FollowError):
+                return "refused"
+            return "done"
+
+        jobs = []
+        for n, uri in enumerate(post_uris):
+            for ctx in (first, second):
+                jobs += [attempt(interactions.unlike(ctx, "bob", uri)), attempt(interactions.unboost(ctx, "bob", uri)),
+                         attempt(follows.unfollow(ctx, "bob", f"@p{n}@remote.example"))]
+        outcomes = await asyncio.gather(*jobs)
+        assert outcomes.count("done") == outcomes.count("refused") == 30
+        undos = await first.db.reader.execute_fetchall(
+            "SELECT count(*), count(DISTINCT object_uri) FROM outbound_activities WHERE activity_type = 'Undo'")
+        assert undos == [(30, 30)]
+        left = await first.db.reader.execute_fetchall(
+            "SELECT (SELECT count(*) FROM likes) + (SELECT count(*) FROM announces) + (SELECT count(*) FROM follows)")
+        assert left == [(0,)]
