@@ -313,3 +313,46 @@ async def test_an_undo_clicked_twice_through_two_processes_is_sent_once_and_the_
         left = await first.db.reader.execute_fetchall(
             "SELECT (SELECT count(*) FROM likes) + (SELECT count(*) FROM announces) + (SELECT count(*) FROM follows)")
         assert left == [(0,)]
+
+
+async def test_pins_made_through_two_processes_at_once_stay_within_the_limit(tmp_path, fast_accounts):
+    from fedserver.services import pins
+
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        for round_ in range(5):
+            made = [await posting.create_post(first, "alice", Draft(text=f"post {round_}.{n}"))
+                    for n in range(pins.MAX_PINS + 1)]
+            for post in made[:pins.MAX_PINS - 1]:
+                await pins.pin(first, "alice", post)
+
+            async def pin(ctx: Context, post) -> None:
+                try:
+                    await pins.pin(ctx, "alice", post)
+                except pins.PinError:
+                    pass
+
+            # One place left: the last two posts pinned at once through two processes.
+            await asyncio.gather(pin(first, made[-2]), pin(second, made[-1]))
+            assert await first.db.reader.execute_fetchall("SELECT count(*) FROM pinned_posts") == [(pins.MAX_PINS,)]
+            for post in made:
+                await pins.unpin(first, "alice", post)
+
+
+async def test_one_corpus_state_released_by_two_processes_at_once_is_one_release_and_no_error():
+    from fedserver.corpus.manifest import ReleaseError, ReleasePlan, record_release
+
+    url = engines.fresh_postgres_url()
+    async with open_database(url) as first, open_database(url) as second:
+        async def release(db, seq: int) -> None:
+            plan = ReleasePlan(version=f"1.{seq}.0", seq=seq, created_at=THEN, previous_version=None, previous_seq=0,
+                               is_new=True, removes_records=False)
+            try:
+                async with db.transaction() as tx:
+                    await record_release(tx, plan, 0, THEN)
+            except ReleaseError:
+                pass  # a later state was released meanwhile: the clear refusal, "export again"
+
+        # Each state exported twice at once (two researchers' pulls reaching two web processes).
+        await asyncio.gather(*(release(db, seq) for seq in range(1, ROUNDS + 1) for db in (first, second)))
+        assert await first.reader.execute_fetchall("SELECT count(*) FROM corpus_releases") == [(ROUNDS,)]
