@@ -356,3 +356,23 @@ async def test_one_corpus_state_released_by_two_processes_at_once_is_one_release
         # Each state exported twice at once (two researchers' pulls reaching two web processes).
         await asyncio.gather(*(release(db, seq) for seq in range(1, ROUNDS + 1) for db in (first, second)))
         assert await first.reader.execute_fetchall("SELECT count(*) FROM corpus_releases") == [(ROUNDS,)]
+
+
+async def test_sign_in_attempts_reaching_two_processes_at_once_get_no_more_free_tries(tmp_path):
+    from fedserver.services import throttles
+
+    async with two_processes(tmp_path) as (first, second):
+        clients = [f"203.0.113.{n}" for n in range(1, 21)]
+
+        async def attempt(ctx: Context, client: str) -> bool:
+            try:
+                await throttles.begin_sign_in(ctx, f"target-of-{client}", client)
+            except throttles.Throttled:
+                return False
+            return True  # let through to the password check (and counted as failed until it succeeds)
+
+        # A guesser firing at once from each address through both web processes.
+        let_through = await asyncio.gather(*(attempt(ctx, client) for client in clients for _ in range(6)
+                                             for ctx in (first, second)))
+        per_client = [sum(let_through[i:i + 12]) for i in range(0, len(let_through), 12)]
+        assert per_client == [throttles.FREE_FAILURES_PER_CLIENT] * len(clients)
