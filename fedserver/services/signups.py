@@ -39,6 +39,7 @@ async def request_signup(ctx: Context, username: str, password: str, reason: str
         raise AccountError("password must be at least 8 characters")
     password_hash = await asyncio.to_thread(accounts.hash_password, password)
     async with ctx.db.transaction() as tx:
+        await locks.lock_name(tx, "pending-signups")  # (the count below holds across processes)
         if await signup_store.count_pending(tx) >= MAX_PENDING:
             log.warning("sign-up %r refused: %d sign-ups already wait for approval", name, MAX_PENDING)
             raise AccountError("too many sign-ups are waiting for approval right now; please try again later")

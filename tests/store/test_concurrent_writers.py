@@ -376,3 +376,51 @@ async def test_sign_in_attempts_reaching_two_processes_at_once_get_no_more_free_
                                              for ctx in (first, second)))
         per_client = [sum(let_through[i:i + 12]) for i in range(0, len(let_through), 12)]
         assert per_client == [throttles.FREE_FAILURES_PER_CLIENT] * len(clients)
+
+
+async def test_researcher_pulls_reaching_two_processes_at_once_stay_within_the_rate_limit(tmp_path):
+    from fedserver.services import researchers
+    from fedserver.store import researchers as researcher_store
+
+    async with two_processes(tmp_path) as (first, second):
+        async with first.db.transaction() as tx:
+            ids = [await researcher_store.insert_researcher(tx, name=f"lab{n}", token_hash=f"h{n}", contact="x",
+                                                            now=THEN) for n in range(10)]
+        labs = [await researcher_store.get_researcher_by_name(first.db.reader, f"lab{n}") for n in range(10)]
+        limit = first.settings.corpus.rate_limit_per_minute
+
+        async def pull(ctx: Context, lab) -> bool:
+            try:
+                await researchers.begin_pull(ctx, lab, "/api/corpus/v1/records", "")
+            except researchers.RateLimited:
+                return False
+            return True
+
+        # Each lab's client fires its pulls at once, spread over both web processes.
+        served = await asyncio.gather(*(pull(ctx, lab) for lab in labs for _ in range(limit // 2 + 3)
+                                        for ctx in (first, second)))
+        per_lab = [sum(served[i:i + limit + 6]) for i in range(0, len(served), limit + 6)]
+        assert per_lab == [limit] * len(ids)
+
+
+async def test_archive_downloads_started_through_two_processes_at_once_stay_within_the_daily_limit(
+        tmp_path, fast_accounts):
+    from fedserver.services import archive
+
+    async with two_processes(tmp_path) as (first, second):
+        limit = first.settings.server.archive_downloads_per_day
+        names = [f"reader{n}" for n in range(10)]
+        for name in names:
+            await accounts.create_account(first, name, password="password1")
+
+        async def download(ctx: Context, name: str) -> bool:
+            try:
+                await archive.start_download(ctx, name)
+            except archive.ArchiveLimited:
+                return False
+            return True
+
+        started = await asyncio.gather(*(download(ctx, name) for name in names for _ in range(limit + 1)
+                                         for ctx in (first, second)))
+        per_account = [sum(started[i:i + 2 * (limit + 1)]) for i in range(0, len(started), 2 * (limit + 1))]
+        assert per_account == [limit] * len(names)
