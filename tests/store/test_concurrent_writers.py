@@ -424,3 +424,25 @@ async def test_archive_downloads_started_through_two_processes_at_once_stay_with
                                          for ctx in (first, second)))
         per_account = [sum(started[i:i + 2 * (limit + 1)]) for i in range(0, len(started), 2 * (limit + 1))]
         assert per_account == [limit] * len(names)
+
+
+async def test_the_corpus_reconciled_by_two_processes_at_once_lists_each_post_once_under_one_id(
+        tmp_path, fast_accounts):
+    from fedserver.corpus import sync
+    from fedserver.services import consent
+
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        await consent.set_training_consent(first, "alice", "allow", license="CC-BY-4.0", scope="all")
+        for n in range(ROUNDS):
+            await posting.create_post(first, "alice", Draft(text=f"for the corpus {n}"))
+        # The first researcher pulls, reaching both web processes at once: each reconciles first
+        # (and makes the key of the pseudonymous ids, which neither had yet).
+        await asyncio.gather(sync.reconcile(first), sync.reconcile(second))
+        feed = await first.db.reader.execute_fetchall(
+            "SELECT post_id, count(*), count(DISTINCT record_id) FROM corpus_changes GROUP BY post_id")
+        assert len(feed) == ROUNDS and all(tuple(row[1:]) == (1, 1) for row in feed), feed
+        secret = await sync.corpus_secret(first)
+        records = await first.db.reader.execute_fetchall(
+            "SELECT r.record_id, p.uri FROM corpus_records r JOIN posts p ON p.id = r.post_id")
+        assert all(record_id == sync.pseudonym(secret, "record", uri) for record_id, uri in records)
