@@ -412,6 +412,11 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
     now = ctx.clock.now_iso()
     unused: list[str] = []
     async with ctx.db.transaction() as tx:
+        # Deleted since _own_post looked (a Delete in another tab, or another process): an edit
+        # written now would put the content back into the deleted post and send an Update after
+        # its Delete.
+        if not await post_store.lock_live_post(tx, post.id):
+            raise PostingError(f"{post_uri} was already deleted")
         if media_change is not None:
             unused = await _apply_media_change(ctx, tx, author, post, media_change)
         audience = addressing(post.visibility, author.followers_url or "", [m.uri for m in mentions])

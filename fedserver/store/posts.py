@@ -197,6 +197,13 @@ def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostE
     conn.execute(_COUNT_TAGS, (post_id,))
 
 
+async def lock_live_post(conn: aiosqlite.Connection, post_id: int) -> bool:
+    """Hold the post's row for this transaction and say whether it is still live: what an edit
+    checks before it writes (a deletion committed since the edit looked is seen here)."""
+    await lock_rows(conn, _LOCK_POST, (post_id,))
+    return await fetch_value(conn, "SELECT 1 FROM posts WHERE id = ? AND deleted_at IS NULL", (post_id,)) is not None
+
+
 async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> bool:
     """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content.
     False when it was deleted already (by another process a moment ago, too)."""

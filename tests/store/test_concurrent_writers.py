@@ -446,3 +446,28 @@ async def test_the_corpus_reconciled_by_two_processes_at_once_lists_each_post_on
         records = await first.db.reader.execute_fetchall(
             "SELECT r.record_id, p.uri FROM corpus_records r JOIN posts p ON p.id = r.post_id")
         assert all(record_id == sync.pseudonym(secret, "record", uri) for record_id, uri in records)
+
+
+async def test_a_post_edited_while_another_process_deletes_it_stays_deleted_and_empty(tmp_path, fast_accounts):
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        made = [await posting.create_post(first, "alice", Draft(text=f"soon gone {n}")) for n in range(ROUNDS)]
+
+        async def edit(ctx: Context, uri: str) -> None:
+            try:
+                await posting.edit_post(ctx, "alice", uri, Draft(text="edited back to life"))
+            except posting.PostingError:
+                pass  # "already deleted": the clear refusal
+
+        # Delete in one tab, Save of an edit in another, reaching two processes.
+        await asyncio.gather(*(job for post in made for job in (
+            posting.delete_post(first, "alice", post.uri), edit(second, post.uri))))
+        left = await first.db.reader.execute_fetchall(
+            "SELECT count(*) FROM posts WHERE actor_id = ? AND (deleted_at IS NULL OR content_html != '')",
+            (made[0].actor_id,))
+        assert left == [(0,)]
+        # (and no Update of a post goes out after its Delete)
+        late = await first.db.reader.execute_fetchall(
+            "SELECT count(*) FROM outbound_activities u JOIN outbound_activities d ON d.object_uri = u.object_uri"
+            " AND d.activity_type = 'Delete' WHERE u.activity_type = 'Update' AND u.id > d.id")
+        assert late == [(0,)]
