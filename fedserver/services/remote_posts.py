@@ -154,6 +154,10 @@ def apply_remote_edit(conn: sqlite3.Connection, note: IncomingNote, *, now: str)
     the post as it now is, or None when there is nothing this author may change (unknown, deleted,
     or someone else's post)."""
     existing = post_store.get_post_by_uri_sync(conn, note.parsed.uri)
+    if existing is not None:
+        # As it is once locked: a deletion committed since the read (a moderator's, in another
+        # process) must not get the content written back by this edit.
+        existing = post_store.lock_post_sync(conn, existing.id)
     if existing is None or existing.is_deleted:
         return None
     if existing.actor_id != note.author.id:

@@ -204,6 +204,12 @@ async def lock_live_post(conn: aiosqlite.Connection, post_id: int) -> bool:
     return await fetch_value(conn, "SELECT 1 FROM posts WHERE id = ? AND deleted_at IS NULL", (post_id,)) is not None
 
 
+def lock_post_sync(conn: sqlite3.Connection, post_id: int) -> Post | None:
+    """lock_live_post, synchronous (for Database.write_batch): the post as it is once locked."""
+    lock_rows_sync(conn, _LOCK_POST, (post_id,))
+    return get_post_sync(conn, post_id)
+
+
 async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> bool:
     """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content.
     False when it was deleted already (by another process a moment ago, too)."""

@@ -471,3 +471,32 @@ async def test_a_post_edited_while_another_process_deletes_it_stays_deleted_and_
             "SELECT count(*) FROM outbound_activities u JOIN outbound_activities d ON d.object_uri = u.object_uri"
             " AND d.activity_type = 'Delete' WHERE u.activity_type = 'Update' AND u.id > d.id")
         assert late == [(0,)]
+
+
+async def test_a_remote_edit_applied_while_another_process_deletes_the_post_leaves_it_deleted_and_empty(tmp_path):
+    async with two_processes(tmp_path) as (first, second):
+        async with first.db.transaction() as tx:
+            author_id = await actor_store.upsert_remote_actor(
+                tx, uri="https://remote.example/users/ed", now=THEN, **profile("ed"))
+        author = await actor_store.get_actor(first.db.reader, author_id)
+
+        def note(n: int, updated: str | None = None):
+            obj = {"id": f"https://remote.example/notes/{n}", "type": "Note", "attributedTo": author.uri,
+                   "content": "<p>edited</p>" if updated else "<p>first</p>", "published": "2026-01-01T00:00:00Z",
+                   "to": ["https://www.w3.org/ns/activitystreams#Public"], **({"updated": updated} if updated else {})}
+            parsed, visibility = parse_note(obj, followers_url=author.followers_url)
+            return remote_posts.incoming_note(first, parsed, visibility, author, [])
+
+        stored = [(await remote_posts.save_remote_note(first, note(n)))[0] for n in range(ROUNDS)]
+
+        async def moderate(post) -> None:  # a moderator removes it here
+            async with first.db.transaction() as tx:
+                await post_store.mark_post_deleted(tx, post.id, THEN)
+
+        # ...while an inbox worker in another process applies its author's Update.
+        await asyncio.gather(*(job for n, post in enumerate(stored) for job in (
+            moderate(post), remote_posts.save_remote_edit(second, note(n, "2026-01-01T00:05:00Z")))))
+        left = await first.db.reader.execute_fetchall(
+            "SELECT count(*) FROM posts WHERE actor_id = ? AND (deleted_at IS NULL OR content_html != '')",
+            (author_id,))
+        assert left == [(0,)]
