@@ -32,12 +32,6 @@ async def lock_name(conn: aiosqlite.Connection, name: str) -> None:
         await conn.execute(_ADVISORY, (_key(name),))
 
 
-def lock_name_sync(conn: sqlite3.Connection, name: str) -> None:
-    """lock_name, synchronous: for Database.write_batch."""
-    if engine(conn) == "postgresql":
-        conn.execute(_ADVISORY, (_key(name),))
-
-
 async def lock_rows(conn: aiosqlite.Connection, select: str, params: tuple = ()) -> None:
     """Lock the rows `select` (a plain SELECT of one table) finds, for what is left of this
     transaction: SELECT ... FOR UPDATE on PostgreSQL (every UPDATE or DELETE of them, and every
