@@ -500,3 +500,24 @@ async def test_a_remote_edit_applied_while_another_process_deletes_the_post_leav
             "SELECT count(*) FROM posts WHERE actor_id = ? AND (deleted_at IS NULL OR content_html != '')",
             (author_id,))
         assert left == [(0,)]
+
+
+async def test_a_delete_clicked_twice_through_two_processes_sends_one_delete_and_tells_the_second(
+        tmp_path, fast_accounts):
+    async with two_processes(tmp_path) as (first, second):
+        await accounts.create_account(first, "alice", password="password1")
+        made = [await posting.create_post(first, "alice", Draft(text=f"deleted twice {n}")) for n in range(ROUNDS)]
+
+        async def delete(ctx: Context, uri: str) -> str:
+            try:
+                await posting.delete_post(ctx, "alice", uri)
+            except posting.PostingError as exc:
+                return str(exc)
+            return "deleted"
+
+        outcomes = await asyncio.gather(*(delete(ctx, post.uri) for post in made for ctx in (first, second)))
+        assert outcomes.count("deleted") == ROUNDS
+        assert all(o == "deleted" or "already deleted" in o for o in outcomes), outcomes
+        assert await first.db.reader.execute_fetchall(
+            "SELECT count(*), count(DISTINCT object_uri) FROM outbound_activities WHERE activity_type = 'Delete'"
+        ) == [(ROUNDS, ROUNDS)]
