@@ -81,11 +81,10 @@ async def create_status(call: ApiCall) -> web.Response:
         post = await posting.create_post(ctx, me.username, Draft(
             text=params.text("status"), visibility=visibility, content_warning=params.get("spoiler_text") or None,
             reply_to=reply_to, language=language, exclude_from_corpus=exclude, upload_ids=upload_ids,
-            poll=poll_draft(params), sensitive=params.bool("sensitive", defaults.sensitive)))
+            poll=poll_draft(params), sensitive=params.bool("sensitive", defaults.sensitive)),
+            idempotency_key=key or None)
     except PostingError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
-    if key:
-        await idempotency.remember_post(ctx, me.id, key, post.id)
     return await _one(call, post)
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fedserver.activitypub.keys import load_private_key, load_public_key
 from fedserver.store import corpus as corpus_store
+from fedserver.store import locks
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
@@ -86,6 +87,9 @@ async def record_release(tx: aiosqlite.Connection, plan: ReleasePlan, records: i
     """Add the release row (inside the caller's write transaction), unless this state was released."""
     if not plan.is_new:
         return
+    # Two exports of one state in two processes at once (researchers pulling through two web
+    # processes): the second must see the first's row, not fail on its version.
+    await locks.lock_name(tx, "corpus-release")
     last = await corpus_store.last_release(tx)
     if last is not None and last["seq"] == plan.seq and last["version"] == plan.version:
         return  # another export of the same state got there first

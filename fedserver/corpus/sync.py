@@ -3,8 +3,9 @@
 Reconciliation looks at every post that changed (or whose author or consent changed) since its last
 run, applies the eligibility rule, and appends added/updated/removed entries to the change feed.
 It runs before every researcher pull and export, and periodically in the server, so a withdrawal
-takes effect on the next pull. Running it twice changes nothing; several processes serialise on
-the write transaction."""
+takes effect on the next pull. Running it twice changes nothing; several processes take turns
+batch by batch (a lock each batch holds while it reads the records' state and appends to the feed:
+on PostgreSQL two reconciliations at once would both add the same post)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +19,7 @@ from fedserver.context import Context
 from fedserver.corpus.eligibility import AuthorFacts, ConsentFacts, PostFacts, evaluate
 from fedserver.corpus.terms import TRAIN_AI
 from fedserver.store import corpus as corpus_store
+from fedserver.store import locks
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,10 @@ async def corpus_secret(ctx: Context) -> bytes:
     """The server's key for pseudonymous ids, created once and kept in the database."""
     value = await corpus_store.get_state(ctx.db.reader, SECRET_KEY)
     if value is None:
+        # Two processes making it at once keep the first one's: a second key would give the
+        # records the other process wrote meanwhile other ids than every later look-up.
         async with ctx.db.transaction() as tx:
-            value = await corpus_store.get_state(tx, SECRET_KEY)
-            if value is None:
-                value = secrets.token_hex(32)
-                await corpus_store.set_state(tx, SECRET_KEY, value)
+            value = await corpus_store.keep_first_state(tx, SECRET_KEY, secrets.token_hex(32))
     return bytes.fromhex(value)
 
 
@@ -76,6 +77,7 @@ async def reconcile(ctx: Context, *, full: bool = False) -> int:
     after_id = 0
     while True:
         async with ctx.db.transaction() as tx:
+            await locks.lock_name(tx, "corpus-reconcile")
             post_ids = await corpus_store.changed_post_ids(tx, since, after_id, BATCH)
             if not post_ids:
                 await corpus_store.set_state(tx, WATERMARK_KEY, iso_from_epoch(started))

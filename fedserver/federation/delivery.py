@@ -21,6 +21,7 @@ from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome,
 from fedserver.federation.delivery_signing import DeliverySigner, OutgoingActivity, SignedDelivery
 from fedserver.federation.blocked_hosts import BlockedHosts
 from fedserver.federation.host_availability import HeldHosts
+from fedserver.federation.lease_renewal import renew_leases_forever
 from fedserver.store import claims
 from fedserver.store import deliveries as delivery_store
 from fedserver.store.deliveries import ClaimedDelivery
@@ -346,31 +347,23 @@ class DeliveryWorker:
         """Every third of the lease, extend the leases of every row held here (queued, being signed
         or in flight). A row this worker no longer holds (its lease ran out while the process was
         stalled, and another worker claimed it) is forgotten here and never sent (_lease_lost)."""
-        ctx = self.ctx
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            ids = sorted(self._claimed)
-            if not ids:
-                continue
-            until_ms = ctx.clock.now_ms() + self._lease_ms
-            try:
-                kept = await ctx.db.write_batch(lambda conn: claims.renew_delivery_leases(
-                    conn, ids, owner=self._owner, until_ms=until_ms))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the next round tries again; _lease_lost guards meanwhile
-                log.exception("could not renew the leases of %d deliveries", len(ids))
-                continue
-            lost = 0
-            for delivery_id in ids:
-                if delivery_id in kept:
-                    if delivery_id in self._held_until:
-                        self._held_until[delivery_id] = until_ms
-                elif self._held_until.pop(delivery_id, None) is not None and delivery_id in self._claimed:
-                    lost += 1
-            if lost:
-                log.warning("%d deliveries claimed here were taken over by another worker (this one stalled"
-                            " past its lease): they are not sent from here", lost)
+        await renew_leases_forever(
+            self.ctx, lease_ms=self._lease_ms, queue="delivery", held=lambda: self._claimed,
+            renew=lambda conn, ids, until_ms: claims.renew_delivery_leases(conn, ids, owner=self._owner,
+                                                                           until_ms=until_ms),
+            renewed=self._leases_renewed)
+
+    def _leases_renewed(self, ids: list[int], kept: set[int], until_ms: int) -> None:
+        lost = 0
+        for delivery_id in ids:
+            if delivery_id in kept:
+                if delivery_id in self._held_until:
+                    self._held_until[delivery_id] = until_ms
+            elif self._held_until.pop(delivery_id, None) is not None and delivery_id in self._claimed:
+                lost += 1
+        if lost:
+            log.warning("%d deliveries claimed here were taken over by another worker (this one stalled"
+                        " past its lease): they are not sent from here", lost)
 
     def _lease_lost(self, delivery: ClaimedDelivery) -> bool:
         """Whether this worker may no longer send the row: its lease is gone, or ends before the next

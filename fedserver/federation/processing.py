@@ -25,6 +25,7 @@ from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.store.inbox import InboxItem
 from fedserver.federation.idle import wait_for_work
+from fedserver.federation.lease_renewal import renew_leases_forever
 from fedserver.queue_wakeups import INBOX
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ GIVE_WAY_ARRIVALS = 8
 GIVE_WAY_BUSY = 0.8
 GIVE_WAY_SECONDS = 0.25
 GIVE_WAY_POLL_SECONDS = 0.01
+
+
+def _inbox_leases_renewed(ids: list[int], kept: set[int], until_ms: int) -> None:
+    # What was not renewed was finished or put off meanwhile (or, after a stall past the lease,
+    # taken over by another worker: applying twice is tolerated by the handlers).
+    log.debug("inbox: renewed %d of %d leases", len(kept), len(ids))
 
 
 class InboundPressure(Protocol):
@@ -98,24 +105,11 @@ class InboxWorker:
             await self.lanes.close()
 
     async def _renew_leases(self) -> None:
-        ctx = self.ctx
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
-            ids = sorted(self._batch | self.lanes.held_ids())
-            if not ids:
-                continue
-            until_ms = ctx.clock.now_ms() + self._lease_ms
-            try:
-                kept = await ctx.db.write_batch(lambda conn: claims.renew_inbox_leases(
-                    conn, ids, owner=self._owner, until_ms=until_ms))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the next round tries again
-                log.exception("inbox: could not renew the leases of %d items", len(ids))
-                continue
-            # What was not renewed was finished or put off meanwhile (or, after a stall past the
-            # lease, taken over by another worker: applying twice is tolerated by the handlers).
-            log.debug("inbox: renewed %d of %d leases", len(kept), len(ids))
+        await renew_leases_forever(
+            self.ctx, lease_ms=self._lease_ms, queue="inbox", held=lambda: self._batch | self.lanes.held_ids(),
+            renew=lambda conn, ids, until_ms: claims.renew_inbox_leases(conn, ids, owner=self._owner,
+                                                                        until_ms=until_ms),
+            renewed=_inbox_leases_renewed)
 
     async def _give_way(self) -> None:
         if self.inbound is None:

@@ -13,6 +13,7 @@ from fedserver.activitypub.keys import generate_rsa_private_key_pem, public_pem_
 from fedserver.context import Context
 from fedserver.services.reserved_names import is_reserved
 from fedserver.store import actors as actor_store
+from fedserver.store import locks
 from fedserver.store import signups as signup_store
 from fedserver.store.actors import Actor, LocalAccount
 
@@ -59,6 +60,11 @@ def validate_new_username(ctx: Context, username: str, *, allow_reserved: bool =
     return name
 
 
+def username_lock(name: str) -> str:
+    """The lock (store/locks.py) of every transaction that decides whether a local username is free."""
+    return f"username:{name.lower()}"
+
+
 async def create_account(ctx: Context, username: str, *, password: str | None = None, admin: bool = False,
                          display_name: str = "", locked: bool = False, allow_reserved: bool = False,
                          password_hash: str | None = None, from_pending: bool = False) -> CreatedAccount:
@@ -80,6 +86,9 @@ async def create_account(ctx: Context, username: str, *, password: str | None = 
     uri = urls.actor(name)
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
+        # Two sign-ups (or a sign-up and an approval) of one name in two processes at once: the
+        # second must find the name taken, not fail on the unique index (store/locks.py).
+        await locks.lock_name(tx, username_lock(name))
         if await actor_store.get_local_account(tx, name) is not None or await actor_store.get_actor_by_uri(tx, uri):
             raise AccountError(f"the username “{name}” is taken")
         if from_pending:
@@ -113,6 +122,8 @@ async def ensure_instance_actor(ctx: Context) -> tuple[Actor, LocalAccount]:
     now = ctx.clock.now_iso()
     host_name = urls.domain.split(":")[0]
     async with ctx.db.transaction() as tx:
+        # Every process of a new instance starting at once (web processes and workers): one creates it.
+        await locks.lock_name(tx, "instance-actor")
         found = await actor_store.get_instance_actor(tx)
         if found is not None:
             return found

@@ -28,6 +28,7 @@ from fedserver.corpus import signals
 from fedserver.services import as2, audience
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import archive as archive_store
+from fedserver.store import locks
 from fedserver.store.actors import Actor
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ async def start_download(ctx: Context, username: str) -> Actor:
     limit = ctx.settings.server.archive_downloads_per_day
     now_ms = ctx.clock.now_ms()
     async with ctx.db.transaction() as tx:
+        # Downloads started through several processes at once each see the others' (store/locks.py).
+        await locks.lock_name(tx, f"archive-downloads:{me.id}")
         if await archive_store.count_downloads_since(tx, me.id, now_ms - DAY_MS) >= limit:
             raise ArchiveLimited(f"You downloaded your archive {limit} times in the last 24 hours, as many as "
                                  "this server allows. Try again tomorrow.")

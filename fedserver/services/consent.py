@@ -141,10 +141,18 @@ async def apply_remote_signal(ctx: Context, tx: aiosqlite.Connection, actor: Act
     """Record the training choice a remote actor's document signals, when it differs from what we
     hold. Consent seen this way counts for posts published from the moment we first saw it."""
     signal = read_signal(document)
-    current = await consent_store.get_choice(tx, actor.id, TRAIN_AI)
-    if current is None and signal.choice == "unset":
+
+    def unchanged(current: ConsentChoice | None) -> bool:
+        if current is None:
+            return signal.choice == "unset"
+        return current.choice == signal.choice and current.license == signal.license
+
+    if unchanged(await consent_store.get_choice(tx, actor.id, TRAIN_AI)):
         return
-    if current is not None and current.choice == signal.choice and current.license == signal.license:
+    # A change: read again holding the log, so that the same document stored by two processes at
+    # once records its choice once, not once each (the usual unchanged case takes no lock).
+    await consent_store.lock_log(tx)
+    if unchanged(await consent_store.get_choice(tx, actor.id, TRAIN_AI)):
         return
     await record_choice(ctx, tx, actor, choice=signal.choice, license=signal.license,
                         scope="future" if signal.choice == "allow" else None, source="remote-signal",

@@ -10,6 +10,7 @@ from fedserver.store import actors as actor_store
 from fedserver.store import follows as follow_store
 from fedserver.store import interactions as interaction_store
 from fedserver.store import lists as list_store
+from fedserver.store import locks
 from fedserver.store.actors import Actor
 from fedserver.store.follows import Follow
 
@@ -37,6 +38,9 @@ async def follow(ctx: Context, username: str, handle: str) -> Follow:
         raise FollowError(f"{target.handle} is suspended on this server")
     now = ctx.clock.now_iso()
     async with ctx.db.transaction() as tx:
+        # Two clicks reaching two processes at once: the second finds the first's follow (one
+        # "followed you" notification), as it does when they come one after the other.
+        await locks.lock_name(tx, f"follow:{follower.id}:{target.id}")
         if await follow_store.is_blocked_by(tx, target.id, follower.id):
             raise FollowError(f"you blocked {target.handle}; unblock them first")
         existing = await follow_store.get_follow(tx, follower.id, target.id)
@@ -73,12 +77,16 @@ async def _send_follow(ctx: Context, tx, follower: Actor, target: Actor, uri: st
     return record
 
 
-async def _send_unfollow(ctx: Context, tx, follower: Actor, target: Actor, existing: Follow) -> None:
-    """Inside tx: end a follow of a remote account and queue the Undo(Follow)."""
-    await follow_store.delete_follow(tx, existing.id)
+async def _send_unfollow(ctx: Context, tx, follower: Actor, target: Actor, existing: Follow) -> bool:
+    """Inside tx: end a follow of a remote account and queue the Undo(Follow). False (nothing
+    sent) when another request ended it since it was read: a second click reaching another
+    process on PostgreSQL, whose Undo has the id this one would have."""
+    if not await follow_store.delete_follow(tx, existing.id):
+        return False
     original = as2.follow_activity(existing.uri, follower.uri, target.uri)
     undo = as2.undo_activity(f"{existing.uri}/undo", follower.uri, original)
     await outbox.publish(ctx, tx, actor=follower, activity=undo, inboxes=[target.inbox_url], is_public=False)
+    return True
 
 
 async def block(ctx: Context, username: str, target: Actor) -> None:
@@ -180,9 +188,11 @@ async def unfollow(ctx: Context, username: str, handle: str) -> None:
         if existing is None:
             raise FollowError(f"{username} does not follow {handle}")
         if target.is_local:
-            await follow_store.delete_follow(tx, existing.id)
+            ended = await follow_store.delete_follow(tx, existing.id)
         else:
-            await _send_unfollow(ctx, tx, follower, target, existing)
+            ended = await _send_unfollow(ctx, tx, follower, target, existing)
+        if not ended:
+            raise FollowError(f"{username} does not follow {handle}")
         # Lists hold accounts one follows (Mastodon drops them from lists on unfollow too).
         await list_store.remove_from_owner_lists(tx, follower.id, target.id)
 

@@ -52,9 +52,10 @@ async def unlike(ctx: Context, username: str, post_uri: str) -> None:
     post, author = await _target(ctx, post_uri)
     async with ctx.db.transaction() as tx:
         existing = await interaction_store.get_like(tx, actor.id, post.id)
-        if existing is None:
+        # (Gone since the read: undone a moment ago by another request, a double click reaching
+        # another process on PostgreSQL, whose Undo has this one's id.)
+        if existing is None or not await interaction_store.delete_like(tx, existing.id):
             raise InteractionError("you have not liked that post")
-        await interaction_store.delete_like(tx, existing.id)
         if not author.is_local:
             original = as2.like_activity(existing.uri, actor.uri, post.uri)
             await outbox.publish(ctx, tx, actor=actor, activity=as2.undo_activity(f"{existing.uri}/undo", actor.uri,
@@ -90,9 +91,8 @@ async def unboost(ctx: Context, username: str, post_uri: str) -> None:
     post, author = await _target(ctx, post_uri)
     async with ctx.db.transaction() as tx:
         existing = await interaction_store.get_announce(tx, actor.id, post.id)
-        if existing is None:
-            raise InteractionError("you have not boosted that post")
-        await interaction_store.delete_announce(tx, existing.id, ctx.clock.now_iso())
+        if existing is None or not await interaction_store.delete_announce(tx, existing.id, ctx.clock.now_iso()):
+            raise InteractionError("you have not boosted that post")  # (as in unlike)
         original = as2.announce_activity(existing.uri, actor, post.uri, author.uri, existing.published_at)
         undo = as2.undo_activity(f"{existing.uri}/undo", actor.uri, original)
         inboxes = [*await outbox.follower_inboxes(tx, actor), author.inbox_url if not author.is_local else None]

@@ -21,6 +21,7 @@ from fedserver.db import Database
 from fedserver.services import as2, audience, outbox, remote_actors, remote_posts, timelines
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import follows as follow_store
+from fedserver.store import locks
 from fedserver.store import pins as pin_store
 from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
@@ -45,6 +46,8 @@ async def pin(ctx: Context, username: str, post: Post) -> None:
     if post.visibility not in PINNABLE:
         raise PinError("only public and unlisted posts can be pinned")
     async with ctx.db.transaction() as tx:
+        # Pins of two posts reaching two processes at once must not both find room for one more.
+        await locks.lock_name(tx, f"pins:{actor.id}")
         if await pin_store.count_live_pins(tx, actor.id) >= MAX_PINS:
             raise PinError(f"you can pin at most {MAX_PINS} posts; unpin one first")
         if await pin_store.add_pin(tx, actor.id, post.id, ctx.clock.now_iso()):

@@ -62,6 +62,7 @@ async def vote(ctx: Context, username: str, post: Post, positions: list[int]) ->
     if author is None or author.is_gone or not author.inbox_url:
         raise VoteError("the poll's author cannot be reached")
     async with ctx.db.transaction() as tx:
+        await poll_store.lock_poll(tx, post.id)
         if await poll_store.has_voted(tx, post.id, voter.id):
             raise VoteError("you have already voted in this poll")
         uris = []
@@ -87,6 +88,7 @@ async def _vote_here(ctx: Context, voter_id: int, post: Post, chosen: list[int])
     if post.actor_id == voter_id:
         raise VoteError("you cannot vote in your own poll")
     async with ctx.db.transaction() as tx:
+        await poll_store.lock_poll(tx, post.id)
         if await poll_store.has_voted(tx, post.id, voter_id):
             raise VoteError("you have already voted in this poll")
         await poll_store.count_vote(tx, post_id=post.id, actor_id=voter_id, positions=chosen,
@@ -134,6 +136,7 @@ async def count_remote_vote(ctx: Context, obj: dict[str, Any], signer: Actor, po
         return False
     position = names.index(obj["name"])
     async with ctx.db.transaction() as tx:
+        await poll_store.lock_poll(tx, post.id)
         earlier = (await poll_store.votes_of(tx, signer.id, [post.id])).get(post.id, ())
         if earlier and not poll.multiple and position not in earlier:
             log.info("vote %s by %s ignored: one choice only in %s", vote_id, signer.uri, post.uri)

@@ -16,7 +16,8 @@ from fedserver.context import Context
 from fedserver.image_previews import Preview
 from fedserver.av_media import InvalidMedia
 from fedserver.images import CleanImage, InvalidImage
-from fedserver.services import as2, audience, av_uploads, events, languages, outbox, remote_actors, remote_posts
+from fedserver.services import (as2, audience, av_uploads, events, idempotency, languages, outbox, remote_actors,
+                                remote_posts)
 from fedserver.services.accounts import require_local_actor
 from fedserver.store import actors as actor_store
 from fedserver.store import attachments as attachment_store
@@ -221,7 +222,9 @@ async def _notify_local_mentions(ctx: Context, tx: aiosqlite.Connection, author:
                                                      from_actor_id=author.id, post_id=post.id, now=now)
 
 
-async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
+async def create_post(ctx: Context, username: str, draft: Draft, *, idempotency_key: str | None = None) -> Post:
+    """The new post; with an Idempotency-Key (client API), the post an earlier request with the
+    same key made within the hour instead, if it is still there (services/idempotency.py)."""
     author = await require_local_actor(ctx, username)
     html, mentions, tags, parent = await _prepare(ctx, author, draft)
     now_epoch = ctx.clock.now()
@@ -236,6 +239,11 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
                                         already=len(pictures) + (draft.video_or_audio is not None))
     sound_or_video = await _store_video_or_audio(ctx, draft)
     async with ctx.db.transaction() as tx:
+        if idempotency_key:
+            earlier_id = await idempotency.claim(ctx, tx, author.id, idempotency_key)
+            earlier = await post_store.get_post(tx, earlier_id) if earlier_id is not None else None
+            if earlier is not None and not earlier.is_deleted:
+                return earlier
         while True:
             post_id = time_ordered_id(now_epoch)
             new_post = NewPost(
@@ -280,6 +288,8 @@ async def create_post(ctx: Context, username: str, draft: Draft) -> Post:
         await _notify_local_mentions(ctx, tx, author, post, mentions, parent)
         await _federate_post(ctx, tx, author, post, mentions, "Create")
         await events.status_created(ctx, tx, post_id)
+        if idempotency_key:
+            await idempotency.remember_post(ctx, tx, author.id, idempotency_key, post_id)
     if poll is not None:
         ctx.wakeups.notify(POLLS)
     log.info("post %s created by %s (%s)", post.uri, author.username, post.visibility)
@@ -402,6 +412,11 @@ async def edit_post(ctx: Context, username: str, post_uri: str, draft: Draft) ->
     now = ctx.clock.now_iso()
     unused: list[str] = []
     async with ctx.db.transaction() as tx:
+        # Deleted since _own_post looked (a Delete in another tab, or another process): an edit
+        # written now would put the content back into the deleted post and send an Update after
+        # its Delete.
+        if not await post_store.lock_live_post(tx, post.id):
+            raise PostingError(f"{post_uri} was already deleted")
         if media_change is not None:
             unused = await _apply_media_change(ctx, tx, author, post, media_change)
         audience = addressing(post.visibility, author.followers_url or "", [m.uri for m in mentions])
@@ -498,7 +513,10 @@ async def delete_post(ctx: Context, username: str, post_uri: str) -> None:
         mentions = [a for a in [await actor_store.get_actor(tx, i) for i in mention_ids] if a is not None]
         activity = as2.delete_note_activity(post, author, f"{post.uri}#delete")
         inboxes = _delivery_inboxes(post.visibility, mentions, await outbox.follower_inboxes(tx, author))
-        await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso())
+        if not await post_store.mark_post_deleted(tx, post.id, ctx.clock.now_iso()):
+            # Deleted by another request (a second click reaching another process) since the look
+            # above: its Delete is on its way; this one would be the same activity id again.
+            raise PostingError(f"{post_uri} was already deleted")
         await events.status_deleted(ctx, tx, post.id)
         await outbox.publish(ctx, tx, actor=author, activity=activity, inboxes=inboxes,
                              is_public=post.visibility in ("public", "unlisted"))

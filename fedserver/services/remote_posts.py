@@ -118,6 +118,12 @@ def store_remote_note(conn: sqlite3.Connection, note: IncomingNote, *, now: str,
         language=parsed.language, in_reply_to_uri=parsed.in_reply_to, audience={"to": parsed.to, "cc": parsed.cc},
         published_at=iso_from_epoch(note.published_epoch), corpus_excluded=note.excluded)
     while not post_store.insert_post_sync(conn, new_post, now):
+        stored = post_store.get_post_by_uri_sync(conn, parsed.uri)
+        if stored is not None:
+            # Another process (a second inbox worker fetching the same boosted post) stored it
+            # since the look-up above: theirs is the post, as if it had been found there.
+            log.info("Create of %s ignored: stored by another process a moment ago", parsed.uri)
+            return stored, False
         # The id is taken (by another process's post in the same millisecond): draw another.
         new_post.id = time_ordered_id(note.published_epoch)
     mention_ids = [m.id for m in note.mentions]
@@ -148,6 +154,10 @@ def apply_remote_edit(conn: sqlite3.Connection, note: IncomingNote, *, now: str)
     the post as it now is, or None when there is nothing this author may change (unknown, deleted,
     or someone else's post)."""
     existing = post_store.get_post_by_uri_sync(conn, note.parsed.uri)
+    if existing is not None:
+        # As it is once locked: a deletion committed since the read (a moderator's, in another
+        # process) must not get the content written back by this edit.
+        existing = post_store.lock_post_sync(conn, existing.id)
     if existing is None or existing.is_deleted:
         return None
     if existing.actor_id != note.author.id:

@@ -20,6 +20,7 @@ from fedserver.corpus import sync
 from fedserver.corpus.terms import Terms, researcher_terms
 from fedserver.store import corpus as corpus_store
 from fedserver.store import custody as custody_store
+from fedserver.store import locks
 from fedserver.store import researchers as researcher_store
 from fedserver.store.researchers import Researcher, ResearcherSummary
 
@@ -203,11 +204,13 @@ async def accept_terms(ctx: Context, researcher: Researcher, *, version: Any, sh
 
 async def begin_pull(ctx: Context, researcher: Researcher, endpoint: str, params: str) -> int:
     """Log the start of a request, or refuse it over the rate limit (logged too). Counting and
-    logging share one write transaction, so concurrent requests, in this process or another,
-    cannot both take the last free slot."""
+    logging share one write transaction, holding the researcher's lock (store/locks.py: needed on
+    PostgreSQL, where writers in other processes run at once), so concurrent requests, in this
+    process or another, cannot both take the last free slot."""
     now_ms = ctx.clock.now_ms()
     since_ms = now_ms - RATE_WINDOW_MS
     async with ctx.db.transaction() as tx:
+        await locks.lock_name(tx, f"researcher-pulls:{researcher.id}")
         recent = await researcher_store.count_recent_pulls(tx, researcher.id, since_ms)
         limit = ctx.settings.corpus.rate_limit_per_minute
         limited = recent >= limit

@@ -9,6 +9,7 @@ from fedserver.context import Context
 from fedserver.services import accounts
 from fedserver.services.accounts import AccountError
 from fedserver.store import actors as actor_store
+from fedserver.store import locks
 from fedserver.store import signups as signup_store
 from fedserver.store.actors import Actor
 from fedserver.store.signups import PendingSignup
@@ -38,9 +39,11 @@ async def request_signup(ctx: Context, username: str, password: str, reason: str
         raise AccountError("password must be at least 8 characters")
     password_hash = await asyncio.to_thread(accounts.hash_password, password)
     async with ctx.db.transaction() as tx:
+        await locks.lock_name(tx, "pending-signups")  # (the count below holds across processes)
         if await signup_store.count_pending(tx) >= MAX_PENDING:
             log.warning("sign-up %r refused: %d sign-ups already wait for approval", name, MAX_PENDING)
             raise AccountError("too many sign-ups are waiting for approval right now; please try again later")
+        await locks.lock_name(tx, accounts.username_lock(name))
         taken = (await actor_store.get_local_account(tx, name) is not None
                  or await actor_store.get_actor_by_uri(tx, ctx.urls.actor(name)) is not None)
         if taken or not await signup_store.insert_pending(tx, username=name, password_hash=password_hash,

@@ -27,6 +27,7 @@ import math
 
 from fedserver.client_address import throttle_key
 from fedserver.context import Context
+from fedserver.store import locks
 from fedserver.store import throttles as throttle_store
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ async def begin_sign_in(ctx: Context, username: str, client: str) -> None:
     """Refuse (Throttled) or record this attempt as a failure until sign_in_succeeded forgives it."""
     key = throttle_key(client)
     async with ctx.db.transaction() as tx:
+        # Attempts reaching several web processes at once must each see the others' failures, or
+        # every process would let one through per delay (store/locks.py; always address, then
+        # account, so two attempts never wait for each other's second lock).
+        await locks.lock_name(tx, f"sign-in-from:{key}")
+        await locks.lock_name(tx, f"sign-in-to:{username.lower()}")
         now = ctx.clock.now_ms()
         counts = await throttle_store.login_failure_counts(tx, username=username, client=key,
                                                            since_ms=now - FAILURE_WINDOW_MS)
@@ -99,6 +105,7 @@ async def begin_sign_up(ctx: Context, client: str) -> None:
     key = throttle_key(client)
     limit = ctx.settings.server.sign_ups_per_address_per_hour
     async with ctx.db.transaction() as tx:
+        await locks.lock_name(tx, f"sign-up-from:{key}")  # (as in begin_sign_in)
         now = ctx.clock.now_ms()
         if await throttle_store.count_sign_up_attempts(tx, key, now - SIGN_UP_WINDOW_MS) >= limit:
             log.info("sign-up from %s refused: %d attempts in the last hour", client, limit)

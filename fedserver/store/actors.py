@@ -145,6 +145,16 @@ def _update_statement(actor_id: int, *, now: str, fetched_at: str | None,
     return f"UPDATE actors SET {', '.join(assignments)} WHERE id = ?", tuple(values)
 
 
+def _upsert_statement(*, uri: str, now: str, profile: dict[str, object]) -> tuple[str, tuple]:
+    """A remote actor's row written whether or not it exists, in one statement: two processes
+    storing the same newly fetched actor at once (its first activities reaching two web processes)
+    each get its id, where "look it up, insert if missing" made the second fail on the unique uri
+    on PostgreSQL. The same columns as _update_statement when it exists."""
+    insert, values = _insert_statement(uri=uri, is_local=False, now=now, fetched_at=now, profile=profile)
+    assignments = ", ".join(f"{name} = excluded.{name}" for name in (*profile, "updated_at", "fetched_at"))
+    return f"{insert} ON CONFLICT (uri) DO UPDATE SET {assignments} RETURNING id", values
+
+
 async def insert_actor(conn: aiosqlite.Connection, *, uri: str, is_local: bool, now: str,
                        fetched_at: str | None, **profile: object) -> int:
     cur = await conn.execute(*_insert_statement(uri=uri, is_local=is_local, now=now, fetched_at=fetched_at,
@@ -158,12 +168,8 @@ async def update_actor_profile(conn: aiosqlite.Connection, actor_id: int, *, now
 
 
 async def upsert_remote_actor(conn: aiosqlite.Connection, *, uri: str, now: str, **profile: object) -> int:
-    existing = await fetch_value(conn, _ACTOR_ID_BY_URI, (uri,))
     await remote_media.note_urls(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
-    if existing is None:
-        return await insert_actor(conn, uri=uri, is_local=False, now=now, fetched_at=now, **profile)
-    await update_actor_profile(conn, existing, now=now, fetched_at=now, **profile)
-    return int(existing)
+    return int(await fetch_value(conn, *_upsert_statement(uri=uri, now=now, profile=profile)))
 
 
 def _pictures(profile: dict[str, object]) -> list[tuple[str, str]]:
@@ -190,8 +196,8 @@ def upsert_remote_actor_sync(conn: sqlite3.Connection, *, uri: str, now: str, ex
     (actor_id_by_uri_sync) in the same transaction."""
     remote_media.note_urls_sync(conn, _pictures(profile), state=remote_media.ABSENT, now=now)
     if existing is None:
-        cur = conn.execute(*_insert_statement(uri=uri, is_local=False, now=now, fetched_at=now, profile=profile))
-        return int(cur.lastrowid)
+        # (Stored by another process since the look-up: written over, as a refresh would.)
+        return int(conn.execute(*_upsert_statement(uri=uri, now=now, profile=profile)).fetchone()[0])
     conn.execute(*_update_statement(existing, now=now, fetched_at=now, profile=profile))
     return existing
 

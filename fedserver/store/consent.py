@@ -59,16 +59,22 @@ async def head_hash(conn: aiosqlite.Connection) -> str:
     return value or GENESIS_HASH
 
 
+async def lock_log(conn: aiosqlite.Connection) -> None:
+    """Hold the log for the rest of this transaction: no other transaction appends until it ends.
+    SQLite's write transaction already excludes other writers; PostgreSQL's do not, and writers in
+    other processes or machines must not chain to the same head (nor decide from a choice another
+    is changing). Readers pass."""
+    if engine(conn) == "postgresql":
+        await conn.execute("LOCK TABLE consent_events IN EXCLUSIVE MODE")
+
+
 async def append_event(conn: aiosqlite.Connection, **fields: object) -> ConsentEvent:
     """Append an event, chained to the current head. Must run inside a write transaction so that
     two writers cannot both chain to the same head."""
     fields = {k: fields.get(k) for k in _HASHED_FIELDS}
     fields["include_unlisted"] = int(bool(fields["include_unlisted"]))
     fields["note"] = fields["note"] or ""
-    if engine(conn) == "postgresql":
-        # SQLite's write transaction already excludes other writers; PostgreSQL's do not, and
-        # writers in other processes or machines must not chain to the same head. Readers pass.
-        await conn.execute("LOCK TABLE consent_events IN EXCLUSIVE MODE")
+    await lock_log(conn)
     prev = await head_hash(conn)
     digest = event_hash(prev, fields)
     cur = await conn.execute(

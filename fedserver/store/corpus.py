@@ -20,6 +20,14 @@ async def set_state(conn: aiosqlite.Connection, key: str, value: str) -> None:
                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
+async def keep_first_state(conn: aiosqlite.Connection, key: str, value: str) -> str:
+    """The key's value: the one given when it has none yet, else the one it has (another process
+    may have set it a moment ago: its value is kept, not overwritten)."""
+    await conn.execute("INSERT INTO instance_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                       (key, value))
+    return str(await fetch_value(conn, "SELECT value FROM instance_state WHERE key = ?", (key,)))
+
+
 async def changed_post_ids(conn: aiosqlite.Connection, since: str, after_id: int, limit: int) -> list[int]:
     """Posts that may have changed corpus status since the given time: the post itself, its
     author or its author's consent changed. Paged by post id."""

@@ -58,8 +58,10 @@ async def set_follow_state(conn: aiosqlite.Connection, follow_id: int, state: st
     await conn.execute("UPDATE follows SET state = ?, updated_at = ? WHERE id = ?", (state, now, follow_id))
 
 
-async def delete_follow(conn: aiosqlite.Connection, follow_id: int) -> None:
-    await conn.execute("DELETE FROM follows WHERE id = ?", (follow_id,))
+async def delete_follow(conn: aiosqlite.Connection, follow_id: int) -> bool:
+    """False when it was gone already (another process ended it since it was read)."""
+    cur = await conn.execute("DELETE FROM follows WHERE id = ?", (follow_id,))
+    return cur.rowcount > 0
 
 
 async def delete_follows_of_actor(conn: aiosqlite.Connection, actor_id: int) -> None:

@@ -49,8 +49,10 @@ async def get_like_by_uri(conn: aiosqlite.Connection, uri: str) -> Like | None:
     return from_row(Like, await fetch_one(conn, "SELECT * FROM likes WHERE uri = ?", (uri,)))
 
 
-async def delete_like(conn: aiosqlite.Connection, like_id: int) -> None:
-    await conn.execute("DELETE FROM likes WHERE id = ?", (like_id,))
+async def delete_like(conn: aiosqlite.Connection, like_id: int) -> bool:
+    """False when it was gone already (another process removed it since it was read)."""
+    cur = await conn.execute("DELETE FROM likes WHERE id = ?", (like_id,))
+    return cur.rowcount > 0
 
 
 async def count_likes(conn: aiosqlite.Connection, post_id: int) -> int:
@@ -77,10 +79,12 @@ async def get_announce_by_uri(conn: aiosqlite.Connection, uri: str) -> Announce 
     return from_row(Announce, await fetch_one(conn, "SELECT * FROM announces WHERE uri = ?", (uri,)))
 
 
-async def delete_announce(conn: aiosqlite.Connection, announce_id: int, now: str) -> None:
+async def delete_announce(conn: aiosqlite.Connection, announce_id: int, now: str) -> bool:
+    """False when it was gone already (another process removed it since it was read)."""
     await conn.execute("UPDATE posts SET updated_at = ? WHERE id = (SELECT post_id FROM announces WHERE id = ?)",
                        (now, announce_id))
-    await conn.execute("DELETE FROM announces WHERE id = ?", (announce_id,))
+    cur = await conn.execute("DELETE FROM announces WHERE id = ?", (announce_id,))
+    return cur.rowcount > 0
 
 
 async def count_announces(conn: aiosqlite.Connection, post_id: int) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from fedserver.store.locks import lock_rows
 from fedserver.store.rows import fetch_all
 
 
@@ -66,6 +67,14 @@ async def polls_for(conn: aiosqlite.Connection, post_ids: list[int]) -> dict[int
         choices.setdefault(post_id, []).append(PollChoice(name, votes))
     return {row[0]: Poll(bool(row[1]), row[2], row[3], row[4], tuple(choices.get(row[0], [])), bool(row[5]))
             for row in polls}
+
+
+async def lock_poll(conn: aiosqlite.Connection, post_id: int) -> None:
+    """Hold the poll for this transaction before reading whether, and how, someone voted in it: two
+    votes of one person reaching two processes at once (a double submit, two tabs) must not both
+    find "not voted yet" on PostgreSQL and both count (store/locks.py). The post's row is the one
+    locked: a remote poll's row is replaced whenever its server sends new counts."""
+    await lock_rows(conn, "SELECT id FROM posts WHERE id = ?", (post_id,))
 
 
 async def has_voted(conn: aiosqlite.Connection, post_id: int, actor_id: int) -> bool:

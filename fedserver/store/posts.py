@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 import aiosqlite
 
+from fedserver.store.locks import lock_rows, lock_rows_sync
 from fedserver.store.rows import fetch_all, fetch_one, fetch_value, from_row, from_rows
 
 
@@ -81,7 +82,7 @@ _INSERT_POST = (
     "INSERT INTO posts (id, uri, url, actor_id, is_local, object_type, visibility, content_html,"
     " content_text, source_text, summary, sensitive, language, in_reply_to_uri, audience_json,"
     " published_at, created_at, updated_at, corpus_excluded)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 
 
 def _insert_params(post: NewPost, now: str) -> tuple:
@@ -117,9 +118,16 @@ _UNCOUNT_TAGS = (
     "UPDATE tag_post_counts SET posts = posts - 1 WHERE tag IN (SELECT t.tag FROM post_tags t"
     " JOIN posts p ON p.id = t.post_id WHERE t.post_id = ? AND p.visibility = 'public' AND p.deleted_at IS NULL)")
 
+# The uncounting statements read the post's state (live? visibility? tags?) and then change the
+# counts: two processes editing or deleting one post at once on PostgreSQL would both uncount what
+# they read before the other committed (a decrement waiting for the counts row re-reads that row,
+# not the post). Every write that uncounts locks the post's row first (store/locks.py).
+_LOCK_POST = "SELECT id FROM posts WHERE id = ?"
+
 
 async def insert_post(conn: aiosqlite.Connection, post: NewPost, now: str) -> bool:
-    """Insert the post; False when its time-ordered id is already taken (the caller draws another)."""
+    """Insert the post; False when its time-ordered id is already taken (the caller draws another)
+    or its uri is (another process stored the same remote post a moment ago)."""
     cur = await conn.execute(_INSERT_POST, _insert_params(post, now))
     if cur.rowcount <= 0:
         return False
@@ -169,6 +177,7 @@ async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, conte
     edit = PostEdit(content_html=content_html, content_text=content_text, source_text=source_text,
                     summary=summary, sensitive=sensitive, language=language, visibility=visibility,
                     audience=audience, edited_at=edited_at)
+    await lock_rows(conn, _LOCK_POST, (post_id,))
     await conn.execute(_SAVE_REVISION, (post_id,))
     await conn.execute(_UNCOUNT_POST, (post_id,))  # the edit may change its visibility
     await conn.execute(_UNCOUNT_TAGS, (post_id,))
@@ -179,6 +188,7 @@ async def update_post_content(conn: aiosqlite.Connection, post_id: int, *, conte
 
 def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostEdit, now: str) -> None:
     """update_post_content, synchronous: for Database.write_batch."""
+    lock_rows_sync(conn, _LOCK_POST, (post_id,))
     conn.execute(_SAVE_REVISION, (post_id,))
     conn.execute(_UNCOUNT_POST, (post_id,))
     conn.execute(_UNCOUNT_TAGS, (post_id,))
@@ -187,16 +197,34 @@ def update_post_content_sync(conn: sqlite3.Connection, post_id: int, edit: PostE
     conn.execute(_COUNT_TAGS, (post_id,))
 
 
-async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> None:
-    """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content."""
+async def lock_live_post(conn: aiosqlite.Connection, post_id: int) -> bool:
+    """Hold the post's row for this transaction and say whether it is still live: what an edit
+    checks before it writes (a deletion committed since the edit looked is seen here)."""
+    await lock_rows(conn, _LOCK_POST, (post_id,))
+    return await fetch_value(conn, "SELECT 1 FROM posts WHERE id = ? AND deleted_at IS NULL", (post_id,)) is not None
+
+
+def lock_post_sync(conn: sqlite3.Connection, post_id: int) -> Post | None:
+    """lock_live_post, synchronous (for Database.write_batch): the post as it is once locked."""
+    lock_rows_sync(conn, _LOCK_POST, (post_id,))
+    return get_post_sync(conn, post_id)
+
+
+async def mark_post_deleted(conn: aiosqlite.Connection, post_id: int, now: str) -> bool:
+    """Keep the row (so the id answers 410 and the corpus can emit a removal) but drop its content.
+    False when it was deleted already (by another process a moment ago, too)."""
+    await lock_rows(conn, _LOCK_POST, (post_id,))
     await conn.execute(_UNCOUNT_POST, (post_id,))  # only while it is live: deleting twice counts once
     await conn.execute(_UNCOUNT_TAGS, (post_id,))
-    await conn.execute(
+    cur = await conn.execute(
         "UPDATE posts SET deleted_at = ?, updated_at = ?, content_html = '', content_text = '',"
         " source_text = NULL, summary = NULL WHERE id = ? AND deleted_at IS NULL", (now, now, post_id))
+    if cur.rowcount <= 0:
+        return False
     await conn.execute("DELETE FROM post_revisions WHERE post_id = ?", (post_id,))
     await conn.execute("DELETE FROM post_attachments WHERE post_id = ?", (post_id,))
     await conn.execute("DELETE FROM polls WHERE post_id = ?", (post_id,))
+    return True
 
 
 # The columns of Post in its field order: a plain sqlite3 row of them is Post(*row).
@@ -291,6 +319,7 @@ _INSERT_TAG = "INSERT INTO post_tags (post_id, tag) VALUES (?, ?) ON CONFLICT DO
 
 async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
     if not new:
+        await lock_rows(conn, _LOCK_POST, (post_id,))
         await conn.execute(_UNCOUNT_TAGS, (post_id,))
         await conn.execute(_DELETE_TAGS, (post_id,))
     if tags:
@@ -301,6 +330,7 @@ async def set_tags(conn: aiosqlite.Connection, post_id: int, tags: list[str], *,
 def set_tags_sync(conn: sqlite3.Connection, post_id: int, tags: list[str], *, new: bool = False) -> None:
     """set_tags, synchronous: for Database.write_batch."""
     if not new:
+        lock_rows_sync(conn, _LOCK_POST, (post_id,))
         conn.execute(_UNCOUNT_TAGS, (post_id,))
         conn.execute(_DELETE_TAGS, (post_id,))
     if tags:

@@ -3,6 +3,7 @@ with the same Idempotency-Key answers with the first attempt's post whichever pr
 instance it reaches (`[server] processes = 2`: the kernel spreads fresh connections over both)."""
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -64,3 +65,19 @@ async def test_a_retried_status_create_posts_once_whichever_process_it_reaches(f
 
     assert {answer["id"] for answer in answers} == {answers[0]["id"]}
     assert server.value("SELECT count(*) FROM posts WHERE content_html LIKE '%posted once however often%'") == 1
+
+
+async def test_status_creates_sent_at_once_with_one_idempotency_key_post_once(fedserver_processes):
+    # A retry sent while the first attempt is still being answered (a phone that gave up waiting):
+    # the attempts run at the same time, in both processes; the key is decided in the transaction
+    # that creates the post (services/idempotency.claim), not looked up before it.
+    server = fedserver_processes("a")
+    await two_processes(server)
+    token = await api_token(server, "alice")
+
+    for round_ in range(4):
+        text = f"sent at once, posted once, round {round_}"
+        answers = await asyncio.gather(*(asyncio.to_thread(post_status, server, token, text, f"at-once-{round_}")
+                                         for _ in range(RETRIES)))
+        assert {answer["id"] for answer in answers} == {answers[0]["id"]}
+        assert server.value(f"SELECT count(*) FROM posts WHERE content_html LIKE '%posted once, round {round_}<%'") == 1
