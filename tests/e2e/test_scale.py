@@ -34,10 +34,8 @@ from tests.e2e.processes import ProcessGroup, ServerProcess, WorkerProcess, awai
 from tests.e2e.test_durability import InboxWire, deliveries, digests
 from tests.e2e.test_shared_state import api_token
 
-# Run once, in the `--engine postgresql` pass (every instance on PostgreSQL); the SQLite pass skips it.
-pytestmark = [engines.postgresql_only,
-              pytest.mark.skipif(not engines.on_postgresql(), reason="the scale set-up runs on PostgreSQL:"
-                                 " use --engine postgresql")]
+# Runs in the `--engine postgresql` pass (every instance on PostgreSQL), like every postgresql_only test.
+pytestmark = engines.postgresql_only
 
 # Short leases, so that a killed worker's work is taken over within seconds.
 LEASE_SECONDS = 3.0
