@@ -274,6 +274,7 @@ class Pages:
         self.profile_url = profile_url
         self.port = free_port()
         self.runner: web.AppRunner | None = None
+        self.released = asyncio.Event()  # set on close: a stalled request ends then, not after 60 s
 
     @property
     def base(self) -> str:
@@ -295,7 +296,12 @@ class Pages:
             app.router.add_get(path, page)
 
         async def stall(_: web.Request) -> web.Response:
-            await asyncio.sleep(60)
+            # Never answers while the test runs; the runner's cleanup waits for open handlers
+            # (aiohttp's shutdown_timeout, 60 s), so close() releases it.
+            try:
+                await asyncio.wait_for(self.released.wait(), 60)
+            except asyncio.TimeoutError:
+                pass
             return web.Response(text="late")
         app.router.add_get("/stall", stall)
         self.runner = web.AppRunner(app)
@@ -304,6 +310,7 @@ class Pages:
         return self
 
     async def close(self) -> None:
+        self.released.set()
         if self.runner is not None:
             await self.runner.cleanup()
 
