@@ -128,6 +128,18 @@ def read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, bool]
         return bytes(data), False
 
 
+def server_holds_connection(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from client_port is still open (ESTABLISHED in
+    /proc/net/tcp): read without reading the client's socket, which would unblock a stalled reader."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if (int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port
+                and state == "01"):
+            return True
+    return False
+
+
 def _socket_inodes(pid: int) -> set[str]:
     found = set()
     for fd in Path(f"/proc/{pid}/fd").glob("*"):
