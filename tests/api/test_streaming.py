@@ -18,8 +18,8 @@ from playwright.sync_api import Browser
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import SCOPES, api, approve, authorize_url, exchange, new_app, user_token
-from tests.api.stream_clients import (Recorder, SocketClient, raw_event_stream, read_until_closed,
-                                      server_holds_connection, serving_pid)
+from tests.api.stream_clients import (Recorder, SocketClient, close_event_stream, raw_event_stream,
+                                      read_until_closed, server_holds_connection, serving_pid)
 from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
 from tests.e2e.test_processes import _listening_sockets, acceptor_pids
 
@@ -147,7 +147,7 @@ def test_a_followed_accounts_post_like_edit_and_delete_arrive_on_the_user_stream
         assert any(s.id == mine.id for s in recorder.named("update"))
         assert not socket.errors()
     finally:
-        handle.close()
+        close_event_stream(handle)
         socket.close()
 
 
@@ -189,7 +189,7 @@ def test_a_blocked_accounts_posts_never_reach_the_stream(browser: Browser, pair)
         assert [a["acct"] for a in payload["accounts"]] == ["dana"]
         assert payload["last_status"]["visibility"] == "direct" and "from dana" in payload["last_status"]["content"]
     finally:
-        handle.close()
+        close_event_stream(handle)
         socket.close()
         alice.account_unblock(bob.id)
 
