@@ -471,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve" and _ensure_config(config_path, domain=f"localhost:{first_port}", port=first_port):
             print(f"created {config_path} with default settings: edit [instance] domain before federating")
         settings = load_settings(config_path)
+        from fedserver.services.accounts import configure_password_hashing
+
+        configure_password_hashing(settings.server.password_hash_memory_kib)
         if args.command == "serve" and args.acceptor_parent_fd is not None:
             from fedserver import serving
 

@@ -43,6 +43,9 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = ()
     # Sign-up attempts accepted from one client address per hour; more get 429.
     sign_ups_per_address_per_hour: int = 5
+    # Argon2 memory cost (KiB) of new password hashes; existing hashes keep their own. Lower only for
+    # tests: a cheaper hash is cheaper to crack if the database leaks.
+    password_hash_memory_kib: int = 65536
     # Personal archives (zip of one's posts and media) one account may download per 24 hours.
     archive_downloads_per_day: int = 3
     # Lease on a claimed queue row (inbox, delivery) or periodic job, renewed every third of it
@@ -255,6 +258,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[database] listen_poll_seconds must be 0.1-3600, got {database.listen_poll_seconds}")
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
+    if not (1024 <= settings.server.password_hash_memory_kib <= 4_194_304):
+        raise ConfigError("[server] password_hash_memory_kib must be 1024-4194304 (KiB), got"
+                          f" {settings.server.password_hash_memory_kib}")
     if not (1 <= settings.server.worker_lease_seconds <= 3600):
         raise ConfigError(f"[server] worker_lease_seconds must be 1-3600, got {settings.server.worker_lease_seconds}")
     for name in ("streaming_connections_per_token", "streaming_connections_per_address", "streaming_queue_events"):
@@ -421,6 +427,10 @@ processes = 1
 trusted_proxies = []
 # Sign-up attempts accepted from one client address per hour; more get 429.
 sign_ups_per_address_per_hour = 5
+# Argon2 memory cost, in KiB, of new password hashes (65536: Argon2's recommended 64 MiB, about
+# 0.15 s of CPU per sign-up or sign-in). Existing hashes keep the cost they were made with. Lower it
+# only for tests: a cheaper hash is cheaper to crack if the database ever leaks.
+password_hash_memory_kib = 65536
 # Personal archives (a zip of one's posts and media, built as it downloads) one account may
 # download per 24 hours; more get 429.
 archive_downloads_per_day = 3

@@ -3,6 +3,7 @@ HTTP on loopback ports."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,25 @@ def _skip_other_engines_tests(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     engines.drop_template()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _child_processes_cache_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every `fedserver` process the tests start (serve, worker, each CLI command) imports about 170
+    modules of ours. With PYTHONDONTWRITEBYTECODE set (as where this suite runs), each of them
+    compiled them all from source again: about 0.35 s of CPU per server start and 0.15 s per CLI
+    command, hundreds of times a run. The children keep their bytecode under this session's
+    temporary directory instead, so still nothing is written next to the sources."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        yield
+        return
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+        os.environ["PYTHONDONTWRITEBYTECODE"] = saved
 
 
 @pytest.fixture(autouse=True)

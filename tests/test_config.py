@@ -15,6 +15,7 @@ def test_repository_example_config_loads_with_safe_production_defaults():
     assert settings.instance.domain == "localhost:8080" and settings.instance.scheme == "http"
     assert settings.federation.allow_private_addresses is False
     assert settings.federation.authorized_fetch is False
+    assert settings.server.password_hash_memory_kib == 65536  # Argon2's recommended 64 MiB
     # The example documents the defaults: loading it gives the same values as no file at all.
     defaults = Settings(base_dir=REPO)
     assert settings.federation == defaults.federation
@@ -61,6 +62,7 @@ def test_relative_database_path_is_taken_relative_to_the_config_file(tmp_path):
     ("[federation]\ninbox_replay_window_seconds = 3600\n", "at least 2 x signature_max_skew_seconds"),
     ("[federation]\ninbox_max_pending_per_host = 0\n", "positive"),
     ("[corpus]\nremoval_deadline_days = 0\n", "removal_deadline_days must be positive"),
+    ("[server]\npassword_hash_memory_kib = 64\n", "password_hash_memory_kib must be 1024-4194304"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(tmp_path, body, message):
     config = tmp_path / "fedserver.toml"

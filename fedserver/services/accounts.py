@@ -31,6 +31,13 @@ class CreatedAccount:
     password: str | None  # the generated password, when none was given
 
 
+def configure_password_hashing(memory_kib: int) -> None:
+    """New hashes in this process use this Argon2 memory cost ([server] password_hash_memory_kib);
+    verifying reads the parameters stored in each hash, so older hashes keep working."""
+    global _hasher
+    _hasher = PasswordHasher(memory_cost=memory_kib)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

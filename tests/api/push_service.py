@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid01, Vapid02
 
-from tests.conftest import free_port
+from tests.conftest import bound_socket
 
 
 def _b64url_decode(text: str) -> bytes:
@@ -70,7 +70,10 @@ class Subscriber:
 
 class PushService:
     def __init__(self) -> None:
-        self.port = free_port()
+        # Bound now and served from this socket: a port looked up and closed again could be taken
+        # by a test running beside this one before the site binds it.
+        self._sock = bound_socket()
+        self.port = self._sock.getsockname()[1]
         self.vapid_key = ""  # the instance's public key, set by the test from /api/v2/instance
         self.subscribers: dict[str, Subscriber] = {}
         self._lock = threading.Lock()
@@ -112,13 +115,14 @@ class PushService:
         # A hanging subscriber's handler ends when the caller gives up, and closing waits for none.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._sock).start()
 
     def close(self) -> None:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._sock.close()
 
     async def _push(self, request: web.Request) -> web.Response:
         sub = self.subscribers.get(request.match_info["name"])

@@ -34,6 +34,22 @@ class Recorder(StreamListener):
         return [data for event, data in list(self.events) if event == name]
 
 
+def close_event_stream(handle: Any) -> None:
+    """Close a Mastodon.py event stream (run_async=True) now. Its handle.close() closes the response
+    while the stream's thread is blocked reading it, and that close waits for the read: until the
+    server's next heartbeat, up to 15 s. Shutting the socket down first ends the read at once."""
+    handle.closed = True
+    response = handle.connection
+    sock = getattr(getattr(getattr(response, "raw", None), "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the server closed it already
+    handle.close()
+    handle.join(5)
+
+
 class SocketClient:
     """An aiohttp WebSocket client running on its own thread and event loop (the tests drive the
     browser synchronously), collecting every message as decoded JSON."""
@@ -126,6 +142,18 @@ def read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, bool]
         return bytes(data), True
     except socket.timeout:
         return bytes(data), False
+
+
+def server_holds_connection(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from client_port is still open (ESTABLISHED in
+    /proc/net/tcp): read without reading the client's socket, which would unblock a stalled reader."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if (int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port
+                and state == "01"):
+            return True
+    return False
 
 
 def _socket_inodes(pid: int) -> set[str]:

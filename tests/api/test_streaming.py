@@ -18,8 +18,8 @@ from playwright.sync_api import Browser
 from tests.api.conftest import PASSWORD
 from tests.api.entities import assert_entity
 from tests.api.oauth_flow import SCOPES, api, approve, authorize_url, exchange, new_app, user_token
-from tests.api.stream_clients import (Recorder, SocketClient, raw_event_stream, read_until_closed,
-                                      serving_pid)
+from tests.api.stream_clients import (Recorder, SocketClient, close_event_stream, raw_event_stream,
+                                      read_until_closed, server_holds_connection, serving_pid)
 from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
 from tests.e2e.test_processes import _listening_sockets, acceptor_pids
 
@@ -147,7 +147,7 @@ def test_a_followed_accounts_post_like_edit_and_delete_arrive_on_the_user_stream
         assert any(s.id == mine.id for s in recorder.named("update"))
         assert not socket.errors()
     finally:
-        handle.close()
+        close_event_stream(handle)
         socket.close()
 
 
@@ -189,7 +189,7 @@ def test_a_blocked_accounts_posts_never_reach_the_stream(browser: Browser, pair)
         assert [a["acct"] for a in payload["accounts"]] == ["dana"]
         assert payload["last_status"]["visibility"] == "direct" and "from dana" in payload["last_status"]["content"]
     finally:
-        handle.close()
+        close_event_stream(handle)
         socket.close()
         alice.account_unblock(bob.id)
 
@@ -343,7 +343,12 @@ def test_a_reader_that_stops_reading_is_dropped_and_the_others_carry_on(browser:
         text = "A long post to fill the stalled reader's buffers. " * 9
         worst = 0.0
         posted = 0
-        for number in range(200):
+        # Post until the server has dropped the stalled stream (its end of the connection is no
+        # longer open; about 90 posts fill the buffers and the 20-event queue), then 20 more.
+        dropped_at: int | None = None
+        for number in range(300):
+            if dropped_at is not None and posted >= dropped_at + 20:
+                break
             response = api(busy, token, "POST", "/api/v1/statuses", data={"status": f"{number} {text}"})
             assert response.status_code == 200, response.text
             status_id = response.json()["id"]
@@ -352,7 +357,10 @@ def test_a_reader_that_stops_reading_is_dropped_and_the_others_carry_on(browser:
                      what=f"post {number} on the reading stream", timeout=10, interval=0.01)
             worst = max(worst, time.monotonic() - started)
             posted += 1
+            if dropped_at is None and not server_holds_connection(busy.port, stalled.getsockname()[1]):
+                dropped_at = posted
         # The reading stream got every post, each quickly, while the other had stopped reading.
+        assert dropped_at is not None, "the server should have dropped the stalled stream"
         assert len(reader.events("update")) == posted and worst < 2.0, worst
         data, closed = read_until_closed(stalled, timeout=10)
         assert closed, "the server should have closed the stalled stream"

@@ -16,7 +16,8 @@ import pytest
 from fedserver.config import load_settings
 from fedserver.services.accounts import verify_password
 from tests.conftest import free_port
-from tests.e2e.processes import ProcessGroup, ServerProcess, wait_for
+from tests.e2e.processes import ProcessGroup, ServerProcess, set_config_keys, wait_for
+from tests.e2e.web_client import Visitor
 
 AS2 = "application/activity+json"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -408,3 +409,25 @@ def test_domain_block_add_list_remove(pair):
     removed = server.run("domain-block", "remove", "spam.example", check=True)
     assert lines(removed.stdout) == ["unblocked spam.example"]
     assert lines(server.run("domain-block", "list", check=True).stdout) == ["other.example\t"]
+
+
+async def test_password_hashes_take_the_configured_argon2_cost_and_older_hashes_still_sign_in(
+        fedserver_processes):
+    server = fedserver_processes("a", password_hash_memory_kib=65536)
+    secret = server.directory / "password.txt"
+    secret.write_text("a long enough password", encoding="utf-8")
+    server.run("user", "create", "olde", "--password-file", str(secret), check=True)
+    set_config_keys(server.config, password_hash_memory_kib=2048)
+    server.run("user", "create", "newt", "--password-file", str(secret), check=True)
+    stored = dict(server.query("SELECT username, password_hash FROM local_accounts"
+                               " WHERE username IN ('olde', 'newt')"))
+    assert stored["olde"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert stored["newt"].startswith("$argon2id$v=19$m=2048,t=3,p=4$")
+    await server.astart()
+    for name in ("olde", "newt"):  # each hash verifies with the parameters stored in it
+        visitor = Visitor(server.base)
+        try:
+            assert (await visitor.sign_in(name, "not the password")).status == 401
+            assert (await visitor.sign_in(name, "a long enough password")).status == 303
+        finally:
+            await visitor.close()

@@ -22,7 +22,7 @@ from fedserver.store.deliveries import ClaimedDelivery
 from tests.conftest import Instance, use_key_pool, wait_until
 from tests.e2e.processes import await_for
 from tests.e2e.test_delivery_retries import Receiver, add_remote_follower, publish, receivers  # noqa: F401
-from tests.e2e.test_durability import InboxWire, digests, follow_established
+from tests.e2e.test_durability import LEASE_SECONDS, InboxWire, digests, follow_established
 
 FOLLOWERS_PER_RECEIVER = 16
 
@@ -164,7 +164,9 @@ async def test_a_sender_killed_after_the_receiver_took_an_activity_but_before_re
         instances, fedserver_processes):
     wire = InboxWire()
     b = await instances("b", middlewares=[wire.middleware])
-    a = await fedserver_processes("a", delivery_timeout_seconds=1.5).astart()
+    # The restarted sender waits out the killed one's lease on the row: 6 s rather than the tests' 10 s
+    # (renewed every 2 s; only a sender stalled for over 4 s would lose it while sending).
+    a = await fedserver_processes("a", delivery_timeout_seconds=1.5, worker_lease_seconds=LEASE_SECONDS).astart()
     await follow_established(a, b)
     wire.answer_delay = 0.5
 
@@ -198,7 +200,7 @@ async def test_a_sender_killed_after_the_receiver_took_an_activity_but_before_re
     await a.astart()
     await await_for(lambda: a.value("SELECT d.state FROM deliveries d JOIN outbound_activities o"
                                     " ON o.id = d.activity_id WHERE o.uri = ?", (activity,)) == "delivered",
-                    timeout=3 * 1.5 + 5 + 20, what="delivered after the lease ran out")
+                    timeout=LEASE_SECONDS + 20, what="delivered after the lease ran out")
     assert wire.accepted(digest) == 2  # at least once: sent again...
     await wait_until(lambda: b.count("SELECT count(*) FROM inbox_items WHERE activity_uri = ? AND state = 'done'",
                                      (activity,)), what="b processed the Create")

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.conftest import bound_socket
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ProcessGroup, ServerProcess, await_for, set_config_keys
 from tests.e2e.web_client import CSRF_RE, Visitor
@@ -272,8 +272,12 @@ class Pages:
 
     def __init__(self, profile_url: str) -> None:
         self.profile_url = profile_url
-        self.port = free_port()
+        # Bound now and served from this socket, so that no test running beside this one can take the
+        # port in between (a port number looked up and closed again could be).
+        self.sock = bound_socket()
+        self.port = self.sock.getsockname()[1]
         self.runner: web.AppRunner | None = None
+        self.released = asyncio.Event()  # set on close: a stalled request ends then, not after 60 s
 
     @property
     def base(self) -> str:
@@ -295,17 +299,24 @@ class Pages:
             app.router.add_get(path, page)
 
         async def stall(_: web.Request) -> web.Response:
-            await asyncio.sleep(60)
+            # Never answers while the test runs; the runner's cleanup waits for open handlers
+            # (aiohttp's shutdown_timeout, 60 s), so close() releases it.
+            try:
+                await asyncio.wait_for(self.released.wait(), 60)
+            except asyncio.TimeoutError:
+                pass
             return web.Response(text="late")
         app.router.add_get("/stall", stall)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self.runner, self.sock).start()
         return self
 
     async def close(self) -> None:
+        self.released.set()
         if self.runner is not None:
             await self.runner.cleanup()
+        self.sock.close()
 
 
 def fields_of(server: ServerProcess, uri: str) -> list[dict]:
