@@ -12,6 +12,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.api import push_delivery
 from fedserver.config import Settings
 from fedserver.context import Context
@@ -125,6 +126,7 @@ async def run_as_leaseholder(ctx: Context, name: str, job: Callable[[Context], A
     running: asyncio.Task | None = None
     try:
         while True:
+            raise_if_cancelled()
             try:
                 held = await hold()
             except asyncio.CancelledError:

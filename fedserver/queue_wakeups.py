@@ -21,6 +21,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Protocol
 
+from fedserver.cancellation import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 
 # The queues workers wait on (fedserver/background.py runs their workers).
@@ -144,6 +146,7 @@ class ListenWakeups(LocalWakeups):
 
         pause = 0.5
         while True:
+            raise_if_cancelled()
             try:
                 conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._connect_kwargs)
                 async with conn:

@@ -14,6 +14,7 @@ import random
 
 import orjson
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.activitypub.fetch import FetchBlocked, FetchError
 from fedserver.activitypub.sanitize import html_to_text
 from fedserver.api import serializers
@@ -106,6 +107,7 @@ class PushWorker:
     async def run(self) -> None:
         await push.vapid_key(self.ctx)  # made at start, so the first app already gets it
         while True:
+            raise_if_cancelled()
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:

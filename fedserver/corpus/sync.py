@@ -14,6 +14,7 @@ import hmac
 import logging
 import secrets
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
 from fedserver.corpus.eligibility import AuthorFacts, ConsentFacts, PostFacts, evaluate
@@ -119,6 +120,7 @@ def _epoch(iso: str) -> float:
 async def run_periodically(ctx: Context, interval: float = 15.0) -> None:
     """Keep the change feed close to real time in a running server (pulls reconcile anyway)."""
     while True:
+        raise_if_cancelled()
         try:
             await reconcile(ctx)
         except asyncio.CancelledError:

@@ -15,6 +15,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.activitypub.fetch import FetchBlocked, FetchError, FetchTimeout
 from fedserver.context import Context
 from fedserver.federation.delivery_outcomes import UNAVAILABLE_HOLD_MS, Outcome, OutcomeWriter, State
@@ -52,13 +53,6 @@ def retry_delay_seconds(attempt: int, scale: float) -> float:
     """Mastodon's DeliveryWorker schedule: attempt^4 + 15 s plus jitter; ~16 attempts span ~2 days."""
     base = attempt ** 4 + 15
     return (base + random.uniform(0, 0.5 * attempt ** 4) + random.uniform(0, 10) * (attempt + 1)) * scale
-
-
-def _cancelling() -> bool:
-    """Whether this task was asked to stop: an error raised while it was being cancelled must not
-    keep the worker going (shutdown would wait for it forever)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def is_retryable(status: int) -> bool:
@@ -120,6 +114,7 @@ class DeliveryWorker:
         # waited up to 0.25 s for its first delivery (bench/RESULTS.md, fanout).
         self._last_claim = asyncio.get_running_loop().time()
         while True:
+            raise_if_cancelled()
             try:
                 if self.held_hosts.stale():
                     await self.held_hosts.refresh(self.ctx.db.reader, self.ctx.clock.now_ms())
@@ -129,8 +124,7 @@ class DeliveryWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the worker must outlive any single failure
-                if _cancelling():
-                    raise asyncio.CancelledError from None
+                raise_if_cancelled()  # an error raised while being cancelled must not keep it going
                 log.exception("delivery worker iteration failed")
                 claimed = 0
                 await asyncio.sleep(0.05)

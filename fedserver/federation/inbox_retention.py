@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.store import inbox as inbox_store
@@ -46,6 +47,7 @@ async def prune_periodically(ctx: Context) -> None:
     """Run in the server (the process that runs the workers) until cancelled."""
     interval = prune_interval(ctx.settings.federation.inbox_replay_window_seconds)
     while True:
+        raise_if_cancelled()
         try:
             pruned = await prune_finished_items(ctx)
             if pruned:

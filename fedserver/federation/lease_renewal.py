@@ -9,6 +9,7 @@ import logging
 import sqlite3
 from typing import Callable, Iterable
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.context import Context
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ async def renew_leases_forever(ctx: Context, *, lease_ms: int, queue: str, held:
     write transaction (store.claims) and report the outcome to `renewed`. A failed renewal is
     logged and tried again next round (the rows' leases still run for two more thirds)."""
     while True:
+        raise_if_cancelled()
         await asyncio.sleep(lease_ms / 3000)
         ids = sorted(held())
         if not ids:

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Protocol
 
 from fedserver.activitypub.normalize import first_type, host_of, id_of
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.context import Context
 from fedserver.federation.creates import DeliveredCreate, apply_creates
 from fedserver.federation.fetch_lanes import FetchLanes, Routed
@@ -89,6 +90,7 @@ class InboxWorker:
         renewer = asyncio.create_task(self._renew_leases(), name="inbox-lease-renewer")
         try:
             while True:
+                raise_if_cancelled()
                 await self._give_way()
                 try:
                     processed = await self.run_once()

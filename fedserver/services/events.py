@@ -22,6 +22,7 @@ from typing import Protocol
 
 import aiosqlite
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.clock import iso_from_epoch
 from fedserver.context import Context
 from fedserver.queue_wakeups import STREAM
@@ -144,6 +145,7 @@ class EventHub:
     async def _run(self) -> None:
         wakeups = self._ctx.wakeups
         while True:
+            raise_if_cancelled()
             await self._someone.wait()
             try:
                 woken = await wakeups.wait(STREAM, timeout=wakeups.idle_seconds(self._poll_seconds))
@@ -184,6 +186,7 @@ class EventHub:
 async def prune_periodically(ctx: Context) -> None:
     """Delete events older than KEEP_SECONDS (run by the process that runs the background workers)."""
     while True:
+        raise_if_cancelled()
         try:
             async with ctx.db.transaction() as tx:
                 removed = await event_store.prune(tx, iso_from_epoch(ctx.clock.now() - KEEP_SECONDS))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.context import Context
 from fedserver.queue_wakeups import MEDIA
 from fedserver.store import claims
@@ -181,6 +182,7 @@ async def run_worker(ctx: Context) -> None:
     """Cache queued pictures until cancelled (in the process that runs the background workers)."""
     limit = ctx.settings.media.media_fetch_concurrency
     while True:
+        raise_if_cancelled()
         try:
             async with ctx.db.transaction() as tx:
                 rows = await claims.claim_media_fetches(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
@@ -234,6 +236,7 @@ def _delete_all(storage: MediaStorage, names: list[str]) -> int:
 
 async def prune_periodically(ctx: Context) -> None:
     while True:
+        raise_if_cancelled()
         try:
             await prune(ctx)
         except asyncio.CancelledError:

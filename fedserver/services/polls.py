@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import aiosqlite
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.clock import iso_from_epoch, parse_time
 from fedserver.context import Context
 from fedserver.activitypub.normalize import first_type
@@ -216,6 +217,7 @@ async def run_closer(ctx: Context) -> None:
     """Background worker: close polls as they fall due. Its jobs are rows in the database, so a
     restart (or a crash) delays a closing but never loses it."""
     while True:
+        raise_if_cancelled()
         ctx.poll_closing_wakeup.clear()  # before reading: a poll posted from here on wakes the wait
         try:
             await close_due_polls(ctx)

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import aiosqlite
 
+from fedserver.cancellation import raise_if_cancelled
 from fedserver.av_media import InvalidMedia, available
 from fedserver.clock import iso_from_epoch, parse_time, time_ordered_id
 from fedserver.context import Context
@@ -225,6 +226,7 @@ async def prune(ctx: Context) -> int:
 
 async def prune_periodically(ctx: Context) -> None:
     while True:
+        raise_if_cancelled()
         try:
             await prune(ctx)
         except asyncio.CancelledError:
