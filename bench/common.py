@@ -412,6 +412,26 @@ class Server:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
 
+    def database_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each PostgreSQL backend connected to this instance's database
+        (from pg_stat_activity and /proc: the server runs on this machine); {} on SQLite, whose work
+        is done in fedserver's own processes. Compare two readings with cpu_delta."""
+        if not self.database_url:
+            return {}
+        found: dict[int, float] = {}
+        for (pid,) in self.query("SELECT pid FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()",
+                                 (self.database_name,)):
+            try:
+                found[int(pid)] = cpu_seconds(int(pid))
+            except OSError:
+                pass
+        return found
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two database_cpu readings (a backend started in between counts from 0)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
 
 # --- lean HTTP/1.1 load generator ----------------------------------------------------------
 

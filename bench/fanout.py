@@ -60,7 +60,7 @@ from typing import Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, Server, cpu_seconds, header, layout_line, load_average, machine, median, rss_mib
+from bench.common import ROOT, Server, cpu_delta, cpu_seconds, header, layout_line, load_average, machine, median, rss_mib
 from bench.procs import BENCH, _stop, py_spy, summarize_profile
 
 
@@ -358,6 +358,7 @@ def run(args: argparse.Namespace, server: Server, load_start: tuple[float, float
                 for r in range(rounds):
                     cold_sink(ports[0])
                     (cpu0, child_cpu0), sink_cpu0 = fedserver_cpu(server), cpu_seconds(sink_pid)
+                    db_cpu0 = server.database_cpu()
                     t0 = time.time()
                     profile = args.profile == mode and r == args.profile_round - 1
                     out = Path(os.environ.get("FANOUT_PROFILE_OUT") or server.directory / "fanout-profile.txt")
@@ -368,6 +369,7 @@ def run(args: argparse.Namespace, server: Server, load_start: tuple[float, float
                         t1 = time.time()
                         stats = wait_for_arrivals(ports[0], expected, args.timeout)
                     cpu1, child_cpu1 = fedserver_cpu(server)
+                    db_cpu = cpu_delta(db_cpu0, server.database_cpu())
                     cpu, sink_cpu = cpu1 - cpu0, cpu_seconds(sink_pid) - sink_cpu0
                     child_cpu = sum(seconds - child_cpu0.get(child, 0.0) for child, seconds in child_cpu1.items())
                     done = stats["last"] or time.time()
@@ -380,14 +382,18 @@ def run(args: argparse.Namespace, server: Server, load_start: tuple[float, float
                            "reach_s": done - t0, "reach_after_cli_s": done - t1, "cli_s": t1 - t0,
                            "first_after_cli_s": (stats["first"] or done) - t1,
                            "rate_window": stats["verified"] / window, "server_cpu": cpu / busy,
-                           "children_cpu": child_cpu / busy, "sink_cpu": sink_cpu / busy}
+                           "children_cpu": child_cpu / busy, "sink_cpu": sink_cpu / busy,
+                           # PostgreSQL's backends, per delivery (the CLI's post included): 0 on SQLite.
+                           "cpu_ms_database": 1000 * db_cpu / max(1, stats["verified"])}
                     print(f"{mode} round {r + 1} fedserver: {row['verified']}/{expected} verified"
                           f" ({row['failed']} failed), {row['signatures']} distinct signatures;"
                           f" reached everyone {row['reach_s']:.2f}s after `fedserver post` started"
                           f" (CLI took {row['cli_s']:.2f}s, first arrival {row['first_after_cli_s']:.2f}s after it);"
                           f" {row['rate_window']:.0f} deliveries/s first->last; server CPU"
                           f" {100 * row['server_cpu']:.0f}% (+ {100 * row['children_cpu']:.0f}% signing process),"
-                          f" sink CPU {100 * row['sink_cpu']:.0f}%")
+                          f" sink CPU {100 * row['sink_cpu']:.0f}%"
+                          + (f"; PostgreSQL backends {row['cpu_ms_database']:.3f} ms CPU per delivery"
+                             if server.database_url else ""))
                     if stats["errors"]:
                         print(f"   sink errors: {stats['errors']}")
                     if args.timeline:

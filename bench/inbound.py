@@ -39,7 +39,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Server, header, key_pool, layout_line, load_average, load_in_subprocess, machine, median,
+from bench.common import (Server, cpu_delta, header, key_pool, layout_line, load_average, load_in_subprocess, machine, median,
                           raw_post, rss_mib, tree_cpu_seconds, tree_rss_mib)
 from bench.procs import bare_server, py_spy, remote_actors, remote_stats, summarize_profile
 from bench.signed_get import signed_gets_in_subprocess
@@ -211,7 +211,7 @@ def main() -> int:
                                            cycle=True).summary()
                     results["bare"].append(b)
                     print(f"round {r + 1} bare aiohttp : {fmt(b)}")
-                    cpu0, wcpu0 = tree_cpu_seconds(server.pid), workers_cpu(server)
+                    cpu0, wcpu0, dbcpu0 = tree_cpu_seconds(server.pid), workers_cpu(server), server.database_cpu()
                     started = time.perf_counter()
                     profile_out = Path(server.directory) / "inbound-profile.txt"
                     if args.profile and r == 0:
@@ -226,11 +226,15 @@ def main() -> int:
                     f["processed_rate"] = f["ok"] / (time.perf_counter() - started)
                     # The workers' CPU over the whole round (load + drain), per stored post.
                     f["worker_cpu_ms"] = 1000 * (workers_cpu(server) - wcpu0) / max(1, f["ok"])
+                    # PostgreSQL's own backends (its CPU is outside fedserver's processes), per stored post.
+                    f["db_cpu_ms"] = 1000 * cpu_delta(dbcpu0, server.database_cpu()) / max(1, f["ok"])
                     results["fed"].append(f)
                     print(f"round {r + 1} fedserver   : {fmt(f)}")
                     print(f"               server CPU {100 * f['server_cpu']:.0f}% of a core while loaded; inbox "
                           f"worker finished {drain:.1f}s after the load ({f['processed_rate']:.0f} stored posts/s end to end)"
-                          + (f"; workers' CPU {f['worker_cpu_ms']:.2f} ms per stored post" if args.workers else ""))
+                          + (f"; workers' CPU {f['worker_cpu_ms']:.2f} ms per stored post" if args.workers else "")
+                          + (f"; PostgreSQL backends' CPU {f['db_cpu_ms']:.2f} ms per stored post (accept + apply)"
+                             if server.database_url else ""))
                     if args.profile and r == 0:
                         print("profile of the server during this round (py-spy, main thread):")
                         print(summarize_profile(profile_out, int(args.duration)))
@@ -324,6 +328,7 @@ def main() -> int:
             "connections": args.connections,
             "engine": server.engine, "web_processes": args.processes, "workers": args.workers,
             "worker_cpu_ms_per_post": median([x["worker_cpu_ms"] for x in results["fed"]]) if args.workers else None,
+            "db_cpu_ms_per_post": median([x["db_cpu_ms"] for x in results["fed"]]) if server.database_url else None,
             "load_avg_start": list(load_start), "load_avg_end": list(load_average()),
         }
         if not args.cold_only:
@@ -331,6 +336,10 @@ def main() -> int:
             print(f"bare aiohttp POST/s   {bare_rate:.0f} (p50 {summary['bare_p50']:.1f} ms, p99 {summary['bare_p99']:.1f} ms)")
             print(f"ratio fedserver/bare  {summary['ratio']:.2f}   (target >= 0.5)")
             print(f"stored posts/s end to end (accept + inbox worker) {summary['processed_rate']:.0f}")
+            if args.workers or server.database_url:
+                print("CPU ms per stored post (load + drain):"
+                      + (f" workers {summary['worker_cpu_ms_per_post']:.2f}" if args.workers else "")
+                      + (f" PostgreSQL backends {summary['db_cpu_ms_per_post']:.2f}" if server.database_url else ""))
         if paced:
             print(f"at half load ({half:.0f}/s paced): p50 {paced['p50']:.1f} ms, p99 {paced['p99']:.1f} ms"
                   f" (target p99 < 50 ms); inbox worker finished {paced['drain_after_s']:.1f}s after the load")
