@@ -343,13 +343,14 @@ def main() -> int:
         if paced:
             print(f"at half load ({half:.0f}/s paced): p50 {paced['p50']:.1f} ms, p99 {paced['p99']:.1f} ms"
                   f" (target p99 < 50 ms); inbox worker finished {paced['drain_after_s']:.1f}s after the load")
-        print(f"cold keys accepted/s  {cold_rate:.0f} (p50 {summary['cold_p50']:.1f} ms, p99 {summary['cold_p99']:.1f} ms);"
-              f" remote-actors server answers bare GETs of actor documents at {fetch_rate:.0f}/s")
-        print(f"signed GETs of the same documents by a bare client (one process, RSA-2048 signature per GET) "
-              f"{signed_rate:.0f}/s; ratio cold keys/signed GETs {summary['cold_ratio_signed']:.2f}"
-              f" (server CPU {100 * summary['cold_server_cpu']:.0f}% of a core in cold rounds)")
+        if results["cold"]:  # --cold 0 skips them
+            print(f"cold keys accepted/s  {cold_rate:.0f} (p50 {summary['cold_p50']:.1f} ms, p99 {summary['cold_p99']:.1f} ms);"
+                  f" remote-actors server answers bare GETs of actor documents at {fetch_rate:.0f}/s")
+            print(f"signed GETs of the same documents by a bare client (one process, RSA-2048 signature per GET) "
+                  f"{signed_rate:.0f}/s; ratio cold keys/signed GETs {summary['cold_ratio_signed']:.2f}"
+                  f" (server CPU {100 * summary['cold_server_cpu']:.0f}% of a core in cold rounds)")
         print(f"server RSS idle {idle_rss:.1f} MiB, after cached rounds {loaded_rss:.1f} MiB, after all "
-              f"{final_rss:.1f} MiB, peak {final_peak:.1f} MiB (targets 60 / 150)")
+              f"{final_rss:.1f} MiB, peak {final_peak:.1f} MiB (the serve process alone; targets 60 / 150)")
         # Figures a --cold-only run did not measure are null (json.dumps would write NaN, not JSON).
         print("JSON " + json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in summary.items()}))
         return 0
