@@ -161,8 +161,8 @@ def main() -> int:
         args.actors = 0
     keys = key_pool(args.actors + cold_total)
     load_start = load_average()
-    server = Server.create(postgres=args.database_url)
-    server.set_config(processes=args.processes)
+    # The config is set inside create: a failure there drops the PostgreSQL database it made.
+    server = Server.create(postgres=args.database_url, processes=args.processes)
     alice = f"{server.base}/users/alice"
     inbox = f"{server.base}/inbox"
     run = uuid.uuid4().hex[:8]
