@@ -21,11 +21,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from itertools import count
-from urllib.parse import urlsplit, urlunsplit
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_CACHE = Path(os.environ.get("FEDSERVER_BENCH_CACHE", Path.home() / ".cache" / "fedserver-bench"))
