@@ -1,7 +1,10 @@
-"""Shared pieces of the benchmarks: a real `fedserver serve` subprocess on loopback, memory readings
-from /proc, statistics, a cached pool of RSA keys, and a lean HTTP/1.1 keep-alive load generator.
+"""Shared pieces of the benchmarks: a real `fedserver serve` subprocess on loopback (on SQLite, or on
+a PostgreSQL database of its own, with optional `fedserver worker` processes beside it), memory
+readings from /proc, statistics, a cached pool of RSA keys, and a lean HTTP/1.1 keep-alive load
+generator.
 
-Everything here talks to 127.0.0.1 only, and every load loop is bounded in count and in time."""
+Everything here talks to 127.0.0.1 (or a local Unix socket for PostgreSQL) only, and every load loop
+is bounded in count and in time."""
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +22,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_CACHE = Path(os.environ.get("FEDSERVER_BENCH_CACHE", Path.home() / ".cache" / "fedserver-bench"))
@@ -43,6 +48,24 @@ def machine() -> str:
     return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, aiohttp {aiohttp.__version__},"
             f" cryptography {cryptography.__version__}, SQLite {__import__('sqlite3').sqlite_version},"
             f" {platform.system()} {platform.release()}")
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1, 5 and 15 minute load averages: how much else was running (a shared machine)."""
+    return os.getloadavg()
+
+
+def layout_line(server: "Server", web_processes: int, workers: int) -> str:
+    """How the instance runs, printed at the start of a benchmark with the load average."""
+    one, five, fifteen = load_average()
+    if workers:
+        layout = (f"`serve --no-workers` with {web_processes} HTTP process(es) + {workers} `fedserver worker`"
+                  f" process(es)")
+    else:
+        layout = f"plain `fedserver serve` ({web_processes} HTTP process(es), background work in the primary)"
+    return (f"database: {engine_name(server.database_url)}; layout: {layout}\n"
+            f"load average at start: {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores; a busy machine"
+            f" lowers every absolute figure: compare the ratios to the ceiling measured in the same run)")
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -150,13 +173,58 @@ def fedserver_command() -> list[str]:
     return [sys.executable, "-m", "fedserver"]
 
 
+# --- PostgreSQL: one fresh database per run, dropped at the end ------------------------------
+
+_databases = count(1)
+
+
+def _postgres_admin(server_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def create_postgres_database(server_url: str) -> tuple[str, str]:
+    """(name, url) of a new empty database on the PostgreSQL server that `server_url` reaches (any
+    database on it, e.g. .../postgres?host=/tmp/pgmain); the URL keeps its user, host and options."""
+    if not server_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"--database-url must be a postgresql:// URL, got {server_url!r}")
+    name = f"fedserver_bench_{os.getpid()}_{next(_databases)}"
+    _postgres_admin(server_url, f"CREATE DATABASE {name} TEMPLATE template0")
+    return name, urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def drop_postgres_database(server_url: str, name: str) -> None:
+    """Drop a database create_postgres_database made (WITH (FORCE): a connection left behind by a
+    killed process does not keep it)."""
+    _postgres_admin(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def engine_name(database_url: str | None) -> str:
+    if not database_url:
+        return "SQLite"
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    return f"PostgreSQL {version} (psycopg {psycopg.__version__})"
+
+
 @dataclass
 class Server:
-    """A `fedserver serve` subprocess on 127.0.0.1 with its own config and SQLite file."""
+    """A `fedserver serve` subprocess on 127.0.0.1 with its own config and database: an SQLite file,
+    or (with `postgres`, a PostgreSQL server's URL) a database of its own created on that server for
+    this instance and dropped by remove(). start(workers=M) serves with `--no-workers` and runs M
+    `fedserver worker` processes beside it on the same config and database."""
     directory: Path
     port: int
     proc: subprocess.Popen | None = None
     federation: dict[str, Any] = field(default_factory=dict)
+    postgres: str | None = None  # the PostgreSQL server's URL the instance's database was made on
+    database_name: str | None = None
+    database_url: str | None = None  # the instance's own PostgreSQL database ([database] url)
+    workers: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def domain(self) -> str:
@@ -174,18 +242,31 @@ class Server:
     def database(self) -> Path:
         return self.directory / "fedserver.sqlite3"
 
+    @property
+    def engine(self) -> str:
+        return "postgresql" if self.database_url else "sqlite"
+
     @classmethod
     def create(cls, directory: Path | None = None, *, port: int | None = None, users: Sequence[str] = ("alice",),
-               **federation: Any) -> "Server":
+               postgres: str | None = None, **federation: Any) -> "Server":
         directory = directory or Path(tempfile.mkdtemp(prefix="fedserver-bench-"))
-        server = cls(directory=directory, port=port or free_port(), federation=federation)
-        server.cli("init", "--domain", server.domain, "--scheme", "http", "--port", str(server.port),
-                   "--allow-private-addresses")
-        server.set_config(**federation)
-        password = directory / "password.txt"
-        password.write_text("bench-password-123\n")
-        for user in users:
-            server.cli("user", "create", user, "--password-file", str(password))
+        server = cls(directory=directory, port=port or free_port(), federation=federation, postgres=postgres)
+        try:
+            server.cli("init", "--domain", server.domain, "--scheme", "http", "--port", str(server.port),
+                       "--allow-private-addresses")
+            if postgres:
+                server.database_name, server.database_url = create_postgres_database(postgres)
+                server.set_config(url=server.database_url)
+                server.database.unlink(missing_ok=True)  # init's SQLite file: the instance does not use it
+                server.cli("migrate")
+            server.set_config(**federation)
+            password = directory / "password.txt"
+            password.write_text("bench-password-123\n")
+            for user in users:
+                server.cli("user", "create", user, "--password-file", str(password))
+        except BaseException:
+            server.remove()
+            raise
         return server
 
     def set_config(self, **values: Any) -> None:
@@ -207,10 +288,14 @@ class Server:
             raise RuntimeError(f"fedserver {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def start(self, *, wrapper: Sequence[str] = (), timeout: float = 30) -> "Server":
+    def start(self, *, wrapper: Sequence[str] = (), timeout: float = 30, workers: int = 0,
+              worker_queues: str | None = None) -> "Server":
+        """Serve; with workers >= 1, HTTP only (`serve --no-workers`) plus that many `fedserver worker`
+        processes (`--queues worker_queues`, default all), each started and running before this returns."""
         log = open(self.directory / "serve.log", "ab")
-        self.proc = subprocess.Popen([*wrapper, *fedserver_command(), "--config", str(self.config), "serve"],
-                                     cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+        no_workers = ["--no-workers"] if workers else []
+        self.proc = subprocess.Popen([*wrapper, *fedserver_command(), "--config", str(self.config), "serve",
+                                      *no_workers], cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while True:
@@ -218,44 +303,81 @@ class Server:
                 raise RuntimeError(f"fedserver serve exited {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 urllib.request.urlopen(f"{self.base}/.well-known/nodeinfo", timeout=1).close()
-                return self
+                break
             except urllib.error.HTTPError:
-                return self
+                break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"fedserver did not answer in {timeout}s:\n{self.log_tail()}")
             time.sleep(0.1)
+        for _ in range(workers):
+            self._start_worker(worker_queues, timeout)
+        return self
+
+    def _start_worker(self, queues: str | None, timeout: float) -> None:
+        path = self.directory / f"worker-{len(self.workers) + 1}.log"
+        with open(path, "wb") as log:
+            proc = subprocess.Popen([*fedserver_command(), "--config", str(self.config), "worker",
+                                     *(["--queues", queues] if queues else [])], cwd=self.directory, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.workers.append(proc)
+        deadline = time.monotonic() + timeout
+        while "fedserver worker is running" not in path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fedserver worker did not start:\n{path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.05)
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def worker_pids(self) -> list[int]:
+        return [proc.pid for proc in self.workers if proc.poll() is None]
+
     def log_tail(self, chars: int = 3000) -> str:
         path = self.directory / "serve.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, *([self.proc] if self.proc is not None else [])]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, *([self.proc] if self.proc is not None else [])]:
             try:
-                self.proc.wait(timeout=15)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
+        self.workers = []
         self.proc = None
 
     def remove(self) -> None:
-        """Stop and delete the instance's directory (FEDSERVER_BENCH_KEEP=1 keeps it for a look)."""
+        """Stop, drop its PostgreSQL database and delete the instance's directory
+        (FEDSERVER_BENCH_KEEP=1 keeps both for a look)."""
         self.stop()
         if os.environ.get("FEDSERVER_BENCH_KEEP"):
-            print(f"kept {self.directory}")
+            print(f"kept {self.directory}" + (f" and database {self.database_url}" if self.database_url else ""))
             return
+        if self.postgres and self.database_name:
+            drop_postgres_database(self.postgres, self.database_name)
+            self.database_name = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read the instance's database (SQL written for SQLite's `?` placeholders; portable SQL only)."""
+        if self.database_url:
+            import psycopg
+
+            from fedserver.sql_dialect import placeholders
+
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                return [tuple(row) for row in conn.execute(placeholders(sql), params).fetchall()]
         import sqlite3
 
         conn = sqlite3.connect(self.database, timeout=30)
@@ -264,9 +386,51 @@ class Server:
         finally:
             conn.close()
 
+    def write(self, statements: Sequence[tuple[str, Sequence[tuple]]]) -> None:
+        """Run (sql, rows) pairs in one transaction, each sql once per row (executemany); portable SQL
+        with `?` placeholders."""
+        if self.database_url:
+            import psycopg
+
+            from fedserver.sql_dialect import placeholders
+
+            with psycopg.connect(self.database_url) as conn, conn.transaction(), conn.cursor() as cur:
+                for sql, rows in statements:
+                    cur.executemany(placeholders(sql), rows)
+            return
+        import sqlite3
+
+        conn = sqlite3.connect(self.database, timeout=30)
+        try:
+            with conn:
+                for sql, rows in statements:
+                    conn.executemany(sql, rows)
+        finally:
+            conn.close()
+
     def value(self, sql: str, params: tuple = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
+
+    def database_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each PostgreSQL backend connected to this instance's database
+        (from pg_stat_activity and /proc: the server runs on this machine); {} on SQLite, whose work
+        is done in fedserver's own processes. Compare two readings with cpu_delta."""
+        if not self.database_url:
+            return {}
+        found: dict[int, float] = {}
+        for (pid,) in self.query("SELECT pid FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()",
+                                 (self.database_name,)):
+            try:
+                found[int(pid)] = cpu_seconds(int(pid))
+            except OSError:
+                pass
+        return found
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two database_cpu readings (a backend started in between counts from 0)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 # --- lean HTTP/1.1 load generator ----------------------------------------------------------

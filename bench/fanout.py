@@ -9,12 +9,25 @@ body, pre-signed, to the same sink with the same concurrency limits, in the same
     python -m bench.fanout --profile shared --profile-round 2   # ... during its second round
                                                # (FANOUT_PROFILE_OUT=FILE keeps py-spy's raw samples)
     python -m bench.fanout --timeline          # fedserver's arrivals per 20 ms, every round
+    python -m bench.fanout --database-url "postgresql://fedserver@/postgres?host=/tmp/pgmain"
+                                               # on PostgreSQL: a fresh database made on that server
+    python -m bench.fanout --database-url URL --workers 2   # `serve --no-workers` + 2 `fedserver worker`
 
-Followers are inserted directly into the SQLite file (remote actors + accepted follows); the post is
-made with `fedserver post` (the CLI), which commits the post and its queued deliveries; the running
-server's delivery worker picks them up (an idle worker notices another process's commit through
-PRAGMA data_version, within 50 ms while it has been busy recently, 250 ms after a quiet spell).
-Large claims are signed in fedserver's signing process, whose CPU is shown beside the server's.
+Followers are inserted directly into the instance's database (remote actors + accepted follows); the
+post is made with `fedserver post` (the CLI), which commits the post and its queued deliveries; the
+running server's delivery worker picks them up (on SQLite an idle worker notices another process's
+commit through PRAGMA data_version, within 50 ms while it has been busy recently, 250 ms after a
+quiet spell). Large claims are signed in fedserver's signing process, whose CPU is shown beside the
+server's.
+
+Engines and layouts: without --database-url the instance is an SQLite file. With --database-url (a
+PostgreSQL server, reached through any database on it; the user needs CREATEDB), the run creates its
+own database there (`fedserver_bench_<pid>_<n>`), points the instance at it with `[database] url`,
+and drops it at the end, whatever happens. --workers M >= 1 serves with `serve --no-workers` and runs
+M `fedserver worker --queues delivery` processes beside it, which share the post's deliveries by
+their leases; "server CPU" is then the workers' (plus the web process's, idle here). --workers 0 (the
+default) is plain `fedserver serve`. The load average at the start is printed: on a shared machine
+the ratios to the bare client measured in the same run are what compare.
 
 Like for like: before every timed run, fedserver's and the bare client's alike, the sink closes all
 its connections (as servers do after their keep-alive timeout, which is shorter than the time
@@ -35,7 +48,6 @@ import asyncio
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -48,7 +60,7 @@ from typing import Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, Server, cpu_seconds, header, machine, median, rss_mib
+from bench.common import ROOT, Server, cpu_delta, cpu_seconds, header, layout_line, load_average, machine, median, rss_mib
 from bench.procs import BENCH, _stop, py_spy, summarize_profile
 
 
@@ -96,39 +108,29 @@ def sink_call(port: int, path: str, method: str = "GET") -> dict:
 def add_followers(server: Server, ports: list[int], followers: int) -> None:
     """Remote actors spread evenly over the sink's ports, each following alice (accepted)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    conn = sqlite3.connect(server.database, timeout=30)
-    try:
-        alice_id = conn.execute("SELECT actor_id FROM local_accounts WHERE username = 'alice'").fetchone()[0]
-        rows = []
-        for i in range(followers):
-            port = ports[i % len(ports)]
-            base = f"http://127.0.0.1:{port}"
-            uri = f"{base}/users/f{i}"
-            rows.append((uri, f"f{i}", f"127.0.0.1:{port}", f"{uri}/inbox", f"{base}/inbox", f"{uri}/followers",
-                         f"{uri}#main-key", "unused", now, now, now))
-        with conn:
-            conn.executemany(
-                "INSERT INTO actors (uri, username, domain, inbox_url, shared_inbox_url, followers_url, key_id,"
-                " public_key_pem, created_at, updated_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.execute(
-                "INSERT INTO follows (uri, follower_id, followee_id, state, created_at, updated_at)"
-                " SELECT uri || '/follows/1', id, ?, 'accepted', ?, ? FROM actors WHERE is_local = 0",
-                (alice_id, now, now))
-    finally:
-        conn.close()
+    alice_id = server.value("SELECT actor_id FROM local_accounts WHERE username = 'alice'")
+    rows = []
+    for i in range(followers):
+        port = ports[i % len(ports)]
+        base = f"http://127.0.0.1:{port}"
+        uri = f"{base}/users/f{i}"
+        rows.append((uri, f"f{i}", f"127.0.0.1:{port}", f"{uri}/inbox", f"{base}/inbox", f"{uri}/followers",
+                     f"{uri}#main-key", "unused", now, now, now))
+    server.write([
+        ("INSERT INTO actors (uri, username, domain, inbox_url, shared_inbox_url, followers_url, key_id,"
+         " public_key_pem, created_at, updated_at, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows),
+        ("INSERT INTO follows (uri, follower_id, followee_id, state, created_at, updated_at)"
+         " SELECT uri || '/follows/1', id, ?, 'accepted', ?, ? FROM actors WHERE is_local = 0",
+         [(alice_id, now, now)])])
 
 
 def set_shared(server: Server, shared: bool) -> None:
-    conn = sqlite3.connect(server.database, timeout=30)
-    try:
-        with conn:
-            if shared:
-                conn.execute("UPDATE actors SET shared_inbox_url = substr(uri, 1, instr(substr(uri, 8), '/') + 6)"
-                             " || '/inbox' WHERE is_local = 0")
-            else:
-                conn.execute("UPDATE actors SET shared_inbox_url = NULL WHERE is_local = 0")
-    finally:
-        conn.close()
+    """Every follower advertises its host's shared inbox (http://DOMAIN/inbox), or none."""
+    if shared:
+        server.write([("UPDATE actors SET shared_inbox_url = 'http://' || domain || '/inbox' WHERE is_local = 0",
+                       [()])])
+    else:
+        server.write([("UPDATE actors SET shared_inbox_url = NULL WHERE is_local = 0", [()])])
 
 
 _ALICE: dict[str, str] = {}
@@ -279,11 +281,39 @@ def main() -> int:
     p.add_argument("--profile-round", type=int, default=1, help="which round --profile samples (default 1)")
     p.add_argument("--timeline", action="store_true",
                    help="print fedserver's arrivals per 20 ms from the first one, for every round")
+    p.add_argument("--workers", type=int, default=0,
+                   help="0: plain `fedserver serve`; M >= 1: `serve --no-workers` + M `fedserver worker"
+                        " --queues delivery` processes")
+    p.add_argument("--database-url", "--database", dest="database_url",
+                   help="a PostgreSQL server (postgresql://...): the run creates a database of its own there"
+                        " and drops it at the end; default SQLite")
     args = p.parse_args()
 
     header(f"fan-out: one public post to {args.followers} followers on {args.hosts} hosts")
     print(machine())
-    server = Server.create()
+    load_start = load_average()
+    server = Server.create(postgres=args.database_url)
+    try:
+        return run(args, server, load_start)
+    finally:
+        server.remove()
+
+
+def fedserver_pids(server: Server) -> list[int]:
+    """The processes doing fedserver's work: the serve process and its `fedserver worker`s."""
+    return [server.pid, *server.worker_pids]
+
+
+def fedserver_cpu(server: Server) -> tuple[float, dict[int, float]]:
+    """CPU seconds of fedserver's processes so far, and of each of their children (signing processes)."""
+    own, children = 0.0, {}
+    for pid in fedserver_pids(server):
+        own += cpu_seconds(pid)
+        children.update(children_cpu(pid))
+    return own, children
+
+
+def run(args: argparse.Namespace, server: Server, load_start: tuple[float, float, float]) -> int:
     alice_key_id, alice_pem, alice_public = server.query(
         "SELECT a.key_id, l.private_key_pem, a.public_key_pem FROM actors a JOIN local_accounts l"
         " ON l.actor_id = a.id WHERE l.username = 'alice'")[0]
@@ -312,10 +342,14 @@ def main() -> int:
                 ProcessPoolExecutor(max_workers=os.cpu_count() or 2, initializer=_init,
                                     initargs=(alice_key_id, alice_pem)) as signer:
             add_followers(server, ports, args.followers)
-            server.start()
+            server.start(workers=args.workers, worker_queues="delivery")
+            print(layout_line(server, 1, args.workers))
             time.sleep(1.0)
-            idle_rss = rss_mib(server.pid)[0]
-            print(f"server pid {server.pid}, idle RSS {idle_rss:.1f} MiB; {args.followers} followers inserted;"
+            # With workers, the deliveries are theirs: profile the first one.
+            busy_pid = server.worker_pids[0] if args.workers else server.pid
+            idle_rss = sum(rss_mib(pid)[0] for pid in fedserver_pids(server))
+            print(f"server pid {server.pid}, worker pids {server.worker_pids}, idle RSS {idle_rss:.1f} MiB"
+                  f" (summed); {args.followers} followers inserted;"
                   f" delivery_concurrency {concurrency}, per host {per_host}")
             for mode, rounds in (("shared", args.shared_rounds), ("personal", args.personal_rounds)):
                 set_shared(server, mode == "shared")
@@ -323,20 +357,21 @@ def main() -> int:
                 signed: list[tuple[str, dict]] | None = None
                 for r in range(rounds):
                     cold_sink(ports[0])
-                    cpu0, sink_cpu0 = cpu_seconds(server.pid), cpu_seconds(sink_pid)
-                    child_cpu0 = children_cpu(server.pid)
+                    (cpu0, child_cpu0), sink_cpu0 = fedserver_cpu(server), cpu_seconds(sink_pid)
+                    db_cpu0 = server.database_cpu()
                     t0 = time.time()
                     profile = args.profile == mode and r == args.profile_round - 1
                     out = Path(os.environ.get("FANOUT_PROFILE_OUT") or server.directory / "fanout-profile.txt")
                     # A shared round lasts well under a second: sample it more often.
                     rate = 1000 if mode == "shared" else 250
-                    with (py_spy(server.pid, out, 20, rate=rate) if profile else _nothing()):
+                    with (py_spy(busy_pid, out, 20, rate=rate) if profile else _nothing()):
                         uri = server.cli("post", "alice", f"Fan-out benchmark post {mode} {r}").strip()
                         t1 = time.time()
                         stats = wait_for_arrivals(ports[0], expected, args.timeout)
-                    cpu, sink_cpu = cpu_seconds(server.pid) - cpu0, cpu_seconds(sink_pid) - sink_cpu0
-                    child_cpu = sum(seconds - child_cpu0.get(child, 0.0)
-                                    for child, seconds in children_cpu(server.pid).items())
+                    cpu1, child_cpu1 = fedserver_cpu(server)
+                    db_cpu = cpu_delta(db_cpu0, server.database_cpu())
+                    cpu, sink_cpu = cpu1 - cpu0, cpu_seconds(sink_pid) - sink_cpu0
+                    child_cpu = sum(seconds - child_cpu0.get(child, 0.0) for child, seconds in child_cpu1.items())
                     done = stats["last"] or time.time()
                     window = max(1e-6, (stats["last"] or 0) - (stats["first"] or 0))
                     # CPU shares over the time deliveries were going out (they may start before the CLI
@@ -347,14 +382,18 @@ def main() -> int:
                            "reach_s": done - t0, "reach_after_cli_s": done - t1, "cli_s": t1 - t0,
                            "first_after_cli_s": (stats["first"] or done) - t1,
                            "rate_window": stats["verified"] / window, "server_cpu": cpu / busy,
-                           "children_cpu": child_cpu / busy, "sink_cpu": sink_cpu / busy}
+                           "children_cpu": child_cpu / busy, "sink_cpu": sink_cpu / busy,
+                           # PostgreSQL's backends, per delivery (the CLI's post included): 0 on SQLite.
+                           "cpu_ms_database": 1000 * db_cpu / max(1, stats["verified"])}
                     print(f"{mode} round {r + 1} fedserver: {row['verified']}/{expected} verified"
                           f" ({row['failed']} failed), {row['signatures']} distinct signatures;"
                           f" reached everyone {row['reach_s']:.2f}s after `fedserver post` started"
                           f" (CLI took {row['cli_s']:.2f}s, first arrival {row['first_after_cli_s']:.2f}s after it);"
                           f" {row['rate_window']:.0f} deliveries/s first->last; server CPU"
                           f" {100 * row['server_cpu']:.0f}% (+ {100 * row['children_cpu']:.0f}% signing process),"
-                          f" sink CPU {100 * row['sink_cpu']:.0f}%")
+                          f" sink CPU {100 * row['sink_cpu']:.0f}%"
+                          + (f"; PostgreSQL backends {row['cpu_ms_database']:.3f} ms CPU per delivery"
+                             if server.database_url else ""))
                     if stats["errors"]:
                         print(f"   sink errors: {stats['errors']}")
                     if args.timeline:
@@ -400,12 +439,17 @@ def main() -> int:
                           f" {row['cpu_ms_sink']:.3f}, bare client {row['cpu_ms_bare']:.3f} + sink"
                           f" {row['cpu_ms_sink_bare']:.3f}")
                     results[mode].append(row)
-            loaded_rss, peak_rss = rss_mib(server.pid)
-            child_rss = sum(rss_mib(child)[0] for child in children_cpu(server.pid))
+            loaded_rss = sum(rss_mib(pid)[0] for pid in fedserver_pids(server))
+            peak_rss = max(rss_mib(pid)[1] for pid in fedserver_pids(server))
+            child_rss = sum(rss_mib(child)[0] for child in fedserver_cpu(server)[1])
 
         header("fan-out summary (medians of rounds)")
+        print(f"{server.engine}, " + (f"{args.workers} `fedserver worker` process(es) beside `serve --no-workers`"
+                                      if args.workers else "plain `fedserver serve`")
+              + f"; load average at start {load_start[0]:.2f}, at end {load_average()[0]:.2f}")
         summary = {"sign_rate_one_core": sign_rate, "rss_idle": idle_rss, "rss_after": loaded_rss, "rss_peak": peak_rss,
-                   "rss_signing_process": child_rss}
+                   "rss_signing_process": child_rss, "engine": server.engine, "workers": args.workers,
+                   "load_avg_start": list(load_start), "load_avg_end": list(load_average())}
         for mode, rows in results.items():
             if not rows:
                 continue

@@ -4,6 +4,19 @@ inbox, against a bare aiohttp endpoint loaded the same way in the same run.
     python -m bench.inbound            # defaults: 64 connections, 3 rounds of <= 6 s
     python -m bench.inbound --profile  # also py-spy the server during one round
     python -m bench.inbound --processes 2  # [server] processes = 2: a primary and one acceptor
+    python -m bench.inbound --database-url "postgresql://fedserver@/postgres?host=/tmp/pgmain"
+                                           # on PostgreSQL: a fresh database made on that server
+    python -m bench.inbound --database-url URL --web-processes 2 --workers 2
+                                           # `serve --no-workers` (2 HTTP processes) + 2 `fedserver worker`
+
+Engines and layouts: without --database-url the instance is an SQLite file. With --database-url (a
+PostgreSQL server, reached through any database on it; the user needs CREATEDB), the run creates its
+own database there (`fedserver_bench_<pid>_<n>`), points the instance at it with `[database] url`,
+and drops it at the end, whatever happens. --web-processes N (alias of --processes) sets `[server]
+processes`; --workers M >= 1 serves with `serve --no-workers` and runs M `fedserver worker` processes
+(all queues) beside it, so accepted/s is the web processes' and stored/s the workers'; --workers 0
+(the default) is plain `fedserver serve`, which does both. The load average at the start is printed:
+on a shared machine the ratios to the bare endpoint measured in the same run are what compare.
 
 What happens: a `fedserver serve` subprocess (temp dir, http on 127.0.0.1, private addresses allowed)
 with one account `alice`; a remote-actors server publishing N actors on M loopback ports; requests
@@ -26,8 +39,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Server, header, key_pool, load_in_subprocess, machine, median, raw_post, rss_mib,
-                          tree_cpu_seconds, tree_rss_mib)
+from bench.common import (Server, cpu_delta, header, key_pool, layout_line, load_average, load_in_subprocess, machine, median,
+                          raw_post, rss_mib, tree_cpu_seconds, tree_rss_mib)
 from bench.procs import bare_server, py_spy, remote_actors, remote_stats, summarize_profile
 from bench.signed_get import signed_gets_in_subprocess
 
@@ -93,6 +106,11 @@ def main_thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def workers_cpu(server: Server) -> float:
+    """CPU seconds used so far by the instance's `fedserver worker` processes and their children."""
+    return sum(tree_cpu_seconds(pid) for pid in server.worker_pids)
+
+
 def presign(pool: ProcessPoolExecutor, jobs: list[tuple]) -> list[bytes]:
     return list(pool.map(_sign, jobs, chunksize=64))
 
@@ -125,8 +143,13 @@ def main() -> int:
     p.add_argument("--hosts", type=int, default=30, help="loopback ports the remote actors live on")
     p.add_argument("--profile", action="store_true",
                    help="py-spy the server during the first round (cached keys and cold keys)")
-    p.add_argument("--processes", type=int, default=1,
+    p.add_argument("--processes", "--web-processes", dest="processes", type=int, default=1,
                    help="[server] processes: HTTP processes sharing the port (the bare endpoint stays one)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="0: plain `fedserver serve`; M >= 1: `serve --no-workers` + M `fedserver worker` processes")
+    p.add_argument("--database-url", "--database", dest="database_url",
+                   help="a PostgreSQL server (postgresql://...): the run creates a database of its own there"
+                        " and drops it at the end; default SQLite")
     p.add_argument("--cold-only", action="store_true",
                    help="only the cold-keys rounds and their ceilings (no cached rounds, no paced run)")
     args = p.parse_args()
@@ -137,8 +160,9 @@ def main() -> int:
     if args.cold_only:
         args.actors = 0
     keys = key_pool(args.actors + cold_total)
-    server = Server.create()
-    server.set_config(processes=args.processes)
+    load_start = load_average()
+    # The config is set inside create: a failure there drops the PostgreSQL database it made.
+    server = Server.create(postgres=args.database_url, processes=args.processes)
     alice = f"{server.base}/users/alice"
     inbox = f"{server.base}/inbox"
     run = uuid.uuid4().hex[:8]
@@ -147,7 +171,8 @@ def main() -> int:
         # fedserver listens first: the other servers' ports (free_port, or port 0) are then never its
         # port. Started after them, a bare endpoint that happened to get the same port answered in its
         # place (202 for everything, no key fetched) while fedserver could not listen.
-        server.start()
+        server.start(workers=args.workers)
+        print(layout_line(server, args.processes, args.workers))
         with remote_actors(keys, args.hosts) as ports, bare_server() as (bare_port, bare_pid), \
                 ProcessPoolExecutor(max_workers=os.cpu_count() or 2, initializer=_init_signer,
                                     initargs=(keys,)) as signer:
@@ -186,7 +211,7 @@ def main() -> int:
                                            cycle=True).summary()
                     results["bare"].append(b)
                     print(f"round {r + 1} bare aiohttp : {fmt(b)}")
-                    cpu0 = tree_cpu_seconds(server.pid)
+                    cpu0, wcpu0, dbcpu0 = tree_cpu_seconds(server.pid), workers_cpu(server), server.database_cpu()
                     started = time.perf_counter()
                     profile_out = Path(server.directory) / "inbound-profile.txt"
                     if args.profile and r == 0:
@@ -199,10 +224,17 @@ def main() -> int:
                     f["server_cpu"] = (tree_cpu_seconds(server.pid) - cpu0) / f["elapsed"]
                     drain = wait_drained(server, 120)
                     f["processed_rate"] = f["ok"] / (time.perf_counter() - started)
+                    # The workers' CPU over the whole round (load + drain), per stored post.
+                    f["worker_cpu_ms"] = 1000 * (workers_cpu(server) - wcpu0) / max(1, f["ok"])
+                    # PostgreSQL's own backends (its CPU is outside fedserver's processes), per stored post.
+                    f["db_cpu_ms"] = 1000 * cpu_delta(dbcpu0, server.database_cpu()) / max(1, f["ok"])
                     results["fed"].append(f)
                     print(f"round {r + 1} fedserver   : {fmt(f)}")
                     print(f"               server CPU {100 * f['server_cpu']:.0f}% of a core while loaded; inbox "
-                          f"worker finished {drain:.1f}s after the load ({f['processed_rate']:.0f} stored posts/s end to end)")
+                          f"worker finished {drain:.1f}s after the load ({f['processed_rate']:.0f} stored posts/s end to end)"
+                          + (f"; workers' CPU {f['worker_cpu_ms']:.2f} ms per stored post" if args.workers else "")
+                          + (f"; PostgreSQL backends' CPU {f['db_cpu_ms']:.2f} ms per stored post (accept + apply)"
+                             if server.database_url else ""))
                     if args.profile and r == 0:
                         print("profile of the server during this round (py-spy, main thread):")
                         print(summarize_profile(profile_out, int(args.duration)))
@@ -272,6 +304,9 @@ def main() -> int:
             final_rss, final_peak = tree_rss_mib(server.pid), rss_mib(server.pid)[1]
 
         header("inbound summary (medians of rounds)")
+        print(f"{server.engine}, {args.processes} HTTP process(es), "
+              + (f"{args.workers} worker process(es)" if args.workers else "background work in `serve`")
+              + f"; load average at start {load_start[0]:.2f}, at end {load_average()[0]:.2f}")
         cold_rate = median([x["rate"] for x in results["cold"]])
         fetch_rate = median([x["rate"] for x in results["fetch"]])
         signed_rate = median([x["rate"] for x in results["signed_fetch"]])
@@ -291,22 +326,31 @@ def main() -> int:
             "cold_server_cpu": median([x["server_cpu"] for x in results["cold"]]),
             "rss_idle": idle_rss, "rss_after_cached": loaded_rss, "rss_after_all": final_rss, "rss_peak": final_peak,
             "connections": args.connections,
+            "engine": server.engine, "web_processes": args.processes, "workers": args.workers,
+            "worker_cpu_ms_per_post": median([x["worker_cpu_ms"] for x in results["fed"]]) if args.workers else None,
+            "db_cpu_ms_per_post": median([x["db_cpu_ms"] for x in results["fed"]]) if server.database_url else None,
+            "load_avg_start": list(load_start), "load_avg_end": list(load_average()),
         }
         if not args.cold_only:
             print(f"fedserver accepted/s {fed_rate:.0f} (p50 {summary['fed_p50']:.1f} ms, p99 {summary['fed_p99']:.1f} ms)")
             print(f"bare aiohttp POST/s   {bare_rate:.0f} (p50 {summary['bare_p50']:.1f} ms, p99 {summary['bare_p99']:.1f} ms)")
             print(f"ratio fedserver/bare  {summary['ratio']:.2f}   (target >= 0.5)")
             print(f"stored posts/s end to end (accept + inbox worker) {summary['processed_rate']:.0f}")
+            if args.workers or server.database_url:
+                print("CPU ms per stored post (load + drain):"
+                      + (f" workers {summary['worker_cpu_ms_per_post']:.2f}" if args.workers else "")
+                      + (f" PostgreSQL backends {summary['db_cpu_ms_per_post']:.2f}" if server.database_url else ""))
         if paced:
             print(f"at half load ({half:.0f}/s paced): p50 {paced['p50']:.1f} ms, p99 {paced['p99']:.1f} ms"
                   f" (target p99 < 50 ms); inbox worker finished {paced['drain_after_s']:.1f}s after the load")
-        print(f"cold keys accepted/s  {cold_rate:.0f} (p50 {summary['cold_p50']:.1f} ms, p99 {summary['cold_p99']:.1f} ms);"
-              f" remote-actors server answers bare GETs of actor documents at {fetch_rate:.0f}/s")
-        print(f"signed GETs of the same documents by a bare client (one process, RSA-2048 signature per GET) "
-              f"{signed_rate:.0f}/s; ratio cold keys/signed GETs {summary['cold_ratio_signed']:.2f}"
-              f" (server CPU {100 * summary['cold_server_cpu']:.0f}% of a core in cold rounds)")
+        if results["cold"]:  # --cold 0 skips them
+            print(f"cold keys accepted/s  {cold_rate:.0f} (p50 {summary['cold_p50']:.1f} ms, p99 {summary['cold_p99']:.1f} ms);"
+                  f" remote-actors server answers bare GETs of actor documents at {fetch_rate:.0f}/s")
+            print(f"signed GETs of the same documents by a bare client (one process, RSA-2048 signature per GET) "
+                  f"{signed_rate:.0f}/s; ratio cold keys/signed GETs {summary['cold_ratio_signed']:.2f}"
+                  f" (server CPU {100 * summary['cold_server_cpu']:.0f}% of a core in cold rounds)")
         print(f"server RSS idle {idle_rss:.1f} MiB, after cached rounds {loaded_rss:.1f} MiB, after all "
-              f"{final_rss:.1f} MiB, peak {final_peak:.1f} MiB (targets 60 / 150)")
+              f"{final_rss:.1f} MiB, peak {final_peak:.1f} MiB (the serve process alone; targets 60 / 150)")
         # Figures a --cold-only run did not measure are null (json.dumps would write NaN, not JSON).
         print("JSON " + json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in summary.items()}))
         return 0
