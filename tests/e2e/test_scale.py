@@ -22,7 +22,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from fedserver.services import accounts, follows, interactions, posting
 from fedserver.services.posting import Draft
@@ -339,14 +338,6 @@ async def test_a_worker_killed_mid_fan_out_behind_the_balancer_and_each_delivery
         uri: 2 if uri in interrupted else 1 for uri in activities}
 
 
-async def _send_signed(remote: FakeRemote, inbox: str, activity: dict, *, as_user: str) -> int:
-    body = json.dumps(activity).encode()
-    headers = remote.sign("POST", inbox, body, as_user=as_user)
-    assert remote.http is not None
-    async with remote.http.post(URL(inbox, encoded=True), data=body, headers=headers) as resp:
-        return resp.status
-
-
 async def test_two_inbox_workers_behind_the_balancer_apply_each_signers_create_update_delete_in_order(scaled):
     signers = ("eve", "mallory", "trent", "peggy", "victor", "walter")
     remote = await FakeRemote.start(*signers)
@@ -358,7 +349,7 @@ async def test_two_inbox_workers_behind_the_balancer_apply_each_signers_create_u
         # Each signer introduces itself first (a stores the actor), so that what follows needs no fetch.
         for name in signers:
             first = remote.create_note(name, f"{name} says hello", mention=alice)
-            assert await _send_signed(remote, inbox, first, as_user=name) == 202
+            assert (await remote.post(inbox, first, as_user=name))[0] == 202
         await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state = 'done'") == len(signers),
                         what="the introductions applied")
 
@@ -379,7 +370,7 @@ async def test_two_inbox_workers_behind_the_balancer_apply_each_signers_create_u
                 notes[note["id"]] = bool(n % 2)
                 by_author[name].append(note["id"])
                 for activity in ((create, update, delete) if n % 2 else (create, update)):
-                    assert await _send_signed(remote, inbox, activity, as_user=name) == 202
+                    assert (await remote.post(inbox, activity, as_user=name))[0] == 202
                     sent.append(activity["id"])
             return sent
         sent = await asyncio.gather(*(stream(name) for name in signers))

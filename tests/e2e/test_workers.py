@@ -5,11 +5,9 @@ Federation with a second instance (in-process) and with a hand-built remote that
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 
 import aiohttp
-from yarl import URL
 
 from fedserver.services import accounts, follows, posting
 from fedserver.services.posting import Draft
@@ -132,14 +130,6 @@ async def test_deliveries_slower_than_the_lease_are_sent_once_by_two_workers(ins
     assert all(worker.running for worker in workers)
 
 
-async def send_signed(remote: FakeRemote, inbox: str, activity: dict, *, as_user: str) -> int:
-    body = json.dumps(activity).encode()
-    headers = remote.sign("POST", inbox, body, as_user=as_user)
-    assert remote.http is not None
-    async with remote.http.post(URL(inbox, encoded=True), data=body, headers=headers) as resp:
-        return resp.status
-
-
 async def test_two_inbox_workers_keep_each_signers_create_update_delete_in_order(fedserver_processes):
     signers = ("eve", "mallory", "trent", "peggy")
     remote = await FakeRemote.start(*signers)
@@ -151,7 +141,7 @@ async def test_two_inbox_workers_keep_each_signers_create_update_delete_in_order
         # Each signer introduces itself first (a stores the actor), so that what follows needs no fetch.
         for name in signers:
             first = remote.create_note(name, f"{name} says hello", mention=alice)
-            assert await send_signed(remote, inbox, first, as_user=name) == 202
+            assert (await remote.post(inbox, first, as_user=name))[0] == 202
         await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state = 'done'") == len(signers),
                         what="the introductions applied")
 
@@ -168,7 +158,7 @@ async def test_two_inbox_workers_keep_each_signers_create_update_delete_in_order
                 delete = remote.activity(name, "Delete", note["id"])
                 notes[note["id"]] = bool(n % 2)
                 for activity in ((create, update, delete) if n % 2 else (create, update)):
-                    assert await send_signed(remote, inbox, activity, as_user=name) == 202
+                    assert (await remote.post(inbox, activity, as_user=name))[0] == 202
                     sent.append(activity["id"])
             return sent
         sent = await asyncio.gather(*(stream(name) for name in signers))
@@ -207,7 +197,7 @@ async def test_serve_without_workers_queues_work_that_a_later_worker_finishes(in
         await a.arun("user", "create", "alice", check=True)
         # Inbound: eve's post is accepted and stored, not applied.
         create = remote.create_note("eve", "queued until a worker comes", mention=a.actor_uri("alice"))
-        assert await send_signed(remote, f"{a.base}/inbox", create, as_user="eve") == 202
+        assert (await remote.post(f"{a.base}/inbox", create, as_user="eve"))[0] == 202
         # Outbound: bob@b's follow is stored, the Accept waits.
         await accounts.create_account(b.ctx, "bob")
         await follows.follow(b.ctx, "bob", a.handle("alice"))
