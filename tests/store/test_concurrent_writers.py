@@ -61,6 +61,16 @@ def _new_post(post_id: int) -> post_store.NewPost:
                               in_reply_to_uri=None, audience={"to": [], "cc": []}, published_at=THEN)
 
 
+async def remote_author(ctx: Context, name: str):
+    """A remote actor stored here (the author of the posts two processes then race on)."""
+    async with ctx.db.transaction() as tx:
+        author_id = await actor_store.upsert_remote_actor(
+            tx, uri=f"https://remote.example/users/{name}", now=THEN, **profile(name))
+    author = await actor_store.get_actor(ctx.db.reader, author_id)
+    assert author is not None
+    return author
+
+
 async def _rows(db, sql: str) -> dict:
     return {tuple(row[:-1]): row[-1] for row in await db.reader.execute_fetchall(sql)}
 
@@ -197,11 +207,7 @@ async def test_one_new_remote_actor_stored_by_two_processes_at_once_is_one_row_a
 
 async def test_one_remote_post_stored_by_two_inbox_workers_at_once_is_one_post_and_no_error(tmp_path):
     async with two_processes(tmp_path) as (first, second):
-        async with first.db.transaction() as tx:
-            author_id = await actor_store.upsert_remote_actor(
-                tx, uri="https://remote.example/users/pop", now=THEN, **profile("pop"))
-        author = await actor_store.get_actor(first.db.reader, author_id)
-        assert author is not None
+        author = await remote_author(first, "pop")
 
         async def store(ctx: Context, n: int) -> bool:
             # Two workers applying boosts of one post by two signers: each fetched it and stores it.
@@ -220,7 +226,7 @@ async def test_one_remote_post_stored_by_two_inbox_workers_at_once_is_one_post_a
         assert await db.reader.execute_fetchall(
             "SELECT count(*) FROM posts WHERE uri LIKE 'https://remote.example/notes/%'") == [(ROUNDS,)]
         assert await db.reader.execute_fetchall(
-            "SELECT posts FROM account_post_counts WHERE actor_id = ?", (author_id,)) == [(ROUNDS,)]
+            "SELECT posts FROM account_post_counts WHERE actor_id = ?", (author.id,)) == [(ROUNDS,)]
         assert await db.reader.execute_fetchall("SELECT posts FROM tag_post_counts WHERE tag = 'cats'") == [(ROUNDS,)]
 
 
@@ -475,10 +481,7 @@ async def test_a_post_edited_while_another_process_deletes_it_stays_deleted_and_
 
 async def test_a_remote_edit_applied_while_another_process_deletes_the_post_leaves_it_deleted_and_empty(tmp_path):
     async with two_processes(tmp_path) as (first, second):
-        async with first.db.transaction() as tx:
-            author_id = await actor_store.upsert_remote_actor(
-                tx, uri="https://remote.example/users/ed", now=THEN, **profile("ed"))
-        author = await actor_store.get_actor(first.db.reader, author_id)
+        author = await remote_author(first, "ed")
 
         def note(n: int, updated: str | None = None):
             obj = {"id": f"https://remote.example/notes/{n}", "type": "Note", "attributedTo": author.uri,
@@ -498,7 +501,7 @@ async def test_a_remote_edit_applied_while_another_process_deletes_the_post_leav
             moderate(post), remote_posts.save_remote_edit(second, note(n, "2026-01-01T00:05:00Z")))))
         left = await first.db.reader.execute_fetchall(
             "SELECT count(*) FROM posts WHERE actor_id = ? AND (deleted_at IS NULL OR content_html != '')",
-            (author_id,))
+            (author.id,))
         assert left == [(0,)]
 
 
