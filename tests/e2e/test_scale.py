@@ -15,7 +15,6 @@ import html
 import json
 import re
 import shutil
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -32,6 +31,7 @@ from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ProcessGroup, ServerProcess, WorkerProcess, await_for
 from tests.e2e.test_durability import InboxWire, deliveries, digests
 from tests.e2e.test_shared_state import api_token
+from tests.e2e.test_workers import assert_each_applied_in_order, send_create_update_delete_from_each
 
 # Runs in the `--engine postgresql` pass (every instance on PostgreSQL), like every postgresql_only test.
 pytestmark = engines.postgresql_only
@@ -344,64 +344,16 @@ async def test_two_inbox_workers_behind_the_balancer_apply_each_signers_create_u
     try:
         a = await scaled(worker_args=("--queues", "inbox", "--concurrency", "2"))
         await a.server.arun("user", "create", "alice", check=True)
-        alice = a.actor_uri("alice")
-        inbox = f"{a.base}/inbox"
-        # Each signer introduces itself first (a stores the actor), so that what follows needs no fetch.
-        for name in signers:
-            first = remote.create_note(name, f"{name} says hello", mention=alice)
-            assert (await remote.post(inbox, first, as_user=name))[0] == 202
-        await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state = 'done'") == len(signers),
-                        what="the introductions applied")
-
-        # Then, from all signers at once, Create, Update (and for every other note Delete) of
-        # several notes each, back to back: each signer's requests alternate between the web
-        # processes, and four claiming loops in two worker processes apply them.
-        notes: dict[str, bool] = {}  # note id -> deleted
-        by_author: dict[str, list[str]] = defaultdict(list)  # signer -> its note ids, in the order sent
-
-        async def stream(name: str) -> list[str]:
-            sent = []
-            for n in range(6):
-                create = remote.create_note(name, f"{name} note {n} v1", mention=alice)
-                note = dict(create["object"])
-                update = remote.activity(name, "Update", {**note, "content": note["content"].replace("v1", "v2"),
-                                                          "updated": "2099-01-01T00:00:00Z"})
-                delete = remote.activity(name, "Delete", note["id"])
-                notes[note["id"]] = bool(n % 2)
-                by_author[name].append(note["id"])
-                for activity in ((create, update, delete) if n % 2 else (create, update)):
-                    assert (await remote.post(inbox, activity, as_user=name))[0] == 202
-                    sent.append(activity["id"])
-            return sent
-        sent = await asyncio.gather(*(stream(name) for name in signers))
-        total = sum(len(ids) for ids in sent) + len(signers)
-        await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state <> 'pending'") == total,
-                        timeout=30, what="every activity applied")
+        # Each signer's requests alternate between the web processes, and four claiming loops in two
+        # worker processes apply them.
+        notes, by_author = await send_create_update_delete_from_each(a, remote, signers)
         a.assert_both_web_processes_served("POST", "inbox")
-
-        rows = a.query("SELECT id, signer_uri, activity_type, activity_uri, attempts, last_error, state"
-                       " FROM inbox_items ORDER BY id")
-        by_signer: dict[str, list[tuple]] = defaultdict(list)
-        for row in rows:
-            by_signer[row[1]].append(row)
-        for signer, items in by_signer.items():
-            # Each applied on its first attempt: no Update came before its Create (it would have
-            # been put back for a retry, "has not arrived yet").
-            assert {(item[4], item[5], item[6]) for item in items} == {(1, None, "done")}, (signer, items)
+        assert_each_applied_in_order(a, notes)
         # And in the order each signer sent them, as alice sees it: her mention notifications (ids
         # taken as each Create is applied) list each signer's notes in the order it sent them.
         seen = a.query("SELECT x.uri, p.uri FROM notifications n JOIN actors x ON x.id = n.from_actor_id"
                        " JOIN posts p ON p.id = n.post_id WHERE n.kind = 'mention' ORDER BY n.id")
         for name, note_ids in by_author.items():
             assert [post for who, post in seen if post in note_ids] == note_ids, (name, seen)
-        # The effects: every note was stored (no Delete came before its Create: the tombstone would
-        # have refused it), edited notes kept v2, deleted notes stay deleted (none resurrected).
-        for note_id, deleted in notes.items():
-            rows = a.query("SELECT content_html, deleted_at FROM posts WHERE uri = ?", (note_id,))
-            assert len(rows) == 1, (note_id, rows)
-            if deleted:
-                assert rows[0][1], (note_id, rows)
-            else:
-                assert "v2" in rows[0][0] and not rows[0][1], (note_id, rows)
     finally:
         await remote.stop()

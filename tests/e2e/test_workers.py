@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 import aiohttp
 
@@ -130,60 +131,75 @@ async def test_deliveries_slower_than_the_lease_are_sent_once_by_two_workers(ins
     assert all(worker.running for worker in workers)
 
 
+async def send_create_update_delete_from_each(a: Any, remote: FakeRemote, signers: tuple[str, ...],
+                                             ) -> tuple[dict[str, bool], dict[str, list[str]]]:
+    """Each signer introduces itself (a stores the actor, so that what follows needs no fetch), then
+    all signers at once send Create, Update (and for every other note Delete) of six notes each, back
+    to back; returns once a has applied everything: {note id: deleted}, {signer: its note ids in the
+    order sent}. `a` is a server (or set of processes) with base, actor_uri, value and query."""
+    alice = a.actor_uri("alice")
+    inbox = f"{a.base}/inbox"
+    for name in signers:
+        first = remote.create_note(name, f"{name} says hello", mention=alice)
+        assert (await remote.post(inbox, first, as_user=name))[0] == 202
+    await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state = 'done'") == len(signers),
+                    what="the introductions applied")
+
+    notes: dict[str, bool] = {}  # note id -> deleted
+    by_author: dict[str, list[str]] = defaultdict(list)  # signer -> its note ids, in the order sent
+
+    async def stream(name: str) -> list[str]:
+        sent = []
+        for n in range(6):
+            create = remote.create_note(name, f"{name} note {n} v1", mention=alice)
+            note = dict(create["object"])
+            update = remote.activity(name, "Update", {**note, "content": note["content"].replace("v1", "v2"),
+                                                      "updated": "2099-01-01T00:00:00Z"})
+            delete = remote.activity(name, "Delete", note["id"])
+            notes[note["id"]] = bool(n % 2)
+            by_author[name].append(note["id"])
+            for activity in ((create, update, delete) if n % 2 else (create, update)):
+                assert (await remote.post(inbox, activity, as_user=name))[0] == 202
+                sent.append(activity["id"])
+        return sent
+    sent = await asyncio.gather(*(stream(name) for name in signers))
+    total = sum(len(ids) for ids in sent) + len(signers)
+    await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state <> 'pending'") == total,
+                    timeout=30, what="every activity applied")
+    return notes, by_author
+
+
+def assert_each_applied_in_order(a: Any, notes: dict[str, bool]) -> None:
+    """What a's inbox made of those streams: every item applied on its first attempt, every note
+    stored, edited notes at v2, deleted notes deleted."""
+    rows = a.query("SELECT id, signer_uri, activity_type, activity_uri, attempts, last_error, state"
+                   " FROM inbox_items ORDER BY id")
+    by_signer: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_signer[row[1]].append(row)
+    for signer, items in by_signer.items():
+        # Each applied on its first attempt: no Update came before its Create (it would have
+        # been put back for a retry, "has not arrived yet").
+        assert {(item[4], item[5], item[6]) for item in items} == {(1, None, "done")}, (signer, items)
+    # The effects: every note was stored (no Delete came before its Create: the tombstone would
+    # have refused it), edited notes kept v2, deleted notes are deleted (none resurrected).
+    for note_id, deleted in notes.items():
+        rows = a.query("SELECT content_html, deleted_at FROM posts WHERE uri = ?", (note_id,))
+        assert len(rows) == 1, (note_id, rows)
+        if deleted:
+            assert rows[0][1], (note_id, rows)
+        else:
+            assert "v2" in rows[0][0] and not rows[0][1], (note_id, rows)
+
+
 async def test_two_inbox_workers_keep_each_signers_create_update_delete_in_order(fedserver_processes):
     signers = ("eve", "mallory", "trent", "peggy")
     remote = await FakeRemote.start(*signers)
     try:
         a, _ = await split_instance(fedserver_processes, worker_args=("--queues", "inbox", "--concurrency", "2"))
         await a.arun("user", "create", "alice", check=True)
-        alice = a.actor_uri("alice")
-        inbox = f"{a.base}/inbox"
-        # Each signer introduces itself first (a stores the actor), so that what follows needs no fetch.
-        for name in signers:
-            first = remote.create_note(name, f"{name} says hello", mention=alice)
-            assert (await remote.post(inbox, first, as_user=name))[0] == 202
-        await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state = 'done'") == len(signers),
-                        what="the introductions applied")
-
-        # Then, from all four at once, Create, Update, Delete of several notes each, back to back.
-        notes: dict[str, bool] = {}  # note id -> deleted
-
-        async def stream(name: str) -> list[str]:
-            sent = []
-            for n in range(6):
-                create = remote.create_note(name, f"{name} note {n} v1", mention=alice)
-                note = dict(create["object"])
-                update = remote.activity(name, "Update", {**note, "content": note["content"].replace("v1", "v2"),
-                                                          "updated": "2099-01-01T00:00:00Z"})
-                delete = remote.activity(name, "Delete", note["id"])
-                notes[note["id"]] = bool(n % 2)
-                for activity in ((create, update, delete) if n % 2 else (create, update)):
-                    assert (await remote.post(inbox, activity, as_user=name))[0] == 202
-                    sent.append(activity["id"])
-            return sent
-        sent = await asyncio.gather(*(stream(name) for name in signers))
-        total = sum(len(ids) for ids in sent) + len(signers)
-        await await_for(lambda: a.value("SELECT count(*) FROM inbox_items WHERE state <> 'pending'") == total,
-                        timeout=30, what="every activity applied")
-
-        rows = a.query("SELECT id, signer_uri, activity_type, activity_uri, attempts, last_error, state"
-                       " FROM inbox_items ORDER BY id")
-        by_signer: dict[str, list[tuple]] = defaultdict(list)
-        for row in rows:
-            by_signer[row[1]].append(row)
-        for signer, items in by_signer.items():
-            # Each applied on its first attempt: no Update came before its Create (it would have
-            # been put back for a retry, "has not arrived yet").
-            assert {(item[4], item[5], item[6]) for item in items} == {(1, None, "done")}, (signer, items)
-        # The effects: every note was stored (no Delete came before its Create: the tombstone would
-        # have refused it), edited notes kept v2, deleted notes are deleted.
-        for note_id, deleted in notes.items():
-            rows = a.query("SELECT content_html, deleted_at FROM posts WHERE uri = ?", (note_id,))
-            assert len(rows) == 1, (note_id, rows)
-            if deleted:
-                assert rows[0][1], (note_id, rows)
-            else:
-                assert "v2" in rows[0][0] and not rows[0][1], (note_id, rows)
+        notes, _ = await send_create_update_delete_from_each(a, remote, signers)
+        assert_each_applied_in_order(a, notes)
     finally:
         await remote.stop()
 
