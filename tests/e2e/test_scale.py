@@ -29,9 +29,10 @@ from tests.conftest import bound_socket, free_port, wait_until
 from tests.e2e.balancer import Balancer
 from tests.e2e.fake_remote import FakeRemote
 from tests.e2e.processes import ProcessGroup, ServerProcess, WorkerProcess, await_for
-from tests.e2e.test_durability import InboxWire, deliveries, digests
+from tests.e2e.test_durability import InboxWire
 from tests.e2e.test_shared_state import api_token
-from tests.e2e.test_workers import assert_each_applied_in_order, send_create_update_delete_from_each
+from tests.e2e.test_workers import (assert_each_applied_in_order, kill_one_worker_mid_fan_out_and_check_each_create_arrives_once,
+                                   send_create_update_delete_from_each)
 
 # Runs in the `--engine postgresql` pass (every instance on PostgreSQL), like every postgresql_only test.
 pytestmark = engines.postgresql_only
@@ -309,33 +310,8 @@ async def test_a_worker_killed_mid_fan_out_behind_the_balancer_and_each_delivery
     first.terminate()
     activities = [(await alice.post(f"killed mid fan-out #{i}"))["uri"] + "/activity" for i in range(POSTS)]
     a.assert_both_web_processes_served("POST", "api")
-    by_activity = digests(a.server, activities)
-    wire.answer_delay = 1.5  # b takes each activity at once, but answers slowly
-    await first.astart()
-
-    def in_flight() -> list[str]:
-        return [uri for uri in activities if wire.started[by_activity[uri]]]
-    await await_for(lambda: in_flight(), what="Creates on their way to b")
-    first.kill()
-    assert any(state == "pending" for _, state, _, _ in deliveries(a.server, activities))
-
-    # Requests the worker wrote just before it died may still sit in b's socket: count what was in
-    # flight only once b has read and answered every request it will ever see from that worker.
-    await await_for(lambda: sum(wire.started.values()) == len(wire.answered), what="b took every open request")
-    interrupted = in_flight()
-    await second.astart()
-    await await_for(lambda: all(row[1] == "delivered" for row in deliveries(a.server, activities)),
-                    timeout=30, what="the other worker delivered the rest")
-
-    # b (which, like Mastodon, dedupes by activity id) took each Create in exactly once.
-    marks = ", ".join("?" for _ in activities)
-    assert await b.count(f"SELECT count(*) FROM inbox_items WHERE activity_uri IN ({marks})", tuple(activities)) == POSTS
-    for activity in activities:
-        assert await b.count("SELECT count(*) FROM posts WHERE uri = ?", (activity.removesuffix("/activity"),)) == 1
-    # On the wire: what the killed worker had in flight went out again (it never learnt the answer),
-    # everything else exactly once.
-    assert {uri: wire.started[by_activity[uri]] for uri in activities} == {
-        uri: 2 if uri in interrupted else 1 for uri in activities}
+    await kill_one_worker_mid_fan_out_and_check_each_create_arrives_once(a.server, b, wire, first, second,
+                                                                        activities)
 
 
 async def test_two_inbox_workers_behind_the_balancer_apply_each_signers_create_update_delete_in_order(scaled):
