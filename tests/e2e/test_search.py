@@ -214,11 +214,9 @@ async def test_results_are_paged_newest_first(pair):
     async with await _signed_in(here, "alice") as alice:
         # Posted through the compose form, one after another: 25 `fedserver post` processes took
         # most of this test's time (each starts Python and imports the server).
-        home = await alice.get("/home")
-        token = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1))
+        token = await alice.csrf_token("/home")
         for number in range(25):
-            posted = await alice._send("POST", "/posts", {"csrf_token": token, "back": "/home",
-                                                          "text": f"Puffin note number {number}"})
+            posted = await alice.post_form("/posts", token, {"back": "/home", "text": f"Puffin note number {number}"})
             assert posted.status == 303, posted.text[:300]
         first = await alice.get(_search("puffin"))
         shown = re.findall(r"Puffin note number (\d+)", first.text)
@@ -242,15 +240,13 @@ async def test_hashtag_counts_on_search_are_exact_and_follow_posts_edits_and_del
     remote = await FakeRemote.start("eve")
     try:
         async with await _signed_in(here, "alice") as alice:
-            home = await alice.get("/home")
-            token = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1))
+            token = await alice.csrf_token("/home")
             for number in range(1001):
-                posted = await alice._send("POST", "/posts", {"csrf_token": token, "back": "/home",
-                                                              "text": f"Walrus {number} #Walrus"})
+                posted = await alice.post_form("/posts", token, {"back": "/home", "text": f"Walrus {number} #Walrus"})
                 assert posted.status == 303, posted.text[:300]
             for visibility in ("followers", "unlisted"):  # not public: not counted
-                posted = await alice._send("POST", "/posts", {"csrf_token": token, "visibility": visibility,
-                                                              "text": f"Walrus {visibility} #walrus"})
+                posted = await alice.post_form("/posts", token, {"visibility": visibility,
+                                                                 "text": f"Walrus {visibility} #walrus"})
                 assert posted.status == 303
 
             async def count_shown() -> str:

@@ -56,10 +56,18 @@ class Visitor:
 
     async def submit(self, page: str, action: str, data: dict[str, Any]) -> Answer:
         """Open page, take its CSRF token, post data to action (redirects are not followed)."""
+        return await self.post_form(action, await self.csrf_token(page), data)
+
+    async def csrf_token(self, page: str) -> str:
+        """The CSRF token of the form on page (one token serves many posts of a session's forms)."""
         form = await self.get(page)
         match = CSRF_RE.search(form.text)
         assert match, f"no CSRF token on {page}: {form.status} {form.text[:300]}"
-        return await self._send("POST", action, {"csrf_token": html.unescape(match.group(1)), **data})
+        return html.unescape(match.group(1))
+
+    async def post_form(self, action: str, token: str, data: dict[str, Any]) -> Answer:
+        """Post data with this CSRF token to action (redirects are not followed)."""
+        return await self._send("POST", action, {"csrf_token": token, **data})
 
     async def sign_in(self, username: str, password: str, *, next_path: str = "/home") -> Answer:
         return await self.submit("/auth/sign_in", "/auth/sign_in",
