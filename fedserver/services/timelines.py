@@ -2,7 +2,10 @@
 each as post cards that carry only what this viewer may see and do."""
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fedserver.activitypub.normalize import host_of
 from fedserver.context import Context
@@ -25,6 +28,8 @@ from fedserver.store.actors import Actor
 from fedserver.store.attachments import Attachment
 from fedserver.store.polls import Poll
 from fedserver.store.posts import Post
+
+T = TypeVar("T")
 
 PAGE_SIZE = 20
 MAX_ANCESTORS = 40
@@ -143,17 +148,20 @@ async def cards_for(ctx: Context, viewer: Actor | None, entries: list[tuple[int,
         reader, list({post.actor_id for _, post, _ in entries}))
     entries = await _moderated(ctx, viewer, entries, authors, shown_anyway)
     post_ids = list({post.id for _, post, _ in entries})
-    counts = await note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None)
-    media = await attachment_store.attachments_for(reader, post_ids)
-    emojis = await media_cache.emoji_sources(ctx, [post.id for _, post, _ in entries if not post.is_local])
-    # Only Questions have polls: most pages need no read for them.
-    polls = await poll_store.polls_for(reader, list({post.id for _, post, _ in entries
-                                                     if post.object_type == "Question"}))
-    my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
-    bookmarked = await bookmark_store.bookmarked_among(reader, viewer.id, post_ids) if viewer is not None else set()
-    pinned = await pin_store.pinned_among(reader, post_ids)
+    question_ids = list({post.id for _, post, _ in entries if post.object_type == "Question"})
     parent_uris = [post.in_reply_to_uri for _, post, _ in entries if post.in_reply_to_uri]
-    parents = await note_batches.reply_parent_authors(reader, parent_uris) if parent_uris else {}
+    # The page's reads at once: queued together, the reader's thread runs them back to back (on
+    # PostgreSQL, pooled connections run them side by side) instead of one wake-up of this loop
+    # per read. Only Questions have polls: most pages need no read for them.
+    counts, media, emojis, polls, bookmarked, pinned, parents = await asyncio.gather(
+        note_batches.interaction_counts(reader, post_ids, viewer.id if viewer else None),
+        attachment_store.attachments_for(reader, post_ids),
+        media_cache.emoji_sources(ctx, [post.id for _, post, _ in entries if not post.is_local]),
+        poll_store.polls_for(reader, question_ids),
+        bookmark_store.bookmarked_among(reader, viewer.id, post_ids) if viewer is not None else _nothing(set()),
+        pin_store.pinned_among(reader, post_ids),
+        note_batches.reply_parent_authors(reader, parent_uris) if parent_uris else _nothing({}))
+    my_votes = await poll_store.votes_of(reader, viewer.id, list(polls)) if viewer is not None and polls else {}
     now = ctx.clock.now()
     viewer_consented = False
     if viewer is not None and any(post.actor_id == viewer.id and post.is_local for _, post, _ in entries):
@@ -196,6 +204,10 @@ async def _moderated(ctx: Context, viewer: Actor | None, entries: list[tuple[int
     return [(sort_id, post, booster) for sort_id, post, booster in entries
             if (post.id in shown_anyway or post.actor_id not in silenced)
             and (booster is None or booster.id not in silenced)]
+
+
+async def _nothing(value: T) -> T:
+    return value
 
 
 def _filter_text(card: PostCard) -> str:

@@ -2,6 +2,7 @@
 pieces the other people-facing pages share (paging, safe return paths, compose defaults)."""
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -68,8 +69,8 @@ async def home(request: web.Request) -> web.Response:
     ctx, viewer = ctx_of(request), viewer_of(request)
     assert viewer is not None
     choices = training_choices(request)
-    page = await timelines.home(ctx, viewer.actor, max_id=max_id_of(request), choices=choices)
-    compose = await compose_values(ctx, viewer, back="/home", choices=choices)
+    page, compose = await asyncio.gather(timelines.home(ctx, viewer.actor, max_id=max_id_of(request), choices=choices),
+                                         compose_values(ctx, viewer, back="/home", choices=choices))
     return await render(request, "timeline/home.html", page=page, compose=compose)
 
 
