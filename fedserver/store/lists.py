@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import aiosqlite
 
 from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows
-from fedserver.store.timelines import NO_MAX_ID, TimelineEntry
+from fedserver.store.timelines import (BOOST_CANDIDATES, BOOSTS_BRANCH, NO_MAX_ID, TimelineEntry,
+                                       candidates_of_newest, newest_per_author)
 
 
 @dataclass
@@ -87,13 +88,11 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
     member themself, or, by the list's replies_policy, anyone the viewer follows (followed), another
     member (list), or nobody else (none), as Mastodon decides it. Planned per member like
     timelines.home_entries: the newest `limit` candidates of each member from posts_actor_cover,
-    then the newest `limit` of those: only members whose newest candidate is among the `limit`
-    newest, and none of their candidates older than the `limit`-th (timelines.home_entries says why
-    that loses nothing)."""
+    then the newest `limit` of those (timelines.newest_per_author)."""
     before = max_id if max_id is not None else NO_MAX_ID
-    candidate = """FROM posts q
+    posts = """FROM posts q
                   LEFT JOIN posts parent ON q.in_reply_to_uri IS NOT NULL AND parent.uri = q.in_reply_to_uri
-                 WHERE q.actor_id = mb.actor_id AND q.id < :before AND q.deleted_at IS NULL
+                 WHERE q.actor_id = au.actor_id AND q.id < :before AND q.deleted_at IS NULL
                    AND (q.visibility != 'direct'
                         OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = q.id
                                    AND m.actor_id = :viewer))
@@ -102,40 +101,20 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
                             SELECT 1 FROM follows f WHERE f.follower_id = :viewer
                                AND f.followee_id = parent.actor_id AND f.state = 'accepted')))
                         OR (:policy = 'list' AND parent.actor_id IN (SELECT actor_id FROM members)))"""
-    boost = """FROM announces a JOIN posts p ON p.id = a.post_id
-                 WHERE a.actor_id = mb.actor_id AND a.id < :before AND p.deleted_at IS NULL
-                   AND p.visibility IN ('public', 'unlisted')"""
     rows = await fetch_all(conn, f"""
         WITH members(actor_id) AS (
             SELECT m.actor_id FROM list_members m JOIN follows f
                 ON f.follower_id = :viewer AND f.followee_id = m.actor_id AND f.state = 'accepted'
              WHERE m.list_id = :list),
-        post_heads(actor_id, id) AS MATERIALIZED (
-            SELECT mb.actor_id, (SELECT q.id {candidate} ORDER BY q.id DESC LIMIT 1) FROM members mb),
-        post_authors(actor_id, id) AS MATERIALIZED (
-            SELECT actor_id, id FROM post_heads WHERE id IS NOT NULL ORDER BY id DESC LIMIT :limit),
-        post_floor(id) AS (
-            SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM post_authors),
-        boost_heads(actor_id, id) AS MATERIALIZED (
-            SELECT mb.actor_id, (SELECT a.id {boost} ORDER BY a.id DESC LIMIT 1) FROM members mb),
-        boost_authors(actor_id, id) AS MATERIALIZED (
-            SELECT actor_id, id FROM boost_heads WHERE id IS NOT NULL ORDER BY id DESC LIMIT :limit),
-        boost_floor(id) AS (
-            SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM boost_authors)
+        {newest_per_author("post", "members", "q.id", posts)},
+        {newest_per_author("boost", "members", "a.id", BOOST_CANDIDATES)}
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
-              FROM post_authors mb JOIN posts p INDEXED BY posts_actor_cover
-                ON p.actor_id = mb.actor_id AND p.id IN (
-                SELECT q.id {candidate} AND q.id >= (SELECT id FROM post_floor)
-                 ORDER BY q.id DESC LIMIT :limit)
+              FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
+                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", posts)})
              ORDER BY p.id DESC LIMIT :limit) AS own
         UNION ALL
-        SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
-              FROM boost_authors mb JOIN announces b ON b.id IN (
-                SELECT a.id {boost} AND a.id >= (SELECT id FROM boost_floor)
-                 ORDER BY a.id DESC LIMIT :limit)
-             ORDER BY b.id DESC LIMIT :limit) AS boosts
+        {BOOSTS_BRANCH}
         ORDER BY sort_id DESC LIMIT :limit""",
         {"list": lst.id, "viewer": viewer_id, "policy": lst.replies_policy, "before": before,
          "limit": limit})  # type: ignore[arg-type]

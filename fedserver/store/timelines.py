@@ -25,75 +25,77 @@ class TimelineEntry:
     boosted_by_id: int | None
 
 
+# Feeds of followed accounts (home, a list) are planned per author, in two steps. A plain "author
+# IN (follows) ORDER BY id DESC LIMIT n" is answered by reading and sorting every older post of
+# every followed account (a multi-index OR cannot stop early): p50 310 ms on 1M posts. Instead:
+# 1. heads: each author's newest candidate, one index seek each.
+# 2. Only the `limit` authors with the newest heads can have a candidate among the newest `limit`:
+#    any other author's candidates are older than that author's head, which is older than `limit`
+#    heads, each a newer candidate. Nor can a candidate older than the `limit`-th head (the same
+#    count). So only those authors' candidates are read, from their head down to that floor, at
+#    most `limit` each, and the newest `limit` of all are taken.
+# Reading `limit` candidates of every author instead (the plan before) took 1.6 ms for 121
+# follows and 5.3 ms for 400 on 1M posts; the two steps 0.8 and 1.7 ms (bench/RESULTS.md, pages).
+# The heads are MATERIALIZED: computed once, not once per use.
+
+def newest_per_author(name: str, authors: str, key: str, candidates: str) -> str:
+    """The CTEs `{name}_heads`, `{name}_authors` and `{name}_floor` of step 1 for `candidates`, a
+    FROM ... WHERE clause of one author's candidates in which the author is `au.actor_id` and
+    `key` is the candidate's id, over the authors in the CTE `authors`."""
+    return f"""{name}_heads(actor_id, id) AS MATERIALIZED (
+            SELECT au.actor_id, (SELECT {key} {candidates} ORDER BY {key} DESC LIMIT 1) FROM {authors} au),
+        {name}_authors(actor_id, id) AS MATERIALIZED (
+            SELECT actor_id, id FROM {name}_heads WHERE id IS NOT NULL ORDER BY id DESC LIMIT :limit),
+        {name}_floor(id) AS (
+            SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM {name}_authors)"""
+
+
+def candidates_of_newest(name: str, key: str, candidates: str) -> str:
+    """Step 2's ids: candidates of one of `{name}_authors` (as au), from its head down to the floor."""
+    return f"SELECT {key} {candidates} AND {key} >= (SELECT id FROM {name}_floor) ORDER BY {key} DESC LIMIT :limit"
+
+
+# An author's boosts that a feed shows: of live public or unlisted posts.
+BOOST_CANDIDATES = """FROM announces a JOIN posts p ON p.id = a.post_id
+                 WHERE a.actor_id = au.actor_id AND a.id < :before AND p.deleted_at IS NULL
+                   AND p.visibility IN ('public', 'unlisted')"""
+# The boosts of a feed's authors, newest first (after newest_per_author("boost", ...)).
+BOOSTS_BRANCH = f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
+              FROM boost_authors au JOIN announces b ON b.id IN (
+                {candidates_of_newest("boost", "a.id", BOOST_CANDIDATES)})
+             ORDER BY b.id DESC LIMIT :limit) AS boosts"""
+
+
 async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: int | None,
                        limit: int) -> list[TimelineEntry]:
     """The viewer's own posts; posts of accounts they follow (accepted follows only) that they may
     see; boosts of public or unlisted posts by those accounts or by the viewer; and public posts
     with a hashtag the viewer follows (one entry per followed tag: the caller shows a post once).
-    Accounts on one of the viewer's exclusive lists are read on that list, not here."""
+    Accounts on one of the viewer's exclusive lists are read on that list, not here. Planned per
+    author (newest_per_author). Posts are read from the covering index (actor_id, id, visibility,
+    deleted_at), not the table; INDEXED BY keeps that plan whatever statistics the database has."""
     before = max_id if max_id is not None else NO_MAX_ID
-    # Planned per author, in two steps. A plain "author IN (follows) ORDER BY id DESC LIMIT n" is
-    # answered by reading and sorting every older post of every followed account (a multi-index OR
-    # cannot stop early): p50 310 ms on 1M posts. Instead:
-    # 1. heads: each author's newest candidate, one index seek each (posts_actor_cover; for boosts
-    #    announces_actor).
-    # 2. Only the `limit` authors with the newest heads can have a post among the newest `limit`:
-    #    a post of any other author is older than its own head, which is older than `limit` heads,
-    #    each a newer candidate. And none older than the `limit`-th head can be (the same count).
-    #    So each of those authors' candidates is read from its head down to that floor, at most
-    #    `limit` rows, and the newest `limit` of all are taken.
-    # Reading `limit` candidates of every author instead (the plan before this one) took 1.6 ms for
-    # 121 follows and 5.3 ms for 400; the two steps take 0.8 and 1.7 ms (bench/RESULTS.md, pages).
-    # The candidates are read from the covering index (actor_id, id, visibility, deleted_at), not
-    # from the table; INDEXED BY keeps that plan whatever statistics the database has. The heads
-    # are MATERIALIZED: computed once, not per use.
-    visible = """q.deleted_at IS NULL
+    posts = """FROM posts q INDEXED BY posts_actor_cover
+                 WHERE q.actor_id = au.actor_id AND q.id < :before AND q.deleted_at IS NULL
                    AND (q.actor_id = :viewer OR q.visibility != 'direct'
                         OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = q.id
                                    AND m.actor_id = :viewer))"""
-    boostable = "p.deleted_at IS NULL AND p.visibility IN ('public', 'unlisted')"
     rows = await fetch_all(conn, f"""
         WITH authors(actor_id) AS (
             SELECT followee_id FROM follows WHERE follower_id = :viewer AND state = 'accepted'
                AND followee_id NOT IN (SELECT m.actor_id FROM lists l JOIN list_members m ON m.list_id = l.id
                                         WHERE l.owner_id = :viewer AND l.exclusive = 1)
             UNION SELECT :viewer),
-        post_heads(actor_id, id) AS MATERIALIZED (
-            SELECT au.actor_id, (SELECT q.id FROM posts q INDEXED BY posts_actor_cover
-                                  WHERE q.actor_id = au.actor_id AND q.id < :before AND {visible}
-                                  ORDER BY q.id DESC LIMIT 1)
-              FROM authors au),
-        post_authors(actor_id, id) AS MATERIALIZED (
-            SELECT actor_id, id FROM post_heads WHERE id IS NOT NULL ORDER BY id DESC LIMIT :limit),
-        post_floor(id) AS (
-            SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM post_authors),
-        boost_heads(actor_id, id) AS MATERIALIZED (
-            SELECT au.actor_id, (SELECT a.id FROM announces a JOIN posts p ON p.id = a.post_id
-                                  WHERE a.actor_id = au.actor_id AND a.id < :before AND {boostable}
-                                  ORDER BY a.id DESC LIMIT 1)
-              FROM authors au),
-        boost_authors(actor_id, id) AS MATERIALIZED (
-            SELECT actor_id, id FROM boost_heads WHERE id IS NOT NULL ORDER BY id DESC LIMIT :limit),
-        boost_floor(id) AS (
-            SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM boost_authors)
+        {newest_per_author("post", "authors", "q.id", posts)},
+        {newest_per_author("boost", "authors", "a.id", BOOST_CANDIDATES)}
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
-                ON p.actor_id = au.actor_id AND p.id IN (
-                SELECT q.id FROM posts q INDEXED BY posts_actor_cover
-                 WHERE q.actor_id = au.actor_id AND q.id < :before AND q.id >= (SELECT id FROM post_floor)
-                   AND {visible}
-                 ORDER BY q.id DESC LIMIT :limit)
+                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", posts)})
              ORDER BY p.id DESC LIMIT :limit) AS own
         UNION ALL
-        SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
-              FROM boost_authors au JOIN announces b ON b.id IN (
-                SELECT a.id FROM announces a JOIN posts p ON p.id = a.post_id
-                 WHERE a.actor_id = au.actor_id AND a.id < :before AND a.id >= (SELECT id FROM boost_floor)
-                   AND {boostable}
-                 ORDER BY a.id DESC LIMIT :limit)
-             ORDER BY b.id DESC LIMIT :limit) AS boosts
+        {BOOSTS_BRANCH}
         UNION ALL
         SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT t.post_id AS sort_id, t.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
