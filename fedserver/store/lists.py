@@ -7,7 +7,7 @@ import aiosqlite
 
 from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows
 from fedserver.store.timelines import (BOOST_CANDIDATES, BOOSTS_BRANCH, NO_MAX_ID, TimelineEntry,
-                                       candidates_of_newest, newest_per_author)
+                                       newest_per_author, posts_branch)
 
 
 @dataclass
@@ -108,11 +108,7 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
              WHERE m.list_id = :list),
         {newest_per_author("post", "members", "q.id", posts)},
         {newest_per_author("boost", "members", "a.id", BOOST_CANDIDATES)}
-        SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
-              FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
-                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", posts)})
-             ORDER BY p.id DESC LIMIT :limit) AS own
+        {posts_branch(posts)}
         UNION ALL
         {BOOSTS_BRANCH}
         ORDER BY sort_id DESC LIMIT :limit""",

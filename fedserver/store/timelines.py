@@ -55,6 +55,16 @@ def candidates_of_newest(name: str, key: str, candidates: str) -> str:
     return f"SELECT {key} {candidates} AND {key} >= (SELECT id FROM {name}_floor) ORDER BY {key} DESC LIMIT :limit"
 
 
+def posts_branch(candidates: str) -> str:
+    """The posts of a feed's authors, newest first (after newest_per_author("post", ...) over the
+    same `candidates`, whose key is q.id), read from the covering index."""
+    return f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
+              FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
+                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", candidates)})
+             ORDER BY p.id DESC LIMIT :limit) AS own"""
+
+
 # An author's boosts that a feed shows: of live public or unlisted posts.
 BOOST_CANDIDATES = """FROM announces a JOIN posts p ON p.id = a.post_id
                  WHERE a.actor_id = au.actor_id AND a.id < :before AND p.deleted_at IS NULL
@@ -89,11 +99,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
             UNION SELECT :viewer),
         {newest_per_author("post", "authors", "q.id", posts)},
         {newest_per_author("boost", "authors", "a.id", BOOST_CANDIDATES)}
-        SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
-              FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
-                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", posts)})
-             ORDER BY p.id DESC LIMIT :limit) AS own
+        {posts_branch(posts)}
         UNION ALL
         {BOOSTS_BRANCH}
         UNION ALL
