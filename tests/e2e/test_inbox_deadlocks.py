@@ -26,7 +26,7 @@ pytestmark = engines.postgresql_only
 # One side's block of activities is exactly what a worker claims at once (processing.BATCH, set to
 # this below: the production 128 would need 256 requests per block pair; the locking is the same).
 BLOCK = 12
-ROUNDS = 12
+ROUNDS = 8
 LEFT, RIGHT = ("eve", "mallory"), ("trent", "peggy")
 
 

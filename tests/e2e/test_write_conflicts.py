@@ -68,7 +68,7 @@ async def _request_deadlocking_with_another_process(fedserver_processes, action:
         answer = await asyncio.wait_for(request, timeout=30)
     # The cycle really happened (the statistics are reported a moment after the abort).
     await await_for(lambda: a.value("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()") >= 1,
-                    what="the deadlock counted")
+                    timeout=30, what="the deadlock counted")
     return a, answer, post_id, bob_id
 
 
