@@ -34,6 +34,7 @@ from fedserver.web import search as web_search
 from fedserver.web import social as web_social
 from fedserver.web import social_views as web_social_views
 from fedserver.web import timeline as web_timeline
+from fedserver.web import write_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def build_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, run_workers: b
                           middlewares=[security_headers, page_headers.page_headers, api_middleware,
                                        crawlers.crawler_signals,
                                        common.session_middleware, common.csrf_middleware,
-                                       not_found.styled_not_found])
+                                       not_found.styled_not_found, write_conflicts.write_conflicts])
     federation_routes.add_routes(app, handle_inbox)
     web_social_views.add_routes(app)  # before pages: /@{username}/followers is not a post
     pages.add_routes(app)

@@ -22,7 +22,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiosqlite
 
@@ -242,6 +242,14 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+
+    async def run_transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[T]], *,
+                              what: str = "transaction") -> T:
+        """await work(conn) inside transaction() and its result. On PostgreSQL the transaction is
+        run again as a whole when aborted by a conflicting one (postgres.py); SQLite's BEGIN
+        IMMEDIATE excludes every other writer, so it runs once here."""
+        async with self.transaction() as conn:
+            return await work(conn)
 
     async def write_batch(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
         """Run `work` inside one write transaction on the database's batch thread and return its

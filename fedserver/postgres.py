@@ -10,7 +10,10 @@ name, cursor.lastrowid (an appended `RETURNING id`) and cursor.rowcount.
 
 Writes within one process are serialised by the same WriteLock as on SQLite (the store's
 read-then-write transactions were written for one writer at a time); between processes and
-machines PostgreSQL's own row locks and transactions decide, not a file lock.
+machines PostgreSQL's own row locks and transactions decide, not a file lock. Two processes'
+transactions may then deadlock (or, above READ COMMITTED, fail to serialise): write_batch and
+run_transaction run their work again as a whole when PostgreSQL aborts it so
+(fedserver/transaction_retry.py).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from fedserver.db import WriteLock, run_to_the_end  # db imports this module lazily: no cycle
 from fedserver.sql_dialect import placeholders, returning_id, without_index_hints
+from fedserver.transaction_retry import retry_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -430,8 +434,24 @@ class PostgresDatabase:
                     yield tx
                     await tx._run_at_commit()
 
+    async def run_transaction(self, work: Callable[[AsyncConnection], Awaitable[T]], *, what: str = "transaction") -> T:
+        """await work(tx) inside transaction() and its result; if PostgreSQL aborts the transaction
+        for a deadlock or a serialization failure, work runs again in a new one (a few times, with
+        a short random pause between: transaction_retry), then ConflictPersisted. `work` must do
+        the whole transaction each time (read what it decides on inside it)."""
+        async def attempt() -> T:
+            async with self.transaction() as tx:
+                return await work(tx)
+        return await retry_conflicts(attempt, what=what)
+
     async def write_batch(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
-        """Run `work` inside one transaction on the database's own thread (db.Database.write_batch)."""
+        """Run `work` inside one transaction on the database's own thread (db.Database.write_batch).
+        A transaction that PostgreSQL aborts for a deadlock or a serialization failure is run again
+        as a whole (`work` anew, in a new transaction; transaction_retry), the write lock released
+        during the pause so that this process's other writers go on; ConflictPersisted at last."""
+        return await retry_conflicts(lambda: self._write_batch_once(work, urgent), what="write batch")
+
+    async def _write_batch_once(self, work: Callable[[SyncConnection], T], urgent: bool) -> T:
         assert self._pool is not None, "database not open"
         async with self._write_lock.held(urgent=urgent):
             if self._batch_thread is None:

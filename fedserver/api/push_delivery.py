@@ -129,8 +129,9 @@ class PushWorker:
         due = await push_store.next_due_ms(ctx.db.reader, now_ms)
         if due is None or due > now_ms:
             return 0
-        async with ctx.db.transaction() as tx:
-            claimed = await push_store.claim_due_pushes(tx, now_ms=now_ms, lease_ms=self._lease_ms, limit=free)
+        claimed = await ctx.db.run_transaction(
+            lambda tx: push_store.claim_due_pushes(tx, now_ms=now_ms, lease_ms=self._lease_ms, limit=free),
+            what="push: claim")
         if not claimed:
             return 0
         jobs = await push_store.jobs_for(ctx.db.reader, [p.id for p in claimed])
@@ -214,13 +215,15 @@ class PushWorker:
                      job.subscription_id, status)
             await self._drop(job)
 
+    # What a push's outcome writes is retried as a whole when PostgreSQL aborts it for a conflict
+    # (run_transaction): an outcome left unwritten would send the push again after its lease.
     async def _drop(self, job: PushJob) -> None:
-        async with self.ctx.db.transaction() as tx:
-            await push_store.delete_pushes(tx, [job.push_id])
+        await self.ctx.db.run_transaction(lambda tx: push_store.delete_pushes(tx, [job.push_id]),
+                                          what=f"push {job.push_id}: drop")
 
     async def _remove_subscription(self, job: PushJob) -> None:
-        async with self.ctx.db.transaction() as tx:
-            await push_store.delete_subscription(tx, job.subscription_id)
+        await self.ctx.db.run_transaction(lambda tx: push_store.delete_subscription(tx, job.subscription_id),
+                                          what=f"push {job.push_id}: remove subscription")
 
     async def _retry(self, job: PushJob, error: str) -> None:
         if job.attempts + 1 >= self._max_attempts:
@@ -231,9 +234,10 @@ class PushWorker:
         delay = retry_delay_seconds(job.attempts, self._retry_scale)
         log.info("push of notification %d to subscription %d will be retried in %.1fs: %s", job.notification_id,
                  job.subscription_id, delay, error)
-        async with self.ctx.db.transaction() as tx:
-            await push_store.retry_push(tx, job.push_id, next_attempt_ms=self.ctx.clock.now_ms() + int(delay * 1000),
-                                        error=error)
+        due_ms = self.ctx.clock.now_ms() + int(delay * 1000)
+        await self.ctx.db.run_transaction(
+            lambda tx: push_store.retry_push(tx, job.push_id, next_attempt_ms=due_ms, error=error),
+            what=f"push {job.push_id}: retry")
 
 
 async def run(ctx: Context) -> None:

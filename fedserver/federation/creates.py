@@ -22,6 +22,7 @@ from fedserver.context import Context
 from fedserver.services import events, polls, remote_posts
 from fedserver.services.remote_posts import IncomingNote
 from fedserver.store import inbound_batches
+from fedserver.store import posts as post_store
 from fedserver.store.actors import Actor
 from fedserver.urls import Urls
 
@@ -124,6 +125,8 @@ async def apply_creates(ctx: Context, creates: list[DeliveredCreate], *,
 def _store(conn: sqlite3.Connection, notes: list[_Checked], now: str, urls: Urls,
            also: Callable[[sqlite3.Connection], None] | None) -> None:
     """Inside the batch's transaction (database thread)."""
+    if len(notes) > 1:
+        post_store.lock_tag_counts_sync(conn, [tag for c in notes for tag in c.note.parsed.hashtags])
     tombstoned = inbound_batches.tombstoned_among(conn, [c.note.parsed.uri for c in notes])
     followed = inbound_batches.followed_here_among(conn, [c.note.author.id for c in notes])
     for checked in notes:

@@ -252,8 +252,8 @@ class DeliveryWorker:
         self._ready.clear()
         if unstarted:
             try:
-                async with self.ctx.db.transaction() as tx:
-                    await delivery_store.release(tx, unstarted)
+                await self.ctx.db.run_transaction(lambda tx: delivery_store.release(tx, unstarted),
+                                                  what="deliveries: release unstarted")
             except Exception:  # noqa: BLE001 - their leases run out instead
                 log.exception("could not release %d unstarted deliveries", len(unstarted))
         await self.outcomes.stop()

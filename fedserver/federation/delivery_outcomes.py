@@ -130,7 +130,9 @@ def _record(conn: sqlite3.Connection, batch: list[Outcome], host_failure_days: i
     for o in batch:
         if o.state == "held":
             postponed[o.host] = max(postponed.get(o.host, 0), o.next_attempt_ms or o.at_ms)
-    for host, until in postponed.items():
+    # Hosts in name order, here and below: two workers' batches touching the same hosts' rows then
+    # lock them in the same order (one that deadlocks anyway is retried: write_batch).
+    for host, until in sorted(postponed.items()):
         delivery_store.postpone_host(conn, host, until)
     delivery_store.hold(conn, [(o.delivery_id, o.next_attempt_ms or o.at_ms, o.error) for o in batch
                                if o.state == "held"])
@@ -149,7 +151,7 @@ def _record_host_health(conn: sqlite3.Connection, batch: list[Outcome], host_fai
     failures adds its distinct days; only the order of successes and failures matters. Returns the
     hosts marked unavailable, with the end of their hold."""
     runs: dict[str, list[tuple[bool, list[Outcome]]]] = defaultdict(list)
-    for o in batch:
+    for o in sorted(batch, key=lambda o: o.host):  # (stable: each host's outcomes stay in order)
         if not (o.host_success or o.host_failure):
             continue
         host_runs = runs[o.host]

@@ -215,6 +215,7 @@ async def handle_delete(ctx: Context, activity: dict[str, Any], signer: Actor) -
         if object_uri == signer.uri:
             await actor_store.mark_actor_deleted(tx, signer.id, now)
             await follow_store.delete_follows_of_actor(tx, signer.id)
+            await post_store.lock_tag_counts_of_actor(tx, signer.id)  # (in tag order: no deadlock)
             for post_id in await post_store.list_live_post_ids_of_actor(tx, signer.id):
                 await post_store.mark_post_deleted(tx, post_id, now)
             log.info("actor %s deleted", signer.uri)

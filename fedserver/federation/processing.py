@@ -28,6 +28,7 @@ from fedserver.store.inbox import InboxItem
 from fedserver.federation.idle import wait_for_work
 from fedserver.federation.lease_renewal import renew_leases_forever
 from fedserver.queue_wakeups import INBOX
+from fedserver.transaction_retry import ConflictPersisted, retry_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +253,16 @@ class InboxWorker:
                     done.append(item.id)
 
     async def process(self, item: InboxItem) -> bool:
-        """Apply one item; True when it succeeded and is to be marked done by the caller."""
+        """Apply one item; True when it succeeded and is to be marked done by the caller. A
+        transaction of its handler that PostgreSQL aborts for a conflict with another worker's (a
+        deadlock) runs the handler again as a whole (what it committed before is seen and not
+        repeated: handlers tolerate a replay); if that keeps happening, the item is put off like any
+        transient failure, never marked failed for it."""
         ctx = self.ctx
         try:
-            await dispatch(ctx, _decoded(item, strict=True), item.signer_uri)
-        except RetryLater as exc:
+            await retry_conflicts(lambda: dispatch(ctx, _decoded(item, strict=True), item.signer_uri),
+                                  what=f"inbox {item.activity_type} {item.activity_uri}")
+        except (RetryLater, ConflictPersisted) as exc:
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 await self._fail(item, f"gave up: {exc}")
                 return False

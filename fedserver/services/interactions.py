@@ -34,7 +34,8 @@ async def like(ctx: Context, username: str, post_uri: str) -> None:
     if post.visibility == "direct" and not post.is_local and actor.id not in await _mentioned(ctx, post):
         raise InteractionError("that post is not addressed to you")
     now = ctx.clock.now_iso()
-    async with ctx.db.transaction() as tx:
+
+    async def record(tx) -> None:
         uri = ctx.urls.new_activity()
         if not await interaction_store.add_like(tx, uri=uri, actor_id=actor.id, post_id=post.id, now=now):
             return
@@ -45,6 +46,9 @@ async def like(ctx: Context, username: str, post_uri: str) -> None:
             return
         await outbox.publish(ctx, tx, actor=actor, activity=as2.like_activity(uri, actor.uri, post.uri),
                              inboxes=[author.inbox_url], is_public=False)
+    # A whole transaction again if PostgreSQL aborts it for a conflict with another process's
+    # (likes of the same posts, notifications of the same people): not the person's fault.
+    await ctx.db.run_transaction(record, what=f"like of {post.uri}")
 
 
 async def unlike(ctx: Context, username: str, post_uri: str) -> None:
@@ -70,7 +74,8 @@ async def boost(ctx: Context, username: str, post_uri: str) -> None:
         raise InteractionError("only public and unlisted posts can be boosted")
     now_epoch = ctx.clock.now()
     now = ctx.clock.now_iso()
-    async with ctx.db.transaction() as tx:
+
+    async def record(tx) -> None:
         uri = ctx.urls.new_activity()
         announce_id = time_ordered_id(now_epoch)
         added = await interaction_store.add_announce(tx, announce_id=announce_id, uri=uri,
@@ -84,6 +89,7 @@ async def boost(ctx: Context, username: str, post_uri: str) -> None:
         activity = as2.announce_activity(uri, actor, post.uri, author.uri, now)
         inboxes = [*await outbox.follower_inboxes(tx, actor), author.inbox_url if not author.is_local else None]
         await outbox.publish(ctx, tx, actor=actor, activity=activity, inboxes=inboxes, is_public=True)
+    await ctx.db.run_transaction(record, what=f"boost of {post.uri}")  # (as in like)
 
 
 async def unboost(ctx: Context, username: str, post_uri: str) -> None:

@@ -130,8 +130,9 @@ async def _cache_now(ctx: Context, row: RemoteMedia) -> RemoteMedia | None:
     except (FetchError, InvalidImage, InvalidMedia) as exc:
         delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(row.attempts, 10))
         log.info("media cache: %s (%s) not cached: %s; not asked again for %d s", row.url, row.purpose, exc, delay)
-        async with ctx.db.transaction() as tx:
-            await media_store.mark_failed(tx, row.id, str(exc), retry_at_ms=ctx.clock.now_ms() + delay * 1000)
+        error, retry_at_ms = str(exc), ctx.clock.now_ms() + delay * 1000
+        await ctx.db.run_transaction(lambda tx: media_store.mark_failed(tx, row.id, error, retry_at_ms=retry_at_ms),
+                                     what=f"media cache: failure of {row.url}")
         return None
     except OSError:  # our disk, not the remote's fault: asked again on the next view or round
         log.exception("media cache: could not write the files of %s", row.url)
@@ -184,8 +185,10 @@ async def run_worker(ctx: Context) -> None:
     while True:
         raise_if_cancelled()
         try:
-            async with ctx.db.transaction() as tx:
-                rows = await claims.claim_media_fetches(tx, now_ms=ctx.clock.now_ms(), lease_ms=LEASE_MS, limit=limit)
+            now_ms = ctx.clock.now_ms()
+            rows = await ctx.db.run_transaction(
+                lambda tx: claims.claim_media_fetches(tx, now_ms=now_ms, lease_ms=LEASE_MS, limit=limit),
+                what="media cache: claim")
             if not rows:
                 # Woken at once on PostgreSQL (NOTIFY when a row is queued anywhere), else a poll.
                 await ctx.wakeups.wait(MEDIA, timeout=ctx.wakeups.idle_seconds(IDLE_POLL_SECONDS))
@@ -215,11 +218,12 @@ async def prune(ctx: Context, *, older_than_days: float | None = None) -> Pruned
         cutoff += 1
     pictures = removed = 0
     while True:
-        async with ctx.db.transaction() as tx:
+        async def take_batch(tx) -> tuple[list, list[str], set[str]]:
             rows = await media_store.cached_before(tx, cutoff, PRUNE_BATCH)
             await media_store.mark_absent(tx, [row.id for row in rows])
             names = [n for row in rows for n in (row.file_name, row.thumb_name, row.blur_name) if n]
-            keep = await media_store.names_still_cached(tx, names)
+            return rows, names, set(await media_store.names_still_cached(tx, names))
+        rows, names, keep = await ctx.db.run_transaction(take_batch, what="media cache: prune")
         gone = [name for name in dict.fromkeys(names) if name not in keep]
         removed += await asyncio.to_thread(_delete_all, ctx.media, gone)
         pictures += len(rows)

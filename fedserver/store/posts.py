@@ -365,8 +365,34 @@ def set_corpus_excluded_sync(conn: sqlite3.Connection, post_id: int, excluded: b
 
 
 async def list_live_post_ids_of_actor(conn: aiosqlite.Connection, actor_id: int) -> list[int]:
-    rows = await fetch_all(conn, "SELECT id FROM posts WHERE actor_id = ? AND deleted_at IS NULL", (actor_id,))
+    rows = await fetch_all(conn, "SELECT id FROM posts WHERE actor_id = ? AND deleted_at IS NULL ORDER BY id",
+                           (actor_id,))
     return [row[0] for row in rows]
+
+
+# The hashtags' count rows (tag_post_counts) are shared by everyone's posts. A transaction that
+# counts or uncounts the tags of several posts (a batch of Creates, an account's deletion) takes
+# them post by post, in the posts' order: two such transactions on PostgreSQL, with #a then #b and
+# #b then #a, would deadlock. Locking all of them first, in tag order (lock_rows), makes every such
+# transaction take them in the same order. (A tag counted for the first time has no row to lock yet:
+# its insert can still conflict, and the retry of fedserver/transaction_retry.py takes over.)
+_LOCK_TAG_COUNTS_OF_ACTOR = (
+    "SELECT tag FROM tag_post_counts WHERE tag IN (SELECT t.tag FROM post_tags t JOIN posts p ON p.id = t.post_id"
+    " WHERE p.actor_id = ? AND p.deleted_at IS NULL)")
+
+
+async def lock_tag_counts_of_actor(conn: aiosqlite.Connection, actor_id: int) -> None:
+    """Before uncounting all of an actor's posts in one transaction (see above)."""
+    await lock_rows(conn, _LOCK_TAG_COUNTS_OF_ACTOR, (actor_id,))
+
+
+def lock_tag_counts_sync(conn: sqlite3.Connection, tags: list[str]) -> None:
+    """Before counting the tags of several new posts in one transaction (see above)."""
+    ordered = sorted(set(tags))
+    for start in range(0, len(ordered), 500):  # (chunks in tag order too)
+        chunk = ordered[start:start + 500]
+        lock_rows_sync(conn, f"SELECT tag FROM tag_post_counts WHERE tag IN ({', '.join('?' for _ in chunk)})",
+                       tuple(chunk))
 
 
 async def existing_post_uris(conn: aiosqlite.Connection, uris: list[str]) -> set[str]:
