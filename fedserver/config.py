@@ -71,6 +71,8 @@ class DatabaseSettings:
     # PostgreSQL only: idle workers and stream hubs are woken by LISTEN/NOTIFY; without a
     # notification they still look this often (seconds), for leases that ran out.
     listen_poll_seconds: float = 5.0
+    # SQLite only: the page cache of each process's read connection (MiB).
+    reader_cache_mib: int = 32
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,8 @@ def validate(settings: Settings) -> Settings:
                           " and statement_timeout_ms positive")
     if not (0.1 <= database.listen_poll_seconds <= 3600):
         raise ConfigError(f"[database] listen_poll_seconds must be 0.1-3600, got {database.listen_poll_seconds}")
+    if not (1 <= database.reader_cache_mib <= 65536):
+        raise ConfigError(f"[database] reader_cache_mib must be 1-65536, got {database.reader_cache_mib}")
     if settings.server.sign_ups_per_address_per_hour <= 0:
         raise ConfigError("[server] sign_ups_per_address_per_hour must be positive")
     if not (1024 <= settings.server.password_hash_memory_kib <= 4_194_304):
@@ -461,6 +465,9 @@ statement_timeout_ms = 30000
 # PostgreSQL: idle workers (and streaming) are woken at once by LISTEN/NOTIFY when work is queued
 # anywhere; without a notification they still look this often (seconds), for leases that ran out.
 listen_poll_seconds = 5.0
+# SQLite: the page cache of each process's read connection, in MiB. Pages, timelines and search
+# read posts from all over a large file; SQLite's default cache (2 MiB) holds few of them.
+reader_cache_mib = 32
 
 [federation]
 # Require HTTP signatures on GETs of actors, posts and collections (Mastodon's "secure mode").
