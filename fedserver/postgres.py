@@ -9,8 +9,10 @@ store was written against: `?`/`:name` placeholders (sql_dialect), rows indexed 
 name, cursor.lastrowid (an appended `RETURNING id`) and cursor.rowcount.
 
 Writes within one process are serialised by the same WriteLock as on SQLite (the store's
-read-then-write transactions were written for one writer at a time); between processes and
-machines PostgreSQL's own row locks and transactions decide, not a file lock. Two processes'
+read-then-write transactions were written for one writer at a time), except the urgent ones (the
+inbox's accept path: a request waits for them): those run on a thread and connection of their own,
+beside the process's other writers, as a separate `serve --no-workers` process would. Between
+processes and machines PostgreSQL's own row locks and transactions decide, not a file lock. Two processes'
 transactions may then deadlock (or, above READ COMMITTED, fail to serialise): write_batch and
 run_transaction run their work again as a whole when PostgreSQL aborts it so
 (fedserver/transaction_retry.py).
@@ -366,6 +368,8 @@ class PostgresDatabase:
         self._write_lock = WriteLock()
         self._batch_conn: psycopg.Connection | None = None
         self._batch_thread: ThreadPoolExecutor | None = None
+        self._urgent_conn: psycopg.Connection | None = None
+        self._urgent_thread: ThreadPoolExecutor | None = None
         self._reader: AsyncConnection | None = None
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -398,12 +402,16 @@ class PostgresDatabase:
         self._translate._cache.clear()
 
     async def close(self) -> None:
-        if self._batch_thread is not None:
-            batch_conn, self._batch_conn = self._batch_conn, None
-            if batch_conn is not None:
-                await asyncio.get_running_loop().run_in_executor(self._batch_thread, batch_conn.close)
-            self._batch_thread.shutdown(wait=True)
-            self._batch_thread = None
+        for thread_name, conn_name in (("_batch_thread", "_batch_conn"), ("_urgent_thread", "_urgent_conn")):
+            thread = getattr(self, thread_name)
+            if thread is None:
+                continue
+            conn = getattr(self, conn_name)
+            setattr(self, conn_name, None)
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
+            thread.shutdown(wait=True)
+            setattr(self, thread_name, None)
         if self._pool is not None:
             # Wait until the pool's workers are done (one may be opening a connection): a worker
             # still running when the server cancels what is left of its tasks at exit catches the
@@ -453,21 +461,31 @@ class PostgresDatabase:
 
     async def _write_batch_once(self, work: Callable[[SyncConnection], T], urgent: bool) -> T:
         assert self._pool is not None, "database not open"
-        async with self._write_lock.held(urgent=urgent):
+        if urgent:
+            # A request is waiting (the inbox's accept path): not behind this process's inbox worker
+            # and other writers, whose batches take tens of milliseconds, but on a thread and
+            # connection of its own beside them, as in a separate `serve --no-workers` process.
+            # PostgreSQL's row locks order it with them; a deadlock is retried (write_batch).
+            if self._urgent_thread is None:
+                self._urgent_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-urgent")
+            return await run_to_the_end(self._urgent_thread, self._run_batch, work, "_urgent_conn")
+        async with self._write_lock.held():
             if self._batch_thread is None:
                 self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-batch")
-            return await run_to_the_end(self._batch_thread, self._run_batch, work)
+            return await run_to_the_end(self._batch_thread, self._run_batch, work, "_batch_conn")
 
     async def write_now(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
         """On SQLite a short transaction on the loop's thread; a PostgreSQL statement is a network
         round trip that must not block the loop, so it is write_batch here."""
         return await self.write_batch(work, urgent=urgent)
 
-    def _run_batch(self, work: Callable[[SyncConnection], T]) -> T:
-        conn = self._batch_conn
+    def _run_batch(self, work: Callable[[SyncConnection], T], slot: str) -> T:
+        """On the thread of `slot` (the attribute holding that thread's connection)."""
+        conn = getattr(self, slot)
         if conn is None or conn.closed or conn.broken:
-            conn = self._batch_conn = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
-                                                      context=ADAPTERS, **self.connect_kwargs())
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, context=ADAPTERS,
+                                   **self.connect_kwargs())
+            setattr(self, slot, conn)
         with conn.transaction():
             sync = SyncConnection(self._translate, conn)
             result = work(sync)
