@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from fedserver.store.rows import fetch_all, fetch_one, from_row, from_rows
-from fedserver.store.timelines import (BOOST_CANDIDATES, BOOSTS_BRANCH, NO_MAX_ID, TimelineEntry,
+from fedserver.store.rows import engine, fetch_all, fetch_one, from_row, from_rows
+from fedserver.store.timelines import (BOOST_CANDIDATES, NO_MAX_ID, TimelineEntry, boosts_branch,
                                        newest_per_author, posts_branch)
 
 
@@ -108,9 +108,9 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
              WHERE m.list_id = :list),
         {newest_per_author("post", "members", "q.id", posts)},
         {newest_per_author("boost", "members", "a.id", BOOST_CANDIDATES)}
-        {posts_branch(posts)}
+        {posts_branch(posts, engine(conn))}
         UNION ALL
-        {BOOSTS_BRANCH}
+        {boosts_branch(engine(conn))}
         ORDER BY sort_id DESC LIMIT :limit""",
         {"list": lst.id, "viewer": viewer_id, "policy": lst.replies_policy, "before": before,
          "limit": limit})  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import aiosqlite
 
 from fedserver.store.actors import Actor
 from fedserver.store.posts import Post
-from fedserver.store.rows import fetch_all, fetch_one, from_rows
+from fedserver.store.rows import engine, fetch_all, fetch_one, from_rows
 
 # Larger than any time-ordered id (milliseconds << 16 fits well under 2**62).
 NO_MAX_ID = 2**62
@@ -50,18 +50,31 @@ def newest_per_author(name: str, authors: str, key: str, candidates: str) -> str
             SELECT CASE WHEN count(*) = :limit THEN min(id) ELSE 0 END FROM {name}_authors)"""
 
 
-def candidates_of_newest(name: str, key: str, candidates: str) -> str:
-    """Step 2's ids: candidates of one of `{name}_authors` (as au), from its head down to the floor."""
-    return f"SELECT {key} {candidates} AND {key} >= (SELECT id FROM {name}_floor) ORDER BY {key} DESC LIMIT :limit"
+def candidates_of_newest(name: str, key: str, candidates: str, columns: str | None = None) -> str:
+    """Step 2's rows (`columns`, by default the key): candidates of one of `{name}_authors` (as
+    au), from its head down to the floor."""
+    return (f"SELECT {columns or key} {candidates} AND {key} >= (SELECT id FROM {name}_floor)"
+            f" ORDER BY {key} DESC LIMIT :limit")
 
 
-def posts_branch(candidates: str) -> str:
+# Step 2 is a correlated "newest `limit` of this author" per author. SQLite plans it as an IN list
+# per author; PostgreSQL turns that IN into a scan of the whole table checking the list per row
+# (every older boost on the instance, every post of each author: a page took 30 ms on 3,000 posts
+# and grew with each), so there it is a LATERAL subquery, which SQLite does not have.
+
+def posts_branch(candidates: str, engine: str) -> str:
     """The posts of a feed's authors, newest first (after newest_per_author("post", ...) over the
-    same `candidates`, whose key is q.id), read from the covering index."""
+    same `candidates`, whose key is q.id); on SQLite read from the covering index."""
+    newest = candidates_of_newest("post", "q.id", candidates)
+    if engine == "postgresql":
+        return f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT c.id AS sort_id, c.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
+              FROM post_authors au CROSS JOIN LATERAL ({newest}) AS c(id)
+             ORDER BY c.id DESC LIMIT :limit) AS own"""
     return f"""SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT p.id AS sort_id, p.id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
               FROM post_authors au JOIN posts p INDEXED BY posts_actor_cover
-                ON p.actor_id = au.actor_id AND p.id IN ({candidates_of_newest("post", "q.id", candidates)})
+                ON p.actor_id = au.actor_id AND p.id IN ({newest})
              ORDER BY p.id DESC LIMIT :limit) AS own"""
 
 
@@ -69,12 +82,41 @@ def posts_branch(candidates: str) -> str:
 BOOST_CANDIDATES = """FROM announces a JOIN posts p ON p.id = a.post_id
                  WHERE a.actor_id = au.actor_id AND a.id < :before AND p.deleted_at IS NULL
                    AND p.visibility IN ('public', 'unlisted')"""
-# The boosts of a feed's authors, newest first (after newest_per_author("boost", ...)).
-BOOSTS_BRANCH = f"""SELECT sort_id, post_id, boosted_by_id FROM (
+
+
+def boosts_branch(engine: str) -> str:
+    """The boosts of a feed's authors, newest first (after newest_per_author("boost", ...))."""
+    if engine == "postgresql":
+        newest = candidates_of_newest("boost", "a.id", BOOST_CANDIDATES, "a.id, a.post_id, a.actor_id")
+        return f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT c.id AS sort_id, c.post_id AS post_id, c.actor_id AS boosted_by_id
+              FROM boost_authors au CROSS JOIN LATERAL ({newest}) AS c
+             ORDER BY c.id DESC LIMIT :limit) AS boosts"""
+    return f"""SELECT sort_id, post_id, boosted_by_id FROM (
             SELECT b.id AS sort_id, b.post_id AS post_id, b.actor_id AS boosted_by_id
               FROM boost_authors au JOIN announces b ON b.id IN (
                 {candidates_of_newest("boost", "a.id", BOOST_CANDIDATES)})
              ORDER BY b.id DESC LIMIT :limit) AS boosts"""
+
+
+def _tagged_branch(engine: str) -> str:
+    """Public posts with one of the viewer's followed hashtags, newest first: the newest `limit`
+    of each tag, then of all."""
+    newest = """SELECT u.post_id FROM post_tags u JOIN posts p ON p.id = u.post_id
+                 WHERE u.tag = ft.tag AND u.post_id < :before AND p.visibility = 'public'
+                   AND p.deleted_at IS NULL
+                 ORDER BY u.post_id DESC LIMIT :limit"""
+    if engine == "postgresql":
+        return f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT c.post_id AS sort_id, c.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
+              FROM followed_tags ft CROSS JOIN LATERAL ({newest}) AS c
+             WHERE ft.actor_id = :viewer
+             ORDER BY c.post_id DESC LIMIT :limit) AS tagged"""
+    return f"""SELECT sort_id, post_id, boosted_by_id FROM (
+            SELECT t.post_id AS sort_id, t.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
+              FROM followed_tags ft JOIN post_tags t ON t.tag = ft.tag AND t.post_id IN ({newest})
+             WHERE ft.actor_id = :viewer
+             ORDER BY t.post_id DESC LIMIT :limit) AS tagged"""
 
 
 async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: int | None,
@@ -91,6 +133,7 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
                    AND (q.actor_id = :viewer OR q.visibility != 'direct'
                         OR EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = q.id
                                    AND m.actor_id = :viewer))"""
+    kind = engine(conn)
     rows = await fetch_all(conn, f"""
         WITH authors(actor_id) AS (
             SELECT followee_id FROM follows WHERE follower_id = :viewer AND state = 'accepted'
@@ -99,19 +142,11 @@ async def home_entries(conn: aiosqlite.Connection, viewer_id: int, *, max_id: in
             UNION SELECT :viewer),
         {newest_per_author("post", "authors", "q.id", posts)},
         {newest_per_author("boost", "authors", "a.id", BOOST_CANDIDATES)}
-        {posts_branch(posts)}
+        {posts_branch(posts, kind)}
         UNION ALL
-        {BOOSTS_BRANCH}
+        {boosts_branch(kind)}
         UNION ALL
-        SELECT sort_id, post_id, boosted_by_id FROM (
-            SELECT t.post_id AS sort_id, t.post_id AS post_id, CAST(NULL AS INTEGER) AS boosted_by_id
-              FROM followed_tags ft JOIN post_tags t ON t.tag = ft.tag AND t.post_id IN (
-                SELECT u.post_id FROM post_tags u JOIN posts p ON p.id = u.post_id
-                 WHERE u.tag = ft.tag AND u.post_id < :before AND p.visibility = 'public'
-                   AND p.deleted_at IS NULL
-                 ORDER BY u.post_id DESC LIMIT :limit)
-             WHERE ft.actor_id = :viewer
-             ORDER BY t.post_id DESC LIMIT :limit) AS tagged
+        {_tagged_branch(kind)}
         ORDER BY sort_id DESC LIMIT :limit""",
         {"viewer": viewer_id, "before": before, "limit": limit})  # type: ignore[arg-type]
     return [TimelineEntry(row["sort_id"], row["post_id"], row["boosted_by_id"]) for row in rows]
