@@ -409,9 +409,12 @@ async def test_the_fake_remote_verifies_what_our_server_delivers_to_it(server, r
 
 
 async def _received(remote: FakeRemote, object_uri: str):
+    """The delivery of this object once the remote has judged its signature. A delivery is listed as
+    it arrives, while the remote still fetches the signer's key from our server; under load that
+    takes long enough for a poll to see it unjudged (verified False, no error) and fail for nothing."""
     for record in remote.received:
         obj = (record.activity or {}).get("object")
-        if isinstance(obj, dict) and obj.get("id") == object_uri:
+        if isinstance(obj, dict) and obj.get("id") == object_uri and (record.verified or record.error is not None):
             return record
     return None
 
