@@ -149,9 +149,10 @@ def visibility_label(value: str) -> str:
 
 
 def install(env: jinja2.Environment) -> None:
-    from fedserver.web import media_filters
+    from fedserver.web import media_filters, post_actions
 
     media_filters.install(env)
+    post_actions.install(env)
     env.filters["post_html"] = post_html
     env.filters["linkify"] = linkify
     env.filters["datetime_short"] = datetime_short
