@@ -113,10 +113,14 @@ async def test_two_inbox_workers_applying_opposite_order_batches_apply_every_act
         assert a.value("SELECT count(*) FROM notifications") == len(replies) + 4 * (len(LEFT) + len(RIGHT))
         print(f"deadlocks detected meanwhile: {_deadlocks(a) - deadlocks_before}")
     finally:
-        for worker in workers:
-            await worker.lanes.close()
-            await close_context(worker.ctx)
-        await remote.stop()
+        await _stop(workers, remote)
+
+
+async def _stop(workers: list, remote: FakeRemote) -> None:
+    for worker in workers:
+        await worker.lanes.close()
+        await close_context(worker.ctx)
+    await remote.stop()
 
 
 def _deadlocks(a) -> int:
@@ -180,7 +184,4 @@ async def test_two_people_deleting_their_accounts_at_once_on_two_workers_are_bot
         assert a.query("SELECT tag, posts FROM tag_post_counts ORDER BY tag") == [("alpha", 0), ("beta", 0)]
         print(f"deadlocks detected meanwhile: {_deadlocks(a) - deadlocks_before}")
     finally:
-        for worker in workers:
-            await worker.lanes.close()
-            await close_context(worker.ctx)
-        await remote.stop()
+        await _stop(workers, remote)
