@@ -87,8 +87,8 @@ async def list_entries(conn: aiosqlite.Connection, lst: AccountList, viewer_id: 
     boosts of public or unlisted posts, newest first. A member's reply shows when it answers the
     member themself, or, by the list's replies_policy, anyone the viewer follows (followed), another
     member (list), or nobody else (none), as Mastodon decides it. Planned per member like
-    timelines.home_entries: the newest `limit` candidates of each member from posts_actor_cover,
-    then the newest `limit` of those (timelines.newest_per_author)."""
+    timelines.home_entries: each member's newest candidate, then the candidates of the `limit`
+    members with the newest ones, then the newest `limit` of those (timelines.newest_per_author)."""
     before = max_id if max_id is not None else NO_MAX_ID
     posts = """FROM posts q
                   LEFT JOIN posts parent ON q.in_reply_to_uri IS NOT NULL AND parent.uri = q.in_reply_to_uri
