@@ -3,7 +3,6 @@ each as post cards that carry only what this viewer may see and do."""
 from __future__ import annotations
 
 import asyncio
-
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -490,8 +489,9 @@ async def post_by_id(ctx: Context, post_id: int) -> Post | None:
     return await post_store.get_post(ctx.db.reader, post_id)
 
 
-async def unread_notifications(ctx: Context, actor: Actor) -> int:
-    return await interaction_store.count_unread_notifications(ctx.db.reader, actor.id)
+async def unread_notifications(ctx: Context, actor: Actor | None) -> int:
+    """Notifications the person has not seen yet (none when nobody is signed in)."""
+    return await interaction_store.count_unread_notifications(ctx.db.reader, actor.id) if actor else 0
 
 
 async def mark_notifications_read(ctx: Context, actor: Actor) -> None:

@@ -76,7 +76,7 @@ async def render(request: web.Request, template: str, *, status: int = 200, **va
     # Both reads queued at once: one wake-up of the loop, not two (timelines.cards_for says more).
     info, unread = await asyncio.gather(
         instance.instance_info(ctx),
-        timelines.unread_notifications(ctx, viewer.actor) if viewer else _zero())
+        timelines.unread_notifications(ctx, viewer.actor if viewer else None))
     navigation = {"unread": unread, "registrations": info.registrations}
     html = env.get_template(template).render(
         request=request, viewer=viewer, csrf_token=csrf_token(request), instance=info,
@@ -85,10 +85,6 @@ async def render(request: web.Request, template: str, *, status: int = 200, **va
     if flash:
         response.del_cookie(FLASH_COOKIE, path="/")
     return response
-
-
-async def _zero() -> int:
-    return 0
 
 
 def redirect(location: str, *, flash: str | None = None) -> web.Response:
