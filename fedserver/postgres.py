@@ -352,6 +352,43 @@ class _CursorFactory:
         return self._conn.executemany(sql, seq)
 
 
+class _BatchLane:
+    """One thread with its own connection, on which write_batch runs its transactions one at a time
+    (a psycopg connection is used by one thread at a time); opened on first use."""
+
+    def __init__(self, db: "PostgresDatabase", name: str) -> None:
+        self._db = db
+        self._name = name
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: psycopg.Connection | None = None
+
+    async def run(self, work: Callable[[SyncConnection], T]) -> T:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        return await run_to_the_end(self._thread, self._run, work)
+
+    def _run(self, work: Callable[[SyncConnection], T]) -> T:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            db = self._db
+            conn = self._conn = psycopg.connect(db.url, autocommit=True, row_factory=_row_factory, context=ADAPTERS,
+                                                **db.connect_kwargs())
+        with conn.transaction():
+            sync = SyncConnection(self._db._translate, conn)
+            result = work(sync)
+            sync._run_at_commit()
+            return result
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
+        self._thread.shutdown(wait=True)
+        self._thread = None
+
+
 class PostgresDatabase:
     """The application's handle on a PostgreSQL database (see the module docstring)."""
 
@@ -366,10 +403,8 @@ class PostgresDatabase:
         self._pool: AsyncConnectionPool | None = None
         self._translate = _Translator()
         self._write_lock = WriteLock()
-        self._batch_conn: psycopg.Connection | None = None
-        self._batch_thread: ThreadPoolExecutor | None = None
-        self._urgent_conn: psycopg.Connection | None = None
-        self._urgent_thread: ThreadPoolExecutor | None = None
+        self._batch = _BatchLane(self, "postgres-batch")
+        self._urgent = _BatchLane(self, "postgres-urgent")
         self._reader: AsyncConnection | None = None
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -402,16 +437,8 @@ class PostgresDatabase:
         self._translate._cache.clear()
 
     async def close(self) -> None:
-        for thread_name, conn_name in (("_batch_thread", "_batch_conn"), ("_urgent_thread", "_urgent_conn")):
-            thread = getattr(self, thread_name)
-            if thread is None:
-                continue
-            conn = getattr(self, conn_name)
-            setattr(self, conn_name, None)
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
-            thread.shutdown(wait=True)
-            setattr(self, thread_name, None)
+        for lane in (self._batch, self._urgent):
+            await lane.close()
         if self._pool is not None:
             # Wait until the pool's workers are done (one may be opening a connection): a worker
             # still running when the server cancels what is left of its tasks at exit catches the
@@ -466,28 +493,11 @@ class PostgresDatabase:
             # and other writers, whose batches take tens of milliseconds, but on a thread and
             # connection of its own beside them, as in a separate `serve --no-workers` process.
             # PostgreSQL's row locks order it with them; a deadlock is retried (write_batch).
-            if self._urgent_thread is None:
-                self._urgent_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-urgent")
-            return await run_to_the_end(self._urgent_thread, self._run_batch, work, "_urgent_conn")
+            return await self._urgent.run(work)
         async with self._write_lock.held():
-            if self._batch_thread is None:
-                self._batch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-batch")
-            return await run_to_the_end(self._batch_thread, self._run_batch, work, "_batch_conn")
+            return await self._batch.run(work)
 
     async def write_now(self, work: Callable[[SyncConnection], T], *, urgent: bool = False) -> T:
         """On SQLite a short transaction on the loop's thread; a PostgreSQL statement is a network
         round trip that must not block the loop, so it is write_batch here."""
         return await self.write_batch(work, urgent=urgent)
-
-    def _run_batch(self, work: Callable[[SyncConnection], T], slot: str) -> T:
-        """On the thread of `slot` (the attribute holding that thread's connection)."""
-        conn = getattr(self, slot)
-        if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, context=ADAPTERS,
-                                   **self.connect_kwargs())
-            setattr(self, slot, conn)
-        with conn.transaction():
-            sync = SyncConnection(self._translate, conn)
-            result = work(sync)
-            sync._run_at_commit()
-            return result
